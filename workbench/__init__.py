@@ -1,0 +1,30 @@
+"""Prompt Workbench: design, score, compare and LoRA-tune prompts for Hugging Face LMs.
+
+The Python API re-exports the same core functions the UI and CLI use. Imports are lazy so
+`import workbench` stays cheap (torch and transformers load on first use).
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "PromptTemplate": "workbench.templates",
+    "load_template": "workbench.templates",
+    "load_dataset": "workbench.data",
+    "split_dataset": "workbench.data",
+    "ModelSession": "workbench.session",
+    "get_session": "workbench.session",
+    "EvalConfig": "workbench.inference",
+    "evaluate": "workbench.inference",
+    "load_bundle": "workbench.export",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")
