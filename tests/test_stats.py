@@ -1,5 +1,4 @@
 """Paired statistics against values worked out by hand or with scipy."""
-import time
 
 import numpy as np
 import pytest
@@ -112,18 +111,6 @@ def test_bootstrap_ci_of_mean_and_f1_ci():
     f1 = classification_metrics(gold, a, labels)["macro_f1"]
     flo, fhi = stats.f1_bootstrap_ci(gold, a, labels, n_boot=500)
     assert flo < f1 < fhi
-
-
-def test_bootstrap_is_fast():
-    rng = np.random.default_rng(0)
-    labels = [f"c{i}" for i in range(5)]
-    gold = list(rng.choice(labels, 1000))
-    a = list(rng.choice(labels, 1000))
-    b = list(rng.choice(labels, 1000))
-    t = time.perf_counter()
-    stats.paired_bootstrap(gold, a, b, labels, metric="macro_f1", n_boot=2000)
-    # well under a second on an idle core; generous bound for a shared CI machine
-    assert time.perf_counter() - t < 3.0
 
 
 def test_discordant_counts():
