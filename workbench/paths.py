@@ -24,8 +24,24 @@ def _sub(name: str) -> Path:
     return p
 
 
+def cache_home() -> Path:
+    """Big, rebuildable caches (converted models, BIG-bench files). Defaults to `home()`;
+    tests point `WORKBENCH_CACHE` at the real cache while `WORKBENCH_HOME` is a temp folder,
+    so each test gets a fresh registry without converting the model again."""
+    p = Path(os.environ.get("WORKBENCH_CACHE") or home())
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
 def models_dir() -> Path:
-    return _sub("models")
+    p = cache_home() / "models"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def bigbench_dir() -> Path:
+    """Where `python -m workbench.fetch bigbench` puts BIG-bench's task files."""
+    return cache_home() / "bigbench" / "benchmark_tasks"
 
 
 def user_templates_dir() -> Path:

@@ -356,3 +356,27 @@ class RunRegistry:
         with self._write() as con:
             con.execute("DELETE FROM payloads WHERE run_id = ?", (run_id,))
             con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+
+# ---------------------------------------------------------------------------- eval runs
+def eval_settings(result_or_provenance: dict) -> dict:
+    """The settings of an eval that decide its predictions (used as the reuse key)."""
+    prov = result_or_provenance.get("provenance", result_or_provenance)
+    cfg = dict(prov["config"])
+    cfg.pop("prefix_cache", None)   # a speed switch; predictions are the same either way
+    cfg["row_indices_hash"] = prov["data"].get("row_indices_hash")
+    return cfg
+
+
+def record_eval(result, registry: RunRegistry | None = None, name: str | None = None) -> str:
+    """Store an EvalResult (its full JSON as the payload) and return the run id."""
+    reg = registry or RunRegistry()
+    d = result.to_dict() if hasattr(result, "to_dict") else result
+    prov = d["provenance"]
+    m = d["metrics"]
+    headline = {k: m[k] for k in ("n", "accuracy", "macro_f1", "exact_match", "token_f1", "contains") if k in m}
+    return reg.add(
+        "eval", name=name or prov["template"]["name"], template_hash=prov["template"]["hash"],
+        template_yaml=prov["template"]["yaml"], model=prov["model"]["identity"], adapter=prov["model"].get("adapter"),
+        data_fingerprint=prov["data"]["fingerprint"], data_name=prov["data"]["name"], seed=prov["config"].get("seed"),
+        settings=eval_settings(prov), metrics=headline, payload=d)

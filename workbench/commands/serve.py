@@ -1,0 +1,22 @@
+"""`workbench serve`: open the browser workbench (default http://127.0.0.1:7860)."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="start the web UI", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="create a public gradio.live link (needs internet)")
+    p.add_argument("--auth", default=None, help="user:pass (or set WORKBENCH_AUTH)")
+    p.add_argument("--model", default="default", help="model to load at start")
+    p.add_argument("--data", default="bbc", help="dataset to open at start")
+    p.add_argument("--no-browser", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..app.main import launch
+
+    launch(host=args.host, port=args.port, share=args.share, auth=args.auth, model=args.model, data=args.data,
+           open_browser=not args.no_browser)
+    return 0

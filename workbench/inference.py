@@ -1,0 +1,418 @@
+"""Template × examples → requests → session → predictions and metrics.
+
+    cfg = EvalConfig(shots=4, seed=1, method="acc", limit=200)
+    result = evaluate(template, dataset, get_session("default"), cfg)
+    result.metrics["accuracy"], result.records[0]["scores"]
+    result.save("results.json")
+
+Classification scores each class by the log-likelihood of `target_delimiter + verbalizer`
+after the context, exactly as lm-evaluation-harness's multiple_choice does:
+  acc       argmax of summed log-probs
+  acc_norm  summed log-prob / len(choice) in characters (lm-eval's acc_norm)
+  acc_bytes summed log-prob / len(choice.encode()) (lm-eval's acc_bytes)
+A class with several verbalizers scores as the max (default) or mean of its words.
+Calibration (optional): "contextual" (Zhao et al. 2021: divide the class probabilities by
+those of content-free inputs such as "N/A") or "pmi" (subtract the log-likelihood of the
+continuation with no context, lm-eval's acc_mutual_info).
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .errors import Cancelled, ConfigError
+
+SCHEMA_VERSION = 1
+METHODS = ("acc", "acc_norm", "acc_bytes")
+CALIBRATIONS = ("none", "contextual", "pmi")
+SPLITS = ("test", "dev", "train", "all")
+
+
+@dataclass
+class EvalConfig:
+    shots: int = field(default=0, metadata={"help": "few-shot demonstrations per prompt (0 = zero-shot)"})
+    per_class: bool = field(default=False, metadata={"help": "shots counts demonstrations per class"})
+    balanced: bool = field(default=False, metadata={"help": "spread demonstrations evenly across classes"})
+    sampling: str = field(default="fixed", metadata={
+        "help": "'fixed': one demonstration set for the whole run; 'per_example': drawn per example (seeded)"})
+    seed: int = field(default=0, metadata={"help": "seed for demonstration sampling and generation"})
+    method: str = field(default="acc", metadata={"help": "acc | acc_norm | acc_bytes"})
+    calibration: str = field(default="none", metadata={"help": "none | contextual | pmi"})
+    content_free: list[str] = field(default_factory=lambda: ["N/A", "", "[MASK]"],
+                                    metadata={"help": "content-free inputs for contextual calibration"})
+    split: str = field(default="test", metadata={"help": "which split to evaluate: test | dev | train | all"})
+    split_seed: int = field(default=0, metadata={"help": "seed of the train/dev/test split (kept apart from `seed` "
+                                                         "so changing the demo seed never changes the test set)"})
+    dev_fraction: float = field(default=0.1, metadata={"help": "share of rows in the dev split"})
+    test_fraction: float = field(default=0.2, metadata={"help": "share of rows in the test split"})
+    limit: int | None = field(default=None, metadata={"help": "evaluate only the first N rows of the split"})
+    prefix_cache: bool = field(default=True, metadata={"help": "reuse the KV cache of a prefix shared by all prompts"})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "generation: override the template's limit"})
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"Unknown scoring method '{self.method}'.", hint=f"Use one of: {', '.join(METHODS)}.")
+        if self.calibration not in CALIBRATIONS:
+            raise ConfigError(f"Unknown calibration '{self.calibration}'.", hint=f"Use one of: {', '.join(CALIBRATIONS)}.")
+        if self.split not in SPLITS:
+            raise ConfigError(f"Unknown split '{self.split}'.", hint=f"Use one of: {', '.join(SPLITS)}.")
+        if self.shots < 0:
+            raise ConfigError(f"shots must be >= 0, got {self.shots}.")
+        if self.sampling not in ("fixed", "per_example"):
+            raise ConfigError(f"Unknown demo sampling '{self.sampling}'.", hint="Use fixed or per_example.")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit must be >= 1, got {self.limit}.", hint="Leave it empty to use the whole split.")
+
+    def prediction_key(self) -> dict:
+        """The settings that change predictions (for run reuse)."""
+        d = asdict(self)
+        return d
+
+
+@dataclass
+class EvalResult:
+    task: str                                   # "classification" | "generation"
+    metrics: dict
+    records: list[dict]
+    provenance: dict
+    timings: dict
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EvalResult":
+        return cls(**{k: d[k] for k in ("task", "metrics", "records", "provenance", "timings")},
+                   schema_version=d.get("schema_version", SCHEMA_VERSION))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "EvalResult":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @property
+    def golds(self) -> list[str]:
+        return [r["gold"] for r in self.records]
+
+    @property
+    def preds(self) -> list[str]:
+        return [r["pred"] for r in self.records]
+
+
+# ---------------------------------------------------------------------------- prompts
+def eval_rows(dataset, config: EvalConfig):
+    """(rows to evaluate, demo pool), both DataFrames keeping the dataset's row index."""
+    from .data import split_dataset
+
+    df = dataset.df
+    if config.split == "all":
+        rows, pool = df, df
+    else:
+        sp = split_dataset(dataset, seed=config.split_seed, dev=config.dev_fraction, test=config.test_fraction)
+        rows = {"test": sp.test, "dev": sp.dev, "train": sp.train}[config.split]
+        pool = sp.train
+    if config.limit:
+        rows = rows.iloc[: config.limit]
+    if len(rows) == 0:
+        raise ConfigError(f"The {config.split} split of '{dataset.name}' is empty.",
+                          hint="Use a larger dataset, a different split, or --split all.")
+    return rows, pool
+
+
+def demos_for(template, pool, config: EvalConfig, row_index: Any | None, label_column: str | None):
+    """Demonstrations for one example (fixed sampling ignores row_index)."""
+    from .data import sample_demos
+
+    if config.shots <= 0:
+        return []
+    seed = config.seed if config.sampling == "fixed" else hash((config.seed, str(row_index))) % (2**31)
+    exclude = row_index if config.sampling == "per_example" else None
+    demos = sample_demos(pool, config.shots, label_column=label_column, per_class=config.per_class,
+                         balanced=config.balanced, seed=seed, exclude=exclude)
+    return [r for _, r in demos.iterrows()]
+
+
+def build_prompts(template, rows, pool, config: EvalConfig, session=None) -> list[str]:
+    """The exact context string the model receives for each row (chat template applied)."""
+    label_col = template.label_column if template.label_column in rows.columns else None
+    fixed = demos_for(template, pool, config, None, label_col) if config.sampling == "fixed" else None
+    prompts = []
+    for idx, row in rows.iterrows():
+        demos = fixed if fixed is not None else demos_for(template, pool, config, idx, label_col)
+        ctx = template.build_context(row, demos)
+        if template.chat:
+            if session is None:
+                raise ConfigError("This template uses the chat template, which needs a loaded model.")
+            ctx = session.apply_chat(ctx)
+        prompts.append(ctx)
+    return prompts
+
+
+# ---------------------------------------------------------------------------- scoring
+def _normalize(logprob: float, choice: str, method: str) -> float:
+    if method == "acc_norm":
+        return logprob / max(1, len(choice))
+    if method == "acc_bytes":
+        return logprob / max(1, len(choice.encode("utf-8")))
+    return logprob
+
+
+def _aggregate(values: Sequence[float], how: str) -> float:
+    if how == "mean":
+        # mean of probabilities is dominated by the best word anyway; mean of log-probs is what
+        # "the mean of its words" means for a log-linear scorer, and it is what we document.
+        return sum(values) / len(values)
+    return max(values)
+
+
+def _softmax(xs: Sequence[float]) -> list[float]:
+    m = max(xs)
+    e = [math.exp(x - m) for x in xs]
+    s = sum(e)
+    return [v / s for v in e]
+
+
+def _argmax(xs: Sequence[float]) -> int:
+    best = 0
+    for i, x in enumerate(xs):
+        if x > xs[best]:
+            best = i   # strict '>' keeps the first of ties, like numpy.argmax
+    return best
+
+
+def classify(template, rows, prompts: Sequence[str], session, config: EvalConfig, *,
+             progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
+             pool=None) -> list[dict]:
+    """Score every (prompt, class verbalizer) pair and return one record per row."""
+    reqs: list[tuple[str, str]] = []
+    layout = []  # per row: [(label, [(choice_text, req_idx), ...]), ...]
+    for (idx, row), ctx in zip(rows.iterrows(), prompts):
+        per_label = []
+        for label, words in template.choices_for(row):
+            slots = []
+            for w in words:
+                slots.append((w, len(reqs)))
+                reqs.append((ctx, template.target_delimiter + w))
+            per_label.append((label, slots))
+        layout.append(per_label)
+    extra_reqs: list[tuple[str, str]] = []
+    if config.calibration == "pmi":
+        # lm-eval's acc_mutual_info: the same continuation scored with an empty context.
+        uniq = sorted({c for _, c in reqs})
+        extra_reqs = [("", c) for c in uniq]
+    cf_prompts: list[str] = []
+    if config.calibration == "contextual":
+        cf_prompts = _content_free_prompts(template, rows, pool, config, session)
+        first_choices = layout[0]
+        for cfp in cf_prompts:
+            for _, slots in first_choices:
+                for w, _ in slots:
+                    extra_reqs.append((cfp, template.target_delimiter + w))
+    lls = session.loglikelihood(reqs + extra_reqs, progress=progress, cancel=cancel, prefix_cache=config.prefix_cache)
+    main, extra = lls[: len(reqs)], lls[len(reqs):]
+
+    uncond = {}
+    if config.calibration == "pmi":
+        uncond = {c: ll.logprob for (_, c), ll in zip(extra_reqs, extra)}
+    p_cf = None
+    if config.calibration == "contextual":
+        # average class distribution over the content-free inputs: p_cf[k], shape [n_labels]
+        first_choices = layout[0]
+        n_labels = len(first_choices)
+        acc = [0.0] * n_labels
+        j = 0
+        for _ in cf_prompts:
+            label_scores = []
+            for _, slots in first_choices:
+                vals = []
+                for w, _ in slots:
+                    vals.append(_normalize(extra[j].logprob, w, config.method))
+                    j += 1
+                label_scores.append(_aggregate(vals, template.choice_aggregate))
+            for k, p in enumerate(_softmax(label_scores)):
+                acc[k] += p / len(cf_prompts)
+        p_cf = acc
+
+    records = []
+    for (idx, row), ctx, per_label in zip(rows.iterrows(), prompts, layout):
+        labels, scores, raw = [], [], []
+        for label, slots in per_label:
+            vals, raws = [], []
+            for w, ri in slots:
+                lp = main[ri].logprob
+                if uncond:
+                    lp -= uncond[template.target_delimiter + w]
+                raws.append(main[ri].logprob)
+                vals.append(_normalize(lp, w, config.method))
+            labels.append(label)
+            scores.append(_aggregate(vals, template.choice_aggregate))
+            raw.append(max(raws))
+        if p_cf is not None and len(p_cf) == len(scores):
+            probs = _softmax(scores)
+            scores = [math.log(max(p, 1e-300)) - math.log(max(q, 1e-300)) for p, q in zip(probs, p_cf)]
+        k = _argmax(scores)
+        gold = template.gold(row)
+        records.append({
+            "index": _jsonable(idx), "gold": gold, "pred": labels[k], "correct": labels[k] == gold,
+            "scores": {lab: round(s, 6) for lab, s in zip(labels, scores)},
+            "logprobs": {lab: round(s, 6) for lab, s in zip(labels, raw)},
+            "prompt": ctx,
+        })
+    return records
+
+
+def _content_free_prompts(template, rows, pool, config: EvalConfig, session) -> list[str]:
+    first = rows.iloc[0]
+    label_col = template.label_column if template.label_column in rows.columns else None
+    demos = demos_for(template, pool, config, rows.index[0] if config.sampling == "per_example" else None, label_col)
+    out = []
+    cols = template.variables() & set(rows.columns)
+    for cf in config.content_free:
+        row = first.copy()
+        for c in cols:
+            if c != template.label_column:
+                row[c] = cf
+        ctx = template.build_context(row, demos)
+        out.append(session.apply_chat(ctx) if template.chat else ctx)
+    return out
+
+
+def extract_answer(text: str, pattern: str | None) -> str:
+    import re
+
+    if pattern:
+        m = re.search(pattern, text, flags=re.MULTILINE | re.IGNORECASE)
+        if not m:
+            return ""
+        return (m.group(1) if m.groups() else m.group(0)).strip()
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def generate_records(template, rows, prompts, session, config: EvalConfig, *, progress=None, cancel=None) -> list[dict]:
+    g = template.generation
+    outs = session.generate(prompts, max_new_tokens=config.max_new_tokens or g.max_new_tokens,
+                            temperature=g.temperature, top_p=g.top_p, stop=g.stop, seed=config.seed,
+                            progress=progress, cancel=cancel)
+    from .metrics import normalize_answer
+
+    records = []
+    for (idx, row), ctx, out in zip(rows.iterrows(), prompts, outs):
+        gold = template.gold(row)
+        pred = extract_answer(out.text, g.extract)
+        records.append({"index": _jsonable(idx), "gold": gold, "pred": pred, "output": out.text,
+                        "stop_reason": out.stop_reason,
+                        "correct": normalize_answer(pred) == normalize_answer(gold), "prompt": ctx})
+    return records
+
+
+# ---------------------------------------------------------------------------- evaluate
+def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
+             progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
+             rows=None, pool=None) -> EvalResult:
+    """Run one template over a dataset split; the one function behind UI, CLI and API."""
+    from .metrics import classification_metrics, generation_metrics
+
+    config = config or EvalConfig()
+    config.validate()
+    t0 = time.perf_counter()
+    problems = [p for p in template.validate(columns=list(dataset.df.columns)) if p.severity == "error"]
+    if problems:
+        from .errors import TemplateError
+        raise TemplateError("The template has errors:\n" + "\n".join(f"  - {p.field}: {p.message}" for p in problems),
+                            hint="Fix them in the template (the Templates tab shows where).")
+    if rows is None:
+        rows, default_pool = eval_rows(dataset, config)
+        pool = default_pool if pool is None else pool
+    if pool is None:
+        pool = rows
+    session.load()
+    t_load = time.perf_counter()
+    prompts = build_prompts(template, rows, pool, config, session)
+    t_prompts = time.perf_counter()
+    if template.task == "generation":
+        records = generate_records(template, rows, prompts, session, config, progress=progress, cancel=cancel)
+        gm = generation_metrics([r["gold"] for r in records], [r["pred"] for r in records])
+        metrics = {k: v for k, v in gm.items() if not isinstance(v, list)}
+        metrics["n"] = len(records)
+        for r, em, f1 in zip(records, gm.get("exact_match_per_example", [None] * len(records)),
+                             gm.get("token_f1_per_example", [None] * len(records))):
+            if f1 is not None:
+                r["token_f1"] = f1
+    else:
+        records = classify(template, rows, prompts, session, config, progress=progress, cancel=cancel, pool=pool)
+        labels = _label_order(template, records)
+        metrics = classification_metrics([r["gold"] for r in records], [r["pred"] for r in records], labels)
+    t_end = time.perf_counter()
+    n_tokens = sum(len(session.encode(p)) for p in prompts[:50]) * len(prompts) / max(1, min(50, len(prompts)))
+    timings = {"total_s": round(t_end - t0, 3), "load_s": round(t_load - t0, 3),
+               "prompts_s": round(t_prompts - t_load, 3), "model_s": round(t_end - t_prompts, 3),
+               "examples_per_s": round(len(records) / max(1e-9, t_end - t_prompts), 2),
+               "approx_prompt_tokens": int(n_tokens)}
+    provenance = {
+        "template": {"name": template.name, "hash": template.content_hash(), "yaml": template.to_yaml()},
+        "model": {"name": session.config.model, "identity": session.identity, "adapter": session.adapter,
+                  "device": session.device, "dtype": str(session.dtype).replace("torch.", "")},
+        "data": {"name": dataset.name, "source": dataset.source, "fingerprint": dataset.fingerprint(),
+                 "split": config.split, "split_seed": config.split_seed, "n_examples": len(records),
+                 "row_indices_hash": _hash_indices([r["index"] for r in records])},
+        "config": asdict(config),
+        "versions": _versions(),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return EvalResult(task=template.task, metrics=metrics, records=records, provenance=provenance, timings=timings)
+
+
+def _label_order(template, records) -> list[str]:
+    if template.answer_choices:
+        labels = list(template.answer_choices)
+    else:
+        labels = []
+    for r in records:
+        for lab in (r["gold"], r["pred"]):
+            if lab not in labels:
+                labels.append(lab)
+    return labels
+
+
+def _hash_indices(indices) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(indices).encode()).hexdigest()[:16]
+
+
+def _jsonable(v):
+    try:
+        import numpy as np
+        if isinstance(v, np.generic):
+            return v.item()
+    except ImportError:
+        pass
+    return v
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("prompt-workbench", "torch", "transformers", "peft"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out

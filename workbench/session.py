@@ -1,0 +1,543 @@
+"""ModelSession: the only module that calls the model.
+
+    s = get_session("default")                        # loaded once, kept, shared by UI/CLI/API
+    s.loglikelihood([("Topic of 'Oil prices rise':", " business"), ...])   # -> [LogLik(logprob, greedy, n_tokens)]
+    s.generate(["Q: ...\nA:"], max_new_tokens=32, stop=["\n"])              # -> [Generation(text, ...)]
+    s.attach_adapter("runs/x/adapter"); s.detach_adapter()
+
+Scoring follows lm-evaluation-harness's conventions exactly (see docs/SCORING.md): a pair is
+tokenized as a whole, the continuation is what follows the context's own tokens, and trailing
+whitespace of the context moves to the continuation. On top of that, for speed:
+  * requests that feed the model the same token sequence share one forward pass (every
+    single-token choice of a context is scored by one pass over the context);
+  * the LM head runs only at the positions whose log-probabilities are needed
+    (hidden [N, H] @ W^T [H, V] instead of [B, L, H] @ W^T);
+  * a token prefix shared by every request (few-shot demonstrations) is run once and its
+    key/value cache reused by every batch;
+  * sequences are sorted longest-first and batched under a token budget, so padding is small
+    and an out-of-memory error shows up in the first batch.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import inspect
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from .errors import Cancelled, ModelError
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]   # (done, total)
+CancelFn = Callable[[], bool]
+
+
+@dataclass
+class LogLik:
+    logprob: float      # sum of log p(continuation token | prefix), natural log
+    greedy: bool        # every continuation token was the argmax
+    n_tokens: int       # continuation length in tokens
+
+
+@dataclass
+class Generation:
+    text: str           # decoded continuation, cut before the first stop string
+    n_tokens: int       # generated tokens (before cutting)
+    stop_reason: str    # "stop" (a stop string), "eos", or "length"
+
+
+@dataclass
+class SessionConfig:
+    model: str = field(default="default", metadata={"help": "'default', a hub id, a local folder or a .gguf file"})
+    device: str | None = field(default=None, metadata={"help": "cuda, mps or cpu; None picks cuda, then mps, then cpu"})
+    dtype: str | None = field(default=None, metadata={
+        "help": "float32, bfloat16 or float16; None = bf16 on a GPU that supports it, fp16 on other GPUs, fp32 on CPU"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "run model code from the hub (off unless asked)"})
+    revision: str | None = field(default=None, metadata={"help": "hub revision"})
+    token_budget: int = field(default=8192, metadata={"help": "max padded tokens per scoring batch"})
+    max_batch: int = field(default=64, metadata={"help": "max sequences per scoring batch"})
+
+
+def pick_device(requested: str | None = None) -> str:
+    import torch
+
+    if requested and requested != "auto":
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError(f"Device '{requested}' was requested but CUDA is not available here.",
+                             hint="Use --device cpu, or leave the device unset to pick automatically.")
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(device: str, requested: str | None = None):
+    import torch
+
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if requested and requested != "auto":
+        if requested not in names:
+            raise ModelError(f"Unknown dtype '{requested}'.", hint="Use float32, bfloat16 or float16.")
+        return names[requested]
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    # CPU: fp32 by default. bf16 is faster on CPUs with AVX512-BF16/AMX but changes scores
+    # slightly, so it is only used when asked for (see BENCHMARKS.md for the accuracy change).
+    return torch.float32
+
+
+class ModelSession:
+    """Model + tokenizer, loaded once; scoring, generation and adapters."""
+
+    def __init__(self, model: str = "default", **kwargs):
+        self.config = SessionConfig(model=model, **kwargs)
+        self.lock = threading.RLock()   # one model call at a time: UI events and jobs share the session
+        self._model = None
+        self._base = None               # the model without adapters
+        self._tok = None
+        self.adapter: str | None = None
+        self.resolved = None
+        self.device: str | None = None
+        self.dtype = None
+        self.load_seconds: float | None = None
+        self._prefix_cache_hits = 0
+
+    # ------------------------------------------------------------------ loading
+    def load(self, progress: Callable[[str], None] | None = None) -> "ModelSession":
+        if self._model is not None:
+            return self
+        with self.lock:
+            if self._model is not None:
+                return self
+            t0 = time.perf_counter()
+            from .models import resolve_model
+
+            say = progress or (lambda msg: None)
+            say(f"resolving {self.config.model}")
+            self.resolved = resolve_model(self.config.model, revision=self.config.revision)
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            self.device = pick_device(self.config.device)
+            self.dtype = pick_dtype(self.device, self.config.dtype)
+            say(f"loading tokenizer from {self.resolved.path}")
+            try:
+                tok = AutoTokenizer.from_pretrained(self.resolved.path, trust_remote_code=self.config.trust_remote_code)
+                say(f"loading weights ({self.dtype}) on {self.device}")
+                model = AutoModelForCausalLM.from_pretrained(
+                    self.resolved.path, dtype=self.dtype, trust_remote_code=self.config.trust_remote_code,
+                    attn_implementation="sdpa")
+            except ValueError as exc:
+                if "trust_remote_code" in str(exc):
+                    raise ModelError(f"Model '{self.config.model}' needs custom code from its repository.",
+                                     hint="Only if you trust it: pass --trust-remote-code.") from exc
+                raise ModelError(f"Could not load model '{self.config.model}': {exc}") from exc
+            except OSError as exc:
+                raise ModelError(f"Could not load model files from {self.resolved.path}: {exc}",
+                                 hint="Check that the folder has config.json, tokenizer files and weights.") from exc
+            model.to(self.device)
+            model.eval()
+            if tok.pad_token_id is None:
+                tok.pad_token = tok.eos_token
+            self._tok, self._base, self._model = tok, model, model
+            self.load_seconds = time.perf_counter() - t0
+            torch.set_grad_enabled(True)   # keep global grad mode untouched; scoring uses inference_mode
+            say(f"loaded in {self.load_seconds:.1f}s")
+        return self
+
+    @property
+    def model(self):
+        return self.load()._model
+
+    @property
+    def tokenizer(self):
+        return self.load()._tok
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def unload(self) -> None:
+        """Free the model (switching models in the UI)."""
+        with self.lock:
+            self._model = self._base = self._tok = None
+            self.adapter = None
+            gc.collect()
+            with contextlib.suppress(Exception):
+                import torch
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+
+    def info(self) -> dict:
+        out = {"model": self.config.model, "loaded": self.loaded, "adapter": self.adapter}
+        if not self.loaded:
+            return out
+        import torch
+
+        params = sum(p.numel() for p in self._base.parameters())
+        out.update(identity=self.resolved.identity, path=self.resolved.path, device=self.device,
+                   dtype=str(self.dtype).replace("torch.", ""), params_m=round(params / 1e6, 1),
+                   weights_mb=round(sum(p.numel() * p.element_size() for p in self._base.parameters()) / 2**20, 1),
+                   load_seconds=round(self.load_seconds or 0, 2),
+                   max_length=self.max_length)
+        if self.device.startswith("cuda"):
+            out["gpu_mem_mb"] = round(torch.cuda.memory_allocated() / 2**20, 1)
+        with contextlib.suppress(Exception):
+            import psutil
+            out["rss_mb"] = round(psutil.Process().memory_info().rss / 2**20, 1)
+        return out
+
+    @property
+    def identity(self) -> str:
+        return self.load().resolved.identity
+
+    @property
+    def max_length(self) -> int:
+        cfg = self.model.config
+        for attr in ("max_position_embeddings", "n_positions", "max_seq_len"):
+            v = getattr(cfg, attr, None)
+            if isinstance(v, int) and v > 0:
+                return v
+        return 2048
+
+    # ------------------------------------------------------------------ adapters
+    def attach_adapter(self, path: str) -> None:
+        """Attach a peft adapter (LoRA); every later score and generation uses it."""
+        from pathlib import Path
+
+        p = Path(path)
+        if not (p / "adapter_config.json").exists():
+            raise ModelError(f"No adapter at {p}: adapter_config.json is missing.",
+                             hint="Pass the folder that holds adapter_config.json and adapter_model.safetensors.")
+        from peft import PeftModel
+
+        with self.lock:
+            self.detach_adapter()
+            try:
+                self._model = PeftModel.from_pretrained(self.model, str(p), is_trainable=False)
+            except Exception as exc:  # noqa: BLE001 - shape mismatch, missing keys, ...
+                raise ModelError(f"Adapter {p} does not fit model {self.config.model}: {exc}",
+                                 hint="Use the base model the adapter was trained on.") from exc
+            self._model.to(self.device)
+            self._model.eval()
+            self.adapter = str(p)
+
+    def detach_adapter(self) -> None:
+        with self.lock:
+            if self._model is not None and self._model is not self._base:
+                # unload() removes the LoRA layers without merging them into the base weights.
+                self._base = self._model.unload()
+                self._model = self._base
+            self.adapter = None
+
+    # ------------------------------------------------------------------ chat
+    def apply_chat(self, text: str, system: str | None = None) -> str:
+        tok = self.tokenizer
+        if not getattr(tok, "chat_template", None):
+            raise ModelError(f"Model '{self.config.model}' has no chat template, but the template asks for chat: true.",
+                             hint="Set chat: false in the template, or use an instruct/chat model.")
+        msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+        return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+    # ------------------------------------------------------------------ tokenization
+    def _prefix_token_id(self) -> int:
+        tok = self.tokenizer
+        return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+
+    def encode(self, text: str) -> list[int]:
+        """Encode like lm-evaluation-harness's HFLM.tok_encode: the tokenizer's own special-token
+        default, except that a string already starting with the prefix (BOS) token gets none added."""
+        tok = self.tokenizer
+        kw = {}
+        prefix = tok.decode([self._prefix_token_id()])
+        if prefix and text.startswith(prefix):
+            kw["add_special_tokens"] = False
+        return tok.encode(text, **kw)
+
+    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        if context == "":
+            cont = self.tokenizer.encode(continuation, add_special_tokens=False)
+            pid = self._prefix_token_id()
+            return ([pid], cont) if cont[:1] != [pid] else (cont[:1], cont[1:])
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
+        whole = self.encode(context + continuation)
+        ctx = self.encode(context)
+        return ctx, whole[len(ctx):]
+
+    # ------------------------------------------------------------------ scoring
+    def loglikelihood(self, requests: Sequence[tuple[str, str]], *, progress: ProgressFn | None = None,
+                      cancel: CancelFn | None = None, prefix_cache: bool = True) -> list[LogLik]:
+        """Sum of continuation log-probs for each (context, continuation), lm-eval conventions."""
+        pairs = [self.encode_pair(c, x) for c, x in requests]
+        return self.loglikelihood_tokens(pairs, progress=progress, cancel=cancel, prefix_cache=prefix_cache)
+
+    def loglikelihood_tokens(self, pairs: Sequence[tuple[list[int], list[int]]], *, progress: ProgressFn | None = None,
+                             cancel: CancelFn | None = None, prefix_cache: bool = True,
+                             head_positions_only: bool = True) -> list[LogLik]:
+        import torch
+
+        for i, (_, cont) in enumerate(pairs):
+            if not cont:
+                raise ModelError(f"Request {i} has an empty continuation after tokenization.",
+                                 hint="Every answer choice must contain some text.")
+        max_len = self.max_length
+        # The model is fed context + continuation[:-1]; the continuation's log-probs come from the
+        # last len(cont) positions. Left-truncate to the model's window, as lm-eval does.
+        feeds: dict[tuple[int, ...], list[int]] = {}
+        plan = []   # per request: (feed key, cont tokens)
+        for ctx, cont in pairs:
+            full = (ctx + cont)[-(max_len + 1):]
+            key = tuple(full[:-1])
+            feeds.setdefault(key, [])
+            plan.append((key, cont))
+        keys = list(feeds)
+        # Requests whose feed is identical share a pass (all single-token choices of one context).
+        # Needed positions are relative to the start of the feed.
+        need: dict[tuple[int, ...], set[int]] = {k: set() for k in keys}
+        for key, cont in plan:
+            L = len(key)
+            need[key].update(range(L - len(cont), L))
+
+        # Shared prefix: the longest token prefix common to every feed, cut so that every needed
+        # position lies after it (its hidden states are never materialized for the head).
+        P = 0
+        if prefix_cache and len(keys) > 1:
+            P = _common_prefix_len(keys)
+            P = min(P, min(min(n) for n in need.values()))
+            if P < 16:   # not worth a cache
+                P = 0
+
+        model = self.model
+        lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+        decoder, head = _split_decoder_head(lm) if head_positions_only else (None, None)
+        softcap = getattr(lm.config, "final_logit_softcapping", None)
+        results: dict[tuple[tuple[int, ...], int], torch.Tensor] = {}   # (key, pos) -> log-prob row [V]
+
+        order = sorted(keys, key=lambda k: -len(k))
+        total, done = len(plan), 0
+        with self.lock, torch.inference_mode():
+            prefix_kv = self._run_prefix(decoder or lm, keys[0][:P]) if P else None
+            cfg = self.config
+            i = 0
+            while i < len(order):
+                if cancel and cancel():
+                    raise Cancelled()
+                Lmax = len(order[i]) - P
+                bsz = max(1, min(cfg.max_batch, cfg.token_budget // max(1, Lmax + P // 4)))
+                batch = order[i:i + bsz]
+                i += len(batch)
+                ids = torch.full((len(batch), Lmax), self._tok.pad_token_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), P + Lmax), dtype=torch.long)
+                mask[:, :P] = 1
+                for b, key in enumerate(batch):
+                    rest = key[P:]
+                    ids[b, :len(rest)] = torch.tensor(rest)
+                    mask[b, P:P + len(rest)] = 1
+                ids, mask = ids.to(self.device), mask.to(self.device)
+                kwargs = {"input_ids": ids, "attention_mask": mask}
+                if P:
+                    kwargs["position_ids"] = (torch.arange(Lmax, device=self.device) + P).unsqueeze(0).expand(len(batch), -1)
+                    kwargs.update(_cache_kwargs(decoder or lm, _expand_cache(prefix_kv, len(batch))))
+                # rows/cols of the positions whose next-token distribution we need
+                rows, cols, where = [], [], []
+                for b, key in enumerate(batch):
+                    for pos in sorted(need[key]):
+                        rows.append(b)
+                        cols.append(pos - P)
+                        where.append((key, pos))
+                r = torch.tensor(rows, device=self.device)
+                c = torch.tensor(cols, device=self.device)
+                if decoder is not None:
+                    hidden = decoder(**kwargs).last_hidden_state          # [B, Lmax, H]
+                    logits = head(hidden[r, c])                           # [N, V]
+                else:
+                    logits = lm(**kwargs).logits[r, c]                    # [N, V]
+                logits = logits.float()
+                if softcap:
+                    logits = torch.tanh(logits / softcap) * softcap
+                logp = torch.log_softmax(logits, dim=-1)                  # [N, V]
+                for n, wk in enumerate(where):
+                    results[wk] = logp[n]
+                done_keys = set(batch)
+                # emit progress in request units
+                newly = sum(1 for key, _ in plan if key in done_keys)
+                done += newly
+                if progress:
+                    progress(min(done, total), total)
+
+            out = []
+            for key, cont in plan:
+                L = len(key)
+                lp, greedy = 0.0, True
+                for j, tok in enumerate(cont):
+                    row = results[(key, L - len(cont) + j)]
+                    lp += float(row[tok])
+                    greedy = greedy and int(row.argmax()) == tok
+                out.append(LogLik(lp, greedy, len(cont)))
+        return out
+
+    def _run_prefix(self, decoder, prefix: Sequence[int]):
+        import torch
+
+        ids = torch.tensor([list(prefix)], device=self.device)
+        out = decoder(input_ids=ids, use_cache=True)
+        self._prefix_cache_hits += 1
+        return _cache_from_output(out)
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 32, temperature: float = 0.0,
+                 top_p: float = 1.0, stop: Sequence[str] | None = None, seed: int = 0, batch_size: int = 8,
+                 progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> list[Generation]:
+        import torch
+
+        tok = self.tokenizer
+        stop = [s for s in (stop or []) if s]
+        outs: list[Generation | None] = [None] * len(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        done = 0
+        with self.lock, torch.inference_mode():
+            old_side = tok.padding_side
+            tok.padding_side = "left"   # decoder-only generation needs the prompt flush right
+            try:
+                for s in range(0, len(order), batch_size):
+                    if cancel and cancel():
+                        raise Cancelled()
+                    idx = order[s:s + batch_size]
+                    batch_prompts = [prompts[i] for i in idx]
+                    enc_ids = [self.encode(p) for p in batch_prompts]
+                    L = max(len(e) for e in enc_ids)
+                    ids = torch.full((len(idx), L), tok.pad_token_id, dtype=torch.long)
+                    mask = torch.zeros((len(idx), L), dtype=torch.long)
+                    for b, e in enumerate(enc_ids):
+                        ids[b, L - len(e):] = torch.tensor(e)
+                        mask[b, L - len(e):] = 1
+                    torch.manual_seed(seed)
+                    gen_kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
+                                      do_sample=temperature > 0)
+                    if temperature > 0:
+                        gen_kwargs.update(temperature=temperature, top_p=top_p)
+                    else:
+                        gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+                    if stop:
+                        # stop_strings handles a stop string split across token boundaries.
+                        gen_kwargs.update(stop_strings=list(stop), tokenizer=tok)
+                    seqs = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                               **gen_kwargs)
+                    new = seqs[:, L:]
+                    for b, i in enumerate(idx):
+                        toks = new[b].tolist()
+                        eos_hit = False
+                        if tok.eos_token_id is not None and tok.eos_token_id in toks:
+                            toks = toks[:toks.index(tok.eos_token_id)]
+                            eos_hit = True
+                        # strip trailing pads (left-padded batch: finished rows are padded on the right)
+                        while toks and toks[-1] == tok.pad_token_id and tok.pad_token_id != tok.eos_token_id:
+                            toks.pop()
+                        text = tok.decode(toks, skip_special_tokens=True)
+                        text, reason = cut_at_stop(text, stop)
+                        if reason != "stop":
+                            reason = "eos" if eos_hit else ("length" if len(toks) >= max_new_tokens else "eos")
+                        outs[i] = Generation(text=text, n_tokens=len(toks), stop_reason=reason)
+                    done += len(idx)
+                    if progress:
+                        progress(done, len(prompts))
+            finally:
+                tok.padding_side = old_side
+        return outs  # type: ignore[return-value]
+
+
+def cut_at_stop(text: str, stop: Iterable[str]) -> tuple[str, str]:
+    """Cut `text` before the earliest stop string; return (text, "stop" | "")."""
+    cut = None
+    for s in stop:
+        j = text.find(s)
+        if j != -1 and (cut is None or j < cut):
+            cut = j
+    return (text[:cut], "stop") if cut is not None else (text, "")
+
+
+def _common_prefix_len(keys: Sequence[Sequence[int]]) -> int:
+    first = keys[0]
+    n = min(len(k) for k in keys)
+    for k in keys[1:]:
+        j = 0
+        m = min(n, len(k))
+        while j < m and k[j] == first[j]:
+            j += 1
+        n = j
+        if n == 0:
+            break
+    return n
+
+
+def _split_decoder_head(lm):
+    """(decoder, lm_head) so the head can run only at needed positions; (None, None) if the
+    architecture hides them (we then fall back to full logits)."""
+    try:
+        decoder = lm.get_decoder()
+        head = lm.get_output_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None, None
+    if decoder is None or head is None or decoder is lm:
+        return None, None
+    return decoder, head
+
+
+def _cache_arg_name(module) -> str:
+    params = inspect.signature(module.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _cache_kwargs(module, cache) -> dict:
+    return {_cache_arg_name(module): cache, "use_cache": True}
+
+
+def _cache_from_output(out):
+    cache = getattr(out, "cache", None)
+    if cache is None:
+        cache = getattr(out, "past_key_values", None)
+    # [(k, v)] per layer, k/v: [1, kv_heads, P, head_dim]
+    return [(layer[0], layer[1]) for layer in cache]
+
+
+def _expand_cache(prefix_kv, batch: int):
+    from transformers import DynamicCache
+
+    data = [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in prefix_kv]
+    try:
+        return DynamicCache(ddp_cache_data=data)
+    except TypeError:   # older transformers
+        return DynamicCache.from_legacy_cache(tuple(data))
+
+
+# ---------------------------------------------------------------------- session cache
+_SESSIONS: dict[str, ModelSession] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def get_session(model: str = "default", *, keep_others: bool = False, **kwargs) -> ModelSession:
+    """The process-wide session for `model`, loaded once. Loading another model frees the
+    previous one unless keep_others=True (small machines rarely hold two)."""
+    key = f"{model}|{sorted(kwargs.items())}"
+    with _SESSIONS_LOCK:
+        s = _SESSIONS.get(key)
+        if s is None:
+            if not keep_others:
+                for other in list(_SESSIONS.values()):
+                    other.unload()
+                _SESSIONS.clear()
+            s = ModelSession(model, **kwargs)
+            _SESSIONS[key] = s
+    return s.load()
