@@ -1,0 +1,43 @@
+"""Shared fixtures.
+
+Each test gets a fresh `WORKBENCH_HOME` (registry, user templates, runs) while
+`WORKBENCH_CACHE` keeps pointing at the real cache, so the default model is converted from
+GGUF once per machine, not once per test.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REAL_CACHE = Path(os.environ.get("WORKBENCH_CACHE") or os.environ.get("WORKBENCH_HOME")
+                  or Path.home() / ".cache" / "prompt-workbench")
+os.environ["WORKBENCH_CACHE"] = str(REAL_CACHE)
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def workbench_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "wbhome"
+    home.mkdir()
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    monkeypatch.setenv("WORKBENCH_CACHE", str(REAL_CACHE))
+    return home
+
+
+@pytest.fixture(scope="session")
+def session():
+    """The real default model (SmolLM2-135M-Instruct), loaded once for the whole test run."""
+    from workbench.session import get_session
+
+    return get_session("default")
+
+
+@pytest.fixture(scope="session")
+def bbc():
+    from workbench.data import load_dataset
+
+    return load_dataset("bbc")
