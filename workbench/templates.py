@@ -1,0 +1,1013 @@
+"""Prompt templates: the YAML format, sandboxed Jinja rendering, validation, and interop.
+
+Usage:
+    from workbench.templates import load_template
+    t = load_template("templates_library/bbc_headline_topic.yaml")
+    problems = t.validate(columns=["title", "text", "label"], labels=["business", "tech"])
+    ctx = t.build_context(row, demos=[demo_row1, demo_row2])
+    continuations = [t.target_delimiter + w for _, words in t.choices_for(row) for w in words]
+
+A template is *data*, not code: every Jinja string is rendered in one shared
+`SandboxedEnvironment` with `StrictUndefined`, and YAML is read with a `SafeLoader` subclass
+that never instantiates Python objects. `load_template` also reads lm-evaluation-harness task
+YAML and PromptSource `templates.yaml`; `to_lm_eval_yaml` / `to_promptsource_yaml` write them.
+The prompt assembly reproduces lm-evaluation-harness 0.4.13 (see docs/TEMPLATES.md).
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import functools
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workbench.errors import TemplateError
+
+TASKS = ("classification", "generation")
+KINDS = ("direct", "cot", "self_ask")
+AGGREGATES = ("max", "mean")
+SAMPLINGS = ("fixed", "per_example")
+
+
+# --------------------------------------------------------------------------------------------
+# Config dataclasses
+# --------------------------------------------------------------------------------------------
+@dataclass
+class FewShotConfig:
+    k: int = field(default=0, metadata={"help": "Number of demonstrations (0 = zero-shot)."})
+    per_class: bool = field(default=False, metadata={"help": "Take k demonstrations per class instead of k in total."})
+    balanced: bool = field(default=False, metadata={"help": "Draw demonstrations so every class is equally represented."})
+    sampling: str = field(default="fixed", metadata={"help": "'fixed': one demo set for the whole run; 'per_example': a fresh draw per example."})
+    seed: int = field(default=0, metadata={"help": "Seed of the demonstration draw."})
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = field(default=32, metadata={"help": "Most tokens generated per example."})
+    stop: list[str] = field(default_factory=lambda: ["\n\n"], metadata={"help": "Generation stops at the first of these strings (lm-eval `until`)."})
+    extract: str | None = field(default=None, metadata={"help": "Regex with one group that pulls the answer out of the generation; None = first non-empty line."})
+    temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (only when temperature > 0)."})
+
+
+@dataclass
+class Problem:
+    severity: str  # "error" | "warning"
+    field: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = f" (line {self.line}" + (f", column {self.column}" if self.column else "") + ")" if self.line else ""
+        return f"{self.severity}: {self.field}{where}: {self.message}"
+
+
+# --------------------------------------------------------------------------------------------
+# Sandboxed Jinja
+# --------------------------------------------------------------------------------------------
+def _regex_replace(s: Any, pattern: str, repl: str, count: int = 0) -> str:
+    # lm-eval registers this filter; templates imported from it use it.
+    return re.sub(pattern, repl, str(s), count=count)
+
+
+@functools.lru_cache(maxsize=1)
+def _env():
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    # keep_trailing_newline matches lm-eval's environment, so a trailing newline in a
+    # template reaches the prompt exactly as it does there. No autoescape: prompts are text.
+    env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env.filters["regex_replace"] = _regex_replace
+    return env
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(source: str):
+    return _env().from_string(source)
+
+
+def _wrap_jinja_error(e: Exception, what: str, variables: Mapping | None = None) -> TemplateError:
+    from jinja2 import TemplateSyntaxError, UndefinedError
+    from jinja2.exceptions import SecurityError
+
+    if isinstance(e, TemplateError):
+        return e
+    if isinstance(e, SecurityError):
+        return TemplateError(f"{what}: blocked by the sandbox: {e}",
+                             "templates may only read row values and call safe filters; access to Python internals is not allowed")
+    if isinstance(e, TemplateSyntaxError):
+        return TemplateError(f"{what}: Jinja syntax error at line {e.lineno}: {e.message}",
+                             "check the matching of {{ }}, {% %} and quotes on that line")
+    if isinstance(e, UndefinedError):
+        avail = sorted(map(str, variables)) if variables is not None else []
+        m = re.search(r"'([^']+)' is undefined", str(e))
+        sug = ""
+        if m and avail:
+            close = difflib.get_close_matches(m.group(1), avail, n=1)
+            sug = f"; did you mean '{close[0]}'?" if close else ""
+        return TemplateError(f"{what}: {e}", f"available variables: {', '.join(avail) or '(none)'}{sug}")
+    return TemplateError(f"{what}: render failed: {type(e).__name__}: {e}",
+                         "check the filters and expressions used on this row's values")
+
+
+def render_string(source: str, variables: Mapping) -> str:
+    """Render Jinja `source` with `variables` in the shared sandboxed, strict environment."""
+    try:
+        return _compile(source).render(**dict(variables))
+    except Exception as e:  # noqa: BLE001 - every failure becomes an actionable TemplateError
+        raise _wrap_jinja_error(e, "template", variables) from e
+
+
+def _eval_expression(expr: str, variables: Mapping) -> Any:
+    try:
+        return _env().compile_expression(expr, undefined_to_none=False)(**dict(variables))
+    except Exception as e:  # noqa: BLE001
+        raise _wrap_jinja_error(e, "choices_expr", variables) from e
+
+
+def _is_template_form(s: str) -> bool:
+    return "{{" in s or "{%" in s
+
+
+def _jinja_str(s: str) -> str:
+    """A Jinja string literal for `s` (JSON escaping is valid Jinja string syntax)."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------------------------
+# YAML: safe loading with PromptSource tags as plain dicts, lm-eval !function rejected
+# --------------------------------------------------------------------------------------------
+class _SafeLoader(yaml.SafeLoader):
+    """SafeLoader that knows the foreign tags we meet, and never builds Python objects."""
+
+
+def _tag_as_dict(loader, node):
+    return loader.construct_mapping(node, deep=True)
+
+
+def _reject_function(loader, node):
+    value = loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else "?"
+    line = node.start_mark.line + 1
+    raise TemplateError(
+        f"line {line}: '!function {value}' refers to Python code; the workbench does not run code from templates",
+        "replace the !function with a Jinja string (doc_to_text / doc_to_target / doc_to_choice), "
+        "or preprocess the dataset so a plain column holds the value",
+    )
+
+
+# YAML 1.1 reads yes/no/on/off as booleans, which would turn a verbalizer list `[yes, no]`
+# into True/False. Only true/false (YAML 1.2) stay booleans here.
+_SafeLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SafeLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_SafeLoader.add_constructor("!Template", _tag_as_dict)
+_SafeLoader.add_constructor("!TemplateMetadata", _tag_as_dict)
+_SafeLoader.add_constructor("!function", _reject_function)
+
+
+def _yaml_load(text: str, origin: str = "template") -> Any:
+    try:
+        return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - _SafeLoader is a SafeLoader
+    except TemplateError:
+        raise
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise TemplateError(f"{origin}: invalid YAML{where}: {e.problem}",
+                            "check indentation and quoting; strings with ':' or '{' need quotes or a | block") from e
+    except yaml.YAMLError as e:
+        raise TemplateError(f"{origin}: invalid YAML: {e}", "check the YAML syntax") from e
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str_representer(dumper, s: str):
+    # Multi-line Jinja is far easier to read as a block scalar; PyYAML falls back to a quoted
+    # style by itself when a block cannot represent the string exactly.
+    style = "|" if "\n" in s else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", s, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+class _PSTemplate(dict):
+    pass
+
+
+class _PSMetadata(dict):
+    pass
+
+
+_Dumper.add_representer(_PSTemplate, lambda d, v: d.represent_mapping("!Template", dict(v)))
+_Dumper.add_representer(_PSMetadata, lambda d, v: d.represent_mapping("!TemplateMetadata", dict(v)))
+
+
+def _dump(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+# --------------------------------------------------------------------------------------------
+# PromptTemplate
+# --------------------------------------------------------------------------------------------
+_JINJA_FIELDS = ("input", "target", "choices_expr", "demo_format", "instruction")
+
+
+@dataclass
+class PromptTemplate:
+    name: str = field(metadata={"help": "Unique name of the template."})
+    input: str = field(metadata={"help": "Jinja for phi(x): the row's columns are the variables."})
+    task: str = field(default="classification", metadata={"help": "'classification' (score each choice) or 'generation'."})
+    kind: str = field(default="direct", metadata={"help": "'direct', 'cot' (chain of thought) or 'self_ask'."})
+    answer_choices: dict[str, list[str]] = field(default_factory=dict, metadata={"help": "Label -> verbalizer strings; the first is used in demos and training."})
+    choices_expr: str | None = field(default=None, metadata={"help": "Jinja expression giving the per-row list of choice strings; each choice is its own label."})
+    target: str | None = field(default=None, metadata={"help": "Jinja for the gold: the gold label (classification; default '{{ <label_column> }}') or the gold answer text (generation)."})
+    label_column: str = field(default="label", metadata={"help": "Column holding the gold label."})
+    target_delimiter: str = field(default=" ", metadata={"help": "Placed between the input and the answer; continuations are target_delimiter + choice."})
+    fewshot_delimiter: str = field(default="\n\n", metadata={"help": "Placed after each demonstration."})
+    instruction: str = field(default="", metadata={"help": "Optional Jinja text placed before the demonstrations."})
+    instruction_delimiter: str | None = field(default=None, metadata={"help": "Placed after the instruction; None = fewshot_delimiter. '' reproduces an lm-eval description used verbatim."})
+    demo_format: str | None = field(default=None, metadata={"help": "Optional Jinja for one demonstration; default = input + target_delimiter + answer. Variables: the row, plus `answer`."})
+    chat: bool = field(default=False, metadata={"help": "Wrap the context in the tokenizer's chat template (done by inference)."})
+    choice_aggregate: str = field(default="max", metadata={"help": "Class score over its verbalizers: 'max' (default) or 'mean'."})
+    fewshot: FewShotConfig = field(default_factory=FewShotConfig, metadata={"help": "Few-shot demonstration settings."})
+    generation: GenerationConfig = field(default_factory=GenerationConfig, metadata={"help": "Generation settings (generation task, cot)."})
+    description: str = field(default="", metadata={"help": "Free text for people; not part of the prompt."})
+    metadata: dict = field(default_factory=dict, metadata={"help": "Free-form provenance (source, author, ...); excluded from the hash."})
+    dataset: str | None = field(default=None, metadata={"help": "The dataset this template was written for, e.g. 'bbc'."})
+
+    # ---- rendering -------------------------------------------------------------------------
+    def _render(self, what: str, source: str, row: Mapping) -> str:
+        try:
+            return _compile(source).render(**dict(row))
+        except Exception as e:  # noqa: BLE001
+            raise _wrap_jinja_error(e, f"template '{self.name}' {what}", row) from e
+
+    def render_input(self, row: Mapping) -> str:
+        return self._render("input", self.input, row)
+
+    def _target_source(self) -> str:
+        return self.target if self.target is not None else "{{ %s }}" % self.label_column
+
+    def _row_choices(self, row: Mapping) -> list[str]:
+        """Evaluate choices_expr like lm-eval's doc_to_choice: a Jinja expression, or a template
+        whose output is a Python list literal."""
+        expr = self.choices_expr or ""
+        if _is_template_form(expr):
+            text = self._render("choices_expr", expr, row)
+            try:
+                value = ast.literal_eval(text.strip())
+            except (ValueError, SyntaxError) as e:
+                raise TemplateError(f"template '{self.name}' choices_expr: rendered {text[:80]!r}, which is not a list literal",
+                                    "make the template print a list, e.g. {{ [a, b] }}, or write a plain expression like `choices`") from e
+        else:
+            value = _eval_expression(expr, row)
+        if isinstance(value, Mapping):  # lm-eval: a dict's values are the choices
+            value = list(value.values())
+        if isinstance(value, str) or not hasattr(value, "__iter__"):
+            raise TemplateError(f"template '{self.name}' choices_expr gave {type(value).__name__}, not a list of choices",
+                                "the expression must yield a list of strings, e.g. `choices` or `[option_a, option_b]`")
+        return [str(v) for v in value]
+
+    def gold(self, row: Mapping) -> str:
+        """The gold label (classification) or gold answer text (generation) of `row`.
+
+        With `choices_expr`, a gold that renders as digits is an index into the row's choices,
+        as in lm-eval (`doc_to_target` returning an int)."""
+        g = self._render("target", self._target_source(), row)
+        if self.task == "classification" and self.choices_expr:
+            choices = self._row_choices(row)
+            if g.strip().isdigit():
+                i = int(g.strip())
+                if i >= len(choices):
+                    raise TemplateError(f"template '{self.name}': gold index {i} is out of range for {len(choices)} choices",
+                                        "check `target` and `choices_expr`")
+                return choices[i]
+        return g
+
+    def choices_for(self, row: Mapping) -> list[tuple[str, list[str]]]:
+        if self.choices_expr:
+            return [(c, [c]) for c in self._row_choices(row)]
+        return [(label, list(words)) for label, words in self.answer_choices.items()]
+
+    def _answer_text(self, row: Mapping) -> str:
+        g = self.gold(row)
+        if self.task == "generation" or self.choices_expr:
+            return g
+        words = self.answer_choices.get(g)
+        if not words:
+            raise TemplateError(f"template '{self.name}': gold label {g!r} has no verbalizer",
+                                f"add {g!r} to answer_choices (known labels: {', '.join(self.answer_choices) or 'none'})")
+        return words[0]
+
+    def render_demo(self, row: Mapping) -> str:
+        """One demonstration, without the fewshot_delimiter that follows it."""
+        answer = self._answer_text(row)
+        if self.demo_format:
+            return self._render("demo_format", self.demo_format, {**dict(row), "answer": answer})
+        q = self.render_input(row)
+        # lm-eval adds the target delimiter only when there is an answer (`has_answer`).
+        return q + self.target_delimiter + answer if answer != "" else q
+
+    def render_instruction(self, row: Mapping) -> str:
+        return self._render("instruction", self.instruction, row) if self.instruction else ""
+
+    def build_context(self, row: Mapping, demos: Sequence[Mapping] = ()) -> str:
+        """The context string, assembled as lm-eval 0.4.13 `fewshot_context` does (plain text).
+
+        instruction [+ instruction_delimiter] + (demo + fewshot_delimiter) * k + input."""
+        parts: list[str] = []
+        instr = self.render_instruction(row)
+        if instr:
+            delim = self.fewshot_delimiter if self.instruction_delimiter is None else self.instruction_delimiter
+            parts.append(instr + delim)
+        for d in demos:
+            demo = self.render_demo(d)
+            # lm-eval's empty-answer demo has no assistant turn, hence no fewshot delimiter.
+            parts.append(demo if (not self.demo_format and self._answer_text(d) == "") else demo + self.fewshot_delimiter)
+        parts.append(self.render_input(row))
+        return "".join(parts)
+
+    # ---- introspection ---------------------------------------------------------------------
+    def _field_sources(self) -> list[tuple[str, str, int]]:
+        """(field, Jinja source, column offset) for every Jinja-bearing field that is set."""
+        out = []
+        for f in _JINJA_FIELDS:
+            v = getattr(self, f)
+            if f == "target" and v is None:
+                v = self._target_source() if self.task == "classification" and not self.choices_expr else None
+            if not v:
+                continue
+            if f == "choices_expr" and not _is_template_form(v):
+                out.append((f, "{{ " + v + " }}", 3))
+            else:
+                out.append((f, v, 0))
+        return out
+
+    def variables(self) -> set[str]:
+        """Undeclared Jinja variables (row columns) used across all Jinja fields."""
+        env = _env()
+        names: set[str] = set()
+        for f, src, _ in self._field_sources():
+            try:
+                found = _undeclared(env.parse(src))
+            except Exception:  # noqa: BLE001 - syntax errors are reported by validate()
+                continue
+            if f == "demo_format":
+                found.discard("answer")
+            names |= found
+        return names - set(env.globals)
+
+    def validate(self, columns: Sequence[str] | None = None, labels: Sequence[Any] | None = None,
+                 tokenizer=None, sample_row: Mapping | None = None) -> list[Problem]:
+        """Every problem found, errors and warnings, at once (never raises for template content)."""
+        from jinja2 import TemplateSyntaxError
+
+        probs: list[Problem] = []
+        P = lambda sev, fld, msg, line=None, col=None: probs.append(Problem(sev, fld, msg, line, col))  # noqa: E731
+
+        if self.task not in TASKS:
+            P("error", "task", f"unknown task {self.task!r}; use one of {', '.join(TASKS)}")
+        if self.kind not in KINDS:
+            P("error", "kind", f"unknown kind {self.kind!r}; use one of {', '.join(KINDS)}")
+        if self.choice_aggregate not in AGGREGATES:
+            P("error", "choice_aggregate", f"unknown aggregate {self.choice_aggregate!r}; use 'max' or 'mean'")
+        if self.fewshot.sampling not in SAMPLINGS:
+            P("error", "fewshot.sampling", f"unknown sampling {self.fewshot.sampling!r}; use 'fixed' or 'per_example'")
+        if self.fewshot.k < 0:
+            P("error", "fewshot.k", f"k must be >= 0, got {self.fewshot.k}")
+        if not self.input.strip():
+            P("error", "input", "input is empty: the model would see no text from the row")
+        if self.generation.extract:
+            try:
+                if re.compile(self.generation.extract).groups != 1:
+                    P("error", "generation.extract", "the extract regex must have exactly one capture group")
+            except re.error as e:
+                P("error", "generation.extract", f"invalid regex: {e}")
+
+        # Jinja syntax and variables, per field.
+        env = _env()
+        cols = [str(c) for c in columns] if columns is not None else None
+        syntax_ok = True
+        for f, src, offset in self._field_sources():
+            try:
+                ast_ = env.parse(src)
+                env.compile(ast_)  # unknown filters/tests only fail at compile time
+            except TemplateSyntaxError as e:
+                syntax_ok = False
+                P("error", f, f"Jinja syntax error: {e.message}", e.lineno, _guess_column(src, e, offset))
+                continue
+            if cols is None:
+                continue
+            extra = {"answer"} if f == "demo_format" else set()
+            for var in sorted(_undeclared(ast_) - set(env.globals) - extra):
+                if var not in cols:
+                    close = difflib.get_close_matches(var, cols, n=1)
+                    line, col = _locate(src, var, offset)
+                    P("error", f, f"variable '{var}' is not a column of the data (available: {', '.join(cols) or 'none'})"
+                      + (f"; did you mean '{close[0]}'?" if close else ""), line, col)
+
+        # Choices and verbalizers.
+        if self.task == "classification":
+            if self.choices_expr and self.answer_choices:
+                P("warning", "answer_choices", "both choices_expr and answer_choices are set; choices_expr wins")
+            if not self.choices_expr:
+                if not self.answer_choices:
+                    P("error", "answer_choices", "a classification template needs answer_choices (label -> verbalizers) or choices_expr")
+                owner: dict[str, str] = {}
+                for label, words in self.answer_choices.items():
+                    if not words:
+                        P("error", "answer_choices", f"label '{label}' has no verbalizer")
+                    seen = set()
+                    for w in words:
+                        if w in seen:
+                            P("warning", "answer_choices", f"label '{label}' lists verbalizer {w!r} twice")
+                        seen.add(w)
+                        if w in owner and owner[w] != label:
+                            P("error", "answer_choices", f"verbalizer {w!r} is used by both '{owner[w]}' and '{label}'; scores could not tell them apart")
+                        owner.setdefault(w, label)
+                        if w and self.target_delimiter and self.target_delimiter[-1:].isspace() and w[0].isspace():
+                            P("warning", "answer_choices", f"verbalizer {w!r} starts with whitespace and target_delimiter ends with it: the continuation has a double space")
+                if labels is not None and syntax_ok:
+                    missing = []
+                    for v in labels:
+                        g = self._label_of(v)
+                        if g not in self.answer_choices:
+                            missing.append(str(v) if g == str(v) else f"{v} (-> {g})")
+                    if missing:
+                        P("error", "answer_choices", f"labels in the data without a verbalizer: {', '.join(missing)}")
+                if tokenizer is not None:
+                    probs.extend(self._token_problems(tokenizer))
+        elif self.target is None:
+            P("error", "target", "a generation template needs `target` (Jinja for the gold answer text)")
+
+        if sample_row is not None and syntax_ok:
+            for what, fn in (("input", self.render_input), ("target", self.gold), ("choices_expr", self.choices_for),
+                             ("demo_format", self.render_demo), ("instruction", self.render_instruction)):
+                try:
+                    fn(sample_row)
+                except TemplateError as e:
+                    if "no verbalizer" in e.message:
+                        what = "answer_choices"
+                    elif what == "demo_format" and not self.demo_format:
+                        continue  # already reported under input/target
+                    if not any(p.field == what and e.message in p.message for p in probs):
+                        P("error", what, f"rendering the sample row failed: {e.message}")
+        return probs
+
+    def _label_of(self, value: Any) -> str:
+        """The answer_choices key a data label value maps to, through `target` when it only
+        reads the label column (e.g. an imported index -> choice mapping)."""
+        if self.target is None:
+            return str(value)
+        try:
+            used = _undeclared(_env().parse(self.target))
+        except Exception:  # noqa: BLE001
+            return str(value)
+        if used <= {self.label_column}:
+            try:
+                return self.gold({self.label_column: value})
+            except TemplateError:
+                return str(value)
+        return str(value)
+
+    def _token_problems(self, tokenizer) -> list[Problem]:
+        out = []
+        first: dict[Any, tuple[str, str]] = {}
+        for label, words in self.answer_choices.items():
+            for w in words:
+                ids = tokenizer(self.target_delimiter + w, add_special_tokens=False)["input_ids"]
+                if len(ids) > 1:
+                    out.append(Problem("warning", "answer_choices",
+                                       f"verbalizer {w!r} ({self.target_delimiter + w!r}) is {len(ids)} tokens; "
+                                       "single-token verbalizers are scored in one forward pass and compare more fairly"))
+                if ids:
+                    if ids[0] in first and first[ids[0]][0] != label:
+                        ow, ol = first[ids[0]][1], first[ids[0]][0]
+                        out.append(Problem("warning", "answer_choices",
+                                           f"verbalizers {ow!r} ('{ol}') and {w!r} ('{label}') start with the same token; "
+                                           "their scores differ only after it"))
+                    first.setdefault(ids[0], (label, w))
+        return out
+
+    # ---- serialization ---------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """All fields, nested configs as dicts (round-trips through from_dict)."""
+        return dataclasses.asdict(self)
+
+    def _compact_dict(self) -> dict:
+        """Fields that differ from their defaults (name and input always), in field order."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name in ("fewshot", "generation"):
+                sub = {k: x for k, x in dataclasses.asdict(v).items() if x != dataclasses.asdict(type(v)()).get(k)}
+                if sub:
+                    out[f.name] = sub
+                continue
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if f.name in ("name", "input") or v != default:
+                out[f.name] = v if not isinstance(v, dict) else {str(k): list(x) if isinstance(x, (list, tuple)) else x for k, x in v.items()}
+        return out
+
+    def to_yaml(self) -> str:
+        return _dump(self._compact_dict())
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "PromptTemplate":
+        if not isinstance(d, Mapping):
+            raise TemplateError(f"a template must be a YAML mapping, got {type(d).__name__}", "start the file with `name:` and `input:`")
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = [k for k in d if k not in known]
+        if unknown:
+            hints = []
+            for k in unknown:
+                close = difflib.get_close_matches(str(k), sorted(known), n=1)
+                hints.append(f"'{k}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+            raise TemplateError(f"template {d.get('name', '?')!r}: unknown field(s) {', '.join(hints)}",
+                                f"known fields: {', '.join(sorted(known))}")
+        for req in ("name", "input"):
+            if req not in d or d[req] is None:
+                raise TemplateError(f"template {d.get('name', '?')!r}: missing required field '{req}'",
+                                    "every template needs `name` and `input` (Jinja for the prompt)")
+        for sub, sub_cls in (("fewshot", FewShotConfig), ("generation", GenerationConfig)):
+            v = d.get(sub)
+            if v is None:
+                d.pop(sub, None)
+            elif isinstance(v, Mapping):
+                sub_known = {f.name for f in dataclasses.fields(sub_cls)}
+                bad = [k for k in v if k not in sub_known]
+                if bad:
+                    raise TemplateError(f"template {d['name']!r}: unknown {sub} field(s) {', '.join(map(str, bad))}",
+                                        f"known {sub} fields: {', '.join(sorted(sub_known))}")
+                d[sub] = sub_cls(**v)
+            elif not isinstance(v, sub_cls):
+                raise TemplateError(f"template {d['name']!r}: '{sub}' must be a mapping", f"e.g. {sub}: {{...}}")
+        ac = d.get("answer_choices") or {}
+        if not isinstance(ac, Mapping):
+            raise TemplateError(f"template {d['name']!r}: answer_choices must map label -> list of verbalizers",
+                                "e.g. answer_choices: {business: [business, finance], tech: [tech]}")
+        # YAML reads `0:` / `yes:` keys as int / bool; labels are strings everywhere else.
+        d["answer_choices"] = {_label_key(k): [_label_key(w) for w in (v if isinstance(v, (list, tuple)) else [v])] for k, v in ac.items()}
+        if d.get("metadata") is None:
+            d["metadata"] = {}
+        for s in ("name", "input", "label_column", "target_delimiter", "fewshot_delimiter", "instruction", "description"):
+            if s in d and d[s] is not None and not isinstance(d[s], str):
+                d[s] = str(d[s])
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "PromptTemplate":
+        return cls.from_dict(_yaml_load(text))
+
+    def save(self, path: str | Path) -> Path:
+        """Write to_yaml() atomically (temp file in the same folder, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(self.to_yaml())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def content_hash(self) -> str:
+        """sha256 of what shapes the prompts and scores.
+
+        Excluded: `name`, `description`, `metadata` and `dataset`, so a renamed or re-described
+        copy is recognised as the same prompt. Default-valued fields are dropped before
+        hashing, so adding a new optional field later does not change existing hashes."""
+        d = self._compact_dict()
+        for k in ("name", "description", "metadata", "dataset"):
+            d.pop(k, None)
+        canon = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
+def _undeclared(ast_) -> set[str]:
+    from jinja2 import meta, nodes
+    from jinja2.exceptions import TemplateAssertionError
+
+    try:
+        return set(meta.find_undeclared_variables(ast_))
+    except TemplateAssertionError:
+        # An unknown filter stops Jinja's own analysis; approximate with loaded minus stored names.
+        loaded = {n.name for n in ast_.find_all(nodes.Name) if n.ctx == "load"}
+        stored = {n.name for n in ast_.find_all(nodes.Name) if n.ctx in ("store", "param")}
+        return loaded - stored
+
+
+def _label_key(k: Any) -> str:
+    if isinstance(k, bool):  # YAML 1.1 reads yes/no/true/false keys as booleans
+        return "true" if k else "false"
+    return str(k)
+
+
+def _guess_column(src: str, e, offset: int) -> int | None:
+    """Best-effort 1-based column of a syntax error: Jinja reports only the line, so look for
+    the token the message quotes on that line, else point at the first unclosed tag."""
+    lines = src.splitlines() or [""]
+    if not e.lineno or e.lineno > len(lines):
+        return None
+    line = lines[e.lineno - 1]
+    for tok in re.findall(r"'([^']+)'", e.message or ""):
+        i = line.rfind(tok)  # the offending token is usually the last one on the line
+        if i >= 0:
+            return max(1, i + 1 - offset)
+    for opener, closer in (("{{", "}}"), ("{%", "%}")):
+        i = line.rfind(opener)
+        if i >= 0 and closer not in line[i:]:
+            return max(1, i + 1 - offset)
+    return None
+
+
+def _locate(src: str, var: str, offset: int) -> tuple[int | None, int | None]:
+    for n, line in enumerate(src.splitlines(), 1):
+        m = re.search(r"(?<![\w.])" + re.escape(var) + r"\b", line)
+        if m:
+            return n, max(1, m.start() + 1 - offset)
+    return None, None
+
+
+# --------------------------------------------------------------------------------------------
+# Loading: our format, lm-eval task YAML, PromptSource templates.yaml
+# --------------------------------------------------------------------------------------------
+_LM_EVAL_KEYS = {"doc_to_text", "doc_to_target", "doc_to_choice", "output_type", "dataset_path", "include"}
+
+
+def _read(path_or_text: str | Path) -> tuple[str, Path | None]:
+    if isinstance(path_or_text, Path):
+        p = path_or_text
+    elif "\n" not in path_or_text and len(path_or_text) < 4096 and (
+            path_or_text.endswith((".yaml", ".yml")) or os.path.exists(path_or_text)):
+        p = Path(path_or_text)
+    else:
+        return path_or_text, None
+    if not p.is_file():
+        raise TemplateError(f"template file not found: {p}", "check the path, or pass the YAML text itself")
+    return p.read_text(encoding="utf-8"), p
+
+
+def load_templates(path_or_text: str | Path) -> list[PromptTemplate]:
+    """Every template in a file: one for our format and lm-eval, all for PromptSource."""
+    text, path = _read(path_or_text)
+    origin = str(path) if path else "template"
+    data = _yaml_load(text, origin)
+    if not isinstance(data, Mapping):
+        raise TemplateError(f"{origin}: expected a YAML mapping, got {type(data).__name__}",
+                            "a template file is a mapping with `name:` and `input:` (or lm-eval / PromptSource YAML)")
+    try:
+        if "templates" in data and isinstance(data["templates"], Mapping):
+            return _from_promptsource(data)
+        if "input" in data and "name" in data:
+            return [PromptTemplate.from_dict(data)]
+        if _LM_EVAL_KEYS & set(data):
+            return [_from_lm_eval(data, path)]
+    except TemplateError as e:
+        if path and str(path) not in e.message:
+            raise TemplateError(f"{path}: {e.message}", e.hint) from e
+        raise
+    raise TemplateError(f"{origin}: not a recognised template format (keys: {', '.join(map(str, data))})",
+                        "our format needs `name` and `input`; lm-eval needs `doc_to_text`; PromptSource needs `templates`")
+
+
+def load_template(path_or_text: str | Path, name: str | None = None) -> PromptTemplate:
+    ts = load_templates(path_or_text)
+    if name is not None:
+        for t in ts:
+            if t.name == name:
+                return t
+        raise TemplateError(f"no template named {name!r} in {str(path_or_text)[:200]}",
+                            f"available: {', '.join(t.name for t in ts)}")
+    if len(ts) > 1:
+        raise TemplateError(f"{str(path_or_text)[:200]} holds {len(ts)} templates",
+                            f"pass name=... (one of: {', '.join(t.name for t in ts)}) or use load_templates")
+    return ts[0]
+
+
+# ---- lm-eval ----------------------------------------------------------------------------------
+_IDENT = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def _lm_field_to_jinja(v: Any) -> str:
+    """lm-eval evaluates a bare column name as that column, anything else as Jinja. We cannot
+    see the dataset's columns, so an identifier-only string is taken as a column name."""
+    s = str(v)
+    return "{{ %s }}" % s if _IDENT.match(s) else s
+
+
+def _lm_plain_column(s: str) -> str | None:
+    if _IDENT.match(s):
+        return s
+    m = re.fullmatch(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}", s)
+    return m.group(1) if m else None
+
+
+def _resolve_include(data: dict, path: Path | None, depth: int = 0) -> dict:
+    inc = data.get("include")
+    if not inc:
+        return data
+    if path is None or depth > 5:
+        raise TemplateError(f"lm-eval task uses `include: {inc}`, which cannot be resolved here",
+                            "load the task from its file so the included file can be found, or inline its keys")
+    ip = (path.parent / str(inc))
+    if not ip.is_file():
+        raise TemplateError(f"{path}: included file not found: {ip}", "keep the included YAML next to the task file")
+    base = _yaml_load(ip.read_text(encoding="utf-8"), str(ip))
+    base = _resolve_include(dict(base), ip, depth + 1)
+    merged = {**base, **{k: v for k, v in data.items() if k != "include"}}
+    return merged
+
+
+def _from_lm_eval(data: Mapping, path: Path | None) -> PromptTemplate:
+    data = _resolve_include(dict(data), path)
+    name = str(data.get("task") or (path.stem if path else "lm_eval_task"))
+    if isinstance(data.get("task"), list):
+        raise TemplateError(f"{name}: this is an lm-eval group, not a task", "load one of the task YAML files it lists")
+    out_type = data.get("output_type", "generate_until")
+    if out_type not in ("multiple_choice", "generate_until"):
+        raise TemplateError(f"lm-eval task {name!r}: output_type {out_type!r} is not supported",
+                            "only multiple_choice (classification) and generate_until (generation) map to a prompt template")
+    if "doc_to_text" not in data:
+        raise TemplateError(f"lm-eval task {name!r} has no doc_to_text", "add doc_to_text (a Jinja string or a column name)")
+    kw: dict[str, Any] = {
+        "name": name,
+        "input": _lm_field_to_jinja(data["doc_to_text"]),
+        "target_delimiter": str(data.get("target_delimiter", " ")),
+        "fewshot_delimiter": str(data.get("fewshot_delimiter", "\n\n")),
+        "metadata": {"source": "lm-eval", **({"dataset_path": data["dataset_path"]} if data.get("dataset_path") else {})},
+    }
+    desc = data.get("description") or ""
+    if desc:
+        # lm-eval joins the description to the first demo with nothing in between.
+        fd = kw["fewshot_delimiter"]
+        if fd and desc.endswith(fd):
+            kw["instruction"] = desc[: -len(fd)]
+        else:
+            kw["instruction"], kw["instruction_delimiter"] = desc, ""
+    if data.get("num_fewshot"):
+        kw["fewshot"] = FewShotConfig(k=int(data["num_fewshot"]))
+    tgt = data.get("doc_to_target")
+    if out_type == "generate_until":
+        kw["task"] = "generation"
+        kw["target"] = _lm_field_to_jinja(tgt) if tgt is not None else None
+        gk = data.get("generation_kwargs") or {}
+        until = gk.get("until", ["\n\n"])
+        g = GenerationConfig(stop=[until] if isinstance(until, str) else list(until))
+        if "max_gen_toks" in gk:
+            g.max_new_tokens = int(gk["max_gen_toks"])
+        if "temperature" in gk:
+            g.temperature = float(gk["temperature"])
+        if "top_p" in gk:
+            g.top_p = float(gk["top_p"])
+        kw["generation"] = g
+        return PromptTemplate(**kw)
+
+    choice = data.get("doc_to_choice")
+    if choice is None:
+        raise TemplateError(f"lm-eval task {name!r}: multiple_choice needs doc_to_choice", "add doc_to_choice (a list, column or Jinja)")
+    if isinstance(choice, Mapping):
+        choice = list(choice.values())
+    if isinstance(choice, list):
+        choices = [str(c) for c in choice]
+        # Keys are the choice texts; `target` reproduces lm-eval's gold rule (digits -> index
+        # into the list, otherwise the text itself), so both integer and text label columns
+        # line up with the keys.
+        kw["answer_choices"] = {c: [c] for c in choices}
+        lit = "[" + ", ".join(_jinja_str(c) for c in choices) + "]"
+        if tgt is None:
+            raise TemplateError(f"lm-eval task {name!r} has no doc_to_target", "add doc_to_target (index, column or Jinja)")
+        if isinstance(tgt, bool) or not isinstance(tgt, (int, str)):
+            raise TemplateError(f"lm-eval task {name!r}: doc_to_target {tgt!r} is not supported", "use an int, a column name or a Jinja string")
+        if isinstance(tgt, int):
+            kw["target"] = "{{ %s }}" % _jinja_str(choices[tgt])
+        else:
+            src = _lm_field_to_jinja(tgt)
+            col = _lm_plain_column(src)
+            if col:
+                kw["label_column"] = col
+            kw["target"] = ("{% set t %}" + src + "{% endset %}"
+                            "{{ " + lit + "[t | int] if t.strip().isdigit() else t }}")
+    else:
+        c = str(choice)
+        kw["choices_expr"] = c  # a column name is a valid Jinja expression; templates stay templates
+        kw["target"] = _lm_field_to_jinja(tgt) if not isinstance(tgt, int) else str(tgt)
+        col = _lm_plain_column(kw["target"])
+        if col:
+            kw["label_column"] = col
+    return PromptTemplate(**kw)
+
+
+def to_lm_eval_yaml(template: PromptTemplate, dataset_path: str = "json", data_files: Mapping[str, str] | str | None = None,
+                    test_split: str = "test", fewshot_split: str | None = None, task_name: str | None = None) -> str:
+    """An lm-eval 0.4.x task YAML whose prompts equal `template.build_context`.
+
+    Demonstrations: lm-eval draws its own; with `fewshot_split` the `first_n` sampler takes
+    that split's rows in order, so writing our demos there reproduces the same context.
+    Only the first verbalizer of each label can be exported (lm-eval scores one string per
+    choice)."""
+    t = template
+    if t.demo_format:
+        raise TemplateError(f"template '{t.name}' uses demo_format, which lm-eval cannot express",
+                            "remove demo_format (demos are input + target_delimiter + answer) before exporting")
+    if t.chat:
+        pass  # lm-eval applies chat templates with --apply_chat_template; noted in the header.
+    d: dict[str, Any] = {"task": task_name or re.sub(r"\W+", "_", t.name), "dataset_path": dataset_path}
+    if data_files is not None:
+        d["dataset_kwargs"] = {"data_files": dict(data_files) if isinstance(data_files, Mapping) else {test_split: data_files}}
+    d["test_split"] = test_split
+    if fewshot_split:
+        d["fewshot_split"] = fewshot_split
+        d["fewshot_config"] = {"sampler": "first_n"}
+    d["output_type"] = "multiple_choice" if t.task == "classification" else "generate_until"
+    if t.instruction:
+        delim = t.fewshot_delimiter if t.instruction_delimiter is None else t.instruction_delimiter
+        d["description"] = t.instruction + delim
+    d["doc_to_text"] = t.input
+    comments = [f"# Exported from prompt-workbench template '{t.name}' (content {t.content_hash()[:12]})."]
+    if t.task == "classification":
+        if t.choices_expr:
+            expr = t.choices_expr
+            d["doc_to_choice"] = expr if (_is_template_form(expr) or _IDENT.match(expr)) else "{{ (" + expr + ") | list }}"
+            d["doc_to_target"] = t._target_source()
+        else:
+            labels = list(t.answer_choices)
+            d["doc_to_choice"] = [t.answer_choices[k][0] for k in labels]
+            index = "{" + ", ".join(f"{_jinja_str(k)}: {i}" for i, k in enumerate(labels)) + "}"
+            src = t._target_source()
+            d["doc_to_target"] = "{% set t %}" + src + "{% endset %}{{ " + index + "[t] }}"
+            if any(len(w) > 1 for w in t.answer_choices.values()):
+                comments.append("# Only the first verbalizer of each label is exported (lm-eval scores one string per choice).")
+        d["metric_list"] = [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+                            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}]
+    else:
+        d["doc_to_target"] = t._target_source()
+        g = t.generation
+        d["generation_kwargs"] = {"until": list(g.stop), "max_gen_toks": g.max_new_tokens,
+                                  "do_sample": g.temperature > 0, "temperature": g.temperature}
+        d["metric_list"] = [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}]
+    d["target_delimiter"] = t.target_delimiter
+    d["fewshot_delimiter"] = t.fewshot_delimiter
+    d["num_fewshot"] = t.fewshot.k
+    if t.chat:
+        comments.append("# This template is chat-style: run lm-eval with --apply_chat_template.")
+    return "\n".join(comments) + "\n" + _dump(d)
+
+
+# ---- PromptSource -----------------------------------------------------------------------------
+def _split_bars(s: str) -> list[str]:
+    return [p.strip() for p in s.split("|||")]
+
+
+def _ps_choice_expr(part: str) -> str:
+    """A PromptSource answer choice (text with {{ }} inserts) as one Jinja expression."""
+    if "{%" in part:
+        raise TemplateError(f"PromptSource answer choice {part!r} uses a {{% %}} block", "only {{ }} inserts are supported in per-row answer_choices")
+    pieces = []
+    pos = 0
+    for m in re.finditer(r"\{\{(.*?)\}\}", part, flags=re.S):
+        if m.start() > pos:
+            pieces.append(_jinja_str(part[pos:m.start()]))
+        pieces.append("((" + m.group(1).strip() + ") | string)")
+        pos = m.end()
+    if pos < len(part):
+        pieces.append(_jinja_str(part[pos:]))
+    return " ~ ".join(pieces) or '""'
+
+
+_ANSWER_CHOICES = re.compile(r"(?<![\w.])answer_choices\b")
+_PS_GOLD = re.compile(r"^\{\{\s*answer_choices\s*\[\s*([A-Za-z_]\w*)\s*\]\s*\}\}$")
+
+
+def _from_promptsource(data: Mapping) -> list[PromptTemplate]:
+    ds = data.get("dataset")
+    sub = data.get("subset")
+    out = []
+    for tid, tp in (data.get("templates") or {}).items():
+        if not isinstance(tp, Mapping) or "jinja" not in tp:
+            raise TemplateError(f"PromptSource template {tid}: missing `jinja`", "each template needs `jinja: input ||| target`")
+        name = str(tp.get("name") or tid)
+        parts = str(tp["jinja"]).split("|||")
+        if len(parts) > 2:
+            raise TemplateError(f"PromptSource template {name!r}: jinja has {len(parts) - 1} '|||' separators", "use exactly one: input ||| target")
+        # PromptSource strips both rendered parts; we strip the source, which matches unless
+        # a value itself starts or ends with whitespace.
+        inp = parts[0].strip()
+        tgt = parts[1].strip() if len(parts) == 2 else None
+        meta = dict(tp.get("metadata") or {})
+        kw: dict[str, Any] = {"name": name, "input": inp, "dataset": None,
+                              "metadata": {"source": "promptsource", "id": str(tp.get("id", tid)),
+                                           **({"hf_dataset": ds} if ds else {}), **({"subset": sub} if sub else {}),
+                                           **({k: v for k, v in meta.items() if k in ("metrics", "original_task", "choices_in_prompt", "languages")})}}
+        if tp.get("reference"):
+            kw["description"] = str(tp["reference"])
+        ac = tp.get("answer_choices")
+        m = _PS_GOLD.match(tgt or "")
+        if not ac:
+            kw["task"] = "generation"
+            kw["target"] = tgt
+        else:
+            choices = _split_bars(str(ac))
+            per_row = any(_is_template_form(c) for c in choices)
+            if per_row:
+                kw["choices_expr"] = "[" + ", ".join(_ps_choice_expr(c) for c in choices) + "]"
+                if m:
+                    kw["label_column"] = m.group(1)
+                    kw["target"] = "{{ %s }}" % m.group(1)  # digits -> index into the row's choices
+                else:
+                    kw["target"] = _ANSWER_CHOICES.sub("(" + kw["choices_expr"] + ")", tgt or "")
+            elif m:
+                # The common case: integer dataset labels index the fixed list, so the keys are
+                # the label values "0", "1", ... and the label column is the indexing variable.
+                kw["label_column"] = m.group(1)
+                kw["answer_choices"] = {str(i): [c] for i, c in enumerate(choices)}
+            else:
+                # Any other target: `answer_choices` becomes the literal list, so the target
+                # renders the choice text, which is the key.
+                kw["answer_choices"] = {c: [c] for c in choices}
+                kw["target"] = _ANSWER_CHOICES.sub("[" + ", ".join(_jinja_str(c) for c in choices) + "]", tgt or "")
+        if tgt is None:
+            raise TemplateError(f"PromptSource template {name!r}: jinja has no '|||' target part", "write jinja as: input ||| target")
+        out.append(PromptTemplate(**kw))
+    if not out:
+        raise TemplateError("PromptSource file holds no templates", "add entries under `templates:`")
+    return out
+
+
+def to_promptsource_yaml(template: PromptTemplate, dataset: str | None = None, template_id: str | None = None) -> str:
+    """PromptSource `templates.yaml` text (with !Template tags) holding this template."""
+    import uuid
+
+    t = template
+    tid = template_id or str(uuid.uuid5(uuid.NAMESPACE_URL, "prompt-workbench:" + t.content_hash()))
+    entry: dict[str, Any] = {}
+    if t.task == "classification" and t.choices_expr:
+        raise TemplateError(f"template '{t.name}' uses choices_expr, which has no PromptSource equivalent here",
+                            "export to lm-eval YAML instead")
+    if t.task == "classification":
+        labels = list(t.answer_choices)
+        entry["answer_choices"] = " ||| ".join(t.answer_choices[k][0] for k in labels)
+        src = t._target_source()
+        if labels == [str(i) for i in range(len(labels))] and _lm_plain_column(src):
+            gold = "{{ answer_choices[%s] }}" % _lm_plain_column(src)
+        else:
+            index = "{" + ", ".join(f"{_jinja_str(k)}: {i}" for i, k in enumerate(labels)) + "}"
+            gold = "{% set t %}" + src + "{% endset %}{{ answer_choices[" + index + "[t]] }}"
+    else:
+        entry["answer_choices"] = None
+        gold = t._target_source()
+    entry["id"] = tid
+    entry["jinja"] = t.input + " ||| " + gold
+    entry["metadata"] = _PSMetadata({"choices_in_prompt": False, "languages": ["en"],
+                                     "metrics": ["Accuracy"] if t.task == "classification" else ["Other"],
+                                     "original_task": True})
+    entry["name"] = t.name
+    entry["reference"] = t.description
+    return _dump({"dataset": dataset or t.dataset or "unknown", "templates": {tid: _PSTemplate(entry)}})
+
+
+# --------------------------------------------------------------------------------------------
+# Library
+# --------------------------------------------------------------------------------------------
+def list_library(dirs: Sequence[str | Path] | None = None) -> list[dict]:
+    """Templates in templates_library/ and the user's folder, with where they came from.
+
+    A file that fails to load is listed with an `error` entry instead of hiding it."""
+    from workbench import paths
+
+    lib = paths.library_dir().resolve()
+    roots = [Path(d) for d in dirs] if dirs is not None else [lib, paths.user_templates_dir()]
+    out = []
+    for root in roots:
+        if not root.is_dir():
+            continue
+        source = "library" if root.resolve() == lib else "user"
+        for p in sorted([*root.glob("*.yaml"), *root.glob("*.yml")]):
+            try:
+                for t in load_templates(p):
+                    out.append({"name": t.name, "path": str(p), "dataset": t.dataset, "task": t.task,
+                                "kind": t.kind, "source": source, "description": t.description})
+            except TemplateError as e:
+                out.append({"name": p.stem, "path": str(p), "dataset": None, "task": None, "kind": None,
+                            "source": source, "error": str(e)})
+    return out
