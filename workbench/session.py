@@ -110,6 +110,9 @@ class ModelSession:
         self.dtype = None
         self.load_seconds: float | None = None
         self._prefix_cache_hits = 0
+        # Counters for benchmarks (FLOP/s, padding): tokens through the decoder, padded slots,
+        # positions that went through the LM head, and seconds spent in forward passes.
+        self.stats = {"tokens": 0, "padded": 0, "head_positions": 0, "forward_s": 0.0}
 
     # ------------------------------------------------------------------ loading
     def load(self, progress: Callable[[str], None] | None = None) -> "ModelSession":
@@ -326,6 +329,9 @@ class ModelSession:
         results: dict[tuple[tuple[int, ...], int], torch.Tensor] = {}   # (key, pos) -> log-prob row [V]
 
         order = sorted(keys, key=lambda k: -len(k))
+        per_key: dict[tuple[int, ...], int] = {}
+        for key, _ in plan:
+            per_key[key] = per_key.get(key, 0) + 1
         total, done = len(plan), 0
         with self.lock, torch.inference_mode():
             prefix_kv = self._run_prefix(decoder or lm, keys[0][:P]) if P else None
@@ -359,6 +365,7 @@ class ModelSession:
                         where.append((key, pos))
                 r = torch.tensor(rows, device=self.device)
                 c = torch.tensor(cols, device=self.device)
+                t_fwd = time.perf_counter()
                 if decoder is not None:
                     hidden = decoder(**kwargs).last_hidden_state          # [B, Lmax, H]
                     logits = head(hidden[r, c])                           # [N, V]
@@ -368,12 +375,13 @@ class ModelSession:
                 if softcap:
                     logits = torch.tanh(logits / softcap) * softcap
                 logp = torch.log_softmax(logits, dim=-1)                  # [N, V]
+                self.stats["forward_s"] += time.perf_counter() - t_fwd
+                self.stats["tokens"] += sum(len(k) - P for k in batch)
+                self.stats["padded"] += len(batch) * Lmax
+                self.stats["head_positions"] += len(rows)
                 for n, wk in enumerate(where):
                     results[wk] = logp[n]
-                done_keys = set(batch)
-                # emit progress in request units
-                newly = sum(1 for key, _ in plan if key in done_keys)
-                done += newly
+                done += sum(per_key[k] for k in batch)   # progress counts requests, not feeds
                 if progress:
                     progress(min(done, total), total)
 
@@ -392,7 +400,11 @@ class ModelSession:
         import torch
 
         ids = torch.tensor([list(prefix)], device=self.device)
+        t0 = time.perf_counter()
         out = decoder(input_ids=ids, use_cache=True)
+        self.stats["forward_s"] += time.perf_counter() - t0
+        self.stats["tokens"] += len(prefix)
+        self.stats["padded"] += len(prefix)
         self._prefix_cache_hits += 1
         return _cache_from_output(out)
 

@@ -1,0 +1,196 @@
+"""Scoring speed: `workbench eval` against `lm_eval --model hf`, side by side, same task.
+
+    python bench/bench_scoring.py                     # zero-shot and 8-shot, 200 bbc test headlines
+    python bench/bench_scoring.py --shots 0 --limit 100 --lmeval-batch 16
+
+For each setting it writes the very same rows (and the same demonstrations, in order) as an
+lm-evaluation-harness task (JSONL files + the template exported with `to_lm_eval_yaml`), runs
+both tools as separate processes on the same safetensors folder, same dtype (float32), and
+compares whole-process wall time and the per-example predictions. It then measures, in this
+process, (a) prefix-cache vs full-prompt log-probs, and (b) the scoring loop's achieved FLOP/s
+as a fraction of a large fp32 `torch.matmul` on the same machine.
+
+Exits non-zero if any predictions differ.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _run(cmd: list[str], env: dict) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        print(proc.stdout[-3000:], proc.stderr[-6000:], sep="\n", file=sys.stderr)
+        raise SystemExit(f"command failed: {' '.join(cmd)}")
+    return wall
+
+
+def prepare(template_path: str, limit: int, shots: int, seed: int, work: Path):
+    """Write the rows and demos our eval will use, and the equivalent lm-eval task."""
+    from workbench.data import load_dataset
+    from workbench.inference import EvalConfig, demos_for, eval_rows
+    from workbench.templates import load_template, to_lm_eval_yaml
+
+    tpl = load_template(template_path)
+    ds = load_dataset("bbc")
+    cfg = EvalConfig(shots=shots, seed=seed, limit=limit)
+    rows, pool = eval_rows(ds, cfg)
+    demos = demos_for(tpl, pool, cfg, None, tpl.label_column)
+    work.mkdir(parents=True, exist_ok=True)
+    cols = list(ds.df.columns)
+    with open(work / "test.jsonl", "w") as f:
+        for _, r in rows.iterrows():
+            f.write(json.dumps({c: r[c] for c in cols}) + "\n")
+    files = {"test": str(work / "test.jsonl")}
+    if shots:
+        with open(work / "fewshot.jsonl", "w") as f:
+            for r in demos:
+                f.write(json.dumps({c: r[c] for c in cols}) + "\n")
+        files["fewshot"] = str(work / "fewshot.jsonl")
+    tpl.fewshot.k = shots
+    task = f"wb_bench_{shots}shot"
+    (work / f"{task}.yaml").write_text(to_lm_eval_yaml(tpl, dataset_path="json", data_files=files,
+                                                       fewshot_split="fewshot" if shots else None, task_name=task))
+    return tpl, task, rows
+
+
+def lmeval_predictions(out_dir: Path, task: str) -> tuple[list[int], list[list[float]]]:
+    files = glob.glob(str(out_dir / "**" / f"samples_{task}_*.jsonl"), recursive=True)
+    if not files:
+        raise SystemExit(f"no lm-eval samples found under {out_dir}")
+    samples = [json.loads(line) for line in open(sorted(files)[-1])]
+    samples.sort(key=lambda s: s["doc_id"])
+    lls = [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
+    preds = [max(range(len(x)), key=lambda i: (x[i], -i)) for x in lls]   # first of ties, like numpy
+    return preds, lls
+
+
+def matmul_peak(n: int = 2048, reps: int = 10) -> float:
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.matmul(a, b)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        torch.matmul(a, b)
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def flops_fraction(template_path: str, limit: int, shots: int, seed: int) -> dict:
+    """Achieved model FLOP/s of the scoring loop / large-matmul FLOP/s, in this process."""
+    from workbench.data import load_dataset
+    from workbench.inference import EvalConfig, evaluate
+    from workbench.session import get_session
+    from workbench.templates import load_template
+
+    s = get_session("default")
+    tpl = load_template(template_path)
+    ds = load_dataset("bbc")
+    cfg = EvalConfig(shots=shots, seed=seed, limit=limit)
+    evaluate(tpl, ds, s, EvalConfig(shots=shots, seed=seed, limit=4))      # warm-up
+    s.stats.update(tokens=0, padded=0, head_positions=0, forward_s=0.0)
+    res_cached = evaluate(tpl, ds, s, cfg)
+    st = dict(s.stats)
+    cfgm = s.model.config
+    n_embed = cfgm.vocab_size * cfgm.hidden_size
+    body = sum(p.numel() for p in s.model.parameters()) - n_embed      # tied head: embeddings counted once
+    # 2 FLOPs per weight per token in the decoder body, plus the LM head at the needed positions.
+    flops = 2 * body * st["padded"] + 2 * n_embed * st["head_positions"]
+    achieved = flops / st["forward_s"]
+    peak = matmul_peak()
+    out = {"tokens": st["tokens"], "padded_tokens": st["padded"], "forward_s": round(st["forward_s"], 2),
+           "tokens_per_s": round(st["tokens"] / st["forward_s"], 1), "achieved_gflops": round(achieved / 1e9, 1),
+           "matmul_gflops": round(peak / 1e9, 1), "fraction_of_matmul": round(achieved / peak, 3)}
+    if shots:
+        res_full = evaluate(tpl, ds, s, EvalConfig(shots=shots, seed=seed, limit=limit, prefix_cache=False))
+        diffs = [abs(a["logprobs"][k] - b["logprobs"][k]) for a, b in zip(res_cached.records, res_full.records)
+                 for k in a["logprobs"]]
+        out["prefix_cache_max_abs_diff"] = max(diffs)
+        out["prefix_cache_same_preds"] = [r["pred"] for r in res_cached.records] == [r["pred"] for r in res_full.records]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--template", default=str(ROOT / "templates_library" / "bbc_headline_topic.yaml"))
+    ap.add_argument("--limit", type=int, default=200)
+    ap.add_argument("--shots", default="0,8", help="comma-separated shot counts")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--lmeval-batch", default="32", help="lm-eval --batch_size (a number, or 'auto')")
+    ap.add_argument("--work", default="/tmp/wb_bench")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args()
+
+    from workbench.models import resolve_model
+
+    model_path = resolve_model("default").path
+    env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               TRANSFORMERS_VERBOSITY="error")
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    results, ok = [], True
+    for shots in [int(x) for x in args.shots.split(",")]:
+        w = work / f"{shots}shot"
+        tpl, task, rows = prepare(args.template, args.limit, shots, args.seed, w)
+        ours_json = w / "ours.json"
+        t_ours = _run([str(BIN / "workbench"), "eval", "--model", "default", "--data", "bbc", "--template", args.template,
+                       "--limit", str(args.limit), "--shots", str(shots), "--seed", str(args.seed),
+                       "--out", str(ours_json), "--no-registry"], env)
+        t_theirs = _run([str(BIN / "lm_eval"), "--model", "hf", "--model_args", f"pretrained={model_path},dtype=float32",
+                         "--tasks", task, "--include_path", str(w), "--batch_size", args.lmeval_batch, "--device", "cpu",
+                         "--log_samples", "--output_path", str(w / "lmeval")], env)
+        ours = json.loads(ours_json.read_text())
+        labels = list(tpl.answer_choices)
+        our_preds = [labels.index(r["pred"]) for r in ours["records"]]
+        their_preds, their_lls = lmeval_predictions(w / "lmeval", task)
+        same = our_preds == their_preds
+        ll_diff = max(abs(ours["records"][i]["logprobs"][lab] - their_lls[i][j])
+                      for i in range(len(their_lls)) for j, lab in enumerate(labels))
+        ok &= same
+        results.append({"shots": shots, "n": len(rows), "ours_s": round(t_ours, 1), "lm_eval_s": round(t_theirs, 1),
+                        "speedup": round(t_theirs / t_ours, 2), "identical_predictions": same,
+                        "max_abs_logprob_diff": float(f"{ll_diff:.2e}"),
+                        "ours_acc": round(ours["metrics"]["accuracy"], 4)})
+    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"python {platform.python_version()}")
+    print(f"{'shots':>5} {'n':>5} {'ours (s)':>9} {'lm-eval (s)':>12} {'ratio':>7} {'identical':>10} "
+          f"{'max|Δlogp|':>11} {'acc':>6}")
+    for r in results:
+        print(f"{r['shots']:>5} {r['n']:>5} {r['ours_s']:>9} {r['lm_eval_s']:>12} {r['speedup']:>6}x "
+              f"{str(r['identical_predictions']):>10} {r['max_abs_logprob_diff']:>11} {r['ours_acc']:>6}")
+    fl = []
+    for shots in [int(x) for x in args.shots.split(",")]:
+        f = flops_fraction(args.template, args.limit, shots, args.seed)
+        f["shots"] = shots
+        fl.append(f)
+        if shots:
+            ok &= f["prefix_cache_same_preds"] and f["prefix_cache_max_abs_diff"] <= 1e-4
+    print(f"\n{'shots':>5} {'tokens/s':>9} {'model GFLOP/s':>14} {'matmul GFLOP/s':>15} {'fraction':>9} "
+          f"{'prefix-cache max|Δlogp|':>24}")
+    for f in fl:
+        print(f"{f['shots']:>5} {f['tokens_per_s']:>9} {f['achieved_gflops']:>14} {f['matmul_gflops']:>15} "
+              f"{f['fraction_of_matmul']:>9} {f.get('prefix_cache_max_abs_diff', '-'):>24}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": results, "flops": fl}, indent=1))
+    if not ok:
+        print("\nFAIL: predictions differ", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
