@@ -1,0 +1,1 @@
+"""The browser workbench (Gradio). `main.build_app()` builds it, `main.launch()` serves it."""

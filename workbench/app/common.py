@@ -1,0 +1,204 @@
+"""What every tab shares: the per-user state, the shared-component context, error handling,
+the dataset cache and the rendering of an eval result.
+
+The tabs only wire components to handlers; each handler is a module-level function that takes
+and returns plain values, so `gradio_client` can call it by its `api_name`.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..errors import WorkbenchError
+
+log = logging.getLogger("workbench.app")
+
+MODEL_QUEUE = "model"     # concurrency_id of every event that runs the model
+DEFAULT_TEMPLATE = {"bbc": "bbc_headline_topic", "intent": "intent_topic_word", "strategyqa": "strategyqa_yes_no"}
+
+
+@dataclass
+class UIState:
+    """One browser session's state (a `gr.State`): never shared between users."""
+
+    data_spec: str | None = None          # built-in name, a path, or an uploaded file's path
+    text_column: str | None = None
+    label_column: str | None = None
+    split_seed: int = 0
+    saved_yaml: str = ""                  # the editor content as last loaded or saved ("" = none)
+    template_path: str | None = None      # where the editor content was loaded from / saved to
+    last_run_id: str | None = None        # the run shown in the Run tab
+
+
+@dataclass
+class Ctx:
+    """Components created by one tab and used by others (built in TABS order)."""
+
+    demo: Any
+    state: Any                           # gr.State(UIState)
+    job: Any                             # gr.BrowserState: the running eval's job id (reload reconnects)
+    draft: Any                           # gr.BrowserState: the editor's content (reload keeps edits)
+    model_name: Any = None               # model bar textbox
+    model_info: Any = None               # model bar markdown
+    editor: Any = None                   # Templates tab: the whole template as YAML
+    edit_status: Any = None              # Templates tab: "saved" / "unsaved edits" line
+    events: dict = field(default_factory=dict)   # named event dependencies other tabs can .then() on
+
+
+# ------------------------------------------------------------------------------------ errors
+def format_error(e: WorkbenchError) -> str:
+    return f"{e.message}\n\nHint: {e.hint}" if e.hint else e.message
+
+
+@contextmanager
+def user_errors(what: str) -> Iterator[None]:
+    """Turn errors into a readable toast (gr.Error), never a traceback in the page.
+
+    A WorkbenchError shows its message and hint; anything else is a bug, logged with its
+    traceback on the server and shown as one line."""
+    import gradio as gr
+
+    try:
+        yield
+    except gr.Error:
+        raise
+    except WorkbenchError as e:
+        raise gr.Error(format_error(e), title=f"{what} failed", print_exception=False) from None
+    except Exception as e:  # noqa: BLE001
+        log.exception("%s failed", what)
+        raise gr.Error(f"{type(e).__name__}: {e}", title=f"{what} failed", print_exception=False) from None
+
+
+# ------------------------------------------------------------------------------------ data
+@functools.lru_cache(maxsize=8)
+def _load_dataset_cached(spec: str, text_column: str | None, label_column: str | None, mtime: float):
+    from ..data import load_dataset
+
+    return load_dataset(spec, text_column=text_column, label_column=label_column)
+
+
+def get_dataset(spec: str, text_column: str | None = None, label_column: str | None = None):
+    """Load (or reuse) a dataset. Datasets are read-only once loaded, so sessions that open the
+    same file share one copy; a changed file (new mtime) is read again."""
+    import os
+
+    mtime = os.path.getmtime(spec) if os.path.exists(spec) else 0.0
+    return _load_dataset_cached(spec, text_column or None, label_column or None, mtime)
+
+
+def state_dataset(state: UIState):
+    from ..errors import DataError
+
+    if not state or not state.data_spec:
+        raise DataError("No dataset is loaded.", hint="Open the Data tab and load a dataset first.")
+    return get_dataset(state.data_spec, state.text_column, state.label_column)
+
+
+def parse_template(yaml_text: str):
+    from ..errors import TemplateError
+    from ..templates import load_template
+
+    if not (yaml_text or "").strip():
+        raise TemplateError("The template editor is empty.", hint="Load a template from the library in the Templates tab.")
+    return load_template(yaml_text)
+
+
+# ------------------------------------------------------------------------------------ results
+def empty_figure(message: str):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.update_layout(template="plotly_white", height=320, xaxis_visible=False, yaxis_visible=False,
+                      annotations=[dict(text=message, showarrow=False, font=dict(size=14, color="#888"))])
+    return fig
+
+
+def metrics_markdown(payload: dict) -> str:
+    m, prov, t = payload["metrics"], payload.get("provenance", {}), payload.get("timings", {})
+    cfg = prov.get("config", {})
+    if payload.get("task") == "generation":
+        heads = [("exact match", m.get("exact_match")), ("token F1", m.get("token_f1")), ("contains", m.get("contains"))]
+    else:
+        heads = [("accuracy", m.get("accuracy")), ("macro F1", m.get("macro_f1")), ("weighted F1", m.get("weighted_f1"))]
+    cells = " | ".join(f"**{v:.3f}**" if isinstance(v, (int, float)) else "–" for _, v in heads)
+    lines = ["| " + " | ".join(n for n, _ in heads) + " | examples |", "|" + "---|" * (len(heads) + 1),
+             f"| {cells} | {m.get('n', len(payload.get('records', [])))} |", ""]
+    tmpl, model, data = prov.get("template", {}), prov.get("model", {}), prov.get("data", {})
+    lines.append(f"template **{tmpl.get('name', '?')}** (`{str(tmpl.get('hash', ''))[:10]}`) · model `{model.get('name', '?')}`"
+                 + (f" + adapter `{model['adapter']}`" if model.get("adapter") else "")
+                 + f" · data **{data.get('name', '?')}** {data.get('split', '')} split (seed {data.get('split_seed', 0)})")
+    lines.append(f"{cfg.get('shots', 0)}-shot (seed {cfg.get('seed', 0)}) · method `{cfg.get('method', 'acc')}` · "
+                 f"calibration `{cfg.get('calibration', 'none')}` · {t.get('total_s', 0):.1f}s "
+                 f"({t.get('examples_per_s', 0):.1f} examples/s)")
+    return "\n".join(lines)
+
+
+def predictions_frame(payload: dict, errors_only: bool = False):
+    """One row per example: gold, prediction, correct and (classification) a score per choice."""
+    import pandas as pd
+
+    rows = []
+    gen = payload.get("task") == "generation"
+    for r in payload.get("records", []):
+        if errors_only and r.get("correct"):
+            continue
+        tail = r.get("prompt", "")[-160:].replace("\n", " ⏎ ")
+        if gen:
+            rows.append({"row": r["index"], "gold": _s(r["gold"]), "output": r.get("output", ""),
+                         "extracted": r["pred"], "match": "✓" if r["correct"] else "✗", "prompt (end)": tail})
+        else:
+            d = {"row": r["index"], "gold": r["gold"], "pred": r["pred"], "correct": "✓" if r["correct"] else "✗"}
+            for lab, s in (r.get("scores") or {}).items():
+                d[f"score · {lab}"] = round(float(s), 3)
+            d["prompt (end)"] = tail
+            rows.append(d)
+    if not rows:
+        cols = ["row", "gold", "output", "extracted", "match"] if gen else ["row", "gold", "pred", "correct"]
+        return pd.DataFrame(columns=cols)
+    return pd.DataFrame(rows)
+
+
+def _s(v) -> str:
+    return " | ".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def result_views(payload: dict | None, errors_only: bool = False):
+    """(metrics markdown, per-class figure, confusion figure, predictions table) of a result."""
+    from .. import plots
+
+    if not payload:
+        return ("*No results yet.*", empty_figure("no results yet"), empty_figure("no results yet"),
+                predictions_frame({"records": []}))
+    md = metrics_markdown(payload)
+    m = payload["metrics"]
+    if payload.get("task") == "generation" or "per_class" not in m:
+        bar = empty_figure("generation run: see exact match above and the outputs below")
+        conf = empty_figure("no confusion matrix for generation")
+    else:
+        bar = plots.per_class_bar(m)
+        conf = plots.confusion_heatmap(m)
+    return md, bar, conf, predictions_frame(payload, errors_only)
+
+
+def run_payload(run_id: str) -> dict:
+    """The stored result of a run."""
+    from ..paths import runs_db
+
+    return _run_payload(str(runs_db()), run_id)
+
+
+@functools.lru_cache(maxsize=16)
+def _run_payload(db: str, run_id: str) -> dict:
+    # Runs are immutable once recorded, so caching by (registry file, id) is safe.
+    from ..errors import ConfigError
+    from ..runs import RunRegistry
+
+    reg = RunRegistry(db)
+    reg.get(run_id)   # raises a readable error for an unknown id
+    p = reg.payload(run_id)
+    if p is None:
+        raise ConfigError(f"Run {run_id} has no stored results.", hint="Only eval runs can be opened here.")
+    return p

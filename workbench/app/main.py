@@ -1,0 +1,133 @@
+"""The browser workbench: `workbench serve` (or `make run`) → http://127.0.0.1:7860.
+
+    from workbench.app.main import build_app, launch_kwargs
+    demo = build_app(model="default", data="bbc")
+    demo.launch(server_name="127.0.0.1", server_port=7860, **launch_kwargs())
+
+Layout: the model bar on top, then one tab per module in `TABS`. Each tab module has
+`build(ctx)`, which creates its components inside the current Blocks and wires its events to
+module-level handler functions, each with an `api_name` (see docs/API.md), so scripts can
+drive the app with `gradio_client` exactly as the page does.
+"""
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+import gradio as gr
+
+from .common import Ctx, UIState
+
+log = logging.getLogger("workbench.app")
+
+# Tabs in display order: module names under workbench/app/, each with build(ctx).
+# To add a tab (Compare, Train, Export), write workbench/app/tab_<name>.py with a
+# `build(ctx: Ctx)` function and add its module name here. Tabs that read another tab's
+# components (ctx.editor, ctx.events[...]) must come after it.
+TABS = [
+    "tab_data",
+    "tab_templates",
+    "tab_preview",
+    "tab_run",
+    # "tab_compare",
+    # "tab_train",
+    # "tab_export",
+    "tab_runs",
+]
+
+CSS_PATH = Path(__file__).with_name("style.css")
+
+
+def theme():
+    # System fonts only: a Google font would be fetched from the internet on every page load.
+    return gr.themes.Soft(primary_hue="indigo", secondary_hue="slate", neutral_hue="slate",
+                          font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "sans-serif"],
+                          font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+
+
+def launch_kwargs() -> dict:
+    """Theme and CSS: Gradio 6 takes them in `launch()`, not in `Blocks()`."""
+    return {"theme": theme(), "css": CSS_PATH.read_text() if CSS_PATH.exists() else None}
+
+
+def build_app(model: str = "default", data: str = "bbc") -> gr.Blocks:
+    """The whole app, unlaunched. `model` fills the model bar, `data` is opened on page load."""
+    from . import model_bar
+
+    with gr.Blocks(title="Prompt Workbench", analytics_enabled=False) as demo:
+        ctx = Ctx(demo=demo, state=gr.State(UIState(data_spec=None)),
+                  job=gr.BrowserState("", storage_key="workbench_eval_job"),
+                  draft=gr.BrowserState({}, storage_key="workbench_template_draft"))
+        with gr.Row(elem_id="header"):
+            gr.Markdown("## 🧪 Prompt Workbench\n<span class='subtitle'>design prompts for Hugging Face LMs: "
+                        "data → template → preview → run → runs</span>")
+        model_bar.build(ctx, model=model)
+        with gr.Tabs(elem_id="tabs"):
+            for name in TABS:
+                mod = importlib.import_module(f"{__package__}.{name}")
+                if name == "tab_data":
+                    mod.build(ctx, data=data)
+                else:
+                    mod.build(ctx)
+    # Model-heavy events share one queue ("model", limit 1); cheap ones run concurrently.
+    demo.queue(default_concurrency_limit=4)
+    return demo
+
+
+# ------------------------------------------------------------------------------------ launch
+def parse_auth(auth: str | None) -> tuple[str, str] | None:
+    """`user:pass` (from --auth or $WORKBENCH_AUTH) → (user, pass)."""
+    from ..errors import ConfigError
+
+    auth = auth or os.environ.get("WORKBENCH_AUTH")
+    if not auth:
+        return None
+    user, sep, pw = auth.partition(":")
+    if not sep or not user or not pw:
+        raise ConfigError("--auth must look like user:password.", hint="e.g. --auth alice:s3cret, or set WORKBENCH_AUTH.")
+    return user, pw
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "") or host.startswith("127."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+        except OSError:
+            return False
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth: str | None = None,
+           model: str = "default", data: str = "bbc", open_browser: bool = True, block: bool = True):
+    """Start the server (what `workbench serve` calls). Binds loopback unless told otherwise."""
+    creds = parse_auth(auth)
+    if (not is_loopback(host) or share) and creds is None:
+        msg = (f"WARNING: the workbench is reachable from other machines ({'a public share link' if share else host}) "
+               "without a password. Anyone who can reach it can run code-free but costly jobs and read your data. "
+               "Add --auth user:pass (or set WORKBENCH_AUTH).")
+        print(msg, file=sys.stderr)
+        log.warning(msg)
+    demo = build_app(model=model, data=data)
+    # Warm the model in the background so the first preview or run does not wait for it.
+    import threading
+
+    from ..session import get_session
+
+    def _warm():
+        try:
+            get_session(model)
+        except Exception as e:  # noqa: BLE001 - the model bar shows the error when the user loads it
+            log.warning("could not load model %s at start: %s", model, e)
+
+    threading.Thread(target=_warm, name="warm-model", daemon=True).start()
+    demo.launch(server_name=host, server_port=port, share=share, auth=creds, inbrowser=open_browser,
+                prevent_thread_lock=not block, show_error=False, **launch_kwargs())
+    return demo

@@ -1,0 +1,168 @@
+"""Data tab: pick a built-in dataset, upload a file or give a path; map the text and label
+columns; see the rows (paged), the class balance and the split sizes with their seed."""
+from __future__ import annotations
+
+import math
+
+import gradio as gr
+
+from .common import Ctx, UIState, get_dataset, state_dataset, user_errors
+
+PAGE_SIZE = 20
+OTHER = "file or path…"
+FILE_TYPES = [".csv", ".tsv", ".jsonl", ".json", ".parquet"]
+
+
+def builtin_choices() -> list[tuple[str, str]]:
+    """(label, name) of the built-in datasets that are installed here."""
+    from ..data import builtin_datasets
+
+    return [(f"{b['name']} — {b['description'].split(':')[0]}", b["name"]) for b in builtin_datasets()
+            if b.get("available")]
+
+
+def _spec(source: str | None, upload: str | None, path: str | None) -> str:
+    from ..errors import DataError
+
+    if upload:
+        return upload if isinstance(upload, str) else getattr(upload, "name", str(upload))
+    if path and path.strip():
+        return path.strip()
+    if source and source != OTHER:
+        return source
+    raise DataError("No dataset chosen.", hint="Pick a built-in dataset, upload a file, or type a path.")
+
+
+def split_sizes(ds, seed: int = 0) -> str:
+    """Markdown: the train/dev/test split sizes (the Run tab uses the same split)."""
+    from ..data import split_dataset
+
+    sp = split_dataset(ds, seed=int(seed), dev=0.1, test=0.2)
+    n = len(ds.df)
+    cells = " · ".join(f"{k} **{v}** ({v / max(1, n):.0%})" for k, v in sp.sizes().items())
+    how = "stratified" if sp.stratified else "not stratified"
+    return f"**Splits** ({how}, seed {int(seed)}): {cells}" + (f"  \n*{sp.note}*" if sp.note else "")
+
+
+def _summary(ds) -> str:
+    labels = list(ds.labels)
+    cols = ", ".join(f"`{c}`" for c in ds.df.columns)
+    shown = ", ".join(f"`{x}`" for x in labels[:12]) + (" …" if len(labels) > 12 else "")
+    return (f"### {ds.name}\n**{len(ds.df)} rows** · {len(labels)} classes: {shown}  \n"
+            f"text column `{ds.text_column}` · label column `{ds.label_column}` · columns: {cols}  \n"
+            f"fingerprint `{ds.fingerprint()[:12]}` · source `{ds.source}`")
+
+
+def _balance(ds):
+    from .. import plots
+    from .common import empty_figure
+
+    if not ds.label_column:
+        return empty_figure("no label column")
+    counts = ds.df[ds.label_column].astype(str).value_counts()
+    return plots.class_balance({str(k): int(v) for k, v in counts.sort_index().items()})
+
+
+def page_rows(ds, page: int) -> tuple:
+    pages = max(1, math.ceil(len(ds.df) / PAGE_SIZE))
+    page = min(max(1, int(page or 1)), pages)
+    start = (page - 1) * PAGE_SIZE
+    df = ds.df.iloc[start:start + PAGE_SIZE].copy()
+    df.insert(0, "row", df.index)
+    return df, f"page {page} of {pages} · rows {start}–{min(start + PAGE_SIZE, len(ds.df)) - 1}", page
+
+
+def load_data(state: UIState, source: str, upload: str | None, path: str, text_column: str | None,
+              label_column: str | None, split_seed: float):
+    """Load a dataset for this session. Returns (state, summary, splits, class-balance plot,
+    first page of rows, page label, text-column choice, label-column choice)."""
+    with user_errors("Loading the data"):
+        spec = _spec(source, upload, path)
+        ds = get_dataset(spec, text_column or None, label_column or None)
+        state = state or UIState()
+        state.data_spec, state.text_column, state.label_column = spec, ds.text_column, ds.label_column
+        state.split_seed = int(split_seed or 0)
+        df, label, _ = page_rows(ds, 1)
+        cols = [str(c) for c in ds.df.columns]
+        return (state, _summary(ds), split_sizes(ds, state.split_seed), _balance(ds), df, label,
+                gr.update(choices=cols, value=ds.text_column), gr.update(choices=cols, value=ds.label_column), 1)
+
+
+def data_page(state: UIState, page: float):
+    """Rows of page `page` (1-based, 20 rows each): (table, page label, page number)."""
+    with user_errors("Showing rows"):
+        return page_rows(state_dataset(state), page)
+
+
+def data_prev_page(state: UIState, page: float):
+    return data_page(state, int(page or 1) - 1)
+
+
+def data_next_page(state: UIState, page: float):
+    return data_page(state, int(page or 1) + 1)
+
+
+def data_info(state: UIState) -> dict:
+    """The loaded dataset: {"name", "rows", "columns", "labels", "text_column", "label_column", "fingerprint"}."""
+    with user_errors("Reading the data"):
+        ds = state_dataset(state)
+        return {"name": ds.name, "rows": len(ds.df), "columns": [str(c) for c in ds.df.columns],
+                "labels": [str(x) for x in ds.labels], "text_column": ds.text_column,
+                "label_column": ds.label_column, "fingerprint": ds.fingerprint(), "spec": state.data_spec}
+
+
+def reset_columns():
+    # A new source has other columns: let the loader pick them again.
+    return gr.update(value=None, choices=[]), gr.update(value=None, choices=[])
+
+
+def build(ctx: Ctx, data: str = "bbc") -> None:
+    choices = builtin_choices()
+    initial = data if data in [v for _, v in choices] else OTHER
+    with gr.Tab("Data", id="data", elem_id="tab-data") as tab:
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                source = gr.Dropdown(choices + [(OTHER, OTHER)], value=initial, label="Built-in dataset",
+                                     info="or upload a file / give a path below")
+                upload = gr.File(label="Upload CSV / TSV / JSONL / Parquet", file_types=FILE_TYPES, type="filepath",
+                                 height=110)
+                path = gr.Textbox(label="…or a path on the server", value="" if initial != OTHER else data,
+                                  placeholder="/data/reviews.csv, a datasets folder, bigbench:TASK", max_lines=1)
+                with gr.Row():
+                    text_col = gr.Dropdown([], value=None, label="Text column", allow_custom_value=True,
+                                           info="auto-detected if empty")
+                    label_col = gr.Dropdown([], value=None, label="Label column", allow_custom_value=True,
+                                            info="auto-detected if empty")
+                split_seed = gr.Number(0, label="Split seed", precision=0,
+                                       info="train/dev/test = 70/10/20, stratified by label")
+                load_btn = gr.Button("Load data", variant="primary")
+            with gr.Column(scale=2):
+                summary = gr.Markdown("*Loading…*", elem_id="data-summary")
+                splits = gr.Markdown("")
+                balance = gr.Plot(label="Class balance", elem_id="class-balance")
+        with gr.Row(equal_height=True):
+            prev_btn = gr.Button("◀ Prev", size="sm", scale=0, min_width=80)
+            page = gr.Number(1, label="Page", precision=0, scale=0, min_width=90, show_label=False)
+            next_btn = gr.Button("Next ▶", size="sm", scale=0, min_width=80)
+            page_label = gr.Markdown("")
+        table = gr.Dataframe(label="Rows", interactive=False, wrap=True, max_chars=240, max_height=520,
+                             elem_id="data-table")
+
+    inputs = [ctx.state, source, upload, path, text_col, label_col, split_seed]
+    outputs = [ctx.state, summary, splits, balance, table, page_label, text_col, label_col, page]
+    dep = load_btn.click(load_data, inputs, outputs, api_name="load_data")
+    for comp in (source, upload):
+        comp.change(reset_columns, None, [text_col, label_col], api_name="reset_columns", api_visibility="private",
+                    queue=False)
+    ctx.events["data_loaded"] = dep
+    page.submit(data_page, [ctx.state, page], [table, page_label, page], api_name="data_page")
+    prev_btn.click(data_prev_page, [ctx.state, page], [table, page_label, page], api_name="data_prev_page")
+    next_btn.click(data_next_page, [ctx.state, page], [table, page_label, page], api_name="data_next_page")
+    # Hidden from the page, there for scripts: what is loaded in this session.
+    with tab:
+        info_btn = gr.Button(visible=False)
+        info_out = gr.JSON(visible=False)
+    info_btn.click(data_info, ctx.state, info_out, api_name="data_info")
+    # Open the default dataset when the page loads, so the first screen is never empty.
+    ctx.events["page_load_data"] = ctx.demo.load(load_data, inputs, outputs, api_name="load_data_on_start",
+                                                  api_visibility="private")

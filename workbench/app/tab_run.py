@@ -1,0 +1,185 @@
+"""Run tab: zero-/few-shot evaluation of the editor's template in a background job, with a
+progress bar, ETA and cancel; then the metrics, per-class P/R/F1 bars, the confusion matrix
+and the predictions (filterable to the errors, with per-choice scores; for generation
+templates the output, the extracted answer and whether it matched).
+
+The job id lives in the browser's localStorage, so reloading the page reconnects to a
+running evaluation; the finished result is stored in the run registry and opened by run id.
+"""
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from .. import jobs
+from .common import Ctx, UIState, parse_template, result_views, run_payload, state_dataset, user_errors
+
+METHODS = ["acc", "acc_norm", "acc_bytes"]
+CALIBRATIONS = ["none", "contextual", "pmi"]
+SPLITS = ["test", "dev", "train", "all"]
+POLL_S = 1.0
+
+
+def _eval_job(ctx: jobs.JobContext, template, dataset, model: str, config) -> str:
+    """The job: load the model, evaluate, record the run; returns the run id."""
+    from ..inference import evaluate
+    from ..runs import record_eval
+    from ..session import get_session
+
+    ctx.message(f"loading model {model}")
+    session = get_session(model)
+    ctx.message("building prompts")
+    result = evaluate(template, dataset, session, config, cancel=ctx.cancelled,
+                      progress=lambda done, total: ctx.progress(done, total, "scoring"))
+    ctx.message("saving the run")
+    return record_eval(result)
+
+
+def run_eval(state: UIState, template_yaml: str, model: str, shots: float, seed: float, method: str,
+             calibration: str, split: str, limit: float):
+    """Start an evaluation of the editor's template on this session's dataset. Returns
+    (job id, progress HTML, poll timer) (the UI also keeps the job id in localStorage). Poll with `run_status(job_id)`; when its state is
+    "done", `result_id` is the run id to pass to `open_run`. `limit` 0 = the whole split."""
+    from ..inference import EvalConfig
+
+    with user_errors("Starting the evaluation"):
+        t = parse_template(template_yaml)
+        ds = state_dataset(state)
+        cfg = EvalConfig(shots=int(shots or 0), seed=int(seed or 0), method=method or "acc",
+                         calibration=calibration or "none", split=split or "test", split_seed=state.split_seed,
+                         limit=int(limit) if limit else None, per_class=t.fewshot.per_class,
+                         balanced=t.fewshot.balanced, sampling=t.fewshot.sampling)
+        cfg.validate()
+        errors = [p for p in t.validate(columns=[str(c) for c in ds.df.columns]) if p.severity == "error"]
+        if errors:
+            raise gr.Error("The template has errors: " + "; ".join(str(p) for p in errors[:3])
+                           + ". Fix them in the Templates tab.", title="Template", print_exception=False)
+        model = (model or "").strip() or "default"
+        job_id = jobs.start("eval", _eval_job, resource="model", template=t, dataset=ds, model=model, config=cfg,
+                            meta={"template": t.name, "data": ds.name, "model": model})
+        return job_id, job_id, progress_html(jobs.status(job_id)), gr.Timer(active=True)
+
+
+def run_status(job_id: str) -> dict:
+    """{"state": queued|running|done|failed|cancelled|unknown, "done", "total", "eta_s",
+    "message", "error", "result_id", "elapsed_s"} of a job."""
+    return jobs.status(job_id or "")
+
+
+def cancel_run(job_id: str) -> str:
+    """Ask the running evaluation to stop (it stops at its next batch). Returns progress HTML."""
+    if not job_id:
+        return progress_html(None)
+    jobs.cancel(job_id)
+    return progress_html(jobs.status(job_id))
+
+
+def _fmt_s(s) -> str:
+    if s is None:
+        return "…"
+    s = float(s)
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
+
+
+def progress_html(st: dict | None) -> str:
+    if not st or st.get("state") == "unknown":
+        return "<div class='wb-progress idle'><span>No evaluation running.</span></div>"
+    state, done, total = st["state"], st.get("done", 0), st.get("total", 0)
+    pct = 100.0 if state == "done" else (100.0 * done / total if total else 0.0)
+    meta = st.get("meta") or {}
+    what = html.escape(f"{meta.get('template', '')} on {meta.get('data', '')}") if meta else ""
+    if state == "running":
+        detail = (f"{done}/{total} requests · ETA {_fmt_s(st.get('eta_s'))} · " if total else "") + \
+                 f"{html.escape(st.get('message') or '')} · {_fmt_s(st.get('elapsed_s'))} elapsed"
+    elif state == "queued":
+        detail = html.escape(st.get("message") or "queued")
+    elif state == "done":
+        detail = f"finished in {_fmt_s(st.get('elapsed_s'))} · run <code>{html.escape(str(st.get('result_id')))}</code>"
+    elif state == "failed":
+        detail = "failed: " + html.escape(st.get("error") or "")
+    else:
+        detail = html.escape(st.get("message") or state)
+    return (f"<div class='wb-progress {state}'><div class='wb-bar'><div class='wb-fill' style='width:{pct:.1f}%'></div></div>"
+            f"<div class='wb-detail'><b>{state}</b> · {what} · {detail}</div></div>")
+
+
+def _views(state: UIState, run_id: str | None, errors_only: bool):
+    return result_views(run_payload(run_id) if run_id else None, errors_only)
+
+
+def poll_run(state: UIState, job_id: str, errors_only: bool):
+    """Timer tick: progress, and the results once the job has finished.
+    Returns (state, progress HTML, timer, metrics, per-class plot, confusion plot, predictions)."""
+    state = state or UIState()
+    st = jobs.status(job_id or "")
+    keep = tuple(gr.skip() for _ in range(4))
+    if st["state"] in ("queued", "running"):
+        return (state, progress_html(st), gr.Timer(active=True)) + keep
+    if st["state"] == "done" and st.get("result_id") and st["result_id"] != state.last_run_id:
+        state.last_run_id = st["result_id"]
+        with user_errors("Opening the results"):
+            return (state, progress_html(st), gr.Timer(active=False)) + _views(state, st["result_id"], errors_only)
+    if st["state"] == "failed" and st.get("error"):
+        gr.Warning(st["error"], title="Evaluation failed")
+    return (state, progress_html(st if st["state"] != "unknown" else None), gr.Timer(active=False)) + keep
+
+
+def reconnect(state: UIState, job_id: str, errors_only: bool):
+    """Page load: pick up the job stored in localStorage (running: keep polling; done: show it)."""
+    return poll_run(state, job_id, errors_only)
+
+
+def filter_predictions(state: UIState, errors_only: bool):
+    """The predictions table of the run shown in the Run tab, optionally only the errors."""
+    from .common import predictions_frame
+
+    with user_errors("Filtering"):
+        if not state or not state.last_run_id:
+            return predictions_frame({"records": []})
+        return predictions_frame(run_payload(state.last_run_id), errors_only)
+
+
+def build(ctx: Ctx) -> None:
+    with gr.Tab("Run", id="run", elem_id="tab-run") as tab:
+        with gr.Row(equal_height=True):
+            shots = gr.Number(0, label="Shots", precision=0, minimum=0, min_width=90,
+                              info="0 = zero-shot")
+            seed = gr.Number(0, label="Seed", precision=0, min_width=90, info="demo sampling")
+            method = gr.Dropdown(METHODS, value="acc", label="Scoring", min_width=120,
+                                 info="acc_norm divides by length")
+            calibration = gr.Dropdown(CALIBRATIONS, value="none", label="Calibration", min_width=120,
+                                      info="contextual or PMI")
+            split = gr.Dropdown(SPLITS, value="test", label="Split", min_width=100, info="70/10/20")
+            limit = gr.Number(100, label="Limit", precision=0, minimum=0, min_width=90, info="0 = whole split")
+        with gr.Row():
+            run_btn = gr.Button("▶ Run evaluation", variant="primary", elem_id="run-btn")
+            cancel_btn = gr.Button("■ Cancel", variant="stop", elem_id="cancel-btn")
+        progress = gr.HTML(progress_html(None), elem_id="run-progress")
+        metrics = gr.Markdown("*Run an evaluation to see its results here.*", elem_id="run-metrics")
+        with gr.Row():
+            bar = gr.Plot(label="Per-class precision / recall / F1", elem_id="run-per-class")
+            conf = gr.Plot(label="Confusion matrix", elem_id="run-confusion")
+        errors_only = gr.Checkbox(False, label="Show only the errors")
+        table = gr.Dataframe(label="Predictions", interactive=False, wrap=True, max_height=480,
+                             max_chars=200, elem_id="run-predictions")
+        timer = gr.Timer(POLL_S, active=False)
+
+    with tab:
+        job_box = gr.Textbox(visible=False)   # the job id, as a plain API output/input
+        api_status, api_cancel = gr.Button(visible=False), gr.Button(visible=False)
+        api_status_out, api_cancel_out = gr.JSON(visible=False), gr.HTML(visible=False)
+    run_btn.click(run_eval, [ctx.state, ctx.editor, ctx.model_name, shots, seed, method, calibration, split, limit],
+                  [ctx.job, job_box, progress, timer], api_name="run_eval")
+    poll_out = [ctx.state, progress, timer, metrics, bar, conf, table]
+    timer.tick(poll_run, [ctx.state, ctx.job, errors_only], poll_out, api_name="poll_run", api_visibility="private",
+               show_progress="hidden", concurrency_limit=None)
+    cancel_btn.click(cancel_run, ctx.job, progress, api_name="cancel_run_ui", api_visibility="private",
+                     concurrency_limit=None)
+    # Public, explicit-input versions for scripts (gradio_client cannot read localStorage).
+    api_status.click(run_status, job_box, api_status_out, api_name="run_status", concurrency_limit=None)
+    api_cancel.click(cancel_run, job_box, api_cancel_out, api_name="cancel_run", concurrency_limit=None)
+    errors_only.change(filter_predictions, [ctx.state, errors_only], table, api_name="filter_predictions")
+    ctx.demo.load(reconnect, [ctx.state, ctx.job, errors_only], poll_out, api_name="reconnect",
+                  api_visibility="private")
+    ctx.events["run_shown"] = (poll_out, errors_only)

@@ -1,0 +1,398 @@
+"""Templates tab: the template as YAML in a code editor, plus structured fields (input Jinja,
+answer choices, instruction, few-shot) kept in sync with it; live validation with line and
+column; the library (list, load, save as, duplicate); lm-eval / PromptSource import.
+
+Edits are never lost: the editor content is mirrored into the browser's localStorage (a page
+reload restores it), and loading over unsaved edits needs "discard my unsaved edits" ticked.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import gradio as gr
+
+from .common import DEFAULT_TEMPLATE, Ctx, UIState, parse_template, state_dataset, user_errors
+
+CHOICE_HEADERS = ["label", "verbalizers (comma-separated)"]
+SAMPLINGS = ["fixed", "per_example"]
+
+
+# ------------------------------------------------------------------------------------ library
+def list_templates() -> list[dict]:
+    """Every template in templates_library/ and $WORKBENCH_HOME/templates/:
+    [{"name", "path", "dataset", "task", "source", "error"?}, ...]."""
+    from ..templates import list_library
+
+    with user_errors("Listing templates"):
+        return list_library()
+
+
+def _library_choices() -> list[tuple[str, str]]:
+    out = []
+    for t in list_templates():
+        tag = "⚠ " if t.get("error") else ""
+        ds = f" · {t['dataset']}" if t.get("dataset") else ""
+        out.append((f"{tag}{t['name']}  ({t['source']}{ds})", t["path"] + "::" + t["name"]))
+    return out
+
+
+def refresh_library(selected: str | None = None):
+    choices = _library_choices()
+    values = [v for _, v in choices]
+    return gr.update(choices=choices, value=selected if selected in values else (values[0] if values else None))
+
+
+def _split_ref(ref: str) -> tuple[str, str | None]:
+    path, _, name = (ref or "").partition("::")
+    return path, (name or None)
+
+
+def _is_dirty(state: UIState, current_yaml: str) -> bool:
+    cur = (current_yaml or "").strip()
+    return bool(cur) and cur != (state.saved_yaml or "").strip()
+
+
+def _guard(state: UIState, current_yaml: str, discard: bool) -> bool:
+    """True if loading may replace the editor content; otherwise warn and keep the edits."""
+    if _is_dirty(state, current_yaml) and not discard:
+        gr.Warning("The editor has unsaved edits. Save them with “Save as”, or tick “Discard my unsaved edits” "
+                   "and load again.", title="Unsaved edits kept")
+        return False
+    return True
+
+
+def _edit_status(state: UIState, yaml_text: str) -> str:
+    where = f"`{Path(state.template_path).name}`" if state.template_path else "not saved yet"
+    if _is_dirty(state, yaml_text):
+        return f"● **unsaved edits** (from {where})"
+    return f"✓ saved · {where}"
+
+
+def load_template_into_editor(state: UIState, ref: str, current_yaml: str, discard: bool):
+    """Load a library template (`path` or `path::name`) into the editor unless that would drop
+    unsaved edits. Returns (state, editor YAML, edit status)."""
+    from ..templates import load_template
+
+    state = state or UIState()
+    with user_errors("Loading the template"):
+        if not ref:
+            raise gr.Error("Pick a template from the library first.", print_exception=False)
+        if not _guard(state, current_yaml, discard):
+            return state, current_yaml, _edit_status(state, current_yaml)
+        path, name = _split_ref(ref)
+        t = load_template(path, name=name) if name else load_template(path)
+        text = t.to_yaml()
+        state.saved_yaml, state.template_path = text, path
+        return state, text, _edit_status(state, text)
+
+
+def save_template_as(state: UIState, yaml_text: str, name: str, overwrite: bool):
+    """Save the editor's template under `name` in $WORKBENCH_HOME/templates/. Returns
+    (state, editor YAML with the new name, edit status, library choices)."""
+    from ..paths import user_templates_dir
+
+    state = state or UIState()
+    with user_errors("Saving the template"):
+        t = parse_template(yaml_text)
+        name = (name or "").strip() or t.name
+        if not re.fullmatch(r"[\w.\- ]+", name):
+            raise gr.Error(f"“{name}” is not a usable file name.", title="Save as", print_exception=False)
+        t.name = name
+        path = user_templates_dir() / f"{name.replace(' ', '_')}.yaml"
+        if path.exists() and not overwrite:
+            raise gr.Error(f"{path} already exists. Tick “overwrite” or choose another name.",
+                           title="Save as", print_exception=False)
+        t.save(path)
+        text = t.to_yaml()
+        state.saved_yaml, state.template_path = text, str(path)
+        gr.Info(f"Saved to {path}")
+        return state, text, _edit_status(state, text), refresh_library(f"{path}::{t.name}")
+
+
+def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: bool):
+    """Copy a library template to the user folder as `<name>_copy` and open the copy."""
+    from ..paths import user_templates_dir
+    from ..templates import load_template
+
+    state = state or UIState()
+    with user_errors("Duplicating the template"):
+        if not ref:
+            raise gr.Error("Pick a template from the library first.", print_exception=False)
+        if not _guard(state, current_yaml, discard):
+            return state, current_yaml, _edit_status(state, current_yaml), refresh_library(ref)
+        path, name = _split_ref(ref)
+        t = load_template(path, name=name) if name else load_template(path)
+        base, i = f"{t.name}_copy", 1
+        new = base
+        while (user_templates_dir() / f"{new}.yaml").exists():
+            i += 1
+            new = f"{base}{i}"
+        t.name = new
+        dest = t.save(user_templates_dir() / f"{new}.yaml")
+        text = t.to_yaml()
+        state.saved_yaml, state.template_path = text, str(dest)
+        return state, text, _edit_status(state, text), refresh_library(f"{dest}::{new}")
+
+
+def import_template(state: UIState, file: str | None, pasted: str, name: str | None, current_yaml: str,
+                    discard: bool):
+    """Import lm-eval task YAML or a PromptSource templates.yaml (uploaded or pasted) into the
+    editor. A PromptSource file with several templates fills the name choices; pick one and
+    import again. Returns (state, editor YAML, edit status, PromptSource names)."""
+    from ..templates import load_templates
+
+    state = state or UIState()
+    with user_errors("Importing"):
+        src = file if file else (pasted or "")
+        if not str(src).strip():
+            raise gr.Error("Upload a YAML file or paste its text first.", print_exception=False)
+        ts = load_templates(Path(src) if file else src)
+        names = [t.name for t in ts]
+        names_update = gr.update(choices=names, value=name if name in names else None, visible=len(ts) > 1)
+        if len(ts) > 1 and name not in names:
+            gr.Info(f"The file holds {len(ts)} templates: pick one under “Template in the file”, then import again.")
+            return state, current_yaml, _edit_status(state, current_yaml), names_update
+        if not _guard(state, current_yaml, discard):
+            return state, current_yaml, _edit_status(state, current_yaml), names_update
+        t = next(t for t in ts if t.name == name) if len(ts) > 1 else ts[0]
+        text = t.to_yaml()
+        # An import is not saved anywhere yet: it counts as unsaved edits.
+        state.saved_yaml, state.template_path = "", None
+        return state, text, _edit_status(state, text), names_update
+
+
+# ------------------------------------------------------------------------------------ fields
+def template_fields(yaml_text: str):
+    """The structured fields of the editor's template: (name, input, instruction, answer
+    choices table [label, verbalizers], few-shot k, per_class, balanced, sampling, task).
+    Leaves the fields alone while the YAML does not parse."""
+    try:
+        t = parse_template(yaml_text)
+    except Exception:  # noqa: BLE001 - half-typed YAML is normal; validation reports it
+        return tuple(gr.skip() for _ in range(9))
+    rows = [[k, ", ".join(v)] for k, v in t.answer_choices.items()]
+    return (t.name, t.input, t.instruction, rows or [["", ""]], t.fewshot.k, t.fewshot.per_class,
+            t.fewshot.balanced, t.fewshot.sampling, t.task)
+
+
+def apply_fields(yaml_text: str, name: str, input_: str, instruction: str, choices, k: float, per_class: bool,
+                 balanced: bool, sampling: str) -> str:
+    """Write the structured fields into the editor's template and return the new YAML."""
+    import pandas as pd
+
+    with user_errors("Updating the template"):
+        try:
+            t = parse_template(yaml_text)
+        except Exception:  # noqa: BLE001
+            raise gr.Error("Fix the YAML first (see Problems); field edits are kept in the fields.",
+                           title="YAML does not parse", print_exception=False) from None
+        t.name = (name or "").strip() or t.name
+        t.input = input_ or ""
+        t.instruction = instruction or ""
+        rows = choices.values.tolist() if isinstance(choices, pd.DataFrame) else (choices or [])
+        if not t.choices_expr and t.task == "classification":
+            ac = {}
+            for row in rows:
+                label = str(row[0]).strip() if row and row[0] is not None else ""
+                if label:
+                    words = [w.strip() for w in str(row[1] if len(row) > 1 and row[1] is not None else "").split(",")]
+                    ac[label] = [w for w in words if w]
+            t.answer_choices = ac
+        t.fewshot.k = int(k or 0)
+        t.fewshot.per_class, t.fewshot.balanced = bool(per_class), bool(balanced)
+        t.fewshot.sampling = sampling or "fixed"
+        return t.to_yaml()
+
+
+# ------------------------------------------------------------------------------------ validation
+def _yaml_line(yaml_text: str, field: str, line: int | None) -> int | None:
+    """Where a field's line lands in the YAML: block scalars (`key: |`) start on the next line."""
+    lines = yaml_text.splitlines()
+    parts = field.split(".")
+    start, indent = 0, ""
+    key_line = None
+    for depth, part in enumerate(parts):
+        pat = re.compile(rf"^{indent}{re.escape(part)}\s*:(.*)$" if depth == 0 else rf"^(\s+){re.escape(part)}\s*:(.*)$")
+        for i in range(start, len(lines)):
+            m = pat.match(lines[i])
+            if m:
+                key_line, start = i, i + 1
+                break
+        else:
+            return None
+    if key_line is None:
+        return None
+    rest = lines[key_line].split(":", 1)[1].strip()
+    if rest[:1] in ("|", ">"):
+        return key_line + 1 + (line or 1)
+    return key_line + 1
+
+
+def validate_template(state: UIState, yaml_text: str) -> str:
+    """Every problem of the editor's template against the loaded data (columns, labels, a
+    sample row, and the tokenizer when a model is loaded), as markdown with line and column."""
+    from ..errors import WorkbenchError
+    from .model_bar import current_session
+
+    try:
+        t = parse_template(yaml_text)
+    except WorkbenchError as e:
+        return f"❌ **{e.message}**" + (f"  \n{e.hint}" if e.hint else "")
+    columns = labels = sample = None
+    note = ""
+    try:
+        ds = state_dataset(state)
+        columns, labels = [str(c) for c in ds.df.columns], list(ds.labels)
+        sample = ds.df.iloc[0].to_dict()
+    except WorkbenchError:
+        note = "  \n*Load a dataset to also check column names and labels.*"
+    s = current_session()
+    try:
+        probs = t.validate(columns=columns, labels=labels, tokenizer=s.tokenizer if s else None, sample_row=sample)
+    except Exception as e:  # noqa: BLE001 - validation must never take the page down
+        return f"❌ validation failed: {type(e).__name__}: {e}"
+    if not probs:
+        return f"✅ **No problems.** `{t.name}` · {t.task} · {len(t.answer_choices)} labels" + note
+    out = []
+    for p in probs:
+        icon = "❌" if p.severity == "error" else "⚠️"
+        where = ""
+        if p.line:
+            where = f", line {p.line}" + (f", column {p.column}" if p.column else "")
+            yl = _yaml_line(yaml_text, p.field, p.line)
+            if yl:
+                where += f" (YAML line {yl})"
+        out.append(f"{icon} **{p.field}**{where}: {p.message}")
+    n_err = sum(p.severity == "error" for p in probs)
+    head = f"**{n_err} error(s), {len(probs) - n_err} warning(s)**"
+    return head + "\n\n" + "\n".join(f"- {x}" for x in out) + note
+
+
+def editor_changed(state: UIState, yaml_text: str):
+    """Live check on every edit: (problems markdown, edit status, draft for localStorage)."""
+    state = state or UIState()
+    draft = {"yaml": yaml_text, "saved": state.saved_yaml, "path": state.template_path}
+    return validate_template(state, yaml_text), _edit_status(state, yaml_text), draft
+
+
+def restore_draft(state: UIState, draft: dict | None):
+    """On page load: the editor content from localStorage, or the dataset's default template.
+    Returns (state, editor YAML, edit status)."""
+    from ..paths import library_dir
+    from ..templates import load_template
+
+    state = state or UIState()
+    if draft and (draft.get("yaml") or "").strip():
+        state.saved_yaml, state.template_path = draft.get("saved") or "", draft.get("path")
+        return state, draft["yaml"], _edit_status(state, draft["yaml"])
+    name = DEFAULT_TEMPLATE.get(str(state.data_spec), "bbc_headline_topic")
+    path = library_dir() / f"{name}.yaml"
+    try:
+        text = load_template(path).to_yaml()
+    except Exception:  # noqa: BLE001 - no library (installed without the repo): start empty
+        return state, "", "no template loaded"
+    state.saved_yaml, state.template_path = text, str(path)
+    return state, text, _edit_status(state, text)
+
+
+PLACEHOLDER = """name: my_template
+input: |-
+  Headline: {{ title }}
+  Topic:
+answer_choices:
+  business: [business]
+  tech: [tech, technology]
+"""
+
+
+def build(ctx: Ctx) -> None:
+    with gr.Tab("Templates", id="templates", elem_id="tab-templates") as tab:
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                gr.Markdown("#### Library")
+                library = gr.Dropdown(_library_choices(), label="Templates", elem_id="library",
+                                      info="templates_library/ and your own folder")
+                discard = gr.Checkbox(False, label="Discard my unsaved edits when loading")
+                with gr.Row():
+                    load_btn = gr.Button("Load", variant="primary", size="sm")
+                    dup_btn = gr.Button("Duplicate", size="sm")
+                    refresh_btn = gr.Button("↻", size="sm", min_width=40, scale=0)
+                gr.Markdown("#### Save as")
+                with gr.Row(equal_height=True):
+                    save_name = gr.Textbox(label="Name", placeholder="my_topic_prompt", max_lines=1, scale=3)
+                    overwrite = gr.Checkbox(False, label="overwrite", scale=1, min_width=80)
+                save_btn = gr.Button("Save as", size="sm")
+                with gr.Accordion("Import lm-eval / PromptSource YAML", open=False):
+                    imp_file = gr.File(label="YAML file", file_types=[".yaml", ".yml"], type="filepath", height=100)
+                    imp_text = gr.Textbox(label="…or paste it", lines=4, placeholder="doc_to_text: \"{{ question }}\"\n…")
+                    imp_name = gr.Dropdown([], label="Template in the file", visible=False)
+                    imp_btn = gr.Button("Import", size="sm")
+            with gr.Column(scale=3):
+                status = ctx.edit_status = gr.Markdown("", elem_id="edit-status")
+                with gr.Tabs():
+                    with gr.Tab("Fields", id="fields"):
+                        with gr.Row():
+                            f_name = gr.Textbox(label="Name", max_lines=1, scale=2)
+                            f_task = gr.Textbox(label="Task", interactive=False, scale=1)
+                        f_input = gr.Code(language="jinja2", label="Input (Jinja: the row's columns are variables)",
+                                          lines=4, elem_id="field-input")
+                        f_instr = gr.Code(language="jinja2", label="Instruction (before the demonstrations; optional)",
+                                          lines=2)
+                        f_choices = gr.Dataframe(headers=CHOICE_HEADERS, datatype=["str", "str"], interactive=True,
+                                                 label="Answer choices: label → verbalizer words (first word is used in demos)",
+                                                 row_count=5, column_count=2, elem_id="field-choices")
+                        with gr.Row():
+                            f_k = gr.Number(0, label="Few-shot k", precision=0, minimum=0)
+                            f_per_class = gr.Checkbox(False, label="k per class")
+                            f_balanced = gr.Checkbox(False, label="balanced")
+                            f_sampling = gr.Dropdown(SAMPLINGS, value="fixed", label="Demo sampling")
+                    with gr.Tab("YAML", id="yaml"):
+                        ctx.editor = gr.Code(language="yaml", label="Template (YAML with Jinja strings)", lines=18,
+                                             max_lines=40, elem_id="template-editor", value="")
+                gr.Markdown("#### Problems")
+                problems = gr.Markdown("", elem_id="problems")
+
+    fields = [f_name, f_input, f_instr, f_choices, f_k, f_per_class, f_balanced, f_sampling]
+    editor = ctx.editor
+    # Live validation: every change (typed or loaded) is checked; always_last drops the
+    # intermediate keystrokes while a check is running, which is the debounce.
+    editor.change(editor_changed, [ctx.state, editor], [problems, status, ctx.draft], api_name="editor_changed",
+                  api_visibility="private", trigger_mode="always_last", show_progress="hidden",
+                  concurrency_limit=None)
+    # YAML typed by the user -> fields; fields edited by the user -> YAML. `.input` fires only
+    # on user edits, so the two never chase each other.
+    editor.input(template_fields, editor, fields + [f_task], api_name="template_fields",
+                 trigger_mode="always_last", show_progress="hidden", concurrency_limit=None)
+    for key, comp in zip(["name", "input", "instruction", "choices", "k", "per_class", "balanced", "sampling"], fields):
+        comp.input(apply_fields, [editor] + fields, editor, api_name=f"apply_field_{key}", api_visibility="private",
+                   trigger_mode="always_last", show_progress="hidden", concurrency_limit=None)
+    # The public name for scripts (the per-field listeners above are private).
+    with tab:
+        api_apply, api_validate, api_list = (gr.Button(visible=False) for _ in range(3))
+        api_list_out = gr.JSON(visible=False)
+    api_apply.click(apply_fields, [editor] + fields, editor, api_name="apply_fields")
+    api_validate.click(validate_template, [ctx.state, editor], problems, api_name="validate_template")
+    api_list.click(list_templates, None, api_list_out, api_name="list_templates")
+
+    load_btn.click(load_template_into_editor, [ctx.state, library, editor, discard], [ctx.state, editor, status],
+                   api_name="load_template").then(template_fields, editor, fields + [f_task],
+                                                  api_name="template_fields_after_load", api_visibility="private")
+    dup_btn.click(duplicate_template, [ctx.state, library, editor, discard], [ctx.state, editor, status, library],
+                  api_name="duplicate_template").then(template_fields, editor, fields + [f_task],
+                                                      api_name="template_fields_after_dup", api_visibility="private")
+    refresh_btn.click(refresh_library, library, library, api_name="refresh_library", api_visibility="private")
+    save_btn.click(save_template_as, [ctx.state, editor, save_name, overwrite], [ctx.state, editor, status, library],
+                   api_name="save_template")
+    imp_btn.click(import_template, [ctx.state, imp_file, imp_text, imp_name, editor, discard],
+                  [ctx.state, editor, status, imp_name], api_name="import_template").then(
+        template_fields, editor, fields + [f_task], api_name="template_fields_after_import", api_visibility="private")
+
+    # Page load (after the data): restore the draft from localStorage, else the default template.
+    ctx.events["page_load_data"].then(restore_draft, [ctx.state, ctx.draft], [ctx.state, editor, status],
+                                      api_name="restore_draft", api_visibility="private").then(
+        template_fields, editor, fields + [f_task], api_name="template_fields_on_start", api_visibility="private")
+    # New data: re-check the template against its columns and labels.
+    ctx.events["data_loaded"].then(validate_template, [ctx.state, editor], problems,
+                                   api_name="validate_after_data", api_visibility="private")
+    ctx.events["template_fields"] = (template_fields, fields + [f_task])
