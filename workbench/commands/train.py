@@ -1,0 +1,131 @@
+"""`workbench train`: LoRA fine-tune a template (prompt-based fine-tuning) and compare with the base.
+
+    workbench train --model default --data bbc --template T.yaml --shots-per-class 16 --steps 60 --seed 1 --out runs/x
+
+Every TrainConfig setting is an option (`--lora-r`, `--lr`, `--eval-every`, ...; see --help).
+Progress goes to a bar on stderr and to <out>/log.jsonl; at the end the base-vs-adapter test
+metrics and the adapter folder are printed. Ctrl-C stops the run and keeps the best adapter.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import MISSING, fields
+
+from .common import add_data_args, dataset_from_args
+
+# Short forms for the settings people type most.
+_ALIASES = {"max_steps": ["--steps"], "shots_per_class": ["--k"]}
+# Set by the model group, not repeated from TrainConfig.
+_SKIP = {"device"}
+
+
+def _parse_opt(kind):
+    def parse(text: str):
+        return None if text.lower() in ("none", "") else kind(text)
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    from ..training import TrainConfig
+
+    g = p.add_argument_group("training (TrainConfig)")
+    for f in fields(TrainConfig):
+        if f.name in _SKIP:
+            continue
+        flags = [f"--{f.name.replace('_', '-')}"] + _ALIASES.get(f.name, [])
+        default = f.default if f.default is not MISSING else None
+        helptext = f"{f.metadata.get('help', '')} (default: {default})"
+        ann = str(f.type)
+        if isinstance(default, bool):
+            g.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=helptext)
+        elif ann.startswith("list"):
+            g.add_argument(*flags, dest=f.name, nargs="+", default=None, help=helptext)
+        else:
+            kind = int if ann.startswith("int") else float if ann.startswith("float") else str
+            g.add_argument(*flags, dest=f.name, type=_parse_opt(kind) if "None" in ann else kind, default=None,
+                           help=helptext)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="LoRA fine-tune a template and compare base vs adapter",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="default", help="'default' (SmolLM2-135M-Instruct), a hub id, a folder or a .gguf")
+    g.add_argument("--device", default=None, help="cuda | mps | cpu (default: auto; bf16 autocast on a GPU that supports it)")
+    add_data_args(p)
+    p.add_argument("--template", required=True, help="a template YAML (ours, lm-eval task or PromptSource)")
+    p.add_argument("--template-name", default=None, help="pick one template from a PromptSource file")
+    p.add_argument("--config", default=None, help="a train_config.json to start from (options override it)")
+    p.add_argument("--out", default=None, help="run folder (default: $WORKBENCH_HOME/train/<time>-<template>)")
+    p.add_argument("--no-registry", action="store_true", help="do not record the run in the run registry")
+    _add_config_args(p)
+    p.set_defaults(func=run)
+
+
+def config_from_args(args):
+    from pathlib import Path
+
+    from ..training import TrainConfig
+
+    base = TrainConfig.from_json(Path(args.config).read_text()).__dict__ if args.config else {}
+    over = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+            if f.name not in _SKIP and getattr(args, f.name, None) is not None}
+    cfg = TrainConfig.from_dict({**base, **over, "device": args.device or base.get("device")})
+    cfg.validate()
+    return cfg
+
+
+class _Bar:
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+        self.bar.set_postfix_str(message, refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run(args) -> int:
+    from ..templates import load_template
+    from ..training import prepare, run_training
+
+    template = load_template(args.template, name=args.template_name) if args.template_name else load_template(args.template)
+    cfg = config_from_args(args)
+    dataset = dataset_from_args(args)
+    plan = prepare(args.model, template, dataset, cfg, args.out, registry=not args.no_registry)
+    print(f"training {template.name} on {dataset.name}: {len(plan.examples)} rows, mode {cfg.mode}, "
+          f"LoRA r={cfg.lora_r} on {', '.join(plan.target_modules)}, device {plan.device}"
+          f"{' (bf16 autocast)' if plan.amp_dtype is not None else ''}\nrun folder: {plan.run_dir}", file=sys.stderr)
+    bar = _Bar()
+    try:
+        result = run_training(plan, progress=bar)   # Ctrl-C inside counts as cancel (best adapter kept)
+    finally:
+        bar.close()
+    _print_result(result)
+    return 0 if result.status == "done" else 130
+
+
+def _print_result(result) -> None:
+    print(f"status: {result.status} ({result.stop_reason}) after {result.steps} steps; "
+          f"best dev at step {result.best_step}")
+    if result.base_metrics and result.adapter_metrics:
+        b, a = result.base_metrics, result.adapter_metrics
+        print(f"\ntest ({b['n']} rows)      base   base+adapter")
+        print(f"accuracy            {b['accuracy']:.4f}   {a['accuracy']:.4f}")
+        print(f"macro-F1            {b['macro_f1']:.4f}   {a['macro_f1']:.4f}")
+        print("\nper-class F1")
+        for lab in a["per_class"]:
+            print(f"  {lab:<18}{b['per_class'].get(lab, {}).get('f1', 0):.4f}   {a['per_class'][lab]['f1']:.4f}")
+    print(f"\nadapter: {result.adapter_dir}")
+    print(f"results: {result.run_dir}/result.json")
+    if result.registry_id:
+        print(f"run id:  {result.registry_id}")

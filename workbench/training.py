@@ -1,0 +1,928 @@
+"""Prompt-based LoRA fine-tuning of a template, in the background, with a log a UI can poll.
+
+    cfg = TrainConfig(shots_per_class=16, max_steps=60, seed=1)
+    job = TrainJob.start("default", template, dataset, cfg)     # validates, then trains in a thread
+    job.status()      # {"state": "running", "step": 12, "total_steps": 60, "loss": .., "eta_s": .., ...}
+    job.log()         # the JSONL rows so far -> plots.training_curves(rows)
+    job.cancel()      # stops soon; the best adapter saved so far stays in <run_dir>/adapter
+    job.wait(); job.result()                                     # result.json as a dict
+    TrainJob.attach(run_dir)                                     # reconnect after a page reload
+
+    train("default", template, dataset, cfg, run_dir)            # the same, blocking (CLI, tests)
+
+What is trained. Mode "lm" (default, LM-BFF, Gao et al. 2021): each training row becomes the
+rendered prompt followed by `target_delimiter + first verbalizer of its gold class`, tokenized
+exactly as scoring tokenizes it; the loss is the cross-entropy of the answer tokens only (prompt
+labels are -100), so training raises the very log-probability `inference.classify` compares.
+Mode "head" (for comparison): a linear classifier on the hidden state of the prompt's last token,
+trained together with the LoRA weights.
+
+Run folder (everything a second process needs to follow or resume watching a run):
+    log.jsonl          one JSON object per line: start, train (loss, lr, steps/s, ETA), eval
+                       (dev accuracy, macro-F1, per-class F1), saved, end
+    CANCEL             created by `request_cancel`; the loop stops at the next micro-batch
+    adapter/           the best adapter so far, peft layout (adapter_config.json,
+                       adapter_model.safetensors) + template.yaml + train_config.json
+                       [+ head.safetensors in head mode]. Written to a temp folder and renamed.
+    base_results.json, adapter_results.json   test-split EvalResults (lm mode)
+    result.json        summary: status, best step, base vs adapter metrics, timings, memory
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import Cancelled, ConfigError, ModelError
+
+MODES = ("lm", "head")
+SELECT_METRICS = ("macro_f1", "accuracy")
+LOG_NAME, RESULT_NAME, CANCEL_NAME, ADAPTER_NAME = "log.jsonl", "result.json", "CANCEL", "adapter"
+# A running job's log gets a row at least every optimizer step; a log silent for this long while
+# claiming "running" belongs to a process that died.
+STALE_AFTER_S = 600
+
+ProgressFn = Callable[[int, int, str], None]   # (done, total, message)
+
+
+# ---------------------------------------------------------------------------- config
+@dataclass
+class TrainConfig:
+    # LoRA
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling numerator (scale = alpha / r)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
+    target_modules: list[str] | None = field(default=None, metadata={
+        "help": "module names to adapt; None = per architecture (llama/mistral/qwen/...: q,k,v,o_proj; "
+                "gpt2: c_attn; otherwise every Linear inside attention)"})
+    lora_mlp: bool = field(default=False, metadata={"help": "also adapt the MLP (gate/up/down_proj) with the default targets"})
+    mode: str = field(default="lm", metadata={
+        "help": "'lm': loss on the gold verbalizer tokens after the prompt (prompt masked); "
+                "'head': a classification head on the last prompt token (for comparison)"})
+    # optimisation
+    lr: float = field(default=5e-4, metadata={"help": "peak learning rate (AdamW)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    epochs: float = field(default=3.0, metadata={"help": "passes over the training rows (ignored when max_steps is set)"})
+    max_steps: int | None = field(default=None, metadata={"help": "optimizer steps; overrides epochs"})
+    batch_size: int = field(default=4, metadata={"help": "rows per micro-batch"})
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    max_length: int = field(default=256, metadata={"help": "longest prompt + answer in tokens; longer rows are an error, never cut"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps with linear warm-up, then linear decay to 0"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0 = off)"})
+    seed: int = field(default=0, metadata={"help": "seed for the k-per-class sample, LoRA init, dropout and data order"})
+    # data
+    shots_per_class: int | None = field(default=None, metadata={"help": "k training rows per class (few-shot); None = the whole train split"})
+    split_seed: int = field(default=0, metadata={"help": "seed of the train/dev/test split (same meaning as in eval)"})
+    dev_fraction: float = field(default=0.1, metadata={"help": "share of rows in the dev split"})
+    test_fraction: float = field(default=0.2, metadata={"help": "share of rows in the test split"})
+    # evaluation and stopping
+    eval_every: int = field(default=20, metadata={"help": "evaluate on dev every N optimizer steps (0 = only at the end)"})
+    patience: int = field(default=3, metadata={"help": "stop after N evaluations without improvement (0 = never)"})
+    select_metric: str = field(default="macro_f1", metadata={"help": "dev metric that picks the best adapter: macro_f1 | accuracy"})
+    dev_limit: int | None = field(default=200, metadata={"help": "evaluate on at most N dev rows (speed)"})
+    test_limit: int | None = field(default=None, metadata={"help": "final base-vs-adapter comparison on at most N test rows"})
+    eval_method: str = field(default="acc", metadata={"help": "scoring for dev/test: acc | acc_norm | acc_bytes"})
+    final_eval: bool = field(default=True, metadata={"help": "compare base and base+adapter on the test split at the end"})
+    device: str | None = field(default=None, metadata={"help": "cuda | mps | cpu; None = auto (bf16 autocast on a GPU that supports it)"})
+
+    def validate(self) -> None:
+        """Checks that need no data or model (the rest is in `prepare`)."""
+        def bad(msg: str, hint: str) -> None:
+            raise ConfigError(msg, hint=hint)
+
+        if self.mode not in MODES:
+            bad(f"Unknown training mode '{self.mode}'.", "Use 'lm' (loss on the answer tokens) or 'head'.")
+        if not self.lr > 0:
+            bad(f"The learning rate must be > 0, got {self.lr}.", "Try 1e-4 to 1e-3 for LoRA.")
+        if self.batch_size < 1:
+            bad(f"batch_size must be >= 1, got {self.batch_size}.", "Use 4 to 16.")
+        if self.grad_accum < 1:
+            bad(f"grad_accum must be >= 1, got {self.grad_accum}.", "Use 1 unless the batch does not fit in memory.")
+        if self.max_steps is None and not self.epochs > 0:
+            bad(f"epochs must be > 0, got {self.epochs}.", "Set epochs or max_steps.")
+        if self.max_steps is not None and self.max_steps < 1:
+            bad(f"max_steps must be >= 1, got {self.max_steps}.", "Leave it empty to train by epochs.")
+        if self.lora_r < 1:
+            bad(f"lora_r must be >= 1, got {self.lora_r}.", "Ranks 4 to 16 are typical.")
+        if not 0 <= self.lora_dropout < 1:
+            bad(f"lora_dropout must be in [0, 1), got {self.lora_dropout}.", "0.05 is a common value.")
+        if not 0 <= self.warmup_ratio < 1:
+            bad(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.", "0.1 warms up over the first 10% of steps.")
+        if self.shots_per_class is not None and self.shots_per_class < 1:
+            bad(f"shots_per_class must be >= 1, got {self.shots_per_class}.", "Leave it empty to use the whole train split.")
+        if self.max_length < 8:
+            bad(f"max_length must be >= 8, got {self.max_length}.", "Use at least the longest prompt + answer.")
+        if self.eval_every < 0 or self.patience < 0:
+            bad("eval_every and patience must be >= 0.", "0 turns them off.")
+        if self.select_metric not in SELECT_METRICS:
+            bad(f"Unknown select_metric '{self.select_metric}'.", f"Use one of: {', '.join(SELECT_METRICS)}.")
+        if self.eval_method not in ("acc", "acc_norm", "acc_bytes"):
+            bad(f"Unknown eval_method '{self.eval_method}'.", "Use acc, acc_norm or acc_bytes.")
+        if self.target_modules is not None and not self.target_modules:
+            bad("target_modules is an empty list.", "Leave it unset for the per-architecture default.")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"Unknown training setting(s): {', '.join(unknown)}.",
+                              hint=f"Known settings: {', '.join(sorted(known))}.")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        return cls.from_dict(json.loads(text))
+
+
+# ---------------------------------------------------------------------------- LoRA targets
+_ATTN_DEFAULTS = {
+    # model_type -> attention projections (peft matches these as module-name suffixes)
+    **{t: ["q_proj", "k_proj", "v_proj", "o_proj"] for t in (
+        "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text",
+        "olmo", "olmo2", "granite", "smollm3", "cohere", "starcoder2")},
+    "gpt2": ["c_attn"], "gpt_bigcode": ["c_attn"],
+    "phi3": ["qkv_proj", "o_proj"],
+    "gpt_neox": ["query_key_value"], "falcon": ["query_key_value"], "bloom": ["query_key_value"],
+}
+_MLP_DEFAULTS = ["gate_proj", "up_proj", "down_proj"]
+
+
+def linear_module_names(model) -> list[str]:
+    """Leaf names of the model's Linear (and GPT-2 Conv1D) modules, without the output head."""
+    import torch
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    names = set()
+    for full, mod in model.named_modules():
+        if mod is head:
+            continue
+        if isinstance(mod, torch.nn.Linear) or type(mod).__name__ == "Conv1D":
+            names.add(full.rsplit(".", 1)[-1])
+    return sorted(names)
+
+
+def default_target_modules(model, mlp: bool = False) -> list[str]:
+    mt = getattr(model.config, "model_type", "")
+    present = set(linear_module_names(model))
+    if mt in _ATTN_DEFAULTS and set(_ATTN_DEFAULTS[mt]) <= present:
+        out = list(_ATTN_DEFAULTS[mt])
+    else:
+        # Unknown architecture: every Linear whose path runs through an attention block.
+        out = sorted({full.rsplit(".", 1)[-1] for full, mod in model.named_modules()
+                      if (type(mod).__name__ in ("Linear", "Conv1D")) and any(
+                          k in full.lower() for k in ("attn", "attention"))})
+        if not out:
+            raise ModelError(f"Could not find attention projections in model type '{mt}'.",
+                             hint=f"Set target_modules from: {', '.join(sorted(present))}.")
+    if mlp:
+        out += [m for m in _MLP_DEFAULTS if m in present]
+    return out
+
+
+def resolve_target_modules(model, cfg: TrainConfig) -> list[str]:
+    if cfg.target_modules is None:
+        return default_target_modules(model, cfg.lora_mlp)
+    present = linear_module_names(model)
+    unknown = [t for t in cfg.target_modules if t not in present]
+    if unknown:
+        raise ConfigError(f"Unknown target module(s) {', '.join(map(repr, unknown))} for model type "
+                          f"'{getattr(model.config, 'model_type', '?')}'.",
+                          hint=f"This model's linear modules are: {', '.join(present)}.")
+    return list(cfg.target_modules)
+
+
+# ---------------------------------------------------------------------------- session over a model
+def session_for_model(model, tokenizer, *, name: str, identity: str, path: str = "", device: str = "cpu",
+                      dtype=None, adapter: str | None = "(training)"):
+    """A `ModelSession` that scores through an in-memory model (the peft model being trained), so
+    dev/test evaluation uses exactly `inference.evaluate` and its lm-eval scoring.
+
+    (A `ModelSession.from_model` constructor in session.py would make this a one-liner.)"""
+    import torch
+
+    from .models import ResolvedModel
+    from .session import ModelSession
+
+    s = ModelSession(name, device=device)
+    s._model = s._base = model
+    s._tok = tokenizer
+    s.device, s.dtype = device, dtype or torch.float32
+    s.resolved = ResolvedModel(name=name, path=path, identity=identity, source="in-memory")
+    s.adapter = adapter
+    s.load_seconds = 0.0
+    return s
+
+
+# ---------------------------------------------------------------------------- log and status
+class RunLog:
+    """Append-only JSONL log. Each row is one complete line written with a single write() and
+    flushed, so a reader in another thread or process sees whole rows (a torn last line from a
+    crash is skipped by `read_log`)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOG_NAME
+        self._lock = threading.Lock()
+
+    def write(self, event: str, **row: Any) -> dict:
+        row = {"event": event, "t": round(time.time(), 3), **row}
+        line = json.dumps(row, default=_json_default) + "\n"
+        with self._lock, open(self.path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+        return row
+
+
+def read_log(run_dir: str | Path) -> list[dict]:
+    """Every complete row of a run's log (empty when the run has not started)."""
+    p = Path(run_dir) / LOG_NAME
+    if not p.exists():
+        return []
+    rows = []
+    for line in p.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue   # a line being written right now, or torn by a crash
+    return rows
+
+
+def read_status(run_dir: str | Path, rows: list[dict] | None = None) -> dict:
+    """A small summary of a run for a status line: state, step/total, loss, dev metrics, speed, ETA."""
+    rows = read_log(run_dir) if rows is None else rows
+    st: dict[str, Any] = {"run_dir": str(run_dir), "state": "pending", "step": 0, "total_steps": None}
+    for r in rows:
+        ev = r.get("event")
+        if ev == "start":
+            st.update(state="running", total_steps=r.get("total_steps"), n_train=r.get("n_train"),
+                      started=r.get("t"), pid=r.get("pid"))
+        elif ev == "train":
+            st.update(step=r["step"], loss=r.get("loss"), lr=r.get("lr"), steps_per_s=r.get("steps_per_s"),
+                      eta_s=r.get("eta_s"), epoch=r.get("epoch"))
+        elif ev == "eval":
+            st.update(dev_accuracy=r.get("dev_accuracy"), dev_macro_f1=r.get("dev_macro_f1"),
+                      dev_per_class_f1=r.get("dev_per_class_f1"))
+            if r.get("best"):
+                st.update(best_step=r["step"], best_metric=r.get("metric_value"))
+        elif ev == "phase":
+            st["phase"] = r.get("phase")
+        elif ev == "end":
+            st.update(state=r.get("status", "done"), stop_reason=r.get("stop_reason"), error=r.get("error"))
+    if st["state"] == "running" and rows and time.time() - rows[-1].get("t", 0) > STALE_AFTER_S \
+            and not _pid_alive(st.get("pid")):
+        st["state"] = "stale"   # the process that wrote it is gone
+    st["cancel_requested"] = (Path(run_dir) / CANCEL_NAME).exists()
+    st["has_adapter"] = (Path(run_dir) / ADAPTER_NAME / "adapter_config.json").exists()
+    return st
+
+
+def request_cancel(run_dir: str | Path) -> None:
+    """Ask the run in `run_dir` to stop (works across processes: the loop polls this file)."""
+    (Path(run_dir) / CANCEL_NAME).touch()
+
+
+def read_result(run_dir: str | Path) -> dict | None:
+    p = Path(run_dir) / RESULT_NAME
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _pid_alive(pid) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _json_default(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    return str(o)
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, default=_json_default, ensure_ascii=False))
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------- adapter files
+def save_adapter_atomic(peft_model, run_dir: Path, template, cfg: TrainConfig, head=None,
+                        extra: dict | None = None) -> Path:
+    """Write the adapter to a temp folder, then rename it to `adapter/`. A reader sees either the
+    previous complete adapter, none (for the instant between two renames), or the new complete one;
+    never a half-written one."""
+    from safetensors.torch import save_file
+
+    run_dir = Path(run_dir)
+    final = run_dir / ADAPTER_NAME
+    tmp = run_dir / f".adapter.tmp-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        peft_model.save_pretrained(str(tmp))
+        (tmp / "README.md").unlink(missing_ok=True)   # peft's model-card stub; our card is the run folder
+        (tmp / "template.yaml").write_text(template.to_yaml(), encoding="utf-8")
+        (tmp / "train_config.json").write_text(json.dumps({**asdict(cfg), **(extra or {})}, indent=1,
+                                                          default=_json_default))
+        if head is not None:
+            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
+                      str(tmp / "head.safetensors"))
+        # rename() cannot replace a non-empty folder, so move the old one aside first.
+        old = None
+        if final.exists():
+            old = run_dir / f".adapter.old-{os.getpid()}-{time.monotonic_ns()}"
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+# ---------------------------------------------------------------------------- plan (validation)
+@dataclass
+class TrainPlan:
+    """Everything checked and loaded before the first step; `run_training` consumes it."""
+    config: TrainConfig
+    template: Any
+    dataset: Any
+    run_dir: Path
+    model_name: str
+    identity: str
+    model: Any              # the peft model (fp32 master weights, on device)
+    tokenizer: Any
+    device: str
+    amp_dtype: Any          # torch.bfloat16 under CUDA autocast, or None
+    labels: list[str]
+    target_modules: list[str]
+    train_rows: Any
+    dev_rows: Any
+    test_rows: Any
+    examples: list
+    head: Any = None        # torch.nn.Linear in head mode
+    registry: bool = True
+
+
+def prepare(model: str, template, dataset, config: TrainConfig, run_dir: str | Path | None = None, *,
+            registry: bool = True) -> TrainPlan:
+    """Validate everything, load a private copy of the model and tokenize the training rows. Raises
+    ConfigError / DataError with the exact problem before any training work starts."""
+    import torch
+
+    from . import train_data as td
+    from .data import split_dataset
+    from .inference import EvalConfig, build_prompts
+    from .models import resolve_model
+    from .session import pick_device
+
+    config.validate()
+    labels = td.class_labels(template)
+    problems = [p for p in template.validate(columns=list(dataset.df.columns)) if p.severity == "error"]
+    if problems:
+        from .errors import TemplateError
+        raise TemplateError("The template has errors:\n" + "\n".join(f"  - {p.field}: {p.message}" for p in problems),
+                            hint="Fix them in the template first.")
+    splits = split_dataset(dataset, seed=config.split_seed, dev=config.dev_fraction, test=config.test_fraction)
+    train_rows = td.select_train_rows(template, splits.train, config.shots_per_class, config.seed)
+    if config.batch_size > len(train_rows):
+        raise ConfigError(f"batch_size {config.batch_size} is larger than the training data ({len(train_rows)} rows).",
+                          hint=f"Use batch_size <= {len(train_rows)}, or more training rows.")
+    dev_rows = splits.dev.iloc[: config.dev_limit] if config.dev_limit else splits.dev
+    test_rows = splits.test.iloc[: config.test_limit] if config.test_limit else splits.test
+
+    # A private copy of the model: the shared session keeps serving the other tabs untouched.
+    resolved = resolve_model(model)
+    device = pick_device(config.device)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    try:
+        tok = AutoTokenizer.from_pretrained(resolved.path)
+        base = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch.float32, attn_implementation="sdpa")
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"Could not load model '{model}' from {resolved.path}: {exc}") from exc
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    targets = resolve_target_modules(base, config)
+
+    view = session_for_model(base, tok, name=model, identity=resolved.identity, path=resolved.path, device="cpu")
+    prompts = build_prompts(template, train_rows, train_rows, EvalConfig(shots=0), session=view)
+    examples = td.build_examples(template, train_rows, prompts, view.encode_pair, labels)
+    td.check_lengths(examples, config.max_length)
+
+    run_dir = Path(run_dir) if run_dir else _default_run_dir(template)
+    _claim_run_dir(run_dir)
+
+    # Seed right before anything random is created: LoRA's A matrices, the head, dropout.
+    torch.manual_seed(config.seed)
+    from peft import LoraConfig, get_peft_model
+    lcfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=targets, bias="none", task_type="CAUSAL_LM")
+    peft_model = get_peft_model(base, lcfg)
+    head = None
+    if config.mode == "head":
+        head = torch.nn.Linear(base.config.hidden_size, len(labels))
+    amp = None
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        amp = torch.bfloat16
+    peft_model.to(device)
+    if head is not None:
+        head.to(device)
+    return TrainPlan(config=config, template=template, dataset=dataset, run_dir=run_dir, model_name=model,
+                     identity=resolved.identity, model=peft_model, tokenizer=tok, device=device, amp_dtype=amp,
+                     labels=labels, target_modules=targets, train_rows=train_rows, dev_rows=dev_rows,
+                     test_rows=test_rows, examples=examples, head=head, registry=registry)
+
+
+def _default_run_dir(template) -> Path:
+    from .paths import train_dir
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in template.name)[:60]
+    return train_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}"
+
+
+def _claim_run_dir(run_dir: Path) -> None:
+    """Create the run folder, or clear the files of a finished earlier run in it. Refuses a folder
+    whose log shows a run that is still alive."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    st = read_status(run_dir)
+    if st["state"] == "running":
+        raise ConfigError(f"{run_dir} holds a training run that is still running (step {st['step']}).",
+                          hint="Cancel it first, or pick another output folder.")
+    for name in (LOG_NAME, RESULT_NAME, CANCEL_NAME, "base_results.json", "adapter_results.json"):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / ADAPTER_NAME, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- the loop
+@dataclass
+class TrainResult:
+    status: str                 # done | cancelled
+    stop_reason: str            # max_steps | early_stop | cancelled
+    run_dir: str
+    adapter_dir: str | None
+    steps: int
+    best_step: int | None
+    best_metric: float | None
+    base_metrics: dict | None = None
+    adapter_metrics: dict | None = None
+    registry_id: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def total_steps(cfg: TrainConfig, n_train: int) -> int:
+    if cfg.max_steps:
+        return cfg.max_steps
+    micro_per_epoch = math.ceil(n_train / cfg.batch_size)
+    return max(1, math.ceil(micro_per_epoch * cfg.epochs / cfg.grad_accum))
+
+
+def loss_on_batch(model, batch: dict, mode: str, head=None):
+    """Mean cross-entropy of one micro-batch.
+
+    lm: on the answer tokens only; the LM head runs only at the positions that predict them
+        (hidden [N, H] @ W^T instead of [B, L, H] @ W^T: most of a 49k-vocab head's cost saved).
+    head: a linear classifier on the hidden state of the last prompt token."""
+    import torch
+    import torch.nn.functional as F
+
+    from .session import _split_decoder_head
+    from .train_data import IGNORE
+
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder, lm_head = _split_decoder_head(lm)
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    if mode == "head":
+        hidden = (decoder or lm.model)(input_ids=ids, attention_mask=mask).last_hidden_state   # [B, L, H]
+        h = hidden[torch.arange(ids.shape[0], device=ids.device), batch["last"]]               # [B, H]
+        return F.cross_entropy(head(h.to(head.weight.dtype)).float(), batch["class_ids"])
+    tgt = labels[:, 1:]                              # [B, L-1]: token t+1 is predicted at position t
+    sel = tgt != IGNORE
+    if decoder is not None:
+        hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state                # [B, L, H]
+        logits = lm_head(hidden[:, :-1][sel])                                                 # [N, V]
+    else:
+        logits = lm(input_ids=ids, attention_mask=mask).logits[:, :-1][sel]                   # [N, V]
+    softcap = getattr(lm.config, "final_logit_softcapping", None)
+    logits = logits.float()
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return F.cross_entropy(logits, tgt[sel])
+
+
+def run_training(plan: TrainPlan, *, progress: ProgressFn | None = None,
+                 cancel: Callable[[], bool] | None = None) -> TrainResult:
+    """Train, evaluate on dev, keep the best adapter, then compare base vs adapter on test."""
+    import torch
+
+    from .train_data import collate
+
+    cfg, model, head, run_dir = plan.config, plan.model, plan.head, plan.run_dir
+    log = RunLog(run_dir)
+    cancel_file = run_dir / CANCEL_NAME
+
+    def cancelled() -> bool:
+        return cancel_file.exists() or bool(cancel and cancel())
+
+    def say(done: int, total: int, msg: str) -> None:
+        if progress:
+            progress(done, total, msg)
+
+    n = len(plan.examples)
+    T = total_steps(cfg, n)
+    warm = math.ceil(T * cfg.warmup_ratio)
+    do_eval = cfg.eval_every > 0 and len(plan.dev_rows) > 0
+    log.write("start", pid=os.getpid(), total_steps=T, n_train=n, n_dev=len(plan.dev_rows), n_test=len(plan.test_rows),
+              config=asdict(cfg), model=plan.model_name, identity=plan.identity, template=plan.template.name,
+              data=plan.dataset.name, device=plan.device, amp=str(plan.amp_dtype) if plan.amp_dtype else None,
+              target_modules=plan.target_modules, labels=plan.labels,
+              train_indices=[_plain(i) for i in plan.train_rows.index],
+              trainable_params=sum(p.numel() for p in _trainable(model, head)))
+
+    params = list(_trainable(model, head))
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # Linear warm-up then linear decay to 0 (the schedule of transformers' get_linear_schedule_with_warmup).
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (T - s) / max(1, T - warm)))
+    # Data order comes from its own generator, so evaluation or logging never shifts it.
+    order = torch.Generator().manual_seed(cfg.seed)
+    amp = (torch.autocast("cuda", dtype=plan.amp_dtype) if plan.amp_dtype is not None
+           else contextlib.nullcontext())
+
+    best = {"metric": None, "step": None, "state": None}
+    bad_evals = 0
+    stop_reason = "max_steps"
+    train_s = 0.0
+    t_start = time.time()
+
+    def micro_batches():
+        epoch = 0
+        while True:
+            perm = torch.randperm(n, generator=order).tolist()
+            for i in range(0, n, cfg.batch_size):
+                yield epoch + i / n, [plan.examples[j] for j in perm[i:i + cfg.batch_size]]
+            epoch += 1
+
+    def evaluate_dev(step: int) -> bool:
+        """Dev metrics at `step`; saves the adapter when they are the best so far. True = improved."""
+        nonlocal bad_evals
+        say(step, T, "evaluating on dev")
+        m = _eval_split(plan, plan.dev_rows, cancelled)
+        value = m[cfg.select_metric]
+        improved = best["metric"] is None or value > best["metric"] + 1e-12
+        log.write("eval", step=step, dev_accuracy=m["accuracy"], dev_macro_f1=m["macro_f1"],
+                  dev_per_class_f1={k: v["f1"] for k, v in m["per_class"].items()},
+                  metric_value=value, best=improved)
+        if improved:
+            best.update(metric=value, step=step, state=_snapshot(model, head))
+            _save(plan, step, log)
+            bad_evals = 0
+        else:
+            bad_evals += 1
+        return improved
+
+    status = "done"
+    step = 0
+    try:
+        if do_eval:
+            # Step 0 is the base model's dev score: an adapter must beat it to replace the
+            # (identity) adapter saved here, and a cancel right away still leaves a valid adapter.
+            evaluate_dev(0)
+        batches = micro_batches()
+        model.train()
+        while step < T:
+            t0 = time.perf_counter()
+            losses = []
+            epoch = 0.0
+            for _ in range(cfg.grad_accum):
+                if cancelled():
+                    raise Cancelled()
+                epoch, exs = next(batches)
+                batch = {k: v.to(plan.device) for k, v in collate(exs, plan.tokenizer.pad_token_id).items()}
+                with amp:
+                    loss = loss_on_batch(model, batch, cfg.mode, head)
+                (loss / cfg.grad_accum).backward()
+                losses.append(float(loss.detach()))
+            if cfg.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            lr = sched.get_last_lr()[0]
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            train_s += time.perf_counter() - t0
+            rate = step / train_s
+            mean_loss = sum(losses) / len(losses)
+            log.write("train", step=step, epoch=round(epoch, 4), loss=mean_loss, lr=lr, steps_per_s=round(rate, 4),
+                      eta_s=round((T - step) / rate, 1), elapsed_s=round(time.time() - t_start, 2))
+            say(step, T, f"loss {mean_loss:.4f}")
+            if do_eval and (step % cfg.eval_every == 0 or step == T):
+                model.eval()
+                evaluate_dev(step)
+                model.train()
+                if cfg.patience and bad_evals >= cfg.patience and step < T:
+                    stop_reason = "early_stop"
+                    break
+        model.eval()
+        if not do_eval:
+            best.update(step=step, state=_snapshot(model, head))
+            _save(plan, step, log)
+    except (Cancelled, KeyboardInterrupt):   # Ctrl-C in the CLI is a cancel: keep the best adapter
+        status, stop_reason = "cancelled", "cancelled"
+        model.eval()
+    except BaseException as exc:
+        log.write("end", status="failed", stop_reason="error", error=f"{type(exc).__name__}: {exc}")
+        raise
+
+    result = TrainResult(status=status, stop_reason=stop_reason, run_dir=str(run_dir),
+                         adapter_dir=str(run_dir / ADAPTER_NAME) if (run_dir / ADAPTER_NAME).exists() else None,
+                         steps=step, best_step=best["step"], best_metric=best["metric"])
+    summary = _summary(plan, result, train_s, t_start)
+    try:
+        if status == "done" and cfg.final_eval and len(plan.test_rows) and best["state"] is not None:
+            log.write("phase", phase="final_eval")
+            say(step, T, "comparing base and adapter on test")
+            _restore(model, head, best["state"])
+            base, tuned = _final_compare(plan, cancelled)
+            result.base_metrics, result.adapter_metrics = base["metrics"], tuned["metrics"]
+            summary.update(test={"base": base["metrics"], "adapter": tuned["metrics"]})
+    except (Cancelled, KeyboardInterrupt):
+        result.status = result.stop_reason = "cancelled"
+    summary.update(result.to_dict())
+    if plan.registry:
+        result.registry_id = _record(plan, result, summary)
+        summary["registry_id"] = result.registry_id
+    _write_json_atomic(run_dir / RESULT_NAME, summary)
+    log.write("end", status=result.status, stop_reason=result.stop_reason, best_step=result.best_step,
+              adapter_dir=result.adapter_dir, test_base=_headline(result.base_metrics),
+              test_adapter=_headline(result.adapter_metrics))
+    say(step, T, result.status)
+    return result
+
+
+def train(model: str, template, dataset, config: TrainConfig | None = None, run_dir: str | Path | None = None, *,
+          progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
+          registry: bool = True) -> TrainResult:
+    """Validate, train and evaluate, blocking. The CLI and tests call this."""
+    plan = prepare(model, template, dataset, config or TrainConfig(), run_dir, registry=registry)
+    return run_training(plan, progress=progress, cancel=cancel)
+
+
+# ---------------------------------------------------------------------------- helpers of the loop
+def _trainable(model, head):
+    yield from (p for p in model.parameters() if p.requires_grad)
+    if head is not None:
+        yield from head.parameters()
+
+
+def _snapshot(model, head) -> dict:
+    """CPU copy of the trainable weights (LoRA + head): small, and enough to restore the best."""
+    from peft import get_peft_model_state_dict
+
+    return {"lora": {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(model).items()},
+            "head": None if head is None else {k: v.detach().to("cpu", copy=True) for k, v in head.state_dict().items()}}
+
+
+def _restore(model, head, state: dict) -> None:
+    from peft import set_peft_model_state_dict
+
+    set_peft_model_state_dict(model, state["lora"])
+    if head is not None and state["head"] is not None:
+        head.load_state_dict(state["head"])
+
+
+def _save(plan: TrainPlan, step: int, log: RunLog) -> None:
+    path = save_adapter_atomic(plan.model, plan.run_dir, plan.template, plan.config, head=plan.head,
+                               extra={"step": step, "base_model": plan.identity, "labels": plan.labels})
+    log.write("saved", step=step, path=str(path))
+
+
+def _view(plan: TrainPlan):
+    return session_for_model(plan.model, plan.tokenizer, name=plan.model_name, identity=plan.identity,
+                             device=plan.device, adapter=str(plan.run_dir / ADAPTER_NAME))
+
+
+def _eval_split(plan: TrainPlan, rows, cancelled, *, use_head: bool | None = None) -> dict:
+    """Classification metrics of the current weights on `rows` (dev during training)."""
+    import torch
+
+    from .inference import EvalConfig, evaluate
+    from .metrics import classification_metrics
+
+    use_head = plan.config.mode == "head" if use_head is None else use_head
+    amp = (torch.autocast("cuda", dtype=plan.amp_dtype) if plan.amp_dtype is not None else contextlib.nullcontext())
+    with amp:
+        if use_head:
+            golds, preds = _head_predict(plan, rows, cancelled)
+            return classification_metrics(golds, preds, plan.labels)
+        res = evaluate(plan.template, plan.dataset, _view(plan), EvalConfig(shots=0, method=plan.config.eval_method),
+                       rows=rows, pool=plan.train_rows, cancel=cancelled)
+    return res.metrics
+
+
+def _head_predict(plan: TrainPlan, rows, cancelled) -> tuple[list[str], list[str]]:
+    import torch
+
+    from . import train_data as td
+    from .inference import EvalConfig, build_prompts
+
+    view = _view(plan)
+    prompts = build_prompts(plan.template, rows, plan.train_rows, EvalConfig(shots=0), session=view)
+    exs = td.build_examples(plan.template, rows, prompts, view.encode_pair, plan.labels)
+    lm = plan.model.get_base_model()
+    golds, preds = [], []
+    with torch.inference_mode():
+        for i in range(0, len(exs), 16):
+            if cancelled():
+                raise Cancelled()
+            chunk = exs[i:i + 16]
+            b = {k: v.to(plan.device) for k, v in td.collate(chunk, plan.tokenizer.pad_token_id).items()}
+            hidden = lm.get_decoder()(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
+            h = hidden[torch.arange(len(chunk), device=hidden.device), b["last"]]
+            pred = plan.head(h.to(plan.head.weight.dtype)).argmax(-1).tolist()
+            golds += [e.label for e in chunk]
+            preds += [plan.labels[p] for p in pred]
+    return golds, preds
+
+
+def _final_compare(plan: TrainPlan, cancelled) -> tuple[dict, dict]:
+    """Base model (adapter disabled) vs base + best adapter on the test split, same template and rows."""
+    from .inference import EvalConfig, evaluate
+    from .metrics import classification_metrics
+
+    cfg = EvalConfig(shots=0, method=plan.config.eval_method, split="test", split_seed=plan.config.split_seed,
+                     dev_fraction=plan.config.dev_fraction, test_fraction=plan.config.test_fraction,
+                     limit=plan.config.test_limit)
+    plan.model.eval()
+    with plan.model.disable_adapter():
+        base_view = _view(plan)
+        base_view.adapter = None
+        base = evaluate(plan.template, plan.dataset, base_view, cfg, rows=plan.test_rows, pool=plan.train_rows,
+                        cancel=cancelled)
+    base.save(plan.run_dir / "base_results.json")
+    if plan.config.mode == "head":
+        golds, preds = _head_predict(plan, plan.test_rows, cancelled)
+        tuned = {"metrics": classification_metrics(golds, preds, plan.labels)}
+    else:
+        res = evaluate(plan.template, plan.dataset, _view(plan), cfg, rows=plan.test_rows, pool=plan.train_rows,
+                       cancel=cancelled)
+        res.save(plan.run_dir / "adapter_results.json")
+        tuned = res.to_dict()
+    return base.to_dict(), tuned
+
+
+def _summary(plan: TrainPlan, result: TrainResult, train_s: float, t_start: float) -> dict:
+    import resource
+
+    import torch
+
+    mem = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if plan.device.startswith("cuda"):
+        mem["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return {"config": asdict(plan.config), "model": plan.model_name, "identity": plan.identity,
+            "template": {"name": plan.template.name, "hash": plan.template.content_hash()},
+            "data": {"name": plan.dataset.name, "fingerprint": plan.dataset.fingerprint(),
+                     "n_train": len(plan.train_rows), "n_dev": len(plan.dev_rows), "n_test": len(plan.test_rows),
+                     "train_indices": [_plain(i) for i in plan.train_rows.index]},
+            "labels": plan.labels, "target_modules": plan.target_modules, "device": plan.device,
+            "timings": {"train_s": round(train_s, 2), "total_s": round(time.time() - t_start, 2),
+                        "steps_per_s": round(result.steps / train_s, 4) if train_s else None},
+            "memory": mem}
+
+
+def _record(plan: TrainPlan, result: TrainResult, summary: dict) -> str:
+    from .runs import RunRegistry
+
+    metrics = {"steps": result.steps, "best_step": result.best_step, "best_dev": result.best_metric}
+    for name, m in (("base", result.base_metrics), ("adapter", result.adapter_metrics)):
+        for k, v in _headline(m).items():
+            metrics[f"{name}_{k}"] = v
+    return RunRegistry().add(
+        "train", name=f"train {plan.template.name}", template_hash=plan.template.content_hash(),
+        template_yaml=plan.template.to_yaml(), model=plan.identity, adapter=result.adapter_dir,
+        data_fingerprint=plan.dataset.fingerprint(), data_name=plan.dataset.name, seed=plan.config.seed,
+        settings=asdict(plan.config), metrics=metrics, payload=summary, status=result.status,
+        payload_path=str(plan.run_dir))
+
+
+def _headline(m: dict | None) -> dict:
+    return {k: m[k] for k in ("n", "accuracy", "macro_f1") if k in m} if m else {}
+
+
+def _plain(v):
+    return v.item() if hasattr(v, "item") else v
+
+
+# ---------------------------------------------------------------------------- background job
+class TrainJob:
+    """A training run in a background thread of this process, or one found on disk.
+
+    Everything a UI shows comes from the run folder (log.jsonl, result.json), so `attach` after a
+    page reload, or from a second browser or another process, sees the same state."""
+
+    _live: dict[str, "TrainJob"] = {}
+    _live_lock = threading.Lock()
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._result: TrainResult | None = None
+        self.error: BaseException | None = None
+
+    @classmethod
+    def start(cls, model: str, template, dataset, config: TrainConfig, run_dir: str | Path | None = None, *,
+              registry: bool = True, progress: ProgressFn | None = None) -> "TrainJob":
+        """Validate (raising ConfigError/DataError at once), then train in a daemon thread."""
+        plan = prepare(model, template, dataset, config, run_dir, registry=registry)
+        job = cls(plan.run_dir)
+
+        def work():
+            try:
+                job._result = run_training(plan, progress=progress, cancel=job._stop.is_set)
+            except BaseException as exc:  # noqa: BLE001 - reported through status()/wait()
+                job.error = exc
+
+        job._thread = threading.Thread(target=work, name=f"train:{plan.run_dir.name}", daemon=True)
+        with cls._live_lock:
+            cls._live[str(plan.run_dir.resolve())] = job
+        job._thread.start()
+        return job
+
+    @classmethod
+    def attach(cls, run_dir: str | Path) -> "TrainJob":
+        """The live job for `run_dir` if this process runs it, else a read-only view of the folder."""
+        with cls._live_lock:
+            live = cls._live.get(str(Path(run_dir).resolve()))
+        return live or cls(run_dir)
+
+    def status(self) -> dict:
+        st = read_status(self.run_dir)
+        if self.error is not None:
+            st.update(state="failed", error=f"{type(self.error).__name__}: {self.error}")
+        return st
+
+    def log(self, since: int = 0) -> list[dict]:
+        """Log rows from index `since` (a poller keeps its count and asks only for new rows)."""
+        return read_log(self.run_dir)[since:]
+
+    def cancel(self) -> None:
+        self._stop.set()
+        request_cancel(self.run_dir)
+
+    @property
+    def running(self) -> bool:
+        if self._thread is not None:
+            return self._thread.is_alive()
+        return read_status(self.run_dir)["state"] == "running"
+
+    def wait(self, timeout: float | None = None) -> TrainResult | None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self.error is not None and not self._thread.is_alive():
+                raise self.error
+        return self._result
+
+    def result(self) -> dict | None:
+        return read_result(self.run_dir)
+
+    def figures(self) -> dict:
+        return result_figures(self.run_dir)
+
+
+def result_figures(run_dir: str | Path) -> dict:
+    """Plotly figures of a run: curves (always), per-class F1 and confusion matrices (once finished)."""
+    from . import plots
+
+    figs = {"curves": plots.training_curves(read_log(run_dir))}
+    res = read_result(run_dir)
+    test = (res or {}).get("test")
+    if test:
+        figs["per_class"] = plots.side_by_side_per_class(test["base"], test["adapter"], names=("base", "base + adapter"))
+        figs["confusion_base"] = plots.confusion_heatmap(test["base"], title="Confusion: base")
+        figs["confusion_adapter"] = plots.confusion_heatmap(test["adapter"], title="Confusion: base + adapter")
+    return figs
+
+
+def job_fn(ctx, plan: TrainPlan) -> str | None:
+    """Adapter for `workbench.jobs`: `jobs.start("train", job_fn, resource="train", plan=prepare(...))`.
+    Validation stays in the caller (prepare raises at once, for a toast); the job reports progress,
+    honours the job's cancel button, and returns the run-registry id."""
+    result = run_training(plan, progress=ctx.progress, cancel=ctx.cancelled)
+    if result.status == "cancelled":
+        raise Cancelled()   # the job shows "cancelled"; the run folder still holds the best adapter
+    return result.registry_id
