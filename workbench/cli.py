@@ -14,7 +14,7 @@ import os
 import sys
 
 # Order is the order shown in --help.
-COMMANDS = ["eval", "templates", "data", "models", "serve"]
+COMMANDS = ["eval", "compare", "templates", "data", "models", "train", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

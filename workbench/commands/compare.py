@@ -1,0 +1,116 @@
+"""`workbench compare`: score 2-8 templates on identical examples and print a paired verdict.
+
+    workbench compare --data bbc --template A.yaml --template B.yaml --limit 300 --seed 1 --out cmp.json
+    workbench compare --data bbc --template A.yaml --template B.yaml --template C.yaml --baseline A
+    workbench compare --data bbc --template A.yaml --spread 8        # format sensitivity of A
+    workbench compare --data bbc --template A.yaml --shots 4 --seeds 0,1,2,3,4   # few-shot variance
+
+Evals already in the run registry with the same template, model, data and settings are
+reused, not rescored; the comparison itself is recorded there too (unless --no-registry).
+"""
+from __future__ import annotations
+
+import sys
+
+from .common import add_data_args, add_model_args, dataset_from_args, session_from_args
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compare", help="A/B-test templates with paired significance tests", description=__doc__,
+                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument("--template", action="append", required=True,
+                   help="a template YAML; repeat for each template (2-8; one with --spread/--seeds)")
+    p.add_argument("--baseline", default=None, help="template name every other is compared with (default: the best)")
+    p.add_argument("--shots", type=int, default=0)
+    p.add_argument("--per-class", action="store_true", help="--shots counts demonstrations per class")
+    p.add_argument("--balanced", action="store_true")
+    p.add_argument("--sampling", default="fixed", choices=["fixed", "per_example"])
+    p.add_argument("--seed", type=int, default=0, help="demo seed (the same for every template)")
+    p.add_argument("--method", default="acc", choices=["acc", "acc_norm", "acc_bytes"])
+    p.add_argument("--calibration", default="none", choices=["none", "contextual", "pmi"])
+    p.add_argument("--split", default="test", choices=["test", "dev", "train", "all"])
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates for the CIs")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdicts")
+    p.add_argument("--spread", type=int, default=None, metavar="N",
+                   help="instead of comparing: format sensitivity of one template over N variants")
+    p.add_argument("--seeds", default=None, metavar="S1,S2,...",
+                   help="instead of comparing: few-shot variance of one template over these demo seeds")
+    p.add_argument("--name", default=None, help="name of the run in the registry")
+    p.add_argument("--out", default=None, help="write every statistic and per-example prediction as JSON")
+    p.add_argument("--no-registry", action="store_true", help="neither reuse nor record runs")
+    p.set_defaults(func=run)
+
+
+class _Bar:
+    """progress(done, total, message) drawn as one tqdm bar on stderr."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, file=sys.stderr, dynamic_ncols=True, bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
+        if message:
+            self.bar.set_description(message[:40])
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run(args) -> int:
+    from ..errors import ConfigError
+    from ..inference import EvalConfig
+    from ..templates import load_template
+
+    templates = [load_template(path) for path in args.template]
+    cfg = EvalConfig(shots=args.shots, per_class=args.per_class, balanced=args.balanced, sampling=args.sampling,
+                     seed=args.seed, method=args.method, calibration=args.calibration, split=args.split,
+                     limit=args.limit)
+    cfg.validate()
+    single = args.spread is not None or args.seeds is not None
+    if single and len(templates) != 1:
+        raise ConfigError("--spread and --seeds study one template; got "
+                          f"{len(templates)}", "pass exactly one --template")
+    if args.spread is not None and args.seeds is not None:
+        raise ConfigError("--spread and --seeds are separate studies", "run them one at a time")
+    dataset = dataset_from_args(args)
+    session = session_from_args(args)
+    registry = None
+    if not args.no_registry:
+        from ..runs import RunRegistry
+        registry = RunRegistry()
+    common = dict(registry=registry, store=not args.no_registry)
+    bar = _Bar()
+    try:
+        if args.spread is not None:
+            from ..sensitivity import format_spread
+            res = format_spread(templates[0], dataset, session, cfg, n_variants=args.spread, seed=args.seed,
+                                progress=bar, **common)
+        elif args.seeds is not None:
+            from ..compare import seed_variance
+            try:
+                seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+            except ValueError as e:
+                raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}", "e.g. 0,1,2,3,4") from e
+            res = seed_variance(templates[0], dataset, session, cfg, seeds=seeds, progress=bar, **common)
+        else:
+            from ..compare import compare_templates
+            res = compare_templates(templates, dataset, session, cfg, baseline=args.baseline, name=args.name,
+                                    n_boot=args.n_boot, alpha=args.alpha, progress=bar, **common)
+    finally:
+        bar.close()
+    print(res.summary())
+    if args.out:
+        from ..compare import _save_json
+        _save_json(res.to_dict(), args.out)
+    where = f"  → {args.out}" if args.out else ""
+    rid = f"run {res.run_id}" if res.run_id else "not recorded"
+    print(f"\n{rid}{where}", file=sys.stderr)
+    return 0
