@@ -34,7 +34,7 @@ TABS = [
     "tab_templates",
     "tab_preview",
     "tab_run",
-    # "tab_compare",
+    "tab_compare",
     # "tab_train",
     # "tab_export",
     "tab_runs",

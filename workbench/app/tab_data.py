@@ -83,9 +83,18 @@ def load_data(state: UIState, source: str, upload: str | None, path: str, text_c
         state.data_spec, state.text_column, state.label_column = spec, ds.text_column, ds.label_column
         state.split_seed = int(split_seed or 0)
         df, label, _ = page_rows(ds, 1)
-        cols = [str(c) for c in ds.df.columns]
         return (state, _summary(ds), split_sizes(ds, state.split_seed), _balance(ds), df, label,
-                gr.update(choices=cols, value=ds.text_column), gr.update(choices=cols, value=ds.label_column), 1)
+                ds.text_column, ds.label_column, 1)
+
+
+def column_choices(state: UIState):
+    """UI glue: offer the loaded dataset's columns in the two mapping dropdowns."""
+    try:
+        ds = state_dataset(state)
+    except Exception:  # noqa: BLE001
+        return gr.skip(), gr.skip()
+    cols = [str(c) for c in ds.df.columns]
+    return gr.update(choices=cols, value=ds.text_column), gr.update(choices=cols, value=ds.label_column)
 
 
 def data_page(state: UIState, page: float):
@@ -150,7 +159,8 @@ def build(ctx: Ctx, data: str = "bbc") -> None:
 
     inputs = [ctx.state, source, upload, path, text_col, label_col, split_seed]
     outputs = [ctx.state, summary, splits, balance, table, page_label, text_col, label_col, page]
-    dep = load_btn.click(load_data, inputs, outputs, api_name="load_data")
+    dep = load_btn.click(load_data, inputs, outputs, api_name="load_data").then(
+        column_choices, ctx.state, [text_col, label_col], api_name="column_choices", api_visibility="private")
     for comp in (source, upload):
         comp.change(reset_columns, None, [text_col, label_col], api_name="reset_columns", api_visibility="private",
                     queue=False)
@@ -165,4 +175,5 @@ def build(ctx: Ctx, data: str = "bbc") -> None:
     info_btn.click(data_info, ctx.state, info_out, api_name="data_info")
     # Open the default dataset when the page loads, so the first screen is never empty.
     ctx.events["page_load_data"] = ctx.demo.load(load_data, inputs, outputs, api_name="load_data_on_start",
-                                                  api_visibility="private")
+                                                  api_visibility="private").then(
+        column_choices, ctx.state, [text_col, label_col], api_name="column_choices_on_start", api_visibility="private")

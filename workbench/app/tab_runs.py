@@ -12,7 +12,7 @@ COLUMNS = ["id", "created", "name", "model", "adapter", "data", "n", "accuracy",
 
 def list_runs(search: str = ""):
     """Eval runs, newest first, optionally filtered by a search string (id, name, model, data,
-    template hash). Returns (table, run-id choices)."""
+    template hash). Returns the table (first column: run id)."""
     import pandas as pd
 
     from ..runs import RunRegistry
@@ -28,9 +28,13 @@ def list_runs(search: str = ""):
                          "accuracy": _r(m.get("accuracy")), "macro_f1": _r(m.get("macro_f1")),
                          "exact_match": _r(m.get("exact_match")), "template": (r.template_hash or "")[:10],
                          "seed": r.seed})
-        df = pd.DataFrame(rows, columns=COLUMNS)
-        ids = [r.id for r in recs]
-        return df, gr.update(choices=ids, value=ids[0] if ids else None)
+        return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def run_choices(table, current: str | None):
+    """UI glue: the run picker offers the listed runs (keeps the current pick if listed)."""
+    ids = [] if table is None or len(table) == 0 else [str(x) for x in table["id"]]
+    return gr.update(choices=ids, value=current if current in ids else (ids[0] if ids else None))
 
 
 def _r(v):
@@ -106,10 +110,10 @@ def build(ctx: Ctx) -> None:
         with gr.Accordion("Provenance (template, model, data fingerprint, settings)", open=False):
             prov = gr.JSON(label="Run record")
 
-    listing = [table, run_id]
-    refresh.click(list_runs, search, listing, api_name="list_runs")
-    search.submit(list_runs, search, listing, api_name="list_runs_search", api_visibility="private")
-    tab.select(list_runs, search, listing, api_name="list_runs_on_tab", api_visibility="private")
+    for i, ev in enumerate((refresh.click, search.submit, tab.select)):
+        ev(list_runs, search, table, api_name="list_runs" if i == 0 else f"list_runs_{i}",
+           api_visibility="public" if i == 0 else "private").then(
+            run_choices, [table, run_id], run_id, api_name=f"run_choices_{i}", api_visibility="private")
     table.select(select_run, table, run_id, api_name="select_run", api_visibility="private")
     open_btn.click(open_run, [run_id, errors_only], [metrics, bar, conf, preds, prov], api_name="open_run")
     errors_only.change(open_run, [run_id, errors_only], [metrics, bar, conf, preds, prov],

@@ -21,11 +21,18 @@ SAMPLINGS = ["fixed", "per_example"]
 # ------------------------------------------------------------------------------------ library
 def list_templates() -> list[dict]:
     """Every template in templates_library/ and $WORKBENCH_HOME/templates/:
-    [{"name", "path", "dataset", "task", "source", "error"?}, ...]."""
+    [{"name", "file", "ref", "dataset", "task", "source", "error"?}, ...]; pass `ref` to
+    load_template / duplicate_template. (The key is not "path": gradio_client would take a
+    dict with "path" for a file to download.)"""
     from ..templates import list_library
 
     with user_errors("Listing templates"):
-        return list_library()
+        out = []
+        for t in list_library():
+            d = {k: v for k, v in t.items() if k != "path"}
+            d["file"], d["ref"] = t["path"], f"{t['path']}::{t['name']}"
+            out.append(d)
+        return out
 
 
 def _library_choices() -> list[tuple[str, str]]:
@@ -33,8 +40,14 @@ def _library_choices() -> list[tuple[str, str]]:
     for t in list_templates():
         tag = "⚠ " if t.get("error") else ""
         ds = f" · {t['dataset']}" if t.get("dataset") else ""
-        out.append((f"{tag}{t['name']}  ({t['source']}{ds})", t["path"] + "::" + t["name"]))
+        out.append((f"{tag}{t['name']}  ({t['source']}{ds})", t["ref"]))
     return out
+
+
+def name_choices(names: list | None, current: str | None):
+    """UI glue: show the "template in the file" picker when an import holds several."""
+    names = list(names or [])
+    return gr.update(choices=names, value=current if current in names else None, visible=len(names) > 1)
 
 
 def refresh_library(selected: str | None = None):
@@ -89,7 +102,7 @@ def load_template_into_editor(state: UIState, ref: str, current_yaml: str, disca
 
 def save_template_as(state: UIState, yaml_text: str, name: str, overwrite: bool):
     """Save the editor's template under `name` in $WORKBENCH_HOME/templates/. Returns
-    (state, editor YAML with the new name, edit status, library choices)."""
+    (state, editor YAML with the new name, edit status, library ref of the saved file)."""
     from ..paths import user_templates_dir
 
     state = state or UIState()
@@ -107,11 +120,12 @@ def save_template_as(state: UIState, yaml_text: str, name: str, overwrite: bool)
         text = t.to_yaml()
         state.saved_yaml, state.template_path = text, str(path)
         gr.Info(f"Saved to {path}")
-        return state, text, _edit_status(state, text), refresh_library(f"{path}::{t.name}")
+        return state, text, _edit_status(state, text), f"{path}::{t.name}"
 
 
 def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: bool):
-    """Copy a library template to the user folder as `<name>_copy` and open the copy."""
+    """Copy a library template to the user folder as `<name>_copy` and open the copy.
+    Returns (state, editor YAML, edit status, library ref of the copy)."""
     from ..paths import user_templates_dir
     from ..templates import load_template
 
@@ -120,7 +134,7 @@ def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: boo
         if not ref:
             raise gr.Error("Pick a template from the library first.", print_exception=False)
         if not _guard(state, current_yaml, discard):
-            return state, current_yaml, _edit_status(state, current_yaml), refresh_library(ref)
+            return state, current_yaml, _edit_status(state, current_yaml), ref
         path, name = _split_ref(ref)
         t = load_template(path, name=name) if name else load_template(path)
         base, i = f"{t.name}_copy", 1
@@ -132,14 +146,14 @@ def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: boo
         dest = t.save(user_templates_dir() / f"{new}.yaml")
         text = t.to_yaml()
         state.saved_yaml, state.template_path = text, str(dest)
-        return state, text, _edit_status(state, text), refresh_library(f"{dest}::{new}")
+        return state, text, _edit_status(state, text), f"{dest}::{new}"
 
 
 def import_template(state: UIState, file: str | None, pasted: str, name: str | None, current_yaml: str,
                     discard: bool):
     """Import lm-eval task YAML or a PromptSource templates.yaml (uploaded or pasted) into the
     editor. A PromptSource file with several templates fills the name choices; pick one and
-    import again. Returns (state, editor YAML, edit status, PromptSource names)."""
+    import again. Returns (state, editor YAML, edit status, names of the templates in the file)."""
     from ..templates import load_templates
 
     state = state or UIState()
@@ -149,7 +163,7 @@ def import_template(state: UIState, file: str | None, pasted: str, name: str | N
             raise gr.Error("Upload a YAML file or paste its text first.", print_exception=False)
         ts = load_templates(Path(src) if file else src)
         names = [t.name for t in ts]
-        names_update = gr.update(choices=names, value=name if name in names else None, visible=len(ts) > 1)
+        names_update = names
         if len(ts) > 1 and name not in names:
             gr.Info(f"The file holds {len(ts)} templates: pick one under “Template in the file”, then import again.")
             return state, current_yaml, _edit_status(state, current_yaml), names_update
@@ -371,6 +385,8 @@ def build(ctx: Ctx) -> None:
     with tab:
         api_apply, api_validate, api_list = (gr.Button(visible=False) for _ in range(3))
         api_list_out = gr.JSON(visible=False)
+        lib_ref = gr.Textbox(visible=False)     # the library entry to select after save / duplicate
+        imp_names = gr.JSON(visible=False)      # template names in an imported file
     api_apply.click(apply_fields, [editor] + fields, editor, api_name="apply_fields")
     api_validate.click(validate_template, [ctx.state, editor], problems, api_name="validate_template")
     api_list.click(list_templates, None, api_list_out, api_name="list_templates")
@@ -378,14 +394,17 @@ def build(ctx: Ctx) -> None:
     load_btn.click(load_template_into_editor, [ctx.state, library, editor, discard], [ctx.state, editor, status],
                    api_name="load_template").then(template_fields, editor, fields + [f_task],
                                                   api_name="template_fields_after_load", api_visibility="private")
-    dup_btn.click(duplicate_template, [ctx.state, library, editor, discard], [ctx.state, editor, status, library],
+    dup_btn.click(duplicate_template, [ctx.state, library, editor, discard], [ctx.state, editor, status, lib_ref],
                   api_name="duplicate_template").then(template_fields, editor, fields + [f_task],
                                                       api_name="template_fields_after_dup", api_visibility="private")
     refresh_btn.click(refresh_library, library, library, api_name="refresh_library", api_visibility="private")
-    save_btn.click(save_template_as, [ctx.state, editor, save_name, overwrite], [ctx.state, editor, status, library],
+    save_btn.click(save_template_as, [ctx.state, editor, save_name, overwrite], [ctx.state, editor, status, lib_ref],
                    api_name="save_template")
+    # A saved or duplicated file joins the library list, selected.
+    lib_ref.change(refresh_library, lib_ref, library, api_name="refresh_library_to", api_visibility="private")
     imp_btn.click(import_template, [ctx.state, imp_file, imp_text, imp_name, editor, discard],
-                  [ctx.state, editor, status, imp_name], api_name="import_template").then(
+                  [ctx.state, editor, status, imp_names], api_name="import_template").then(
+        name_choices, [imp_names, imp_name], imp_name, api_name="import_names", api_visibility="private").then(
         template_fields, editor, fields + [f_task], api_name="template_fields_after_import", api_visibility="private")
 
     # Page load (after the data): restore the draft from localStorage, else the default template.

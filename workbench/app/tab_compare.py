@@ -1,0 +1,606 @@
+"""Compare tab: 2-8 templates side by side on identical examples, with a paired verdict.
+
+Each column holds one editable template (picked from the library, or copied from the
+Templates editor). "Compare" runs them in a background job (`compare.compare_templates`:
+the same rows, demos and seed for all; evals already in the run registry are reused) and
+shows the leaderboard with CIs, the verdicts (exact McNemar, paired bootstrap, Holm), the
+per-class F1 of every template, two confusion matrices side by side and the examples on
+which the templates disagree (filterable by class). A template can be marked the winner,
+which the Export step picks up. The Robustness section runs few-shot seed variance or a
+format-spread study (`sensitivity.format_spread`) on one column.
+
+All logic lives in `workbench.compare` / `workbench.sensitivity`; the handlers below only
+parse inputs, start jobs and turn stored results into tables and figures.
+"""
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from .. import jobs
+from .common import Ctx, UIState, empty_figure, state_dataset, user_errors
+
+MAX_COLUMNS = 8
+METHODS = ["acc", "acc_norm", "acc_bytes"]
+CALIBRATIONS = ["none", "contextual", "pmi"]
+SPLITS = ["test", "dev", "train", "all"]
+BEST = "best (highest accuracy)"
+ALL_CLASSES = "all classes"
+POLL_S = 1.0
+
+
+# ------------------------------------------------------------------------------------ library
+def library_choices() -> list[tuple[str, str]]:
+    """(label, value) of every library/user template; value is 'path::name'."""
+    from ..templates import list_library
+
+    return [(f"{t['name']}" + (f" ({t['dataset']})" if t.get("dataset") else ""), f"{t['path']}::{t['name']}")
+            for t in list_library() if not t.get("error") and t.get("task") == "classification"]
+
+
+def library_yaml(choice: str) -> str:
+    """The YAML of a library template chosen in a column ('path::name')."""
+    from ..templates import load_template
+
+    if not choice:
+        return gr.skip()
+    with user_errors("Loading the template"):
+        path, _, name = choice.rpartition("::")
+        return load_template(path or choice, name=name or None).to_yaml()
+
+
+def show_columns(n: float):
+    n = max(2, min(MAX_COLUMNS, int(n or 2)))
+    return [gr.Column(visible=i < n) for i in range(MAX_COLUMNS)]
+
+
+# ------------------------------------------------------------------------------------ inputs
+def _templates(n: float, yamls) -> list:
+    from ..errors import TemplateError
+    from .common import parse_template
+
+    n = max(2, min(MAX_COLUMNS, int(n or 2)))
+    out = []
+    for i, text in enumerate(list(yamls)[:n]):
+        try:
+            out.append(parse_template(text))
+        except TemplateError as e:
+            raise TemplateError(f"column {i + 1}: {e.message}", e.hint) from None
+    return out
+
+
+def _config(state: UIState, shots, seed, method, calibration, split, limit, template=None):
+    from ..inference import EvalConfig
+
+    fs = getattr(template, "fewshot", None)
+    cfg = EvalConfig(shots=int(shots or 0), seed=int(seed or 0), method=method or "acc",
+                     calibration=calibration or "none", split=split or "test",
+                     split_seed=int(getattr(state, "split_seed", 0) or 0), limit=int(limit) if limit else None,
+                     per_class=bool(fs and fs.per_class), balanced=bool(fs and fs.balanced),
+                     sampling=fs.sampling if fs else "fixed")
+    cfg.validate()
+    return cfg
+
+
+def _check(templates, ds) -> None:
+    cols = [str(c) for c in ds.df.columns]
+    for i, t in enumerate(templates):
+        errors = [p for p in t.validate(columns=cols) if p.severity == "error"]
+        if errors:
+            raise gr.Error(f"Column {i + 1} ({t.name}) has errors: " + "; ".join(str(p) for p in errors[:3]),
+                           title="Template", print_exception=False)
+
+
+# ------------------------------------------------------------------------------------ jobs
+def _compare_job(ctx: jobs.JobContext, templates, dataset, model: str, config, baseline, n_boot: int) -> str:
+    from ..compare import compare_templates
+    from ..session import get_session
+
+    ctx.message(f"loading model {model}")
+    session = get_session(model)
+    res = compare_templates(templates, dataset, session, config, baseline=baseline, n_boot=n_boot,
+                            progress=ctx.progress, cancel=ctx.cancelled)
+    return res.run_id
+
+
+def start_compare(state: UIState, model: str, shots: float, seed: float, method: str, calibration: str, split: str,
+                  limit: float, baseline: str, n_boot: float, n: float, *yamls: str):
+    """Start comparing the first `n` template columns on this session's dataset. Returns
+    (job id, job id, progress HTML, poll timer). Poll `compare_status(job_id)`; when "done",
+    `result_id` is the comparison's run id for `compare_open`. `baseline` is a template name,
+    or empty / "best" for the best template; `limit` 0 = the whole split."""
+    with user_errors("Starting the comparison"):
+        templates = _templates(n, yamls)
+        ds = state_dataset(state)
+        cfg = _config(state, shots, seed, method, calibration, split, limit, templates[0])
+        _check(templates, ds)
+        base = (baseline or "").strip()
+        base = None if base in ("", BEST, "best") else base
+        model = (model or "").strip() or "default"
+        job_id = jobs.start("compare", _compare_job, resource="model", templates=templates, dataset=ds, model=model,
+                            config=cfg, baseline=base, n_boot=int(n_boot or 2000),
+                            meta={"template": " vs ".join(t.name for t in templates), "data": ds.name, "model": model})
+        return job_id, job_id, progress_html(jobs.status(job_id)), gr.Timer(active=True)
+
+
+def _robust_job(ctx: jobs.JobContext, kind: str, template, dataset, model: str, config, seeds, n_variants: int) -> str:
+    from ..session import get_session
+
+    ctx.message(f"loading model {model}")
+    session = get_session(model)
+    if kind == "seeds":
+        from ..compare import seed_variance
+        res = seed_variance(template, dataset, session, config, seeds=seeds, progress=ctx.progress,
+                            cancel=ctx.cancelled)
+    else:
+        from ..sensitivity import format_spread
+        res = format_spread(template, dataset, session, config, n_variants=n_variants, seed=config.seed,
+                            progress=ctx.progress, cancel=ctx.cancelled)
+    return res.run_id
+
+
+def _start_robust(kind: str, state, model, column, seeds, n_variants, shots, seed, method, calibration, split, limit,
+                  yamls):
+    from ..errors import ConfigError
+    from .common import parse_template
+
+    col = max(1, min(MAX_COLUMNS, int(column or 1)))
+    t = parse_template(list(yamls)[col - 1])
+    ds = state_dataset(state)
+    cfg = _config(state, shots, seed, method, calibration, split, limit, t)
+    _check([t], ds)
+    seed_list = []
+    if kind == "seeds":
+        try:
+            seed_list = [int(s) for s in str(seeds or "").replace(" ", "").split(",") if s]
+        except ValueError:
+            raise ConfigError(f"Seeds must be comma-separated integers, got {seeds!r}.", "e.g. 0,1,2,3,4") from None
+    model = (model or "").strip() or "default"
+    job_id = jobs.start("robustness", _robust_job, resource="model", kind=kind, template=t, dataset=ds, model=model,
+                        config=cfg, seeds=seed_list, n_variants=int(n_variants or 8),
+                        meta={"template": t.name, "data": ds.name, "model": model,
+                              "study": "seed variance" if kind == "seeds" else "format spread"})
+    return job_id, job_id, progress_html(jobs.status(job_id)), gr.Timer(active=True)
+
+
+def start_seed_variance(state: UIState, model: str, column: float, seeds: str, shots: float, method: str,
+                        calibration: str, split: str, limit: float, *yamls: str):
+    """Few-shot variance of column `column`'s template over `seeds` ("0,1,2"); needs shots >= 1.
+    Returns (job id, job id, progress HTML, timer); the finished job's `result_id` opens with
+    `robustness_open`."""
+    with user_errors("Starting the seed-variance run"):
+        return _start_robust("seeds", state, model, column, seeds, 0, shots, 0, method, calibration, split, limit,
+                             yamls)
+
+
+def start_format_spread(state: UIState, model: str, column: float, n_variants: float, seed: float, shots: float,
+                        method: str, calibration: str, split: str, limit: float, *yamls: str):
+    """Format sensitivity of column `column`'s template: `n_variants` meaning-preserving
+    rewrites (seeded by `seed`, which is also the demo seed). Returns like start_seed_variance."""
+    with user_errors("Starting the format-spread run"):
+        return _start_robust("spread", state, model, column, "", n_variants, shots, seed, method, calibration, split,
+                             limit, yamls)
+
+
+def compare_status(job_id: str) -> dict:
+    """{"state", "done", "total", "eta_s", "message", "error", "result_id", ...} of a job."""
+    return jobs.status(job_id or "")
+
+
+def cancel_compare(job_id: str) -> str:
+    if job_id:
+        jobs.cancel(job_id)
+    return progress_html(jobs.status(job_id) if job_id else None)
+
+
+def _fmt_s(s) -> str:
+    if s is None:
+        return "…"
+    return f"{float(s):.0f} s" if float(s) < 90 else f"{float(s) / 60:.1f} min"
+
+
+def progress_html(st: dict | None) -> str:
+    if not st or st.get("state") == "unknown":
+        return "<div class='wb-progress idle'><span>Nothing running.</span></div>"
+    state, done, total = st["state"], st.get("done", 0), st.get("total", 0)
+    pct = 100.0 if state == "done" else (100.0 * done / total if total else 0.0)
+    meta = st.get("meta") or {}
+    what = html.escape(f"{meta.get('study', '')} {meta.get('template', '')} on {meta.get('data', '')}".strip())
+    if state == "running":
+        detail = (f"ETA {_fmt_s(st.get('eta_s'))} · " if total else "") + \
+                 f"{html.escape(st.get('message') or '')} · {_fmt_s(st.get('elapsed_s'))} elapsed"
+    elif state == "done":
+        detail = f"finished in {_fmt_s(st.get('elapsed_s'))} · run <code>{html.escape(str(st.get('result_id')))}</code>"
+    elif state == "failed":
+        detail = "failed: " + html.escape(st.get("error") or "")
+    else:
+        detail = html.escape(st.get("message") or state)
+    return (f"<div class='wb-progress {state}'><div class='wb-bar'><div class='wb-fill' style='width:{pct:.1f}%'>"
+            f"</div></div><div class='wb-detail'><b>{state}</b> · {what} · {detail}</div></div>")
+
+
+# ------------------------------------------------------------------------------------ views
+def _load(run_id: str):
+    from ..compare import open_run
+
+    return open_run(run_id)
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{x * 100:.1f}"
+
+
+def leaderboard_frame(res):
+    import pandas as pd
+
+    rows = []
+    for r in res.leaderboard:
+        rows.append({"#": r["rank"], "template": r["name"] + (" (reference)" if r["is_reference"] else ""),
+                     "accuracy %": _pct(r["accuracy"]), "95% CI": f"[{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]",
+                     "macro-F1 %": _pct(r["macro_f1"]),
+                     "F1 95% CI": "–" if r["macro_f1"] is None else f"[{_pct(r['f1_ci_low'])}, {_pct(r['f1_ci_high'])}]",
+                     "Δacc pts": "ref" if r["is_reference"] else f"{r['delta_acc'] * 100:+.1f}",
+                     "p" + (" (Holm)" if res.settings.get("holm") else ""): "" if r["p"] is None else f"{r['p']:.4f}"})
+    return pd.DataFrame(rows)
+
+
+def verdict_markdown(res) -> str:
+    inp = res.inputs or {}
+    demos = (f"{inp.get('shots')} {inp.get('sampling')} demos (seed {inp.get('seed')}, rows {inp.get('demo_indices')})"
+             if inp.get("shots") else "zero-shot")
+    head = (f"**{len(res.names)} templates on the same {res.n} examples** · rows `{inp.get('row_indices_hash')}` · "
+            f"{demos} · reference **{res.reference}** "
+            f"({'chosen baseline' if res.reference_mode == 'baseline' else 'best accuracy'})")
+    lines = [head, ""]
+    for v in res.verdicts:
+        mark = "✅" if v["significant"] else "➖"
+        lines.append(f"- {mark} {v['text']}")
+    if res.winner:
+        lines += ["", f"🏆 Winner: **{res.winner}**"]
+    lines += ["", f"<small>run `{res.run_id}` · exact McNemar on the discordant pairs; paired bootstrap "
+              f"({res.settings.get('n_boot')} resamples) for the Δ intervals"
+              + ("; p Holm-adjusted for the number of comparisons" if res.settings.get("holm") else "")
+              + "</small>"]
+    return "\n".join(lines)
+
+
+def disagreements_frame(res, label: str | None = None):
+    import pandas as pd
+
+    label = None if label in (None, "", ALL_CLASSES) else label
+    rows = []
+    for ex in res.disagreements(label=label):
+        d = {"row": ex["index"], "gold": ex["gold"]}
+        if ex.get("text") is not None:
+            d["text"] = ex["text"]
+        for nm in res.names:
+            ok = "✓" if ex["correct"][nm] else "✗"
+            d[nm] = f"{ok} {ex['preds'][nm]}"
+            sc = ex["scores"].get(nm) or {}
+            if sc:
+                d[f"{nm} · scores"] = ", ".join(f"{k} {float(v):.2f}" for k, v in sc.items())
+        rows.append(d)
+    if not rows:
+        return pd.DataFrame(columns=["row", "gold"] + list(res.names))
+    return pd.DataFrame(rows)
+
+
+def _confusion(res, name: str | None):
+    from .. import plots
+
+    if not name or name not in res.metrics or "confusion" not in res.metrics[name]:
+        return empty_figure("no confusion matrix")
+    return plots.confusion_heatmap(res.metrics[name], title=f"Confusion: {name}")
+
+
+def compare_open(run_id: str, label: str = ALL_CLASSES):
+    """Show a stored comparison. Returns (run id, verdict markdown, leaderboard table,
+    accuracy-CI plot, per-class F1 plot, left template, left confusion, right template, right
+    confusion, class filter, disagreements table, winner choices)."""
+    from .. import plots
+
+    with user_errors("Opening the comparison"):
+        res = _load(run_id)
+        if getattr(res, "type", "comparison") != "comparison":
+            raise gr.Error(f"Run {run_id} is a {res.type.replace('_', ' ')} study; open it under Robustness.",
+                           print_exception=False)
+        lb = plots.leaderboard_ci(res.leaderboard, title="Accuracy with 95% Wilson CI")
+        f1 = (plots.grouped_f1({nm: res.metrics[nm] for nm in res.names}) if res.task == "classification"
+              else empty_figure("no per-class F1 for generation"))
+        left = res.reference
+        right = next((r["name"] for r in res.leaderboard if r["name"] != left), left)
+        classes = [ALL_CLASSES] + list(res.labels)
+        label = label if label in classes else ALL_CLASSES
+        return (res.run_id, verdict_markdown(res), leaderboard_frame(res), lb, f1,
+                gr.Dropdown(choices=res.names, value=left), _confusion(res, left),
+                gr.Dropdown(choices=res.names, value=right), _confusion(res, right),
+                gr.Dropdown(choices=classes, value=label), disagreements_frame(res, label),
+                gr.Dropdown(choices=res.names, value=res.winner or res.leaderboard[0]["name"]))
+
+
+def compare_disagreements(run_id: str, label: str = ALL_CLASSES):
+    """Examples where the templates' predictions differ, optionally only those whose gold or
+    any prediction is `label`: row, gold, text, each template's ✓/✗ prediction and scores."""
+    with user_errors("Filtering the disagreements"):
+        if not run_id:
+            return disagreements_frame_empty()
+        return disagreements_frame(_load(run_id), label)
+
+
+def disagreements_frame_empty():
+    import pandas as pd
+
+    return pd.DataFrame(columns=["row", "gold"])
+
+
+def compare_confusion(run_id: str, name: str):
+    """The confusion matrix of template `name` in comparison `run_id`."""
+    with user_errors("Drawing the confusion matrix"):
+        if not run_id:
+            return empty_figure("run a comparison first")
+        return _confusion(_load(run_id), name)
+
+
+def compare_mark_winner(run_id: str, name: str) -> str:
+    """Mark template `name` of comparison `run_id` as the winner (what Export uses by default)."""
+    from ..compare import mark_winner
+
+    with user_errors("Marking the winner"):
+        if not run_id:
+            raise gr.Error("Run or open a comparison first.", print_exception=False)
+        mark_winner(run_id, name)
+        return f"🏆 **{name}** is the winner of run `{run_id}`; the Export tab uses it by default."
+
+
+def poll_compare(shown: str, job_id: str, label: str):
+    """Timer tick: progress, then the comparison once the job is done."""
+    st = jobs.status(job_id or "")
+    keep = tuple(gr.skip() for _ in range(12))
+    if st["state"] in ("queued", "running"):
+        return (progress_html(st), gr.Timer(active=True)) + keep
+    if st["state"] == "done" and st.get("result_id") and st["result_id"] != shown:
+        return (progress_html(st), gr.Timer(active=False)) + compare_open(st["result_id"], label)
+    if st["state"] == "failed" and st.get("error"):
+        gr.Warning(st["error"], title="Comparison failed")
+    return (progress_html(st if st["state"] != "unknown" else None), gr.Timer(active=False)) + keep
+
+
+# ------------------------------------------------------------------------------------ robustness views
+def robustness_open(run_id: str):
+    """A stored seed-variance or format-spread study: (markdown, spread plot, table)."""
+    import pandas as pd
+
+    from .. import plots
+
+    with user_errors("Opening the study"):
+        res = _load(run_id)
+        if res.type == "seed_variance":
+            a = res.accuracy
+            md = (f"**Few-shot seed variance of {res.template['name']}** on {res.n} examples: accuracy "
+                  f"**{_pct(a['mean'])} ± {_pct(a['std'])}** pts (min {_pct(a['min'])}, max {_pct(a['max'])}) over "
+                  f"{len(res.seeds)} demo seeds · run `{res.run_id}`")
+            fig = plots.score_spread({res.template["name"]: [p["accuracy"] for p in res.per_seed]},
+                                     title="Accuracy over demo seeds")
+            df = pd.DataFrame([{"seed": p["seed"], "accuracy %": _pct(p["accuracy"]), "macro-F1 %": _pct(p["macro_f1"]),
+                                "demo rows": str(p["demo_indices"]), "reused": p["reused"]} for p in res.per_seed])
+        elif res.type == "format_spread":
+            a = res.accuracy
+            md = (f"**Format spread of {res.template['name']}** ({len(res.variants) - 1} variants, Sclar et al. 2023) "
+                  f"on {res.n} examples: accuracy spread **{_pct(a['spread'])} pts** (min {_pct(a['min'])}, max "
+                  f"{_pct(a['max'])}, std {_pct(a['std'])})")
+            if res.best_vs_worst:
+                md += f"\n\nBest vs worst format: {res.best_vs_worst['text']}"
+            md += f"\n\n<small>run `{res.run_id}`</small>"
+            fig = plots.score_spread({"formats": [v["accuracy"] for v in res.variants]},
+                                     title="Accuracy over meaning-preserving formats")
+            df = pd.DataFrame([{"format": v["name"], "change": v["change"], "accuracy %": _pct(v["accuracy"]),
+                                "95% CI": f"[{_pct(v['ci_low'])}, {_pct(v['ci_high'])}]",
+                                "macro-F1 %": _pct(v["macro_f1"]), "prompt (end)": v.get("example_prompt", "")[-160:]}
+                               for v in sorted(res.variants, key=lambda v: -v["accuracy"])])
+        else:
+            raise gr.Error(f"Run {run_id} is a side-by-side comparison; open it above.", print_exception=False)
+        return md, fig, df
+
+
+def poll_robust(job_id: str):
+    st = jobs.status(job_id or "")
+    keep = (gr.skip(), gr.skip(), gr.skip())
+    if st["state"] in ("queued", "running"):
+        return (progress_html(st), gr.Timer(active=True)) + keep
+    if st["state"] == "done" and st.get("result_id"):
+        return (progress_html(st), gr.Timer(active=False)) + robustness_open(st["result_id"])
+    if st["state"] == "failed" and st.get("error"):
+        gr.Warning(st["error"], title="Study failed")
+    return (progress_html(st if st["state"] != "unknown" else None), gr.Timer(active=False)) + keep
+
+
+def list_stored() -> gr.Dropdown:
+    """Stored comparisons and studies, newest first, for the "open" picker."""
+    from ..compare import list_comparisons
+
+    with user_errors("Listing comparisons"):
+        items = list_comparisons()
+        choices = [(f"{c['created_at'][:16].replace('T', ' ')} · {c['name']}"
+                    + (f" · 🏆 {c['winner']}" if c.get("winner") else ""), c["id"]) for c in items]
+        return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+
+
+def open_stored(run_id: str, label: str):
+    """Open a stored run in the right place: comparisons above, studies under Robustness."""
+    from ..compare import open_run
+
+    with user_errors("Opening the run"):
+        if not run_id:
+            raise gr.Error("Pick a stored comparison first.", print_exception=False)
+        res = open_run(run_id)
+        skip12 = tuple(gr.skip() for _ in range(12))
+        if res.type == "comparison":
+            return compare_open(run_id, label) + (gr.skip(), gr.skip(), gr.skip())
+        return skip12 + robustness_open(run_id)
+
+
+# ------------------------------------------------------------------------------------ layout
+def _initial_columns() -> list[tuple[str | None, str]]:
+    """Two bbc library templates in the first columns, so the tab works on first open."""
+    choices = library_choices()
+    wanted = ["bbc_headline_topic", "bbc_headline_question"]
+    out = []
+    for w in wanted:
+        v = next((val for _, val in choices if val.endswith("::" + w)), None)
+        out.append((v, library_yaml(v) if v else ""))
+    return out
+
+
+def build(ctx: Ctx) -> None:
+    choices = library_choices()
+    initial = _initial_columns()
+    with gr.Tab("Compare", id="compare", elem_id="tab-compare"):
+        gr.Markdown("Put 2–8 templates side by side. All of them run on **the same examples, demos and seed**; "
+                    "the verdict uses paired tests (exact McNemar, paired bootstrap, Holm for more than two).")
+        with gr.Row(equal_height=True):
+            n_cols = gr.Slider(2, MAX_COLUMNS, value=2, step=1, label="Templates", scale=2)
+            from_editor = gr.Button("⇩ Editor's template into column 1", scale=1)
+        columns, pickers, codes = [], [], []
+        with gr.Row(elem_id="compare-columns"):
+            for i in range(MAX_COLUMNS):
+                v, y = initial[i] if i < len(initial) else (None, "")
+                with gr.Column(visible=i < 2, min_width=260) as col:
+                    pick = gr.Dropdown(choices, value=v, label=f"Template {i + 1}", allow_custom_value=False)
+                    code = gr.Code(y, language="yaml", label="YAML (editable)", lines=9, max_lines=18,
+                                   elem_id=f"compare-yaml-{i + 1}")
+                columns.append(col)
+                pickers.append(pick)
+                codes.append(code)
+        with gr.Row(equal_height=True):
+            shots = gr.Number(0, label="Shots", precision=0, minimum=0, min_width=80)
+            seed = gr.Number(0, label="Seed", precision=0, min_width=80, info="same demos for all")
+            method = gr.Dropdown(METHODS, value="acc", label="Scoring", min_width=110)
+            calibration = gr.Dropdown(CALIBRATIONS, value="none", label="Calibration", min_width=110)
+            split = gr.Dropdown(SPLITS, value="test", label="Split", min_width=90)
+            limit = gr.Number(200, label="Limit", precision=0, minimum=0, min_width=80, info="0 = whole split")
+            baseline = gr.Dropdown([BEST], value=BEST, label="Compare against", allow_custom_value=True,
+                                   min_width=160, info="or a template name")
+            n_boot = gr.Number(2000, label="Bootstrap", precision=0, minimum=100, min_width=90)
+        with gr.Row():
+            run_btn = gr.Button("⚖ Compare", variant="primary", elem_id="compare-btn")
+            cancel_btn = gr.Button("■ Cancel", variant="stop")
+        progress = gr.HTML(progress_html(None), elem_id="compare-progress")
+        verdicts = gr.Markdown("*Run a comparison to see the verdict here.*", elem_id="compare-verdict")
+        board = gr.Dataframe(label="Leaderboard", interactive=False, wrap=True, elem_id="compare-leaderboard")
+        with gr.Row():
+            lb_plot = gr.Plot(label="Accuracy with 95% CI", elem_id="compare-ci")
+            f1_plot = gr.Plot(label="Per-class F1", elem_id="compare-f1")
+        with gr.Row():
+            with gr.Column():
+                conf_a_name = gr.Dropdown([], label="Confusion matrix of")
+                conf_a = gr.Plot(label="Confusion (left)")
+            with gr.Column():
+                conf_b_name = gr.Dropdown([], label="…next to")
+                conf_b = gr.Plot(label="Confusion (right)")
+        with gr.Row(equal_height=True):
+            cls = gr.Dropdown([ALL_CLASSES], value=ALL_CLASSES, label="Disagreements involving class", scale=1)
+            gr.Markdown("Examples where the templates predict differently (✓ = right), with each template's "
+                        "per-choice scores.", container=False)
+        disagreements = gr.Dataframe(label="Disagreements", interactive=False, wrap=True, max_height=480,
+                                     max_chars=240, elem_id="compare-disagreements")
+        with gr.Row(equal_height=True):
+            winner = gr.Dropdown([], label="Winner", scale=2)
+            win_btn = gr.Button("🏆 Mark as winner", scale=1)
+        win_md = gr.Markdown("")
+        with gr.Accordion("Robustness: few-shot seed variance and format spread", open=False):
+            with gr.Row(equal_height=True):
+                r_col = gr.Number(1, label="Column", precision=0, minimum=1, maximum=MAX_COLUMNS, min_width=80)
+                r_seeds = gr.Textbox("0,1,2,3,4", label="Demo seeds", min_width=140,
+                                     info="seed variance needs Shots ≥ 1")
+                r_seed_btn = gr.Button("Run seed variance")
+                r_n = gr.Number(8, label="Format variants", precision=0, minimum=1, maximum=16, min_width=90)
+                r_spread_btn = gr.Button("Run format spread")
+            r_progress = gr.HTML(progress_html(None))
+            r_md = gr.Markdown("")
+            r_plot = gr.Plot(label="Score spread")
+            r_table = gr.Dataframe(label="Per seed / per format", interactive=False, wrap=True, max_chars=200)
+        with gr.Accordion("Open a stored comparison", open=False):
+            with gr.Row(equal_height=True):
+                stored = gr.Dropdown([], label="Stored comparisons and studies", scale=3)
+                refresh = gr.Button("↻ Refresh", scale=0)
+                open_btn = gr.Button("Open", scale=0)
+        timer = gr.Timer(POLL_S, active=False)
+        r_timer = gr.Timer(POLL_S, active=False)
+        shown = gr.State("")                 # this user's comparison on screen (run id)
+        job = gr.BrowserState("", storage_key="workbench_compare_job")
+        r_job = gr.BrowserState("", storage_key="workbench_robust_job")
+        job_box, r_job_box = gr.Textbox(visible=False), gr.Textbox(visible=False)
+        run_box, open_api, r_open_api = gr.Textbox(visible=False), gr.Button(visible=False), gr.Button(visible=False)
+        api_status, api_status_out = gr.Button(visible=False), gr.JSON(visible=False)
+        api_cancel, api_cancel_out = gr.Button(visible=False), gr.HTML(visible=False)
+
+    # Columns and their templates.
+    n_cols.change(show_columns, n_cols, columns, api_name="compare_columns", api_visibility="private", queue=False)
+    for i, (pick, code) in enumerate(zip(pickers, codes)):
+        # One public endpoint is enough for scripts; the other columns' events stay private.
+        pick.input(library_yaml, pick, code, api_name="compare_library_yaml" if i == 0 else f"compare_library_yaml_{i + 1}",
+                   api_visibility="public" if i == 0 else "private")
+    if ctx.editor is not None:
+        from_editor.click(lambda y: y, ctx.editor, codes[0], api_name="compare_from_editor", api_visibility="private",
+                          queue=False)
+    for code in codes:
+        code.change(_baseline_choices, [n_cols] + codes, baseline, api_name="compare_baselines",
+                    api_visibility="private", queue=False, show_progress="hidden")
+    n_cols.change(_baseline_choices, [n_cols] + codes, baseline, api_name="compare_baselines_n",
+                  api_visibility="private", queue=False)
+
+    # Comparison job.
+    settings = [shots, seed, method, calibration, split, limit]
+    run_btn.click(start_compare, [ctx.state, ctx.model_name] + settings + [baseline, n_boot, n_cols] + codes,
+                  [job, job_box, progress, timer], api_name="compare_start")
+    views = [shown, verdicts, board, lb_plot, f1_plot, conf_a_name, conf_a, conf_b_name, conf_b, cls,
+             disagreements, winner]
+    timer.tick(poll_compare, [shown, job, cls], [progress, timer] + views, api_name="compare_poll",
+               api_visibility="private", show_progress="hidden", concurrency_limit=None)
+    cancel_btn.click(cancel_compare, job, progress, api_name="compare_cancel_ui", api_visibility="private",
+                     concurrency_limit=None)
+    api_status.click(compare_status, job_box, api_status_out, api_name="compare_status", concurrency_limit=None)
+    api_cancel.click(cancel_compare, job_box, api_cancel_out, api_name="compare_cancel", concurrency_limit=None)
+    ctx.demo.load(poll_compare, [shown, job, cls], [progress, timer] + views, api_name="compare_reconnect",
+                  api_visibility="private")
+
+    # Browsing a comparison.
+    open_api.click(compare_open, [run_box, cls], views, api_name="compare_open")
+    cls.input(compare_disagreements, [shown, cls], disagreements, api_name="compare_disagreements")
+    conf_a_name.input(compare_confusion, [shown, conf_a_name], conf_a, api_name="compare_confusion")
+    conf_b_name.input(compare_confusion, [shown, conf_b_name], conf_b, api_name="compare_confusion_right",
+                      api_visibility="private")
+    win_btn.click(compare_mark_winner, [shown, winner], win_md, api_name="compare_mark_winner")
+
+    # Robustness jobs.
+    r_out = [r_md, r_plot, r_table]
+    r_seed_btn.click(start_seed_variance, [ctx.state, ctx.model_name, r_col, r_seeds, shots, method, calibration,
+                                           split, limit] + codes,
+                     [r_job, r_job_box, r_progress, r_timer], api_name="robustness_seeds")
+    r_spread_btn.click(start_format_spread, [ctx.state, ctx.model_name, r_col, r_n, seed, shots, method, calibration,
+                                             split, limit] + codes,
+                       [r_job, r_job_box, r_progress, r_timer], api_name="robustness_spread")
+    r_timer.tick(poll_robust, r_job, [r_progress, r_timer] + r_out, api_name="robustness_poll",
+                 api_visibility="private", show_progress="hidden", concurrency_limit=None)
+    r_open_api.click(robustness_open, run_box, r_out, api_name="robustness_open")
+
+    # Stored runs.
+    refresh.click(list_stored, None, stored, api_name="compare_list")
+    open_btn.click(open_stored, [stored, cls], views + r_out, api_name="compare_open_stored",
+                   api_visibility="private")
+
+
+def _baseline_choices(n: float, *yamls: str):
+    """'best' plus the names of the templates in the visible columns."""
+    import yaml as _yaml
+
+    names = []
+    for text in list(yamls)[: max(2, int(n or 2))]:
+        try:
+            d = _yaml.safe_load(text or "")
+            if isinstance(d, dict) and d.get("name"):
+                names.append(str(d["name"]))
+        except _yaml.YAMLError:
+            continue
+    return gr.Dropdown(choices=[BEST] + names)
