@@ -30,9 +30,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .errors import ConfigError, DataError
 
@@ -71,7 +72,7 @@ class ComparisonResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ComparisonResult":
+    def from_dict(cls, d: dict) -> ComparisonResult:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -79,7 +80,7 @@ class ComparisonResult:
         return _save_json(self.to_dict(), path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "ComparisonResult":
+    def load(cls, path: str | Path) -> ComparisonResult:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def template_yaml(self, name: str) -> str:
@@ -222,7 +223,7 @@ def compare_results(
     verdicts = []
     # Accuracy is bootstrapped on correctness, so generation (no label set) works the same way.
     ones = ["1"] * n
-    as01 = lambda nm: ["1" if c else "0" for c in correct[nm]]  # noqa: E731
+    as01 = lambda nm: ["1" if c else "0" for c in correct[nm]]
     for nm in names:
         if nm == reference:
             continue
@@ -598,7 +599,7 @@ class SeedVariance:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SeedVariance":
+    def from_dict(cls, d: dict) -> SeedVariance:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -675,26 +676,27 @@ def _acc(res) -> float:
 # ---------------------------------------------------------------------------- text output
 def format_comparison(c: ComparisonResult) -> str:
     """The leaderboard and verdicts as plain text (the CLI prints this)."""
-    pct = lambda x: f"{x * 100:5.1f}"  # noqa: E731
-    w = max(8, *(len(n) for n in c.names))
     inp = c.inputs or {}
     demo = (f"{inp.get('shots')} {inp.get('sampling')} demos (seed {inp.get('seed')})"
             if inp.get("shots") else "zero-shot")
-    lines = [f"{len(c.names)} templates on the same {c.n} examples (rows {inp.get('row_indices_hash', '?')}, "
-             f"{demo}); reference: {c.reference} ({'chosen baseline' if c.reference_mode == 'baseline' else 'best'})",
-             "",
-             f"{'#':>2}  {'template':<{w}}  {'acc':>5}  {'95% CI':<13}  {'macro-F1':>8}  {'95% CI':<13}  "
-             f"{'Δacc':>6}  {'p':>6}"]
+    ref = "chosen baseline" if c.reference_mode == "baseline" else "best"
+    head = (f"{len(c.names)} templates on the same {c.n} examples (rows {inp.get('row_indices_hash', '?')}, "
+            f"{demo}); reference: {c.reference} ({ref})")
+    ci = lambda lo, hi: "" if lo is None else f"[{lo * 100:.1f}, {hi * 100:.1f}]"
+    table = [("#", "template", "acc %", "95% CI", "macro-F1 %", "95% CI", "Δacc", "p")]
     for r in c.leaderboard:
-        f1 = (f"{r['macro_f1'] * 100:8.1f}  [{r['f1_ci_low'] * 100:.1f}, {r['f1_ci_high'] * 100:.1f}]"
-              if r.get("macro_f1") is not None else f"{'-':>8}  ")
-        delta = "ref" if r["is_reference"] else f"{r['delta_acc'] * 100:+.1f}"
         p = "" if r["p"] is None else (f"{r['p']:.3f}" if r["p"] >= 0.001 else "<0.001")
-        ci = f"[{r['ci_low'] * 100:.1f}, {r['ci_high'] * 100:.1f}]"
-        lines.append(f"{r['rank']:>2}  {r['name']:<{w}}  {pct(r['accuracy'])}  {ci:<13}  {f1:<23}  {delta:>6}  {p:>6}")
-    lines.append("")
-    lines.append("Verdicts (exact McNemar on discordant pairs; paired bootstrap CIs"
-                 + ("; Holm-adjusted p" if c.settings.get("holm") else "") + "):")
-    for v in c.verdicts:
-        lines.append(f"  - {v['text']}")
+        table.append((str(r["rank"]), r["name"], f"{r['accuracy'] * 100:.1f}", ci(r["ci_low"], r["ci_high"]),
+                      "-" if r["macro_f1"] is None else f"{r['macro_f1'] * 100:.1f}",
+                      ci(r["f1_ci_low"], r["f1_ci_high"]),
+                      "ref" if r["is_reference"] else f"{r['delta_acc'] * 100:+.1f}", p))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    left = {1, 3, 5}   # text columns align left, numbers right
+    lines = [head, ""]
+    for row in table:
+        lines.append("  ".join(cell.ljust(w) if i in left else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    holm = "; Holm-adjusted p" if c.settings.get("holm") else ""
+    lines += ["", f"Verdicts (exact McNemar on discordant pairs; paired bootstrap CIs{holm}):"]
+    lines += [f"  - {v['text']}" for v in c.verdicts]
     return "\n".join(lines)

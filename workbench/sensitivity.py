@@ -31,15 +31,15 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Callable, Mapping, Sequence
 
 from .errors import ConfigError, TemplateError
 
 SCHEMA_VERSION = 1
 
 # Jinja spans are left untouched: changing them would change what a variant reads.
-_JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
+_JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
 # A field descriptor: at a line start, 1-4 words of letters, then optional blanks and ':'.
 _DESCRIPTOR = re.compile(r"(?m)^([ \t]*)([A-Za-z][A-Za-z']*(?: [A-Za-z][A-Za-z']*){0,3})([ \t]*):([ \t]*)")
 
@@ -274,17 +274,17 @@ class SpreadResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SpreadResult":
+    def from_dict(cls, d: dict) -> SpreadResult:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def summary(self) -> str:
         a = self.accuracy
         bw = self.best_vs_worst
-        lines = [f"{self.template['name']}: {len(self.variants)} formats (original + {len(self.variants) - 1} variants) "
-                 f"on the same {self.n} examples",
-                 f"accuracy spread {a['spread'] * 100:.1f} pts (min {a['min'] * 100:.1f}, max {a['max'] * 100:.1f}, "
-                 f"mean {a['mean'] * 100:.1f} ± {a['std'] * 100:.1f})"]
+        lines = [(f"{self.template['name']}: {len(self.variants)} formats (original + {len(self.variants) - 1} "
+                  f"variants) on the same {self.n} examples"),
+                 (f"accuracy spread {a['spread'] * 100:.1f} pts (min {a['min'] * 100:.1f}, max {a['max'] * 100:.1f}, "
+                  f"mean {a['mean'] * 100:.1f} ± {a['std'] * 100:.1f})")]
         if bw:
             lines.append(f"best vs worst: {bw['text']}")
         for v in sorted(self.variants, key=lambda v: -v["accuracy"]):
@@ -307,7 +307,14 @@ def format_spread(
 ) -> SpreadResult:
     """Score the original and up to `n_variants` format variants on identical rows and demos."""
     from . import stats
-    from .compare import _provenance, _resolve_registry, _stage_progress, _store, evaluate_or_reuse, spread_stats
+    from .compare import (
+        _provenance,
+        _resolve_registry,
+        _stage_progress,
+        _store,
+        evaluate_or_reuse,
+        spread_stats,
+    )
     from .inference import EvalConfig, eval_rows
 
     config = config or EvalConfig()

@@ -64,7 +64,7 @@ def build_app(model: str = "default", data: str = "bbc") -> gr.Blocks:
                   job=gr.BrowserState("", storage_key="workbench_eval_job"),
                   draft=gr.BrowserState({}, storage_key="workbench_template_draft"))
         with gr.Row(elem_id="header"):
-            gr.Markdown("## 🧪 Prompt Workbench\n<span class='subtitle'>design prompts for Hugging Face LMs: "
+            gr.Markdown("## Prompt Workbench\n<span class='subtitle'>design prompts for Hugging Face LMs: "
                         "data → template → preview → run → runs</span>")
         model_bar.build(ctx, model=model)
         with gr.Tabs(elem_id="tabs"):

@@ -124,12 +124,12 @@ def start_compare(state: UIState, model: str, shots: float, seed: float, method:
         return job_id, job_id, progress_html(jobs.status(job_id)), gr.Timer(active=True)
 
 
-def _robust_job(ctx: jobs.JobContext, kind: str, template, dataset, model: str, config, seeds, n_variants: int) -> str:
+def _robust_job(ctx: jobs.JobContext, study: str, template, dataset, model: str, config, seeds, n_variants: int) -> str:
     from ..session import get_session
 
     ctx.message(f"loading model {model}")
     session = get_session(model)
-    if kind == "seeds":
+    if study == "seeds":
         from ..compare import seed_variance
         res = seed_variance(template, dataset, session, config, seeds=seeds, progress=ctx.progress,
                             cancel=ctx.cancelled)
@@ -157,7 +157,7 @@ def _start_robust(kind: str, state, model, column, seeds, n_variants, shots, see
         except ValueError:
             raise ConfigError(f"Seeds must be comma-separated integers, got {seeds!r}.", "e.g. 0,1,2,3,4") from None
     model = (model or "").strip() or "default"
-    job_id = jobs.start("robustness", _robust_job, resource="model", kind=kind, template=t, dataset=ds, model=model,
+    job_id = jobs.start("robustness", _robust_job, resource="model", study=kind, template=t, dataset=ds, model=model,
                         config=cfg, seeds=seed_list, n_variants=int(n_variants or 8),
                         meta={"template": t.name, "data": ds.name, "model": model,
                               "study": "seed variance" if kind == "seeds" else "format spread"})

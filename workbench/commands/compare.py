@@ -86,7 +86,7 @@ def run(args) -> int:
     if not args.no_registry:
         from ..runs import RunRegistry
         registry = RunRegistry()
-    common = dict(registry=registry, store=not args.no_registry)
+    common = {"registry": registry, "store": not args.no_registry}
     bar = _Bar()
     try:
         if args.spread is not None:

@@ -1,0 +1,84 @@
+"""The Compare tab driven through gradio_client, as a script would: load data, start a
+comparison of two library templates on the real default model, poll it, open it, filter the
+disagreements, mark a winner, and run a small format-spread study."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.model
+
+LIB = Path("templates_library")
+
+
+def _wait(client, status_api: str, job_id: str, timeout: float = 240) -> dict:
+    end = time.time() + timeout
+    while time.time() < end:
+        st = client.predict(job_id, api_name=status_api)
+        if st["state"] in ("done", "failed", "cancelled"):
+            return st
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not finish: {st}")
+
+
+def test_compare_tab_end_to_end(session):
+    from gradio_client import Client
+
+    from workbench.app.main import build_app
+    from workbench.compare import get_winner_info
+    from workbench.templates import load_template
+
+    demo = build_app(model="default", data="bbc")
+    try:
+        demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
+                    show_error=True)
+        client = Client(f"http://127.0.0.1:{demo.server_port}/", verbose=False)
+        client.predict("bbc", None, "", None, None, 0, api_name="/load_data")
+
+        a = (LIB / "bbc_headline_topic.yaml").read_text()
+        choice = f"{(LIB / 'bbc_headline_question.yaml').resolve()}::bbc_headline_question"
+        b = client.predict(choice, api_name="/compare_library_yaml")
+        assert load_template(b).name == "bbc_headline_question"
+        yamls = [a, b] + [""] * 6
+        # shots, seed, method, calibration, split, limit, baseline, n_boot, n columns, 8 YAMLs
+        out = client.predict("default", 1, 0, "acc", "none", "test", 12, "", 300, 2, *yamls,
+                             api_name="/compare_start")
+        job_id = out[0]
+        st = _wait(client, "/compare_status", job_id)
+        assert st["state"] == "done", st
+        run_id = st["result_id"]
+
+        views = client.predict(run_id, "all classes", api_name="/compare_open")
+        verdict_md, board = views[0], views[1]   # (the per-user State output is not sent to clients)
+        assert run_id in verdict_md
+        assert "templates on the same 12 examples" in verdict_md
+        assert "bbc_headline_topic" in verdict_md and ("better than" in verdict_md or "no detectable" in verdict_md)
+        names = {row[1].replace(" (reference)", "") for row in board["data"]}
+        assert names == {"bbc_headline_topic", "bbc_headline_question"}
+
+        # The class filter only keeps disagreements whose gold or a prediction is that class.
+        all_rows = client.predict("all classes", api_name="/compare_disagreements")
+        tech = client.predict("tech", api_name="/compare_disagreements")
+        assert len(tech["data"]) <= len(all_rows["data"])
+        if tech["data"]:
+            hdr = tech["headers"]
+            for r in tech["data"]:
+                cells = dict(zip(hdr, r))
+                assert cells["gold"] == "tech" or any(str(cells[n]).endswith(" tech") for n in
+                                                      ("bbc_headline_topic", "bbc_headline_question"))
+
+        msg = client.predict("bbc_headline_question", api_name="/compare_mark_winner")
+        assert "bbc_headline_question" in msg and run_id in msg
+        info = get_winner_info()
+        assert info["run_id"] == run_id and load_template(info["yaml"]).name == "bbc_headline_question"
+
+        # A format-spread study on column 1 (2 variants, 8 rows).
+        out = client.predict("default", 1, 2, 0, 0, "acc", "none", "test", 8, *yamls, api_name="/robustness_spread")
+        st = _wait(client, "/compare_status", out[0])
+        assert st["state"] == "done", st
+        md, _fig, table = client.predict(st["result_id"], api_name="/robustness_open")
+        assert "Format spread of bbc_headline_topic" in md and len(table["data"]) == 3
+    finally:
+        demo.close()
