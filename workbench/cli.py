@@ -14,7 +14,9 @@ import os
 import sys
 
 # Order is the order shown in --help.
-COMMANDS = ["eval", "compare", "templates", "data", "models", "train", "serve"]
+COMMANDS = ["eval", "compare", "templates", "data", "models", "train", "export", "predict", "import", "serve"]
+# Subcommands whose module name differs (`import` is a Python keyword).
+MODULES = {"import": "import_"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="show library logs and full tracebacks")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"workbench.commands.{name}").register(sub)
+        importlib.import_module(f"workbench.commands.{MODULES.get(name, name)}").register(sub)
     return p
 
 
