@@ -3,6 +3,7 @@ comparison of two library templates on the real default model, poll it, open it,
 disagreements, mark a winner, and run a small format-spread study."""
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -23,18 +24,25 @@ def _wait(client, status_api: str, job_id: str, timeout: float = 240) -> dict:
     raise AssertionError(f"job {job_id} did not finish: {st}")
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_compare_tab_end_to_end(session):
     from gradio_client import Client
 
-    from workbench.app.main import build_app
+    from workbench.app.main import build_app, launch_kwargs
     from workbench.compare import get_winner_info
     from workbench.templates import load_template
 
     demo = build_app(model="default", data="bbc")
     try:
-        demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
-                    show_error=True)
-        client = Client(f"http://127.0.0.1:{demo.server_port}/", verbose=False)
+        port = _free_port()
+        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                    **launch_kwargs())
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         client.predict("bbc", None, "", None, None, 0, api_name="/load_data")
 
         a = (LIB / "bbc_headline_topic.yaml").read_text()
@@ -57,6 +65,8 @@ def test_compare_tab_end_to_end(session):
         assert "bbc_headline_topic" in verdict_md and ("better than" in verdict_md or "no detectable" in verdict_md)
         names = {row[1].replace(" (reference)", "") for row in board["data"]}
         assert names == {"bbc_headline_topic", "bbc_headline_question"}
+        # Plain values: the two confusion matrices show the reference and the other template.
+        assert {views[4], views[6]} == names and views[8] == "all classes"
 
         # The class filter only keeps disagreements whose gold or a prediction is that class.
         all_rows = client.predict("all classes", api_name="/compare_disagreements")
@@ -73,6 +83,8 @@ def test_compare_tab_end_to_end(session):
         assert "bbc_headline_question" in msg and run_id in msg
         info = get_winner_info()
         assert info["run_id"] == run_id and load_template(info["yaml"]).name == "bbc_headline_question"
+        stored = client.predict(api_name="/compare_list")
+        assert stored[0]["id"] == run_id and stored[0]["winner"] == "bbc_headline_question"
 
         # A format-spread study on column 1 (2 variants, 8 rows).
         out = client.predict("default", 1, 2, 0, 0, "acc", "none", "test", 8, *yamls, api_name="/robustness_spread")

@@ -295,9 +295,10 @@ def _confusion(res, name: str | None):
 
 
 def compare_open(run_id: str, label: str = ALL_CLASSES):
-    """Show a stored comparison. Returns (run id, verdict markdown, leaderboard table,
-    accuracy-CI plot, per-class F1 plot, left template, left confusion, right template, right
-    confusion, class filter, disagreements table, winner choices)."""
+    """Show a stored comparison. Returns (verdict markdown, leaderboard table, accuracy-CI
+    plot, per-class F1 plot, left template name, its confusion matrix, right template name,
+    its confusion matrix, class filter, disagreements table, winner name) (the page also keeps
+    the run id for the filters below)."""
     from .. import plots
 
     with user_errors("Opening the comparison"):
@@ -312,11 +313,21 @@ def compare_open(run_id: str, label: str = ALL_CLASSES):
         right = next((r["name"] for r in res.leaderboard if r["name"] != left), left)
         classes = [ALL_CLASSES] + list(res.labels)
         label = label if label in classes else ALL_CLASSES
-        return (res.run_id, verdict_markdown(res), leaderboard_frame(res), lb, f1,
-                gr.Dropdown(choices=res.names, value=left), _confusion(res, left),
-                gr.Dropdown(choices=res.names, value=right), _confusion(res, right),
-                gr.Dropdown(choices=classes, value=label), disagreements_frame(res, label),
-                gr.Dropdown(choices=res.names, value=res.winner or res.leaderboard[0]["name"]))
+        return (res.run_id, verdict_markdown(res), leaderboard_frame(res), lb, f1, left, _confusion(res, left),
+                right, _confusion(res, right), label, disagreements_frame(res, label),
+                res.winner or res.leaderboard[0]["name"])
+
+
+def view_choices(run_id: str):
+    """UI glue: the template and class dropdowns offer the shown comparison's names/classes."""
+    try:
+        res = _load(run_id)
+    except Exception:  # noqa: BLE001 - nothing shown yet, or a study: leave the pickers alone
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    if getattr(res, "type", "comparison") != "comparison":
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    names = gr.update(choices=res.names)
+    return names, names, gr.update(choices=[ALL_CLASSES] + list(res.labels)), names
 
 
 def compare_disagreements(run_id: str, label: str = ALL_CLASSES):
@@ -415,15 +426,20 @@ def poll_robust(job_id: str):
     return (progress_html(st if st["state"] != "unknown" else None), gr.Timer(active=False)) + keep
 
 
-def list_stored() -> gr.Dropdown:
-    """Stored comparisons and studies, newest first, for the "open" picker."""
+def list_stored() -> list[dict]:
+    """Stored comparisons and studies, newest first: [{"id", "name", "created_at", "data",
+    "type", "best", "winner"}]."""
     from ..compare import list_comparisons
 
     with user_errors("Listing comparisons"):
-        items = list_comparisons()
-        choices = [(f"{c['created_at'][:16].replace('T', ' ')} · {c['name']}"
-                    + (f" · 🏆 {c['winner']}" if c.get("winner") else ""), c["id"]) for c in items]
-        return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+        return list_comparisons()
+
+
+def stored_choices(items: list[dict] | None):
+    """UI glue: the "open" picker offers the listed comparisons."""
+    choices = [(f"{c['created_at'][:16].replace('T', ' ')} · {c['name']}"
+                + (f" · 🏆 {c['winner']}" if c.get("winner") else ""), c["id"]) for c in (items or [])]
+    return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
 
 def open_stored(run_id: str, label: str):
@@ -493,19 +509,20 @@ def build(ctx: Ctx) -> None:
             f1_plot = gr.Plot(label="Per-class F1", elem_id="compare-f1")
         with gr.Row():
             with gr.Column():
-                conf_a_name = gr.Dropdown([], label="Confusion matrix of")
+                conf_a_name = gr.Dropdown([], label="Confusion matrix of", allow_custom_value=True)
                 conf_a = gr.Plot(label="Confusion (left)")
             with gr.Column():
-                conf_b_name = gr.Dropdown([], label="…next to")
+                conf_b_name = gr.Dropdown([], label="…next to", allow_custom_value=True)
                 conf_b = gr.Plot(label="Confusion (right)")
         with gr.Row(equal_height=True):
-            cls = gr.Dropdown([ALL_CLASSES], value=ALL_CLASSES, label="Disagreements involving class", scale=1)
+            cls = gr.Dropdown([ALL_CLASSES], value=ALL_CLASSES, label="Disagreements involving class", scale=1,
+                              allow_custom_value=True)
             gr.Markdown("Examples where the templates predict differently (✓ = right), with each template's "
                         "per-choice scores.", container=False)
         disagreements = gr.Dataframe(label="Disagreements", interactive=False, wrap=True, max_height=480,
                                      max_chars=240, elem_id="compare-disagreements")
         with gr.Row(equal_height=True):
-            winner = gr.Dropdown([], label="Winner", scale=2)
+            winner = gr.Dropdown([], label="Winner", scale=2, allow_custom_value=True)
             win_btn = gr.Button("🏆 Mark as winner", scale=1)
         win_md = gr.Markdown("")
         with gr.Accordion("Robustness: few-shot seed variance and format spread", open=False):
@@ -522,7 +539,8 @@ def build(ctx: Ctx) -> None:
             r_table = gr.Dataframe(label="Per seed / per format", interactive=False, wrap=True, max_chars=200)
         with gr.Accordion("Open a stored comparison", open=False):
             with gr.Row(equal_height=True):
-                stored = gr.Dropdown([], label="Stored comparisons and studies", scale=3)
+                stored = gr.Dropdown([], label="Stored comparisons and studies", scale=3, allow_custom_value=True)
+                stored_json = gr.JSON(visible=False)
                 refresh = gr.Button("↻ Refresh", scale=0)
                 open_btn = gr.Button("Open", scale=0)
         timer = gr.Timer(POLL_S, active=False)
@@ -586,7 +604,11 @@ def build(ctx: Ctx) -> None:
     r_open_api.click(robustness_open, run_box, r_out, api_name="robustness_open")
 
     # Stored runs.
-    refresh.click(list_stored, None, stored, api_name="compare_list")
+    refresh.click(list_stored, None, stored_json, api_name="compare_list").then(
+        stored_choices, stored_json, stored, api_name="compare_list_choices", api_visibility="private", queue=False)
+    # Whenever another comparison is shown, its names and classes fill the pickers.
+    shown.change(view_choices, shown, [conf_a_name, conf_b_name, cls, winner], api_name="compare_view_choices",
+                 api_visibility="private")
     open_btn.click(open_stored, [stored, cls], views + r_out, api_name="compare_open_stored",
                    api_visibility="private")
 
