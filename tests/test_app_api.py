@@ -90,7 +90,7 @@ def test_every_endpoint_drives_the_prompt_loop():
 
         # --- templates: validation with line and column
         ok = c.predict(GOOD, api_name="/validate_template")
-        assert ok.startswith("✅") and "api_topic" in ok
+        assert ok.startswith("✓") and "api_topic" in ok
         bad = c.predict(BROKEN, api_name="/validate_template")
         assert "**input**, line 2, column" in bad and "(YAML line 4)" in bad, bad
         unknown = c.predict(GOOD.replace("{{ title }}", "{{ titel }}"), api_name="/validate_template")
@@ -141,7 +141,7 @@ def test_every_endpoint_drives_the_prompt_loop():
         assert "Gold label:" in gold
         assert [r[0] for r in verbal["data"]] == ["business", "entertainment", "politics", "sports", "tech"]
         assert all(r[5] == 1 for r in verbal["data"])      # single-token verbalizers
-        assert warn.startswith("✅")
+        assert warn.startswith("✓")
         multi = GOOD.replace("[tech]", "[technology news]")
         warn2 = c.predict(multi, "test", 0, 0, 0, "default", api_name="/preview")[4]
         assert "'technology news' is" in warn2 and "tokens" in warn2
@@ -163,7 +163,7 @@ def test_every_endpoint_drives_the_prompt_loop():
         assert runs["data"][0][0] == run_id
         back = c.predict(run_id, "", False, api_name="/run_template")
         assert "Headline: {{ title }}" in back[0]
-        assert "default" in c.predict(api_name="/model_status") and "🟢" in c.predict(api_name="/model_status")
+        assert "default" in c.predict(api_name="/model_status") and "●" in c.predict(api_name="/model_status")
 
         # --- errors come back as readable messages, not tracebacks
         from gradio_client.exceptions import AppError

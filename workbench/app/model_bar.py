@@ -22,12 +22,12 @@ def current_session():
 
 def _info_markdown(info: dict | None, note: str = "") -> str:
     if not info or not info.get("loaded"):
-        name = (info or {}).get("model") or "no model"
-        return f"⚪ **{name}** · not loaded yet (loads on first use, or press *Load*)" + (f" · {note}" if note else "")
+        return ("○ **no model loaded yet** · the model named on the left loads on first use (preview or run), "
+                "or press *Load*") + (f" · {note}" if note else "")
     mem = f"{info['rss_mb'] / 1024:.1f} GB RAM" if info.get("rss_mb") else ""
     if info.get("gpu_mem_mb"):
         mem = f"{info['gpu_mem_mb'] / 1024:.1f} GB GPU" + (f" · {mem}" if mem else "")
-    parts = [f"🟢 **{info['model']}**", f"{info.get('params_m', '?')}M params", f"`{info.get('device')}` · `{info.get('dtype')}`",
+    parts = [f"● **{info['model']}**", f"{info.get('params_m', '?')}M params", f"`{info.get('device')}` · `{info.get('dtype')}`",
              f"weights {info.get('weights_mb', 0):.0f} MB"]
     if mem:
         parts.append(mem)

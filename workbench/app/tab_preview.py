@@ -62,12 +62,12 @@ def preview(state: UIState, template_yaml: str, split: str, position: float, sho
                     if cont and cont[0] in firsts and firsts[cont[0]][0] != label:
                         other = firsts[cont[0]]
                         note = (note + "; " if note else "") + f"shares first token with {other[1]!r} ({other[0]})"
-                        warnings.append(f"⚠️ verbalizers {other[1]!r} ({other[0]}) and {w!r} ({label}) start with the same "
+                        warnings.append(f"⚠ verbalizers {other[1]!r} ({other[0]}) and {w!r} ({label}) start with the same "
                                         "token: their scores differ only after it.")
                     if cont:
                         firsts.setdefault(cont[0], (label, w))
                     if len(cont) > 1:
-                        warnings.append(f"⚠️ verbalizer {w!r} is {len(cont)} tokens ({[tok.decode([i]) for i in cont]}); "
+                        warnings.append(f"⚠ verbalizer {w!r} is {len(cont)} tokens ({[tok.decode([i]) for i in cont]}); "
                                         "single-token verbalizers compare more fairly and score in one pass.")
                     vrows.append({"label": label, "verbalizer": w, "continuation": repr(t.target_delimiter + w),
                                   "token ids": str(cont), "tokens": " · ".join(repr(tok.decode([i])) for i in cont),
@@ -76,7 +76,7 @@ def preview(state: UIState, template_yaml: str, split: str, position: float, sho
             longest = t.generation.max_new_tokens
         window = s.max_length
         if len(ids) + longest > window:
-            warnings.insert(0, f"❗ **Truncated:** the prompt is {len(ids)} tokens and the model's window is {window}; "
+            warnings.insert(0, f"⚠ **Truncated:** the prompt is {len(ids)} tokens and the model's window is {window}; "
                                f"the first {len(ids) + longest - window} tokens are cut (left truncation).")
         summary = (f"**{len(ids)} tokens** (window {window}) · {len(text)} characters · "
                    f"{cfg.shots}-shot, seed {cfg.seed} · chat template {'on' if t.chat else 'off'} · "
@@ -88,7 +88,7 @@ def preview(state: UIState, template_yaml: str, split: str, position: float, sho
         else:
             gold_md = f"**Gold answer:** `{gold}`"
         vdf = pd.DataFrame(vrows, columns=["label", "verbalizer", "continuation", "token ids", "tokens", "n", "note"])
-        warn_md = "\n\n".join(warnings) if warnings else "✅ No tokenization warnings."
+        warn_md = "\n\n".join(warnings) if warnings else "✓ No tokenization warnings."
         return text, summary, tokens, vdf, warn_md, gold_md
 
 
@@ -115,6 +115,9 @@ def build(ctx: Ctx) -> None:
                                     combine_adjacent=False, elem_id="preview-tokens")
     inputs = [ctx.state, ctx.editor, split, position, shots, seed, ctx.model_name]
     outputs = [text, summary, tokens, verbal, warn, gold]
-    btn.click(preview, inputs, outputs, api_name="preview", concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+    from .model_bar import model_status
+
+    btn.click(preview, inputs, outputs, api_name="preview", concurrency_id=MODEL_QUEUE, concurrency_limit=1).then(
+        model_status, None, ctx.model_info, api_name="model_status_after_preview", api_visibility="private")
     position.submit(preview, inputs, outputs, api_name="preview_submit", api_visibility="private",
                     concurrency_id=MODEL_QUEUE, concurrency_limit=1)

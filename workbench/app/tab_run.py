@@ -172,8 +172,12 @@ def build(ctx: Ctx) -> None:
     run_btn.click(run_eval, [ctx.state, ctx.editor, ctx.model_name, shots, seed, method, calibration, split, limit],
                   [ctx.job, job_box, progress, timer], api_name="run_eval")
     poll_out = [ctx.state, progress, timer, metrics, bar, conf, table]
+    from .model_bar import model_status
+
     timer.tick(poll_run, [ctx.state, ctx.job, errors_only], poll_out, api_name="poll_run", api_visibility="private",
-               show_progress="hidden", concurrency_limit=None)
+               show_progress="hidden", concurrency_limit=None).then(
+        model_status, None, ctx.model_info, api_name="model_status_on_tick", api_visibility="private",
+        show_progress="hidden", concurrency_limit=None)
     cancel_btn.click(cancel_run, ctx.job, progress, api_name="cancel_run_ui", api_visibility="private",
                      concurrency_limit=None)
     # Public, explicit-input versions for scripts (gradio_client cannot read localStorage).

@@ -252,7 +252,7 @@ def validate_template(state: UIState, yaml_text: str) -> str:
     try:
         t = parse_template(yaml_text)
     except WorkbenchError as e:
-        return f"❌ **{e.message}**" + (f"  \n{e.hint}" if e.hint else "")
+        return f"✗ **{e.message}**" + (f"  \n{e.hint}" if e.hint else "")
     columns = labels = sample = None
     note = ""
     try:
@@ -265,12 +265,12 @@ def validate_template(state: UIState, yaml_text: str) -> str:
     try:
         probs = t.validate(columns=columns, labels=labels, tokenizer=s.tokenizer if s else None, sample_row=sample)
     except Exception as e:  # noqa: BLE001 - validation must never take the page down
-        return f"❌ validation failed: {type(e).__name__}: {e}"
+        return f"✗ validation failed: {type(e).__name__}: {e}"
     if not probs:
-        return f"✅ **No problems.** `{t.name}` · {t.task} · {len(t.answer_choices)} labels" + note
+        return f"✓ **No problems.** `{t.name}` · {t.task} · {len(t.answer_choices)} labels" + note
     out = []
     for p in probs:
-        icon = "❌" if p.severity == "error" else "⚠️"
+        icon = "✗" if p.severity == "error" else "⚠"
         where = ""
         if p.line:
             where = f", line {p.line}" + (f", column {p.column}" if p.column else "")
