@@ -94,12 +94,12 @@ def preview(state: UIState, template_yaml: str, split: str, position: float, sho
 
 def build(ctx: Ctx) -> None:
     with gr.Tab("Preview", id="preview", elem_id="tab-preview"):
-        with gr.Row(equal_height=True):
+        with gr.Row():
             split = gr.Dropdown(SPLITS, value="test", label="Split", scale=1)
             position = gr.Number(0, label="Row in split", precision=0, minimum=0, scale=1)
             shots = gr.Number(0, label="Shots", precision=0, minimum=0, scale=1)
             seed = gr.Number(0, label="Demo seed", precision=0, scale=1)
-            btn = gr.Button("Preview", variant="primary", scale=1)
+            btn = gr.Button("Preview", variant="primary", scale=0, min_width=160, size="lg")
         with gr.Row():
             with gr.Column(scale=3):
                 text = gr.Textbox(label="Exact model input", lines=12, max_lines=30, interactive=False,
