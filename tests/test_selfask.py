@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -275,6 +276,21 @@ def test_compositionality_gap_and_subquestions():
     bad = rows.assign(sub_answers=["1889"])
     with pytest.raises(ConfigError, match="2 sub-questions but 1 sub-answers"):
         dispatch_generation(t, bad, ["p"], ScriptedSession(model), None)
+
+
+def test_dispatch_reads_a_corpus_spec_from_the_config(tmp_path):
+    """What `workbench eval --retriever PATH` will do: a spec string on the config, loaded as BM25."""
+    (tmp_path / "facts.jsonl").write_text("\n".join(json.dumps({"fact": c}) for c in CORPUS), encoding="utf-8")
+    config = SimpleNamespace(retriever=f"{tmp_path / 'facts.jsonl'}:fact", max_hops=1, seed=0, max_new_tokens=None)
+
+    def model(prompt):
+        tail = prompt.rpartition(NEEDED)[2]
+        return " Yes.\nFollow up: When was the Titanic launched?\n" if not tail else "So the final answer is: No.\n\n"
+
+    t = template()
+    recs = dispatch_generation(t, ROWS, [t.build_context(r) for _, r in ROWS.iterrows()], ScriptedSession(model), config)
+    assert "Intermediate answer: The Titanic was launched in 1911 in Belfast.\n" in recs[0]["output"]
+    assert recs[0]["trace"]["retriever"].startswith("BM25Retriever(") and recs[0]["end_reason"] == "final_answer"
 
 
 # ---------------------------------------------------------------------------- retriever
