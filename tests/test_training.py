@@ -282,17 +282,21 @@ def test_crash_while_saving_keeps_previous_adapter(tmp_path, template, tiny_mode
 
 # ---------------------------------------------------------------------------- log, reproducibility, head
 def test_log_is_readable_while_written_and_tolerates_a_torn_line(tmp_path):
-    from workbench.training import RunLog
+    from workbench.training import RunLog, list_runs
 
-    log = RunLog(tmp_path)
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (tmp_path / "runs" / "not-a-run").mkdir()
+    log = RunLog(run)
     log.write("start", total_steps=3, n_train=4, pid=1)
     log.write("train", step=1, loss=2.5, steps_per_s=1.0, eta_s=2.0)
-    with open(tmp_path / "log.jsonl", "a") as f:
+    with open(run / "log.jsonl", "a") as f:
         f.write('{"event": "train", "st')          # a writer died mid-line
-    rows = read_log(tmp_path)
+    rows = read_log(run)
     assert [r["event"] for r in rows] == ["start", "train"]
-    st = read_status(tmp_path)
-    assert st["step"] == 1 and st["loss"] == 2.5 and st["total_steps"] == 3
+    st = read_status(run)
+    assert st["state"] == "running" and st["step"] == 1 and st["loss"] == 2.5 and st["total_steps"] == 3
+    assert [r["run_dir"] for r in list_runs(tmp_path / "runs")] == [str(run)]
 
 
 def test_same_seed_same_loss_curve(tmp_path, template, tiny_model, small_bbc):

@@ -296,6 +296,18 @@ def read_result(run_dir: str | Path) -> dict | None:
     return json.loads(p.read_text()) if p.exists() else None
 
 
+def list_runs(root: str | Path | None = None) -> list[dict]:
+    """Status of every run folder under `root` (default $WORKBENCH_HOME/train), newest first: what a
+    Train tab offers to reconnect to after a reload."""
+    from .paths import train_dir
+
+    root = Path(root) if root else train_dir()
+    if not root.exists():
+        return []
+    dirs = [p for p in root.iterdir() if (p / LOG_NAME).exists()]
+    return [read_status(p) for p in sorted(dirs, key=lambda p: (p / LOG_NAME).stat().st_mtime, reverse=True)]
+
+
 def _pid_alive(pid) -> bool:
     if not pid:
         return False
