@@ -36,7 +36,7 @@ TABS = [
     "tab_run",
     "tab_compare",
     # "tab_train",
-    # "tab_export",
+    "tab_export",
     "tab_runs",
 ]
 

@@ -1,0 +1,205 @@
+"""Export tab: write a bundle (template, adapter, metrics with CIs, model card, lm-eval and
+PromptSource files, manifest) and offer it as a .zip download; import a bundle or an lm-eval /
+PromptSource YAML back into the template library.
+
+The template comes from the editor, the latest marked comparison winner, or a LoRA training
+run (its adapter, template and test results). Exporting measures the metrics, which runs the
+model, so it is a background job (`workbench.jobs`) polled by a timer, like the Run tab. All
+logic lives in `workbench.export`.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from .. import jobs
+from .common import Ctx, UIState, state_dataset, user_errors
+
+SOURCES = ["editor", "winner", "training run"]
+POLL_S = 1.0
+
+
+def train_runs() -> list[tuple[str, str]]:
+    """(label, run folder) of finished training runs in the registry, newest first."""
+    from ..runs import RunRegistry
+
+    out = []
+    for r in RunRegistry().list(kind="train", limit=100):
+        if r.payload_path:
+            acc = (r.metrics or {}).get("adapter_accuracy")
+            out.append((f"{r.name} · {r.created_at[:16].replace('T', ' ')}" + (f" · acc {acc:.3f}" if acc else ""),
+                        r.payload_path))
+    return out
+
+
+def refresh_train_runs():
+    with user_errors("Listing training runs"):
+        return gr.update(choices=train_runs())
+
+
+def _export_job(ctx: jobs.JobContext, source: str, template, train_run: str | None, dataset, model: str, config,
+                export) -> str:
+    from ..export import export_bundle, export_train_run
+    from ..session import get_session
+
+    ctx.message(f"loading model {model}")
+    session = get_session(model)
+    ctx.message("exporting")
+    progress = lambda done, total: ctx.progress(done, total, "scoring the test split")  # noqa: E731
+    if source == "training run":
+        path = export_train_run(train_run, dataset, session=session, model=model, export=export, progress=progress)
+    else:
+        path = export_bundle(template, dataset, session=session, config=config, export=export, progress=progress)
+    return str(path)
+
+
+def start_export(state: UIState, model: str, template_yaml: str, source: str, train_run: str, name: str,
+                 merge: bool, shots: float, seed: float, method: str, split: str, limit: float):
+    """Start exporting a bundle. `source`: "editor" (the YAML passed), "winner" (the latest
+    marked comparison winner) or "training run" (`train_run` is its folder). `limit` 0 = the
+    whole split. Returns (job id, status text, poll timer); poll `export_status(job_id)` and,
+    when done, `export_open(job_id)` for the card and the zip."""
+    from ..errors import ConfigError
+    from ..export import ExportConfig, sanitize_name
+    from ..inference import EvalConfig
+    from .common import parse_template
+
+    with user_errors("Starting the export"):
+        source = source or "editor"
+        if source not in SOURCES:
+            raise ConfigError(f"Unknown source {source!r}.", hint=f"Use one of: {', '.join(SOURCES)}.")
+        ds = state_dataset(state)
+        template = None
+        if source == "editor":
+            template = parse_template(template_yaml)
+        elif source == "winner":
+            from ..compare import get_winner_info
+            from ..templates import load_template
+
+            info = get_winner_info()
+            if info is None:
+                raise ConfigError("No comparison has a marked winner yet.",
+                                  hint="Mark one in the Compare tab, or export the editor's template.")
+            template = load_template(info["yaml"])
+        elif not train_run:
+            raise ConfigError("No training run is selected.", hint="Pick one in the list (↻ refreshes it).")
+        base_name = (name or "").strip() or (template.name if template else train_run.rstrip("/").split("/")[-1])
+        export = ExportConfig(name=sanitize_name(base_name), merge=bool(merge), overwrite=True)
+        cfg = EvalConfig(shots=int(shots or 0), seed=int(seed or 0), method=method or "acc", split=split or "test",
+                         split_seed=int(getattr(state, "split_seed", 0) or 0), limit=int(limit) if limit else None)
+        cfg.validate()
+        model = (model or "").strip() or "default"
+        job_id = jobs.start("export", _export_job, resource="model", source=source, template=template,
+                            train_run=train_run, dataset=ds, model=model, config=cfg, export=export,
+                            meta={"name": export.name, "data": ds.name, "model": model})
+        return job_id, f"Exporting **{export.name}** …", gr.Timer(active=True)
+
+
+def export_status(job_id: str) -> dict:
+    """{"state", "done", "total", "message", "error", "result_id" (the bundle folder), ...}."""
+    return jobs.status(job_id or "")
+
+
+def export_open(job_id: str):
+    """A finished export: (summary markdown, the bundle as a .zip to download, model card)."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..export import zip_bundle
+
+    with user_errors("Opening the export"):
+        st = jobs.status(job_id or "")
+        if st["state"] != "done" or not st.get("result_id"):
+            raise ConfigError(f"Export job {job_id!r} is {st['state']}" + (f": {st['error']}" if st.get("error") else "."),
+                              hint="Wait until it is done, or start it again.")
+        path = Path(st["result_id"])
+        # Gradio serves files only from its temp/cache folders, so the zip goes to the temp dir.
+        z = zip_bundle(path, Path(tempfile.mkdtemp(prefix="wb-export-")) / f"{path.name}.zip")
+        m = json.loads((path / "metrics.json").read_text())["test"]
+        man = json.loads((path / "manifest.json").read_text())
+        a, f = m["accuracy"], m["macro_f1"]
+        lm = man["lm_eval"]
+        md = (f"**Bundle `{path}`** · {len(man['files']) + 1} files\n\n"
+              f"accuracy **{a['value']:.3f}** [{a['ci_low']:.3f}, {a['ci_high']:.3f}] · macro-F1 **{f['value']:.3f}**"
+              f" · {m['n']} test examples · "
+              + ("adapter merged into `model/`" if man["merged"] else "adapter in `adapter/`" if man["adapter"]
+                 else "no adapter")
+              + "\n\nlm-eval task `" + str(lm["task"]) + "`: "
+              + ("reproduces these predictions" if lm["reproduces_predictions"] else "; ".join(lm["notes"])))
+        card = (path / "README.md").read_text()
+        return md, str(z), card
+
+
+def poll_export(job_id: str):
+    """Timer tick: progress text; the results once the job is done."""
+    st = jobs.status(job_id or "")
+    if st["state"] in ("queued", "running"):
+        done, total = st.get("done") or 0, st.get("total") or 0
+        msg = f"{st['state']} · {st.get('message') or ''}" + (f" · {done}/{total}" if total else "")
+        return (msg, gr.Timer(active=True), gr.skip(), gr.skip(), gr.skip())
+    if st["state"] == "done":
+        return ("done",) + (gr.Timer(active=False),) + export_open(job_id)
+    if st.get("error"):
+        gr.Warning(st["error"], title="Export failed")
+    return (st["state"], gr.Timer(active=False), gr.skip(), gr.skip(), gr.skip())
+
+
+def import_file(path: str, overwrite: bool = False) -> str:
+    """Import an uploaded bundle .zip, lm-eval task YAML or PromptSource YAML into the user
+    template folder; returns what was written."""
+    from ..errors import ConfigError
+    from ..export import import_path
+
+    with user_errors("Importing"):
+        if not path:
+            raise ConfigError("No file was uploaded.", hint="Drop a bundle .zip or a template YAML first.")
+        written = import_path(path, overwrite=bool(overwrite))
+        return "Imported into your templates:\n" + "\n".join(f"- `{p}`" for p in written)
+
+
+def build(ctx: Ctx) -> None:
+    with gr.Tab("Export", id="export", elem_id="tab-export"):
+        gr.Markdown("Export a template with its evidence as a bundle: `template.yaml`, the adapter, `metrics.json` "
+                    "with confidence intervals, a model card, `lm_eval_task.yaml`, `promptsource.yaml` and a "
+                    "checksummed `manifest.json`. Use it with `workbench predict --bundle …` or `load_bundle(…)`.")
+        with gr.Row(equal_height=True):
+            source = gr.Radio(SOURCES, value="editor", label="What to export", scale=2)
+            train_run = gr.Dropdown([], label="Training run (for 'training run')", allow_custom_value=True, scale=3)
+            refresh = gr.Button("↻", scale=0, min_width=50)
+        with gr.Row(equal_height=True):
+            name = gr.Textbox(label="Bundle name", placeholder="default: the template's name", max_lines=1)
+            merge = gr.Checkbox(False, label="Merge the adapter into the base weights")
+        with gr.Row(equal_height=True):
+            shots = gr.Number(0, label="Shots", precision=0, minimum=0)
+            seed = gr.Number(0, label="Seed", precision=0)
+            method = gr.Dropdown(["acc", "acc_norm", "acc_bytes"], value="acc", label="Scoring")
+            split = gr.Dropdown(["test", "dev", "train", "all"], value="test", label="Split")
+            limit = gr.Number(200, label="Rows (0 = all)", precision=0, minimum=0)
+        export_btn = gr.Button("Export bundle", variant="primary")
+        job = gr.Textbox(visible=False)
+        status = gr.Markdown("")
+        summary = gr.Markdown("")
+        zip_file = gr.File(label="Bundle (.zip)", interactive=False)
+        with gr.Accordion("Model card (README.md)", open=False):
+            card = gr.Markdown("")
+        with gr.Accordion("Import a bundle, lm-eval task or PromptSource YAML", open=False):
+            upload = gr.File(label="Bundle .zip or template YAML", file_types=[".zip", ".yaml", ".yml"], type="filepath")
+            overwrite = gr.Checkbox(False, label="Replace a different template of the same name")
+            import_btn = gr.Button("Import")
+            imported = gr.Markdown("")
+        timer = gr.Timer(POLL_S, active=False)
+        # plain endpoints for scripts (gradio_client): poll and open an export by job id
+        with gr.Row(visible=False):
+            api_job = gr.Textbox()
+            api_status_btn, api_open_btn = gr.Button(), gr.Button()
+            api_out = gr.JSON()
+
+    refresh.click(refresh_train_runs, None, train_run, api_name="export_train_runs")
+    export_btn.click(start_export, [ctx.state, ctx.model_name, ctx.editor, source, train_run, name, merge, shots, seed,
+                                    method, split, limit], [job, status, timer], api_name="export_start")
+    timer.tick(poll_export, job, [status, timer, summary, zip_file, card], api_name="export_poll",
+               api_visibility="private", show_progress="hidden")
+    api_status_btn.click(export_status, api_job, api_out, api_name="export_status", concurrency_limit=None)
+    api_open_btn.click(export_open, api_job, [summary, zip_file, card], api_name="export_open")
+    import_btn.click(import_file, [upload, overwrite], imported, api_name="import_bundle")
