@@ -130,8 +130,9 @@ def metrics_markdown(payload: dict) -> str:
     lines.append(f"template **{tmpl.get('name', '?')}** (`{str(tmpl.get('hash', ''))[:10]}`) · model `{model.get('name', '?')}`"
                  + (f" + adapter `{model['adapter']}`" if model.get("adapter") else "")
                  + f" · data **{data.get('name', '?')}** {data.get('split', '')} split (seed {data.get('split_seed', 0)})")
-    lines.append(f"{cfg.get('shots', 0)}-shot (seed {cfg.get('seed', 0)}) · method `{cfg.get('method', 'acc')}` · "
-                 f"calibration `{cfg.get('calibration', 'none')}` · {t.get('total_s', 0):.1f}s "
+    how = ("generation" if payload.get("task") == "generation"
+           else f"method `{cfg.get('method', 'acc')}` · calibration `{cfg.get('calibration', 'none')}`")
+    lines.append(f"{cfg.get('shots', 0)}-shot (seed {cfg.get('seed', 0)}) · {how} · {t.get('total_s', 0):.1f}s "
                  f"({t.get('examples_per_s', 0):.1f} examples/s)")
     return "\n".join(lines)
 

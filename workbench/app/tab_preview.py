@@ -87,7 +87,7 @@ def preview(state: UIState, template_yaml: str, split: str, position: float, sho
             gold_md = f"**Gold label:** `{gold}`" + (f" → verbalizer {words[0]!r}" if words else " (no verbalizer!)")
         else:
             gold_md = f"**Gold answer:** `{gold}`"
-        vdf = pd.DataFrame(vrows, columns=["label", "verbalizer", "continuation", "token ids", "tokens", "n", "note"])
+        vdf = pd.DataFrame(vrows, columns=["label", "verbalizer", "token ids", "n", "tokens", "note", "continuation"])
         warn_md = "\n\n".join(warnings) if warnings else "✓ No tokenization warnings."
         return text, summary, tokens, vdf, warn_md, gold_md
 
@@ -112,7 +112,7 @@ def build(ctx: Ctx) -> None:
                 verbal = gr.Dataframe(label="Verbalizers and their tokens", interactive=False, wrap=True,
                                       max_height=320)
         tokens = gr.HighlightedText(label="Tokens", color_map={"a": "#dbeafe", "b": "#fde68a"}, show_legend=False,
-                                    combine_adjacent=False, elem_id="preview-tokens")
+                                    show_inline_category=False, show_whitespaces=True, combine_adjacent=False, elem_id="preview-tokens")
     inputs = [ctx.state, ctx.editor, split, position, shots, seed, ctx.model_name]
     outputs = [text, summary, tokens, verbal, warn, gold]
     from .model_bar import model_status
