@@ -539,6 +539,15 @@ _SESSIONS: dict[str, ModelSession] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
+def current_session() -> ModelSession | None:
+    """The loaded session, if any, without loading one (for status displays)."""
+    with _SESSIONS_LOCK:
+        for s in _SESSIONS.values():
+            if s.loaded:
+                return s
+    return None
+
+
 def get_session(model: str = "default", *, keep_others: bool = False, **kwargs) -> ModelSession:
     """The process-wide session for `model`, loaded once. Loading another model frees the
     previous one unless keep_others=True (small machines rarely hold two)."""

@@ -12,12 +12,9 @@ from .common import MODEL_QUEUE, Ctx, user_errors
 
 def current_session():
     """The loaded session, if any, without loading one."""
-    from .. import session as sess
+    from ..session import current_session as _current
 
-    for s in list(getattr(sess, "_SESSIONS", {}).values()):
-        if s.loaded:
-            return s
-    return None
+    return _current()
 
 
 def _info_markdown(info: dict | None, note: str = "") -> str:
