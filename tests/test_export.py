@@ -282,3 +282,25 @@ def test_lm_eval_task_reproduces_predictions(base_bundle, session, tmp_path):
     for s, r in zip(samples, saved):
         for lab, resp in zip(choices, s["filtered_resps"]):
             assert float(resp[0]) == pytest.approx(r["scores"][lab], abs=1e-3)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_export_train_run(tmp_path, session, bbc):
+    """A LoRA run of two steps → export_train_run → its adapter, config and test results in the
+    bundle; predicting from the bundle gives the run's own test predictions."""
+    from workbench.export import ExportConfig, export_train_run, load_bundle
+    from workbench.inference import EvalResult
+    from workbench.templates import load_template
+    from workbench.training import TrainConfig, train
+
+    cfg = TrainConfig(max_steps=2, shots_per_class=2, batch_size=4, dev_limit=5, test_limit=6, eval_every=0, seed=0)
+    run = tmp_path / "run"
+    train("default", load_template(TEMPLATE), bbc, cfg, run, registry=False)
+    path = export_train_run(run, bbc, session=session, export=ExportConfig(name="trained", out_dir=str(tmp_path)))
+    assert (path / "adapter" / "adapter_model.safetensors").exists() and (path / "train_config.json").exists()
+    card = (path / "README.md").read_text()
+    assert "## Training" in card and "| max_steps | `2` |" in card and "| base |" in card
+    tuned = EvalResult.load(run / "adapter_results.json")
+    clf = load_bundle(path, session=session)
+    assert clf.predict(clf.test_rows()) == tuned.preds
