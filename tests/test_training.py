@@ -351,6 +351,14 @@ def test_cli_train_prints_metrics_and_adapter(tmp_path, tiny_model, small_bbc, c
     cfg = json.loads((out / "adapter" / "train_config.json").read_text())
     assert cfg["max_steps"] == 2 and cfg["shots_per_class"] == 2 and cfg["seed"] == 1
 
+    # the saved config starts the next run; options override it
+    from workbench.cli import build_parser
+    from workbench.commands.train import config_from_args
+    args = build_parser().parse_args(["train", "--data", "x", "--template", "t", "--config",
+                                      str(out / "adapter" / "train_config.json"), "--seed", "7"])
+    again = config_from_args(args)
+    assert again.seed == 7 and again.max_steps == 2 and again.batch_size == 2
+
 
 def test_cli_bad_config_message(tmp_path, tiny_model, small_bbc, capsys):
     from workbench.cli import main

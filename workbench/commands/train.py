@@ -69,7 +69,13 @@ def config_from_args(args):
 
     from ..training import TrainConfig
 
-    base = TrainConfig.from_json(Path(args.config).read_text()).__dict__ if args.config else {}
+    base = {}
+    if args.config:
+        import json
+        base = json.loads(Path(args.config).read_text())
+        for extra in ("step", "base_model", "labels"):   # what an adapter's train_config.json adds
+            base.pop(extra, None)
+        base = TrainConfig.from_dict(base).__dict__
     over = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
             if f.name not in _SKIP and getattr(args, f.name, None) is not None}
     cfg = TrainConfig.from_dict({**base, **over, "device": args.device or base.get("device")})
