@@ -103,7 +103,7 @@ generation:
     res = evaluate(tpl, ds, session, EvalConfig(split="all"))
     assert res.task == "generation"
     assert {"exact_match", "token_f1", "contains"} <= set(res.metrics)
-    assert all("output" in r and "stop_reason" in r for r in res.records)
+    assert all("output" in r and "stop_reason" in r and "token_f1" in r for r in res.records)
     assert "paris" in res.records[0]["output"].lower()
 
 

@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # transformers/hub chatter hides the progress bar and the table users came for
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
         logging.basicConfig(level=logging.WARNING)
     try:
         return int(args.func(args) or 0)

@@ -53,6 +53,9 @@ class EvalConfig:
     limit: int | None = field(default=None, metadata={"help": "evaluate only the first N rows of the split"})
     prefix_cache: bool = field(default=True, metadata={"help": "reuse the KV cache of a prefix shared by all prompts"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "generation: override the template's limit"})
+    retriever: str | None = field(default=None, metadata={
+        "help": "self-ask: a corpus for the retriever (PATH, PATH:FIELD or python:MODULE:ATTR)"})
+    max_hops: int | None = field(default=None, metadata={"help": "self-ask: the most follow-up questions per example"})
 
     def validate(self) -> None:
         if self.method not in METHODS:
@@ -353,14 +356,17 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
     prompts = build_prompts(template, rows, pool, config, session)
     t_prompts = time.perf_counter()
     if template.task == "generation":
-        records = generate_records(template, rows, prompts, session, config, progress=progress, cancel=cancel)
+        from .selfask import dispatch_generation, trace_metrics
+
+        # direct, chain-of-thought (answer extraction) and self-ask (multi-step, traces)
+        records = dispatch_generation(template, rows, prompts, session, config, progress=progress, cancel=cancel)
         gm = generation_metrics([r["gold"] for r in records], [r["pred"] for r in records])
-        metrics = {k: v for k, v in gm.items() if not isinstance(v, list)}
+        metrics = {k: v for k, v in gm.items() if not isinstance(v, (list, dict))}
         metrics["n"] = len(records)
-        for r, em, f1 in zip(records, gm.get("exact_match_per_example", [None] * len(records)),
-                             gm.get("token_f1_per_example", [None] * len(records))):
-            if f1 is not None:
-                r["token_f1"] = f1
+        metrics.update(trace_metrics(records))
+        per = gm["per_example"]
+        for r, f1, contained in zip(records, per["token_f1"], per["contains"]):
+            r["token_f1"], r["contains"] = f1, contained
     else:
         records = classify(template, rows, prompts, session, config, progress=progress, cancel=cancel, pool=pool)
         labels = _label_order(template, records)

@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--split", default="test", choices=["test", "dev", "train", "all"])
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--no-prefix-cache", action="store_true", help="score full prompts (for checking the cache)")
+    p.add_argument("--retriever", default=None, help="self-ask: corpus for BM25 retrieval (PATH or PATH:FIELD)")
+    p.add_argument("--max-hops", type=int, default=None, help="self-ask: most follow-up questions per example")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="generation: override the template's limit")
     p.add_argument("--out", default="results.json")
     p.add_argument("--no-registry", action="store_true", help="do not record the run in the run registry")
     p.set_defaults(func=run)
@@ -36,7 +39,8 @@ def run(args) -> int:
     dataset = dataset_from_args(args)
     cfg = EvalConfig(shots=args.shots, per_class=args.per_class, balanced=args.balanced, sampling=args.sampling,
                      seed=args.seed, method=args.method, calibration=args.calibration, split=args.split,
-                     limit=args.limit, prefix_cache=not args.no_prefix_cache)
+                     limit=args.limit, prefix_cache=not args.no_prefix_cache, retriever=args.retriever,
+                     max_hops=args.max_hops, max_new_tokens=args.max_new_tokens)
     cfg.validate()
     session = session_from_args(args)
     bar = TqdmProgress(f"{template.name}")
