@@ -35,7 +35,7 @@ TABS = [
     "tab_preview",
     "tab_run",
     "tab_compare",
-    # "tab_train",
+    "tab_train",
     "tab_export",
     "tab_runs",
 ]

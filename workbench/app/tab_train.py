@@ -1,0 +1,512 @@
+"""Train tab: a short LoRA fine-tune of the editor's template on the session's dataset
+(prompt-based, LM-BFF style; `workbench.training`), watched live, then compared with the base
+model and attached to the shared session with one click.
+
+The run is a `training.TrainJob`: `prepare` validates everything synchronously (a bad setting
+is a toast before any work), then a thread trains while a `gr.Timer` polls the run folder's
+log. The run folder is the job's identity: it is kept in the browser's localStorage, so a page
+reload (or a second browser) reconnects with `TrainJob.attach(run_dir)` and redraws the curves
+from `log.jsonl`; the dropdown of past runs reopens any run folder the same way.
+"""
+from __future__ import annotations
+
+import functools
+import html
+import threading
+from pathlib import Path
+
+import gradio as gr
+
+from .common import Ctx, UIState, empty_figure, parse_template, state_dataset, user_errors
+
+POLL_S = 1.5
+MODES = ["lm", "head"]
+DATA_ALL, DATA_K = "all of the train split", "k per class"
+FINISHED = ("done", "cancelled", "failed", "stale")
+
+# One training run at a time per server: the machine trains a private copy of the model, and
+# two at once would only halve each other's speed (and double the memory).
+_START_LOCK = threading.Lock()
+_CURRENT: dict = {"job": None}
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _run_dir(run_dir: str):
+    """A run folder the UI may read or act on: one that holds a training log, or a folder under
+    $WORKBENCH_HOME/train (a run just started writes its first log row a moment later)."""
+    from ..errors import ConfigError
+    from ..paths import train_dir
+    from ..training import LOG_NAME
+
+    p = Path((run_dir or "").strip())
+    ok = bool((run_dir or "").strip()) and ((p / LOG_NAME).is_file()
+                                             or (p.is_dir() and p.resolve().parent == train_dir().resolve()))
+    if not ok:
+        raise ConfigError(f"No training run at '{run_dir}'.",
+                          hint="Pick a run from the list of training runs (↻ refreshes it), or start one.")
+    return p
+
+
+def _num(v, default=None, cast=float):
+    """A gr.Number value (None when the box is empty) as int/float, or `default`."""
+    if v is None or v == "":
+        return default
+    return cast(v)
+
+
+def _fmt_s(s) -> str:
+    if s is None:
+        return "…"
+    s = float(s)
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
+
+
+def _f(v, fmt="{:.3f}") -> str:
+    return fmt.format(v) if isinstance(v, (int, float)) else "–"
+
+
+def progress_html(st: dict | None) -> str:
+    """A progress bar and one status line: step/total, loss, speed, ETA, dev metrics, best step."""
+    if not st or st.get("state") in (None, "unknown"):
+        return "<div class='wb-progress idle'><span>No training run yet.</span></div>"
+    state, step, total = st["state"], st.get("step") or 0, st.get("total_steps") or 0
+    pct = 100.0 if state == "done" else (100.0 * step / total if total else 0.0)
+    name = html.escape(Path(st.get("run_dir", "")).name)
+    parts = [f"step {step}/{total or '?'}"]
+    if st.get("loss") is not None:
+        parts.append(f"loss {st['loss']:.4f}")
+    if st.get("steps_per_s"):
+        parts.append(f"{st['steps_per_s']:.2f} steps/s")
+    if state == "running":
+        parts.append("comparing base and adapter on test" if st.get("phase") == "final_eval"
+                     else f"ETA {_fmt_s(st.get('eta_s'))}")
+    if st.get("dev_macro_f1") is not None:
+        parts.append(f"dev acc {_f(st.get('dev_accuracy'))} · macro-F1 {_f(st.get('dev_macro_f1'))}")
+    if st.get("best_step") is not None:
+        parts.append(f"best step {st['best_step']}")
+    if st.get("cancel_requested") and state == "running":
+        parts.append("stopping…")
+    if st.get("stop_reason") and state != "running":
+        parts.append(f"stopped: {st['stop_reason']}")
+    if state == "failed" and st.get("error"):
+        parts.append("error: " + str(st["error"]))
+    detail = html.escape(" · ".join(parts))
+    return (f"<div class='wb-progress {state}'><div class='wb-bar'><div class='wb-fill' style='width:{pct:.1f}%'></div>"
+            f"</div><div class='wb-detail'><b>{state}</b> · <code>{name}</code> · {detail}</div></div>")
+
+
+def eval_table(rows: list[dict]):
+    """One row per dev evaluation: step, accuracy, macro-F1 and each class's F1."""
+    import pandas as pd
+
+    out = []
+    for r in rows:
+        if r.get("event") != "eval":
+            continue
+        d = {"step": r.get("step"), "dev acc": round(r.get("dev_accuracy") or 0, 3),
+             "dev macro-F1": round(r.get("dev_macro_f1") or 0, 3), "best": "★" if r.get("best") else ""}
+        for lab, v in (r.get("dev_per_class_f1") or {}).items():
+            d[f"F1 · {lab}"] = round(float(v), 3)
+        out.append(d)
+    return pd.DataFrame(out) if out else pd.DataFrame(columns=["step", "dev acc", "dev macro-F1", "best"])
+
+
+def result_markdown(res: dict | None, st: dict) -> str:
+    """Base vs base + adapter on the test split: headline metrics and per-class P/R/F1."""
+    if not res:
+        if st.get("state") in ("pending", "running"):
+            return "*The comparison with the base model appears here when the run ends.*"
+        return "*This run has no result file.*"
+    test = res.get("test") or {}
+    adapter = res.get("adapter_dir") or "(none)"
+    t = res.get("timings") or {}
+    head = (f"**{html.escape(str(res.get('status')))}** ({res.get('stop_reason')}) · {res.get('steps')} steps, "
+            f"best at step {res.get('best_step')} · {_f(t.get('steps_per_s'), '{:.2f}')} steps/s · "
+            f"{_fmt_s(t.get('total_s'))} · adapter `{adapter}`")
+    if not test:
+        return head + "\n\n*No test comparison (the run was cancelled or `final_eval` was off); the best adapter is kept.*"
+    b, a = test["base"], test["adapter"]
+    lines = [head, "", f"Test split, {a.get('n', '?')} examples, same template and rows:", "",
+             "| | base | base + adapter | Δ |", "|---|---|---|---|"]
+    for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("weighted_f1", "weighted F1")):
+        if key in b and key in a:
+            lines.append(f"| {name} | {b[key]:.3f} | **{a[key]:.3f}** | {a[key] - b[key]:+.3f} |")
+    lines += ["", "| class | support | P base | P adapter | R base | R adapter | F1 base | F1 adapter |",
+              "|---|---|---|---|---|---|---|---|"]
+    for lab, pb in (b.get("per_class") or {}).items():
+        pa = (a.get("per_class") or {}).get(lab, {})
+        lines.append(f"| {lab} | {pb.get('support', '')} | {_f(pb.get('precision'))} | {_f(pa.get('precision'))} | "
+                     f"{_f(pb.get('recall'))} | {_f(pa.get('recall'))} | {_f(pb.get('f1'))} | **{_f(pa.get('f1'))}** |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ endpoints
+@functools.lru_cache(maxsize=8)
+def _model_defaults(model: str) -> dict:
+    # The architecture's default targets need only the module tree, so the model is built on
+    # the meta device from its config: no weights are read.
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from ..models import resolve_model
+    from ..training import default_target_modules, linear_module_names
+
+    resolved = resolve_model(model)
+    config = AutoConfig.from_pretrained(resolved.path)
+    with torch.device("meta"):
+        m = AutoModelForCausalLM.from_config(config)
+    return {"model": model, "model_type": getattr(config, "model_type", "?"),
+            "target_modules": default_target_modules(m), "target_modules_mlp": default_target_modules(m, mlp=True),
+            "linear_modules": linear_module_names(m)}
+
+
+def train_defaults(model: str) -> dict:
+    """The training defaults for `model`: {"model", "model_type", "target_modules" (the
+    per-architecture LoRA default), "target_modules_mlp", "linear_modules" (every name that may
+    be targeted), "config" (every TrainConfig default)}."""
+    from dataclasses import asdict
+
+    from ..training import TrainConfig
+
+    with user_errors("Reading the training defaults"):
+        model = (model or "").strip() or "default"
+        return {**_model_defaults(model), "config": asdict(TrainConfig())}
+
+
+def train_start(state: UIState, template_yaml: str, model: str, data_mode: str, k: float, lora_r: float,
+                lora_alpha: float, lora_dropout: float, target_modules: list[str] | None, lr: float, epochs: float,
+                steps: float, batch_size: float, grad_accum: float, max_length: float, warmup: float, seed: float,
+                eval_every: float, patience: float, mode: str, dev_limit: float, test_limit: float):
+    """Validate and start a LoRA run of the editor's template on this session's dataset.
+    `data_mode`: "all of the train split" or "k per class" (`k` rows per class); `target_modules`
+    empty = the architecture's default; `steps` 0 = train by `epochs`; `dev_limit`/`test_limit`
+    0 = the whole split. Returns (run folder, status markdown, poll timer); poll
+    `train_status(run_dir)` and open the result with `train_open(run_dir)`."""
+    from ..errors import ConfigError
+    from ..training import TrainConfig, TrainJob
+
+    with user_errors("Starting training"):
+        t = parse_template(template_yaml)
+        ds = state_dataset(state)
+        model = (model or "").strip() or "default"
+        if data_mode not in (None, "", DATA_ALL, DATA_K):
+            raise ConfigError(f"Unknown training data choice {data_mode!r}.", hint=f"Use '{DATA_ALL}' or '{DATA_K}'.")
+        shots = _num(k, None, int) if data_mode == DATA_K else None
+        if data_mode == DATA_K and shots is None:
+            raise ConfigError("'k per class' needs k.", hint="Set k (e.g. 16), or train on all of the train split.")
+        targets = [s.strip() for s in (target_modules or []) if s and s.strip()] or None
+        cfg = TrainConfig(
+            lora_r=_num(lora_r, 8, int), lora_alpha=_num(lora_alpha, 16, int), lora_dropout=_num(lora_dropout, 0.05),
+            target_modules=targets, mode=mode or "lm", lr=_num(lr, 0.0), epochs=_num(epochs, 3.0),
+            max_steps=_num(steps, 0, int) or None, batch_size=_num(batch_size, 4, int),
+            grad_accum=_num(grad_accum, 1, int), max_length=_num(max_length, 256, int),
+            warmup_ratio=_num(warmup, 0.1), seed=_num(seed, 0, int), shots_per_class=shots,
+            split_seed=int(getattr(state, "split_seed", 0) or 0), eval_every=_num(eval_every, 0, int),
+            patience=_num(patience, 0, int), dev_limit=_num(dev_limit, 0, int) or None,
+            test_limit=_num(test_limit, 0, int) or None)
+        cfg.validate()   # the cheap checks first, before the model copy is loaded
+        if not _START_LOCK.acquire(blocking=False):
+            raise ConfigError("Another training run is being started.", hint="Wait a few seconds and try again.")
+        try:
+            cur = _CURRENT["job"]
+            if cur is not None and cur.running:
+                raise ConfigError(f"A training run is already going ({cur.run_dir.name}).",
+                                  hint="Stop it first, or wait for it to finish: one run at a time per server.")
+            job = TrainJob.start(model, t, ds, cfg)   # prepare() validates data, lengths, modules: raises now
+            _CURRENT["job"] = job
+        finally:
+            _START_LOCK.release()
+        run_dir = str(job.run_dir)
+        return run_dir, run_dir, progress_html(job.status()), gr.Timer(active=True)
+
+
+def train_status(run_dir: str) -> dict:
+    """The run's status: {"state": pending|running|done|cancelled|failed|stale, "step",
+    "total_steps", "loss", "lr", "steps_per_s", "eta_s", "dev_accuracy", "dev_macro_f1",
+    "dev_per_class_f1", "best_step", "phase", "has_adapter", "stop_reason", "error", "result"
+    (true once result.json is written), ...}; {"state": "unknown"} for no run."""
+    from ..training import TrainJob
+
+    if not (run_dir or "").strip():
+        return {"state": "unknown"}
+    with user_errors("Reading the training status"):
+        p = _run_dir(run_dir)
+        st = TrainJob.attach(p).status()
+        st["result"] = (p / "result.json").exists()
+        # A finished thread's log ends with "end"; result.json is written right before it.
+        return st
+
+
+def train_cancel(run_dir: str) -> dict:
+    """Ask the run to stop (at its next micro-batch); the best adapter so far is kept.
+    Returns the status dict."""
+    from ..training import TrainJob
+
+    with user_errors("Stopping training"):
+        p = _run_dir(run_dir)
+        job = TrainJob.attach(p)
+        if job.status()["state"] in ("pending", "running"):
+            job.cancel()
+        return train_status(str(p))
+
+
+def train_open(run_dir: str):
+    """A run's views: (progress HTML, curves figure, dev evaluations table, result markdown,
+    per-class F1 base vs adapter figure, confusion base, confusion base + adapter). Figures
+    of a run still going are placeholders except the curves."""
+    from ..training import TrainJob, read_log, result_figures
+
+    with user_errors("Opening the training run"):
+        p = _run_dir(run_dir)
+        job = TrainJob.attach(p)
+        st = job.status()
+        rows = read_log(p)
+        figs = result_figures(p)
+        wait = "appears when the run ends" if st["state"] in ("pending", "running") else "no test comparison"
+        return (progress_html(st), figs["curves"], eval_table(rows), result_markdown(job.result(), st),
+                figs.get("per_class") or empty_figure(f"per-class F1: {wait}"),
+                figs.get("confusion_base") or empty_figure(f"confusion (base): {wait}"),
+                figs.get("confusion_adapter") or empty_figure(f"confusion (adapter): {wait}"))
+
+
+def train_attach(model: str, run_dir: str):
+    """Attach the run's (best) adapter to the shared model session: every tab then scores with
+    it until `train_detach`. Returns (model bar markdown, message)."""
+    from .. import jobs
+    from ..errors import ConfigError, ModelError
+    from ..session import get_session
+    from ..training import ADAPTER_NAME, TrainJob
+    from .model_bar import model_status
+
+    with user_errors("Attaching the adapter"):
+        p = _run_dir(run_dir)
+        st = TrainJob.attach(p).status()
+        if st["state"] in ("pending", "running"):
+            raise ConfigError("This run is still training.", hint="Wait until it ends, or stop it: the best adapter is kept.")
+        if not st.get("has_adapter"):
+            raise ConfigError(f"Run {p.name} saved no adapter.", hint="It stopped before its first save; train again.")
+        if jobs.active(resource="model"):
+            raise gr.Error("A job is using the model right now; attaching would change its scores mid-run.",
+                           title="Model busy", print_exception=False)
+        import json
+
+        adapter = p / ADAPTER_NAME
+        base = json.loads((adapter / "train_config.json").read_text()).get("base_model")
+        session = get_session((model or "").strip() or "default")
+        if base and session.resolved is not None and base != session.resolved.identity:
+            raise ModelError(f"The adapter was trained on {base}, but the loaded model is {session.resolved.identity}.",
+                             hint="Load the model it was trained on in the model bar first.")
+        session.attach_adapter(str(adapter))
+        return model_status(), f"Adapter of **{p.name}** attached: every tab now scores with it. Detach to go back."
+
+
+def train_detach():
+    """Detach any adapter from the shared model session. Returns (model bar markdown, message)."""
+    from .. import jobs
+    from .model_bar import current_session, model_status
+
+    with user_errors("Detaching the adapter"):
+        s = current_session()
+        if s is None or not s.adapter:
+            return model_status(), "No adapter is attached."
+        if jobs.active(resource="model"):
+            raise gr.Error("A job is using the model right now; detaching would change its scores mid-run.",
+                           title="Model busy", print_exception=False)
+        s.detach_adapter()
+        return model_status(), "Adapter detached: the base model is back."
+
+
+def train_runs() -> list[dict]:
+    """Training run folders, newest first: [{"run_dir", "name", "state", "step", "total_steps",
+    "best_step", "dev_macro_f1", "has_adapter"}]."""
+    from ..training import list_runs
+
+    with user_errors("Listing training runs"):
+        keys = ("run_dir", "state", "step", "total_steps", "best_step", "dev_macro_f1", "has_adapter")
+        return [{**{k: st.get(k) for k in keys}, "name": Path(st["run_dir"]).name} for st in list_runs()]
+
+
+# ------------------------------------------------------------------------------------ page glue
+def _run_choices():
+    runs = train_runs()
+    return [(f"{r['name']} · {r['state']} · step {r['step']}/{r['total_steps'] or '?'}", r["run_dir"]) for r in runs]
+
+
+def refresh_runs(current: str):
+    choices = _run_choices()
+    values = [v for _, v in choices]
+    return gr.Dropdown(choices=choices, value=current if current in values else None)
+
+
+def show_defaults(model: str):
+    """Fill the target-module choices and say what the default is."""
+    try:
+        d = train_defaults(model)
+    except gr.Error:
+        return gr.Dropdown(info="empty = the architecture's default (model not readable yet)")
+    return gr.Dropdown(choices=d["linear_modules"],
+                       info=f"empty = default for {d['model_type']}: {' '.join(d['target_modules'])}")
+
+
+def _empty_views():
+    return (progress_html(None), empty_figure("start a run to see its curves"), eval_table([]),
+            "*Start a run, or open a past one, to see its results.*", empty_figure("per-class F1 after the run"),
+            empty_figure("confusion (base)"), empty_figure("confusion (adapter)"))
+
+
+def poll_train(run_dir: str, seen: int):
+    """Timer tick: progress; curves and the dev table when the log grew; everything at the end.
+    Returns (progress, timer, rows seen, curves, eval table, result md, per-class, conf base, conf adapter)."""
+    from .. import plots
+    from ..training import TrainJob, read_log
+
+    skip6 = tuple(gr.skip() for _ in range(6))
+    try:
+        st = TrainJob.attach(_run_dir(run_dir)).status()
+    except Exception:  # noqa: BLE001 - no run (any more): stop polling quietly
+        return (progress_html(None), gr.Timer(active=False), 0) + skip6
+    if st["state"] in ("pending", "running"):
+        rows = read_log(run_dir)
+        if len(rows) == seen:
+            return (progress_html(st), gr.Timer(active=True), seen) + skip6
+        return (progress_html(st), gr.Timer(active=True), len(rows), plots.training_curves(rows),
+                eval_table(rows)) + tuple(gr.skip() for _ in range(4))
+    if st["state"] == "failed" and st.get("error"):
+        gr.Warning(str(st["error"]), title="Training failed")
+    views = train_open(run_dir)
+    return (views[0], gr.Timer(active=False), len(read_log(run_dir))) + tuple(views[1:])
+
+
+def reconnect(run_dir: str):
+    """Page load: redraw the run stored in localStorage and keep polling it if it still runs."""
+    if not (run_dir or "").strip():
+        return ("", gr.Timer(active=False), 0) + _empty_views()
+    try:
+        views = train_open(run_dir)
+    except gr.Error:
+        return ("", gr.Timer(active=False), 0) + _empty_views()
+    from ..training import TrainJob
+
+    running = TrainJob.attach(run_dir).status()["state"] in ("pending", "running")
+    return (run_dir, gr.Timer(active=running), 0) + views
+
+
+def open_past(run_dir: str):
+    """Dropdown choice: show that run and follow it (it becomes the tab's run)."""
+    if not run_dir:
+        return (gr.skip(), gr.skip(), gr.Timer(active=False), 0) + tuple(gr.skip() for _ in range(7))
+    views = train_open(run_dir)
+    from ..training import TrainJob
+
+    running = TrainJob.attach(run_dir).status()["state"] in ("pending", "running")
+    return (run_dir, run_dir, gr.Timer(active=running), 0) + views
+
+
+def cancel_ui(run_dir: str) -> str:
+    if not (run_dir or "").strip():
+        return progress_html(None)
+    return progress_html(train_cancel(run_dir))
+
+
+def build(ctx: Ctx) -> None:
+    from dataclasses import fields
+
+    from ..training import TrainConfig
+
+    h = {f.name: f.metadata.get("help", "") for f in fields(TrainConfig)}
+    with gr.Tab("Train", id="train", elem_id="tab-train"):
+        gr.Markdown("Fine-tune the model on **the template in the editor** with LoRA (prompt-based: the loss is on the "
+                    "gold verbalizer after the prompt), on this session's dataset. The model bar's model is copied for "
+                    "training, so the other tabs keep working while it runs.")
+        with gr.Row(equal_height=True):
+            data_mode = gr.Radio([DATA_ALL, DATA_K], value=DATA_K, label="Training data", scale=2)
+            k = gr.Number(16, label="k per class", precision=0, minimum=1, min_width=90)
+            mode = gr.Radio(MODES, value="lm", label="Mode", info="lm: answer-token loss · head: classifier", scale=2)
+            seed = gr.Number(0, label="Seed", precision=0, min_width=90, info="sample, init, order")
+        with gr.Accordion("LoRA", open=True):
+            with gr.Row(equal_height=True):
+                lora_r = gr.Number(8, label="Rank r", precision=0, minimum=1, min_width=90)
+                lora_alpha = gr.Number(16, label="Alpha", precision=0, minimum=1, min_width=90, info="scale = alpha / r")
+                lora_dropout = gr.Number(0.05, label="Dropout", minimum=0, maximum=0.99, step=0.01, min_width=90)
+                targets = gr.Dropdown([], value=[], multiselect=True, allow_custom_value=True, scale=3,
+                                      label="Target modules", info="empty = the architecture's default",
+                                      elem_id="train-targets")
+        with gr.Accordion("Optimisation and evaluation", open=True):
+            with gr.Row(equal_height=True):
+                lr = gr.Number(5e-4, label="Learning rate", minimum=0, step=1e-4, min_width=100, elem_id="train-lr")
+                epochs = gr.Number(3, label="Epochs", minimum=0, min_width=90, info="if steps = 0")
+                steps = gr.Number(60, label="Steps", precision=0, minimum=0, min_width=90, info="0 = use epochs",
+                                  elem_id="train-steps")
+                batch = gr.Number(4, label="Batch size", precision=0, minimum=1, min_width=90, elem_id="train-batch")
+                accum = gr.Number(1, label="Grad accum", precision=0, minimum=1, min_width=90)
+                max_len = gr.Number(256, label="Max length", precision=0, minimum=8, min_width=90, info="tokens, never cut",
+                                    elem_id="train-maxlen")
+                warmup = gr.Number(0.1, label="Warm-up", minimum=0, maximum=0.99, step=0.05, min_width=90,
+                                   info="share of steps")
+            with gr.Row(equal_height=True):
+                eval_every = gr.Number(20, label="Eval every N steps", precision=0, minimum=0, min_width=100,
+                                       info="0 = only at the end", elem_id="train-eval-every")
+                patience = gr.Number(3, label="Patience", precision=0, minimum=0, min_width=90, info=h["patience"][:40])
+                dev_limit = gr.Number(200, label="Dev rows", precision=0, minimum=0, min_width=90, info="0 = all",
+                                      elem_id="train-dev-limit")
+                test_limit = gr.Number(0, label="Test rows", precision=0, minimum=0, min_width=90, info="0 = all",
+                                       elem_id="train-test-limit")
+        with gr.Row():
+            start_btn = gr.Button("▶ Start training", variant="primary", elem_id="train-start")
+            stop_btn = gr.Button("■ Stop", variant="stop", elem_id="train-stop")
+        progress = gr.HTML(progress_html(None), elem_id="train-progress")
+        with gr.Row():
+            curves = gr.Plot(label="Training loss and dev metrics", elem_id="train-curves", scale=3)
+            evals = gr.Dataframe(label="Dev evaluations (per-class F1)", interactive=False, max_height=360,
+                                 elem_id="train-evals", scale=2)
+        result_md = gr.Markdown("*Start a run, or open a past one, to see its results.*", elem_id="train-result")
+        per_class = gr.Plot(label="Per-class F1: base vs base + adapter (test)", elem_id="train-per-class")
+        with gr.Row():
+            conf_base = gr.Plot(label="Confusion: base", elem_id="train-conf-base")
+            conf_adapter = gr.Plot(label="Confusion: base + adapter", elem_id="train-conf-adapter")
+        with gr.Row(equal_height=True):
+            attach_btn = gr.Button("Attach adapter to the session", variant="primary", elem_id="train-attach")
+            detach_btn = gr.Button("Detach", elem_id="train-detach")
+            attach_msg = gr.Markdown("", elem_id="train-attach-msg")
+        with gr.Row(equal_height=True):
+            past = gr.Dropdown([], label="Past training runs (open one to see or follow it)", scale=4,
+                               elem_id="train-past")
+            refresh = gr.Button("↻", scale=0, min_width=50)
+        timer = gr.Timer(POLL_S, active=False)
+        run_state = gr.BrowserState("", storage_key="workbench_train_run")
+        seen = gr.State(0)
+        # plain endpoints for scripts (gradio_client cannot read localStorage)
+        with gr.Row(visible=False):
+            api_run = gr.Textbox()
+            api_status_btn, api_cancel_btn, api_open_btn = gr.Button(), gr.Button(), gr.Button()
+            api_runs_btn, api_defaults_btn, api_attach_btn = gr.Button(), gr.Button(), gr.Button()
+            api_json = gr.JSON()
+
+    views = [progress, curves, evals, result_md, per_class, conf_base, conf_adapter]
+    inputs = [ctx.state, ctx.editor, ctx.model_name, data_mode, k, lora_r, lora_alpha, lora_dropout, targets, lr,
+              epochs, steps, batch, accum, max_len, warmup, seed, eval_every, patience, mode, dev_limit, test_limit]
+    start_btn.click(train_start, inputs, [run_state, api_run, progress, timer], api_name="train_start",
+                    concurrency_id="train_start", concurrency_limit=1).then(
+        refresh_runs, run_state, past, api_name="train_runs_refresh_after_start", api_visibility="private")
+    timer.tick(poll_train, [run_state, seen], [progress, timer, seen] + views[1:], api_name="train_poll",
+               api_visibility="private", show_progress="hidden", concurrency_limit=None)
+    stop_btn.click(cancel_ui, run_state, progress, api_name="train_cancel_ui", api_visibility="private",
+                   concurrency_limit=None)
+    attach_btn.click(train_attach, [ctx.model_name, run_state], [ctx.model_info, attach_msg], api_name="train_attach_ui",
+                     api_visibility="private")
+    detach_btn.click(train_detach, None, [ctx.model_info, attach_msg], api_name="train_detach")
+    refresh.click(refresh_runs, run_state, past, api_name="train_runs_refresh", api_visibility="private")
+    past.select(open_past, past, [run_state, api_run, timer, seen] + views, api_name="train_open_past",
+                api_visibility="private")
+    # Public, explicit-input versions for scripts.
+    api_status_btn.click(train_status, api_run, api_json, api_name="train_status", concurrency_limit=None)
+    api_cancel_btn.click(train_cancel, api_run, api_json, api_name="train_cancel", concurrency_limit=None)
+    api_open_btn.click(train_open, api_run, views, api_name="train_open")
+    # The UI's attach button reads localStorage; scripts pass the run folder.
+    api_attach_btn.click(train_attach, [ctx.model_name, api_run], [ctx.model_info, attach_msg], api_name="train_attach")
+    api_runs_btn.click(train_runs, None, api_json, api_name="train_runs")
+    api_defaults_btn.click(train_defaults, ctx.model_name, api_json, api_name="train_defaults")
+    ctx.demo.load(reconnect, run_state, [run_state, timer, seen] + views, api_name="train_reconnect",
+                  api_visibility="private").then(
+        refresh_runs, run_state, past, api_name="train_runs_on_load", api_visibility="private").then(
+        show_defaults, ctx.model_name, targets, api_name="train_defaults_on_load", api_visibility="private")
