@@ -276,7 +276,7 @@ def classify(template, rows, prompts: Sequence[str], session, config: EvalConfig
         k = _argmax(scores)
         gold = template.gold(row)
         records.append({
-            "index": _jsonable(idx), "gold": gold, "pred": labels[k], "correct": labels[k] == gold,
+            "index": jsonable(idx), "gold": gold, "pred": labels[k], "correct": labels[k] == gold,
             "scores": {lab: round(s, 6) for lab, s in zip(labels, scores)},
             "logprobs": {lab: round(s, 6) for lab, s in zip(labels, raw)},
             "prompt": ctx,
@@ -325,7 +325,7 @@ def generate_records(template, rows, prompts, session, config: EvalConfig, *, pr
     for (idx, row), ctx, out in zip(rows.iterrows(), prompts, outs):
         gold = template.gold(row)
         pred = extract_answer(out.text, g.extract)
-        records.append({"index": _jsonable(idx), "gold": gold, "pred": pred, "output": out.text,
+        records.append({"index": jsonable(idx), "gold": gold, "pred": pred, "output": out.text,
                         "stop_reason": out.stop_reason,
                         "correct": normalize_answer(pred) == normalize_answer(gold), "prompt": ctx})
     return records
@@ -409,7 +409,7 @@ def _hash_indices(indices) -> str:
     return hashlib.sha256(json.dumps(indices).encode()).hexdigest()[:16]
 
 
-def _jsonable(v):
+def jsonable(v):
     try:
         import numpy as np
         if isinstance(v, np.generic):

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from .errors import Cancelled, ConfigError
+from .inference import jsonable
 
 END_REASONS = ("final_answer", "no_final_answer", "loop", "hop_limit", "token_budget")
 
@@ -356,7 +357,7 @@ def run_selfask_records(template, rows, prompts: Sequence[str], session, config,
         trace = build_trace(c, question=_safe_input(template, row))
         if retriever is not None:
             trace["retriever"] = repr(retriever)
-        records.append({"index": _jsonable(idx), "gold": gold, "pred": pred, "output": c.output,
+        records.append({"index": jsonable(idx), "gold": gold, "pred": pred, "output": c.output,
                         "stop_reason": c.calls[-1]["stop_reason"] if c.calls else None,
                         "correct": normalize_answer(pred) == normalize_answer(gold), "prompt": c.prompt,
                         "end_reason": c.end_reason, "hops": trace["hops"], "trace": trace})
@@ -371,16 +372,6 @@ def _safe_input(template, row) -> str | None:
     except Exception:  # noqa: BLE001 - the trace is for people; the prompt is in the record anyway
         return None
     return " ".join(_MARKERS.sub(" ", text).split()) or text
-
-
-def _jsonable(v):
-    try:
-        import numpy as np
-        if isinstance(v, np.generic):
-            return v.item()
-    except ImportError:
-        pass
-    return v
 
 
 # ---------------------------------------------------------------------------- extraction

@@ -203,3 +203,36 @@ def _run_payload(db: str, run_id: str) -> dict:
     if p is None:
         raise ConfigError(f"Run {run_id} has no stored results.", hint="Only eval runs can be opened here.")
     return p
+
+
+def fmt_seconds(s) -> str:
+    if s is None:
+        return "…"
+    s = float(s)
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
+
+
+def job_progress_html(st: dict | None, *, what: str = "", idle: str = "Nothing running.", unit: str = "") -> str:
+    """The progress bar + status line of a `workbench.jobs` job (Run and Compare tabs).
+    `unit` names what `done/total` counts ("requests"); empty hides the counts."""
+    import html
+
+    if not st or st.get("state") == "unknown":
+        return f"<div class='wb-progress idle'><span>{html.escape(idle)}</span></div>"
+    state, done, total = st["state"], st.get("done", 0), st.get("total", 0)
+    pct = 100.0 if state == "done" else (100.0 * done / total if total else 0.0)
+    if state == "running":
+        counts = f"{done}/{total} {unit} · " if unit and total else ""
+        detail = (f"{counts}ETA {fmt_seconds(st.get('eta_s'))} · " if total else "") + \
+            f"{html.escape(st.get('message') or '')} · {fmt_seconds(st.get('elapsed_s'))} elapsed"
+    elif state == "queued":
+        detail = html.escape(st.get("message") or "queued")
+    elif state == "done":
+        detail = f"finished in {fmt_seconds(st.get('elapsed_s'))} · run <code>{html.escape(str(st.get('result_id')))}</code>"
+    elif state == "failed":
+        detail = "failed: " + html.escape(st.get("error") or "")
+    else:
+        detail = html.escape(st.get("message") or state)
+    return (f"<div class='wb-progress {state}'><div class='wb-bar'><div class='wb-fill' style='width:{pct:.1f}%'></div>"
+            f"</div><div class='wb-detail'><b>{state}</b> · {html.escape(what)} · {detail}</div></div>")
+

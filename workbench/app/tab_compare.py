@@ -14,12 +14,11 @@ parse inputs, start jobs and turn stored results into tables and figures.
 """
 from __future__ import annotations
 
-import html
 
 import gradio as gr
 
 from .. import jobs
-from .common import Ctx, UIState, empty_figure, state_dataset, user_errors
+from .common import Ctx, UIState, empty_figure, state_dataset, job_progress_html, user_errors
 
 MAX_COLUMNS = 8
 METHODS = ["acc", "acc_norm", "acc_bytes"]
@@ -194,30 +193,9 @@ def cancel_compare(job_id: str) -> str:
     return progress_html(jobs.status(job_id) if job_id else None)
 
 
-def _fmt_s(s) -> str:
-    if s is None:
-        return "…"
-    return f"{float(s):.0f} s" if float(s) < 90 else f"{float(s) / 60:.1f} min"
-
-
 def progress_html(st: dict | None) -> str:
-    if not st or st.get("state") == "unknown":
-        return "<div class='wb-progress idle'><span>Nothing running.</span></div>"
-    state, done, total = st["state"], st.get("done", 0), st.get("total", 0)
-    pct = 100.0 if state == "done" else (100.0 * done / total if total else 0.0)
-    meta = st.get("meta") or {}
-    what = html.escape(f"{meta.get('study', '')} {meta.get('template', '')} on {meta.get('data', '')}".strip())
-    if state == "running":
-        detail = (f"ETA {_fmt_s(st.get('eta_s'))} · " if total else "") + \
-                 f"{html.escape(st.get('message') or '')} · {_fmt_s(st.get('elapsed_s'))} elapsed"
-    elif state == "done":
-        detail = f"finished in {_fmt_s(st.get('elapsed_s'))} · run <code>{html.escape(str(st.get('result_id')))}</code>"
-    elif state == "failed":
-        detail = "failed: " + html.escape(st.get("error") or "")
-    else:
-        detail = html.escape(st.get("message") or state)
-    return (f"<div class='wb-progress {state}'><div class='wb-bar'><div class='wb-fill' style='width:{pct:.1f}%'>"
-            f"</div></div><div class='wb-detail'><b>{state}</b> · {what} · {detail}</div></div>")
+    meta = (st or {}).get("meta") or {}
+    return job_progress_html(st, what=f"{meta.get('study', '')} {meta.get('template', '')} on {meta.get('data', '')}".strip())
 
 
 # ------------------------------------------------------------------------------------ views

@@ -8,12 +8,11 @@ running evaluation; the finished result is stored in the run registry and opened
 """
 from __future__ import annotations
 
-import html
 
 import gradio as gr
 
 from .. import jobs
-from .common import Ctx, UIState, parse_template, result_views, run_payload, state_dataset, user_errors
+from .common import Ctx, UIState, parse_template, result_views, run_payload, state_dataset, job_progress_html, user_errors
 
 METHODS = ["acc", "acc_norm", "acc_bytes"]
 CALIBRATIONS = ["none", "contextual", "pmi"]
@@ -75,33 +74,10 @@ def cancel_run(job_id: str) -> str:
     return progress_html(jobs.status(job_id))
 
 
-def _fmt_s(s) -> str:
-    if s is None:
-        return "…"
-    s = float(s)
-    return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
-
-
 def progress_html(st: dict | None) -> str:
-    if not st or st.get("state") == "unknown":
-        return "<div class='wb-progress idle'><span>No evaluation running.</span></div>"
-    state, done, total = st["state"], st.get("done", 0), st.get("total", 0)
-    pct = 100.0 if state == "done" else (100.0 * done / total if total else 0.0)
-    meta = st.get("meta") or {}
-    what = html.escape(f"{meta.get('template', '')} on {meta.get('data', '')}") if meta else ""
-    if state == "running":
-        detail = (f"{done}/{total} requests · ETA {_fmt_s(st.get('eta_s'))} · " if total else "") + \
-                 f"{html.escape(st.get('message') or '')} · {_fmt_s(st.get('elapsed_s'))} elapsed"
-    elif state == "queued":
-        detail = html.escape(st.get("message") or "queued")
-    elif state == "done":
-        detail = f"finished in {_fmt_s(st.get('elapsed_s'))} · run <code>{html.escape(str(st.get('result_id')))}</code>"
-    elif state == "failed":
-        detail = "failed: " + html.escape(st.get("error") or "")
-    else:
-        detail = html.escape(st.get("message") or state)
-    return (f"<div class='wb-progress {state}'><div class='wb-bar'><div class='wb-fill' style='width:{pct:.1f}%'></div></div>"
-            f"<div class='wb-detail'><b>{state}</b> · {what} · {detail}</div></div>")
+    meta = (st or {}).get("meta") or {}
+    what = f"{meta.get('template', '')} on {meta.get('data', '')}" if meta else ""
+    return job_progress_html(st, what=what, idle="No evaluation running.", unit="requests")
 
 
 def _views(state: UIState, run_id: str | None, errors_only: bool):
