@@ -316,9 +316,9 @@ def evaluate_or_reuse(template, dataset, session, config, *, rows, pool, registr
 
     With a registry, an identical finished eval is loaded instead of rescored, and a fresh one
     is recorded. A stored eval whose record indices differ from `rows` is not trusted."""
-    from .inference import EvalResult, _jsonable, evaluate
+    from .inference import EvalResult, jsonable, evaluate
 
-    indices = [_jsonable(i) for i in rows.index]
+    indices = [jsonable(i) for i in rows.index]
     if registry is not None:
         rec = registry.find_matching(template_hash=template.content_hash(), model=session.identity,
                                      adapter=session.adapter, data_fingerprint=dataset.fingerprint(),
@@ -340,14 +340,14 @@ def evaluate_or_reuse(template, dataset, session, config, *, rows, pool, registr
 def demo_indices(template, rows, pool, config) -> list:
     """The pool rows used as demonstrations: one list for fixed sampling, one per row for
     per-example sampling (the same draw `inference.build_prompts` makes)."""
-    from .inference import _jsonable, demos_for
+    from .inference import jsonable, demos_for
 
     if config.shots <= 0:
         return []
     label_col = template.label_column if template.label_column in rows.columns else None
     if config.sampling == "fixed":
-        return [_jsonable(d.name) for d in demos_for(template, pool, config, None, label_col)]
-    return [[_jsonable(d.name) for d in demos_for(template, pool, config, idx, label_col)] for idx in rows.index]
+        return [jsonable(d.name) for d in demos_for(template, pool, config, None, label_col)]
+    return [[jsonable(d.name) for d in demos_for(template, pool, config, idx, label_col)] for idx in rows.index]
 
 
 def _row_texts(dataset, rows, templates=(), limit: int = 400) -> list[str] | None:
@@ -413,7 +413,7 @@ def compare_templates(
     `registry` defaults to the user's run registry (reuse + storing); `store=False` with no
     registry skips both. `progress(done, total, message)` is called as templates advance.
     """
-    from .inference import EvalConfig, _jsonable, eval_rows
+    from .inference import EvalConfig, jsonable, eval_rows
 
     config = config or EvalConfig()
     config.validate()
@@ -427,7 +427,7 @@ def compare_templates(
     reg = _resolve_registry(registry, store)
     # One draw of rows and demo pool for everyone: this is what makes the comparison paired.
     rows, pool = eval_rows(dataset, config)
-    indices = [_jsonable(i) for i in rows.index]
+    indices = [jsonable(i) for i in rows.index]
     demos = {nm: demo_indices(t, rows, pool, config) for nm, t in zip(names, templates)}
     first = demos[names[0]]
     for nm in names[1:]:
