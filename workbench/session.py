@@ -114,6 +114,24 @@ class ModelSession:
         # positions that went through the LM head, and seconds spent in forward passes.
         self.stats = {"tokens": 0, "padded": 0, "head_positions": 0, "forward_s": 0.0}
 
+    @classmethod
+    def from_model(cls, model, tokenizer, *, name: str, identity: str, path: str = "", device: str = "cpu",
+                   dtype=None, adapter: str | None = None) -> "ModelSession":
+        """A session over an in-memory model (e.g. the peft model being trained), so dev/test
+        evaluation goes through exactly the same scoring code as everything else."""
+        import torch
+
+        from .models import ResolvedModel
+
+        s = cls(name, device=device)
+        s._model = s._base = model
+        s._tok = tokenizer
+        s.device, s.dtype = device, dtype or torch.float32
+        s.resolved = ResolvedModel(name=name, path=path, identity=identity, source="in-memory")
+        s.adapter = adapter
+        s.load_seconds = 0.0
+        return s
+
     # ------------------------------------------------------------------ loading
     def load(self, progress: Callable[[str], None] | None = None) -> "ModelSession":
         if self._model is not None:

@@ -205,23 +205,12 @@ def resolve_target_modules(model, cfg: TrainConfig) -> list[str]:
 # ---------------------------------------------------------------------------- session over a model
 def session_for_model(model, tokenizer, *, name: str, identity: str, path: str = "", device: str = "cpu",
                       dtype=None, adapter: str | None = "(training)"):
-    """A `ModelSession` that scores through an in-memory model (the peft model being trained), so
-    dev/test evaluation uses exactly `inference.evaluate` and its lm-eval scoring.
-
-    (A `ModelSession.from_model` constructor in session.py would make this a one-liner.)"""
-    import torch
-
-    from .models import ResolvedModel
+    """A `ModelSession` that scores through the in-memory (peft) model being trained, so dev/test
+    evaluation uses exactly `inference.evaluate` and its lm-eval scoring."""
     from .session import ModelSession
 
-    s = ModelSession(name, device=device)
-    s._model = s._base = model
-    s._tok = tokenizer
-    s.device, s.dtype = device, dtype or torch.float32
-    s.resolved = ResolvedModel(name=name, path=path, identity=identity, source="in-memory")
-    s.adapter = adapter
-    s.load_seconds = 0.0
-    return s
+    return ModelSession.from_model(model, tokenizer, name=name, identity=identity, path=path, device=device,
+                                   dtype=dtype, adapter=adapter)
 
 
 # ---------------------------------------------------------------------------- log and status
