@@ -133,6 +133,8 @@ def main() -> int:
     ap.add_argument("--lmeval-batch", default="32", help="lm-eval --batch_size (a number, or 'auto')")
     ap.add_argument("--work", default="/tmp/wb_bench")
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--bf16", action="store_true", help="also time `workbench eval --dtype bfloat16` and report "
+                                                       "its accuracy change and prediction agreement with fp32")
     args = ap.parse_args()
 
     from workbench.models import resolve_model
@@ -161,10 +163,19 @@ def main() -> int:
         ll_diff = max(abs(ours["records"][i]["logprobs"][lab] - their_lls[i][j])
                       for i in range(len(their_lls)) for j, lab in enumerate(labels))
         ok &= same
-        results.append({"shots": shots, "n": len(rows), "ours_s": round(t_ours, 1), "lm_eval_s": round(t_theirs, 1),
-                        "speedup": round(t_theirs / t_ours, 2), "identical_predictions": same,
-                        "max_abs_logprob_diff": float(f"{ll_diff:.2e}"),
-                        "ours_acc": round(ours["metrics"]["accuracy"], 4)})
+        row = {"shots": shots, "n": len(rows), "ours_s": round(t_ours, 1), "lm_eval_s": round(t_theirs, 1),
+               "speedup": round(t_theirs / t_ours, 2), "identical_predictions": same,
+               "max_abs_logprob_diff": float(f"{ll_diff:.2e}"), "ours_acc": round(ours["metrics"]["accuracy"], 4)}
+        if args.bf16:
+            bf_json = w / "ours_bf16.json"
+            t_bf = _run([str(BIN / "workbench"), "eval", "--model", "default", "--dtype", "bfloat16", "--data", "bbc",
+                         "--template", args.template, "--limit", str(args.limit), "--shots", str(shots),
+                         "--seed", str(args.seed), "--out", str(bf_json), "--no-registry"], env)
+            bf = json.loads(bf_json.read_text())
+            agree = sum(a["pred"] == b["pred"] for a, b in zip(ours["records"], bf["records"])) / len(bf["records"])
+            row.update(bf16_s=round(t_bf, 1), bf16_speedup_vs_fp32=round(t_ours / t_bf, 2),
+                       bf16_acc=round(bf["metrics"]["accuracy"], 4), bf16_agreement=round(agree, 4))
+        results.append(row)
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}")
     print(f"{'shots':>5} {'n':>5} {'ours (s)':>9} {'lm-eval (s)':>12} {'ratio':>7} {'identical':>10} "
@@ -172,6 +183,10 @@ def main() -> int:
     for r in results:
         print(f"{r['shots']:>5} {r['n']:>5} {r['ours_s']:>9} {r['lm_eval_s']:>12} {r['speedup']:>6}x "
               f"{str(r['identical_predictions']):>10} {r['max_abs_logprob_diff']:>11} {r['ours_acc']:>6}")
+    for r in results:
+        if "bf16_s" in r:
+            print(f"bf16 ({r['shots']}-shot): {r['bf16_s']} s ({r['bf16_speedup_vs_fp32']}x fp32), accuracy "
+                  f"{r['bf16_acc']} vs {r['ours_acc']} fp32, same prediction on {100 * r['bf16_agreement']:.1f}% of examples")
     fl = []
     for shots in [int(x) for x in args.shots.split(",")]:
         f = flops_fraction(args.template, args.limit, shots, args.seed)
