@@ -356,31 +356,39 @@ def _empty_views():
 
 def poll_train(run_dir: str, seen: int):
     """Timer tick: progress; curves and the dev table when the log grew; everything at the end.
-    Returns (progress, timer, rows seen, curves, eval table, result md, per-class, conf base, conf adapter)."""
+    Returns (progress, timer, rows seen, curves, eval table, result md, per-class, conf base,
+    conf adapter, past-runs dropdown)."""
     from .. import plots
     from ..training import TrainJob, read_log
 
-    skip6 = tuple(gr.skip() for _ in range(6))
+    skip7 = tuple(gr.skip() for _ in range(7))
     try:
         st = TrainJob.attach(_run_dir(run_dir)).status()
     except Exception:  # noqa: BLE001 - no run (any more): stop polling quietly
-        return (progress_html(None), gr.Timer(active=False), 0) + skip6
+        return (progress_html(None), gr.Timer(active=False), 0) + skip7
     if st["state"] in ("pending", "running"):
         rows = read_log(run_dir)
         if len(rows) == seen:
-            return (progress_html(st), gr.Timer(active=True), seen) + skip6
+            return (progress_html(st), gr.Timer(active=True), seen) + skip7
         return (progress_html(st), gr.Timer(active=True), len(rows), plots.training_curves(rows),
-                eval_table(rows)) + tuple(gr.skip() for _ in range(4))
+                eval_table(rows)) + tuple(gr.skip() for _ in range(5))
     if st["state"] == "failed" and st.get("error"):
         gr.Warning(str(st["error"]), title="Training failed")
     views = train_open(run_dir)
-    return (views[0], gr.Timer(active=False), len(read_log(run_dir))) + tuple(views[1:])
+    # The run's state in the past-runs list changes now, so that list is refreshed once.
+    return (views[0], gr.Timer(active=False), len(read_log(run_dir))) + tuple(views[1:]) + (refresh_runs(run_dir),)
 
 
 def reconnect(run_dir: str):
-    """Page load: redraw the run stored in localStorage and keep polling it if it still runs."""
+    """Page load / tab shown: redraw the run stored in localStorage and keep polling it if it
+    still runs. Without a stored run, the run in progress on this server (there is at most one)."""
     if not (run_dir or "").strip():
-        return ("", gr.Timer(active=False), 0) + _empty_views()
+        from ..training import list_runs
+
+        live = [r for r in list_runs() if r["state"] in ("pending", "running")]
+        if not live:
+            return ("", gr.Timer(active=False), 0) + _empty_views()
+        run_dir = live[0]["run_dir"]
     try:
         views = train_open(run_dir)
     except gr.Error:
@@ -414,13 +422,13 @@ def build(ctx: Ctx) -> None:
     from ..training import TrainConfig
 
     h = {f.name: f.metadata.get("help", "") for f in fields(TrainConfig)}
-    with gr.Tab("Train", id="train", elem_id="tab-train"):
+    with gr.Tab("Train", id="train", elem_id="tab-train") as tab:
         gr.Markdown("Fine-tune the model on **the template in the editor** with LoRA (prompt-based: the loss is on the "
                     "gold verbalizer after the prompt), on this session's dataset. The model bar's model is copied for "
                     "training, so the other tabs keep working while it runs.")
         with gr.Row(equal_height=True):
             data_mode = gr.Radio([DATA_ALL, DATA_K], value=DATA_K, label="Training data", scale=2)
-            k = gr.Number(16, label="k per class", precision=0, minimum=1, min_width=90)
+            k = gr.Number(16, label="k per class", precision=0, minimum=1, min_width=90, elem_id="train-k")
             mode = gr.Radio(MODES, value="lm", label="Mode", info="lm: answer-token loss · head: classifier", scale=2)
             seed = gr.Number(0, label="Seed", precision=0, min_width=90, info="sample, init, order")
         with gr.Accordion("LoRA", open=True):
@@ -473,6 +481,9 @@ def build(ctx: Ctx) -> None:
                                elem_id="train-past")
             refresh = gr.Button("↻", scale=0, min_width=50)
         timer = gr.Timer(POLL_S, active=False)
+        # The run folder in localStorage (reload reconnects). Gradio mounts a tab's components
+        # only when the tab is first shown, so the page-load event may see the empty default:
+        # showing the tab reconnects again, with the stored value.
         run_state = gr.BrowserState("", storage_key="workbench_train_run")
         seen = gr.State(0)
         # plain endpoints for scripts (gradio_client cannot read localStorage)
@@ -488,7 +499,7 @@ def build(ctx: Ctx) -> None:
     start_btn.click(train_start, inputs, [run_state, api_run, progress, timer], api_name="train_start",
                     concurrency_id="train_start", concurrency_limit=1).then(
         refresh_runs, run_state, past, api_name="train_runs_refresh_after_start", api_visibility="private")
-    timer.tick(poll_train, [run_state, seen], [progress, timer, seen] + views[1:], api_name="train_poll",
+    timer.tick(poll_train, [run_state, seen], [progress, timer, seen] + views[1:] + [past], api_name="train_poll",
                api_visibility="private", show_progress="hidden", concurrency_limit=None)
     stop_btn.click(cancel_ui, run_state, progress, api_name="train_cancel_ui", api_visibility="private",
                    concurrency_limit=None)
@@ -506,6 +517,8 @@ def build(ctx: Ctx) -> None:
     api_attach_btn.click(train_attach, [ctx.model_name, api_run], [ctx.model_info, attach_msg], api_name="train_attach")
     api_runs_btn.click(train_runs, None, api_json, api_name="train_runs")
     api_defaults_btn.click(train_defaults, ctx.model_name, api_json, api_name="train_defaults")
+    tab.select(reconnect, run_state, [run_state, timer, seen] + views, api_name="train_reconnect_on_select",
+               api_visibility="private", show_progress="hidden")
     ctx.demo.load(reconnect, run_state, [run_state, timer, seen] + views, api_name="train_reconnect",
                   api_visibility="private").then(
         refresh_runs, run_state, past, api_name="train_runs_on_load", api_visibility="private").then(
