@@ -463,10 +463,9 @@ def build(ctx: Ctx) -> None:
             start_btn = gr.Button("▶ Start training", variant="primary", elem_id="train-start")
             stop_btn = gr.Button("■ Stop", variant="stop", elem_id="train-stop")
         progress = gr.HTML(progress_html(None), elem_id="train-progress")
-        with gr.Row():
-            curves = gr.Plot(label="Training loss and dev metrics", elem_id="train-curves", scale=3)
-            evals = gr.Dataframe(label="Dev evaluations (per-class F1)", interactive=False, max_height=360,
-                                 elem_id="train-evals", scale=2)
+        curves = gr.Plot(label="Training loss and dev metrics", elem_id="train-curves")
+        evals = gr.Dataframe(label="Dev evaluations (per-class F1)", interactive=False, max_height=300,
+                             elem_id="train-evals")
         result_md = gr.Markdown("*Start a run, or open a past one, to see its results.*", elem_id="train-result")
         per_class = gr.Plot(label="Per-class F1: base vs base + adapter (test)", elem_id="train-per-class")
         with gr.Row():
