@@ -524,8 +524,8 @@ def build(ctx: Ctx) -> None:
         timer = gr.Timer(POLL_S, active=False)
         r_timer = gr.Timer(POLL_S, active=False)
         shown = gr.State("")                 # this user's comparison on screen (run id)
-        job = gr.BrowserState("", storage_key="workbench_compare_job")
-        r_job = gr.BrowserState("", storage_key="workbench_robust_job")
+        job = ctx.browser["compare_job"]
+        r_job = ctx.browser["robust_job"]
         job_box, r_job_box = gr.Textbox(visible=False), gr.Textbox(visible=False)
         run_box, open_api, r_open_api = gr.Textbox(visible=False), gr.Button(visible=False), gr.Button(visible=False)
         api_status, api_status_out = gr.Button(visible=False), gr.JSON(visible=False)

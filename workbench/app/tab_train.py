@@ -483,7 +483,7 @@ def build(ctx: Ctx) -> None:
         # The run folder in localStorage (reload reconnects). Gradio mounts a tab's components
         # only when the tab is first shown, so the page-load event may see the empty default:
         # showing the tab reconnects again, with the stored value.
-        run_state = gr.BrowserState("", storage_key="workbench_train_run")
+        run_state = ctx.browser["train_run"]
         seen = gr.State(0)
         # plain endpoints for scripts (gradio_client cannot read localStorage)
         with gr.Row(visible=False):
