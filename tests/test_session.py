@@ -99,3 +99,9 @@ def test_chat_template_wraps_user_turn(session):
 def test_missing_adapter_is_a_clear_error(session, tmp_path):
     with pytest.raises(ModelError, match="adapter_config.json is missing"):
         session.attach_adapter(str(tmp_path))
+
+
+def test_batched_pair_encoding_equals_one_by_one(session):
+    reqs = [(c, x) for c in CONTEXTS for x in CHOICES]
+    reqs += [("", " hello"), ("<|im_start|>user\nhi<|im_end|>", " there"), ("Answer:  ", "no")]
+    assert session.encode_pairs(reqs) == [session.encode_pair(c, x) for c, x in reqs]

@@ -297,11 +297,41 @@ class ModelSession:
         ctx = self.encode(context)
         return ctx, whole[len(ctx):]
 
+    def encode_pairs(self, requests: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+        """`encode_pair` for many requests at once, with the same result: each distinct context is
+        encoded once (a classification prompt has one context and several choices), and the
+        whole strings go through the tokenizer's batch encoder."""
+        tok = self.tokenizer
+        prefix = tok.decode([self._prefix_token_id()])
+        out: list = [None] * len(requests)
+        ctx_ids: dict[str, list[int]] = {}
+        groups: dict[bool, list[tuple[int, str, int]]] = {True: [], False: []}   # add_special -> (i, whole, ctx len)
+        for i, (context, continuation) in enumerate(requests):
+            if context == "":
+                out[i] = self.encode_pair(context, continuation)
+                continue
+            n_spaces = len(context) - len(context.rstrip())
+            if n_spaces:
+                continuation = context[-n_spaces:] + continuation
+                context = context[:-n_spaces]
+            if context not in ctx_ids:
+                ctx_ids[context] = self.encode(context)
+            whole = context + continuation
+            groups[not (prefix and whole.startswith(prefix))].append((i, whole, context))
+        for add_special, items in groups.items():
+            if not items:
+                continue
+            encoded = tok([w for _, w, _ in items], add_special_tokens=add_special)["input_ids"]
+            for (i, _, context), ids in zip(items, encoded):
+                ctx = ctx_ids[context]
+                out[i] = (ctx, ids[len(ctx):])
+        return out
+
     # ------------------------------------------------------------------ scoring
     def loglikelihood(self, requests: Sequence[tuple[str, str]], *, progress: ProgressFn | None = None,
                       cancel: CancelFn | None = None, prefix_cache: bool = True) -> list[LogLik]:
         """Sum of continuation log-probs for each (context, continuation), lm-eval conventions."""
-        pairs = [self.encode_pair(c, x) for c, x in requests]
+        pairs = self.encode_pairs(requests)
         return self.loglikelihood_tokens(pairs, progress=progress, cancel=cancel, prefix_cache=prefix_cache)
 
     def loglikelihood_tokens(self, pairs: Sequence[tuple[list[int], list[int]]], *, progress: ProgressFn | None = None,
@@ -543,13 +573,32 @@ def _cache_from_output(out):
 
 
 def _expand_cache(prefix_kv, batch: int):
+    """A cache holding the shared prefix for `batch` sequences, [1, kv, P, d] → [batch, kv, P, d].
+
+    The layers hold *expanded views*, not copies: the forward pass concatenates each layer's
+    prefix with the batch's new keys/values anyway, so that concatenation is the only copy
+    (building the cache from the views the ordinary way would copy the prefix once more)."""
     from transformers import DynamicCache
 
     data = [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in prefix_kv]
     try:
-        return DynamicCache(ddp_cache_data=data)
-    except TypeError:   # older transformers
-        return DynamicCache.from_legacy_cache(tuple(data))
+        cache = DynamicCache()
+        layers = getattr(cache, "layers", None)
+        if layers is None or not hasattr(cache, "layer_class_to_replicate"):
+            raise TypeError("no per-layer cache objects in this transformers version")
+        from transformers.cache_utils import DynamicLayer
+
+        cache.layers = []
+        for k, v in data:
+            layer = DynamicLayer()
+            layer.device, layer.keys, layer.values, layer.is_initialized = k.device, k, v, True
+            cache.layers.append(layer)
+        return cache
+    except (TypeError, ImportError, AttributeError):
+        try:
+            return DynamicCache(ddp_cache_data=data)
+        except TypeError:   # older transformers
+            return DynamicCache.from_legacy_cache(tuple(data))
 
 
 # ---------------------------------------------------------------------- session cache
