@@ -58,7 +58,9 @@ class SessionConfig:
         "help": "float32, bfloat16 or float16; None = bf16 on a GPU that supports it, fp16 on other GPUs, fp32 on CPU"})
     trust_remote_code: bool = field(default=False, metadata={"help": "run model code from the hub (off unless asked)"})
     revision: str | None = field(default=None, metadata={"help": "hub revision"})
-    token_budget: int = field(default=8192, metadata={"help": "max padded tokens per scoring batch"})
+    token_budget: int | None = field(default=None, metadata={
+        "help": "max padded tokens per scoring batch; None = 2048 on CPU (small batches stay in cache: "
+                "measured fastest, see BENCHMARKS.md), 32768 on a GPU"})
     max_batch: int = field(default=64, metadata={"help": "max sequences per scoring batch"})
 
 
@@ -220,6 +222,12 @@ class ModelSession:
     @property
     def identity(self) -> str:
         return self.load().resolved.identity
+
+    @property
+    def token_budget(self) -> int:
+        if self.config.token_budget:
+            return self.config.token_budget
+        return 2048 if (self.device or "cpu") == "cpu" else 32768
 
     @property
     def max_length(self) -> int:
@@ -389,7 +397,7 @@ class ModelSession:
                 if cancel and cancel():
                     raise Cancelled()
                 Lmax = len(order[i]) - P
-                bsz = max(1, min(cfg.max_batch, cfg.token_budget // max(1, Lmax + P // 4)))
+                bsz = max(1, min(cfg.max_batch, self.token_budget // max(1, Lmax + P // 4)))
                 batch = order[i:i + bsz]
                 i += len(batch)
                 ids = torch.full((len(batch), Lmax), self._tok.pad_token_id, dtype=torch.long)
