@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -132,6 +133,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--lmeval-batch", default="32", help="lm-eval --batch_size (a number, or 'auto')")
     ap.add_argument("--work", default="/tmp/wb_bench")
+    ap.add_argument("--reps", type=int, default=3, help="runs of each tool, alternated; the median wall time is reported")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--bf16", action="store_true", help="also time `workbench eval --dtype bfloat16` and report "
                                                        "its accuracy change and prediction agreement with fp32")
@@ -149,12 +151,19 @@ def main() -> int:
         w = work / f"{shots}shot"
         tpl, task, rows = prepare(args.template, args.limit, shots, args.seed, w)
         ours_json = w / "ours.json"
-        t_ours = _run([str(BIN / "workbench"), "eval", "--model", "default", "--data", "bbc", "--template", args.template,
-                       "--limit", str(args.limit), "--shots", str(shots), "--seed", str(args.seed),
-                       "--out", str(ours_json), "--no-registry"], env)
-        t_theirs = _run([str(BIN / "lm_eval"), "--model", "hf", "--model_args", f"pretrained={model_path},dtype=float32",
-                         "--tasks", task, "--include_path", str(w), "--batch_size", args.lmeval_batch, "--device", "cpu",
-                         "--log_samples", "--output_path", str(w / "lmeval")], env)
+        ours_cmd = [str(BIN / "workbench"), "eval", "--model", "default", "--data", "bbc", "--template", args.template,
+                    "--limit", str(args.limit), "--shots", str(shots), "--seed", str(args.seed),
+                    "--out", str(ours_json), "--no-registry"]
+        theirs_cmd = [str(BIN / "lm_eval"), "--model", "hf", "--model_args", f"pretrained={model_path},dtype=float32",
+                      "--tasks", task, "--include_path", str(w), "--batch_size", args.lmeval_batch, "--device", "cpu",
+                      "--log_samples", "--output_path", str(w / "lmeval")]
+        # Alternate the two tools so slow drifts of the machine hit both alike; report medians.
+        t_ours_all, t_theirs_all = [], []
+        for _ in range(args.reps):
+            t_ours_all.append(_run(ours_cmd, env))
+            shutil.rmtree(w / "lmeval", ignore_errors=True)
+            t_theirs_all.append(_run(theirs_cmd, env))
+        t_ours, t_theirs = statistics.median(t_ours_all), statistics.median(t_theirs_all)
         ours = json.loads(ours_json.read_text())
         labels = list(tpl.answer_choices)
         our_preds = [labels.index(r["pred"]) for r in ours["records"]]
@@ -164,6 +173,7 @@ def main() -> int:
                       for i in range(len(their_lls)) for j, lab in enumerate(labels))
         ok &= same
         row = {"shots": shots, "n": len(rows), "ours_s": round(t_ours, 1), "lm_eval_s": round(t_theirs, 1),
+               "ours_runs_s": [round(x, 1) for x in t_ours_all], "lm_eval_runs_s": [round(x, 1) for x in t_theirs_all],
                "speedup": round(t_theirs / t_ours, 2), "identical_predictions": same,
                "max_abs_logprob_diff": float(f"{ll_diff:.2e}"), "ours_acc": round(ours["metrics"]["accuracy"], 4)}
         if args.bf16:
@@ -178,6 +188,7 @@ def main() -> int:
         results.append(row)
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}")
+    print(f"wall time: median of {args.reps} alternated runs per tool (whole process: imports, model load, data, scoring)")
     print(f"{'shots':>5} {'n':>5} {'ours (s)':>9} {'lm-eval (s)':>12} {'ratio':>7} {'identical':>10} "
           f"{'max|Δlogp|':>11} {'acc':>6}")
     for r in results:
