@@ -10,7 +10,6 @@ import json
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from workbench.errors import ConfigError, DataError

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import Cancelled, ConfigError
+from .errors import ConfigError
 
 SCHEMA_VERSION = 1
 METHODS = ("acc", "acc_norm", "acc_bytes")
