@@ -773,11 +773,7 @@ class Bundle:
         df = self._frame(inputs)
         label_col = self.template.label_column
         has_gold = label_col in df.columns
-        work = df.copy()
-        if not has_gold:
-            # classify() computes the gold of every row; unlabeled rows get a placeholder label
-            # whose gold/correct fields are dropped below.
-            work[label_col] = self.labels[0] if self.labels else "0"
+        work = df
         pool = self.pool if self.pool is not None else work.iloc[:0]
         records: list[dict] = []
         total = len(work)
@@ -792,7 +788,8 @@ class Bundle:
                 for start in range(0, total, max(1, batch_size)):
                     chunk = work.iloc[start:start + batch_size]
                     prompts = build_prompts(self.template, chunk, pool, self.config, s)
-                    records += classify(self.template, chunk, prompts, s, self.config, pool=pool, cancel=cancel)
+                    records += classify(self.template, chunk, prompts, s, self.config, pool=pool, cancel=cancel,
+                                        with_gold=has_gold)
                     if progress:
                         progress(len(records), total)
             finally:

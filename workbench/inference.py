@@ -205,8 +205,9 @@ def _argmax(xs: Sequence[float]) -> int:
 
 def classify(template, rows, prompts: Sequence[str], session, config: EvalConfig, *,
              progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
-             pool=None) -> list[dict]:
-    """Score every (prompt, class verbalizer) pair and return one record per row."""
+             pool=None, with_gold: bool = True) -> list[dict]:
+    """Score every (prompt, class verbalizer) pair and return one record per row.
+    `with_gold=False` scores unlabeled rows (prediction only): gold and correct are None."""
     reqs: list[tuple[str, str]] = []
     layout = []  # per row: [(label, [(choice_text, req_idx), ...]), ...]
     for (idx, row), ctx in zip(rows.iterrows(), prompts):
@@ -274,9 +275,10 @@ def classify(template, rows, prompts: Sequence[str], session, config: EvalConfig
             probs = _softmax(scores)
             scores = [math.log(max(p, 1e-300)) - math.log(max(q, 1e-300)) for p, q in zip(probs, p_cf)]
         k = _argmax(scores)
-        gold = template.gold(row)
+        gold = template.gold(row) if with_gold else None
         records.append({
-            "index": jsonable(idx), "gold": gold, "pred": labels[k], "correct": labels[k] == gold,
+            "index": jsonable(idx), "gold": gold, "pred": labels[k],
+            "correct": (labels[k] == gold) if with_gold else None,
             "scores": {lab: round(s, 6) for lab, s in zip(labels, scores)},
             "logprobs": {lab: round(s, 6) for lab, s in zip(labels, raw)},
             "prompt": ctx,
