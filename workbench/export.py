@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import ConfigError, DataError, ModelError, TemplateError
+from .fileutil import sha256_file
 
 FORMAT = "prompt-workbench-bundle"
 FORMAT_VERSION = 1
@@ -96,14 +97,6 @@ def _inside(root: Path, rel: str) -> Path:
 
 
 # ---------------------------------------------------------------------------- helpers
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def tokenizer_fingerprint(tok) -> str:
     """sha256 of what decides token ids and prompts: the vocabulary (incl. added tokens), the
     special tokens and the chat template. Not tokenizer.json itself, whose serialization

@@ -15,7 +15,6 @@ at the end, so an interrupted fetch never leaves a half-filled `benchmark_tasks`
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from .errors import DataError
+from .fileutil import sha256_file
 
 BIGBENCH_VERSION = "1.0.0"
 BIGBENCH_SDIST = f"bigbench-{BIGBENCH_VERSION}.tar.gz"
@@ -40,14 +40,6 @@ def default_dest() -> Path:
     from .paths import cache_home
 
     return cache_home() / "bigbench" / "benchmark_tasks"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _sdist_from_pypi() -> tuple[str, str]:
@@ -144,7 +136,7 @@ def fetch_bigbench(dest: Path | None = None, *, force: bool = False, tarball: Pa
             path = Path(td) / BIGBENCH_SDIST
             _download(url, path)
         if sha256:
-            got = _sha256(path)
+            got = sha256_file(path)
             if got != sha256:
                 raise DataError(f"sha256 of {path} is {got}, expected {sha256}.",
                                 hint="The file is damaged or not the right release; download it again.")
