@@ -71,11 +71,6 @@ class EvalConfig:
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1, got {self.limit}.", hint="Leave it empty to use the whole split.")
 
-    def prediction_key(self) -> dict:
-        """The settings that change predictions (for run reuse)."""
-        d = asdict(self)
-        return d
-
 
 @dataclass
 class EvalResult:
