@@ -44,6 +44,7 @@ class FakeSession:
         self.identity = identity
         self.adapter = None
         self.device, self.dtype = "cpu", "float32"
+        self.backend = "fake"
         self.calls = 0
         self.requests: list[tuple[str, str]] = []
 

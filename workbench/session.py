@@ -62,6 +62,9 @@ class SessionConfig:
         "help": "max padded tokens per scoring batch; None = 2048 on CPU (small batches stay in cache: "
                 "measured fastest, see BENCHMARKS.md), 32768 on a GPU"})
     max_batch: int = field(default=64, metadata={"help": "max sequences per scoring batch"})
+    native: bool = field(default=True, metadata={
+        "help": "score Llama-family models with the built-in decoder (llama_native.py) once fastpath.py has "
+                "verified it against transformers for this model; False always scores through transformers"})
 
 
 def pick_device(requested: str | None = None) -> str:
@@ -106,6 +109,11 @@ class ModelSession:
         self._model = None
         self._base = None               # the model without adapters
         self._tok = None
+        # Fast path (see fastpath.py): the built-in decoder and the raw tokenizer, used for scoring
+        # when verified; transformers' model/tokenizer then load only when something needs them.
+        self._native = None
+        self._fast_tok = None
+        self._cfg: dict = {}
         self.adapter: str | None = None
         self.resolved = None
         self.device: str | None = None
@@ -136,10 +144,10 @@ class ModelSession:
 
     # ------------------------------------------------------------------ loading
     def load(self, progress: Callable[[str], None] | None = None) -> "ModelSession":
-        if self._model is not None:
+        if self.loaded:
             return self
         with self.lock:
-            if self._model is not None:
+            if self.loaded:
                 return self
             t0 = time.perf_counter()
             from .models import resolve_model
@@ -147,52 +155,146 @@ class ModelSession:
             say = progress or (lambda msg: None)
             say(f"resolving {self.config.model}")
             self.resolved = resolve_model(self.config.model, revision=self.config.revision)
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
             self.device = pick_device(self.config.device)
             self.dtype = pick_dtype(self.device, self.config.dtype)
-            say(f"loading tokenizer from {self.resolved.path}")
+            self._cfg = _read_config(self.resolved.path)
+            if not self._load_native(say):
+                self._load_hf(say)
+                self._verify_native()
+            self.load_seconds = time.perf_counter() - t0
+            say(f"loaded in {self.load_seconds:.1f}s")
+        return self
+
+    def _dtype_name(self) -> str:
+        return str(self.dtype).replace("torch.", "")
+
+    def _load_native(self, say) -> bool:
+        """Load only the built-in decoder and raw tokenizer, if this model passed the check."""
+        if not self.config.native:
+            return False
+        from . import fastpath
+
+        verdict = fastpath.lookup(self.resolved.path, self._dtype_name(), self.device)
+        if not verdict or not verdict.get("ok"):
+            return False
+        from .fast_tokenizer import RawTokenizer
+        from .llama_native import NativeLlama
+
+        say(f"loading weights ({self.dtype}) on {self.device} (built-in decoder, verified against transformers)")
+        self._fast_tok = RawTokenizer(self.resolved.path)
+        self._native = NativeLlama.from_folder(self.resolved.path, dtype=self.dtype, device=self.device)
+        return True
+
+    def _verify_native(self) -> None:
+        """After a transformers load: check the fast path once for this model, then share weights."""
+        if not self.config.native or self.resolved.source == "in-memory":
+            return
+        from . import fastpath
+        from .llama_native import spec_from_config
+
+        if isinstance(spec_from_config(self._cfg), str):
+            return
+        verdict = fastpath.lookup(self.resolved.path, self._dtype_name(), self.device)
+        if verdict is None:
+            verdict = fastpath.verify(self._base, self._tok, self.resolved.path, self._dtype_name(), self.device)
+        if verdict.get("ok"):
+            self._use_native_from_hf()
+
+    def _use_native_from_hf(self) -> None:
+        from .fast_tokenizer import RawTokenizer
+        from .llama_native import NativeLlama
+
+        self._native = NativeLlama.from_hf(self._base)     # shares the tensors: no second copy
+        self._fast_tok = self._fast_tok or RawTokenizer(self.resolved.path)
+
+    def _load_hf_tokenizer(self):
+        if self._tok is None:
+            from transformers import AutoTokenizer
+
             try:
                 tok = AutoTokenizer.from_pretrained(self.resolved.path, trust_remote_code=self.config.trust_remote_code)
-                say(f"loading weights ({self.dtype}) on {self.device}")
-                model = AutoModelForCausalLM.from_pretrained(
-                    self.resolved.path, dtype=self.dtype, trust_remote_code=self.config.trust_remote_code,
-                    attn_implementation="sdpa")
             except ValueError as exc:
                 if "trust_remote_code" in str(exc):
                     raise ModelError(f"Model '{self.config.model}' needs custom code from its repository.",
                                      hint="Only if you trust it: pass --trust-remote-code.") from exc
-                raise ModelError(f"Could not load model '{self.config.model}': {exc}") from exc
+                raise ModelError(f"Could not load the tokenizer of '{self.config.model}': {exc}") from exc
             except OSError as exc:
-                raise ModelError(f"Could not load model files from {self.resolved.path}: {exc}",
-                                 hint="Check that the folder has config.json, tokenizer files and weights.") from exc
-            model.to(self.device)
-            model.eval()
+                raise ModelError(f"Could not load tokenizer files from {self.resolved.path}: {exc}",
+                                 hint="Check that the folder has tokenizer files (tokenizer.json).") from exc
             if tok.pad_token_id is None:
                 tok.pad_token = tok.eos_token
-            self._tok, self._base, self._model = tok, model, model
-            self.load_seconds = time.perf_counter() - t0
-            torch.set_grad_enabled(True)   # keep global grad mode untouched; scoring uses inference_mode
-            say(f"loaded in {self.load_seconds:.1f}s")
-        return self
+            self._tok = tok
+        return self._tok
+
+    def _load_hf(self, say=lambda msg: None) -> None:
+        """Load transformers' model and tokenizer (everything but fast-path scoring uses them)."""
+        import torch
+
+        say(f"loading tokenizer from {self.resolved.path}")
+        self._load_hf_tokenizer()
+        from transformers import AutoModelForCausalLM
+
+        say(f"loading weights ({self.dtype}) on {self.device}")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                self.resolved.path, dtype=self.dtype, trust_remote_code=self.config.trust_remote_code,
+                attn_implementation="sdpa")
+        except ValueError as exc:
+            if "trust_remote_code" in str(exc):
+                raise ModelError(f"Model '{self.config.model}' needs custom code from its repository.",
+                                 hint="Only if you trust it: pass --trust-remote-code.") from exc
+            raise ModelError(f"Could not load model '{self.config.model}': {exc}") from exc
+        except OSError as exc:
+            raise ModelError(f"Could not load model files from {self.resolved.path}: {exc}",
+                             hint="Check that the folder has config.json, tokenizer files and weights.") from exc
+        model.to(self.device)
+        model.eval()
+        self._base = self._model = model
+        torch.set_grad_enabled(True)   # keep global grad mode untouched; scoring uses inference_mode
+
+    def _ensure_hf(self):
+        """The transformers model, loaded on first need when the session started on the fast path."""
+        self.load()
+        if self._model is None:
+            with self.lock:
+                if self._model is None:
+                    self._load_hf()
+                    if self._native is not None:
+                        self._use_native_from_hf()   # drop the fast path's own copy of the weights
+        return self._model
 
     @property
     def model(self):
-        return self.load()._model
+        return self._ensure_hf()
 
     @property
     def tokenizer(self):
-        return self.load()._tok
+        self.load()
+        if self._tok is None:
+            with self.lock:
+                self._load_hf_tokenizer()
+        return self._tok
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._model is not None or self._native is not None
+
+    @property
+    def backend(self) -> str:
+        """What scores: "native" (the verified built-in decoder) or "transformers"."""
+        return "native" if self._scores_native() else "transformers"
+
+    def _scores_native(self) -> bool:
+        return self._native is not None and self.adapter is None
+
+    def _scoring_tokenizer(self):
+        return self._fast_tok if self._fast_tok is not None else self.tokenizer
 
     def unload(self) -> None:
         """Free the model (switching models in the UI)."""
         with self.lock:
             self._model = self._base = self._tok = None
+            self._native = self._fast_tok = None
             self.adapter = None
             gc.collect()
             with contextlib.suppress(Exception):
@@ -206,12 +308,15 @@ class ModelSession:
             return out
         import torch
 
-        params = sum(p.numel() for p in self._base.parameters())
+        if self._base is not None:
+            params = sum(p.numel() for p in self._base.parameters())
+            weight_bytes = sum(p.numel() * p.element_size() for p in self._base.parameters())
+        else:
+            params, weight_bytes = self._native.num_parameters(), self._native.weight_bytes()
         out.update(identity=self.resolved.identity, path=self.resolved.path, device=self.device,
-                   dtype=str(self.dtype).replace("torch.", ""), params_m=round(params / 1e6, 1),
-                   weights_mb=round(sum(p.numel() * p.element_size() for p in self._base.parameters()) / 2**20, 1),
-                   load_seconds=round(self.load_seconds or 0, 2),
-                   max_length=self.max_length)
+                   dtype=self._dtype_name(), params_m=round(params / 1e6, 1),
+                   weights_mb=round(weight_bytes / 2**20, 1), load_seconds=round(self.load_seconds or 0, 2),
+                   max_length=self.max_length, backend=self.backend)
         if self.device.startswith("cuda"):
             out["gpu_mem_mb"] = round(torch.cuda.memory_allocated() / 2**20, 1)
         with contextlib.suppress(Exception):
@@ -231,9 +336,10 @@ class ModelSession:
 
     @property
     def max_length(self) -> int:
-        cfg = self.model.config
+        self.load()
+        cfg = self._cfg or self.model.config.to_dict()
         for attr in ("max_position_embeddings", "n_positions", "max_seq_len"):
-            v = getattr(cfg, attr, None)
+            v = cfg.get(attr)
             if isinstance(v, int) and v > 0:
                 return v
         return 2048
@@ -279,13 +385,13 @@ class ModelSession:
 
     # ------------------------------------------------------------------ tokenization
     def _prefix_token_id(self) -> int:
-        tok = self.tokenizer
+        tok = self._scoring_tokenizer()
         return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
 
     def encode(self, text: str) -> list[int]:
         """Encode like lm-evaluation-harness's HFLM.tok_encode: the tokenizer's own special-token
         default, except that a string already starting with the prefix (BOS) token gets none added."""
-        tok = self.tokenizer
+        tok = self._scoring_tokenizer()
         kw = {}
         prefix = tok.decode([self._prefix_token_id()])
         if prefix and text.startswith(prefix):
@@ -294,7 +400,7 @@ class ModelSession:
 
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         if context == "":
-            cont = self.tokenizer.encode(continuation, add_special_tokens=False)
+            cont = self._scoring_tokenizer().encode(continuation, add_special_tokens=False)
             pid = self._prefix_token_id()
             return ([pid], cont) if cont[:1] != [pid] else (cont[:1], cont[1:])
         n_spaces = len(context) - len(context.rstrip())
@@ -309,7 +415,7 @@ class ModelSession:
         """`encode_pair` for many requests at once, with the same result: each distinct context is
         encoded once (a classification prompt has one context and several choices), and the
         whole strings go through the tokenizer's batch encoder."""
-        tok = self.tokenizer
+        tok = self._scoring_tokenizer()
         prefix = tok.decode([self._prefix_token_id()])
         out: list = [None] * len(requests)
         ctx_ids: dict[str, list[int]] = {}
@@ -378,10 +484,17 @@ class ModelSession:
             if P < 16:   # not worth a cache
                 P = 0
 
-        model = self.model
-        lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-        decoder, head = _split_decoder_head(lm) if head_positions_only else (None, None)
-        softcap = getattr(lm.config, "final_logit_softcapping", None)
+        # The verified built-in decoder when it applies (no adapter, head-only positions), else
+        # transformers; both compute the same log-probs (fastpath.py checks it per model).
+        native = self._native if (self._scores_native() and head_positions_only) else None
+        lm = decoder = head = None
+        softcap = None
+        if native is None:
+            model = self.model
+            lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+            decoder, head = _split_decoder_head(lm) if head_positions_only else (None, None)
+            softcap = getattr(lm.config, "final_logit_softcapping", None)
+        pad_id = self._scoring_tokenizer().pad_token_id
         results: dict[tuple[tuple[int, ...], int], torch.Tensor] = {}   # (key, pos) -> log-prob row [V]
 
         order = sorted(keys, key=lambda k: -len(k))
@@ -390,7 +503,7 @@ class ModelSession:
             per_key[key] = per_key.get(key, 0) + 1
         total, done = len(plan), 0
         with self.lock, torch.inference_mode():
-            prefix_kv = self._run_prefix(decoder or lm, keys[0][:P]) if P else None
+            prefix_kv = self._run_prefix(native or decoder or lm, keys[0][:P]) if P else None
             cfg = self.config
             i = 0
             while i < len(order):
@@ -400,7 +513,7 @@ class ModelSession:
                 bsz = max(1, min(cfg.max_batch, self.token_budget // max(1, Lmax + P // 4)))
                 batch = order[i:i + bsz]
                 i += len(batch)
-                ids = torch.full((len(batch), Lmax), self._tok.pad_token_id, dtype=torch.long)
+                ids = torch.full((len(batch), Lmax), pad_id, dtype=torch.long)
                 mask = torch.zeros((len(batch), P + Lmax), dtype=torch.long)
                 mask[:, :P] = 1
                 for b, key in enumerate(batch):
@@ -409,7 +522,7 @@ class ModelSession:
                     mask[b, P:P + len(rest)] = 1
                 ids, mask = ids.to(self.device), mask.to(self.device)
                 kwargs = {"input_ids": ids, "attention_mask": mask}
-                if P:
+                if P and native is None:
                     kwargs["position_ids"] = (torch.arange(Lmax, device=self.device) + P).unsqueeze(0).expand(len(batch), -1)
                     kwargs.update(_cache_kwargs(decoder or lm, _expand_cache(prefix_kv, len(batch))))
                 # rows/cols of the positions whose next-token distribution we need
@@ -422,7 +535,11 @@ class ModelSession:
                 r = torch.tensor(rows, device=self.device)
                 c = torch.tensor(cols, device=self.device)
                 t_fwd = time.perf_counter()
-                if decoder is not None:
+                if native is not None:
+                    # Right padding needs no mask under causal attention (see NativeLlama.hidden).
+                    hidden = native.hidden(ids, prefix_kv=prefix_kv)      # [B, Lmax, H]
+                    logits = native.head(hidden[r, c])                    # [N, V]
+                elif decoder is not None:
                     hidden = decoder(**kwargs).last_hidden_state          # [B, Lmax, H]
                     logits = head(hidden[r, c])                           # [N, V]
                 else:
@@ -455,14 +572,17 @@ class ModelSession:
     def _run_prefix(self, decoder, prefix: Sequence[int]):
         import torch
 
-        ids = torch.tensor([list(prefix)], device=self.device)
         t0 = time.perf_counter()
-        out = decoder(input_ids=ids, use_cache=True)
+        if decoder is self._native:
+            kv = decoder.prefix(prefix)
+        else:
+            out = decoder(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=True)
+            kv = _cache_from_output(out)
         self.stats["forward_s"] += time.perf_counter() - t0
         self.stats["tokens"] += len(prefix)
         self.stats["padded"] += len(prefix)
         self._prefix_cache_hits += 1
-        return _cache_from_output(out)
+        return kv
 
     # ------------------------------------------------------------------ generation
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 32, temperature: float = 0.0,
@@ -524,6 +644,16 @@ class ModelSession:
             finally:
                 tok.padding_side = old_side
         return outs  # type: ignore[return-value]
+
+
+def _read_config(folder: str) -> dict:
+    import json
+    from pathlib import Path
+
+    try:
+        return json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def cut_at_stop(text: str, stop: Iterable[str]) -> tuple[str, str]:

@@ -12,6 +12,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
     g.add_argument("--adapter", default=None, help="a peft adapter folder to attach")
     g.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    g.add_argument("--no-native", dest="native", action="store_false",
+                   help="always score through transformers, never the built-in Llama decoder "
+                        "(which is used only after it was verified against transformers for this model)")
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -25,7 +28,8 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 def session_from_args(args):
     from ..session import get_session
 
-    s = get_session(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    kw = {} if getattr(args, "native", True) else {"native": False}
+    s = get_session(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, **kw)
     if getattr(args, "adapter", None):
         s.attach_adapter(args.adapter)
     return s
