@@ -40,9 +40,11 @@ $(VENV)/.installed: pyproject.toml scripts/install_torch.sh
 	touch $@
 
 # One-time assets under $WORKBENCH_HOME: the default model converted from GGUF to safetensors
-# (~30 s once, then loads take ~0.4 s) and BIG-bench's task files (its sdist cannot be pip-installed).
+# (~30 s once, then loads take ~0.4 s), the check that lets scoring use the built-in decoder
+# (docs/SCORING.md), and BIG-bench's task files (its sdist cannot be pip-installed).
 $(WORKBENCH_HOME)/.assets-ready: $(VENV)/.installed
 	$(BIN)/workbench models path default
+	$(BIN)/workbench models check default
 	$(BIN)/python -m workbench.fetch bigbench
 	mkdir -p $(WORKBENCH_HOME) && touch $@
 

@@ -181,8 +181,13 @@ class ModelSession:
         from .llama_native import NativeLlama
 
         say(f"loading weights ({self.dtype}) on {self.device} (built-in decoder, verified against transformers)")
-        self._fast_tok = RawTokenizer(self.resolved.path)
-        self._native = NativeLlama.from_folder(self.resolved.path, dtype=self.dtype, device=self.device)
+        try:
+            self._fast_tok = RawTokenizer(self.resolved.path)
+            self._native = NativeLlama.from_folder(self.resolved.path, dtype=self.dtype, device=self.device)
+        except Exception as exc:  # noqa: BLE001 - the transformers path is always there to fall back on
+            log.warning("built-in decoder failed to load (%s); using transformers", exc)
+            self._fast_tok = self._native = None
+            return False
         return True
 
     def _verify_native(self) -> None:

@@ -1,10 +1,14 @@
-"""`workbench models`: list converted models; `workbench models path NAME` prints a loadable folder."""
+"""`workbench models`: list converted models; `workbench models path NAME` prints a loadable folder;
+`workbench models info NAME` loads it and prints what loaded; `workbench models check NAME` (re)runs
+the side-by-side check of the built-in scoring path against transformers (docs/SCORING.md)."""
 from __future__ import annotations
 
 
 def register(sub) -> None:
     p = sub.add_parser("models", help="list cached models, or print a model's local folder", description=__doc__)
-    p.add_argument("action", nargs="?", default="list", choices=["list", "path", "info"])
+    p.add_argument("action", nargs="?", default="list", choices=["list", "path", "info", "check"])
+    p.add_argument("--device", default=None, help="for check: cuda | mps | cpu (default: auto)")
+    p.add_argument("--dtype", default=None, help="for check: float32 | bfloat16 | float16 (default: per device)")
     p.add_argument("name", nargs="?", default="default")
     p.set_defaults(func=run)
 
@@ -22,6 +26,19 @@ def run(args) -> int:
         s = ModelSession(args.name).load()
         for k, v in s.info().items():
             print(f"{k:>14}: {v}")
+        return 0
+    if args.action == "check":
+        from .. import fastpath
+        from ..session import ModelSession
+
+        s = ModelSession(args.name, native=False, device=args.device, dtype=args.dtype).load()
+        v = fastpath.verify(s.model, s.tokenizer, s.resolved.path, s._dtype_name(), s.device)
+        if v["ok"]:
+            print(f"built-in scoring path: verified for {args.name} ({v['dtype']}, {v['device']}); "
+                  f"max |Δ log p| vs transformers {v['max_abs_logprob_diff']:.1e}")
+        else:
+            print(f"built-in scoring path: off for {args.name} ({v['dtype']}, {v['device']}): {v.get('reason')}\n"
+                  "Scoring uses transformers for this model; results are unaffected, only start-up is slower.")
         return 0
     rows = list_cached()
     if not rows:
