@@ -212,20 +212,26 @@ class ModelSession:
         self._native = NativeLlama.from_hf(self._base)     # shares the tensors: no second copy
         self._fast_tok = self._fast_tok or RawTokenizer(self.resolved.path)
 
+    @contextlib.contextmanager
+    def _load_errors(self, what: str, needs: str):
+        """transformers' load errors → ModelError naming the model, the folder and the fix."""
+        try:
+            yield
+        except ValueError as exc:
+            if "trust_remote_code" in str(exc):
+                raise ModelError(f"Model '{self.config.model}' needs custom code from its repository.",
+                                 hint="Only if you trust it: pass --trust-remote-code.") from exc
+            raise ModelError(f"Could not load {what} of '{self.config.model}': {exc}") from exc
+        except OSError as exc:
+            raise ModelError(f"Could not load {what} from {self.resolved.path}: {exc}",
+                             hint=f"Check that the folder has {needs}.") from exc
+
     def _load_hf_tokenizer(self):
         if self._tok is None:
             from transformers import AutoTokenizer
 
-            try:
+            with self._load_errors("the tokenizer", "tokenizer files (tokenizer.json)"):
                 tok = AutoTokenizer.from_pretrained(self.resolved.path, trust_remote_code=self.config.trust_remote_code)
-            except ValueError as exc:
-                if "trust_remote_code" in str(exc):
-                    raise ModelError(f"Model '{self.config.model}' needs custom code from its repository.",
-                                     hint="Only if you trust it: pass --trust-remote-code.") from exc
-                raise ModelError(f"Could not load the tokenizer of '{self.config.model}': {exc}") from exc
-            except OSError as exc:
-                raise ModelError(f"Could not load tokenizer files from {self.resolved.path}: {exc}",
-                                 hint="Check that the folder has tokenizer files (tokenizer.json).") from exc
             if tok.pad_token_id is None:
                 tok.pad_token = tok.eos_token
             self._tok = tok
@@ -240,18 +246,10 @@ class ModelSession:
         from transformers import AutoModelForCausalLM
 
         say(f"loading weights ({self.dtype}) on {self.device}")
-        try:
+        with self._load_errors("the model", "config.json, tokenizer files and weights"):
             model = AutoModelForCausalLM.from_pretrained(
                 self.resolved.path, dtype=self.dtype, trust_remote_code=self.config.trust_remote_code,
                 attn_implementation="sdpa")
-        except ValueError as exc:
-            if "trust_remote_code" in str(exc):
-                raise ModelError(f"Model '{self.config.model}' needs custom code from its repository.",
-                                 hint="Only if you trust it: pass --trust-remote-code.") from exc
-            raise ModelError(f"Could not load model '{self.config.model}': {exc}") from exc
-        except OSError as exc:
-            raise ModelError(f"Could not load model files from {self.resolved.path}: {exc}",
-                             hint="Check that the folder has config.json, tokenizer files and weights.") from exc
         model.to(self.device)
         model.eval()
         self._base = self._model = model
