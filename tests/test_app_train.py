@@ -80,9 +80,11 @@ def test_train_tab_start_poll_attach_detach(workbench_home):
         bar, msg = c.predict("default", run_dir, api_name="/train_attach")
         adapter_dir = str(Path(run_dir) / "adapter")
         assert f"adapter `{adapter_dir}`" in bar and "attached" in msg
+        assert "scoring: transformers" in bar          # peft scores; the built-in decoder has no adapters
         assert adapter_dir in c.predict(api_name="/model_status")
         bar, msg = c.predict(api_name="/train_detach")
         assert "no adapter" in bar and "detached" in msg
+        assert "scoring: native" in bar                # the default model passed the fast-path check in setup
         assert "no adapter" in c.predict(api_name="/model_status")
 
         with pytest.raises(AppError) as e:

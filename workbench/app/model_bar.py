@@ -30,6 +30,9 @@ def _info_markdown(info: dict | None, note: str = "") -> str:
         parts.append(mem)
     parts.append(f"context {info.get('max_length', '?')}")
     parts.append(f"adapter `{info['adapter']}`" if info.get("adapter") else "no adapter")
+    if info.get("backend"):
+        # "native": the built-in decoder scores (checked against transformers for this model).
+        parts.append(f"scoring: {info['backend']}")
     return " · ".join(parts) + (f" · {note}" if note else "")
 
 
