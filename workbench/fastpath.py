@@ -7,8 +7,8 @@ first time a model folder is loaded (through transformers, as always), the sessi
 side by side on a fixed probe:
 
   * tokenizer: the ids of ~20 probe strings (spaces, newlines, digits, accents, CJK, emoji, the
-    special tokens' own text), with and without special tokens, one by one and batched, and
-    the BOS/EOS/PAD ids and the BOS text;
+    special tokens' own text), with and without special tokens, one by one and batched, their
+    decoding (whole and token by token), and the BOS/EOS/PAD ids and the BOS text;
   * model: next-token log-probs at every position of two probe sequences, with and without a
     cached prefix, must agree within `TOLERANCE[dtype]`.
 
@@ -31,7 +31,7 @@ from .paths import cache_home
 
 log = logging.getLogger(__name__)
 
-CHECK_VERSION = 1
+CHECK_VERSION = 2   # bump whenever the check itself changes: old verdicts are then re-checked
 # Max |Δ log p| allowed between the two implementations. fp32 runs the same kernels in the same
 # order (observed difference: 0 without a prefix cache, ~1e-5 with one); half precision rounds
 # every intermediate, so ordering differences show up at its own resolution.
@@ -106,8 +106,12 @@ def check_tokenizer(hf_tok, raw) -> str | None:
             texts += [special + "Hello", "a" + special + "b"]
     for add in (True, False):
         for t in texts:
-            if hf_tok.encode(t, add_special_tokens=add) != raw.encode(t, add_special_tokens=add):
+            ids = hf_tok.encode(t, add_special_tokens=add)
+            if ids != raw.encode(t, add_special_tokens=add):
                 return f"encode({t!r}, add_special_tokens={add}) differs"
+            # The token view in Preview decodes with the raw tokenizer too, whole and token by token.
+            if hf_tok.decode(ids) != raw.decode(ids) or [hf_tok.decode([i]) for i in ids] != [raw.decode([i]) for i in ids]:
+                return f"decode of {t!r} differs"
         if hf_tok(texts, add_special_tokens=add)["input_ids"] != raw(texts, add_special_tokens=add)["input_ids"]:
             return f"batch encode (add_special_tokens={add}) differs"
     return None

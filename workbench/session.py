@@ -290,7 +290,11 @@ class ModelSession:
     def _scores_native(self) -> bool:
         return self._native is not None and self.adapter is None
 
-    def _scoring_tokenizer(self):
+    def scoring_tokenizer(self):
+        """The tokenizer scoring uses: the raw one on the fast path (verified to give the
+        transformers tokenizer's ids and decodings), else transformers'. It offers encode,
+        batch __call__, decode and the special-token ids."""
+        self.load()
         return self._fast_tok if self._fast_tok is not None else self.tokenizer
 
     def unload(self) -> None:
@@ -388,13 +392,13 @@ class ModelSession:
 
     # ------------------------------------------------------------------ tokenization
     def _prefix_token_id(self) -> int:
-        tok = self._scoring_tokenizer()
+        tok = self.scoring_tokenizer()
         return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
 
     def encode(self, text: str) -> list[int]:
         """Encode like lm-evaluation-harness's HFLM.tok_encode: the tokenizer's own special-token
         default, except that a string already starting with the prefix (BOS) token gets none added."""
-        tok = self._scoring_tokenizer()
+        tok = self.scoring_tokenizer()
         kw = {}
         prefix = tok.decode([self._prefix_token_id()])
         if prefix and text.startswith(prefix):
@@ -403,7 +407,7 @@ class ModelSession:
 
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         if context == "":
-            cont = self._scoring_tokenizer().encode(continuation, add_special_tokens=False)
+            cont = self.scoring_tokenizer().encode(continuation, add_special_tokens=False)
             pid = self._prefix_token_id()
             return ([pid], cont) if cont[:1] != [pid] else (cont[:1], cont[1:])
         n_spaces = len(context) - len(context.rstrip())
@@ -418,7 +422,7 @@ class ModelSession:
         """`encode_pair` for many requests at once, with the same result: each distinct context is
         encoded once (a classification prompt has one context and several choices), and the
         whole strings go through the tokenizer's batch encoder."""
-        tok = self._scoring_tokenizer()
+        tok = self.scoring_tokenizer()
         prefix = tok.decode([self._prefix_token_id()])
         out: list = [None] * len(requests)
         ctx_ids: dict[str, list[int]] = {}
@@ -497,7 +501,7 @@ class ModelSession:
             lm = model.get_base_model() if hasattr(model, "get_base_model") else model
             decoder, head = _split_decoder_head(lm) if head_positions_only else (None, None)
             softcap = getattr(lm.config, "final_logit_softcapping", None)
-        pad_id = self._scoring_tokenizer().pad_token_id
+        pad_id = self.scoring_tokenizer().pad_token_id
         results: dict[tuple[tuple[int, ...], int], torch.Tensor] = {}   # (key, pos) -> log-prob row [V]
 
         order = sorted(keys, key=lambda k: -len(k))

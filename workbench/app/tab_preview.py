@@ -43,7 +43,7 @@ def preview(state: UIState, template_yaml: str, split: str, position: float, sho
         s = _session(model)
         text = build_prompts(t, row_df, pool, cfg, s)[0]
         row = row_df.iloc[0]
-        tok = s.tokenizer
+        tok = s.scoring_tokenizer()     # the very tokenizer scoring uses (no transformers load on the fast path)
         ids = s.encode(text)
         warnings = []
         # Tokens, alternately tagged so neighbouring tokens are told apart by colour.
