@@ -1,5 +1,6 @@
 """The Compare, Train and Export tabs in headless Chromium (Debian's, never a downloaded one):
-each tab opens, and one tiny LoRA run started from the Train tab shows its live curves, the
+a two-template comparison runs from the Compare tab and shows its verdict, leaderboard and
+plots; one tiny LoRA run started from the Train tab shows its live curves, the
 dev evaluations and the final base-vs-adapter comparison, and is redrawn after a page reload.
 Screenshots go to artifacts/screenshots/tab_{compare,train,export}.png (and to assets/ with
 WORKBENCH_UPDATE_ASSETS=1)."""
@@ -30,9 +31,23 @@ def test_compare_train_export_tabs(app_url, page):  # noqa: F811 - pytest fixtur
     expect(page.locator("#data-summary")).to_contain_text("2225 rows", timeout=90_000)
     shots = {}
 
+    # --- Compare: the two library templates the tab opens with, on the same 60 test rows.
     open_tab(page, "Compare")
     expect(page.locator("#tab-compare")).to_be_visible()
-    expect(page.locator("#tab-compare").get_by_role("button").first).to_be_visible()
+    fill(page, "compare-limit", 60)
+    page.locator("#compare-btn").click()
+    verdict = page.locator("#compare-verdict")
+    expect(verdict).to_contain_text("2 templates on the same 60 examples", timeout=180_000)
+    expect(verdict).to_contain_text("zero-shot")
+    expect(verdict).to_contain_text("McNemar")
+    board = page.locator("#compare-leaderboard")
+    expect(board).to_contain_text("bbc_headline_topic")
+    expect(board).to_contain_text("bbc_headline_question")
+    expect(board).to_contain_text("(reference)")
+    expect(page.locator("#compare-ci .js-plotly-plot")).to_be_visible(timeout=30_000)
+    expect(page.locator("#compare-f1 .js-plotly-plot")).to_be_visible(timeout=30_000)
+    # The job loaded the model; the model bar says so (and which path scored).
+    expect(page.locator("#model-info")).to_contain_text("scoring: native", timeout=30_000)
     shots["tab_compare"] = shot(page, "tab_compare")
 
     # --- Train: the tiny run (2 headlines per class, 3 steps, eval every 2, 10 dev/test rows)

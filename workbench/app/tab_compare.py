@@ -472,7 +472,8 @@ def build(ctx: Ctx) -> None:
             method = gr.Dropdown(METHODS, value="acc", label="Scoring", min_width=110)
             calibration = gr.Dropdown(CALIBRATIONS, value="none", label="Calibration", min_width=110)
             split = gr.Dropdown(SPLITS, value="test", label="Split", min_width=90)
-            limit = gr.Number(200, label="Limit", precision=0, minimum=0, min_width=80, info="0 = whole split")
+            limit = gr.Number(200, label="Limit", precision=0, minimum=0, min_width=80, info="0 = whole split",
+                              elem_id="compare-limit")
             baseline = gr.Dropdown([BEST], value=BEST, label="Compare against", allow_custom_value=True,
                                    min_width=160, info="or a template name")
             n_boot = gr.Number(2000, label="Bootstrap", precision=0, minimum=100, min_width=90)
@@ -552,8 +553,13 @@ def build(ctx: Ctx) -> None:
                   [job, job_box, progress, timer], api_name="compare_start")
     views = [shown, verdicts, board, lb_plot, f1_plot, conf_a_name, conf_a, conf_b_name, conf_b, cls,
              disagreements, winner]
+    from .model_bar import model_status
+
+    # The comparison job loads the model in the background: keep the model bar truthful.
     timer.tick(poll_compare, [shown, job, cls], [progress, timer] + views, api_name="compare_poll",
-               api_visibility="private", show_progress="hidden", concurrency_limit=None)
+               api_visibility="private", show_progress="hidden", concurrency_limit=None).then(
+        model_status, None, ctx.model_info, api_name="model_status_after_compare", api_visibility="private",
+        show_progress="hidden", concurrency_limit=None)
     cancel_btn.click(cancel_compare, job, progress, api_name="compare_cancel_ui", api_visibility="private",
                      concurrency_limit=None)
     api_status.click(compare_status, job_box, api_status_out, api_name="compare_status", concurrency_limit=None)
@@ -578,7 +584,9 @@ def build(ctx: Ctx) -> None:
                                              split, limit] + codes,
                        [r_job, r_job_box, r_progress, r_timer], api_name="robustness_spread")
     r_timer.tick(poll_robust, r_job, [r_progress, r_timer] + r_out, api_name="robustness_poll",
-                 api_visibility="private", show_progress="hidden", concurrency_limit=None)
+                 api_visibility="private", show_progress="hidden", concurrency_limit=None).then(
+        model_status, None, ctx.model_info, api_name="model_status_after_robustness", api_visibility="private",
+        show_progress="hidden", concurrency_limit=None)
     r_open_api.click(robustness_open, run_box, r_out, api_name="robustness_open")
 
     # Stored runs.
