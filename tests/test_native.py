@@ -231,3 +231,19 @@ def test_models_check_command_reports_the_verdict(session):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "built-in scoring path: verified for default (float32, cpu)" in proc.stdout
     assert fastpath.lookup(session.resolved.path, "float32", "cpu")["ok"]
+
+
+def test_verdicts_of_deleted_models_are_pruned(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    gone, kept = tmp_path / "gone", tmp_path / "kept"
+    for folder in (gone, kept):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(LLAMA))
+    fastpath._save(gone, "float32", "cpu", {"ok": True, "folder": str(gone)})
+    old = fastpath.verdict_path(gone, "float32", "cpu")
+    assert old.exists()
+    shutil.rmtree(gone)
+    fastpath._save(kept, "float32", "cpu", {"ok": True, "folder": str(kept)})
+    assert not old.exists() and fastpath.lookup(kept, "float32", "cpu")["ok"]

@@ -321,6 +321,17 @@ def test_head_mode_runs_and_saves_its_head(tmp_path, template, tiny_model, small
     assert set(evals[0]["dev_per_class_f1"]) == set(template.answer_choices)
     assert res.adapter_metrics["n"] == 6 and res.base_metrics["n"] == 6
 
+    # Attaching it from the Train tab works but says plainly that the head is not used.
+    from workbench.app.tab_train import train_attach
+    from workbench.session import get_session
+
+    try:
+        bar, msg = train_attach(tiny_model, str(tmp_path / "run"))
+        assert "attached" in msg and "mode: head" in msg and "LoRA weights only" in msg
+        assert "scoring: transformers" in bar
+    finally:
+        get_session("default")      # give the other tests their model back
+
 
 def test_figures_from_the_run_folder(tmp_path, template, tiny_model, small_bbc):
     from workbench.training import result_figures

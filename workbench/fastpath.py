@@ -81,10 +81,21 @@ def lookup(folder: str | Path, dtype: str, device: str) -> dict | None:
         return None
 
 
+def _prune(directory: Path) -> None:
+    """Drop verdicts of model folders that no longer exist (temporary and deleted models)."""
+    for p in directory.glob("*.json"):
+        try:
+            if not Path(json.loads(p.read_text())["folder"]).exists():
+                p.unlink()
+        except (OSError, ValueError, KeyError):
+            continue
+
+
 def _save(folder, dtype: str, device: str, verdict: dict) -> None:
     path = verdict_path(folder, dtype, device)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _prune(path.parent)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(verdict, indent=1))
         os.replace(tmp, path)

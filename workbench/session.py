@@ -285,6 +285,7 @@ class ModelSession:
     @property
     def backend(self) -> str:
         """What scores: "native" (the verified built-in decoder) or "transformers"."""
+        self.load()
         return "native" if self._scores_native() else "transformers"
 
     def _scores_native(self) -> bool:

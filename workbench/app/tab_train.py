@@ -297,7 +297,13 @@ def train_attach(model: str, run_dir: str):
             raise ModelError(f"The adapter was trained on {base}, but the loaded model is {session.resolved.identity}.",
                              hint="Load the model it was trained on in the model bar first.")
         session.attach_adapter(str(adapter))
-        return model_status(), f"Adapter of **{p.name}** attached: every tab now scores with it. Detach to go back."
+        msg = f"Adapter of **{p.name}** attached: every tab now scores with it. Detach to go back."
+        if (adapter / "head.safetensors").exists():
+            # Head mode trains a classifier the verbalizer scoring never reads (docs/TRAINING.md).
+            msg += (" ⚠ This run trained a classification head (mode: head): the tabs score verbalizers with "
+                    "its LoRA weights only, so their numbers will not match the run's test table. "
+                    "Train with mode lm for an adapter that scores verbalizers.")
+        return model_status(), msg
 
 
 def train_detach():
