@@ -162,14 +162,17 @@ def main() -> int:
         w = work / f"{shots}shot"
         tpl, task, rows = prepare(args.template, args.limit, shots, args.seed, w)
         ours_json = w / "ours.json"
-        ours_cmd = [str(BIN / "workbench"), "eval", "--model", "default", "--data", "bbc", "--template", args.template,
+        def ours_cmd_for(out: Path, *extra: str) -> list[str]:
+            return [str(BIN / "workbench"), "eval", "--model", "default", "--data", "bbc", "--template", args.template,
                     "--limit", str(args.limit), "--shots", str(shots), "--seed", str(args.seed),
-                    "--out", str(ours_json), "--no-registry"]
+                    "--out", str(out), "--no-registry", *extra]
+
+        ours_cmd = ours_cmd_for(ours_json)
         theirs_cmd = [str(BIN / "lm_eval"), "--model", "hf", "--model_args", f"pretrained={model_path},dtype=float32",
                       "--tasks", task, "--include_path", str(w), "--batch_size", args.lmeval_batch, "--device", "cpu",
                       "--log_samples", "--output_path", str(w / "lmeval")]
         hf_json = w / "ours_transformers.json"
-        ours_hf_cmd = [*ours_cmd[:-3], "--out", str(hf_json), "--no-registry", "--no-native"]
+        ours_hf_cmd = ours_cmd_for(hf_json, "--no-native")
         # Alternate the tools so slow drifts of the machine hit all alike; report medians.
         t_ours_all, t_hf_all, t_theirs_all = [], [], []
         for _ in range(args.reps):
@@ -197,9 +200,7 @@ def main() -> int:
                "max_abs_logprob_diff": float(f"{ll_diff:.2e}"), "ours_acc": round(ours["metrics"]["accuracy"], 4)}
         if args.bf16:
             bf_json = w / "ours_bf16.json"
-            t_bf = _run([str(BIN / "workbench"), "eval", "--model", "default", "--dtype", "bfloat16", "--data", "bbc",
-                         "--template", args.template, "--limit", str(args.limit), "--shots", str(shots),
-                         "--seed", str(args.seed), "--out", str(bf_json), "--no-registry"], env)
+            t_bf = _run(ours_cmd_for(bf_json, "--dtype", "bfloat16"), env)
             bf = json.loads(bf_json.read_text())
             agree = sum(a["pred"] == b["pred"] for a, b in zip(ours["records"], bf["records"])) / len(bf["records"])
             row.update(bf16_s=round(t_bf, 1), bf16_speedup_vs_fp32=round(t_ours / t_bf, 2),

@@ -142,12 +142,14 @@ class NativeLlama:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_folder(cls, folder: str | Path, *, dtype: torch.dtype = torch.float32, device: str = "cpu") -> "NativeLlama":
-        """Load a safetensors checkpoint (single file or sharded) straight into tensors."""
+    def from_folder(cls, folder: str | Path, *, dtype: torch.dtype = torch.float32, device: str = "cpu",
+                    config: dict | None = None) -> "NativeLlama":
+        """Load a safetensors checkpoint (single file or sharded) straight into tensors.
+        `config`: the folder's config.json when the caller has already read it."""
         from safetensors.torch import load_file
 
         folder = Path(folder)
-        cfg = json.loads((folder / "config.json").read_text())
+        cfg = config or json.loads((folder / "config.json").read_text())
         spec = spec_from_config(cfg)
         if isinstance(spec, str):
             raise ValueError(f"not a supported architecture: {spec}")

@@ -183,7 +183,8 @@ class ModelSession:
         say(f"loading weights ({self.dtype}) on {self.device} (built-in decoder, verified against transformers)")
         try:
             self._fast_tok = RawTokenizer(self.resolved.path)
-            self._native = NativeLlama.from_folder(self.resolved.path, dtype=self.dtype, device=self.device)
+            self._native = NativeLlama.from_folder(self.resolved.path, dtype=self.dtype, device=self.device,
+                                                   config=self._cfg)
         except Exception as exc:  # noqa: BLE001 - the transformers path is always there to fall back on
             log.warning("built-in decoder failed to load (%s); using transformers", exc)
             self._fast_tok = self._native = None
@@ -195,10 +196,8 @@ class ModelSession:
         if not self.config.native or self.resolved.source == "in-memory":
             return
         from . import fastpath
-        from .llama_native import spec_from_config
 
-        if isinstance(spec_from_config(self._cfg), str):
-            return
+        # An unsupported architecture gets a stored "off" verdict too, so it is not re-checked.
         verdict = fastpath.lookup(self.resolved.path, self._dtype_name(), self.device)
         if verdict is None:
             verdict = fastpath.verify(self._base, self._tok, self.resolved.path, self._dtype_name(), self.device)
@@ -522,17 +521,19 @@ class ModelSession:
                 batch = order[i:i + bsz]
                 i += len(batch)
                 ids = torch.full((len(batch), Lmax), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(batch), P + Lmax), dtype=torch.long)
-                mask[:, :P] = 1
                 for b, key in enumerate(batch):
-                    rest = key[P:]
-                    ids[b, :len(rest)] = torch.tensor(rest)
-                    mask[b, P:P + len(rest)] = 1
-                ids, mask = ids.to(self.device), mask.to(self.device)
-                kwargs = {"input_ids": ids, "attention_mask": mask}
-                if P and native is None:
-                    kwargs["position_ids"] = (torch.arange(Lmax, device=self.device) + P).unsqueeze(0).expand(len(batch), -1)
-                    kwargs.update(_cache_kwargs(decoder or lm, _expand_cache(prefix_kv, len(batch))))
+                    ids[b, :len(key) - P] = torch.tensor(key[P:])
+                ids = ids.to(self.device)
+                if native is None:
+                    # transformers needs the padding mask (prefix columns included) and, after a
+                    # cached prefix, position ids and the cache itself.
+                    mask = torch.zeros((len(batch), P + Lmax), dtype=torch.long)
+                    for b, key in enumerate(batch):
+                        mask[b, :len(key)] = 1
+                    kwargs = {"input_ids": ids, "attention_mask": mask.to(self.device)}
+                    if P:
+                        kwargs["position_ids"] = (torch.arange(Lmax, device=self.device) + P).unsqueeze(0).expand(len(batch), -1)
+                        kwargs.update(_cache_kwargs(decoder or lm, _expand_cache(prefix_kv, len(batch))))
                 # rows/cols of the positions whose next-token distribution we need
                 rows, cols, where = [], [], []
                 for b, key in enumerate(batch):
