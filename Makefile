@@ -45,7 +45,7 @@ $(VENV)/.installed: pyproject.toml scripts/install_torch.sh
 $(WORKBENCH_HOME)/.assets-ready: $(VENV)/.installed
 	$(BIN)/workbench models path default
 	$(BIN)/workbench models check default
-	$(BIN)/python -m workbench.fetch bigbench
+	$(BIN)/python -m workbench.storage.fetch bigbench
 	mkdir -p $(WORKBENCH_HOME) && touch $@
 
 # Headless Chromium from Debian for the browser tests (Playwright drives it; it never downloads a browser).

@@ -45,9 +45,9 @@ def _run(cmd: list[str], env: dict) -> float:
 
 def prepare(template_path: str, limit: int, shots: int, seed: int, work: Path):
     """Write the rows and demos our eval will use, and the equivalent lm-eval task."""
-    from workbench.data import load_dataset
-    from workbench.inference import EvalConfig, demos_for, eval_rows
-    from workbench.templates import load_template, to_lm_eval_yaml
+    from workbench.core.data import load_dataset
+    from workbench.jobs.inference import EvalConfig, demos_for, eval_rows
+    from workbench.core.templates import load_template, to_lm_eval_yaml
 
     tpl = load_template(template_path)
     ds = load_dataset("bbc")
@@ -96,10 +96,10 @@ def matmul_peak(n: int = 2048, reps: int = 10) -> float:
 
 def flops_fraction(template_path: str, limit: int, shots: int, seed: int) -> dict:
     """Achieved model FLOP/s of the scoring loop / large-matmul FLOP/s, in this process."""
-    from workbench.data import load_dataset
-    from workbench.inference import EvalConfig, evaluate
-    from workbench.session import get_session
-    from workbench.templates import load_template
+    from workbench.core.data import load_dataset
+    from workbench.jobs.inference import EvalConfig, evaluate
+    from workbench.engine.session import get_session
+    from workbench.core.templates import load_template
 
     s = get_session("default")
     tpl = load_template(template_path)
@@ -142,10 +142,10 @@ def main() -> int:
                                                        "its accuracy change and prediction agreement with fp32")
     args = ap.parse_args()
 
-    from workbench.models import resolve_model
+    from workbench.engine.models import resolve_model
 
     model_path = resolve_model("default").path
-    from workbench.session import get_session
+    from workbench.engine.session import get_session
 
     # Load once here so the fast-path check has run (it runs on a model's first load) and the
     # timed runs below all see the same, warm state.

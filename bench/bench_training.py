@@ -45,9 +45,9 @@ def _peak() -> dict:
 
 
 def _plan(args, run_dir: Path):
-    from workbench.data import load_dataset
-    from workbench.templates import load_template
-    from workbench.training import TrainConfig, prepare
+    from workbench.core.data import load_dataset
+    from workbench.core.templates import load_template
+    from workbench.jobs.training import TrainConfig, prepare
 
     cfg = TrainConfig(shots_per_class=16, max_steps=args.steps, batch_size=args.batch, lr=5e-4, seed=1,
                       eval_every=0, final_eval=False, max_length=128, warmup_ratio=0.1)
@@ -55,7 +55,7 @@ def _plan(args, run_dir: Path):
 
 
 def child_ours(args) -> dict:
-    from workbench.training import read_log, run_training
+    from workbench.jobs.training import read_log, run_training
 
     run_dir = Path(args.tmp) / f"ours-{os.getpid()}"
     plan = _plan(args, run_dir)
@@ -70,7 +70,7 @@ def child_trainer(args) -> dict:
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    from workbench.train_data import collate
+    from workbench.core.train_data import collate
 
     run_dir = Path(args.tmp) / f"trainer-{os.getpid()}"
     plan = _plan(args, run_dir)
@@ -88,7 +88,7 @@ def child_trainer(args) -> dict:
 
     def collator(batch):
         # the same right padding and -100 labels as our loop
-        from workbench.train_data import TrainExample
+        from workbench.core.train_data import TrainExample
         exs = [TrainExample(None, "", 0, b["input_ids"], b["labels"], 1) for b in batch]
         c = collate(exs, pad)
         return {"input_ids": c["input_ids"], "attention_mask": c["attention_mask"], "labels": c["labels"]}
@@ -137,7 +137,7 @@ def speed_and_memory(args) -> dict:
           f"model {args.model}, {'cuda' if torch.cuda.is_available() else 'cpu'} "
           f"({torch.get_num_threads()} threads), median of {args.reps} alternated runs")
     print(f"{'loop':<28}{'steps/s':>10}{'peak RSS MB':>14}{'RSS after load':>16}{'CUDA max MB':>13}")
-    for v, label in (("ours", "workbench.training"), ("trainer", "transformers.Trainer + peft")):
+    for v, label in (("ours", "workbench.jobs.training"), ("trainer", "transformers.Trainer + peft")):
         r = results[v][-1]
         print(f"{label:<28}{med[v]:>10.3f}{max(x['peak_rss_mb'] for x in results[v]):>14.0f}"
               f"{r['rss_after_load_mb']:>16.0f}{r.get('cuda_max_allocated_mb', float('nan')):>13.0f}")
@@ -148,12 +148,12 @@ def speed_and_memory(args) -> dict:
 def benefit(args) -> dict:
     import tempfile
 
-    from workbench.data import load_dataset, split_dataset
-    from workbench.inference import EvalConfig, evaluate
-    from workbench.session import get_session
-    from workbench.templates import load_template
-    from workbench.train_data import select_train_rows
-    from workbench.training import TrainConfig, train
+    from workbench.core.data import load_dataset, split_dataset
+    from workbench.jobs.inference import EvalConfig, evaluate
+    from workbench.engine.session import get_session
+    from workbench.core.templates import load_template
+    from workbench.core.train_data import select_train_rows
+    from workbench.jobs.training import TrainConfig, train
 
     template = load_template(TEMPLATE)
     ds = load_dataset("bbc")

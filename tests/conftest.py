@@ -31,13 +31,13 @@ def workbench_home(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def session():
     """The real default model (SmolLM2-135M-Instruct), loaded once for the whole test run."""
-    from workbench.session import get_session
+    from workbench.engine.session import get_session
 
     return get_session("default")
 
 
 @pytest.fixture(scope="session")
 def bbc():
-    from workbench.data import load_dataset
+    from workbench.core.data import load_dataset
 
     return load_dataset("bbc")

@@ -34,8 +34,8 @@ def test_compare_tab_end_to_end(session):
     from gradio_client import Client
 
     from workbench.app.main import build_app, launch_kwargs
-    from workbench.compare import get_winner_info
-    from workbench.templates import load_template
+    from workbench.jobs.compare import get_winner_info
+    from workbench.core.templates import load_template
 
     demo = build_app(model="default", data="bbc")
     try:

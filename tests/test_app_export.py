@@ -19,7 +19,7 @@ def test_export_tab_download_zip(session, tmp_path, workbench_home):
     from gradio_client import Client, handle_file
 
     from workbench.app.main import build_app
-    from workbench.export import load_bundle, unzip_bundle
+    from workbench.jobs.export import load_bundle, unzip_bundle
 
     demo = build_app(model="default", data="bbc")
     try:

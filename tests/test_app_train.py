@@ -91,7 +91,7 @@ def test_train_tab_start_poll_attach_detach(workbench_home):
             c.predict(str(workbench_home / "nowhere"), api_name="/train_status")
         assert "No training run at" in str(e.value)
     finally:
-        from workbench.session import current_session
+        from workbench.engine.session import current_session
 
         s = current_session()
         if s is not None and s.adapter:

@@ -3,7 +3,7 @@ variance, format spread, the CLI, and one real comparison on the default model.
 
 Fast tests drive `compare_templates` with a fake session whose log-likelihoods are a hash of
 (context, continuation): deterministic, and it counts its calls. The statistics inside are
-those of `workbench.stats`, checked by hand in test_stats.py; here the numbers are checked
+those of `workbench.core.stats`, checked by hand in test_stats.py; here the numbers are checked
 against hand-worked discordant tables.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ import types
 
 import pytest
 
-from workbench import stats
-from workbench.compare import (
+from workbench.core import stats
+from workbench.jobs.compare import (
     ComparisonResult,
     compare_results,
     compare_templates,
@@ -29,9 +29,9 @@ from workbench.compare import (
     seed_variance,
 )
 from workbench.errors import ConfigError, DataError
-from workbench.inference import EvalConfig, eval_rows
-from workbench.runs import RunRegistry
-from workbench.templates import load_template
+from workbench.jobs.inference import EvalConfig, eval_rows
+from workbench.storage.runs import RunRegistry
+from workbench.core.templates import load_template
 
 LIB = "templates_library"
 
@@ -58,7 +58,7 @@ class FakeSession:
         return text
 
     def loglikelihood(self, reqs, progress=None, cancel=None, prefix_cache=True):
-        from workbench.session import LogLik
+        from workbench.engine.session import LogLik
 
         self.calls += 1
         self.requests += list(reqs)
@@ -93,7 +93,7 @@ def _result(name, gold, pred):
 
 # ------------------------------------------------------------------------------ identical inputs
 def test_all_templates_see_identical_rows_and_demos(bbc, topic, question):
-    from workbench.data import sample_demos
+    from workbench.core.data import sample_demos
 
     s = FakeSession()
     cfg = EvalConfig(shots=2, seed=3, limit=12)
@@ -264,7 +264,7 @@ def test_seed_variance_over_demo_seeds(bbc, topic):
 
 
 def test_format_variants_are_valid_distinct_and_seeded(bbc, topic, question):
-    from workbench.sensitivity import format_variants
+    from workbench.core.formats import format_variants
 
     row = bbc.df.iloc[0].to_dict()
     cols = list(bbc.df.columns)
@@ -285,7 +285,7 @@ def test_format_variants_are_valid_distinct_and_seeded(bbc, topic, question):
 
 
 def test_format_spread_reports_spread_over_identical_rows(bbc, topic):
-    from workbench.sensitivity import format_spread
+    from workbench.jobs.sensitivity import format_spread
 
     s = FakeSession()
     reg = RunRegistry()

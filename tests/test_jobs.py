@@ -6,7 +6,7 @@ import threading
 import time
 
 from workbench.errors import Cancelled, DataError
-from workbench.jobs import JobRegistry
+from workbench.jobs.queue import JobRegistry
 
 
 def test_progress_result_and_eta():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from workbench.paths import library_dir
-from workbench.templates import PromptTemplate, list_library, load_templates
+from workbench.core.templates import PromptTemplate, list_library, load_templates
 
 # Hard-coded so this test does not depend on the data layer being finished.
 DATASETS = {
@@ -86,7 +86,7 @@ def test_headline_topic_verbalizers_are_single_tokens():
 
 def _real_rows(name: str):
     try:
-        data = importlib.import_module("workbench.data")
+        data = importlib.import_module("workbench.core.data")
         ds = data.load_dataset(name)
     except Exception as e:  # noqa: BLE001 - data layer missing or data unavailable offline
         pytest.skip(f"data for {name!r} not loadable here: {type(e).__name__}: {e}")

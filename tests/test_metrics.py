@@ -2,7 +2,7 @@
 import pytest
 
 from workbench.errors import DataError
-from workbench.metrics import (classification_metrics, format_table, generation_metrics,
+from workbench.core.metrics import (classification_metrics, format_table, generation_metrics,
                                normalize_answer, token_f1)
 
 
@@ -76,7 +76,7 @@ def test_format_table_lists_every_class():
 # --- plots built from these dicts (plots.py has no test file of its own) ---------------------
 
 def test_plots_carry_the_numbers():
-    from workbench import plots
+    from workbench.core import plots
 
     gold = ["pos", "pos", "pos", "neg", "neg", "neu"]
     pred = ["pos", "pos", "neg", "neg", "pos", "neg"]

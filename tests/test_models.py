@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import ModelError
-from workbench.models import list_cached, resolve_model
+from workbench.engine.models import list_cached, resolve_model
 
 
 def test_default_resolves_to_converted_cache():

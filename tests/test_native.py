@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from workbench import fastpath
-from workbench.fast_tokenizer import RawTokenizer
-from workbench.llama_native import NativeLlama, spec_from_config
-from workbench.session import ModelSession
+from workbench.engine import fastpath
+from workbench.engine.fast_tokenizer import RawTokenizer
+from workbench.engine.llama_native import NativeLlama, spec_from_config
+from workbench.engine.session import ModelSession
 
 LLAMA = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
          "num_key_value_heads": 2, "vocab_size": 128, "intermediate_size": 96, "max_position_embeddings": 256}
@@ -130,7 +130,7 @@ def test_fast_path_session_never_imports_transformers(session):
     assert session.backend == "native"      # the fixture has made sure the verdict exists
     code = (
         "import sys, json\n"
-        "from workbench.session import ModelSession\n"
+        "from workbench.engine.session import ModelSession\n"
         "s = ModelSession('default').load()\n"
         "ll = s.loglikelihood([('The capital of France is', ' Paris')])[0]\n"
         "before = 'transformers' in sys.modules\n"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from workbench.errors import ConfigError
-from workbench.runs import SCHEMA_VERSION, RunRegistry, settings_key
+from workbench.storage.runs import SCHEMA_VERSION, RunRegistry, settings_key
 
 
 def _add_eval(reg, name, **kw):

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 from workbench.errors import ConfigError, DataError
-from workbench.retriever import (BM25Retriever, HookRetriever, answer_from_passage, as_retriever, facts_corpus,
+from workbench.core.retriever import (BM25Retriever, HookRetriever, answer_from_passage, as_retriever, facts_corpus,
                                  load_retriever, read_corpus)
-from workbench.selfask import (END_REASONS, SelfAskConfig, compositionality_gap, dispatch_generation,
+from workbench.jobs.selfask import (END_REASONS, SelfAskConfig, compositionality_gap, dispatch_generation,
                                extract_cot_answer, final_answer_text, parse_selfask, run_selfask_records,
                                trace_metrics, trace_to_markdown)
-from workbench.session import Generation, cut_at_stop
-from workbench.templates import PromptTemplate, load_template
+from workbench.engine.session import Generation, cut_at_stop
+from workbench.core.templates import PromptTemplate, load_template
 from workbench.paths import library_dir
 
 NEEDED = "Are follow up questions needed here:"
@@ -368,7 +368,7 @@ FALLBACK_QUESTIONS = pd.DataFrame({
 
 def _strategyqa_rows(n=3):
     try:
-        from workbench.data import load_dataset
+        from workbench.core.data import load_dataset
 
         df = load_dataset("strategyqa").df
     except Exception:  # noqa: BLE001 - the data layer is optional for this test

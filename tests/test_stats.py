@@ -5,9 +5,9 @@ import pytest
 from scipy.stats import binom
 from sklearn.metrics import f1_score
 
-from workbench import stats
+from workbench.core import stats
 from workbench.errors import ConfigError
-from workbench.metrics import classification_metrics
+from workbench.core.metrics import classification_metrics
 
 
 def test_mcnemar_exact_small_tables():

@@ -1,4 +1,4 @@
-"""Unit tests for workbench.templates: rendering, sandbox, validation, hashing, YAML, interop."""
+"""Unit tests for workbench.core.templates: rendering, sandbox, validation, hashing, YAML, interop."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from workbench.errors import TemplateError
-from workbench.templates import (FewShotConfig, GenerationConfig, Problem, PromptTemplate, list_library,
+from workbench.core.templates import (FewShotConfig, GenerationConfig, Problem, PromptTemplate, list_library,
                                  load_template, load_templates, render_string, to_lm_eval_yaml,
                                  to_promptsource_yaml)
 

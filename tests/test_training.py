@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import ConfigError, DataError
-from workbench.training import (TrainConfig, TrainJob, loss_on_batch, prepare, read_log, read_status,
+from workbench.jobs.training import (TrainConfig, TrainJob, loss_on_batch, prepare, read_log, read_status,
                                 request_cancel, run_training, save_adapter_atomic, train)
 
 LIB = Path(__file__).resolve().parent.parent / "templates_library"
@@ -22,7 +22,7 @@ FAST = dict(batch_size=2, max_length=64, eval_every=0, final_eval=False, dev_lim
 
 @pytest.fixture(scope="module")
 def template():
-    from workbench.templates import load_template
+    from workbench.core.templates import load_template
 
     return load_template(LIB / "bbc_headline_topic.yaml")
 
@@ -33,7 +33,7 @@ def tiny_model(tmp_path_factory) -> str:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from workbench.models import resolve_model
+    from workbench.engine.models import resolve_model
 
     tok = AutoTokenizer.from_pretrained(resolve_model("default").path)
     torch.manual_seed(0)
@@ -49,7 +49,7 @@ def tiny_model(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def small_bbc(tmp_path_factory):
     """60 bbc headlines (12 per class) as a CSV dataset: splits are quick to make and to score."""
-    from workbench.data import load_dataset
+    from workbench.core.data import load_dataset
 
     full = load_dataset("bbc").df
     df = full.groupby("label", group_keys=False).head(12)[["title", "label"]]
@@ -59,7 +59,7 @@ def small_bbc(tmp_path_factory):
 
 
 def _csv_dataset(tmp_path, df, name="d.csv"):
-    from workbench.data import load_dataset
+    from workbench.core.data import load_dataset
 
     path = tmp_path / name
     df.to_csv(path, index=False)
@@ -101,7 +101,7 @@ def test_class_with_no_examples(tmp_path, template, tiny_model, small_bbc):
 
 
 def test_empty_training_split(tmp_path, template, tiny_model, small_bbc):
-    from workbench.train_data import select_train_rows
+    from workbench.core.train_data import select_train_rows
 
     with pytest.raises(DataError, match="training split is empty"):
         select_train_rows(template, small_bbc.df.iloc[:0], None, 0)
@@ -139,7 +139,7 @@ def test_default_targets_per_architecture(tiny_model):
     import torch
     from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-    from workbench.training import default_target_modules
+    from workbench.jobs.training import default_target_modules
 
     llama = AutoModelForCausalLM.from_pretrained(tiny_model)
     assert default_target_modules(llama) == ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -156,7 +156,7 @@ def test_default_targets_per_architecture(tiny_model):
 def test_answer_token_loss_masks_the_prompt(tmp_path, template, tiny_model, small_bbc):
     import torch
 
-    from workbench.train_data import IGNORE, collate
+    from workbench.core.train_data import IGNORE, collate
 
     plan = prepare(tiny_model, template, small_bbc, TrainConfig(**{**FAST, "shots_per_class": 1}), tmp_path / "run",
                    registry=False)
@@ -183,8 +183,8 @@ def test_answer_token_loss_masks_the_prompt(tmp_path, template, tiny_model, smal
 # ---------------------------------------------------------------------------- real model
 @pytest.mark.model
 def test_real_run_saves_reloads_and_changes_scores(tmp_path, template, session, bbc):
-    from workbench.inference import EvalConfig, evaluate
-    from workbench.runs import RunRegistry
+    from workbench.jobs.inference import EvalConfig, evaluate
+    from workbench.storage.runs import RunRegistry
 
     cfg = TrainConfig(shots_per_class=1, batch_size=4, max_steps=4, lr=3e-3, max_length=64, eval_every=0,
                       test_limit=8, seed=1)
@@ -281,7 +281,7 @@ def test_crash_while_saving_keeps_previous_adapter(tmp_path, template, tiny_mode
 
 # ---------------------------------------------------------------------------- log, reproducibility, head
 def test_log_is_readable_while_written_and_tolerates_a_torn_line(tmp_path):
-    from workbench.training import RunLog, list_runs
+    from workbench.jobs.training import RunLog, list_runs
 
     run = tmp_path / "runs" / "r1"
     run.mkdir(parents=True)
@@ -323,7 +323,7 @@ def test_head_mode_runs_and_saves_its_head(tmp_path, template, tiny_model, small
 
     # Attaching it from the Train tab works but says plainly that the head is not used.
     from workbench.app.tab_train import train_attach
-    from workbench.session import get_session
+    from workbench.engine.session import get_session
 
     try:
         bar, msg = train_attach(tiny_model, str(tmp_path / "run"))
@@ -334,7 +334,7 @@ def test_head_mode_runs_and_saves_its_head(tmp_path, template, tiny_model, small
 
 
 def test_figures_from_the_run_folder(tmp_path, template, tiny_model, small_bbc):
-    from workbench.training import result_figures
+    from workbench.jobs.training import result_figures
 
     cfg = TrainConfig(**{**FAST, "shots_per_class": 1, "max_steps": 2, "eval_every": 1, "final_eval": True,
                          "test_limit": 5, "dev_limit": 5})

@@ -8,15 +8,15 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _LAZY = {
-    "PromptTemplate": "workbench.templates",
-    "load_template": "workbench.templates",
-    "load_dataset": "workbench.data",
-    "split_dataset": "workbench.data",
-    "ModelSession": "workbench.session",
-    "get_session": "workbench.session",
-    "EvalConfig": "workbench.inference",
-    "evaluate": "workbench.inference",
-    "load_bundle": "workbench.export",
+    "PromptTemplate": "workbench.core.templates",
+    "load_template": "workbench.core.templates",
+    "load_dataset": "workbench.core.data",
+    "split_dataset": "workbench.core.data",
+    "ModelSession": "workbench.engine.session",
+    "get_session": "workbench.engine.session",
+    "EvalConfig": "workbench.jobs.inference",
+    "evaluate": "workbench.jobs.inference",
+    "load_bundle": "workbench.jobs.export",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

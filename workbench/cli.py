@@ -20,7 +20,7 @@ MODULES = {"import": "import_"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from workbench import __version__
 
     p = argparse.ArgumentParser(prog="workbench", description="Prompt Workbench: design, score, compare and "
                                 "LoRA-tune prompts for Hugging Face language models.")
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import Cancelled, WorkbenchError
+    from workbench.errors import Cancelled, WorkbenchError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -39,11 +39,6 @@ def models_dir() -> Path:
     return p
 
 
-def bigbench_dir() -> Path:
-    """Where `python -m workbench.fetch bigbench` puts BIG-bench's task files."""
-    return cache_home() / "bigbench" / "benchmark_tasks"
-
-
 def user_templates_dir() -> Path:
     return _sub("templates")
 

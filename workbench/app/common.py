@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..errors import WorkbenchError
+from workbench.errors import WorkbenchError
 
 log = logging.getLogger("workbench.app")
 
@@ -79,7 +79,7 @@ def user_errors(what: str) -> Iterator[None]:
 # ------------------------------------------------------------------------------------ data
 @functools.lru_cache(maxsize=8)
 def _load_dataset_cached(spec: str, text_column: str | None, label_column: str | None, mtime: float):
-    from ..data import load_dataset
+    from workbench.core.data import load_dataset
 
     return load_dataset(spec, text_column=text_column, label_column=label_column)
 
@@ -94,7 +94,7 @@ def get_dataset(spec: str, text_column: str | None = None, label_column: str | N
 
 
 def state_dataset(state: UIState):
-    from ..errors import DataError
+    from workbench.errors import DataError
 
     if not state or not state.data_spec:
         raise DataError("No dataset is loaded.", hint="Open the Data tab and load a dataset first.")
@@ -102,8 +102,8 @@ def state_dataset(state: UIState):
 
 
 def parse_template(yaml_text: str):
-    from ..errors import TemplateError
-    from ..templates import load_template
+    from workbench.errors import TemplateError
+    from workbench.core.templates import load_template
 
     if not (yaml_text or "").strip():
         raise TemplateError("The template editor is empty.", hint="Load a template from the library in the Templates tab.")
@@ -172,7 +172,7 @@ def _s(v) -> str:
 
 def result_views(payload: dict | None, errors_only: bool = False):
     """(metrics markdown, per-class figure, confusion figure, predictions table) of a result."""
-    from .. import plots
+    from workbench.core import plots
 
     if not payload:
         return ("*No results yet.*", empty_figure("no results yet"), empty_figure("no results yet"),
@@ -190,7 +190,7 @@ def result_views(payload: dict | None, errors_only: bool = False):
 
 def run_payload(run_id: str) -> dict:
     """The stored result of a run."""
-    from ..paths import runs_db
+    from workbench.paths import runs_db
 
     return _run_payload(str(runs_db()), run_id)
 
@@ -198,8 +198,8 @@ def run_payload(run_id: str) -> dict:
 @functools.lru_cache(maxsize=16)
 def _run_payload(db: str, run_id: str) -> dict:
     # Runs are immutable once recorded, so caching by (registry file, id) is safe.
-    from ..errors import ConfigError
-    from ..runs import RunRegistry
+    from workbench.errors import ConfigError
+    from workbench.storage.runs import RunRegistry
 
     reg = RunRegistry(db)
     reg.get(run_id)   # raises a readable error for an unknown id
@@ -217,7 +217,7 @@ def fmt_seconds(s) -> str:
 
 
 def job_progress_html(st: dict | None, *, what: str = "", idle: str = "Nothing running.", unit: str = "") -> str:
-    """The progress bar + status line of a `workbench.jobs` job (Run and Compare tabs).
+    """The progress bar + status line of a `workbench.jobs.queue` job (Run and Compare tabs).
     `unit` names what `done/total` counts ("requests"); empty hides the counts."""
     import html
 

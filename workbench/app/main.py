@@ -21,7 +21,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .common import Ctx, UIState
+from workbench.app.common import Ctx, UIState
 
 log = logging.getLogger("workbench.app")
 
@@ -57,7 +57,7 @@ def launch_kwargs() -> dict:
 
 def build_app(model: str = "default", data: str = "bbc") -> gr.Blocks:
     """The whole app, unlaunched. `model` fills the model bar, `data` is opened on page load."""
-    from . import model_bar
+    from workbench.app import model_bar
 
     with gr.Blocks(title="Prompt Workbench", analytics_enabled=False) as demo:
         ctx = Ctx(demo=demo, state=gr.State(UIState(data_spec=None)),
@@ -84,7 +84,7 @@ def build_app(model: str = "default", data: str = "bbc") -> gr.Blocks:
 # ------------------------------------------------------------------------------------ launch
 def parse_auth(auth: str | None) -> tuple[str, str] | None:
     """`user:pass` (from --auth or $WORKBENCH_AUTH) → (user, pass)."""
-    from ..errors import ConfigError
+    from workbench.errors import ConfigError
 
     auth = auth or os.environ.get("WORKBENCH_AUTH")
     if not auth:
@@ -121,7 +121,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth:
     # Warm the model in the background so the first preview or run does not wait for it.
     import threading
 
-    from ..session import get_session
+    from workbench.engine.session import get_session
 
     def _warm():
         try:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .common import MODEL_QUEUE, Ctx, user_errors
+from workbench.app.common import MODEL_QUEUE, Ctx, user_errors
 
 
 def current_session():
     """The loaded session, if any, without loading one."""
-    from ..session import current_session as _current
+    from workbench.engine.session import current_session as _current
 
     return _current()
 
@@ -49,8 +49,8 @@ def model_status() -> str:
 
 def load_model(name: str, progress=gr.Progress()) -> str:  # noqa: B008 - Gradio's progress idiom
     """Load `name` ('default', a hub id, a folder or a .gguf) and free the previous model."""
-    from .. import jobs
-    from ..session import get_session
+    from workbench.jobs import queue as jobs
+    from workbench.engine.session import get_session
 
     name = (name or "").strip() or "default"
     with user_errors("Loading the model"):

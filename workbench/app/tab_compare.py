@@ -9,7 +9,7 @@ which the templates disagree (filterable by class). A template can be marked the
 which the Export step picks up. The Robustness section runs few-shot seed variance or a
 format-spread study (`sensitivity.format_spread`) on one column.
 
-All logic lives in `workbench.compare` / `workbench.sensitivity`; the handlers below only
+All logic lives in `workbench.jobs.compare` / `workbench.jobs.sensitivity`; the handlers below only
 parse inputs, start jobs and turn stored results into tables and figures.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import jobs
-from .common import Ctx, UIState, empty_figure, state_dataset, job_progress_html, user_errors
+from workbench.jobs import queue as jobs
+from workbench.app.common import Ctx, UIState, empty_figure, state_dataset, job_progress_html, user_errors
 
 MAX_COLUMNS = 8
 METHODS = ["acc", "acc_norm", "acc_bytes"]
@@ -32,7 +32,7 @@ POLL_S = 1.0
 # ------------------------------------------------------------------------------------ library
 def library_choices() -> list[tuple[str, str]]:
     """(label, value) of every library/user template; value is 'path::name'."""
-    from ..templates import list_library
+    from workbench.core.templates import list_library
 
     return [(f"{t['name']}" + (f" ({t['dataset']})" if t.get("dataset") else ""), f"{t['path']}::{t['name']}")
             for t in list_library() if not t.get("error") and t.get("task") == "classification"]
@@ -40,7 +40,7 @@ def library_choices() -> list[tuple[str, str]]:
 
 def library_yaml(choice: str) -> str:
     """The YAML of a library template chosen in a column ('path::name')."""
-    from ..templates import load_template
+    from workbench.core.templates import load_template
 
     if not choice:
         return gr.skip()
@@ -56,8 +56,8 @@ def show_columns(n: float):
 
 # ------------------------------------------------------------------------------------ inputs
 def _templates(n: float, yamls) -> list:
-    from ..errors import TemplateError
-    from .common import parse_template
+    from workbench.errors import TemplateError
+    from workbench.app.common import parse_template
 
     n = max(2, min(MAX_COLUMNS, int(n or 2)))
     out = []
@@ -70,7 +70,7 @@ def _templates(n: float, yamls) -> list:
 
 
 def _config(state: UIState, shots, seed, method, calibration, split, limit, template=None):
-    from ..inference import EvalConfig
+    from workbench.jobs.inference import EvalConfig
 
     fs = getattr(template, "fewshot", None)
     cfg = EvalConfig(shots=int(shots or 0), seed=int(seed or 0), method=method or "acc",
@@ -93,8 +93,8 @@ def _check(templates, ds) -> None:
 
 # ------------------------------------------------------------------------------------ jobs
 def _compare_job(ctx: jobs.JobContext, templates, dataset, model: str, config, baseline, n_boot: int) -> str:
-    from ..compare import compare_templates
-    from ..session import get_session
+    from workbench.jobs.compare import compare_templates
+    from workbench.engine.session import get_session
 
     ctx.message(f"loading model {model}")
     session = get_session(model)
@@ -124,16 +124,16 @@ def start_compare(state: UIState, model: str, shots: float, seed: float, method:
 
 
 def _robust_job(ctx: jobs.JobContext, study: str, template, dataset, model: str, config, seeds, n_variants: int) -> str:
-    from ..session import get_session
+    from workbench.engine.session import get_session
 
     ctx.message(f"loading model {model}")
     session = get_session(model)
     if study == "seeds":
-        from ..compare import seed_variance
+        from workbench.jobs.compare import seed_variance
         res = seed_variance(template, dataset, session, config, seeds=seeds, progress=ctx.progress,
                             cancel=ctx.cancelled)
     else:
-        from ..sensitivity import format_spread
+        from workbench.jobs.sensitivity import format_spread
         res = format_spread(template, dataset, session, config, n_variants=n_variants, seed=config.seed,
                             progress=ctx.progress, cancel=ctx.cancelled)
     return res.run_id
@@ -141,8 +141,8 @@ def _robust_job(ctx: jobs.JobContext, study: str, template, dataset, model: str,
 
 def _start_robust(kind: str, state, model, column, seeds, n_variants, shots, seed, method, calibration, split, limit,
                   yamls):
-    from ..errors import ConfigError
-    from .common import parse_template
+    from workbench.errors import ConfigError
+    from workbench.app.common import parse_template
 
     col = max(1, min(MAX_COLUMNS, int(column or 1)))
     t = parse_template(list(yamls)[col - 1])
@@ -200,7 +200,7 @@ def progress_html(st: dict | None) -> str:
 
 # ------------------------------------------------------------------------------------ views
 def _load(run_id: str):
-    from ..compare import open_run
+    from workbench.jobs.compare import open_run
 
     return open_run(run_id)
 
@@ -265,7 +265,7 @@ def disagreements_frame(res, label: str | None = None):
 
 
 def _confusion(res, name: str | None):
-    from .. import plots
+    from workbench.core import plots
 
     if not name or name not in res.metrics or "confusion" not in res.metrics[name]:
         return empty_figure("no confusion matrix")
@@ -277,7 +277,7 @@ def compare_open(run_id: str, label: str = ALL_CLASSES):
     plot, per-class F1 plot, left template name, its confusion matrix, right template name,
     its confusion matrix, class filter, disagreements table, winner name) (the page also keeps
     the run id for the filters below)."""
-    from .. import plots
+    from workbench.core import plots
 
     with user_errors("Opening the comparison"):
         res = _load(run_id)
@@ -333,7 +333,7 @@ def compare_confusion(run_id: str, name: str):
 
 def compare_mark_winner(run_id: str, name: str) -> str:
     """Mark template `name` of comparison `run_id` as the winner (what Export uses by default)."""
-    from ..compare import mark_winner
+    from workbench.jobs.compare import mark_winner
 
     with user_errors("Marking the winner"):
         if not run_id:
@@ -360,7 +360,7 @@ def robustness_open(run_id: str):
     """A stored seed-variance or format-spread study: (markdown, spread plot, table)."""
     import pandas as pd
 
-    from .. import plots
+    from workbench.core import plots
 
     with user_errors("Opening the study"):
         res = _load(run_id)
@@ -407,7 +407,7 @@ def poll_robust(job_id: str):
 def list_stored() -> list[dict]:
     """Stored comparisons and studies, newest first: [{"id", "name", "created_at", "data",
     "type", "best", "winner"}]."""
-    from ..compare import list_comparisons
+    from workbench.jobs.compare import list_comparisons
 
     with user_errors("Listing comparisons"):
         return list_comparisons()
@@ -422,7 +422,7 @@ def stored_choices(items: list[dict] | None):
 
 def open_stored(run_id: str, label: str):
     """Open a stored run in the right place: comparisons above, studies under Robustness."""
-    from ..compare import open_run
+    from workbench.jobs.compare import open_run
 
     with user_errors("Opening the run"):
         if not run_id:
@@ -553,7 +553,7 @@ def build(ctx: Ctx) -> None:
                   [job, job_box, progress, timer], api_name="compare_start")
     views = [shown, verdicts, board, lb_plot, f1_plot, conf_a_name, conf_a, conf_b_name, conf_b, cls,
              disagreements, winner]
-    from .model_bar import model_status
+    from workbench.app.model_bar import model_status
 
     # The comparison job loads the model in the background: keep the model bar truthful.
     timer.tick(poll_compare, [shown, job, cls], [progress, timer] + views, api_name="compare_poll",

@@ -6,7 +6,7 @@ import math
 
 import gradio as gr
 
-from .common import Ctx, UIState, get_dataset, state_dataset, user_errors
+from workbench.app.common import Ctx, UIState, get_dataset, state_dataset, user_errors
 
 PAGE_SIZE = 20
 OTHER = "file or path…"
@@ -15,14 +15,14 @@ FILE_TYPES = [".csv", ".tsv", ".jsonl", ".json", ".parquet"]
 
 def builtin_choices() -> list[tuple[str, str]]:
     """(label, name) of the built-in datasets that are installed here."""
-    from ..data import builtin_datasets
+    from workbench.core.data import builtin_datasets
 
     return [(f"{b['name']} — {b['description'].split(':')[0]}", b["name"]) for b in builtin_datasets()
             if b.get("available")]
 
 
 def _spec(source: str | None, upload: str | None, path: str | None) -> str:
-    from ..errors import DataError
+    from workbench.errors import DataError
 
     if upload:
         return upload if isinstance(upload, str) else getattr(upload, "name", str(upload))
@@ -35,7 +35,7 @@ def _spec(source: str | None, upload: str | None, path: str | None) -> str:
 
 def split_sizes(ds, seed: int = 0) -> str:
     """Markdown: the train/dev/test split sizes (the Run tab uses the same split)."""
-    from ..data import split_dataset
+    from workbench.core.data import split_dataset
 
     sp = split_dataset(ds, seed=int(seed), dev=0.1, test=0.2)
     n = len(ds.df)
@@ -54,8 +54,8 @@ def _summary(ds) -> str:
 
 
 def _balance(ds):
-    from .. import plots
-    from .common import empty_figure
+    from workbench.core import plots
+    from workbench.app.common import empty_figure
 
     if not ds.label_column:
         return empty_figure("no label column")

@@ -4,15 +4,15 @@ PromptSource YAML back into the template library.
 
 The template comes from the editor, the latest marked comparison winner, or a LoRA training
 run (its adapter, template and test results). Exporting measures the metrics, which runs the
-model, so it is a background job (`workbench.jobs`) polled by a timer, like the Run tab. All
-logic lives in `workbench.export`.
+model, so it is a background job (`workbench.jobs.queue`) polled by a timer, like the Run tab. All
+logic lives in `workbench.jobs.export`.
 """
 from __future__ import annotations
 
 import gradio as gr
 
-from .. import jobs
-from .common import Ctx, UIState, state_dataset, user_errors
+from workbench.jobs import queue as jobs
+from workbench.app.common import Ctx, UIState, state_dataset, user_errors
 
 SOURCES = ["editor", "winner", "training run"]
 POLL_S = 1.0
@@ -20,7 +20,7 @@ POLL_S = 1.0
 
 def train_runs() -> list[tuple[str, str]]:
     """(label, run folder) of finished training runs in the registry, newest first."""
-    from ..runs import RunRegistry
+    from workbench.storage.runs import RunRegistry
 
     out = []
     for r in RunRegistry().list(kind="train", limit=100):
@@ -38,8 +38,8 @@ def refresh_train_runs():
 
 def _export_job(ctx: jobs.JobContext, source: str, template, train_run: str | None, dataset, model: str, config,
                 export) -> str:
-    from ..export import export_bundle, export_train_run
-    from ..session import get_session
+    from workbench.jobs.export import export_bundle, export_train_run
+    from workbench.engine.session import get_session
 
     ctx.message(f"loading model {model}")
     session = get_session(model)
@@ -58,10 +58,10 @@ def start_export(state: UIState, model: str, template_yaml: str, source: str, tr
     marked comparison winner) or "training run" (`train_run` is its folder). `limit` 0 = the
     whole split. Returns (job id, status text, poll timer); poll `export_status(job_id)` and,
     when done, `export_open(job_id)` for the card and the zip."""
-    from ..errors import ConfigError
-    from ..export import ExportConfig, sanitize_name
-    from ..inference import EvalConfig
-    from .common import parse_template
+    from workbench.errors import ConfigError
+    from workbench.jobs.export import ExportConfig, sanitize_name
+    from workbench.jobs.inference import EvalConfig
+    from workbench.app.common import parse_template
 
     with user_errors("Starting the export"):
         source = source or "editor"
@@ -72,8 +72,8 @@ def start_export(state: UIState, model: str, template_yaml: str, source: str, tr
         if source == "editor":
             template = parse_template(template_yaml)
         elif source == "winner":
-            from ..compare import get_winner_info
-            from ..templates import load_template
+            from workbench.jobs.compare import get_winner_info
+            from workbench.core.templates import load_template
 
             info = get_winner_info()
             if info is None:
@@ -105,8 +105,8 @@ def export_open(job_id: str):
     import tempfile
     from pathlib import Path
 
-    from ..errors import ConfigError
-    from ..export import zip_bundle
+    from workbench.errors import ConfigError
+    from workbench.jobs.export import zip_bundle
 
     with user_errors("Opening the export"):
         st = jobs.status(job_id or "")
@@ -148,8 +148,8 @@ def poll_export(job_id: str):
 def import_file(path: str, overwrite: bool = False) -> str:
     """Import an uploaded bundle .zip, lm-eval task YAML or PromptSource YAML into the user
     template folder; returns what was written."""
-    from ..errors import ConfigError
-    from ..export import import_path
+    from workbench.errors import ConfigError
+    from workbench.jobs.export import import_path
 
     with user_errors("Importing"):
         if not path:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .common import MODEL_QUEUE, Ctx, UIState, parse_template, state_dataset, user_errors
+from workbench.app.common import MODEL_QUEUE, Ctx, UIState, parse_template, state_dataset, user_errors
 
 MAX_TOKENS_SHOWN = 1500   # HighlightedText gets slow beyond this; the count is always exact
 SPLITS = ["test", "dev", "train", "all"]
 
 
 def _session(model: str | None):
-    from ..session import get_session
-    from .model_bar import current_session
+    from workbench.engine.session import get_session
+    from workbench.app.model_bar import current_session
 
     s = current_session()
     if s is not None and (not model or s.config.model == model):
@@ -27,7 +27,7 @@ def preview(state: UIState, template_yaml: str, split: str, position: float, sho
     as [(token, tag)], verbalizer table, warnings markdown, gold markdown)."""
     import pandas as pd
 
-    from ..inference import EvalConfig, build_prompts, eval_rows
+    from workbench.jobs.inference import EvalConfig, build_prompts, eval_rows
 
     with user_errors("Preview"):
         t = parse_template(template_yaml)
@@ -115,7 +115,7 @@ def build(ctx: Ctx) -> None:
                                     show_inline_category=False, show_whitespaces=True, combine_adjacent=False, elem_id="preview-tokens")
     inputs = [ctx.state, ctx.editor, split, position, shots, seed, ctx.model_name]
     outputs = [text, summary, tokens, verbal, warn, gold]
-    from .model_bar import model_status
+    from workbench.app.model_bar import model_status
 
     btn.click(preview, inputs, outputs, api_name="preview", concurrency_id=MODEL_QUEUE, concurrency_limit=1).then(
         model_status, None, ctx.model_info, api_name="model_status_after_preview", api_visibility="private")

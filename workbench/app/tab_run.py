@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import jobs
-from .common import Ctx, UIState, parse_template, result_views, run_payload, state_dataset, job_progress_html, user_errors
+from workbench.jobs import queue as jobs
+from workbench.app.common import Ctx, UIState, parse_template, result_views, run_payload, state_dataset, job_progress_html, user_errors
 
 METHODS = ["acc", "acc_norm", "acc_bytes"]
 CALIBRATIONS = ["none", "contextual", "pmi"]
@@ -22,9 +22,9 @@ POLL_S = 1.0
 
 def _eval_job(ctx: jobs.JobContext, template, dataset, model: str, config) -> str:
     """The job: load the model, evaluate, record the run; returns the run id."""
-    from ..inference import evaluate
-    from ..runs import record_eval
-    from ..session import get_session
+    from workbench.jobs.inference import evaluate
+    from workbench.storage.runs import record_eval
+    from workbench.engine.session import get_session
 
     ctx.message(f"loading model {model}")
     session = get_session(model)
@@ -40,7 +40,7 @@ def run_eval(state: UIState, template_yaml: str, model: str, shots: float, seed:
     """Start an evaluation of the editor's template on this session's dataset. Returns
     (job id, progress HTML, poll timer) (the UI also keeps the job id in localStorage). Poll with `run_status(job_id)`; when its state is
     "done", `result_id` is the run id to pass to `open_run`. `limit` 0 = the whole split."""
-    from ..inference import EvalConfig
+    from workbench.jobs.inference import EvalConfig
 
     with user_errors("Starting the evaluation"):
         t = parse_template(template_yaml)
@@ -108,7 +108,7 @@ def reconnect(state: UIState, job_id: str, errors_only: bool):
 
 def filter_predictions(state: UIState, errors_only: bool):
     """The predictions table of the run shown in the Run tab, optionally only the errors."""
-    from .common import predictions_frame
+    from workbench.app.common import predictions_frame
 
     with user_errors("Filtering"):
         if not state or not state.last_run_id:
@@ -148,7 +148,7 @@ def build(ctx: Ctx) -> None:
     run_btn.click(run_eval, [ctx.state, ctx.editor, ctx.model_name, shots, seed, method, calibration, split, limit],
                   [ctx.job, job_box, progress, timer], api_name="run_eval")
     poll_out = [ctx.state, progress, timer, metrics, bar, conf, table]
-    from .model_bar import model_status
+    from workbench.app.model_bar import model_status
 
     timer.tick(poll_run, [ctx.state, ctx.job, errors_only], poll_out, api_name="poll_run", api_visibility="private",
                show_progress="hidden", concurrency_limit=None).then(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .common import Ctx, UIState, result_views, run_payload, user_errors
+from workbench.app.common import Ctx, UIState, result_views, run_payload, user_errors
 
 COLUMNS = ["id", "created", "name", "model", "adapter", "data", "n", "accuracy", "macro_f1", "exact_match",
            "template", "seed"]
@@ -15,7 +15,7 @@ def list_runs(search: str = ""):
     template hash). Returns the table (first column: run id)."""
     import pandas as pd
 
-    from ..runs import RunRegistry
+    from workbench.storage.runs import RunRegistry
 
     with user_errors("Listing runs"):
         recs = RunRegistry().list(kind="eval", search=(search or "").strip() or None)
@@ -44,7 +44,7 @@ def _r(v):
 def open_run(run_id: str, errors_only: bool = False):
     """A stored run's results: (metrics markdown, per-class plot, confusion plot, predictions
     table, provenance: template hash and YAML, model, adapter, data fingerprint, settings, time)."""
-    from ..runs import RunRegistry
+    from workbench.storage.runs import RunRegistry
 
     with user_errors("Opening the run"):
         if not run_id:
@@ -70,8 +70,8 @@ def select_run(table, evt: gr.SelectData):
 def run_template(state: UIState, run_id: str, current_yaml: str, discard: bool):
     """Load a run's template into the editor (asks before replacing unsaved edits).
     Returns (state, editor YAML, edit status)."""
-    from ..runs import RunRegistry
-    from .tab_templates import _edit_status, _guard
+    from workbench.storage.runs import RunRegistry
+    from workbench.app.tab_templates import _edit_status, _guard
 
     state = state or UIState()
     with user_errors("Loading the run's template"):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .common import DEFAULT_TEMPLATE, Ctx, UIState, parse_template, state_dataset, user_errors
+from workbench.app.common import DEFAULT_TEMPLATE, Ctx, UIState, parse_template, state_dataset, user_errors
 
 CHOICE_HEADERS = ["label", "verbalizers (comma-separated)"]
 SAMPLINGS = ["fixed", "per_example"]
@@ -24,7 +24,7 @@ def list_templates() -> list[dict]:
     [{"name", "file", "ref", "dataset", "task", "source", "error"?}, ...]; pass `ref` to
     load_template / duplicate_template. (The key is not "path": gradio_client would take a
     dict with "path" for a file to download.)"""
-    from ..templates import list_library
+    from workbench.core.templates import list_library
 
     with user_errors("Listing templates"):
         out = []
@@ -85,7 +85,7 @@ def _edit_status(state: UIState, yaml_text: str) -> str:
 def load_template_into_editor(state: UIState, ref: str, current_yaml: str, discard: bool):
     """Load a library template (`path` or `path::name`) into the editor unless that would drop
     unsaved edits. Returns (state, editor YAML, edit status)."""
-    from ..templates import load_template
+    from workbench.core.templates import load_template
 
     state = state or UIState()
     with user_errors("Loading the template"):
@@ -103,7 +103,7 @@ def load_template_into_editor(state: UIState, ref: str, current_yaml: str, disca
 def save_template_as(state: UIState, yaml_text: str, name: str, overwrite: bool):
     """Save the editor's template under `name` in $WORKBENCH_HOME/templates/. Returns
     (state, editor YAML with the new name, edit status, library ref of the saved file)."""
-    from ..paths import user_templates_dir
+    from workbench.paths import user_templates_dir
 
     state = state or UIState()
     with user_errors("Saving the template"):
@@ -126,8 +126,8 @@ def save_template_as(state: UIState, yaml_text: str, name: str, overwrite: bool)
 def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: bool):
     """Copy a library template to the user folder as `<name>_copy` and open the copy.
     Returns (state, editor YAML, edit status, library ref of the copy)."""
-    from ..paths import user_templates_dir
-    from ..templates import load_template
+    from workbench.paths import user_templates_dir
+    from workbench.core.templates import load_template
 
     state = state or UIState()
     with user_errors("Duplicating the template"):
@@ -154,7 +154,7 @@ def import_template(state: UIState, file: str | None, pasted: str, name: str | N
     """Import lm-eval task YAML or a PromptSource templates.yaml (uploaded or pasted) into the
     editor. A PromptSource file with several templates fills the name choices; pick one and
     import again. Returns (state, editor YAML, edit status, names of the templates in the file)."""
-    from ..templates import load_templates
+    from workbench.core.templates import load_templates
 
     state = state or UIState()
     with user_errors("Importing"):
@@ -246,8 +246,8 @@ def _yaml_line(yaml_text: str, field: str, line: int | None) -> int | None:
 def validate_template(state: UIState, yaml_text: str) -> str:
     """Every problem of the editor's template against the loaded data (columns, labels, a
     sample row, and the tokenizer when a model is loaded), as markdown with line and column."""
-    from ..errors import WorkbenchError
-    from .model_bar import current_session
+    from workbench.errors import WorkbenchError
+    from workbench.app.model_bar import current_session
 
     try:
         t = parse_template(yaml_text)
@@ -293,8 +293,8 @@ def editor_changed(state: UIState, yaml_text: str):
 def restore_draft(state: UIState, draft: dict | None):
     """On page load: the editor content from localStorage, or the dataset's default template.
     Returns (state, editor YAML, edit status)."""
-    from ..paths import library_dir
-    from ..templates import load_template
+    from workbench.paths import library_dir
+    from workbench.core.templates import load_template
 
     state = state or UIState()
     if draft and (draft.get("yaml") or "").strip():

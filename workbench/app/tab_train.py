@@ -1,5 +1,5 @@
 """Train tab: a short LoRA fine-tune of the editor's template on the session's dataset
-(prompt-based, LM-BFF style; `workbench.training`), watched live, then compared with the base
+(prompt-based, LM-BFF style; `workbench.jobs.training`), watched live, then compared with the base
 model and attached to the shared session with one click.
 
 The run is a `training.TrainJob`: `prepare` validates everything synchronously (a bad setting
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .common import Ctx, UIState, empty_figure, parse_template, state_dataset, user_errors
+from workbench.app.common import Ctx, UIState, empty_figure, parse_template, state_dataset, user_errors
 
 POLL_S = 1.5
 MODES = ["lm", "head"]
@@ -34,9 +34,9 @@ _CURRENT: dict = {"job": None}
 def _run_dir(run_dir: str):
     """A run folder the UI may read or act on: one that holds a training log, or a folder under
     $WORKBENCH_HOME/train (a run just started writes its first log row a moment later)."""
-    from ..errors import ConfigError
-    from ..paths import train_dir
-    from ..training import LOG_NAME
+    from workbench.errors import ConfigError
+    from workbench.paths import train_dir
+    from workbench.jobs.training import LOG_NAME
 
     p = Path((run_dir or "").strip())
     ok = bool((run_dir or "").strip()) and ((p / LOG_NAME).is_file()
@@ -148,8 +148,8 @@ def _model_defaults(model: str) -> dict:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from ..models import resolve_model
-    from ..training import default_target_modules, linear_module_names
+    from workbench.engine.models import resolve_model
+    from workbench.jobs.training import default_target_modules, linear_module_names
 
     resolved = resolve_model(model)
     config = AutoConfig.from_pretrained(resolved.path)
@@ -166,7 +166,7 @@ def train_defaults(model: str) -> dict:
     be targeted), "config" (every TrainConfig default)}."""
     from dataclasses import asdict
 
-    from ..training import TrainConfig
+    from workbench.jobs.training import TrainConfig
 
     with user_errors("Reading the training defaults"):
         model = (model or "").strip() or "default"
@@ -182,8 +182,8 @@ def train_start(state: UIState, template_yaml: str, model: str, data_mode: str, 
     empty = the architecture's default; `steps` 0 = train by `epochs`; `dev_limit`/`test_limit`
     0 = the whole split. Returns (run folder, status markdown, poll timer); poll
     `train_status(run_dir)` and open the result with `train_open(run_dir)`."""
-    from ..errors import ConfigError
-    from ..training import TrainConfig, TrainJob
+    from workbench.errors import ConfigError
+    from workbench.jobs.training import TrainConfig, TrainJob
 
     with user_errors("Starting training"):
         t = parse_template(template_yaml)
@@ -225,7 +225,7 @@ def train_status(run_dir: str) -> dict:
     "total_steps", "loss", "lr", "steps_per_s", "eta_s", "dev_accuracy", "dev_macro_f1",
     "dev_per_class_f1", "best_step", "phase", "has_adapter", "stop_reason", "error", "result"
     (true once result.json is written), ...}; {"state": "unknown"} for no run."""
-    from ..training import TrainJob
+    from workbench.jobs.training import TrainJob
 
     if not (run_dir or "").strip():
         return {"state": "unknown"}
@@ -240,7 +240,7 @@ def train_status(run_dir: str) -> dict:
 def train_cancel(run_dir: str) -> dict:
     """Ask the run to stop (at its next micro-batch); the best adapter so far is kept.
     Returns the status dict."""
-    from ..training import TrainJob
+    from workbench.jobs.training import TrainJob
 
     with user_errors("Stopping training"):
         p = _run_dir(run_dir)
@@ -254,7 +254,7 @@ def train_open(run_dir: str):
     """A run's views: (progress HTML, curves figure, dev evaluations table, result markdown,
     per-class F1 base vs adapter figure, confusion base, confusion base + adapter). Figures
     of a run still going are placeholders except the curves."""
-    from ..training import TrainJob, read_log, result_figures
+    from workbench.jobs.training import TrainJob, read_log, result_figures
 
     with user_errors("Opening the training run"):
         p = _run_dir(run_dir)
@@ -272,11 +272,11 @@ def train_open(run_dir: str):
 def train_attach(model: str, run_dir: str):
     """Attach the run's (best) adapter to the shared model session: every tab then scores with
     it until `train_detach`. Returns (model bar markdown, message)."""
-    from .. import jobs
-    from ..errors import ConfigError, ModelError
-    from ..session import get_session
-    from ..training import ADAPTER_NAME, TrainJob
-    from .model_bar import model_status
+    from workbench.jobs import queue as jobs
+    from workbench.errors import ConfigError, ModelError
+    from workbench.engine.session import get_session
+    from workbench.jobs.training import ADAPTER_NAME, TrainJob
+    from workbench.app.model_bar import model_status
 
     with user_errors("Attaching the adapter"):
         p = _run_dir(run_dir)
@@ -308,8 +308,8 @@ def train_attach(model: str, run_dir: str):
 
 def train_detach():
     """Detach any adapter from the shared model session. Returns (model bar markdown, message)."""
-    from .. import jobs
-    from .model_bar import current_session, model_status
+    from workbench.jobs import queue as jobs
+    from workbench.app.model_bar import current_session, model_status
 
     with user_errors("Detaching the adapter"):
         s = current_session()
@@ -325,7 +325,7 @@ def train_detach():
 def train_runs() -> list[dict]:
     """Training run folders, newest first: [{"run_dir", "name", "state", "step", "total_steps",
     "best_step", "dev_macro_f1", "has_adapter"}]."""
-    from ..training import list_runs
+    from workbench.jobs.training import list_runs
 
     with user_errors("Listing training runs"):
         keys = ("run_dir", "state", "step", "total_steps", "best_step", "dev_macro_f1", "has_adapter")
@@ -364,8 +364,8 @@ def poll_train(run_dir: str, seen: int):
     """Timer tick: progress; curves and the dev table when the log grew; everything at the end.
     Returns (progress, timer, rows seen, curves, eval table, result md, per-class, conf base,
     conf adapter, past-runs dropdown)."""
-    from .. import plots
-    from ..training import TrainJob, read_log
+    from workbench.core import plots
+    from workbench.jobs.training import TrainJob, read_log
 
     skip7 = tuple(gr.skip() for _ in range(7))
     try:
@@ -389,7 +389,7 @@ def reconnect(run_dir: str):
     """Page load / tab shown: redraw the run stored in localStorage and keep polling it if it
     still runs. Without a stored run, the run in progress on this server (there is at most one)."""
     if not (run_dir or "").strip():
-        from ..training import list_runs
+        from workbench.jobs.training import list_runs
 
         live = [r for r in list_runs() if r["state"] in ("pending", "running")]
         if not live:
@@ -399,7 +399,7 @@ def reconnect(run_dir: str):
         views = train_open(run_dir)
     except gr.Error:
         return ("", gr.Timer(active=False), 0) + _empty_views()
-    from ..training import TrainJob
+    from workbench.jobs.training import TrainJob
 
     running = TrainJob.attach(run_dir).status()["state"] in ("pending", "running")
     return (run_dir, gr.Timer(active=running), 0) + views
@@ -410,7 +410,7 @@ def open_past(run_dir: str):
     if not run_dir:
         return (gr.skip(), gr.skip(), gr.Timer(active=False), 0) + tuple(gr.skip() for _ in range(7))
     views = train_open(run_dir)
-    from ..training import TrainJob
+    from workbench.jobs.training import TrainJob
 
     running = TrainJob.attach(run_dir).status()["state"] in ("pending", "running")
     return (run_dir, run_dir, gr.Timer(active=running), 0) + views
@@ -425,7 +425,7 @@ def cancel_ui(run_dir: str) -> str:
 def build(ctx: Ctx) -> None:
     from dataclasses import fields
 
-    from ..training import TrainConfig
+    from workbench.jobs.training import TrainConfig
 
     h = {f.name: f.metadata.get("help", "") for f in fields(TrainConfig)}
     with gr.Tab("Train", id="train", elem_id="tab-train") as tab:

@@ -26,7 +26,7 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def session_from_args(args):
-    from ..session import get_session
+    from workbench.engine.session import get_session
 
     kw = {} if getattr(args, "native", True) else {"native": False}
     s = get_session(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, **kw)
@@ -36,7 +36,7 @@ def session_from_args(args):
 
 
 def dataset_from_args(args):
-    from ..data import load_dataset
+    from workbench.core.data import load_dataset
 
     return load_dataset(args.data, text_column=args.text_column, label_column=args.label_column)
 

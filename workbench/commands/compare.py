@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_data_args, add_model_args, dataset_from_args, session_from_args
+from workbench.commands.common import add_data_args, add_model_args, dataset_from_args, session_from_args
 
 
 def register(sub) -> None:
@@ -65,9 +65,9 @@ class _Bar:
 
 
 def run(args) -> int:
-    from ..errors import ConfigError
-    from ..inference import EvalConfig
-    from ..templates import load_template
+    from workbench.errors import ConfigError
+    from workbench.jobs.inference import EvalConfig
+    from workbench.core.templates import load_template
 
     templates = [load_template(path) for path in args.template]
     cfg = EvalConfig(shots=args.shots, per_class=args.per_class, balanced=args.balanced, sampling=args.sampling,
@@ -84,31 +84,31 @@ def run(args) -> int:
     session = session_from_args(args)
     registry = None
     if not args.no_registry:
-        from ..runs import RunRegistry
+        from workbench.storage.runs import RunRegistry
         registry = RunRegistry()
     common = {"registry": registry, "store": not args.no_registry}
     bar = _Bar()
     try:
         if args.spread is not None:
-            from ..sensitivity import format_spread
+            from workbench.jobs.sensitivity import format_spread
             res = format_spread(templates[0], dataset, session, cfg, n_variants=args.spread, seed=args.seed,
                                 progress=bar, **common)
         elif args.seeds is not None:
-            from ..compare import seed_variance
+            from workbench.jobs.compare import seed_variance
             try:
                 seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
             except ValueError as e:
                 raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}", "e.g. 0,1,2,3,4") from e
             res = seed_variance(templates[0], dataset, session, cfg, seeds=seeds, progress=bar, **common)
         else:
-            from ..compare import compare_templates
+            from workbench.jobs.compare import compare_templates
             res = compare_templates(templates, dataset, session, cfg, baseline=args.baseline, name=args.name,
                                     n_boot=args.n_boot, alpha=args.alpha, progress=bar, **common)
     finally:
         bar.close()
     print(res.summary())
     if args.out:
-        from ..compare import _save_json
+        from workbench.jobs.compare import _save_json
         _save_json(res.to_dict(), args.out)
     where = f"  → {args.out}" if args.out else ""
     rid = f"run {res.run_id}" if res.run_id else "not recorded"

@@ -1,7 +1,7 @@
 """`workbench data`: inspect a dataset (columns, labels, splits) or fetch BIG-bench task files."""
 from __future__ import annotations
 
-from .common import add_data_args
+from workbench.commands.common import add_data_args
 
 
 def register(sub) -> None:
@@ -13,7 +13,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..data import builtin_datasets, split_dataset
+    from workbench.core.data import builtin_datasets, split_dataset
 
     if args.action == "list":
         for d in builtin_datasets():
@@ -21,11 +21,11 @@ def run(args) -> int:
             print(f"{d['name']:<14} {d.get('description', '')}{mark}")
         return 0
     if args.action == "fetch-bigbench":
-        from ..fetch import fetch_bigbench
+        from workbench.storage.fetch import fetch_bigbench
 
         print(fetch_bigbench())
         return 0
-    from .common import dataset_from_args
+    from workbench.commands.common import dataset_from_args
 
     if not args.data:
         print("pass --data (see `workbench data list`)")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import TqdmProgress, add_data_args, add_model_args, dataset_from_args, session_from_args
+from workbench.commands.common import TqdmProgress, add_data_args, add_model_args, dataset_from_args, session_from_args
 
 
 def register(sub) -> None:
@@ -31,9 +31,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..inference import EvalConfig, evaluate
-    from ..metrics import format_table
-    from ..templates import load_template
+    from workbench.jobs.inference import EvalConfig, evaluate
+    from workbench.core.metrics import format_table
+    from workbench.core.templates import load_template
 
     template = load_template(args.template, name=args.template_name) if args.template_name else load_template(args.template)
     dataset = dataset_from_args(args)
@@ -50,7 +50,7 @@ def run(args) -> int:
         bar.close()
     result.save(args.out)
     if not args.no_registry:
-        from ..runs import record_eval
+        from workbench.storage.runs import record_eval
         record_eval(result)
     print(format_table(result.metrics))
     t = result.timings

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import TqdmProgress, add_data_args, add_model_args, dataset_from_args, session_from_args
+from workbench.commands.common import TqdmProgress, add_data_args, add_model_args, dataset_from_args, session_from_args
 
 
 def register(sub) -> None:
@@ -43,17 +43,17 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..errors import ConfigError
-    from ..export import ExportConfig, export_bundle, export_train_run, zip_bundle
-    from ..inference import EvalConfig
-    from ..templates import load_template
+    from workbench.errors import ConfigError
+    from workbench.jobs.export import ExportConfig, export_bundle, export_train_run, zip_bundle
+    from workbench.jobs.inference import EvalConfig
+    from workbench.core.templates import load_template
 
     dataset = dataset_from_args(args)
     session = session_from_args(args) if not args.adapter else None
     if args.train_run:
         name = Path(args.train_run).resolve().name
     elif args.winner is not None:
-        from ..compare import get_winner_info
+        from workbench.jobs.compare import get_winner_info
 
         info = get_winner_info(args.winner or None)
         if info is None:
@@ -76,7 +76,7 @@ def run(args) -> int:
                              split=args.split, limit=args.limit)
             cfg.validate()
             if session is None:
-                from ..session import get_session
+                from workbench.engine.session import get_session
                 session = get_session(args.model, device=args.device, dtype=args.dtype,
                                       trust_remote_code=args.trust_remote_code)
             path = export_bundle(template, dataset, session=session, config=cfg, adapter=args.adapter, export=ex,

@@ -23,7 +23,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..export import import_path
+    from workbench.jobs.export import import_path
 
     for path in import_path(args.path, overwrite=args.overwrite, name=args.name):
         print(path)

@@ -14,22 +14,22 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..models import list_cached, resolve_model
+    from workbench.engine.models import list_cached, resolve_model
 
     if args.action == "path":
         # Prints only the folder, so `lm_eval --model_args pretrained=$(workbench models path default)` works.
         print(resolve_model(args.name).path)
         return 0
     if args.action == "info":
-        from ..session import ModelSession
+        from workbench.engine.session import ModelSession
 
         s = ModelSession(args.name).load()
         for k, v in s.info().items():
             print(f"{k:>14}: {v}")
         return 0
     if args.action == "check":
-        from .. import fastpath
-        from ..session import ModelSession
+        from workbench.engine import fastpath
+        from workbench.engine.session import ModelSession
 
         s = ModelSession(args.name, native=False, device=args.device, dtype=args.dtype).load()
         v = fastpath.verify(s.model, s.tokenizer, s.resolved.path, s._dtype_name(), s.device)

@@ -33,7 +33,7 @@ def register(sub) -> None:
 def read_table(path: str):
     import pandas as pd
 
-    from ..errors import DataError
+    from workbench.errors import DataError
 
     p = Path(path)
     if not p.is_file():
@@ -72,9 +72,9 @@ def write_table(df, path: str) -> None:
 
 
 def run(args) -> int:
-    from ..errors import DataError
-    from ..export import load_bundle
-    from .common import TqdmProgress
+    from workbench.errors import DataError
+    from workbench.jobs.export import load_bundle
+    from workbench.commands.common import TqdmProgress
 
     clf = load_bundle(args.bundle, model=args.model, force=args.force, device=args.device, dtype=args.dtype)
     df = read_table(args.input)

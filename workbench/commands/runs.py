@@ -15,7 +15,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..runs import RunRegistry
+    from workbench.storage.runs import RunRegistry
 
     reg = RunRegistry()
     if args.action == "show":

@@ -15,7 +15,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..app.main import launch
+    from workbench.app.main import launch
 
     launch(host=args.host, port=args.port, share=args.share, auth=args.auth, model=args.model, data=args.data,
            open_browser=not args.no_browser)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_data_args
+from workbench.commands.common import add_data_args
 
 
 def register(sub) -> None:
@@ -18,7 +18,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..templates import list_library, load_template
+    from workbench.core.templates import list_library, load_template
 
     if args.action == "list":
         for t in list_library():
@@ -30,7 +30,7 @@ def run(args) -> int:
     tpl = load_template(args.template)
     ds = None
     if args.data:
-        from .common import dataset_from_args
+        from workbench.commands.common import dataset_from_args
         ds = dataset_from_args(args)
     if args.action == "validate":
         problems = tpl.validate(columns=list(ds.df.columns) if ds else None, labels=ds.labels if ds else None,
@@ -44,7 +44,7 @@ def run(args) -> int:
     if ds is None:
         print("render needs --data", file=sys.stderr)
         return 2
-    from ..inference import EvalConfig, build_prompts, eval_rows
+    from workbench.jobs.inference import EvalConfig, build_prompts, eval_rows
 
     cfg = EvalConfig(shots=args.shots, seed=args.seed, limit=args.rows)
     rows, pool = eval_rows(ds, cfg)
@@ -55,5 +55,5 @@ def run(args) -> int:
 
 
 def _session():
-    from ..session import get_session
+    from workbench.engine.session import get_session
     return get_session("default")

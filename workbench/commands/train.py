@@ -12,7 +12,7 @@ import argparse
 import sys
 from dataclasses import MISSING, fields
 
-from .common import add_data_args, dataset_from_args
+from workbench.commands.common import add_data_args, dataset_from_args
 
 # Short forms for the settings people type most.
 _ALIASES = {"max_steps": ["--steps"], "shots_per_class": ["--k"]}
@@ -28,7 +28,7 @@ def _parse_opt(kind):
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    from ..training import TrainConfig
+    from workbench.jobs.training import TrainConfig
 
     g = p.add_argument_group("training (TrainConfig)")
     for f in fields(TrainConfig):
@@ -67,7 +67,7 @@ def register(sub) -> None:
 def config_from_args(args):
     from pathlib import Path
 
-    from ..training import TrainConfig
+    from workbench.jobs.training import TrainConfig
 
     base = {}
     if args.config:
@@ -101,8 +101,8 @@ class _Bar:
 
 
 def run(args) -> int:
-    from ..templates import load_template
-    from ..training import prepare, run_training
+    from workbench.core.templates import load_template
+    from workbench.jobs.training import prepare, run_training
 
     template = load_template(args.template, name=args.template_name) if args.template_name else load_template(args.template)
     cfg = config_from_args(args)

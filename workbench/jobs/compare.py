@@ -21,7 +21,7 @@ How it stays honest:
   adapter, data fingerprint and prediction settings (which include the row-indices hash) is
   reused instead of rescored; fresh evals are recorded there for the next time.
 
-The statistics themselves live in `workbench.stats` (pure and tested by hand); this module
+The statistics themselves live in `workbench.core.stats` (pure and tested by hand); this module
 wires them to eval results and the registry. `compare_results` is the pure part (results in,
 comparison out) and `compare_templates` the part that runs the model.
 """
@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DataError
+from workbench.errors import ConfigError, DataError
 
 SCHEMA_VERSION = 1
 MIN_TEMPLATES, MAX_TEMPLATES = 2, 8
@@ -152,8 +152,8 @@ def compare_results(
     default it is the best template (accuracy, then macro-F1, then first given). `texts` are
     optional per-example input texts shown with the disagreements.
     """
-    from . import stats
-    from .metrics import classification_metrics
+    from workbench.core import stats
+    from workbench.core.metrics import classification_metrics
 
     if not MIN_TEMPLATES <= len(results) <= MAX_TEMPLATES:
         raise ConfigError(f"a comparison needs {MIN_TEMPLATES} to {MAX_TEMPLATES} templates, got {len(results)}",
@@ -281,7 +281,7 @@ def _template_info(d: dict) -> dict:
 
 
 def _verdict_text(v: dict, holm_applied: bool, m: int, alpha: float, confidence: float) -> str:
-    from .stats import verdict
+    from workbench.core.stats import verdict
 
     text = verdict(v["a"], v["b"], v["n"], v["delta_acc"], tuple(v["delta_acc_ci"]), v["p_used"], alpha,
                    p_disagree=v["p_disagree"] or None, confidence=confidence)
@@ -304,10 +304,10 @@ def _hash(obj) -> str:
 def _prediction_key(config, indices: list) -> str:
     """The registry settings key an eval of these rows with this config is stored under
     (the same recipe as `runs.record_eval`, so lookups hit evals made by the Run tab too)."""
-    from .inference import _hash_indices
-    from .runs import eval_settings, settings_key
+    from workbench.core.records import hash_indices
+    from workbench.storage.runs import eval_settings, settings_key
 
-    return settings_key(eval_settings({"config": asdict(config), "data": {"row_indices_hash": _hash_indices(indices)}}))
+    return settings_key(eval_settings({"config": asdict(config), "data": {"row_indices_hash": hash_indices(indices)}}))
 
 
 def evaluate_or_reuse(template, dataset, session, config, *, rows, pool, registry=None,
@@ -316,7 +316,7 @@ def evaluate_or_reuse(template, dataset, session, config, *, rows, pool, registr
 
     With a registry, an identical finished eval is loaded instead of rescored, and a fresh one
     is recorded. A stored eval whose record indices differ from `rows` is not trusted."""
-    from .inference import EvalResult, jsonable, evaluate
+    from workbench.jobs.inference import EvalResult, jsonable, evaluate
 
     indices = [jsonable(i) for i in rows.index]
     if registry is not None:
@@ -331,7 +331,7 @@ def evaluate_or_reuse(template, dataset, session, config, *, rows, pool, registr
     res = evaluate(template, dataset, session, config, rows=rows, pool=pool, progress=progress, cancel=cancel)
     run_id = None
     if registry is not None:
-        from .runs import record_eval
+        from workbench.storage.runs import record_eval
 
         run_id = record_eval(res, registry)
     return res, run_id, False
@@ -340,7 +340,7 @@ def evaluate_or_reuse(template, dataset, session, config, *, rows, pool, registr
 def demo_indices(template, rows, pool, config) -> list:
     """The pool rows used as demonstrations: one list for fixed sampling, one per row for
     per-example sampling (the same draw `inference.build_prompts` makes)."""
-    from .inference import jsonable, demos_for
+    from workbench.jobs.inference import jsonable, demos_for
 
     if config.shots <= 0:
         return []
@@ -369,7 +369,7 @@ def _row_texts(dataset, rows, templates=(), limit: int = 400) -> list[str] | Non
 def _resolve_registry(registry, store: bool):
     if registry is not None or not store:
         return registry
-    from .runs import RunRegistry
+    from workbench.storage.runs import RunRegistry
 
     return RunRegistry()
 
@@ -413,7 +413,7 @@ def compare_templates(
     `registry` defaults to the user's run registry (reuse + storing); `store=False` with no
     registry skips both. `progress(done, total, message)` is called as templates advance.
     """
-    from .inference import EvalConfig, jsonable, eval_rows
+    from workbench.jobs.inference import EvalConfig, jsonable, eval_rows
 
     config = config or EvalConfig()
     config.validate()
@@ -438,7 +438,7 @@ def compare_templates(
     results, infos = [], []
     for i, (nm, t) in enumerate(zip(names, templates)):
         if cancel is not None and cancel():
-            from .errors import Cancelled
+            from workbench.errors import Cancelled
             raise Cancelled()
         if progress is not None:
             progress(i * 1000, len(templates) * 1000, f"{nm} ({i + 1}/{len(templates)})")
@@ -499,7 +499,7 @@ def open_run(run_id: str, registry=None):
     if kind == "seed_variance":
         obj = SeedVariance.from_dict(payload)
     elif kind == "format_spread":
-        from .sensitivity import SpreadResult
+        from workbench.core.formats import SpreadResult
         obj = SpreadResult.from_dict(payload)
     else:
         obj = ComparisonResult.from_dict(payload)
@@ -635,7 +635,7 @@ def seed_variance(
 
     Only the demonstrations change between seeds (the test rows depend on `split_seed`, not on
     `seed`), so the spread is the few-shot sensitivity of Zhao et al. 2021 / Lu et al. 2022."""
-    from .inference import EvalConfig, eval_rows
+    from workbench.jobs.inference import EvalConfig, eval_rows
 
     config = config or EvalConfig()
     config.validate()

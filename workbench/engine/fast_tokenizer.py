@@ -42,7 +42,6 @@ class RawTokenizer:
         self.pad_token_id = special("pad")
         if self.pad_token_id is None:
             self.pad_token_id = self.eos_token_id     # as the session does for transformers tokenizers
-        self.tokenizer_class = cfg.get("tokenizer_class")
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return self._tok.encode(text, add_special_tokens=add_special_tokens).ids

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .errors import ConfigError, DataError
+from workbench.errors import ConfigError, DataError
 
 IGNORE = -100   # label of a token that carries no loss (cross_entropy's ignore_index)
 

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from .errors import Cancelled, ModelError
+from workbench.errors import Cancelled, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class ModelSession:
         evaluation goes through exactly the same scoring code as everything else."""
         import torch
 
-        from .models import ResolvedModel
+        from workbench.engine.models import ResolvedModel
 
         s = cls(name, device=device)
         s._model = s._base = model
@@ -150,7 +150,7 @@ class ModelSession:
             if self.loaded:
                 return self
             t0 = time.perf_counter()
-            from .models import resolve_model
+            from workbench.engine.models import resolve_model
 
             say = progress or (lambda msg: None)
             say(f"resolving {self.config.model}")
@@ -172,13 +172,13 @@ class ModelSession:
         """Load only the built-in decoder and raw tokenizer, if this model passed the check."""
         if not self.config.native:
             return False
-        from . import fastpath
+        from workbench.engine import fastpath
 
         verdict = fastpath.lookup(self.resolved.path, self._dtype_name(), self.device)
         if not verdict or not verdict.get("ok"):
             return False
-        from .fast_tokenizer import RawTokenizer
-        from .llama_native import NativeLlama
+        from workbench.engine.fast_tokenizer import RawTokenizer
+        from workbench.engine.llama_native import NativeLlama
 
         say(f"loading weights ({self.dtype}) on {self.device} (built-in decoder, verified against transformers)")
         try:
@@ -195,7 +195,7 @@ class ModelSession:
         """After a transformers load: check the fast path once for this model, then share weights."""
         if not self.config.native or self.resolved.source == "in-memory":
             return
-        from . import fastpath
+        from workbench.engine import fastpath
 
         # An unsupported architecture gets a stored "off" verdict too, so it is not re-checked.
         verdict = fastpath.lookup(self.resolved.path, self._dtype_name(), self.device)
@@ -205,8 +205,8 @@ class ModelSession:
             self._use_native_from_hf()
 
     def _use_native_from_hf(self) -> None:
-        from .fast_tokenizer import RawTokenizer
-        from .llama_native import NativeLlama
+        from workbench.engine.fast_tokenizer import RawTokenizer
+        from workbench.engine.llama_native import NativeLlama
 
         self._native = NativeLlama.from_hf(self._base)     # shares the tensors: no second copy
         self._fast_tok = self._fast_tok or RawTokenizer(self.resolved.path)

@@ -21,57 +21,15 @@ import json
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import ConfigError
+from workbench.core.config import CALIBRATIONS, METHODS, SPLITS, EvalConfig  # noqa: F401 (re-exported)
+from workbench.core.records import hash_indices, jsonable
+from workbench.errors import ConfigError
 
 SCHEMA_VERSION = 1
-METHODS = ("acc", "acc_norm", "acc_bytes")
-CALIBRATIONS = ("none", "contextual", "pmi")
-SPLITS = ("test", "dev", "train", "all")
-
-
-@dataclass
-class EvalConfig:
-    shots: int = field(default=0, metadata={"help": "few-shot demonstrations per prompt (0 = zero-shot)"})
-    per_class: bool = field(default=False, metadata={"help": "shots counts demonstrations per class"})
-    balanced: bool = field(default=False, metadata={"help": "spread demonstrations evenly across classes"})
-    sampling: str = field(default="fixed", metadata={
-        "help": "'fixed': one demonstration set for the whole run; 'per_example': drawn per example (seeded)"})
-    seed: int = field(default=0, metadata={"help": "seed for demonstration sampling and generation"})
-    method: str = field(default="acc", metadata={"help": "acc | acc_norm | acc_bytes"})
-    calibration: str = field(default="none", metadata={"help": "none | contextual | pmi"})
-    content_free: list[str] = field(default_factory=lambda: ["N/A", "", "[MASK]"],
-                                    metadata={"help": "content-free inputs for contextual calibration"})
-    split: str = field(default="test", metadata={"help": "which split to evaluate: test | dev | train | all"})
-    split_seed: int = field(default=0, metadata={"help": "seed of the train/dev/test split (kept apart from `seed` "
-                                                         "so changing the demo seed never changes the test set)"})
-    dev_fraction: float = field(default=0.1, metadata={"help": "share of rows in the dev split"})
-    test_fraction: float = field(default=0.2, metadata={"help": "share of rows in the test split"})
-    limit: int | None = field(default=None, metadata={"help": "evaluate only the first N rows of the split"})
-    prefix_cache: bool = field(default=True, metadata={"help": "reuse the KV cache of a prefix shared by all prompts"})
-    max_new_tokens: int | None = field(default=None, metadata={"help": "generation: override the template's limit"})
-    retriever: str | None = field(default=None, metadata={
-        "help": "self-ask: a corpus for the retriever (PATH, PATH:FIELD or python:MODULE:ATTR)"})
-    max_hops: int | None = field(default=None, metadata={"help": "self-ask: the most follow-up questions per example"})
-
-    def validate(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"Unknown scoring method '{self.method}'.", hint=f"Use one of: {', '.join(METHODS)}.")
-        if self.calibration not in CALIBRATIONS:
-            raise ConfigError(f"Unknown calibration '{self.calibration}'.", hint=f"Use one of: {', '.join(CALIBRATIONS)}.")
-        if self.split not in SPLITS:
-            raise ConfigError(f"Unknown split '{self.split}'.", hint=f"Use one of: {', '.join(SPLITS)}.")
-        if self.shots < 0:
-            raise ConfigError(f"shots must be >= 0, got {self.shots}.")
-        if self.sampling not in ("fixed", "per_example"):
-            raise ConfigError(f"Unknown demo sampling '{self.sampling}'.", hint="Use fixed or per_example.")
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"limit must be >= 1, got {self.limit}.", hint="Leave it empty to use the whole split.")
-
-
 @dataclass
 class EvalResult:
     task: str                                   # "classification" | "generation"
@@ -113,7 +71,7 @@ class EvalResult:
 # ---------------------------------------------------------------------------- prompts
 def eval_rows(dataset, config: EvalConfig):
     """(rows to evaluate, demo pool), both DataFrames keeping the dataset's row index."""
-    from .data import split_dataset
+    from workbench.core.data import split_dataset
 
     df = dataset.df
     if config.split == "all":
@@ -132,7 +90,7 @@ def eval_rows(dataset, config: EvalConfig):
 
 def demos_for(template, pool, config: EvalConfig, row_index: Any | None, label_column: str | None):
     """Demonstrations for one example (fixed sampling ignores row_index)."""
-    from .data import sample_demos
+    from workbench.core.data import sample_demos
 
     if config.shots <= 0:
         return []
@@ -297,50 +255,19 @@ def _content_free_prompts(template, rows, pool, config: EvalConfig, session) -> 
     return out
 
 
-def extract_answer(text: str, pattern: str | None) -> str:
-    import re
-
-    if pattern:
-        m = re.search(pattern, text, flags=re.MULTILINE | re.IGNORECASE)
-        if not m:
-            return ""
-        return (m.group(1) if m.groups() else m.group(0)).strip()
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
-
-
-def generate_records(template, rows, prompts, session, config: EvalConfig, *, progress=None, cancel=None) -> list[dict]:
-    g = template.generation
-    outs = session.generate(prompts, max_new_tokens=config.max_new_tokens or g.max_new_tokens,
-                            temperature=g.temperature, top_p=g.top_p, stop=g.stop, seed=config.seed,
-                            progress=progress, cancel=cancel)
-    from .metrics import normalize_answer
-
-    records = []
-    for (idx, row), ctx, out in zip(rows.iterrows(), prompts, outs):
-        gold = template.gold(row)
-        pred = extract_answer(out.text, g.extract)
-        records.append({"index": jsonable(idx), "gold": gold, "pred": pred, "output": out.text,
-                        "stop_reason": out.stop_reason,
-                        "correct": normalize_answer(pred) == normalize_answer(gold), "prompt": ctx})
-    return records
-
-
 # ---------------------------------------------------------------------------- evaluate
 def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
              progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
              rows=None, pool=None) -> EvalResult:
     """Run one template over a dataset split; the one function behind UI, CLI and API."""
-    from .metrics import classification_metrics, generation_metrics
+    from workbench.core.metrics import classification_metrics, generation_metrics
 
     config = config or EvalConfig()
     config.validate()
     t0 = time.perf_counter()
     problems = [p for p in template.validate(columns=list(dataset.df.columns)) if p.severity == "error"]
     if problems:
-        from .errors import TemplateError
+        from workbench.errors import TemplateError
         raise TemplateError("The template has errors:\n" + "\n".join(f"  - {p.field}: {p.message}" for p in problems),
                             hint="Fix them in the template (the Templates tab shows where).")
     if rows is None:
@@ -353,7 +280,7 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
     prompts = build_prompts(template, rows, pool, config, session)
     t_prompts = time.perf_counter()
     if template.task == "generation":
-        from .selfask import dispatch_generation, trace_metrics
+        from workbench.jobs.selfask import dispatch_generation, trace_metrics
 
         # direct, chain-of-thought (answer extraction) and self-ask (multi-step, traces)
         records = dispatch_generation(template, rows, prompts, session, config, progress=progress, cancel=cancel)
@@ -381,7 +308,7 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
                   "backend": session.backend},
         "data": {"name": dataset.name, "source": dataset.source, "fingerprint": dataset.fingerprint(),
                  "split": config.split, "split_seed": config.split_seed, "n_examples": len(records),
-                 "row_indices_hash": _hash_indices([r["index"] for r in records])},
+                 "row_indices_hash": hash_indices([r["index"] for r in records])},
         "config": asdict(config),
         "versions": _versions(),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -401,20 +328,8 @@ def _label_order(template, records) -> list[str]:
     return labels
 
 
-def _hash_indices(indices) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(indices).encode()).hexdigest()[:16]
 
 
-def jsonable(v):
-    try:
-        import numpy as np
-        if isinstance(v, np.generic):
-            return v.item()
-    except ImportError:
-        pass
-    return v
 
 
 def _versions() -> dict:

@@ -1,7 +1,7 @@
 """Fetch data the workbench cannot pip-install: the BIG-bench JSON tasks.
 
-    python -m workbench.fetch bigbench            # into $WORKBENCH_CACHE (default $WORKBENCH_HOME)/bigbench/benchmark_tasks
-    python -m workbench.fetch bigbench --force    # fetch again
+    python -m workbench.storage.fetch bigbench            # into $WORKBENCH_CACHE (default $WORKBENCH_HOME)/bigbench/benchmark_tasks
+    python -m workbench.storage.fetch bigbench --force    # fetch again
 
 BIG-bench's sdist on PyPI cannot be installed with current pip (it declares a direct-URL
 dependency), but it does carry every JSON task. So we download the sdist, check its sha256
@@ -24,8 +24,8 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from .errors import DataError
-from .fileutil import sha256_file
+from workbench.errors import DataError
+from workbench.core.fileutil import sha256_file
 
 BIGBENCH_VERSION = "1.0.0"
 BIGBENCH_SDIST = f"bigbench-{BIGBENCH_VERSION}.tar.gz"
@@ -37,7 +37,7 @@ TIMEOUT_S = 60
 
 
 def default_dest() -> Path:
-    from .paths import cache_home
+    from workbench.paths import cache_home
 
     return cache_home() / "bigbench" / "benchmark_tasks"
 
@@ -146,7 +146,7 @@ def fetch_bigbench(dest: Path | None = None, *, force: bool = False, tarball: Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m workbench.fetch", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m workbench.storage.fetch", description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=["bigbench"], help="what to fetch")
     ap.add_argument("--dest", type=Path, default=None, help="destination (default $WORKBENCH_HOME/bigbench/benchmark_tasks)")
     ap.add_argument("--force", action="store_true", help="fetch again even when present")

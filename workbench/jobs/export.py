@@ -44,8 +44,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import ConfigError, DataError, ModelError, TemplateError
-from .fileutil import sha256_file
+from workbench.errors import ConfigError, DataError, ModelError, TemplateError
+from workbench.core.fileutil import sha256_file
 
 FORMAT = "prompt-workbench-bundle"
 FORMAT_VERSION = 1
@@ -156,7 +156,7 @@ def _versions() -> dict:
 
 def _hub_id(name: str, identity: str, source: str | None) -> str | None:
     """The hub id of the base model, for the model card's `base_model:`."""
-    from .models import DEFAULT_HUB_ID
+    from workbench.engine.models import DEFAULT_HUB_ID
 
     if source == "default-gguf" or name == "default":
         return DEFAULT_HUB_ID
@@ -170,8 +170,8 @@ def metrics_with_ci(records: Sequence[dict], labels: Sequence[str], confidence: 
                     n_boot: int = 2000, seed: int = 0) -> dict:
     """Accuracy (Wilson CI), macro-F1 (bootstrap CI), per-class P/R/F1 with Wilson CIs on
     precision (tp of predicted) and recall (tp of support), and the confusion matrix."""
-    from .metrics import classification_metrics
-    from .stats import f1_bootstrap_ci, wilson_interval
+    from workbench.core.metrics import classification_metrics
+    from workbench.core.stats import f1_bootstrap_ci, wilson_interval
 
     gold = [str(r["gold"]) for r in records]
     pred = [str(r["pred"]) for r in records]
@@ -201,8 +201,8 @@ def metrics_with_ci(records: Sequence[dict], labels: Sequence[str], confidence: 
 def _comparison_for(template_hash: str) -> dict | None:
     """The verdicts of the latest comparison whose marked winner has this content hash."""
     try:
-        from .compare import get_winner_info
-        from .runs import RunRegistry
+        from workbench.jobs.compare import get_winner_info
+        from workbench.storage.runs import RunRegistry
     except ImportError:      # compare.py not there yet (or without winners): no verdict
         return None
     try:
@@ -211,7 +211,7 @@ def _comparison_for(template_hash: str) -> dict | None:
         return None
     if not info:
         return None
-    from .templates import load_template
+    from workbench.core.templates import load_template
 
     if load_template(info["yaml"]).content_hash() != template_hash:
         return None
@@ -287,8 +287,8 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
     `result` must come from `template` on `dataset` (checked by hash and fingerprint) with
     `adapter` attached when there is one. `base_result` (the base model on the same rows, as a
     training run stores it) adds a base-vs-adapter table. Returns the bundle folder."""
-    from . import paths
-    from .inference import EvalConfig, EvalResult, demos_for, eval_rows, evaluate
+    from workbench import paths
+    from workbench.jobs.inference import EvalConfig, EvalResult, demos_for, eval_rows, evaluate
 
     ex = export or ExportConfig()
     name = sanitize_name(ex.name)
@@ -310,7 +310,7 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
 
     # ---- the evidence: an EvalResult of this template (+ adapter) on this dataset
     if result is None:
-        from .session import get_session
+        from workbench.engine.session import get_session
 
         session = session or get_session(model)
         config = config or EvalConfig()
@@ -344,7 +344,7 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
     rows = rows.loc[[by_index[i] for i in idx]]
     model_prov = prov["model"]
     if session is None:
-        from .session import get_session
+        from workbench.engine.session import get_session
         session = get_session(model_prov.get("name") or model)
     if model_prov["identity"] != session.identity:
         raise ModelError(f"The result was made with model {model_prov['identity']}, but the session holds "
@@ -387,7 +387,7 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False), encoding="utf-8")
         (tmp / "per_class.svg").write_text(per_class_svg(metrics["test"]["per_class"]), encoding="utf-8")
         # interop
-        from .templates import to_lm_eval_yaml, to_promptsource_yaml
+        from workbench.core.templates import to_lm_eval_yaml, to_promptsource_yaml
 
         task_name = "wb_" + re.sub(r"\W+", "_", name).strip("_").lower()
         lm_notes = _lm_eval_notes(template, config)
@@ -454,7 +454,7 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if ex.record:
-        from .runs import RunRegistry
+        from workbench.storage.runs import RunRegistry
 
         t = metrics["test"]
         RunRegistry().add("export", name=name, template_hash=template.content_hash(), template_yaml=template.to_yaml(),
@@ -512,8 +512,8 @@ def export_train_run(run_dir: str | Path, dataset, *, session=None, model: str |
                      export: ExportConfig | None = None, progress: ProgressFn | None = None) -> Path:
     """Export a LoRA training run folder: its adapter, template, train config and its test
     results (`adapter_results.json`, else evaluated now)."""
-    from .inference import EvalResult
-    from .templates import load_template
+    from workbench.jobs.inference import EvalResult
+    from workbench.core.templates import load_template
 
     run_dir = Path(run_dir)
     ad = run_dir / "adapter"
@@ -761,7 +761,7 @@ class Bundle:
         calibrated as in the eval config."""
         import pandas as pd
 
-        from .inference import build_prompts, classify
+        from workbench.jobs.inference import build_prompts, classify
 
         df = self._frame(inputs)
         label_col = self.template.label_column
@@ -807,8 +807,8 @@ def load_bundle(path: str | Path, model: str | None = None, *, force: bool = Fal
 
     The model is the bundle's base model (its `model/` folder when merged) unless `model` or
     `session` says otherwise; a different base model or tokenizer is refused unless `force`."""
-    from .inference import EvalConfig
-    from .templates import load_template
+    from workbench.jobs.inference import EvalConfig
+    from workbench.core.templates import load_template
 
     root = Path(path)
     if root.is_file() and root.suffix == ".zip":
@@ -825,7 +825,7 @@ def load_bundle(path: str | Path, model: str | None = None, *, force: bool = Fal
     config = EvalConfig(**{k: v for k, v in cfg_d.items() if k in known})
     base = manifest["base_model"]
     if session is None:
-        from .session import get_session
+        from workbench.engine.session import get_session
 
         name = model or (str(root / "model") if manifest.get("merged") else base["name"])
         kw = {k: v for k, v in (("device", device), ("dtype", dtype)) if v}
@@ -857,8 +857,8 @@ def import_path(path: str | Path, dest_dir: str | Path | None = None, *, overwri
     (same content hash) is left as is."""
     import tempfile
 
-    from . import paths
-    from .templates import load_template, load_templates
+    from workbench import paths
+    from workbench.core.templates import load_template, load_templates
 
     src = Path(path)
     dest = Path(dest_dir) if dest_dir else paths.user_templates_dir()

@@ -3,9 +3,9 @@
     cfg = TrainConfig(shots_per_class=16, max_steps=60, seed=1)
     job = TrainJob.start("default", template, dataset, cfg)     # validates, then trains in a thread
     job.status()      # {"state": "running", "step": 12, "total_steps": 60, "loss": .., "eta_s": .., ...}
-    job.log()         # the JSONL rows so far -> plots.training_curves(rows)
+    read_log(job.run_dir)  # the JSONL rows so far -> plots.training_curves(rows)
     job.cancel()      # stops soon; the best adapter saved so far stays in <run_dir>/adapter
-    job.wait(); job.result()                                     # result.json as a dict
+    job.wait(); read_result(job.run_dir)                         # result.json as a dict
     TrainJob.attach(run_dir)                                     # reconnect after a page reload
 
     train("default", template, dataset, cfg, run_dir)            # the same, blocking (CLI, tests)
@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import Cancelled, ConfigError, ModelError
+from workbench.errors import Cancelled, ConfigError, ModelError
 
 MODES = ("lm", "head")
 SELECT_METRICS = ("macro_f1", "accuracy")
@@ -207,7 +207,7 @@ def session_for_model(model, tokenizer, *, name: str, identity: str, path: str =
                       dtype=None, adapter: str | None = "(training)"):
     """A `ModelSession` that scores through the in-memory (peft) model being trained, so dev/test
     evaluation uses exactly `inference.evaluate` and its lm-eval scoring."""
-    from .session import ModelSession
+    from workbench.engine.session import ModelSession
 
     return ModelSession.from_model(model, tokenizer, name=name, identity=identity, path=path, device=device,
                                    dtype=dtype, adapter=adapter)
@@ -288,7 +288,7 @@ def read_result(run_dir: str | Path) -> dict | None:
 def list_runs(root: str | Path | None = None) -> list[dict]:
     """Status of every run folder under `root` (default $WORKBENCH_HOME/train), newest first: what a
     Train tab offers to reconnect to after a reload."""
-    from .paths import train_dir
+    from workbench.paths import train_dir
 
     root = Path(root) if root else train_dir()
     if not root.exists():
@@ -385,17 +385,17 @@ def prepare(model: str, template, dataset, config: TrainConfig, run_dir: str | P
     ConfigError / DataError with the exact problem before any training work starts."""
     import torch
 
-    from . import train_data as td
-    from .data import split_dataset
-    from .inference import EvalConfig, build_prompts
-    from .models import resolve_model
-    from .session import pick_device
+    from workbench.core import train_data as td
+    from workbench.core.data import split_dataset
+    from workbench.jobs.inference import EvalConfig, build_prompts
+    from workbench.engine.models import resolve_model
+    from workbench.engine.session import pick_device
 
     config.validate()
     labels = td.class_labels(template)
     problems = [p for p in template.validate(columns=list(dataset.df.columns)) if p.severity == "error"]
     if problems:
-        from .errors import TemplateError
+        from workbench.errors import TemplateError
         raise TemplateError("The template has errors:\n" + "\n".join(f"  - {p.field}: {p.message}" for p in problems),
                             hint="Fix them in the template first.")
     splits = split_dataset(dataset, seed=config.split_seed, dev=config.dev_fraction, test=config.test_fraction)
@@ -449,7 +449,7 @@ def prepare(model: str, template, dataset, config: TrainConfig, run_dir: str | P
 
 
 def _default_run_dir(template) -> Path:
-    from .paths import train_dir
+    from workbench.paths import train_dir
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in template.name)[:60]
     return train_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}"
 
@@ -501,8 +501,8 @@ def loss_on_batch(model, batch: dict, mode: str, head=None):
     import torch
     import torch.nn.functional as F
 
-    from .session import _split_decoder_head
-    from .train_data import IGNORE
+    from workbench.engine.session import _split_decoder_head
+    from workbench.core.train_data import IGNORE
 
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     decoder, lm_head = _split_decoder_head(lm)
@@ -530,7 +530,7 @@ def run_training(plan: TrainPlan, *, progress: ProgressFn | None = None,
     """Train, evaluate on dev, keep the best adapter, then compare base vs adapter on test."""
     import torch
 
-    from .train_data import collate
+    from workbench.core.train_data import collate
 
     cfg, model, head, run_dir = plan.config, plan.model, plan.head, plan.run_dir
     log = RunLog(run_dir)
@@ -721,8 +721,8 @@ def _eval_split(plan: TrainPlan, rows, cancelled, *, use_head: bool | None = Non
     """Classification metrics of the current weights on `rows` (dev during training)."""
     import torch
 
-    from .inference import EvalConfig, evaluate
-    from .metrics import classification_metrics
+    from workbench.jobs.inference import EvalConfig, evaluate
+    from workbench.core.metrics import classification_metrics
 
     use_head = plan.config.mode == "head" if use_head is None else use_head
     amp = (torch.autocast("cuda", dtype=plan.amp_dtype) if plan.amp_dtype is not None else contextlib.nullcontext())
@@ -738,8 +738,8 @@ def _eval_split(plan: TrainPlan, rows, cancelled, *, use_head: bool | None = Non
 def _head_predict(plan: TrainPlan, rows, cancelled) -> tuple[list[str], list[str]]:
     import torch
 
-    from . import train_data as td
-    from .inference import EvalConfig, build_prompts
+    from workbench.core import train_data as td
+    from workbench.jobs.inference import EvalConfig, build_prompts
 
     view = _view(plan)
     prompts = build_prompts(plan.template, rows, plan.train_rows, EvalConfig(shots=0), session=view)
@@ -762,8 +762,8 @@ def _head_predict(plan: TrainPlan, rows, cancelled) -> tuple[list[str], list[str
 
 def _final_compare(plan: TrainPlan, cancelled) -> tuple[dict, dict]:
     """Base model (adapter disabled) vs base + best adapter on the test split, same template and rows."""
-    from .inference import EvalConfig, evaluate
-    from .metrics import classification_metrics
+    from workbench.jobs.inference import EvalConfig, evaluate
+    from workbench.core.metrics import classification_metrics
 
     cfg = EvalConfig(shots=0, method=plan.config.eval_method, split="test", split_seed=plan.config.split_seed,
                      dev_fraction=plan.config.dev_fraction, test_fraction=plan.config.test_fraction,
@@ -806,7 +806,7 @@ def _summary(plan: TrainPlan, result: TrainResult, train_s: float, t_start: floa
 
 
 def _record(plan: TrainPlan, result: TrainResult, summary: dict) -> str:
-    from .runs import RunRegistry
+    from workbench.storage.runs import RunRegistry
 
     metrics = {"steps": result.steps, "best_step": result.best_step, "best_dev": result.best_metric}
     for name, m in (("base", result.base_metrics), ("adapter", result.adapter_metrics)):
@@ -877,10 +877,6 @@ class TrainJob:
             st.update(state="failed", error=f"{type(self.error).__name__}: {self.error}")
         return st
 
-    def log(self, since: int = 0) -> list[dict]:
-        """Log rows from index `since` (a poller keeps its count and asks only for new rows)."""
-        return read_log(self.run_dir)[since:]
-
     def cancel(self) -> None:
         self._stop.set()
         request_cancel(self.run_dir)
@@ -898,16 +894,10 @@ class TrainJob:
                 raise self.error
         return self._result
 
-    def result(self) -> dict | None:
-        return read_result(self.run_dir)
-
-    def figures(self) -> dict:
-        return result_figures(self.run_dir)
-
 
 def result_figures(run_dir: str | Path) -> dict:
     """Plotly figures of a run: curves (always), per-class F1 and confusion matrices (once finished)."""
-    from . import plots
+    from workbench.core import plots
 
     figs = {"curves": plots.training_curves(read_log(run_dir))}
     res = read_result(run_dir)
@@ -917,13 +907,3 @@ def result_figures(run_dir: str | Path) -> dict:
         figs["confusion_base"] = plots.confusion_heatmap(test["base"], title="Confusion: base")
         figs["confusion_adapter"] = plots.confusion_heatmap(test["adapter"], title="Confusion: base + adapter")
     return figs
-
-
-def job_fn(ctx, plan: TrainPlan) -> str | None:
-    """Adapter for `workbench.jobs`: `jobs.start("train", job_fn, resource="train", plan=prepare(...))`.
-    Validation stays in the caller (prepare raises at once, for a toast); the job reports progress,
-    honours the job's cancel button, and returns the run-registry id."""
-    result = run_training(plan, progress=ctx.progress, cancel=ctx.cancelled)
-    if result.status == "cancelled":
-        raise Cancelled()   # the job shows "cancelled"; the run folder still holds the best adapter
-    return result.registry_id

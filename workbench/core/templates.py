@@ -1,7 +1,7 @@
 """Prompt templates: the YAML format, sandboxed Jinja rendering, validation, and interop.
 
 Usage:
-    from workbench.templates import load_template
+    from workbench.core.templates import load_template
     t = load_template("templates_library/bbc_headline_topic.yaml")
     problems = t.validate(columns=["title", "text", "label"], labels=["business", "tech"])
     ctx = t.build_context(row, demos=[demo_row1, demo_row2])
@@ -830,8 +830,6 @@ def to_lm_eval_yaml(template: PromptTemplate, dataset_path: str = "json", data_f
     if t.demo_format:
         raise TemplateError(f"template '{t.name}' uses demo_format, which lm-eval cannot express",
                             "remove demo_format (demos are input + target_delimiter + answer) before exporting")
-    if t.chat:
-        pass  # lm-eval applies chat templates with --apply_chat_template; noted in the header.
     d: dict[str, Any] = {"task": task_name or re.sub(r"\W+", "_", t.name), "dataset_path": dataset_path}
     if data_files is not None:
         d["dataset_kwargs"] = {"data_files": dict(data_files) if isinstance(data_files, Mapping) else {test_split: data_files}}

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import Cancelled, WorkbenchError
+from workbench.errors import Cancelled, WorkbenchError
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +97,6 @@ class JobContext:
 
     def cancelled(self) -> bool:
         return self._job.cancel_event.is_set()
-
-    def check(self) -> None:
-        """Raise `Cancelled` if the user pressed cancel (for loops in the job function)."""
-        if self.cancelled():
-            raise Cancelled()
 
 
 class JobRegistry:
@@ -218,8 +213,3 @@ def cancel(job_id: str) -> bool:
 
 def active(kind: str | None = None, resource: str | None = None) -> list[dict]:
     return REGISTRY.active(kind, resource)
-
-
-def result(job_id: str) -> Any:
-    job = REGISTRY.get(job_id)
-    return None if job is None else job.result

@@ -1,7 +1,7 @@
 """Multi-step prompts: Self-Ask (with or without a retriever), chain-of-thought extraction,
 step-by-step traces and the compositionality gap.
 
-    from workbench.selfask import dispatch_generation, trace_to_markdown
+    from workbench.jobs.selfask import dispatch_generation, trace_to_markdown
     records = dispatch_generation(template, rows, prompts, session, config, retriever="facts.txt")
     print(trace_to_markdown(records[0]["trace"]))
 
@@ -36,8 +36,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .errors import Cancelled, ConfigError
-from .inference import jsonable
+from workbench.errors import Cancelled, ConfigError
+from workbench.core.config import EvalConfig
+from workbench.core.records import extract_answer, jsonable
 
 END_REASONS = ("final_answer", "no_final_answer", "loop", "hop_limit", "token_budget")
 
@@ -112,7 +113,7 @@ def final_answer_text(text: str) -> str:
 
 
 def _norm_q(q: str) -> str:
-    from .metrics import normalize_answer
+    from workbench.core.metrics import normalize_answer
 
     return normalize_answer(q)
 
@@ -254,7 +255,7 @@ def _advance(ch: _Chain, gen, cfg: SelfAskConfig, retriever) -> None:
 
 
 def _splice(ch: _Chain, question: str, cfg: SelfAskConfig, retriever) -> None:
-    from .retriever import answer_from_passage
+    from workbench.core.retriever import answer_from_passage
 
     passages = retriever.search(question, cfg.retrieve_k)
     answer = answer_from_passage(question, passages[0].text, cfg.answer_chars) if passages else cfg.no_result
@@ -315,8 +316,8 @@ def run_selfask_records(template, rows, prompts: Sequence[str], session, config,
     Chains advance in rounds; every open chain with the same per-call token limit shares one
     `session.generate` batch.
     """
-    from .metrics import normalize_answer
-    from .retriever import as_retriever
+    from workbench.core.metrics import normalize_answer
+    from workbench.core.retriever import as_retriever
 
     cfg = selfask_config_from(config, selfask)
     retriever = as_retriever(retriever)
@@ -391,8 +392,6 @@ def extract_cot_answer(text: str) -> str:
 def extract_prediction(template, output: str) -> str:
     """The prediction for `output` following the template's answer format: its `extract` regex
     when set; otherwise the Self-Ask final answer, the CoT 'answer is', or the first line."""
-    from .inference import extract_answer
-
     pattern = template.generation.extract
     if template.kind == "self_ask":
         if pattern:
@@ -404,6 +403,23 @@ def extract_prediction(template, output: str) -> str:
 
 
 # ---------------------------------------------------------------------------- dispatch
+def generate_records(template, rows, prompts, session, config: EvalConfig, *, progress=None, cancel=None) -> list[dict]:
+    g = template.generation
+    outs = session.generate(prompts, max_new_tokens=config.max_new_tokens or g.max_new_tokens,
+                            temperature=g.temperature, top_p=g.top_p, stop=g.stop, seed=config.seed,
+                            progress=progress, cancel=cancel)
+    from workbench.core.metrics import normalize_answer
+
+    records = []
+    for (idx, row), ctx, out in zip(rows.iterrows(), prompts, outs):
+        gold = template.gold(row)
+        pred = extract_answer(out.text, g.extract)
+        records.append({"index": jsonable(idx), "gold": gold, "pred": pred, "output": out.text,
+                        "stop_reason": out.stop_reason,
+                        "correct": normalize_answer(pred) == normalize_answer(gold), "prompt": ctx})
+    return records
+
+
 def dispatch_generation(template, rows, prompts: Sequence[str], session, config, *, retriever=None,
                         selfask: SelfAskConfig | dict | None = None, progress=None, cancel=None) -> list[dict]:
     """Records for a generation template of any kind: direct (one generate call, template
@@ -411,8 +427,6 @@ def dispatch_generation(template, rows, prompts: Sequence[str], session, config,
     (multi-step, `run_selfask_records`). `retriever` (or `config.retriever`, a corpus spec)
     only matters for self_ask. When the rows carry gold sub-questions, each is also asked
     directly (`attach_subquestion_scores`) so the compositionality gap can be reported."""
-    from .inference import EvalConfig, generate_records
-
     config = config if config is not None else EvalConfig()
     if template.kind == "self_ask":
         retriever = retriever if retriever is not None else getattr(config, "retriever", None)
@@ -421,7 +435,7 @@ def dispatch_generation(template, rows, prompts: Sequence[str], session, config,
     else:
         records = generate_records(template, rows, prompts, session, config, progress=progress, cancel=cancel)
         if template.kind == "cot" and not template.generation.extract:
-            from .metrics import normalize_answer
+            from workbench.core.metrics import normalize_answer
 
             for r in records:
                 r["pred"] = extract_cot_answer(r["output"])
@@ -463,7 +477,7 @@ def attach_subquestion_scores(records: list[dict], rows, session, *, questions_c
     line) and mark it right when the normalized gold answer is contained in the model's
     answer. Adds `sub_questions` ([{question, gold, output, correct}]) and `sub_correct`
     ([bool]) to each record. Column values: a list, a JSON list string, or 'a | b'."""
-    from .metrics import normalize_answer
+    from workbench.core.metrics import normalize_answer
 
     asks: list[tuple[int, str, str]] = []
     for k, (_, row) in enumerate(rows.iterrows()):

@@ -1,4 +1,4 @@
-"""Plotly figures built from the dicts of `workbench.metrics` and `workbench.stats`.
+"""Plotly figures built from the dicts of `workbench.core.metrics` and `workbench.core.stats`.
 
     fig = per_class_bar(classification_metrics(gold, pred))
     fig = confusion_heatmap(m, normalize=True)

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from .errors import ConfigError, DataError
+from workbench.errors import ConfigError, DataError
 
 # Column names tried, in order, when the caller does not name the text / label column.
 LABEL_NAMES = ("label", "labels", "class", "category", "target", "y")
@@ -45,7 +45,7 @@ FILE_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "
 SUPPORTED_HINT = ("Supported: .csv, .tsv, .jsonl, .json, .parquet files, a `datasets` save_to_disk "
                   "folder, a BIG-bench task.json, bigbench:TASK[/SUBTASK], hf:owner/name[:config], "
                   "or a built-in name ({builtins}).")
-BIGBENCH_FETCH_HINT = ("Run `python -m workbench.fetch bigbench` (or `make data`) once to download "
+BIGBENCH_FETCH_HINT = ("Run `python -m workbench.storage.fetch bigbench` (or `make data`) once to download "
                        "the BIG-bench JSON tasks into $WORKBENCH_HOME/bigbench (or $WORKBENCH_CACHE).")
 HUB_TIMEOUT_S = float(os.environ.get("WORKBENCH_HUB_TIMEOUT", "30"))
 
@@ -429,8 +429,8 @@ def _load_hub(spec: str, split: str | None) -> _Raw:
 # ---------------------------------------------------------------------------- BIG-bench
 def bigbench_root() -> Path | None:
     """The `benchmark_tasks` folder: an installed `bigbench` package, else the one that
-    `python -m workbench.fetch bigbench` fills ($WORKBENCH_CACHE or $WORKBENCH_HOME /bigbench)."""
-    from .paths import cache_home, home
+    `python -m workbench.storage.fetch bigbench` fills ($WORKBENCH_CACHE or $WORKBENCH_HOME /bigbench)."""
+    from workbench.paths import cache_home, home
 
     try:  # find_spec does not run bigbench/__init__ (which imports tensorflow-era deps)
         spec = importlib.util.find_spec("bigbench")
@@ -488,7 +488,7 @@ def _load_bigbench_dir(tdir: Path, name: str) -> _Raw:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"Could not parse BIG-bench {path}: {e}", hint="The task file is damaged; fetch it again "
-                        "with `python -m workbench.fetch bigbench --force`.") from e
+                        "with `python -m workbench.storage.fetch bigbench --force`.") from e
     if not obj.get("examples"):
         subs = _subtasks(tdir)
         if subs:

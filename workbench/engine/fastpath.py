@@ -27,7 +27,7 @@ import os
 from importlib import metadata
 from pathlib import Path
 
-from .paths import cache_home
+from workbench.paths import cache_home
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +147,8 @@ def check_model(hf_model, native, token_ids: list[int]) -> float:
 def verify(hf_model, hf_tok, folder: str | Path, dtype: str, device: str) -> dict:
     """Run the side-by-side check, store the verdict, return it. Never raises: a failing or
     crashing check only means scoring stays on transformers."""
-    from .fast_tokenizer import RawTokenizer
-    from .llama_native import NativeLlama, spec_from_config
+    from workbench.engine.fast_tokenizer import RawTokenizer
+    from workbench.engine.llama_native import NativeLlama, spec_from_config
 
     verdict: dict = {"ok": False, "folder": str(folder), "dtype": dtype, "device": device, "versions": _versions(),
                      "check_version": CHECK_VERSION}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
-from .errors import ConfigError, DataError
+from workbench.errors import ConfigError, DataError
 
 
 @dataclass
@@ -284,7 +284,7 @@ def facts_corpus(explanations: Iterable[str]) -> list[str]:
 def _main(argv: list[str] | None = None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m workbench.retriever",
+    ap = argparse.ArgumentParser(prog="python -m workbench.core.retriever",
                                  description="Try a retriever corpus: print the top passages for a question.")
     ap.add_argument("corpus", help="PATH, PATH:FIELD or python:MODULE:ATTR")
     ap.add_argument("question")

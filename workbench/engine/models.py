@@ -22,8 +22,8 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import ModelError
-from .paths import models_dir
+from workbench.errors import ModelError
+from workbench.paths import models_dir
 
 DEFAULT_MODEL = "default"
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
