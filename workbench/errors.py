@@ -30,6 +30,11 @@ class ModelError(WorkbenchError):
     """A model could not be found, downloaded or loaded."""
 
 
+class ModelBusy(ModelError):
+    """The model is held by a running job; loading another model or changing its adapter would
+    pull it from under that job. The message names the job; wait for it or cancel it."""
+
+
 class ConfigError(WorkbenchError):
     """A run configuration (eval, training, comparison, export) is invalid."""
 

@@ -3,11 +3,53 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import MISSING, fields
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
+def _parse_opt(kind):
+    def parse(text: str):
+        return None if text.lower() in ("none", "") else kind(text)
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def add_config_args(p: argparse.ArgumentParser, cls, *, title: str, skip=(), aliases=None) -> None:
+    """One flag per field of the config dataclass `cls` (`--per-class/--no-per-class` for booleans,
+    several values for lists), default None = "not given": `workbench.core.spec.build_spec` then
+    applies the template's default or the dataclass's. A field added to the dataclass becomes a
+    flag here, in RunSpec.command() and (through build_spec) in every door."""
+    aliases = aliases or {}
+    g = p.add_argument_group(title)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        flags = [f"--{f.name.replace('_', '-')}"] + aliases.get(f.name, [])
+        default = f.default if f.default is not MISSING else (f.default_factory() if f.default_factory is not MISSING else None)
+        helptext = f"{f.metadata.get('help', '')} (default: {default})".replace("%", "%%")
+        ann = str(f.type)
+        if isinstance(default, bool):
+            g.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=helptext)
+        elif ann.startswith("list"):
+            g.add_argument(*flags, dest=f.name, nargs="*", default=None, help=helptext)
+        else:
+            kind = int if ann.startswith("int") else float if ann.startswith("float") else str
+            g.add_argument(*flags, dest=f.name, type=_parse_opt(kind) if "None" in ann else kind, default=None,
+                           help=helptext)
+
+
+def config_overrides(args, cls, skip=()) -> dict:
+    """The fields of `cls` the user gave on the command line (unset flags are left out)."""
+    return {f.name: getattr(args, f.name) for f in fields(cls)
+            if f.name not in skip and getattr(args, f.name, None) is not None}
+
+
+def add_model_args(p: argparse.ArgumentParser, multiple: bool = False) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="default", help="'default' (SmolLM2-135M-Instruct), a hub id, a folder or a .gguf")
+    if multiple:
+        g.add_argument("--model", action="append", default=None,
+                       help="'default' (SmolLM2-135M-Instruct), a hub id, a folder or a .gguf; repeat to compare models")
+    else:
+        g.add_argument("--model", default="default", help="'default' (SmolLM2-135M-Instruct), a hub id, a folder or a .gguf")
     g.add_argument("--device", default=None, help="cuda | mps | cpu (default: auto)")
     g.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
     g.add_argument("--adapter", default=None, help="a peft adapter folder to attach")
@@ -25,14 +67,30 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--label-column", default=None)
 
 
-def session_from_args(args):
+def model_refs(args) -> list:
+    from workbench.core.spec import ModelRef
+
+    names = args.model if isinstance(args.model, list) else [args.model]
+    return [ModelRef(model=(n or "").strip() or "default", adapter=getattr(args, "adapter", None),
+                     dtype=getattr(args, "dtype", None), device=getattr(args, "device", None),
+                     native=getattr(args, "native", True), trust_remote_code=getattr(args, "trust_remote_code", False))
+            for n in (names or ["default"])]
+
+
+def session_for(ref):
+    """The session of a spec's ModelRef (adapter attached, base model checked by attach_adapter)."""
     from workbench.engine.session import get_session
 
-    kw = {} if getattr(args, "native", True) else {"native": False}
-    s = get_session(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, **kw)
-    if getattr(args, "adapter", None):
-        s.attach_adapter(args.adapter)
+    s = get_session(ref.model, **ref.session_kwargs())
+    if ref.adapter:
+        s.attach_adapter(ref.adapter)
+    elif s.adapter:
+        s.detach_adapter()
     return s
+
+
+def session_from_args(args):
+    return session_for(model_refs(args)[0])
 
 
 def dataset_from_args(args):

@@ -1,51 +1,56 @@
-"""`workbench eval`: score a template on a dataset split and write results.json."""
+"""`workbench eval`: score a template on a dataset split and write results.json.
+
+    workbench eval --data bbc --template templates_library/bbc_headline_topic.yaml --shots 4 --limit 200
+
+Every EvalConfig setting is a flag (see --help). A setting you leave out takes the template's
+default (its `fewshot:` block: k, per_class, balanced, sampling, seed), else the built-in one:
+the same rule as the UI's (workbench.core.spec.build_spec).
+"""
 from __future__ import annotations
 
+import argparse
 import sys
 
-from workbench.commands.common import TqdmProgress, add_data_args, add_model_args, dataset_from_args, session_from_args
+from workbench.commands.common import (TqdmProgress, add_config_args, add_data_args, add_model_args,
+                                       config_overrides, dataset_from_args, model_refs, session_for)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="zero-/few-shot evaluation of a template", description=__doc__)
+    from workbench.core.config import EvalConfig
+
+    p = sub.add_parser("eval", help="zero-/few-shot evaluation of a template", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
     add_data_args(p)
     p.add_argument("--template", required=True, help="a template YAML (ours, lm-eval task or PromptSource)")
     p.add_argument("--template-name", default=None, help="pick one template from a PromptSource file")
-    p.add_argument("--shots", type=int, default=0)
-    p.add_argument("--per-class", action="store_true", help="--shots counts demonstrations per class")
-    p.add_argument("--balanced", action="store_true")
-    p.add_argument("--sampling", default="fixed", choices=["fixed", "per_example"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--method", default="acc", choices=["acc", "acc_norm", "acc_bytes"])
-    p.add_argument("--calibration", default="none", choices=["none", "contextual", "pmi"])
-    p.add_argument("--split", default="test", choices=["test", "dev", "train", "all"])
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--no-prefix-cache", action="store_true", help="score full prompts (for checking the cache)")
-    p.add_argument("--retriever", default=None, help="self-ask: corpus for BM25 retrieval (PATH or PATH:FIELD)")
-    p.add_argument("--max-hops", type=int, default=None, help="self-ask: most follow-up questions per example")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="generation: override the template's limit")
+    add_config_args(p, EvalConfig, title="evaluation (EvalConfig)")
     p.add_argument("--out", default="results.json")
     p.add_argument("--no-registry", action="store_true", help="do not record the run in the run registry")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from workbench.jobs.inference import EvalConfig, evaluate
-    from workbench.core.metrics import format_table
+def spec_from_args(args):
+    """The RunSpec this command line describes (the same one the Run tab builds)."""
+    from workbench.core.config import EvalConfig
+    from workbench.core.spec import build_spec
     from workbench.core.templates import load_template
 
-    template = load_template(args.template, name=args.template_name) if args.template_name else load_template(args.template)
-    dataset = dataset_from_args(args)
-    cfg = EvalConfig(shots=args.shots, per_class=args.per_class, balanced=args.balanced, sampling=args.sampling,
-                     seed=args.seed, method=args.method, calibration=args.calibration, split=args.split,
-                     limit=args.limit, prefix_cache=not args.no_prefix_cache, retriever=args.retriever,
-                     max_hops=args.max_hops, max_new_tokens=args.max_new_tokens)
-    cfg.validate()
-    session = session_from_args(args)
+    template = load_template(args.template, name=args.template_name)
+    return build_spec("eval", templates=[(template, args.template)], data=dataset_from_args(args),
+                      model=model_refs(args), eval=config_overrides(args, EvalConfig)), template
+
+
+def run(args) -> int:
+    from workbench.core.metrics import format_table
+    from workbench.jobs.inference import evaluate
+
+    spec, template = spec_from_args(args)
+    dataset = spec.data.load()
+    session = session_for(spec.model)
     bar = TqdmProgress(f"{template.name}")
     try:
-        result = evaluate(template, dataset, session, cfg, progress=bar)
+        result = evaluate(template, dataset, session, spec.eval, progress=bar)
     finally:
         bar.close()
     result.save(args.out)

@@ -63,6 +63,9 @@ class Dataset:
     description: str = field(default="", metadata={"help": "Free text shown in the UI."})
     meta: dict = field(default_factory=dict, metadata={
         "help": "Source-specific facts, e.g. BIG-bench task_prefix / example_output_prefix."})
+    spec: str = field(default="", metadata={
+        "help": "What was passed to load_dataset (a built-in name, bigbench:TASK, hf:ID or a path): "
+                "a RunSpec names the data by it, so the equivalent CLI command loads the same rows."})
 
     def fingerprint(self) -> str:
         """sha256 (first 16 hex) of columns + rows in order; the same in every process."""
@@ -125,7 +128,9 @@ def load_dataset(spec: str, *, text_column: str | None = None, label_column: str
         raw = _load_hub(spec, split)
     else:
         raw = _load_path(Path(spec).expanduser(), spec, split, encoding)
-    return _finish(raw, text_column=text_column, label_column=label_column, limit=limit)
+    ds = _finish(raw, text_column=text_column, label_column=label_column, limit=limit)
+    ds.spec = spec
+    return ds
 
 
 @dataclass

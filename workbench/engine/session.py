@@ -28,12 +28,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from workbench.errors import Cancelled, ModelError
+from workbench.errors import Cancelled, ModelBusy, ModelError
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]   # (done, total)
 CancelFn = Callable[[], bool]
+
+# Part of every model identity, so of every reuse key: bump it whenever a change to the scoring
+# code (tokenization, truncation, normalisation, calibration) can change a prediction, and stored
+# results from the older code are never reused for the newer.
+SCORING_VERSION = 2
 
 
 @dataclass
@@ -115,6 +120,10 @@ class ModelSession:
         self._fast_tok = None
         self._cfg: dict = {}
         self.adapter: str | None = None
+        self.adapter_sha256: str | None = None   # content hash of the attached adapter's files
+        # Jobs holding this session (see `hold_session`): while any does, the model cannot be
+        # unloaded or swapped and its adapter cannot change, except by the holder itself.
+        self.holders: dict[str, str] = {}        # token -> what holds it ("eval of T on bbc")
         self.resolved = None
         self.device: str | None = None
         self.dtype = None
@@ -335,6 +344,15 @@ class ModelSession:
     def identity(self) -> str:
         return self.load().resolved.identity
 
+    def model_identity(self) -> dict:
+        """Everything about the model that can change a prediction: part of every reuse key
+        (workbench.core.spec.eval_key). The scoring path (built-in decoder or transformers) is
+        left out on purpose: fastpath.py verifies per model that both give the same log-probs."""
+        self.load()
+        return {"engine": "local", "model": self.resolved.identity, "dtype": self._dtype_name(),
+                "device_kind": (self.device or "cpu").split(":")[0], "adapter_sha256": self.adapter_sha256,
+                "scoring_version": SCORING_VERSION}
+
     @property
     def token_budget(self) -> int:
         if self.config.token_budget:
@@ -352,18 +370,36 @@ class ModelSession:
         return 2048
 
     # ------------------------------------------------------------------ adapters
-    def attach_adapter(self, path: str) -> None:
-        """Attach a peft adapter (LoRA); every later score and generation uses it."""
+    def _check_free(self, what: str, by: str | None) -> None:
+        others = [desc for tok, desc in self.holders.items() if tok != by]
+        if others:
+            raise ModelBusy(f"Cannot {what}: the model {self.config.model} is in use by {others[0]}.",
+                            hint="Wait for that job to finish, or cancel it, then try again.")
+
+    def attach_adapter(self, path: str, *, by: str | None = None) -> None:
+        """Attach a peft adapter (LoRA); every later score and generation uses it.
+
+        Refuses an adapter trained on another base model (its train_config.json names it): every
+        door (UI, CLI --adapter, Python, bundles) gets this check here."""
         from pathlib import Path
 
         p = Path(path)
         if not (p / "adapter_config.json").exists():
             raise ModelError(f"No adapter at {p}: adapter_config.json is missing.",
                              hint="Pass the folder that holds adapter_config.json and adapter_model.safetensors.")
+        self.load()
+        base = adapter_base_model(p)
+        if base and self.resolved is not None and base != self.resolved.identity:
+            raise ModelError(f"The adapter at {p} was trained on {base}, but the loaded model is "
+                             f"{self.resolved.identity}.",
+                             hint="Load the model it was trained on (the model bar, or --model) and attach it again.")
+        digest = adapter_content_hash(p)
         from peft import PeftModel
 
+        with _SESSIONS_LOCK:
+            self._check_free("attach an adapter", by)
         with self.lock:
-            self.detach_adapter()
+            self.detach_adapter(by=by)
             try:
                 self._model = PeftModel.from_pretrained(self.model, str(p), is_trainable=False)
             except Exception as exc:  # noqa: BLE001 - shape mismatch, missing keys, ...
@@ -372,14 +408,19 @@ class ModelSession:
             self._model.to(self.device)
             self._model.eval()
             self.adapter = str(p)
+            self.adapter_sha256 = digest
 
-    def detach_adapter(self) -> None:
+    def detach_adapter(self, *, by: str | None = None) -> None:
+        with _SESSIONS_LOCK:
+            if self.adapter is not None:
+                self._check_free("detach the adapter", by)
         with self.lock:
             if self._model is not None and self._model is not self._base:
                 # unload() removes the LoRA layers without merging them into the base weights.
                 self._base = self._model.unload()
                 self._model = self._base
             self.adapter = None
+            self.adapter_sha256 = None
 
     # ------------------------------------------------------------------ chat
     def apply_chat(self, text: str, system: str | None = None) -> str:
@@ -655,6 +696,33 @@ class ModelSession:
         return outs  # type: ignore[return-value]
 
 
+def adapter_content_hash(folder) -> str:
+    """sha256 over the adapter folder's files (names and bytes): retraining into the same folder
+    gives a new hash, so stale predictions of the old adapter are never reused."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256()
+    root = Path(folder)
+    for f in sorted(q for q in root.rglob("*") if q.is_file()):
+        h.update(str(f.relative_to(root)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def adapter_base_model(folder) -> str | None:
+    """The base model identity a workbench-trained adapter records (train_config.json), if any."""
+    import json
+    from pathlib import Path
+
+    try:
+        return json.loads((Path(folder) / "train_config.json").read_text()).get("base_model")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _read_config(folder: str) -> dict:
     import json
     from pathlib import Path
@@ -762,17 +830,72 @@ def current_session() -> ModelSession | None:
     return None
 
 
+def _key(model: str, kwargs: dict) -> str:
+    return f"{model}|{sorted(kwargs.items())}"
+
+
+def _explicit(kwargs: dict) -> dict:
+    """Session options that differ from SessionConfig's defaults: `device=None` and no device
+    name the same session."""
+    from dataclasses import fields
+
+    defaults = {f.name: f.default for f in fields(SessionConfig)}
+    return {k: v for k, v in kwargs.items() if k not in defaults or v != defaults[k]}
+
+
+def _get_locked(model: str, keep_others: bool, kwargs: dict) -> ModelSession:
+    """The session for `model` (not yet loaded); the caller holds _SESSIONS_LOCK. Loading
+    another model frees the previous one, unless a job holds it: then ModelBusy."""
+    key = _key(model, kwargs)
+    s = _SESSIONS.get(key)
+    if s is None:
+        if not keep_others:
+            for other in _SESSIONS.values():
+                if other.holders:
+                    desc = next(iter(other.holders.values()))
+                    raise ModelBusy(f"Cannot load {model}: the model {other.config.model} is in use by {desc}.",
+                                    hint="Wait for that job to finish, or cancel it, then load the other model.")
+            for other in list(_SESSIONS.values()):
+                other.unload()
+            _SESSIONS.clear()
+        s = ModelSession(model, **kwargs)
+        _SESSIONS[key] = s
+    return s
+
+
 def get_session(model: str = "default", *, keep_others: bool = False, **kwargs) -> ModelSession:
     """The process-wide session for `model`, loaded once. Loading another model frees the
-    previous one unless keep_others=True (small machines rarely hold two)."""
-    key = f"{model}|{sorted(kwargs.items())}"
+    previous one unless keep_others=True (small machines rarely hold two), and is refused with
+    ModelBusy while a job holds the previous one (`hold_session`)."""
     with _SESSIONS_LOCK:
-        s = _SESSIONS.get(key)
-        if s is None:
-            if not keep_others:
-                for other in list(_SESSIONS.values()):
-                    other.unload()
-                _SESSIONS.clear()
-            s = ModelSession(model, **kwargs)
-            _SESSIONS[key] = s
+        s = _get_locked(model, keep_others, _explicit(kwargs))
     return s.load()
+
+
+@contextlib.contextmanager
+def hold_session(model: str, holder: str, **kwargs):
+    """Hold the session of `model` for the duration of a job:
+
+        with hold_session("default", "eval of T on bbc") as (session, token):
+            session.attach_adapter(path, by=token)   # the holder may change its own adapter
+
+    While held, `get_session` of another model and adapter changes by anyone else raise
+    ModelBusy naming `holder`, so nothing is unloaded or changed from under the job."""
+    import uuid
+
+    token = uuid.uuid4().hex
+    with _SESSIONS_LOCK:
+        s = _get_locked(model, False, _explicit(kwargs))
+        s.holders[token] = holder
+    try:
+        s.load()
+        yield s, token
+    finally:
+        with _SESSIONS_LOCK:
+            s.holders.pop(token, None)
+
+
+def session_holders() -> list[str]:
+    """What holds the loaded model now (running jobs), for status displays."""
+    with _SESSIONS_LOCK:
+        return [d for s in _SESSIONS.values() for d in s.holders.values()]

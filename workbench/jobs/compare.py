@@ -301,15 +301,6 @@ def _hash(obj) -> str:
 
 
 # ---------------------------------------------------------------------------- model part
-def _prediction_key(config, indices: list) -> str:
-    """The registry settings key an eval of these rows with this config is stored under
-    (the same recipe as `runs.record_eval`, so lookups hit evals made by the Run tab too)."""
-    from workbench.core.records import hash_indices
-    from workbench.storage.runs import eval_settings, settings_key
-
-    return settings_key(eval_settings({"config": asdict(config), "data": {"row_indices_hash": hash_indices(indices)}}))
-
-
 def evaluate_or_reuse(template, dataset, session, config, *, rows, pool, registry=None,
                       progress=None, cancel=None):
     """(EvalResult, eval run id or None, reused?) for one template on exactly `rows`.
@@ -320,9 +311,12 @@ def evaluate_or_reuse(template, dataset, session, config, *, rows, pool, registr
 
     indices = [jsonable(i) for i in rows.index]
     if registry is not None:
-        rec = registry.find_matching(template_hash=template.content_hash(), model=session.identity,
-                                     adapter=session.adapter, data_fingerprint=dataset.fingerprint(),
-                                     settings_key=_prediction_key(config, indices))
+        from workbench.core.records import hash_indices
+        from workbench.core.spec import eval_key
+
+        key = eval_key(template.content_hash(), dataset.fingerprint(), config, hash_indices(indices),
+                       session.model_identity())
+        rec = registry.find_by_key(key)
         payload = registry.payload(rec.id) if rec is not None else None
         if payload is not None:
             res = EvalResult.from_dict(payload)

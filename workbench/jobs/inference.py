@@ -178,37 +178,42 @@ def classify(template, rows, prompts: Sequence[str], session, config: EvalConfig
         uniq = sorted({c for _, c in reqs})
         extra_reqs = [("", c) for c in uniq]
     cf_prompts: list[str] = []
+    cf_sets: dict[tuple, int] = {}       # choice set -> offset of its content-free requests in extra_reqs
     if config.calibration == "contextual":
+        # Content-free scores per distinct choice set: rows whose choices differ (choices_expr,
+        # lm-eval and BIG-bench tasks) are each calibrated against their own choices.
         cf_prompts = _content_free_prompts(template, rows, pool, config, session)
-        first_choices = layout[0]
-        for cfp in cf_prompts:
-            for _, slots in first_choices:
-                for w, _ in slots:
-                    extra_reqs.append((cfp, template.target_delimiter + w))
+        for per_label in layout:
+            sig = _choice_set(per_label)
+            if sig in cf_sets:
+                continue
+            cf_sets[sig] = len(extra_reqs)
+            for cfp in cf_prompts:
+                for _, words in sig:
+                    for w in words:
+                        extra_reqs.append((cfp, template.target_delimiter + w))
     lls = session.loglikelihood(reqs + extra_reqs, progress=progress, cancel=cancel, prefix_cache=config.prefix_cache)
     main, extra = lls[: len(reqs)], lls[len(reqs):]
 
     uncond = {}
     if config.calibration == "pmi":
         uncond = {c: ll.logprob for (_, c), ll in zip(extra_reqs, extra)}
-    p_cf = None
-    if config.calibration == "contextual":
-        # average class distribution over the content-free inputs: p_cf[k], shape [n_labels]
-        first_choices = layout[0]
-        n_labels = len(first_choices)
-        acc = [0.0] * n_labels
-        j = 0
+    p_cf: dict[tuple, list[float]] = {}
+    for sig, start in cf_sets.items():
+        # mean class distribution over the content-free inputs: p_cf[sig][k], one entry per label
+        mean = [0.0] * len(sig)
+        j = start
         for _ in cf_prompts:
             label_scores = []
-            for _, slots in first_choices:
+            for _, words in sig:
                 vals = []
-                for w, _ in slots:
+                for w in words:
                     vals.append(_normalize(extra[j].logprob, w, config.method))
                     j += 1
                 label_scores.append(_aggregate(vals, template.choice_aggregate))
             for k, p in enumerate(_softmax(label_scores)):
-                acc[k] += p / len(cf_prompts)
-        p_cf = acc
+                mean[k] += p / len(cf_prompts)
+        p_cf[sig] = mean
 
     records = []
     for (idx, row), ctx, per_label in zip(rows.iterrows(), prompts, layout):
@@ -224,9 +229,11 @@ def classify(template, rows, prompts: Sequence[str], session, config: EvalConfig
             labels.append(label)
             scores.append(_aggregate(vals, template.choice_aggregate))
             raw.append(max(raws))
-        if p_cf is not None and len(p_cf) == len(scores):
+        if p_cf:
+            # contextual calibration: log p(label | x) - log p_cf(label), p_cf of this row's choices
             probs = _softmax(scores)
-            scores = [math.log(max(p, 1e-300)) - math.log(max(q, 1e-300)) for p, q in zip(probs, p_cf)]
+            q = p_cf[_choice_set(per_label)]
+            scores = [math.log(max(p, 1e-300)) - math.log(max(qk, 1e-300)) for p, qk in zip(probs, q)]
         k = _argmax(scores)
         gold = template.gold(row) if with_gold else None
         records.append({
@@ -237,6 +244,11 @@ def classify(template, rows, prompts: Sequence[str], session, config: EvalConfig
             "prompt": ctx,
         })
     return records
+
+
+def _choice_set(per_label) -> tuple:
+    """A row's choices as a hashable key: ((label, (word, ...)), ...)."""
+    return tuple((label, tuple(w for w, _ in slots)) for label, slots in per_label)
 
 
 def _content_free_prompts(template, rows, pool, config: EvalConfig, session) -> list[str]:
@@ -305,7 +317,7 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
         "template": {"name": template.name, "hash": template.content_hash(), "yaml": template.to_yaml()},
         "model": {"name": session.config.model, "identity": session.identity, "adapter": session.adapter,
                   "device": session.device, "dtype": str(session.dtype).replace("torch.", ""),
-                  "backend": session.backend},
+                  "backend": session.backend, "model_identity": session.model_identity()},
         "data": {"name": dataset.name, "source": dataset.source, "fingerprint": dataset.fingerprint(),
                  "split": config.split, "split_seed": config.split_seed, "n_examples": len(records),
                  "row_indices_hash": hash_indices([r["index"] for r in records])},

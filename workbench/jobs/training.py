@@ -36,113 +36,19 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from workbench.core.config import MODES, SELECT_METRICS, TrainConfig  # noqa: F401 (re-exported)
 from workbench.errors import Cancelled, ConfigError, ModelError
 
-MODES = ("lm", "head")
-SELECT_METRICS = ("macro_f1", "accuracy")
 LOG_NAME, RESULT_NAME, CANCEL_NAME, ADAPTER_NAME = "log.jsonl", "result.json", "CANCEL", "adapter"
 # A running job's log gets a row at least every optimizer step; a log silent for this long while
 # claiming "running" belongs to a process that died.
 STALE_AFTER_S = 600
 
 ProgressFn = Callable[[int, int, str], None]   # (done, total, message)
-
-
-# ---------------------------------------------------------------------------- config
-@dataclass
-class TrainConfig:
-    # LoRA
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling numerator (scale = alpha / r)"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
-    target_modules: list[str] | None = field(default=None, metadata={
-        "help": "module names to adapt; None = per architecture (llama/mistral/qwen/...: q,k,v,o_proj; "
-                "gpt2: c_attn; otherwise every Linear inside attention)"})
-    lora_mlp: bool = field(default=False, metadata={"help": "also adapt the MLP (gate/up/down_proj) with the default targets"})
-    mode: str = field(default="lm", metadata={
-        "help": "'lm': loss on the gold verbalizer tokens after the prompt (prompt masked); "
-                "'head': a classification head on the last prompt token (for comparison)"})
-    # optimisation
-    lr: float = field(default=5e-4, metadata={"help": "peak learning rate (AdamW)"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    epochs: float = field(default=3.0, metadata={"help": "passes over the training rows (ignored when max_steps is set)"})
-    max_steps: int | None = field(default=None, metadata={"help": "optimizer steps; overrides epochs"})
-    batch_size: int = field(default=4, metadata={"help": "rows per micro-batch"})
-    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
-    max_length: int = field(default=256, metadata={"help": "longest prompt + answer in tokens; longer rows are an error, never cut"})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps with linear warm-up, then linear decay to 0"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0 = off)"})
-    seed: int = field(default=0, metadata={"help": "seed for the k-per-class sample, LoRA init, dropout and data order"})
-    # data
-    shots_per_class: int | None = field(default=None, metadata={"help": "k training rows per class (few-shot); None = the whole train split"})
-    split_seed: int = field(default=0, metadata={"help": "seed of the train/dev/test split (same meaning as in eval)"})
-    dev_fraction: float = field(default=0.1, metadata={"help": "share of rows in the dev split"})
-    test_fraction: float = field(default=0.2, metadata={"help": "share of rows in the test split"})
-    # evaluation and stopping
-    eval_every: int = field(default=20, metadata={"help": "evaluate on dev every N optimizer steps (0 = only at the end)"})
-    patience: int = field(default=3, metadata={"help": "stop after N evaluations without improvement (0 = never)"})
-    select_metric: str = field(default="macro_f1", metadata={"help": "dev metric that picks the best adapter: macro_f1 | accuracy"})
-    dev_limit: int | None = field(default=200, metadata={"help": "evaluate on at most N dev rows (speed)"})
-    test_limit: int | None = field(default=None, metadata={"help": "final base-vs-adapter comparison on at most N test rows"})
-    eval_method: str = field(default="acc", metadata={"help": "scoring for dev/test: acc | acc_norm | acc_bytes"})
-    final_eval: bool = field(default=True, metadata={"help": "compare base and base+adapter on the test split at the end"})
-    device: str | None = field(default=None, metadata={"help": "cuda | mps | cpu; None = auto (bf16 autocast on a GPU that supports it)"})
-
-    def validate(self) -> None:
-        """Checks that need no data or model (the rest is in `prepare`)."""
-        def bad(msg: str, hint: str) -> None:
-            raise ConfigError(msg, hint=hint)
-
-        if self.mode not in MODES:
-            bad(f"Unknown training mode '{self.mode}'.", "Use 'lm' (loss on the answer tokens) or 'head'.")
-        if not self.lr > 0:
-            bad(f"The learning rate must be > 0, got {self.lr}.", "Try 1e-4 to 1e-3 for LoRA.")
-        if self.batch_size < 1:
-            bad(f"batch_size must be >= 1, got {self.batch_size}.", "Use 4 to 16.")
-        if self.grad_accum < 1:
-            bad(f"grad_accum must be >= 1, got {self.grad_accum}.", "Use 1 unless the batch does not fit in memory.")
-        if self.max_steps is None and not self.epochs > 0:
-            bad(f"epochs must be > 0, got {self.epochs}.", "Set epochs or max_steps.")
-        if self.max_steps is not None and self.max_steps < 1:
-            bad(f"max_steps must be >= 1, got {self.max_steps}.", "Leave it empty to train by epochs.")
-        if self.lora_r < 1:
-            bad(f"lora_r must be >= 1, got {self.lora_r}.", "Ranks 4 to 16 are typical.")
-        if not 0 <= self.lora_dropout < 1:
-            bad(f"lora_dropout must be in [0, 1), got {self.lora_dropout}.", "0.05 is a common value.")
-        if not 0 <= self.warmup_ratio < 1:
-            bad(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.", "0.1 warms up over the first 10% of steps.")
-        if self.shots_per_class is not None and self.shots_per_class < 1:
-            bad(f"shots_per_class must be >= 1, got {self.shots_per_class}.", "Leave it empty to use the whole train split.")
-        if self.max_length < 8:
-            bad(f"max_length must be >= 8, got {self.max_length}.", "Use at least the longest prompt + answer.")
-        if self.eval_every < 0 or self.patience < 0:
-            bad("eval_every and patience must be >= 0.", "0 turns them off.")
-        if self.select_metric not in SELECT_METRICS:
-            bad(f"Unknown select_metric '{self.select_metric}'.", f"Use one of: {', '.join(SELECT_METRICS)}.")
-        if self.eval_method not in ("acc", "acc_norm", "acc_bytes"):
-            bad(f"Unknown eval_method '{self.eval_method}'.", "Use acc, acc_norm or acc_bytes.")
-        if self.target_modules is not None and not self.target_modules:
-            bad("target_modules is an empty list.", "Leave it unset for the per-architecture default.")
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"Unknown training setting(s): {', '.join(unknown)}.",
-                              hint=f"Known settings: {', '.join(sorted(known))}.")
-        return cls(**d)
-
-    @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
-        return cls.from_dict(json.loads(text))
 
 
 # ---------------------------------------------------------------------------- LoRA targets

@@ -229,8 +229,11 @@ class RunRegistry:
         payload: dict | None = None,
         status: str = "done",
         payload_path: str | None = None,
+        key: str | None = None,
     ) -> str:
-        """Record a run and return its id. `payload` (full results JSON) is stored compressed."""
+        """Record a run and return its id. `payload` (full results JSON) is stored compressed.
+        `key` is the run's reuse key (workbench.core.spec.eval_key for evals); without one the
+        settings' hash is stored."""
         if kind not in KINDS:
             raise ConfigError(f"unknown run kind {kind!r}", f"use one of {', '.join(KINDS)}")
         if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
@@ -245,7 +248,7 @@ class RunRegistry:
             "data_name": data_name, "seed": None if seed is None else int(seed),
             "settings": _dumps(settings), "metrics": _dumps(metrics or {}),
             "status": status, "payload_path": None if payload_path is None else str(payload_path),
-            "settings_key": settings_key(settings),
+            "settings_key": key or settings_key(settings),
         }
         blob = self._compress(payload) if payload is not None else None
         cols = ", ".join(values)
@@ -319,6 +322,13 @@ class RunRegistry:
                                     settings_key)).fetchone()
         return None if row is None else self._record(row)
 
+    def find_by_key(self, key: str, kind: str = "eval") -> RunRecord | None:
+        """The newest finished run stored under reuse key `key` (see `record_eval`)."""
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM runs WHERE kind = ? AND status = 'done' AND settings_key = ? "
+                              "ORDER BY created_at DESC, rowid DESC LIMIT 1", (kind, key)).fetchone()
+        return None if row is None else self._record(row)
+
     def update(self, run_id: str, **fields: Any) -> RunRecord:
         """Change fields of a run (e.g. status and metrics when a training run ends).
         `payload=` replaces the stored payload; `settings=` also refreshes the settings key."""
@@ -359,24 +369,28 @@ class RunRegistry:
 
 
 # ---------------------------------------------------------------------------- eval runs
-def eval_settings(result_or_provenance: dict) -> dict:
-    """The settings of an eval that decide its predictions (used as the reuse key)."""
-    prov = result_or_provenance.get("provenance", result_or_provenance)
-    cfg = dict(prov["config"])
-    cfg.pop("prefix_cache", None)   # a speed switch; predictions are the same either way
-    cfg["row_indices_hash"] = prov["data"].get("row_indices_hash")
-    return cfg
+def result_key(result_or_dict) -> str:
+    """The reuse key of a stored eval result: its template, data, rows, settings and full model
+    identity (workbench.core.spec.eval_key). Results from before model identities were recorded
+    get a key no new eval can have, so they are never reused."""
+    from workbench.core.spec import eval_key
+
+    d = result_or_dict.to_dict() if hasattr(result_or_dict, "to_dict") else result_or_dict
+    prov = d.get("provenance", d)
+    return eval_key(prov["template"]["hash"], prov["data"]["fingerprint"], prov["config"],
+                    prov["data"].get("row_indices_hash"), prov["model"].get("model_identity") or {"legacy": True})
 
 
 def record_eval(result, registry: RunRegistry | None = None, name: str | None = None) -> str:
-    """Store an EvalResult (its full JSON as the payload) and return the run id."""
+    """Store an EvalResult (its full JSON as the payload) under its reuse key; return the run id."""
     reg = registry or RunRegistry()
     d = result.to_dict() if hasattr(result, "to_dict") else result
     prov = d["provenance"]
     m = d["metrics"]
     headline = {k: m[k] for k in ("n", "accuracy", "macro_f1", "exact_match", "token_f1", "contains") if k in m}
+    settings = dict(prov["config"], row_indices_hash=prov["data"].get("row_indices_hash"))
     return reg.add(
         "eval", name=name or prov["template"]["name"], template_hash=prov["template"]["hash"],
         template_yaml=prov["template"]["yaml"], model=prov["model"]["identity"], adapter=prov["model"].get("adapter"),
         data_fingerprint=prov["data"]["fingerprint"], data_name=prov["data"]["name"], seed=prov["config"].get("seed"),
-        settings=eval_settings(prov), metrics=headline, payload=d)
+        settings=settings, metrics=headline, payload=d, key=result_key(d))

@@ -1,0 +1,341 @@
+"""RunSpec: one serialisable definition of every job (eval, compare, train, export, search).
+
+    spec = build_spec("eval", templates=[t], data=ds, model="default", eval={"shots": 4})
+    spec.command()                   # 'workbench eval --model default --data bbc --template T.yaml --shots 4 ...'
+    spec.to_json()                   # everything that decides the result, as JSON
+    eval_key(t.content_hash(), ds.fingerprint(), spec.eval, rows_hash, session.model_identity())
+
+Every door (the UI tabs, `workbench ...`, Python) builds its spec with `build_spec`, so the rules
+that turn a user's choices into settings live here once:
+  * a setting the user left unset (None) takes the template's default where the template has one
+    (`fewshot.k` -> shots, `fewshot.per_class`, `.balanced`, `.sampling`, `.seed`), else the
+    config dataclass's default; a comparison takes those defaults from its first template, so
+    every template sees the same rows and demonstrations;
+  * the spec renders as the equivalent CLI command, whose flags come from the config dataclasses'
+    fields (workbench.commands.common.add_config_args), so running it builds the same spec.
+
+The registry's reuse key of an eval (`eval_key`) is the template's content hash, the data
+fingerprint, the rows, the prediction-relevant settings and the full model identity (engine,
+model, dtype, device kind, the adapter's *content* hash and the scoring-code version).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shlex
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping, Sequence
+
+from workbench.core.config import EvalConfig, TrainConfig
+from workbench.errors import ConfigError
+
+SPEC_VERSION = 1
+KINDS = ("eval", "compare", "train", "export", "search")
+
+# EvalConfig fields a template may give defaults for, and the FewShotConfig field each reads.
+TEMPLATE_DEFAULTS = {"shots": "k", "per_class": "per_class", "balanced": "balanced", "sampling": "sampling",
+                     "seed": "seed"}
+# Settings that change speed, not predictions: left out of reuse keys.
+SPEED_ONLY = frozenset({"prefix_cache"})
+
+
+@dataclass
+class TemplateRef:
+    name: str = field(metadata={"help": "The template's name."})
+    hash: str = field(metadata={"help": "sha256 of its content (PromptTemplate.content_hash)."})
+    yaml: str = field(metadata={"help": "The full template, so the spec alone reproduces the job."})
+    path: str | None = field(default=None, metadata={
+        "help": "The file it came from, when there is one: the equivalent command names it."})
+
+    @classmethod
+    def of(cls, template, path: str | None = None) -> "TemplateRef":
+        return cls(name=template.name, hash=template.content_hash(), yaml=template.to_yaml(),
+                   path=str(path) if path else None)
+
+    def load(self):
+        from workbench.core.templates import load_template
+
+        t = load_template(self.yaml)
+        if t.content_hash() != self.hash:
+            raise ConfigError(f"Template '{self.name}' in the spec does not match its hash {self.hash[:12]}.",
+                              hint="The spec was edited by hand; build it again from the template.")
+        return t
+
+
+@dataclass
+class DataRef:
+    source: str = field(metadata={"help": "What load_dataset takes: bbc, bigbench:TASK, hf:ID or a path."})
+    name: str = field(default="", metadata={"help": "Display name."})
+    fingerprint: str = field(default="", metadata={"help": "Dataset.fingerprint() of the loaded table."})
+    text_column: str | None = field(default=None, metadata={"help": "Text column override."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column override."})
+
+    @classmethod
+    def of(cls, dataset) -> "DataRef":
+        return cls(source=getattr(dataset, "spec", "") or dataset.name, name=dataset.name,
+                   fingerprint=dataset.fingerprint(), text_column=dataset.text_column,
+                   label_column=dataset.label_column)
+
+    def load(self):
+        from workbench.core.data import load_dataset
+        from workbench.errors import DataError
+
+        ds = load_dataset(self.source, text_column=self.text_column, label_column=self.label_column)
+        if self.fingerprint and ds.fingerprint() != self.fingerprint:
+            raise DataError(f"The data at {self.source} changed since this spec was made "
+                            f"(fingerprint {ds.fingerprint()} != {self.fingerprint}).",
+                            hint="Build the spec again on the current data.")
+        return ds
+
+
+@dataclass
+class ModelRef:
+    model: str = field(default="default", metadata={"help": "'default', a hub id, a folder, a .gguf or an engine URL."})
+    adapter: str | None = field(default=None, metadata={"help": "A peft adapter folder to attach."})
+    dtype: str | None = field(default=None, metadata={"help": "float32 | bfloat16 | float16; None = auto."})
+    device: str | None = field(default=None, metadata={"help": "cuda | mps | cpu; None = auto."})
+    native: bool = field(default=True, metadata={"help": "Allow the verified built-in decoder for scoring."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Run model code from the hub."})
+
+    def session_kwargs(self) -> dict:
+        kw: dict[str, Any] = {"device": self.device, "dtype": self.dtype, "trust_remote_code": self.trust_remote_code}
+        if not self.native:
+            kw["native"] = False
+        return kw
+
+
+@dataclass
+class RunSpec:
+    kind: str = field(metadata={"help": "eval | compare | train | export | search"})
+    templates: list[TemplateRef] = field(metadata={"help": "The template(s); a comparison has two or more."})
+    data: DataRef = field(metadata={"help": "The dataset."})
+    models: list[ModelRef] = field(metadata={"help": "The model(s); a model comparison has two or more."})
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "Scoring settings (all kinds)."})
+    train: TrainConfig | None = field(default=None, metadata={"help": "LoRA settings (train)."})
+    options: dict = field(default_factory=dict, metadata={
+        "help": "Kind-specific options that are not scoring settings: out (results/bundle path), "
+                "train_run, merge, zip, name, ..."})
+    version: int = SPEC_VERSION
+
+    # -------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "RunSpec":
+        d = dict(d)
+        if d.get("version", SPEC_VERSION) > SPEC_VERSION:
+            raise ConfigError(f"This run spec has version {d['version']}, newer than this workbench ({SPEC_VERSION}).",
+                              hint="Upgrade prompt-workbench.")
+        return cls(kind=d["kind"], templates=[TemplateRef(**t) for t in d["templates"]],
+                   data=DataRef(**d["data"]), models=[ModelRef(**m) for m in d["models"]],
+                   eval=EvalConfig(**d["eval"]),
+                   train=TrainConfig.from_dict(d["train"]) if d.get("train") else None,
+                   options=dict(d.get("options") or {}), version=d.get("version", SPEC_VERSION))
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunSpec":
+        return cls.from_dict(json.loads(text))
+
+    def hash(self) -> str:
+        """sha256 of the canonical JSON (display paths excluded): equal specs, equal hashes."""
+        d = self.to_dict()
+        for t in d["templates"]:
+            t.pop("path", None)
+        return _digest(d)
+
+    @property
+    def template(self) -> TemplateRef:
+        return self.templates[0]
+
+    @property
+    def model(self) -> ModelRef:
+        return self.models[0]
+
+    # -------------------------------------------------------------- the equivalent command
+    def argv(self) -> list[str]:
+        """`workbench <kind> ...` arguments that build this very spec (see `command`)."""
+        verb = {"search": "search"}.get(self.kind, self.kind)
+        out = ["workbench", verb]
+        for m in self.models:
+            out += ["--model", m.model]
+        m = self.model
+        if m.adapter:
+            out += ["--adapter", m.adapter]
+        if m.dtype:
+            out += ["--dtype", m.dtype]
+        if m.device:
+            out += ["--device", m.device]
+        if not m.native:
+            out.append("--no-native")
+        if m.trust_remote_code:
+            out.append("--trust-remote-code")
+        out += ["--data", self.data.source]
+        if self.data.text_column:
+            out += ["--text-column", self.data.text_column]
+        if self.data.label_column:
+            out += ["--label-column", self.data.label_column]
+        for t in self.templates:
+            out += ["--template", t.path or f"<{t.name}.yaml>"]
+        if self.kind == "train":
+            # a training run's split, seeds and scoring come from its TrainConfig
+            out += config_flags(self.train or TrainConfig(), TrainConfig(), skip={"device"})
+        else:
+            out += config_flags(self.eval, EvalConfig())
+        for k, v in sorted(self.options.items()):
+            if v is None or v is False:
+                continue
+            flag = "--" + k.replace("_", "-")
+            out += [flag] if v is True else [flag, str(v)]
+        return out
+
+    def command(self) -> str:
+        """The equivalent shell command. A template that exists only in the editor has no file:
+        the command then shows `<NAME.yaml>`; save it first (the UI does that for you)."""
+        return " ".join(shlex.quote(a) if not (a.startswith("<") and a.endswith(">")) else a for a in self.argv())
+
+
+def config_flags(cfg, default, skip: set[str] = frozenset()) -> list[str]:
+    """CLI flags for the fields of `cfg` that differ from `default` (the dataclass's defaults).
+    Booleans use --x / --no-x, lists repeat their values after one flag."""
+    out: list[str] = []
+    for f in fields(cfg):
+        if f.name in skip:
+            continue
+        v, d = getattr(cfg, f.name), getattr(default, f.name)
+        if v == d:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(v, bool):
+            out.append(flag if v else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(v, (list, tuple)):
+            out += [flag, *map(str, v)]
+        elif v is None:
+            out += [flag, "none"]
+        else:
+            out += [flag, str(v)]
+    return out
+
+
+# ------------------------------------------------------------------------------ building
+def resolve_eval(overrides: Mapping[str, Any] | EvalConfig | None, template=None) -> EvalConfig:
+    """EvalConfig from user choices: None = unset = the template's default, else the dataclass's."""
+    if isinstance(overrides, EvalConfig):
+        return overrides
+    given = {k: v for k, v in dict(overrides or {}).items() if v is not None}
+    known = {f.name for f in fields(EvalConfig)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ConfigError(f"Unknown evaluation setting(s): {', '.join(unknown)}.",
+                          hint=f"Known settings: {', '.join(sorted(known))}.")
+    values: dict[str, Any] = {}
+    fs = getattr(template, "fewshot", None)
+    for name in known:
+        if name in given:
+            values[name] = given[name]
+        elif fs is not None and name in TEMPLATE_DEFAULTS:
+            values[name] = getattr(fs, TEMPLATE_DEFAULTS[name])
+    cfg = EvalConfig(**values)
+    cfg.validate()
+    return cfg
+
+
+def resolve_train(overrides: Mapping[str, Any] | TrainConfig | None, base: Mapping | None = None) -> TrainConfig:
+    if isinstance(overrides, TrainConfig):
+        cfg = overrides
+    else:
+        merged = {**dict(base or {}), **{k: v for k, v in dict(overrides or {}).items() if v is not None}}
+        cfg = TrainConfig.from_dict(merged)
+    cfg.validate()
+    return cfg
+
+
+def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | Sequence = "default",
+               adapter: str | None = None, dtype: str | None = None, device: str | None = None,
+               native: bool = True, trust_remote_code: bool = False,
+               eval: Mapping[str, Any] | EvalConfig | None = None,
+               train: Mapping[str, Any] | TrainConfig | None = None,
+               options: Mapping[str, Any] | None = None) -> RunSpec:
+    """The one way every door turns a user's choices into a RunSpec.
+
+    `templates`: PromptTemplate objects, (template, path) pairs, TemplateRefs or paths.
+    `data`: a loaded Dataset, a DataRef, or what load_dataset takes.
+    `model`: a name, a ModelRef, or several (a model comparison); the keyword model options
+    apply to names given as strings. `eval`/`train`: dicts of user choices (None = unset)."""
+    if kind not in KINDS:
+        raise ConfigError(f"Unknown job kind '{kind}'.", hint=f"Use one of: {', '.join(KINDS)}.")
+    trefs, loaded = [], []
+    for t in templates:
+        ref, obj = _template_ref(t)
+        trefs.append(ref)
+        loaded.append(obj)
+    if not trefs:
+        raise ConfigError("No template given.", hint="Pass at least one template.")
+    if kind == "compare" and len(trefs) < 2 and (isinstance(model, (str, ModelRef)) or len(model) < 2):
+        raise ConfigError("A comparison needs two or more templates, or two or more models.",
+                          hint="Add another template (or --model) to compare.")
+    dref = _data_ref(data)
+    models = [model] if isinstance(model, (str, ModelRef)) else list(model)
+    mrefs = [m if isinstance(m, ModelRef) else ModelRef(model=(m or "").strip() or "default", adapter=adapter,
+                                                        dtype=dtype, device=device, native=native,
+                                                        trust_remote_code=trust_remote_code)
+             for m in models]
+    cfg = resolve_eval(eval, loaded[0])
+    tcfg = resolve_train(train) if kind == "train" else None
+    if tcfg is not None:
+        # one split for training and its evaluation; the eval settings follow the training run's
+        cfg = dataclasses.replace(cfg, split_seed=tcfg.split_seed, dev_fraction=tcfg.dev_fraction,
+                                  test_fraction=tcfg.test_fraction, method=tcfg.eval_method)
+    opts = {k: v for k, v in dict(options or {}).items() if v is not None}
+    return RunSpec(kind=kind, templates=trefs, data=dref, models=mrefs, eval=cfg, train=tcfg, options=opts)
+
+
+def _template_ref(t) -> tuple[TemplateRef, Any]:
+    from workbench.core.templates import load_template
+
+    if isinstance(t, TemplateRef):
+        return t, t.load()
+    if isinstance(t, tuple):
+        obj, path = t
+        return TemplateRef.of(obj, path), obj
+    if isinstance(t, str):
+        obj = load_template(t)
+        return TemplateRef.of(obj, t), obj
+    return TemplateRef.of(t, getattr(t, "source_path", None)), t
+
+
+def _data_ref(data) -> DataRef:
+    if isinstance(data, DataRef):
+        return data
+    if isinstance(data, str):
+        from workbench.core.data import load_dataset
+
+        return DataRef.of(load_dataset(data))
+    return DataRef.of(data)
+
+
+# ------------------------------------------------------------------------------ reuse keys
+def eval_settings(config: EvalConfig | Mapping) -> dict:
+    """The settings of an eval that decide its predictions."""
+    d = asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    return {k: v for k, v in d.items() if k not in SPEED_ONLY}
+
+
+def eval_key(template_hash: str, data_fingerprint: str, config: EvalConfig | Mapping, rows_hash: str | None,
+             model_identity: Mapping) -> str:
+    """The registry key of one template's predictions: equal keys, equal predictions.
+
+    `model_identity` is ModelSession.model_identity(): engine, model, dtype, device kind, the
+    adapter's content hash and the scoring-code version; retraining an adapter into the same
+    folder, or switching bf16 for fp32, gives a new key."""
+    return _digest({"template": template_hash, "data": data_fingerprint, "config": eval_settings(config),
+                    "rows": rows_hash, "model": dict(model_identity)})
+
+
+def _digest(obj) -> str:
+    canon = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:24]
