@@ -51,6 +51,9 @@ class FakeSession:
     def load(self):
         return self
 
+    def model_identity(self):
+        return {"engine": "fake", "model": self.identity, "adapter_sha256": None}
+
     def encode(self, text):
         return text.split()
 

@@ -16,7 +16,6 @@ from workbench.errors import WorkbenchError
 
 log = logging.getLogger("workbench.app")
 
-MODEL_QUEUE = "model"     # concurrency_id of every event that runs the model
 DEFAULT_TEMPLATE = {"bbc": "bbc_headline_topic", "intent": "intent_topic_word", "strategyqa": "strategyqa_yes_no"}
 
 
@@ -240,3 +239,40 @@ def job_progress_html(st: dict | None, *, what: str = "", idle: str = "Nothing r
     return (f"<div class='wb-progress {state}'><div class='wb-bar'><div class='wb-fill' style='width:{pct:.1f}%'></div>"
             f"</div><div class='wb-detail'><b>{state}</b> · {html.escape(what)} · {detail}</div></div>")
 
+
+
+# ------------------------------------------------------------------------------------ run specs
+def template_source(state: UIState | None, template_yaml: str) -> tuple:
+    """(template, path) of the editor's content: the file it was loaded from or saved to while
+    the editor still holds it unchanged, else no path (the command then saves it first)."""
+    t = parse_template(template_yaml)
+    path = None
+    if state is not None and state.template_path and (template_yaml or "").strip() == (state.saved_yaml or "").strip():
+        path = state.template_path
+    return t, path
+
+
+def spec_command(spec) -> str:
+    """The spec's equivalent `workbench ...` command, runnable as shown: templates that exist only
+    in the editor are written to $WORKBENCH_HOME/specs/NAME-HASH.yaml (content-addressed, so the
+    same template always gets the same file) and the command names that file."""
+    import dataclasses
+    import re
+
+    from workbench import paths
+
+    refs = []
+    for t in spec.templates:
+        if t.path is None:
+            folder = paths.home() / "specs"
+            folder.mkdir(parents=True, exist_ok=True)
+            f = folder / f"{re.sub(r'[^A-Za-z0-9._-]+', '-', t.name)[:60]}-{t.hash[:12]}.yaml"
+            if not f.exists():
+                f.write_text(t.yaml, encoding="utf-8")
+            t = dataclasses.replace(t, path=str(f))
+        refs.append(t)
+    return dataclasses.replace(spec, templates=refs).command()
+
+
+def command_markdown(command: str) -> str:
+    return f"Equivalent command (same settings, same predictions):\n\n```bash\n{command}\n```"

@@ -1,13 +1,14 @@
 """The model bar (always visible): model name, load button, device / dtype / memory / adapter.
 
-There is one model in memory for the whole server (`session.get_session`): loading another
-frees the old one, so every user sees the same model here.
+There is one model in memory for the whole server, owned by `workbench.jobs.service`: loading
+another frees the old one, so every user sees the same model here; while a job holds the model,
+loading another is refused with the job's name (ModelBusy), and the user can wait or cancel it.
 """
 from __future__ import annotations
 
 import gradio as gr
 
-from workbench.app.common import MODEL_QUEUE, Ctx, user_errors
+from workbench.app.common import Ctx, user_errors
 
 
 def current_session():
@@ -49,19 +50,15 @@ def model_status() -> str:
 
 def load_model(name: str, progress=gr.Progress()) -> str:  # noqa: B008 - Gradio's progress idiom
     """Load `name` ('default', a hub id, a folder or a .gguf) and free the previous model."""
-    from workbench.jobs import queue as jobs
-    from workbench.engine.session import get_session
+    from workbench.jobs import service
 
     name = (name or "").strip() or "default"
     with user_errors("Loading the model"):
         cur = current_session()
         if cur is not None and cur.config.model == name:
             return _info_markdown(cur.info(), "already loaded")
-        if jobs.active(resource="model"):
-            raise gr.Error("A job is using the model right now; switching would stop it.",
-                           title="Model busy", print_exception=False)
         progress(0.1, desc=f"loading {name}…")
-        s = get_session(name)
+        s = service.load_model(name)   # ModelBusy (named job) while a job holds the current model
         progress(1.0, desc="loaded")
         return _info_markdown(s.info(), f"loaded in {s.load_seconds:.1f}s")
 
@@ -72,8 +69,6 @@ def build(ctx: Ctx, model: str = "default") -> None:
                                     placeholder="default · a hub id like HuggingFaceTB/SmolLM2-360M · /path/to/folder or .gguf")
         load_btn = gr.Button("Load", variant="secondary", scale=0, min_width=90)
         ctx.model_info = gr.Markdown(_info_markdown({"model": model}), elem_id="model-info")
-    load_btn.click(load_model, ctx.model_name, ctx.model_info, api_name="load_model",
-                   concurrency_id=MODEL_QUEUE, concurrency_limit=1)
-    ctx.model_name.submit(load_model, ctx.model_name, ctx.model_info, api_name="load_model_submit", api_visibility="private",
-                          concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+    load_btn.click(load_model, ctx.model_name, ctx.model_info, api_name="load_model")
+    ctx.model_name.submit(load_model, ctx.model_name, ctx.model_info, api_name="load_model_submit", api_visibility="private")
     ctx.demo.load(model_status, None, ctx.model_info, api_name="model_status", queue=False)

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import gradio as gr
 
+from workbench.app.common import (Ctx, UIState, command_markdown, empty_figure, job_progress_html, spec_command,
+                                  state_dataset, user_errors)
 from workbench.jobs import queue as jobs
-from workbench.app.common import Ctx, UIState, empty_figure, state_dataset, job_progress_html, user_errors
+from workbench.jobs import service
 
 MAX_COLUMNS = 8
 METHODS = ["acc", "acc_norm", "acc_bytes"]
@@ -69,17 +71,36 @@ def _templates(n: float, yamls) -> list:
     return out
 
 
-def _config(state: UIState, shots, seed, method, calibration, split, limit, template=None):
-    from workbench.jobs.inference import EvalConfig
+def _choices(state: UIState, shots, seed, method, calibration, split, limit) -> dict:
+    """The form's evaluation choices (None = unset: build_spec applies the template's default)."""
+    return {"shots": None if shots is None else int(shots), "seed": None if seed is None else int(seed),
+            "method": method or None, "calibration": calibration or None, "split": split or None,
+            "split_seed": int(getattr(state, "split_seed", 0) or 0), "limit": int(limit) if limit else None}
 
-    fs = getattr(template, "fewshot", None)
-    cfg = EvalConfig(shots=int(shots or 0), seed=int(seed or 0), method=method or "acc",
-                     calibration=calibration or "none", split=split or "test",
-                     split_seed=int(getattr(state, "split_seed", 0) or 0), limit=int(limit) if limit else None,
-                     per_class=bool(fs and fs.per_class), balanced=bool(fs and fs.balanced),
-                     sampling=fs.sampling if fs else "fixed")
-    cfg.validate()
-    return cfg
+
+def compare_spec(state: UIState, model: str, shots: float, seed: float, method: str, calibration: str, split: str,
+                 limit: float, baseline: str, n_boot: float, n: float, *yamls: str):
+    """The RunSpec of the Compare form (`workbench compare` builds the same one)."""
+    from workbench.core.spec import build_spec
+
+    templates = _templates(n, yamls)
+    ds = state_dataset(state)
+    base = (baseline or "").strip()
+    opts = {"baseline": None if base in ("", BEST, "best") else base}
+    if n_boot and int(n_boot) != 2000:
+        opts["n_boot"] = int(n_boot)
+    spec = build_spec("compare", templates=templates, data=ds, model=service.current_model_ref(model),
+                      eval=_choices(state, shots, seed, method, calibration, split, limit), options=opts)
+    return spec, templates, ds
+
+
+def compare_command(state: UIState, model: str, shots: float, seed: float, method: str, calibration: str,
+                    split: str, limit: float, baseline: str, n_boot: float, n: float, *yamls: str) -> str:
+    """The `workbench compare ...` command that runs this very comparison (markdown)."""
+    with user_errors("Showing the command"):
+        spec, _, _ = compare_spec(state, model, shots, seed, method, calibration, split, limit, baseline, n_boot, n,
+                                  *yamls)
+        return command_markdown(spec_command(spec))
 
 
 def _check(templates, ds) -> None:
@@ -92,17 +113,6 @@ def _check(templates, ds) -> None:
 
 
 # ------------------------------------------------------------------------------------ jobs
-def _compare_job(ctx: jobs.JobContext, templates, dataset, model: str, config, baseline, n_boot: int) -> str:
-    from workbench.jobs.compare import compare_templates
-    from workbench.engine.session import get_session
-
-    ctx.message(f"loading model {model}")
-    session = get_session(model)
-    res = compare_templates(templates, dataset, session, config, baseline=baseline, n_boot=n_boot,
-                            progress=ctx.progress, cancel=ctx.cancelled)
-    return res.run_id
-
-
 def start_compare(state: UIState, model: str, shots: float, seed: float, method: str, calibration: str, split: str,
                   limit: float, baseline: str, n_boot: float, n: float, *yamls: str):
     """Start comparing the first `n` template columns on this session's dataset. Returns
@@ -110,24 +120,15 @@ def start_compare(state: UIState, model: str, shots: float, seed: float, method:
     `result_id` is the comparison's run id for `compare_open`. `baseline` is a template name,
     or empty / "best" for the best template; `limit` 0 = the whole split."""
     with user_errors("Starting the comparison"):
-        templates = _templates(n, yamls)
-        ds = state_dataset(state)
-        cfg = _config(state, shots, seed, method, calibration, split, limit, templates[0])
+        spec, templates, ds = compare_spec(state, model, shots, seed, method, calibration, split, limit, baseline,
+                                           n_boot, n, *yamls)
         _check(templates, ds)
-        base = (baseline or "").strip()
-        base = None if base in ("", BEST, "best") else base
-        model = (model or "").strip() or "default"
-        job_id = jobs.start("compare", _compare_job, resource="model", templates=templates, dataset=ds, model=model,
-                            config=cfg, baseline=base, n_boot=int(n_boot or 2000),
-                            meta={"template": " vs ".join(t.name for t in templates), "data": ds.name, "model": model})
-        return job_id, job_id, progress_html(jobs.status(job_id)), gr.Timer(active=True)
+        job_id = service.submit(spec, dataset=ds)
+        return job_id, job_id, progress_html(service.status(job_id)), gr.Timer(active=True)
 
 
-def _robust_job(ctx: jobs.JobContext, study: str, template, dataset, model: str, config, seeds, n_variants: int) -> str:
-    from workbench.engine.session import get_session
-
-    ctx.message(f"loading model {model}")
-    session = get_session(model)
+def _robust_job(ctx: jobs.JobContext, spec, session, dataset, study: str, seeds, n_variants: int) -> str:
+    template, config = spec.template.load(), spec.eval
     if study == "seeds":
         from workbench.jobs.compare import seed_variance
         res = seed_variance(template, dataset, session, config, seeds=seeds, progress=ctx.progress,
@@ -144,10 +145,13 @@ def _start_robust(kind: str, state, model, column, seeds, n_variants, shots, see
     from workbench.errors import ConfigError
     from workbench.app.common import parse_template
 
+    from workbench.core.spec import build_spec
+
     col = max(1, min(MAX_COLUMNS, int(column or 1)))
     t = parse_template(list(yamls)[col - 1])
     ds = state_dataset(state)
-    cfg = _config(state, shots, seed, method, calibration, split, limit, t)
+    spec = build_spec("eval", templates=[t], data=ds, model=service.current_model_ref(model),
+                      eval=_choices(state, shots, seed, method, calibration, split, limit))
     _check([t], ds)
     seed_list = []
     if kind == "seeds":
@@ -155,12 +159,12 @@ def _start_robust(kind: str, state, model, column, seeds, n_variants, shots, see
             seed_list = [int(s) for s in str(seeds or "").replace(" ", "").split(",") if s]
         except ValueError:
             raise ConfigError(f"Seeds must be comma-separated integers, got {seeds!r}.", "e.g. 0,1,2,3,4") from None
-    model = (model or "").strip() or "default"
-    job_id = jobs.start("robustness", _robust_job, resource="model", study=kind, template=t, dataset=ds, model=model,
-                        config=cfg, seeds=seed_list, n_variants=int(n_variants or 8),
-                        meta={"template": t.name, "data": ds.name, "model": model,
-                              "study": "seed variance" if kind == "seeds" else "format spread"})
-    return job_id, job_id, progress_html(jobs.status(job_id)), gr.Timer(active=True)
+    import functools
+
+    work = functools.partial(_robust_job, study=kind, seeds=seed_list, n_variants=int(n_variants or 8))
+    job_id = service.submit(spec, lambda ctx, sp, session, data: work(ctx, sp, session, data), dataset=ds,
+                            meta={"study": "seed variance" if kind == "seeds" else "format spread"})
+    return job_id, job_id, progress_html(service.status(job_id)), gr.Timer(active=True)
 
 
 def start_seed_variance(state: UIState, model: str, column: float, seeds: str, shots: float, method: str,
@@ -480,6 +484,9 @@ def build(ctx: Ctx) -> None:
         with gr.Row():
             run_btn = gr.Button("⚖ Compare", variant="primary", elem_id="compare-btn")
             cancel_btn = gr.Button("■ Cancel", variant="stop")
+            cmd_btn = gr.Button("Show command", variant="secondary", elem_id="compare-command-btn", scale=0,
+                                min_width=150)
+        command = gr.Markdown("", elem_id="compare-command")
         progress = gr.HTML(progress_html(None), elem_id="compare-progress")
         verdicts = gr.Markdown("*Run a comparison to see the verdict here.*", elem_id="compare-verdict")
         board = gr.Dataframe(label="Leaderboard", interactive=False, wrap=True, elem_id="compare-leaderboard")
@@ -549,8 +556,9 @@ def build(ctx: Ctx) -> None:
 
     # Comparison job.
     settings = [shots, seed, method, calibration, split, limit]
-    run_btn.click(start_compare, [ctx.state, ctx.model_name] + settings + [baseline, n_boot, n_cols] + codes,
-                  [job, job_box, progress, timer], api_name="compare_start")
+    form = [ctx.state, ctx.model_name] + settings + [baseline, n_boot, n_cols] + codes
+    run_btn.click(start_compare, form, [job, job_box, progress, timer], api_name="compare_start")
+    cmd_btn.click(compare_command, form, command, api_name="compare_command")
     views = [shown, verdicts, board, lb_plot, f1_plot, conf_a_name, conf_a, conf_b_name, conf_b, cls,
              disagreements, winner]
     from workbench.app.model_bar import model_status

@@ -9,10 +9,13 @@ logic lives in `workbench.jobs.export`.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
+from workbench.app.common import Ctx, UIState, command_markdown, spec_command, state_dataset, template_source, user_errors
 from workbench.jobs import queue as jobs
-from workbench.app.common import Ctx, UIState, state_dataset, user_errors
+from workbench.jobs import service
 
 SOURCES = ["editor", "winner", "training run"]
 POLL_S = 1.0
@@ -36,20 +39,65 @@ def refresh_train_runs():
         return gr.update(choices=train_runs())
 
 
-def _export_job(ctx: jobs.JobContext, source: str, template, train_run: str | None, dataset, model: str, config,
-                export) -> str:
-    from workbench.jobs.export import export_bundle, export_train_run
-    from workbench.engine.session import get_session
+def _export_job(ctx, spec, session, dataset) -> str:
+    from workbench.jobs.runner import execute
 
-    ctx.message(f"loading model {model}")
-    session = get_session(model)
-    ctx.message("exporting")
     progress = lambda done, total: ctx.progress(done, total, "scoring the test split")  # noqa: E731
-    if source == "training run":
-        path = export_train_run(train_run, dataset, session=session, model=model, export=export, progress=progress)
+    return str(execute(spec, session, dataset=dataset, progress=progress).result)
+
+
+def export_spec(state: UIState, model: str, template_yaml: str, source: str, train_run: str, name: str,
+                merge: bool, shots: float, seed: float, method: str, split: str, limit: float):
+    """The RunSpec of the Export form (`workbench export` builds the same one). `source`:
+    "editor", "winner" (the latest marked comparison winner) or "training run"."""
+    from workbench import paths
+    from workbench.core.spec import build_spec
+    from workbench.core.templates import load_template
+    from workbench.errors import ConfigError
+    from workbench.jobs.export import sanitize_name
+
+    source = source or "editor"
+    if source not in SOURCES:
+        raise ConfigError(f"Unknown source {source!r}.", hint=f"Use one of: {', '.join(SOURCES)}.")
+    ds = state_dataset(state)
+    opts: dict = {"overwrite": True, "merge": bool(merge)}
+    if source == "editor":
+        templates = [template_source(state, template_yaml)]
+    elif source == "winner":
+        from workbench.jobs.compare import get_winner_info
+
+        info = get_winner_info()
+        if info is None:
+            raise ConfigError("No comparison has a marked winner yet.",
+                              hint="Mark one in the Compare tab, or export the editor's template.")
+        templates = [load_template(info["yaml"])]
+        opts["winner"] = True
     else:
-        path = export_bundle(template, dataset, session=session, config=config, export=export, progress=progress)
-    return str(path)
+        if not train_run:
+            raise ConfigError("No training run is selected.", hint="Pick one in the list (↻ refreshes it).")
+        ad = Path(train_run) / "adapter" / "template.yaml"
+        if not ad.exists():
+            raise ConfigError(f"Training run {Path(train_run).name} has no saved adapter yet.",
+                              hint="Wait for it to save one, or pick another run.")
+        templates = [load_template(ad)]
+        opts["train_run"] = train_run
+    base_name = (name or "").strip() or (templates[0][0].name if isinstance(templates[0], tuple) else templates[0].name)
+    opts["out"] = str(paths.exports_dir() / sanitize_name(base_name))
+    choices = {"shots": None if shots is None else int(shots), "seed": None if seed is None else int(seed),
+               "method": method or None, "split": split or None,
+               "split_seed": int(getattr(state, "split_seed", 0) or 0), "limit": int(limit) if limit else None}
+    spec = build_spec("export", templates=templates, data=ds, model=service.current_model_ref(model), eval=choices,
+                      options=opts)
+    return spec, ds
+
+
+def export_command(state: UIState, model: str, template_yaml: str, source: str, train_run: str, name: str,
+                   merge: bool, shots: float, seed: float, method: str, split: str, limit: float) -> str:
+    """The `workbench export ...` command that writes this very bundle (markdown)."""
+    with user_errors("Showing the command"):
+        spec, _ = export_spec(state, model, template_yaml, source, train_run, name, merge, shots, seed, method,
+                              split, limit)
+        return command_markdown(spec_command(spec))
 
 
 def start_export(state: UIState, model: str, template_yaml: str, source: str, train_run: str, name: str,
@@ -58,40 +106,11 @@ def start_export(state: UIState, model: str, template_yaml: str, source: str, tr
     marked comparison winner) or "training run" (`train_run` is its folder). `limit` 0 = the
     whole split. Returns (job id, status text, poll timer); poll `export_status(job_id)` and,
     when done, `export_open(job_id)` for the card and the zip."""
-    from workbench.errors import ConfigError
-    from workbench.jobs.export import ExportConfig, sanitize_name
-    from workbench.jobs.inference import EvalConfig
-    from workbench.app.common import parse_template
-
     with user_errors("Starting the export"):
-        source = source or "editor"
-        if source not in SOURCES:
-            raise ConfigError(f"Unknown source {source!r}.", hint=f"Use one of: {', '.join(SOURCES)}.")
-        ds = state_dataset(state)
-        template = None
-        if source == "editor":
-            template = parse_template(template_yaml)
-        elif source == "winner":
-            from workbench.jobs.compare import get_winner_info
-            from workbench.core.templates import load_template
-
-            info = get_winner_info()
-            if info is None:
-                raise ConfigError("No comparison has a marked winner yet.",
-                                  hint="Mark one in the Compare tab, or export the editor's template.")
-            template = load_template(info["yaml"])
-        elif not train_run:
-            raise ConfigError("No training run is selected.", hint="Pick one in the list (↻ refreshes it).")
-        base_name = (name or "").strip() or (template.name if template else train_run.rstrip("/").split("/")[-1])
-        export = ExportConfig(name=sanitize_name(base_name), merge=bool(merge), overwrite=True)
-        cfg = EvalConfig(shots=int(shots or 0), seed=int(seed or 0), method=method or "acc", split=split or "test",
-                         split_seed=int(getattr(state, "split_seed", 0) or 0), limit=int(limit) if limit else None)
-        cfg.validate()
-        model = (model or "").strip() or "default"
-        job_id = jobs.start("export", _export_job, resource="model", source=source, template=template,
-                            train_run=train_run, dataset=ds, model=model, config=cfg, export=export,
-                            meta={"name": export.name, "data": ds.name, "model": model})
-        return job_id, f"Exporting **{export.name}** …", gr.Timer(active=True)
+        spec, ds = export_spec(state, model, template_yaml, source, train_run, name, merge, shots, seed, method,
+                               split, limit)
+        job_id = service.submit(spec, _export_job, dataset=ds, meta={"name": Path(spec.options["out"]).name})
+        return job_id, f"Exporting **{Path(spec.options['out']).name}** …", gr.Timer(active=True)
 
 
 def export_status(job_id: str) -> dict:
@@ -176,7 +195,10 @@ def build(ctx: Ctx) -> None:
             method = gr.Dropdown(["acc", "acc_norm", "acc_bytes"], value="acc", label="Scoring")
             split = gr.Dropdown(["test", "dev", "train", "all"], value="test", label="Split")
             limit = gr.Number(200, label="Rows (0 = all)", precision=0, minimum=0)
-        export_btn = gr.Button("Export bundle", variant="primary")
+        with gr.Row():
+            export_btn = gr.Button("Export bundle", variant="primary")
+            cmd_btn = gr.Button("Show command", variant="secondary", elem_id="export-command-btn", scale=0, min_width=150)
+        command = gr.Markdown("", elem_id="export-command")
         job = gr.Textbox(visible=False)
         status = gr.Markdown("")
         summary = gr.Markdown("")
@@ -196,8 +218,9 @@ def build(ctx: Ctx) -> None:
             api_out = gr.JSON()
 
     refresh.click(refresh_train_runs, None, train_run, api_name="export_train_runs")
-    export_btn.click(start_export, [ctx.state, ctx.model_name, ctx.editor, source, train_run, name, merge, shots, seed,
-                                    method, split, limit], [job, status, timer], api_name="export_start")
+    form = [ctx.state, ctx.model_name, ctx.editor, source, train_run, name, merge, shots, seed, method, split, limit]
+    export_btn.click(start_export, form, [job, status, timer], api_name="export_start")
+    cmd_btn.click(export_command, form, command, api_name="export_command")
     timer.tick(poll_export, job, [status, timer, summary, zip_file, card], api_name="export_poll",
                api_visibility="private", show_progress="hidden")
     api_status_btn.click(export_status, api_job, api_out, api_name="export_status", concurrency_limit=None)

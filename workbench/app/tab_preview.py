@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import gradio as gr
 
-from workbench.app.common import MODEL_QUEUE, Ctx, UIState, parse_template, state_dataset, user_errors
+from workbench.app.common import Ctx, UIState, parse_template, state_dataset, user_errors
 
 MAX_TOKENS_SHOWN = 1500   # HighlightedText gets slow beyond this; the count is always exact
 SPLITS = ["test", "dev", "train", "all"]
 
 
 def _session(model: str | None):
-    from workbench.engine.session import get_session
-    from workbench.app.model_bar import current_session
+    """The loaded model when it is this one (a running job may hold it: Preview only tokenizes),
+    else this model loaded, which is refused while a job holds another (ModelBusy)."""
+    from workbench.jobs import service
 
-    s = current_session()
-    if s is not None and (not model or s.config.model == model):
-        return s
-    return get_session((model or "").strip() or "default")
+    return service.interactive((model or "").strip() or "default")
 
 
 def preview(state: UIState, template_yaml: str, split: str, position: float, shots: float, seed: float,
@@ -27,13 +25,15 @@ def preview(state: UIState, template_yaml: str, split: str, position: float, sho
     as [(token, tag)], verbalizer table, warnings markdown, gold markdown)."""
     import pandas as pd
 
-    from workbench.jobs.inference import EvalConfig, build_prompts, eval_rows
+    from workbench.core.spec import resolve_eval
+    from workbench.jobs.inference import build_prompts, eval_rows
 
     with user_errors("Preview"):
         t = parse_template(template_yaml)
         ds = state_dataset(state)
-        cfg = EvalConfig(shots=int(shots or 0), seed=int(seed or 0), split=split or "test",
-                         split_seed=state.split_seed, per_class=t.fewshot.per_class, balanced=t.fewshot.balanced)
+        # the settings rule every door uses (workbench.core.spec): what is unset takes the template's default
+        cfg = resolve_eval({"shots": None if shots is None else int(shots), "seed": None if seed is None else int(seed),
+                            "split": split or "test", "split_seed": state.split_seed}, t)
         rows, pool = eval_rows(ds, cfg)
         pos = int(position or 0)
         if not 0 <= pos < len(rows):
@@ -51,27 +51,20 @@ def preview(state: UIState, template_yaml: str, split: str, position: float, sho
         tokens = [(tok.decode([i]), "a" if n % 2 == 0 else "b") for n, i in enumerate(shown)]
         if len(ids) > MAX_TOKENS_SHOWN:
             tokens.append((f" … {len(ids) - MAX_TOKENS_SHOWN} more tokens", None))
-        vrows, firsts = [], {}
+        vrows = []
         longest = 0
         if t.task == "classification":
-            for label, words in t.choices_for(row):
-                for w in words:
-                    _, cont = s.encode_pair(text, t.target_delimiter + w)
-                    longest = max(longest, len(cont))
-                    note = "multi-token" if len(cont) > 1 else ""
-                    if cont and cont[0] in firsts and firsts[cont[0]][0] != label:
-                        other = firsts[cont[0]]
-                        note = (note + "; " if note else "") + f"shares first token with {other[1]!r} ({other[0]})"
-                        warnings.append(f"⚠ verbalizers {other[1]!r} ({other[0]}) and {w!r} ({label}) start with the same "
-                                        "token: their scores differ only after it.")
-                    if cont:
-                        firsts.setdefault(cont[0], (label, w))
-                    if len(cont) > 1:
-                        warnings.append(f"⚠ verbalizer {w!r} is {len(cont)} tokens ({[tok.decode([i]) for i in cont]}); "
-                                        "single-token verbalizers compare more fairly and score in one pass.")
-                    vrows.append({"label": label, "verbalizer": w, "continuation": repr(t.target_delimiter + w),
-                                  "token ids": str(cont), "tokens": " · ".join(repr(tok.decode([i])) for i in cont),
-                                  "n": len(cont), "note": note})
+            from workbench.core.verbalizers import verbalizer_report
+
+            entries, vwarn = verbalizer_report(t.choices_for(row),
+                                               lambda w: s.encode_pair(text, t.target_delimiter + w)[1],
+                                               lambda ids: tok.decode(ids))
+            warnings += [f"⚠ {w}." for w in vwarn]
+            for e in entries:
+                longest = max(longest, len(e.ids))
+                vrows.append({"label": e.label, "verbalizer": e.word, "continuation": repr(t.target_delimiter + e.word),
+                              "token ids": str(e.ids), "tokens": " · ".join(repr(x) for x in e.tokens),
+                              "n": len(e.ids), "note": e.note})
         else:
             longest = t.generation.max_new_tokens
         window = s.max_length
@@ -117,7 +110,6 @@ def build(ctx: Ctx) -> None:
     outputs = [text, summary, tokens, verbal, warn, gold]
     from workbench.app.model_bar import model_status
 
-    btn.click(preview, inputs, outputs, api_name="preview", concurrency_id=MODEL_QUEUE, concurrency_limit=1).then(
+    btn.click(preview, inputs, outputs, api_name="preview").then(
         model_status, None, ctx.model_info, api_name="model_status_after_preview", api_visibility="private")
-    position.submit(preview, inputs, outputs, api_name="preview_submit", api_visibility="private",
-                    concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+    position.submit(preview, inputs, outputs, api_name="preview_submit", api_visibility="private")

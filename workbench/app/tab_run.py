@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from workbench.jobs import queue as jobs
-from workbench.app.common import Ctx, UIState, parse_template, result_views, run_payload, state_dataset, job_progress_html, user_errors
+from workbench.app.common import (Ctx, UIState, command_markdown, job_progress_html, result_views, run_payload,
+                                  spec_command, state_dataset, template_source, user_errors)
+from workbench.jobs import service
 
 METHODS = ["acc", "acc_norm", "acc_bytes"]
 CALIBRATIONS = ["none", "contextual", "pmi"]
@@ -20,19 +21,31 @@ SPLITS = ["test", "dev", "train", "all"]
 POLL_S = 1.0
 
 
-def _eval_job(ctx: jobs.JobContext, template, dataset, model: str, config) -> str:
-    """The job: load the model, evaluate, record the run; returns the run id."""
-    from workbench.jobs.inference import evaluate
-    from workbench.storage.runs import record_eval
-    from workbench.engine.session import get_session
+def eval_spec(state: UIState, template_yaml: str, model: str, shots: float, seed: float, method: str,
+              calibration: str, split: str, limit: float):
+    """The RunSpec of the Run tab's form: the editor's template on this session's dataset, the
+    model bar's model and adapter. `workbench eval` builds the same spec from the same choices."""
+    from workbench.core.spec import build_spec
 
-    ctx.message(f"loading model {model}")
-    session = get_session(model)
-    ctx.message("building prompts")
-    result = evaluate(template, dataset, session, config, cancel=ctx.cancelled,
-                      progress=lambda done, total: ctx.progress(done, total, "scoring"))
-    ctx.message("saving the run")
-    return record_eval(result)
+    t, path = template_source(state, template_yaml)
+    ds = state_dataset(state)
+    return build_spec("eval", templates=[(t, path)], data=ds, model=service.current_model_ref(model),
+                      eval={"shots": _int(shots), "seed": _int(seed), "method": method or None,
+                            "calibration": calibration or None, "split": split or None,
+                            "split_seed": int(getattr(state, "split_seed", 0) or 0),
+                            "limit": int(limit) if limit else None}), t, ds
+
+
+def _int(v):
+    return None if v is None or v == "" else int(v)
+
+
+def eval_command(state: UIState, template_yaml: str, model: str, shots: float, seed: float, method: str,
+                 calibration: str, split: str, limit: float) -> str:
+    """The `workbench eval ...` command that runs this very evaluation (markdown)."""
+    with user_errors("Showing the command"):
+        spec, _, _ = eval_spec(state, template_yaml, model, shots, seed, method, calibration, split, limit)
+        return command_markdown(spec_command(spec))
 
 
 def run_eval(state: UIState, template_yaml: str, model: str, shots: float, seed: float, method: str,
@@ -40,38 +53,28 @@ def run_eval(state: UIState, template_yaml: str, model: str, shots: float, seed:
     """Start an evaluation of the editor's template on this session's dataset. Returns
     (job id, progress HTML, poll timer) (the UI also keeps the job id in localStorage). Poll with `run_status(job_id)`; when its state is
     "done", `result_id` is the run id to pass to `open_run`. `limit` 0 = the whole split."""
-    from workbench.jobs.inference import EvalConfig
-
     with user_errors("Starting the evaluation"):
-        t = parse_template(template_yaml)
-        ds = state_dataset(state)
-        cfg = EvalConfig(shots=int(shots or 0), seed=int(seed or 0), method=method or "acc",
-                         calibration=calibration or "none", split=split or "test", split_seed=state.split_seed,
-                         limit=int(limit) if limit else None, per_class=t.fewshot.per_class,
-                         balanced=t.fewshot.balanced, sampling=t.fewshot.sampling)
-        cfg.validate()
+        spec, t, ds = eval_spec(state, template_yaml, model, shots, seed, method, calibration, split, limit)
         errors = [p for p in t.validate(columns=[str(c) for c in ds.df.columns]) if p.severity == "error"]
         if errors:
             raise gr.Error("The template has errors: " + "; ".join(str(p) for p in errors[:3])
                            + ". Fix them in the Templates tab.", title="Template", print_exception=False)
-        model = (model or "").strip() or "default"
-        job_id = jobs.start("eval", _eval_job, resource="model", template=t, dataset=ds, model=model, config=cfg,
-                            meta={"template": t.name, "data": ds.name, "model": model})
-        return job_id, job_id, progress_html(jobs.status(job_id)), gr.Timer(active=True)
+        job_id = service.submit(spec, dataset=ds)
+        return job_id, job_id, progress_html(service.status(job_id)), gr.Timer(active=True)
 
 
 def run_status(job_id: str) -> dict:
     """{"state": queued|running|done|failed|cancelled|unknown, "done", "total", "eta_s",
     "message", "error", "result_id", "elapsed_s"} of a job."""
-    return jobs.status(job_id or "")
+    return service.status(job_id or "")
 
 
 def cancel_run(job_id: str) -> str:
     """Ask the running evaluation to stop (it stops at its next batch). Returns progress HTML."""
     if not job_id:
         return progress_html(None)
-    jobs.cancel(job_id)
-    return progress_html(jobs.status(job_id))
+    service.cancel(job_id)
+    return progress_html(service.status(job_id))
 
 
 def progress_html(st: dict | None) -> str:
@@ -88,7 +91,7 @@ def poll_run(state: UIState, job_id: str, errors_only: bool):
     """Timer tick: progress, and the results once the job has finished.
     Returns (state, progress HTML, timer, metrics, per-class plot, confusion plot, predictions)."""
     state = state or UIState()
-    st = jobs.status(job_id or "")
+    st = service.status(job_id or "")
     keep = tuple(gr.skip() for _ in range(4))
     if st["state"] in ("queued", "running"):
         return (state, progress_html(st), gr.Timer(active=True)) + keep
@@ -131,6 +134,8 @@ def build(ctx: Ctx) -> None:
         with gr.Row():
             run_btn = gr.Button("▶ Run evaluation", variant="primary", elem_id="run-btn")
             cancel_btn = gr.Button("■ Cancel", variant="stop", elem_id="cancel-btn")
+            cmd_btn = gr.Button("Show command", variant="secondary", elem_id="run-command-btn", scale=0, min_width=150)
+        command = gr.Markdown("", elem_id="run-command")
         progress = gr.HTML(progress_html(None), elem_id="run-progress")
         metrics = gr.Markdown("*Run an evaluation to see its results here.*", elem_id="run-metrics")
         with gr.Row():
@@ -145,8 +150,9 @@ def build(ctx: Ctx) -> None:
         job_box = gr.Textbox(visible=False)   # the job id, as a plain API output/input
         api_status, api_cancel = gr.Button(visible=False), gr.Button(visible=False)
         api_status_out, api_cancel_out = gr.JSON(visible=False), gr.HTML(visible=False)
-    run_btn.click(run_eval, [ctx.state, ctx.editor, ctx.model_name, shots, seed, method, calibration, split, limit],
-                  [ctx.job, job_box, progress, timer], api_name="run_eval")
+    form = [ctx.state, ctx.editor, ctx.model_name, shots, seed, method, calibration, split, limit]
+    run_btn.click(run_eval, form, [ctx.job, job_box, progress, timer], api_name="run_eval")
+    cmd_btn.click(eval_command, form, command, api_name="eval_command")
     poll_out = [ctx.state, progress, timer, metrics, bar, conf, table]
     from workbench.app.model_bar import model_status
 

@@ -12,22 +12,17 @@ from __future__ import annotations
 
 import functools
 import html
-import threading
 from pathlib import Path
 
 import gradio as gr
 
-from workbench.app.common import Ctx, UIState, empty_figure, parse_template, state_dataset, user_errors
+from workbench.app.common import (Ctx, UIState, command_markdown, empty_figure, spec_command, state_dataset,
+                                  template_source, user_errors)
 
 POLL_S = 1.5
 MODES = ["lm", "head"]
 DATA_ALL, DATA_K = "all of the train split", "k per class"
 FINISHED = ("done", "cancelled", "failed", "stale")
-
-# One training run at a time per server: the machine trains a private copy of the model, and
-# two at once would only halve each other's speed (and double the memory).
-_START_LOCK = threading.Lock()
-_CURRENT: dict = {"job": None}
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -173,6 +168,47 @@ def train_defaults(model: str) -> dict:
         return {**_model_defaults(model), "config": asdict(TrainConfig())}
 
 
+def train_spec(state: UIState, template_yaml: str, model: str, data_mode: str, k: float, lora_r: float,
+               lora_alpha: float, lora_dropout: float, target_modules: list[str] | None, lr: float, epochs: float,
+               steps: float, batch_size: float, grad_accum: float, max_length: float, warmup: float, seed: float,
+               eval_every: float, patience: float, mode: str, dev_limit: float, test_limit: float):
+    """The RunSpec of the Train form (`workbench train` builds the same one)."""
+    from workbench.core.spec import ModelRef, build_spec
+    from workbench.errors import ConfigError
+
+    t, path = template_source(state, template_yaml)
+    ds = state_dataset(state)
+    if data_mode not in (None, "", DATA_ALL, DATA_K):
+        raise ConfigError(f"Unknown training data choice {data_mode!r}.", hint=f"Use '{DATA_ALL}' or '{DATA_K}'.")
+    shots = _num(k, None, int) if data_mode == DATA_K else None
+    if data_mode == DATA_K and shots is None:
+        raise ConfigError("'k per class' needs k.", hint="Set k (e.g. 16), or train on all of the train split.")
+    targets = [s.strip() for s in (target_modules or []) if s and s.strip()] or None
+    choices = dict(
+        lora_r=_num(lora_r, 8, int), lora_alpha=_num(lora_alpha, 16, int), lora_dropout=_num(lora_dropout, 0.05),
+        target_modules=targets, mode=mode or "lm", lr=_num(lr, 0.0), epochs=_num(epochs, 3.0),
+        max_steps=_num(steps, 0, int) or None, batch_size=_num(batch_size, 4, int),
+        grad_accum=_num(grad_accum, 1, int), max_length=_num(max_length, 256, int),
+        warmup_ratio=_num(warmup, 0.1), seed=_num(seed, 0, int), shots_per_class=shots,
+        split_seed=int(getattr(state, "split_seed", 0) or 0), eval_every=_num(eval_every, 0, int),
+        patience=_num(patience, 0, int), dev_limit=_num(dev_limit, 0, int) or None,
+        test_limit=_num(test_limit, 0, int) or None)
+    model = (model or "").strip() or "default"
+    return build_spec("train", templates=[(t, path)], data=ds, model=ModelRef(model=model), train=choices), ds
+
+
+def train_command(state: UIState, template_yaml: str, model: str, data_mode: str, k: float, lora_r: float,
+                  lora_alpha: float, lora_dropout: float, target_modules: list[str] | None, lr: float, epochs: float,
+                  steps: float, batch_size: float, grad_accum: float, max_length: float, warmup: float, seed: float,
+                  eval_every: float, patience: float, mode: str, dev_limit: float, test_limit: float) -> str:
+    """The `workbench train ...` command that runs this very training (markdown)."""
+    with user_errors("Showing the command"):
+        spec, _ = train_spec(state, template_yaml, model, data_mode, k, lora_r, lora_alpha, lora_dropout,
+                             target_modules, lr, epochs, steps, batch_size, grad_accum, max_length, warmup, seed,
+                             eval_every, patience, mode, dev_limit, test_limit)
+        return command_markdown(spec_command(spec))
+
+
 def train_start(state: UIState, template_yaml: str, model: str, data_mode: str, k: float, lora_r: float,
                 lora_alpha: float, lora_dropout: float, target_modules: list[str] | None, lr: float, epochs: float,
                 steps: float, batch_size: float, grad_accum: float, max_length: float, warmup: float, seed: float,
@@ -182,40 +218,13 @@ def train_start(state: UIState, template_yaml: str, model: str, data_mode: str, 
     empty = the architecture's default; `steps` 0 = train by `epochs`; `dev_limit`/`test_limit`
     0 = the whole split. Returns (run folder, status markdown, poll timer); poll
     `train_status(run_dir)` and open the result with `train_open(run_dir)`."""
-    from workbench.errors import ConfigError
-    from workbench.jobs.training import TrainConfig, TrainJob
+    from workbench.jobs import service
 
     with user_errors("Starting training"):
-        t = parse_template(template_yaml)
-        ds = state_dataset(state)
-        model = (model or "").strip() or "default"
-        if data_mode not in (None, "", DATA_ALL, DATA_K):
-            raise ConfigError(f"Unknown training data choice {data_mode!r}.", hint=f"Use '{DATA_ALL}' or '{DATA_K}'.")
-        shots = _num(k, None, int) if data_mode == DATA_K else None
-        if data_mode == DATA_K and shots is None:
-            raise ConfigError("'k per class' needs k.", hint="Set k (e.g. 16), or train on all of the train split.")
-        targets = [s.strip() for s in (target_modules or []) if s and s.strip()] or None
-        cfg = TrainConfig(
-            lora_r=_num(lora_r, 8, int), lora_alpha=_num(lora_alpha, 16, int), lora_dropout=_num(lora_dropout, 0.05),
-            target_modules=targets, mode=mode or "lm", lr=_num(lr, 0.0), epochs=_num(epochs, 3.0),
-            max_steps=_num(steps, 0, int) or None, batch_size=_num(batch_size, 4, int),
-            grad_accum=_num(grad_accum, 1, int), max_length=_num(max_length, 256, int),
-            warmup_ratio=_num(warmup, 0.1), seed=_num(seed, 0, int), shots_per_class=shots,
-            split_seed=int(getattr(state, "split_seed", 0) or 0), eval_every=_num(eval_every, 0, int),
-            patience=_num(patience, 0, int), dev_limit=_num(dev_limit, 0, int) or None,
-            test_limit=_num(test_limit, 0, int) or None)
-        cfg.validate()   # the cheap checks first, before the model copy is loaded
-        if not _START_LOCK.acquire(blocking=False):
-            raise ConfigError("Another training run is being started.", hint="Wait a few seconds and try again.")
-        try:
-            cur = _CURRENT["job"]
-            if cur is not None and cur.running:
-                raise ConfigError(f"A training run is already going ({cur.run_dir.name}).",
-                                  hint="Stop it first, or wait for it to finish: one run at a time per server.")
-            job = TrainJob.start(model, t, ds, cfg)   # prepare() validates data, lengths, modules: raises now
-            _CURRENT["job"] = job
-        finally:
-            _START_LOCK.release()
+        spec, ds = train_spec(state, template_yaml, model, data_mode, k, lora_r, lora_alpha, lora_dropout,
+                              target_modules, lr, epochs, steps, batch_size, grad_accum, max_length, warmup, seed,
+                              eval_every, patience, mode, dev_limit, test_limit)
+        job = service.start_training(spec, dataset=ds)   # validates data, lengths, modules: raises now
         run_dir = str(job.run_dir)
         return run_dir, run_dir, progress_html(job.status()), gr.Timer(active=True)
 
@@ -272,8 +281,7 @@ def train_open(run_dir: str):
 def train_attach(model: str, run_dir: str):
     """Attach the run's (best) adapter to the shared model session: every tab then scores with
     it until `train_detach`. Returns (model bar markdown, message)."""
-    from workbench.jobs import queue as jobs
-    from workbench.errors import ConfigError, ModelError
+    from workbench.errors import ConfigError
     from workbench.engine.session import get_session
     from workbench.jobs.training import ADAPTER_NAME, TrainJob
     from workbench.app.model_bar import model_status
@@ -285,17 +293,9 @@ def train_attach(model: str, run_dir: str):
             raise ConfigError("This run is still training.", hint="Wait until it ends, or stop it: the best adapter is kept.")
         if not st.get("has_adapter"):
             raise ConfigError(f"Run {p.name} saved no adapter.", hint="It stopped before its first save; train again.")
-        if jobs.active(resource="model"):
-            raise gr.Error("A job is using the model right now; attaching would change its scores mid-run.",
-                           title="Model busy", print_exception=False)
-        import json
-
         adapter = p / ADAPTER_NAME
-        base = json.loads((adapter / "train_config.json").read_text()).get("base_model")
         session = get_session((model or "").strip() or "default")
-        if base and session.resolved is not None and base != session.resolved.identity:
-            raise ModelError(f"The adapter was trained on {base}, but the loaded model is {session.resolved.identity}.",
-                             hint="Load the model it was trained on in the model bar first.")
+        # refuses while a job holds the model, and an adapter of another base model (session.py)
         session.attach_adapter(str(adapter))
         msg = f"Adapter of **{p.name}** attached: every tab now scores with it. Detach to go back."
         if (adapter / "head.safetensors").exists():
@@ -308,17 +308,13 @@ def train_attach(model: str, run_dir: str):
 
 def train_detach():
     """Detach any adapter from the shared model session. Returns (model bar markdown, message)."""
-    from workbench.jobs import queue as jobs
     from workbench.app.model_bar import current_session, model_status
 
     with user_errors("Detaching the adapter"):
         s = current_session()
         if s is None or not s.adapter:
             return model_status(), "No adapter is attached."
-        if jobs.active(resource="model"):
-            raise gr.Error("A job is using the model right now; detaching would change its scores mid-run.",
-                           title="Model busy", print_exception=False)
-        s.detach_adapter()
+        s.detach_adapter()   # refused while a job holds the model (session.py)
         return model_status(), "Adapter detached: the base model is back."
 
 
@@ -468,6 +464,8 @@ def build(ctx: Ctx) -> None:
         with gr.Row():
             start_btn = gr.Button("▶ Start training", variant="primary", elem_id="train-start")
             stop_btn = gr.Button("■ Stop", variant="stop", elem_id="train-stop")
+            cmd_btn = gr.Button("Show command", variant="secondary", elem_id="train-command-btn", scale=0, min_width=150)
+        command = gr.Markdown("", elem_id="train-command")
         progress = gr.HTML(progress_html(None), elem_id="train-progress")
         curves = gr.Plot(label="Training loss and dev metrics", elem_id="train-curves")
         evals = gr.Dataframe(label="Dev evaluations (per-class F1)", interactive=False, max_height=300,
@@ -501,8 +499,8 @@ def build(ctx: Ctx) -> None:
     views = [progress, curves, evals, result_md, per_class, conf_base, conf_adapter]
     inputs = [ctx.state, ctx.editor, ctx.model_name, data_mode, k, lora_r, lora_alpha, lora_dropout, targets, lr,
               epochs, steps, batch, accum, max_len, warmup, seed, eval_every, patience, mode, dev_limit, test_limit]
-    start_btn.click(train_start, inputs, [run_state, api_run, progress, timer], api_name="train_start",
-                    concurrency_id="train_start", concurrency_limit=1).then(
+    cmd_btn.click(train_command, inputs, command, api_name="train_command")
+    start_btn.click(train_start, inputs, [run_state, api_run, progress, timer], api_name="train_start").then(
         refresh_runs, run_state, past, api_name="train_runs_refresh_after_start", api_visibility="private")
     timer.tick(poll_train, [run_state, seen], [progress, timer, seen] + views[1:] + [past], api_name="train_poll",
                api_visibility="private", show_progress="hidden", concurrency_limit=None)

@@ -12,26 +12,21 @@ from __future__ import annotations
 
 import sys
 
-from workbench.commands.common import add_data_args, add_model_args, dataset_from_args, session_from_args
+from workbench.commands.common import (add_config_args, add_data_args, add_model_args, config_overrides,
+                                       dataset_from_args, model_refs, session_for)
 
 
 def register(sub) -> None:
     p = sub.add_parser("compare", help="A/B-test templates with paired significance tests", description=__doc__,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    add_model_args(p)
+    add_model_args(p, multiple=True)
     add_data_args(p)
     p.add_argument("--template", action="append", required=True,
                    help="a template YAML; repeat for each template (2-8; one with --spread/--seeds)")
     p.add_argument("--baseline", default=None, help="template name every other is compared with (default: the best)")
-    p.add_argument("--shots", type=int, default=0)
-    p.add_argument("--per-class", action="store_true", help="--shots counts demonstrations per class")
-    p.add_argument("--balanced", action="store_true")
-    p.add_argument("--sampling", default="fixed", choices=["fixed", "per_example"])
-    p.add_argument("--seed", type=int, default=0, help="demo seed (the same for every template)")
-    p.add_argument("--method", default="acc", choices=["acc", "acc_norm", "acc_bytes"])
-    p.add_argument("--calibration", default="none", choices=["none", "contextual", "pmi"])
-    p.add_argument("--split", default="test", choices=["test", "dev", "train", "all"])
-    p.add_argument("--limit", type=int, default=None)
+    from workbench.core.config import EvalConfig
+
+    add_config_args(p, EvalConfig, title="evaluation (EvalConfig; the same for every template)")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates for the CIs")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdicts")
     p.add_argument("--spread", type=int, default=None, metavar="N",
@@ -64,24 +59,44 @@ class _Bar:
             self.bar.close()
 
 
-def run(args) -> int:
-    from workbench.errors import ConfigError
-    from workbench.jobs.inference import EvalConfig
+def spec_from_args(args):
+    """The RunSpec of a side-by-side comparison (the Compare tab builds the same one)."""
+    from workbench.core.config import EvalConfig
+    from workbench.core.spec import build_spec
     from workbench.core.templates import load_template
 
-    templates = [load_template(path) for path in args.template]
-    cfg = EvalConfig(shots=args.shots, per_class=args.per_class, balanced=args.balanced, sampling=args.sampling,
-                     seed=args.seed, method=args.method, calibration=args.calibration, split=args.split,
-                     limit=args.limit)
-    cfg.validate()
+    templates = [(load_template(path), path) for path in args.template]
+    opts = {"baseline": args.baseline, "name": args.name, "out": args.out}
+    if args.n_boot != 2000:
+        opts["n_boot"] = args.n_boot
+    if args.alpha != 0.05:
+        opts["alpha"] = args.alpha
+    dataset = dataset_from_args(args)
+    return build_spec("compare", templates=templates, data=dataset, model=model_refs(args),
+                      eval=config_overrides(args, EvalConfig), options=opts), dataset
+
+
+def run(args) -> int:
+    from workbench.errors import ConfigError
+
     single = args.spread is not None or args.seeds is not None
-    if single and len(templates) != 1:
+    if single and len(args.template) != 1:
         raise ConfigError("--spread and --seeds study one template; got "
-                          f"{len(templates)}", "pass exactly one --template")
+                          f"{len(args.template)}", "pass exactly one --template")
     if args.spread is not None and args.seeds is not None:
         raise ConfigError("--spread and --seeds are separate studies", "run them one at a time")
-    dataset = dataset_from_args(args)
-    session = session_from_args(args)
+    if single:
+        from workbench.core.config import EvalConfig
+        from workbench.core.spec import resolve_eval
+        from workbench.core.templates import load_template
+
+        templates = [load_template(args.template[0])]
+        cfg = resolve_eval(config_overrides(args, EvalConfig), templates[0])
+        dataset = dataset_from_args(args)
+        session = session_for(model_refs(args)[0])
+    else:
+        spec, dataset = spec_from_args(args)
+        session = session_for(spec.model)
     registry = None
     if not args.no_registry:
         from workbench.storage.runs import RunRegistry
@@ -91,7 +106,7 @@ def run(args) -> int:
     try:
         if args.spread is not None:
             from workbench.jobs.sensitivity import format_spread
-            res = format_spread(templates[0], dataset, session, cfg, n_variants=args.spread, seed=args.seed,
+            res = format_spread(templates[0], dataset, session, cfg, n_variants=args.spread, seed=cfg.seed,
                                 progress=bar, **common)
         elif args.seeds is not None:
             from workbench.jobs.compare import seed_variance
@@ -101,9 +116,8 @@ def run(args) -> int:
                 raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}", "e.g. 0,1,2,3,4") from e
             res = seed_variance(templates[0], dataset, session, cfg, seeds=seeds, progress=bar, **common)
         else:
-            from workbench.jobs.compare import compare_templates
-            res = compare_templates(templates, dataset, session, cfg, baseline=args.baseline, name=args.name,
-                                    n_boot=args.n_boot, alpha=args.alpha, progress=bar, **common)
+            from workbench.jobs.runner import execute
+            res = execute(spec, session, dataset=dataset, progress=bar, record=not args.no_registry).result
     finally:
         bar.close()
     print(res.summary())

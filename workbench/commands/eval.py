@@ -37,26 +37,23 @@ def spec_from_args(args):
     from workbench.core.templates import load_template
 
     template = load_template(args.template, name=args.template_name)
-    return build_spec("eval", templates=[(template, args.template)], data=dataset_from_args(args),
-                      model=model_refs(args), eval=config_overrides(args, EvalConfig)), template
+    dataset = dataset_from_args(args)
+    return build_spec("eval", templates=[(template, args.template)], data=dataset,
+                      model=model_refs(args), eval=config_overrides(args, EvalConfig)), dataset
 
 
 def run(args) -> int:
     from workbench.core.metrics import format_table
-    from workbench.jobs.inference import evaluate
+    from workbench.jobs.runner import execute
 
-    spec, template = spec_from_args(args)
-    dataset = spec.data.load()
+    spec, dataset = spec_from_args(args)
     session = session_for(spec.model)
-    bar = TqdmProgress(f"{template.name}")
+    bar = TqdmProgress(spec.template.name)
     try:
-        result = evaluate(template, dataset, session, spec.eval, progress=bar)
+        result = execute(spec, session, dataset=dataset, progress=bar, record=not args.no_registry).result
     finally:
         bar.close()
     result.save(args.out)
-    if not args.no_registry:
-        from workbench.storage.runs import record_eval
-        record_eval(result)
     print(format_table(result.metrics))
     t = result.timings
     print(f"\n{result.metrics['n']} examples in {t['total_s']:.1f}s ({t['examples_per_s']:.1f}/s on the model)  "

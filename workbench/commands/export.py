@@ -14,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from workbench.commands.common import TqdmProgress, add_data_args, add_model_args, dataset_from_args, session_from_args
+from workbench.commands.common import (TqdmProgress, add_config_args, add_data_args, add_model_args, config_overrides,
+                                       dataset_from_args, model_refs, session_for)
 
 
 def register(sub) -> None:
@@ -33,25 +34,29 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     p.add_argument("--no-data", action="store_true", help="leave out data/*.jsonl (no lm-eval task then)")
     p.add_argument("--zip", action="store_true", help="also write <out>.zip")
-    p.add_argument("--shots", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--method", default="acc", choices=["acc", "acc_norm", "acc_bytes"])
-    p.add_argument("--calibration", default="none", choices=["none", "contextual", "pmi"])
-    p.add_argument("--split", default="test", choices=["test", "dev", "train", "all"])
-    p.add_argument("--limit", type=int, default=None)
+    from workbench.core.config import EvalConfig
+
+    add_config_args(p, EvalConfig, title="evaluation (EvalConfig) of the exported template")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from workbench.errors import ConfigError
-    from workbench.jobs.export import ExportConfig, export_bundle, export_train_run, zip_bundle
-    from workbench.jobs.inference import EvalConfig
+def spec_from_args(args):
+    """The RunSpec of this export (the Export tab builds the same one); returns (spec, dataset)."""
+    from workbench.core.config import EvalConfig
+    from workbench.core.spec import build_spec
     from workbench.core.templates import load_template
+    from workbench.errors import ConfigError
 
     dataset = dataset_from_args(args)
-    session = session_from_args(args) if not args.adapter else None
+    opts = {"out": args.out, "merge": args.merge, "overwrite": args.overwrite, "no_data": args.no_data,
+            "zip": args.zip}
     if args.train_run:
-        name = Path(args.train_run).resolve().name
+        ad = Path(args.train_run) / "adapter"
+        if not (ad / "template.yaml").exists():
+            raise ConfigError(f"{args.train_run} is not a finished training run ({ad}/template.yaml is missing).",
+                              hint="Pass a run folder under $WORKBENCH_HOME/train that saved an adapter.")
+        templates = [load_template(ad / "template.yaml")]
+        opts["train_run"] = args.train_run
     elif args.winner is not None:
         from workbench.jobs.compare import get_winner_info
 
@@ -59,33 +64,27 @@ def run(args) -> int:
         if info is None:
             raise ConfigError("No comparison has a marked winner" + (f" (run {args.winner})" if args.winner else "") + ".",
                               hint="Mark one with the Compare tab, or pass --template.")
-        template = load_template(info["yaml"])
-        name = template.name
+        templates = [load_template(info["yaml"])]
+        opts["winner"] = args.winner or True
     else:
-        template = load_template(args.template, name=args.template_name) if args.template_name else load_template(args.template)
-        name = template.name
-    out = Path(args.out) if args.out else None
-    ex = ExportConfig(name=out.name if out else name, out_dir=str(out.parent) if out else None, merge=args.merge,
-                      overwrite=args.overwrite, include_data=not args.no_data)
+        templates = [(load_template(args.template, name=args.template_name), args.template)]
+    return build_spec("export", templates=templates, data=dataset, model=model_refs(args),
+                      eval=config_overrides(args, EvalConfig), options=opts), dataset
+
+
+def run(args) -> int:
+    from workbench.jobs.runner import execute
+
+    spec, dataset = spec_from_args(args)
+    session = session_for(spec.model) if not spec.options.get("train_run") else None
     bar = TqdmProgress("export")
     try:
-        if args.train_run:
-            path = export_train_run(args.train_run, dataset, model=args.model, export=ex, progress=bar)
-        else:
-            cfg = EvalConfig(shots=args.shots, seed=args.seed, method=args.method, calibration=args.calibration,
-                             split=args.split, limit=args.limit)
-            cfg.validate()
-            if session is None:
-                from workbench.engine.session import get_session
-                session = get_session(args.model, device=args.device, dtype=args.dtype,
-                                      trust_remote_code=args.trust_remote_code)
-            path = export_bundle(template, dataset, session=session, config=cfg, adapter=args.adapter, export=ex,
-                                 progress=bar)
+        path = execute(spec, session, dataset=dataset, progress=bar).result
     finally:
         bar.close()
     print(path)
     if args.zip:
-        print(zip_bundle(path))
+        print(Path(path).with_suffix(".zip"))
     import json
     m = json.loads((path / "metrics.json").read_text())["test"]
     a, f = m["accuracy"], m["macro_f1"]

@@ -10,42 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import MISSING, fields
-
-from workbench.commands.common import add_data_args, dataset_from_args
+from workbench.commands.common import add_config_args, add_data_args, config_overrides, dataset_from_args
 
 # Short forms for the settings people type most.
 _ALIASES = {"max_steps": ["--steps"], "shots_per_class": ["--k"]}
 # Set by the model group, not repeated from TrainConfig.
 _SKIP = {"device"}
-
-
-def _parse_opt(kind):
-    def parse(text: str):
-        return None if text.lower() in ("none", "") else kind(text)
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    from workbench.jobs.training import TrainConfig
-
-    g = p.add_argument_group("training (TrainConfig)")
-    for f in fields(TrainConfig):
-        if f.name in _SKIP:
-            continue
-        flags = [f"--{f.name.replace('_', '-')}"] + _ALIASES.get(f.name, [])
-        default = f.default if f.default is not MISSING else None
-        helptext = f"{f.metadata.get('help', '')} (default: {default})"
-        ann = str(f.type)
-        if isinstance(default, bool):
-            g.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=helptext)
-        elif ann.startswith("list"):
-            g.add_argument(*flags, dest=f.name, nargs="+", default=None, help=helptext)
-        else:
-            kind = int if ann.startswith("int") else float if ann.startswith("float") else str
-            g.add_argument(*flags, dest=f.name, type=_parse_opt(kind) if "None" in ann else kind, default=None,
-                           help=helptext)
 
 
 def register(sub) -> None:
@@ -60,14 +30,17 @@ def register(sub) -> None:
     p.add_argument("--config", default=None, help="a train_config.json to start from (options override it)")
     p.add_argument("--out", default=None, help="run folder (default: $WORKBENCH_HOME/train/<time>-<template>)")
     p.add_argument("--no-registry", action="store_true", help="do not record the run in the run registry")
-    _add_config_args(p)
+    from workbench.core.config import TrainConfig
+
+    add_config_args(p, TrainConfig, title="training (TrainConfig)", skip=_SKIP, aliases=_ALIASES)
     p.set_defaults(func=run)
 
 
-def config_from_args(args):
+def config_from_args(args) -> dict:
+    """The TrainConfig choices of this command line: --config's file, then the flags given."""
     from pathlib import Path
 
-    from workbench.jobs.training import TrainConfig
+    from workbench.core.config import TrainConfig
 
     base = {}
     if args.config:
@@ -76,11 +49,20 @@ def config_from_args(args):
         for extra in ("step", "base_model", "labels"):   # what an adapter's train_config.json adds
             base.pop(extra, None)
         base = TrainConfig.from_dict(base).__dict__
-    over = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-            if f.name not in _SKIP and getattr(args, f.name, None) is not None}
-    cfg = TrainConfig.from_dict({**base, **over, "device": args.device or base.get("device")})
-    cfg.validate()
-    return cfg
+    over = config_overrides(args, TrainConfig, skip=_SKIP)
+    return {**base, **over, "device": args.device or base.get("device")}
+
+
+def spec_from_args(args):
+    """The RunSpec of this training run (the Train tab builds the same one)."""
+    from workbench.core.spec import ModelRef, build_spec
+    from workbench.core.templates import load_template
+
+    template = load_template(args.template, name=args.template_name)
+    dataset = dataset_from_args(args)
+    return build_spec("train", templates=[(template, args.template)], data=dataset,
+                      model=ModelRef(model=args.model, device=args.device), train=config_from_args(args),
+                      options={"out": args.out}), dataset
 
 
 class _Bar:
@@ -101,13 +83,12 @@ class _Bar:
 
 
 def run(args) -> int:
-    from workbench.core.templates import load_template
-    from workbench.jobs.training import prepare, run_training
+    from workbench.jobs.runner import train_plan
+    from workbench.jobs.training import run_training
 
-    template = load_template(args.template, name=args.template_name) if args.template_name else load_template(args.template)
-    cfg = config_from_args(args)
-    dataset = dataset_from_args(args)
-    plan = prepare(args.model, template, dataset, cfg, args.out, registry=not args.no_registry)
+    spec, dataset = spec_from_args(args)
+    template, cfg = spec.template, spec.train
+    plan = train_plan(spec, dataset=dataset, registry=not args.no_registry)
     print(f"training {template.name} on {dataset.name}: {len(plan.examples)} rows, mode {cfg.mode}, "
           f"LoRA r={cfg.lora_r} on {', '.join(plan.target_modules)}, device {plan.device}"
           f"{' (bf16 autocast)' if plan.amp_dtype is not None else ''}\nrun folder: {plan.run_dir}", file=sys.stderr)

@@ -179,13 +179,15 @@ class RunSpec:
             out += ["--text-column", self.data.text_column]
         if self.data.label_column:
             out += ["--label-column", self.data.label_column]
-        for t in self.templates:
-            out += ["--template", t.path or f"<{t.name}.yaml>"]
+        if not (self.kind == "export" and (self.options.get("train_run") or self.options.get("winner"))):
+            for t in self.templates:   # (an export of a training run or a winner names that instead)
+                out += ["--template", t.path or f"<{t.name}.yaml>"]
         if self.kind == "train":
             # a training run's split, seeds and scoring come from its TrainConfig
             out += config_flags(self.train or TrainConfig(), TrainConfig(), skip={"device"})
         else:
-            out += config_flags(self.eval, EvalConfig())
+            # flags for what differs from the defaults build_spec would apply, the template's included
+            out += config_flags(self.eval, resolve_eval({}, self.template.load()))
         for k, v in sorted(self.options.items()):
             if v is None or v is False:
                 continue
@@ -290,7 +292,8 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
         # one split for training and its evaluation; the eval settings follow the training run's
         cfg = dataclasses.replace(cfg, split_seed=tcfg.split_seed, dev_fraction=tcfg.dev_fraction,
                                   test_fraction=tcfg.test_fraction, method=tcfg.eval_method)
-    opts = {k: v for k, v in dict(options or {}).items() if v is not None}
+    # an unset option and a false flag are the same choice (the command omits both)
+    opts = {k: v for k, v in dict(options or {}).items() if v is not None and v is not False}
     return RunSpec(kind=kind, templates=trefs, data=dref, models=mrefs, eval=cfg, train=tcfg, options=opts)
 
 

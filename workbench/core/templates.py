@@ -488,23 +488,13 @@ class PromptTemplate:
         return str(value)
 
     def _token_problems(self, tokenizer) -> list[Problem]:
-        out = []
-        first: dict[Any, tuple[str, str]] = {}
-        for label, words in self.answer_choices.items():
-            for w in words:
-                ids = tokenizer(self.target_delimiter + w, add_special_tokens=False)["input_ids"]
-                if len(ids) > 1:
-                    out.append(Problem("warning", "answer_choices",
-                                       f"verbalizer {w!r} ({self.target_delimiter + w!r}) is {len(ids)} tokens; "
-                                       "single-token verbalizers are scored in one forward pass and compare more fairly"))
-                if ids:
-                    if ids[0] in first and first[ids[0]][0] != label:
-                        ow, ol = first[ids[0]][1], first[ids[0]][0]
-                        out.append(Problem("warning", "answer_choices",
-                                           f"verbalizers {ow!r} ('{ol}') and {w!r} ('{label}') start with the same token; "
-                                           "their scores differ only after it"))
-                    first.setdefault(ids[0], (label, w))
-        return out
+        from workbench.core.verbalizers import verbalizer_report
+
+        def encode(w: str) -> list[int]:
+            return tokenizer(self.target_delimiter + w, add_special_tokens=False)["input_ids"]
+
+        _, warnings = verbalizer_report(self.answer_choices.items(), encode, lambda ids: tokenizer.decode(ids))
+        return [Problem("warning", "answer_choices", w) for w in warnings]
 
     # ---- serialization ---------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -123,7 +123,7 @@ class ModelSession:
         self.adapter_sha256: str | None = None   # content hash of the attached adapter's files
         # Jobs holding this session (see `hold_session`): while any does, the model cannot be
         # unloaded or swapped and its adapter cannot change, except by the holder itself.
-        self.holders: dict[str, str] = {}        # token -> what holds it ("eval of T on bbc")
+        self.holders: dict[int, str] = {}        # holding thread -> what holds it ("eval of T on bbc")
         self.resolved = None
         self.device: str | None = None
         self.dtype = None
@@ -370,13 +370,14 @@ class ModelSession:
         return 2048
 
     # ------------------------------------------------------------------ adapters
-    def _check_free(self, what: str, by: str | None) -> None:
-        others = [desc for tok, desc in self.holders.items() if tok != by]
+    def _check_free(self, what: str) -> None:
+        me = threading.get_ident()
+        others = [desc for tid, desc in self.holders.items() if tid != me]
         if others:
             raise ModelBusy(f"Cannot {what}: the model {self.config.model} is in use by {others[0]}.",
                             hint="Wait for that job to finish, or cancel it, then try again.")
 
-    def attach_adapter(self, path: str, *, by: str | None = None) -> None:
+    def attach_adapter(self, path: str) -> None:
         """Attach a peft adapter (LoRA); every later score and generation uses it.
 
         Refuses an adapter trained on another base model (its train_config.json names it): every
@@ -397,9 +398,9 @@ class ModelSession:
         from peft import PeftModel
 
         with _SESSIONS_LOCK:
-            self._check_free("attach an adapter", by)
+            self._check_free("attach an adapter")
         with self.lock:
-            self.detach_adapter(by=by)
+            self.detach_adapter()
             try:
                 self._model = PeftModel.from_pretrained(self.model, str(p), is_trainable=False)
             except Exception as exc:  # noqa: BLE001 - shape mismatch, missing keys, ...
@@ -410,10 +411,10 @@ class ModelSession:
             self.adapter = str(p)
             self.adapter_sha256 = digest
 
-    def detach_adapter(self, *, by: str | None = None) -> None:
+    def detach_adapter(self) -> None:
         with _SESSIONS_LOCK:
             if self.adapter is not None:
-                self._check_free("detach the adapter", by)
+                self._check_free("detach the adapter")
         with self.lock:
             if self._model is not None and self._model is not self._base:
                 # unload() removes the LoRA layers without merging them into the base weights.
@@ -850,9 +851,11 @@ def _get_locked(model: str, keep_others: bool, kwargs: dict) -> ModelSession:
     s = _SESSIONS.get(key)
     if s is None:
         if not keep_others:
+            me = threading.get_ident()
             for other in _SESSIONS.values():
-                if other.holders:
-                    desc = next(iter(other.holders.values()))
+                held = [d for tid, d in other.holders.items() if tid != me]
+                if held:
+                    desc = held[0]
                     raise ModelBusy(f"Cannot load {model}: the model {other.config.model} is in use by {desc}.",
                                     hint="Wait for that job to finish, or cancel it, then load the other model.")
             for other in list(_SESSIONS.values()):
@@ -874,25 +877,25 @@ def get_session(model: str = "default", *, keep_others: bool = False, **kwargs) 
 
 @contextlib.contextmanager
 def hold_session(model: str, holder: str, **kwargs):
-    """Hold the session of `model` for the duration of a job:
+    """Hold the session of `model` for the duration of a job, in the job's thread:
 
-        with hold_session("default", "eval of T on bbc") as (session, token):
-            session.attach_adapter(path, by=token)   # the holder may change its own adapter
+        with hold_session("default", "eval of T on bbc") as session:
+            session.attach_adapter(path)   # the holding thread may change its own adapter
 
-    While held, `get_session` of another model and adapter changes by anyone else raise
+    While held, `get_session` of another model, and adapter changes from any other thread, raise
     ModelBusy naming `holder`, so nothing is unloaded or changed from under the job."""
-    import uuid
-
-    token = uuid.uuid4().hex
+    me = threading.get_ident()
     with _SESSIONS_LOCK:
         s = _get_locked(model, False, _explicit(kwargs))
-        s.holders[token] = holder
+        if me in s.holders:
+            raise ModelBusy(f"This thread already holds {model} ({s.holders[me]}).")
+        s.holders[me] = holder
     try:
         s.load()
-        yield s, token
+        yield s
     finally:
         with _SESSIONS_LOCK:
-            s.holders.pop(token, None)
+            s.holders.pop(me, None)
 
 
 def session_holders() -> list[str]:

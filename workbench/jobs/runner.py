@@ -1,0 +1,103 @@
+"""Run a RunSpec: the one function behind the UI's jobs, the CLI verbs and the Python API.
+
+    spec = build_spec("eval", templates=[t], data=ds, eval={"limit": 200})
+    out = execute(spec, session)           # RunOutcome(result=EvalResult, run_id="2026...")
+
+Every door builds its spec with `workbench.core.spec.build_spec` and hands it here (the UI through
+`workbench.jobs.service`, which also owns the model), so a result cannot depend on the door.
+Training runs in its own lane (`workbench.jobs.training`: its own model copy and run folder);
+`train_plan` turns a train spec into the plan that lane takes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from workbench.core.spec import RunSpec
+from workbench.errors import ConfigError
+
+Progress = Callable[..., None]
+
+
+@dataclass
+class RunOutcome:
+    result: Any                 # EvalResult | ComparisonResult | bundle Path
+    run_id: str | None          # registry id (None when not recorded)
+
+
+def execute(spec: RunSpec, session, *, dataset=None, progress: Progress | None = None,
+            cancel: Callable[[], bool] | None = None, record: bool = True) -> RunOutcome:
+    """Run an eval, compare or export spec on `session` (the spec's model, adapter applied).
+    `dataset`: the already loaded data (checked against the spec's fingerprint)."""
+    ds = dataset if dataset is not None else spec.data.load()
+    if spec.data.fingerprint and ds.fingerprint() != spec.data.fingerprint:
+        raise ConfigError("The loaded data is not the data this job was defined on.",
+                          hint="Load the dataset again and restart the job.")
+    if spec.kind == "eval":
+        return _eval(spec, session, ds, progress, cancel, record)
+    if spec.kind == "compare":
+        return _compare(spec, session, ds, progress, cancel, record)
+    if spec.kind == "export":
+        return _export(spec, session, ds, progress)
+    raise ConfigError(f"A {spec.kind} spec is not run by execute().",
+                      hint="Training runs through workbench.jobs.training (see train_plan).")
+
+
+def _eval(spec, session, ds, progress, cancel, record) -> RunOutcome:
+    from workbench.jobs.inference import evaluate
+
+    result = evaluate(spec.template.load(), ds, session, spec.eval, progress=progress, cancel=cancel)
+    run_id = None
+    if record:
+        from workbench.storage.runs import record_eval
+
+        run_id = record_eval(result)
+    return RunOutcome(result, run_id)
+
+
+def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
+    from workbench.jobs.compare import compare_templates
+
+    o = spec.options
+    res = compare_templates([t.load() for t in spec.templates], ds, session, spec.eval,
+                            baseline=o.get("baseline"), name=o.get("name"), n_boot=int(o.get("n_boot", 2000)),
+                            alpha=float(o.get("alpha", 0.05)), progress=progress, cancel=cancel,
+                            store=record)
+    return RunOutcome(res, res.run_id)
+
+
+def export_config(spec: RunSpec):
+    """The bundle options of an export spec (out = the bundle folder; default under exports/)."""
+    from workbench.jobs.export import ExportConfig
+
+    o = spec.options
+    out = Path(o["out"]) if o.get("out") else None
+    return ExportConfig(name=out.name if out else spec.template.name, out_dir=str(out.parent) if out else None,
+                        merge=bool(o.get("merge")), overwrite=bool(o.get("overwrite")),
+                        include_data=not o.get("no_data"))
+
+
+def _export(spec, session, ds, progress) -> RunOutcome:
+    from workbench.jobs.export import export_bundle, export_train_run, zip_bundle
+
+    ex = export_config(spec)
+    if spec.options.get("train_run"):
+        path = export_train_run(spec.options["train_run"], ds, session=session, model=spec.model.model,
+                                export=ex, progress=progress)
+    else:
+        path = export_bundle(spec.template.load(), ds, session=session, config=spec.eval,
+                             adapter=spec.model.adapter, export=ex, progress=progress)
+    if spec.options.get("zip"):
+        zip_bundle(path)
+    return RunOutcome(path, None)
+
+
+def train_plan(spec: RunSpec, *, dataset=None, registry: bool = True):
+    """The training lane's plan for a train spec (validates data, lengths and modules now)."""
+    from workbench.jobs.training import prepare
+
+    if spec.kind != "train" or spec.train is None:
+        raise ConfigError(f"Not a train spec (kind {spec.kind}).")
+    ds = dataset if dataset is not None else spec.data.load()
+    return prepare(spec.model.model, spec.template.load(), ds, spec.train, spec.options.get("out"), registry=registry)

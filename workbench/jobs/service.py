@@ -1,0 +1,138 @@
+"""The model service: the one owner of the model in a server process.
+
+    job_id = service.submit(spec)            # queued; runs when the model is free
+    service.status(job_id); service.cancel(job_id)
+    s = service.interactive(model_ref)       # Preview and other quick calls: the loaded session
+    service.load_model("HuggingFaceTB/...")  # the model bar; ModelBusy while a job holds the model
+    run_dir = service.start_training(spec)   # the training lane: one run at a time
+
+How the model is shared (one mechanism, not five):
+  * model jobs (eval, compare, export, search) run one at a time from a single queue
+    (`workbench.jobs.queue`, resource "model"), each holding the session with
+    `engine.session.hold_session` for its whole run;
+  * while a job holds it, loading another model or changing the adapter from anywhere else
+    raises ModelBusy naming the job ("eval of T on bbc"), so the user can wait or cancel; a
+    Preview on the same model goes ahead (it only tokenizes and reads the chat template);
+  * training runs apart, like LlamaBoard's runner: its own model copy, a run folder with a
+    JSONL log the UI polls (workbench.jobs.training), started here one at a time.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from workbench.core.spec import ModelRef, RunSpec
+from workbench.errors import ConfigError
+from workbench.jobs import queue
+
+MODEL = "model"     # the queue resource every model job shares
+
+
+def describe(spec: RunSpec) -> str:
+    names = " vs ".join(t.name for t in spec.templates)
+    return f"the {spec.kind} of {names} on {spec.data.name}"
+
+
+def _apply_adapter(session, adapter: str | None) -> None:
+    if adapter and session.adapter != adapter:
+        session.attach_adapter(adapter)
+    elif not adapter and session.adapter:
+        session.detach_adapter()
+
+
+def submit(spec: RunSpec, work: Callable[..., Any] | None = None, *, dataset=None, meta: dict | None = None) -> str:
+    """Queue a model job for `spec`. `work(ctx, spec, session, dataset)` defaults to
+    `runner.execute`; it runs holding the spec's model with the spec's adapter applied, and
+    returns the registry id the UI opens (or any result)."""
+    from workbench.engine.session import hold_session
+
+    if spec.kind == "train":
+        raise ConfigError("Training runs in its own lane.", hint="Use service.start_training(spec).")
+    ref = spec.model
+
+    def job(ctx):
+        with hold_session(ref.model, describe(spec), **ref.session_kwargs()) as session:
+            _apply_adapter(session, ref.adapter)
+            if work is not None:
+                return work(ctx, spec, session, dataset)
+            from workbench.jobs.runner import execute
+
+            out = execute(spec, session, dataset=dataset, progress=ctx.progress, cancel=ctx.cancelled)
+            return out.run_id if out.run_id else out.result
+
+    info = {"template": " vs ".join(t.name for t in spec.templates), "data": spec.data.name,
+            "model": ref.model, "command": spec.command(), **(meta or {})}
+    return queue.start(spec.kind, job, resource=MODEL, meta=info)
+
+
+def status(job_id: str) -> dict:
+    return queue.status(job_id or "")
+
+
+def cancel(job_id: str) -> bool:
+    return queue.cancel(job_id)
+
+
+def busy() -> list[str]:
+    """What holds the model now (running jobs), e.g. ["the eval of T on bbc"]."""
+    from workbench.engine.session import session_holders
+
+    return session_holders()
+
+
+def interactive(ref: ModelRef | str):
+    """The session for a quick call (Preview, token counts): the loaded one when it is this
+    model, else this model loaded, which raises ModelBusy while a job holds another model."""
+    from workbench.engine.session import current_session, get_session
+
+    ref = ModelRef(model=ref) if isinstance(ref, str) else ref
+    s = current_session()
+    if s is not None and s.config.model == ref.model:
+        return s
+    return get_session(ref.model, **ref.session_kwargs())
+
+
+def load_model(name: str):
+    """Switch the server's model (the model bar). ModelBusy while a job holds the current one."""
+    from workbench.engine.session import get_session
+
+    return get_session((name or "").strip() or "default")
+
+
+def current_model_ref(name: str | None) -> ModelRef:
+    """The ModelRef a UI job should use for model `name`: with the adapter the model bar has
+    attached to it, so the job scores what the user sees in the bar."""
+    from workbench.engine.session import current_session
+
+    name = (name or "").strip() or "default"
+    s = current_session()
+    adapter = s.adapter if s is not None and s.config.model == name else None
+    return ModelRef(model=name, adapter=adapter)
+
+
+# ------------------------------------------------------------------------------ training lane
+_TRAIN_LOCK = threading.Lock()
+_TRAINING: dict[str, Any] = {"job": None}
+
+
+def start_training(spec: RunSpec, *, dataset=None):
+    """Start a LoRA run of a train spec in the background; one run at a time per server (the
+    run trains a private copy of the model: two at once would halve each other's speed and double
+    the memory). Validation (data, lengths, modules) raises at once. Returns the TrainJob."""
+    from workbench.jobs.training import TrainJob
+
+    if spec.kind != "train" or spec.train is None:
+        raise ConfigError(f"Not a train spec (kind {spec.kind}).")
+    if not _TRAIN_LOCK.acquire(blocking=False):
+        raise ConfigError("Another training run is being started.", hint="Wait a few seconds and try again.")
+    try:
+        cur = _TRAINING["job"]
+        if cur is not None and cur.running:
+            raise ConfigError(f"A training run is already going ({cur.run_dir.name}).",
+                              hint="Stop it first, or wait for it to finish: one run at a time per server.")
+        ds = dataset if dataset is not None else spec.data.load()
+        job = TrainJob.start(spec.model.model, spec.template.load(), ds, spec.train, spec.options.get("out"))
+        _TRAINING["job"] = job
+        return job
+    finally:
+        _TRAIN_LOCK.release()
