@@ -77,8 +77,31 @@ def test_scoring_methods_and_calibration_run(session, bbc, method, calibration):
     res = evaluate(tpl, bbc, session, EvalConfig(limit=10, method=method, calibration=calibration))
     assert res.metrics["n"] == 10
     base = evaluate(tpl, bbc, session, EvalConfig(limit=10))
+    # Each rule checked against the raw log-probabilities the same run stored.
+    import math
+
+    per_row = []
+    for r in res.records:
+        raw = r["logprobs"]
+        if method == "acc_norm":
+            words = {lab: ws[0] for lab, ws in tpl.answer_choices.items()}
+            for lab, s in r["scores"].items():
+                assert s == pytest.approx(raw[lab] / len(words[lab]), abs=1e-5)
+        elif calibration == "pmi":
+            # score = log p(y|x) - log p(y): raw - score is each label's prior, the same on every row
+            per_row.append({k: raw[k] - s for k, s in r["scores"].items()})
+        elif calibration == "contextual":
+            # score = log p(y|x) - log p_cf(y) with p = softmax(raw): p / exp(score) is p_cf,
+            # a distribution, the same on every row
+            z = max(raw.values())
+            denom = sum(math.exp(v - z) for v in raw.values())
+            cf = {k: math.exp(raw[k] - z) / denom / math.exp(s) for k, s in r["scores"].items()}
+            assert sum(cf.values()) == pytest.approx(1.0, abs=1e-4)
+            per_row.append(cf)
+    for d in per_row[1:]:
+        for k in d:
+            assert d[k] == pytest.approx(per_row[0][k], abs=1e-4)
     if (method, calibration) != ("acc", "none"):
-        # a different scoring rule must change the scores (not just relabel the run)
         assert [r["scores"] for r in res.records] != [r["scores"] for r in base.records]
 
 

@@ -81,7 +81,15 @@ def test_generate_stops_on_stop_string(session):
     assert "Paris" in out[0].text
     for g in out:
         assert "\n" not in g.text and "." not in g.text
-        assert g.stop_reason in ("stop", "eos", "length")
+    assert out[0].stop_reason == "stop"          # "... Paris." ends at the stop string
+
+
+def test_generate_reports_length_and_stop(session):
+    """Each stop reason where it is the only possible one."""
+    short = session.generate(["Count: one, two, three, four,"], max_new_tokens=2)[0]
+    assert short.stop_reason == "length" and short.n_tokens == 2
+    stop = session.generate(["Count: one, two, three, four,"], max_new_tokens=16, stop=[","])[0]
+    assert stop.stop_reason == "stop" and "," not in stop.text
 
 
 def test_generate_is_seeded(session):
