@@ -2,6 +2,12 @@
 
 The Python API re-exports the same core functions the UI and CLI use. Imports are lazy so
 `import workbench` stays cheap (torch and transformers load on first use).
+
+    from workbench import build_spec, execute, get_session
+    spec = build_spec("eval", templates=["templates_library/bbc_headline_topic.yaml"], data="bbc",
+                      eval={"shots": 4, "limit": 200})
+    print(spec.command())                          # the same job as a `workbench eval` command
+    result = execute(spec, get_session("default")).result
 """
 from __future__ import annotations
 
@@ -17,6 +23,9 @@ _LAZY = {
     "EvalConfig": "workbench.jobs.inference",
     "evaluate": "workbench.jobs.inference",
     "load_bundle": "workbench.jobs.export",
+    "RunSpec": "workbench.core.spec",
+    "build_spec": "workbench.core.spec",
+    "execute": "workbench.jobs.runner",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
