@@ -22,7 +22,7 @@ from workbench.app.common import Ctx, UIState, empty_figure, parse_template, sta
 POLL_S = 1.5
 MODES = ["lm", "head"]
 DATA_ALL, DATA_K = "all of the train split", "k per class"
-FINISHED = ("done", "cancelled", "failed", "stale")
+FINISHED = ("done", "cancelled", "failed", "interrupted")
 
 # One training run at a time per server: the machine trains a private copy of the model, and
 # two at once would only halve each other's speed (and double the memory).
@@ -221,7 +221,7 @@ def train_start(state: UIState, template_yaml: str, model: str, data_mode: str, 
 
 
 def train_status(run_dir: str) -> dict:
-    """The run's status: {"state": pending|running|done|cancelled|failed|stale, "step",
+    """The run's status: {"state": pending|running|done|cancelled|failed|interrupted, "step",
     "total_steps", "loss", "lr", "steps_per_s", "eta_s", "dev_accuracy", "dev_macro_f1",
     "dev_per_class_f1", "best_step", "phase", "has_adapter", "stop_reason", "error", "result"
     (true once result.json is written), ...}; {"state": "unknown"} for no run."""
@@ -298,6 +298,9 @@ def train_attach(model: str, run_dir: str):
                              hint="Load the model it was trained on in the model bar first.")
         session.attach_adapter(str(adapter))
         msg = f"Adapter of **{p.name}** attached: every tab now scores with it. Detach to go back."
+        if st["state"] == "interrupted":
+            msg += (f" Note: this run was interrupted at step {st.get('step')} of {st.get('total_steps')} "
+                    "(its process died); the adapter is the best one saved before that.")
         if (adapter / "head.safetensors").exists():
             # Head mode trains a classifier the verbalizer scoring never reads (docs/TRAINING.md).
             msg += (" ⚠ This run trained a classification head (mode: head): the tabs score verbalizers with "

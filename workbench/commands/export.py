@@ -32,7 +32,9 @@ def register(sub) -> None:
     p.add_argument("--merge", action="store_true", help="merge the adapter into the base weights (model/ folder)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     p.add_argument("--no-data", action="store_true", help="leave out data/*.jsonl (no lm-eval task then)")
-    p.add_argument("--zip", action="store_true", help="also write <out>.zip")
+    p.add_argument("--zip", action="store_true", help="also write <out>.zip (the export is recorded once both exist)")
+    p.add_argument("--force", action="store_true",
+                   help="export a training run that did not finish (interrupted, failed); the model card says so")
     p.add_argument("--shots", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", default="acc", choices=["acc", "acc_norm", "acc_bytes"])
@@ -44,7 +46,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from workbench.errors import ConfigError
-    from workbench.jobs.export import ExportConfig, export_bundle, export_train_run, zip_bundle
+    from workbench.jobs.export import ExportConfig, export_bundle, export_train_run
     from workbench.jobs.inference import EvalConfig
     from workbench.core.templates import load_template
 
@@ -66,11 +68,12 @@ def run(args) -> int:
         name = template.name
     out = Path(args.out) if args.out else None
     ex = ExportConfig(name=out.name if out else name, out_dir=str(out.parent) if out else None, merge=args.merge,
-                      overwrite=args.overwrite, include_data=not args.no_data)
+                      overwrite=args.overwrite, include_data=not args.no_data, zip=args.zip)
     bar = TqdmProgress("export")
     try:
         if args.train_run:
-            path = export_train_run(args.train_run, dataset, model=args.model, export=ex, progress=bar)
+            path = export_train_run(args.train_run, dataset, model=args.model, export=ex, progress=bar,
+                                    force=args.force)
         else:
             cfg = EvalConfig(shots=args.shots, seed=args.seed, method=args.method, calibration=args.calibration,
                              split=args.split, limit=args.limit)
@@ -85,7 +88,7 @@ def run(args) -> int:
         bar.close()
     print(path)
     if args.zip:
-        print(zip_bundle(path))
+        print(path.parent / f"{path.name}.zip")
     import json
     m = json.loads((path / "metrics.json").read_text())["test"]
     a, f = m["accuracy"], m["macro_f1"]

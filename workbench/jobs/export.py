@@ -74,7 +74,8 @@ class ExportConfig:
     n_boot: int = field(default=2000, metadata={"help": "bootstrap replicates for the macro-F1 interval"})
     comparison: bool = field(default=True, metadata={
         "help": "attach the verdict of the latest comparison this template (same content hash) won"})
-    record: bool = field(default=True, metadata={"help": "record the export in the run registry"})
+    record: bool = field(default=True, metadata={"help": "record the export in the run registry (once it is complete)"})
+    zip: bool = field(default=False, metadata={"help": "also write <out_dir>/<name>.zip (before the export is recorded)"})
 
 
 
@@ -223,6 +224,7 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
     parent = Path(ex.out_dir) if ex.out_dir else paths.exports_dir()
     parent.mkdir(parents=True, exist_ok=True)
     final = _inside(parent, name)
+    clean_export_debris(parent, name)
     if final.exists() and not ex.overwrite:
         raise ConfigError(f"Bundle {final} already exists.", hint="Pick another name, or pass overwrite (--overwrite).")
     if template.task != "classification":
@@ -381,6 +383,10 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _drop_stale_zip(final)
+    if ex.zip:
+        zip_bundle(final)
+    # Recorded last: a row in the registry means a complete bundle (and zip) is on disk.
     if ex.record:
         from workbench.storage.runs import RunRegistry
 
@@ -426,19 +432,36 @@ def _swap_in(tmp: Path, final: Path) -> None:
 
 
 def export_train_run(run_dir: str | Path, dataset, *, session=None, model: str | None = None,
-                     export: ExportConfig | None = None, progress: ProgressFn | None = None) -> Path:
+                     export: ExportConfig | None = None, progress: ProgressFn | None = None,
+                     force: bool = False) -> Path:
     """Export a LoRA training run folder: its adapter, template, train config and its test
-    results (`adapter_results.json`, else evaluated now)."""
+    results (`adapter_results.json`, else evaluated now). A run that did not finish (still
+    running, interrupted by a dead process, failed) is refused unless `force`; then its state
+    goes into train_config.json and the model card."""
     from workbench.jobs.inference import EvalResult
     from workbench.core.templates import load_template
+    from workbench.jobs.training import read_status
 
     run_dir = Path(run_dir)
+    st = read_status(run_dir) if (run_dir / "log.jsonl").exists() else {"state": "done"}
+    where = f"step {st.get('step')} of {st.get('total_steps')}"
+    if st["state"] in ("running", "pending") and not force:
+        raise ConfigError(f"Training run {run_dir.name} is still training ({where}).",
+                          hint="Wait until it ends, or cancel it (the best adapter is kept), then export.")
+    if st["state"] in ("interrupted", "failed") and not force:
+        why = "its process died before it finished" if st["state"] == "interrupted" else f"it failed: {st.get('error')}"
+        raise ConfigError(f"Training run {run_dir.name} was {st['state']} at {where}: {why}.",
+                          hint="Its adapter is the best one saved before that. Export it anyway with --force "
+                               "(force=True; the model card says the run did not finish), or train again.")
     ad = run_dir / "adapter"
     if not (ad / "adapter_config.json").exists():
         raise ModelError(f"Training run {run_dir} has no finished adapter ({ad}/adapter_config.json is missing).",
                          hint="Wait for the run to save an adapter, or pick another run.")
     template = load_template(ad / "template.yaml")
     tc = json.loads((ad / "train_config.json").read_text()) if (ad / "train_config.json").exists() else None
+    if st["state"] != "done":
+        tc = {**(tc or {}), "run_state": {k: st.get(k) for k in ("state", "step", "total_steps", "stop_reason")}
+              | {"forced": bool(force)}}
     res = EvalResult.load(run_dir / "adapter_results.json") if (run_dir / "adapter_results.json").exists() else None
     base = EvalResult.load(run_dir / "base_results.json") if (run_dir / "base_results.json").exists() else None
     if res is not None and model is None:
@@ -451,10 +474,98 @@ def zip_bundle(path: str | Path, dest: str | Path | None = None) -> Path:
     """The bundle folder as `<name>.zip` (entries under `<name>/`), written atomically."""
     path = Path(path)
     verify_bundle(path)
-    dest = Path(dest) if dest else path.with_suffix(".zip")
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        for rel in [*_list_files(path), MANIFEST]:
-            z.write(path / rel, f"{path.name}/{rel}")
-    os.replace(tmp, dest)
+    dest = Path(dest) if dest else path.parent / f"{path.name}.zip"
+    _clean(dest.parent.glob(f".{glob_escape(dest.name)}.tmp-*"), [])
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for rel in [*_list_files(path), MANIFEST]:
+                z.write(path / rel, f"{path.name}/{rel}")
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return dest
+
+
+# ---------------------------------------------------------------------------- debris of killed exports
+_DEBRIS_RX = re.compile(r"^\.(?P<name>.+?)\.(?P<kind>tmp|old|zip\.tmp)-(?P<pid>\d+)(?:-\d+)?$")
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
+def _owner_gone(p: Path) -> bool:
+    from workbench.jobs.bundle import _pid_alive
+
+    m = _DEBRIS_RX.match(p.name)
+    if not m:
+        return False
+    pid = int(m.group("pid"))
+    return pid != os.getpid() and not _pid_alive(pid)
+
+
+def _clean(paths, done: list[str]) -> list[str]:
+    for p in paths:
+        if _owner_gone(p):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            done.append(f"removed {p}")
+    return done
+
+
+def _zip_manifest(z: Path, name: str) -> bytes | None:
+    try:
+        with zipfile.ZipFile(z) as f:
+            return f.read(f"{name}/{MANIFEST}")
+    except (zipfile.BadZipFile, KeyError, OSError):
+        return None
+
+
+def _drop_stale_zip(final: Path, done: list[str] | None = None) -> None:
+    """Remove <name>.zip beside a bundle folder when it is not that folder's zip (an export was
+    killed after the new folder went in, before its zip was rewritten)."""
+    z = final.parent / f"{final.name}.zip"
+    if not z.is_file() or not (final / MANIFEST).is_file():
+        return
+    inside = _zip_manifest(z, final.name)
+    if inside is not None and inside != (final / MANIFEST).read_bytes():
+        z.unlink(missing_ok=True)
+        if done is not None:
+            done.append(f"removed stale {z}")
+
+
+def clean_export_debris(parent: str | Path, name: str | None = None) -> list[str]:
+    """Clean up after exports that were killed (SIGKILL, power loss) in `parent`, for bundle
+    `name` or all: temp folders and zip temp files of dead processes go; a previous bundle moved
+    aside (`.NAME.old-*`) goes back into place when the new one never arrived, else goes; a zip
+    that does not match its folder goes. Files of live exports are left alone. Returns what
+    was done."""
+    parent = Path(parent)
+    if not parent.is_dir():
+        return []
+    done: list[str] = []
+    pat = glob_escape(name) if name else "*"
+    _clean(parent.glob(f".{pat}.tmp-*"), done)
+    _clean(parent.glob(f".{pat}.zip.tmp-*"), done)
+    for old in sorted(parent.glob(f".{pat}.old-*")):
+        m = _DEBRIS_RX.match(old.name)
+        if not m or m.group("kind") != "old" or not _owner_gone(old):
+            continue
+        final = parent / m.group("name")
+        if not final.exists() and (old / MANIFEST).is_file():
+            os.replace(old, final)
+            done.append(f"restored {final} from {old.name}")
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+            done.append(f"removed {old}")
+    for final in ([parent / name] if name else [p for p in parent.iterdir() if p.is_dir()]):
+        _drop_stale_zip(final, done)
+    return done
+
+

@@ -48,6 +48,24 @@ def _fmt_ci(d: dict) -> str:
     return f"{d['value']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
 
 
+def training_section(train_config: dict) -> list[str]:
+    """The card's "Training" section; a run that did not finish (interrupted, cancelled, failed)
+    and was exported anyway says so first."""
+    lines = ["## Training", ""]
+    rs = train_config.get("run_state") or {}
+    if rs.get("state") and rs["state"] != "done":
+        lines += [f"> **Warning: this training run did not finish: it was {rs['state']} at step {rs.get('step')} of "
+                  f"{rs.get('total_steps')}** ({rs.get('stop_reason') or 'no reason recorded'}). The adapter is the "
+                  "best one saved before that" + (", exported with --force (force=True)." if rs.get("forced") else ".")
+                  + " Its numbers below were measured on that adapter.", ""]
+    keys = [k for k in ("mode", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "lr", "epochs",
+                        "max_steps", "batch_size", "grad_accum", "seed", "shots_per_class", "step") if k in train_config]
+    lines += ["| setting | value |", "|---|---|"]
+    lines += [f"| {k} | `{train_config[k]}` |" for k in keys]
+    lines += ["", "The full configuration is in `train_config.json`.", ""]
+    return lines
+
+
 def model_card(manifest: dict, metrics: dict, template, config, train_config: dict | None) -> str:
     base = manifest["base_model"]
     has_adapter = bool(manifest["adapter"])
@@ -80,11 +98,7 @@ def model_card(manifest: dict, metrics: dict, template, config, train_config: di
               f"- scoring: {config.shots}-shot (seed {config.seed}, {config.sampling}), method `{config.method}`, "
               f"calibration `{config.calibration}`", ""]
     if train_config:
-        keys = [k for k in ("mode", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "lr", "epochs",
-                            "max_steps", "batch_size", "grad_accum", "seed", "shots_per_class", "step") if k in train_config]
-        lines += ["## Training", "", "| setting | value |", "|---|---|"]
-        lines += [f"| {k} | `{train_config[k]}` |" for k in keys]
-        lines += ["", "The full configuration is in `train_config.json`.", ""]
+        lines += training_section(train_config)
     lines += ["## Results", "", f"Test split, {t['n']} examples, {conf}% confidence intervals "
               "(accuracy: Wilson; macro-F1: percentile bootstrap).", "",
               "| model | accuracy | macro-F1 | majority baseline |", "|---|---|---|---|"]
