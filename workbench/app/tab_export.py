@@ -82,6 +82,9 @@ def start_export(state: UIState, model: str, template_yaml: str, source: str, tr
             template = load_template(info["yaml"])
         elif not train_run:
             raise ConfigError("No training run is selected.", hint="Pick one in the list (↻ refreshes it).")
+        else:
+            from workbench import paths
+            paths.check_server_path(train_run, "training run", roots=[paths.train_dir()])
         base_name = (name or "").strip() or (template.name if template else train_run.rstrip("/").split("/")[-1])
         export = ExportConfig(name=sanitize_name(base_name), merge=bool(merge), overwrite=True)
         cfg = EvalConfig(shots=int(shots or 0), seed=int(seed or 0), method=method or "acc", split=split or "test",
@@ -154,6 +157,8 @@ def import_file(path: str, overwrite: bool = False) -> str:
     with user_errors("Importing"):
         if not path:
             raise ConfigError("No file was uploaded.", hint="Drop a bundle .zip or a template YAML first.")
+        from workbench import paths
+        paths.check_server_path(path, "file")
         written = import_path(path, overwrite=bool(overwrite))
         return "Imported into your templates:\n" + "\n".join(f"- `{p}`" for p in written)
 

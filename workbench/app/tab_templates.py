@@ -161,6 +161,9 @@ def import_template(state: UIState, file: str | None, pasted: str, name: str | N
         src = file if file else (pasted or "")
         if not str(src).strip():
             raise gr.Error("Upload a YAML file or paste its text first.", print_exception=False)
+        if file:
+            from workbench import paths
+            paths.check_server_path(str(src), "file")
         ts = load_templates(Path(src) if file else src)
         names = [t.name for t in ts]
         names_update = names

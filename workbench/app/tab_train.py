@@ -38,7 +38,11 @@ def _run_dir(run_dir: str):
     from workbench.paths import train_dir
     from workbench.jobs.training import LOG_NAME
 
+    from workbench import paths
+
     p = Path((run_dir or "").strip())
+    if (run_dir or "").strip() and paths.server_paths_restricted():
+        paths.check_server_path(str(p), "training run", roots=[train_dir()])
     ok = bool((run_dir or "").strip()) and ((p / LOG_NAME).is_file()
                                              or (p.is_dir() and p.resolve().parent == train_dir().resolve()))
     if not ok:
