@@ -349,3 +349,16 @@ def test_cli_zip_predict_leaves_no_temp_folder(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "p.csv").exists()
     assert not list(tmpdir.glob("wb-bundle-*"))
+
+
+def test_zip_of_a_bundle_with_lm_eval_output_loads(tmp_path):
+    """lm_eval_out/ (where the card's lm_eval command writes) is allowed in a folder but not
+    listed in the manifest: zip_bundle leaves it out, so the zip passes unzip's checks."""
+    from workbench.jobs.export import load_bundle, zip_bundle
+
+    root = make_bundle(tmp_path)
+    (root / "lm_eval_out").mkdir()
+    (root / "lm_eval_out" / "results.json").write_text("{}")
+    z = zip_bundle(root)
+    with load_bundle(z, session=_Session()) as b:
+        assert not (b.path / "lm_eval_out").exists()

@@ -473,13 +473,14 @@ def export_train_run(run_dir: str | Path, dataset, *, session=None, model: str |
 def zip_bundle(path: str | Path, dest: str | Path | None = None) -> Path:
     """The bundle folder as `<name>.zip` (entries under `<name>/`), written atomically."""
     path = Path(path)
-    verify_bundle(path)
+    manifest = verify_bundle(path)
     dest = Path(dest) if dest else path.parent / f"{path.name}.zip"
     _clean(dest.parent.glob(f".{glob_escape(dest.name)}.tmp-*"), [])
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            for rel in [*_list_files(path), MANIFEST]:
+            # only what the manifest lists (not lm_eval_out/ and the like): unzip accepts nothing else
+            for rel in [*sorted(manifest["files"]), MANIFEST]:
                 z.write(path / rel, f"{path.name}/{rel}")
         os.replace(tmp, dest)
     except BaseException:
