@@ -203,3 +203,25 @@ def test_live_restricted_server_refuses_load_data_of_a_server_file(tmp_path, res
         assert "data folders" in str(e.value)
     finally:
         demo.close()
+
+
+def test_template_refs_must_be_library_or_user_templates(tmp_path, restricted):
+    """The library dropdowns send 'path::name'; a client may send any path. Restricted, only
+    the template library and the user's template folder are read."""
+    import gradio as gr
+
+    from workbench.app.common import UIState
+    from workbench.app.tab_compare import library_yaml
+    from workbench.app.tab_templates import load_template_into_editor
+    from workbench.paths import library_dir
+
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("name: leak\ninput: 'the secret {{ x }}'\nanswer_choices: {a: [a], b: [b]}\n")
+    with pytest.raises(gr.Error, match="data folders") as e:
+        load_template_into_editor(UIState(), f"{secret}::leak", "", True)
+    assert "the secret" not in str(e.value)
+    with pytest.raises(gr.Error, match="data folders"):
+        library_yaml(f"{secret}::leak")
+    lib = library_dir() / "bbc_headline_topic.yaml"
+    assert "Headline" in load_template_into_editor(UIState(), str(lib), "", True)[1]
+    assert "Headline" in library_yaml(f"{lib}::bbc_headline_topic")

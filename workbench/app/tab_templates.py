@@ -94,6 +94,8 @@ def load_template_into_editor(state: UIState, ref: str, current_yaml: str, disca
         if not _guard(state, current_yaml, discard):
             return state, current_yaml, _edit_status(state, current_yaml)
         path, name = _split_ref(ref)
+        from workbench import paths
+        paths.check_server_path(path, "template", roots=[paths.library_dir(), paths.user_templates_dir()])
         t = load_template(path, name=name) if name else load_template(path)
         text = t.to_yaml()
         state.saved_yaml, state.template_path = text, path

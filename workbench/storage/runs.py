@@ -181,7 +181,7 @@ class RunRecord:
     seed: int | None = field(default=None, metadata={"help": "Seed used for sampling/splits/training."})
     settings: dict = field(default_factory=dict, metadata={"help": "Run settings (EvalConfig, TrainConfig, ...)."})
     metrics: dict = field(default_factory=dict, metadata={"help": "Headline metrics (accuracy, macro_f1, ...)."})
-    status: str = field(default="done", metadata={"help": "done | running | failed | cancelled."})
+    status: str = field(default="done", metadata={"help": "done | running | failed | cancelled | interrupted (its process died)."})
     payload_path: str | None = field(default=None, metadata={"help": "Folder or file holding large artefacts outside the DB (training output, bundle)."})
     settings_key: str | None = field(default=None, metadata={"help": "settings_key(settings), used to find identical runs."})
 
