@@ -340,3 +340,51 @@ def test_real_cli_train_killed_then_export(tmp_path, session, bbc):
     card = (path / "README.md").read_text()
     assert "interrupted" in card and f"of {st['total_steps']}" in card
     assert json.loads((path / "train_config.json").read_text())["run_state"]["state"] == "interrupted"
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_server_killed_mid_training(tmp_path, workbench_home):
+    """`workbench serve` (a real server process on loopback) trains through /train_start and is
+    killed with SIGKILL mid-run: the run reads as interrupted, and the Train tab's handlers say
+    so instead of "still training"."""
+    import socket
+
+    import gradio as gr
+    from gradio_client import Client
+
+    from workbench.app.tab_train import train_attach, train_status
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                          "--no-browser", "--data", "bbc"],
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.monotonic()
+        while True:
+            try:
+                c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                assert p.poll() is None and time.monotonic() - t0 < 300, "server did not start"
+                time.sleep(1)
+        c.predict("bbc", None, "", None, None, 0, api_name="/load_data")
+        # k=2 per class, 500 steps, no dev evaluation: it trains for minutes unless killed
+        args = ["k per class", 2, 8, 16, 0.05, [], 5e-4, 1, 500, 4, 1, 64, 0.1, 0, 0, 3, "lm", 10, 10]
+        run_dir = c.predict(TEMPLATE.read_text(), "default", *args, api_name="/train_start")[0]
+        while True:
+            st = c.predict(run_dir, api_name="/train_status")
+            if st["state"] == "running" and st["step"] >= 1:
+                break
+            assert st["state"] in ("pending", "running") and time.monotonic() - t0 < 600, st
+            time.sleep(0.5)
+    finally:
+        _kill(p)
+    st = train_status(run_dir)
+    assert st["state"] == "interrupted" and st["step"] >= 1, st
+    with pytest.raises(gr.Error) as e:
+        train_attach("default", run_dir)
+    assert "still training" not in str(e.value)
