@@ -227,8 +227,8 @@ def test_binding_and_auth_flags(monkeypatch, capsys):
         main.parse_auth("nopassword")
     assert main.is_loopback("127.0.0.1") and main.is_loopback("localhost") and main.is_loopback("::1")
     assert not main.is_loopback("0.0.0.0") and not main.is_loopback("192.168.1.10")
-    # A public bind without auth warns before anything starts (build_app is stubbed out to
-    # stop right there: only the check is under test).
+    # A public bind without auth needs --insecure and then warns before anything starts
+    # (build_app is stubbed out to stop right there: only the check is under test).
     monkeypatch.delenv("WORKBENCH_AUTH")
 
     class Stop(Exception):
@@ -237,10 +237,17 @@ def test_binding_and_auth_flags(monkeypatch, capsys):
     def stop(**kw):
         raise Stop
 
+    from workbench import paths
+
     monkeypatch.setattr(main, "build_app", stop)
-    with pytest.raises(Stop):
-        main.launch(host="0.0.0.0", open_browser=False)
-    assert "without a password" in capsys.readouterr().err
-    with pytest.raises(Stop):
-        main.launch(host="0.0.0.0", auth="a:b", open_browser=False)
-    assert "without a password" not in capsys.readouterr().err
+    try:
+        # without a password it refuses (tests/test_hardening_server.py); --insecure serves with a warning
+        with pytest.raises(Stop):
+            main.launch(host="0.0.0.0", open_browser=False, insecure=True)
+        assert "without a password" in capsys.readouterr().err
+        with pytest.raises(Stop):
+            main.launch(host="0.0.0.0", auth="a:b", open_browser=False)
+        assert "without a password" not in capsys.readouterr().err
+        assert paths.server_paths_restricted()      # beyond loopback, server paths are confined
+    finally:
+        paths.unrestrict_server_paths()

@@ -5,6 +5,7 @@
     templates/     the user's own templates
     train/         training runs (logs, checkpoints, adapters)
     exports/       bundles
+    data/          data files a server exposed beyond loopback may read (see check_server_path)
 """
 from __future__ import annotations
 
@@ -62,3 +63,62 @@ def repo_root() -> Path:
 
 def library_dir() -> Path:
     return repo_root() / "templates_library"
+
+
+# ---------------------------------------------------------------------------- server-side paths
+# When the app is served beyond loopback (`workbench serve --host 0.0.0.0`, --share), a remote
+# user must not read arbitrary files of the host through inputs that take a server path (the
+# Data tab's path, a model folder, a training run folder). `launch()` switches the policy on;
+# the CLI and the Python API never restrict. docs/SECURITY-server.md describes it.
+_SERVER: dict = {"restricted": False, "roots": None, "allowed": set()}
+
+
+def restrict_server_paths(roots=None, allowed: tuple = ()) -> None:
+    """Confine server-side paths to `roots` (default: `server_data_roots()`). `allowed` are specs
+    the operator named at start (the --data and --model of `workbench serve`), always accepted."""
+    _SERVER.update(restricted=True, roots=[Path(r).expanduser() for r in roots] if roots else None,
+                   allowed={str(a) for a in allowed if a})
+
+
+def unrestrict_server_paths() -> None:
+    _SERVER.update(restricted=False, roots=None, allowed=set())
+
+
+def server_paths_restricted() -> bool:
+    return bool(_SERVER["restricted"]) or os.environ.get("WORKBENCH_RESTRICT_PATHS", "").lower() in ("1", "true", "yes")
+
+
+def upload_dir() -> Path:
+    """Where Gradio stores uploaded files (its GRADIO_TEMP_DIR, default <tmp>/gradio)."""
+    import tempfile
+
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+
+
+def server_data_roots() -> list[Path]:
+    """Folders a restricted server may read data from: the configured ones (--data-dir), else
+    $WORKBENCH_HOME/data; always the upload folder; plus $WORKBENCH_DATA_DIRS (os.pathsep-separated)."""
+    roots = list(_SERVER["roots"] or [home() / "data"])
+    roots.append(upload_dir())
+    roots += [Path(p).expanduser() for p in os.environ.get("WORKBENCH_DATA_DIRS", "").split(os.pathsep) if p.strip()]
+    return roots
+
+
+def check_server_path(spec: str, what: str = "path", roots=None) -> str:
+    """`spec` when the server may read it, else a DataError. Unrestricted (CLI, API, loopback
+    app): returned as is. Restricted: the path, with links and '..' resolved, must lie inside
+    one of `roots` (default `server_data_roots()`); returns the resolved path."""
+    if not server_paths_restricted() or str(spec) in _SERVER["allowed"]:
+        return str(spec)
+    from workbench.errors import DataError
+
+    roots = [Path(r).expanduser().resolve() for r in (roots if roots is not None else server_data_roots())]
+    try:
+        full = Path(str(spec)).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):
+        full = None
+    if full is not None and any(full == r or r in full.parents for r in roots):
+        return str(full)
+    raise DataError(f"This server reads {what}s only from its data folders, not {str(spec)[:200]!r}.",
+                    hint="Upload the file instead, or ask whoever runs the server to put it in one of: "
+                         + ", ".join(str(r) for r in roots) + " (workbench serve --data-dir).")

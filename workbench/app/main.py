@@ -107,16 +107,73 @@ def is_loopback(host: str) -> bool:
             return False
 
 
+class LoginLimiter:
+    """The login check Gradio calls (`auth=`), with brute force slowed down: each wrong password
+    waits `delay_s` (asynchronously: other users are not held up), and after `max_failures`
+    wrong passwords within `window_s` seconds every attempt is refused, the right password
+    too, until the oldest failure leaves the window. Gradio gives the check no client address,
+    so the lock is global: a remote guesser can lock the real user out for a minute at a time,
+    which beats being guessed. Defaults: 5 failures a minute, 1 s each
+    ($WORKBENCH_LOGIN_MAX_FAILURES, $WORKBENCH_LOGIN_WINDOW_S, $WORKBENCH_LOGIN_DELAY_S)."""
+
+    def __init__(self, user: str, password: str, *, max_failures: int | None = None, window_s: float | None = None,
+                 delay_s: float | None = None):
+        env = os.environ.get
+        self.user, self.password = user, password
+        self.max_failures = int(max_failures if max_failures is not None else env("WORKBENCH_LOGIN_MAX_FAILURES", 5))
+        self.window_s = float(window_s if window_s is not None else env("WORKBENCH_LOGIN_WINDOW_S", 60))
+        self.delay_s = float(delay_s if delay_s is not None else env("WORKBENCH_LOGIN_DELAY_S", 1.0))
+        self.failures: list[float] = []
+
+    async def check(self, username: str, password: str) -> bool:
+        """Pass the bound method to Gradio: it awaits only what inspect calls a coroutine function."""
+        import asyncio
+        import hmac
+        import time
+
+        now = time.monotonic()
+        self.failures = [t for t in self.failures if now - t < self.window_s]
+        if len(self.failures) >= self.max_failures:
+            log.warning("login refused: %d failed logins in the last %.0f s", len(self.failures), self.window_s)
+            await asyncio.sleep(self.delay_s)
+            return False
+        ok = hmac.compare_digest(str(username).encode(), self.user.encode()) & \
+            hmac.compare_digest(str(password).encode(), self.password.encode())
+        if not ok:
+            self.failures.append(now)
+            await asyncio.sleep(self.delay_s)
+        return bool(ok)
+
+
 def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth: str | None = None,
-           model: str = "default", data: str = "bbc", open_browser: bool = True, block: bool = True):
-    """Start the server (what `workbench serve` calls). Binds loopback unless told otherwise."""
+           model: str = "default", data: str = "bbc", open_browser: bool = True, block: bool = True,
+           insecure: bool = False, data_dirs: list[str] | None = None):
+    """Start the server (what `workbench serve` calls). Binds loopback unless told otherwise.
+
+    Beyond loopback (another host, or share): a password is required unless `insecure`, and
+    server-side paths are confined to the data folders (`data_dirs`, default
+    $WORKBENCH_HOME/data, plus uploads); see docs/SECURITY-server.md."""
+    from workbench import paths
+    from workbench.errors import ConfigError
+
     creds = parse_auth(auth)
-    if (not is_loopback(host) or share) and creds is None:
-        msg = (f"WARNING: the workbench is reachable from other machines ({'a public share link' if share else host}) "
-               "without a password. Anyone who can reach it can run code-free but costly jobs and read your data. "
-               "Add --auth user:pass (or set WORKBENCH_AUTH).")
+    exposed = not is_loopback(host) or share
+    if exposed and creds is None:
+        where = "a public share link" if share else host
+        if not insecure:
+            raise ConfigError(f"Refusing to serve on {where} without a password: anyone who can reach it could run "
+                              "costly jobs and read your data.",
+                              hint="Add --auth user:pass (or set WORKBENCH_AUTH); or, on a network you trust, "
+                                   "pass --insecure to serve without one.")
+        msg = (f"WARNING: the workbench is reachable from other machines ({where}) without a password (--insecure).")
         print(msg, file=sys.stderr)
         log.warning(msg)
+    if exposed:
+        paths.restrict_server_paths(data_dirs, allowed=(data, model))
+        roots = ", ".join(str(r) for r in paths.server_data_roots())
+        print(f"Server-side paths are limited to: {roots}", file=sys.stderr)
+    elif data_dirs:
+        paths.restrict_server_paths(data_dirs, allowed=(data, model))
     demo = build_app(model=model, data=data)
     # Warm the model in the background so the first preview or run does not wait for it.
     import threading
@@ -130,6 +187,24 @@ def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth:
             log.warning("could not load model %s at start: %s", model, e)
 
     threading.Thread(target=_warm, name="warm-model", daemon=True).start()
-    demo.launch(server_name=host, server_port=port, share=share, auth=creds, inbrowser=open_browser,
-                prevent_thread_lock=not block, show_error=False, **launch_kwargs())
+    _clean_debris()
+    demo.launch(server_name=host, server_port=port, share=share, auth=LoginLimiter(*creds).check if creds else None,
+                inbrowser=open_browser, prevent_thread_lock=not block, show_error=False, **launch_kwargs())
     return demo
+
+
+def _clean_debris() -> None:
+    """What killed processes left behind: temp folders of exports and zip bundles, and training
+    runs whose process died (read_status marks them interrupted)."""
+    try:
+        from workbench import paths
+        from workbench.jobs.bundle import sweep_temp_folders
+        from workbench.jobs.export import clean_export_debris
+        from workbench.jobs.training import list_runs
+
+        for line in clean_export_debris(paths.exports_dir()):
+            log.info("cleanup: %s", line)
+        sweep_temp_folders()
+        list_runs()
+    except Exception as e:  # noqa: BLE001 - a cleanup problem must not stop the server
+        log.warning("cleanup at start failed: %s", e)

@@ -48,6 +48,8 @@ def library_yaml(choice: str) -> str:
         return gr.skip()
     with user_errors("Loading the template"):
         path, _, name = choice.rpartition("::")
+        from workbench import paths
+        paths.check_server_path(path or choice, "template", roots=[paths.library_dir(), paths.user_templates_dir()])
         return load_template(path or choice, name=name or None).to_yaml()
 
 

@@ -33,6 +33,27 @@ def _spec(source: str | None, upload: str | None, path: str | None) -> str:
     raise DataError("No dataset chosen.", hint="Pick a built-in dataset, upload a file, or type a path.")
 
 
+def check_spec(spec: str) -> str:
+    """Refuse server files outside the data folders when the app is served beyond loopback
+    (built-in datasets, BIG-bench task names and hub ids are not server paths)."""
+    from workbench import paths
+    from workbench.core.data import builtin_datasets
+    from workbench.errors import DataError
+
+    if not paths.server_paths_restricted():
+        return spec
+    if spec in {b["name"] for b in builtin_datasets()} or spec.startswith("hf:"):
+        return spec
+    if spec.startswith("bigbench:"):
+        task = spec[len("bigbench:"):]
+        if ".." in task.split("/") or task.startswith(("/", "~")):
+            raise DataError(f"{spec!r} is not a task name (this server reads only its data folders).",
+                            hint="Write bigbench:TASK or bigbench:TASK/SUBTASK.")
+        return spec
+    paths.check_server_path(spec, "data file")
+    return spec
+
+
 def split_sizes(ds, seed: int = 0) -> str:
     """Markdown: the train/dev/test split sizes (the Run tab uses the same split)."""
     from workbench.core.data import split_dataset
@@ -77,7 +98,7 @@ def load_data(state: UIState, source: str, upload: str | None, path: str, text_c
     """Load a dataset for this session. Returns (state, summary, splits, class-balance plot,
     first page of rows, page label, text-column choice, label-column choice)."""
     with user_errors("Loading the data"):
-        spec = _spec(source, upload, path)
+        spec = check_spec(_spec(source, upload, path))
         ds = get_dataset(spec, text_column or None, label_column or None)
         state = state or UIState()
         state.data_spec, state.text_column, state.label_column = spec, ds.text_column, ds.label_column

@@ -75,6 +75,7 @@ def export_spec(state: UIState, model: str, template_yaml: str, source: str, tra
     else:
         if not train_run:
             raise ConfigError("No training run is selected.", hint="Pick one in the list (↻ refreshes it).")
+        paths.check_server_path(train_run, "training run", roots=[paths.train_dir()])
         ad = Path(train_run) / "adapter" / "template.yaml"
         if not ad.exists():
             raise ConfigError(f"Training run {Path(train_run).name} has no saved adapter yet.",
@@ -173,6 +174,8 @@ def import_file(path: str, overwrite: bool = False) -> str:
     with user_errors("Importing"):
         if not path:
             raise ConfigError("No file was uploaded.", hint="Drop a bundle .zip or a template YAML first.")
+        from workbench import paths
+        paths.check_server_path(path, "file")
         written = import_path(path, overwrite=bool(overwrite))
         return "Imported into your templates:\n" + "\n".join(f"- `{p}`" for p in written)
 

@@ -94,6 +94,8 @@ def load_template_into_editor(state: UIState, ref: str, current_yaml: str, disca
         if not _guard(state, current_yaml, discard):
             return state, current_yaml, _edit_status(state, current_yaml)
         path, name = _split_ref(ref)
+        from workbench import paths
+        paths.check_server_path(path, "template", roots=[paths.library_dir(), paths.user_templates_dir()])
         t = load_template(path, name=name) if name else load_template(path)
         text = t.to_yaml()
         state.saved_yaml, state.template_path = text, path
@@ -161,6 +163,9 @@ def import_template(state: UIState, file: str | None, pasted: str, name: str | N
         src = file if file else (pasted or "")
         if not str(src).strip():
             raise gr.Error("Upload a YAML file or paste its text first.", print_exception=False)
+        if file:
+            from workbench import paths
+            paths.check_server_path(str(src), "file")
         ts = load_templates(Path(src) if file else src)
         names = [t.name for t in ts]
         names_update = names

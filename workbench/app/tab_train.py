@@ -22,7 +22,7 @@ from workbench.app.common import (Ctx, UIState, command_markdown, empty_figure, 
 POLL_S = 1.5
 MODES = ["lm", "head"]
 DATA_ALL, DATA_K = "all of the train split", "k per class"
-FINISHED = ("done", "cancelled", "failed", "stale")
+FINISHED = ("done", "cancelled", "failed", "interrupted")
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -33,7 +33,11 @@ def _run_dir(run_dir: str):
     from workbench.paths import train_dir
     from workbench.jobs.training import LOG_NAME
 
+    from workbench import paths
+
     p = Path((run_dir or "").strip())
+    if (run_dir or "").strip() and paths.server_paths_restricted():
+        paths.check_server_path(str(p), "training run", roots=[train_dir()])
     ok = bool((run_dir or "").strip()) and ((p / LOG_NAME).is_file()
                                              or (p.is_dir() and p.resolve().parent == train_dir().resolve()))
     if not ok:
@@ -230,7 +234,7 @@ def train_start(state: UIState, template_yaml: str, model: str, data_mode: str, 
 
 
 def train_status(run_dir: str) -> dict:
-    """The run's status: {"state": pending|running|done|cancelled|failed|stale, "step",
+    """The run's status: {"state": pending|running|done|cancelled|failed|interrupted, "step",
     "total_steps", "loss", "lr", "steps_per_s", "eta_s", "dev_accuracy", "dev_macro_f1",
     "dev_per_class_f1", "best_step", "phase", "has_adapter", "stop_reason", "error", "result"
     (true once result.json is written), ...}; {"state": "unknown"} for no run."""
@@ -298,6 +302,9 @@ def train_attach(model: str, run_dir: str):
         # refuses while a job holds the model, and an adapter of another base model (session.py)
         session.attach_adapter(str(adapter))
         msg = f"Adapter of **{p.name}** attached: every tab now scores with it. Detach to go back."
+        if st["state"] == "interrupted":
+            msg += (f" Note: this run was interrupted at step {st.get('step')} of {st.get('total_steps')} "
+                    "(its process died); the adapter is the best one saved before that.")
         if (adapter / "head.safetensors").exists():
             # Head mode trains a classifier the verbalizer scoring never reads (docs/TRAINING.md).
             msg += (" ⚠ This run trained a classification head (mode: head): the tabs score verbalizers with "

@@ -33,7 +33,9 @@ def register(sub) -> None:
     p.add_argument("--merge", action="store_true", help="merge the adapter into the base weights (model/ folder)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     p.add_argument("--no-data", action="store_true", help="leave out data/*.jsonl (no lm-eval task then)")
-    p.add_argument("--zip", action="store_true", help="also write <out>.zip")
+    p.add_argument("--zip", action="store_true", help="also write <out>.zip (the export is recorded once both exist)")
+    p.add_argument("--force", action="store_true",
+                   help="export a training run that did not finish (interrupted, failed); the model card says so")
     from workbench.core.config import EvalConfig
 
     add_config_args(p, EvalConfig, title="evaluation (EvalConfig) of the exported template")
@@ -49,7 +51,7 @@ def spec_from_args(args):
 
     dataset = dataset_from_args(args)
     opts = {"out": args.out, "merge": args.merge, "overwrite": args.overwrite, "no_data": args.no_data,
-            "zip": args.zip}
+            "zip": args.zip, "force": args.force}
     if args.train_run:
         ad = Path(args.train_run) / "adapter"
         if not (ad / "template.yaml").exists():
@@ -84,7 +86,7 @@ def run(args) -> int:
         bar.close()
     print(path)
     if args.zip:
-        print(Path(path).with_suffix(".zip"))
+        print(path.parent / f"{path.name}.zip")
     import json
     m = json.loads((path / "metrics.json").read_text())["test"]
     a, f = m["accuracy"], m["macro_f1"]

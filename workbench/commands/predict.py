@@ -77,17 +77,18 @@ def run(args) -> int:
     from workbench.commands.common import TqdmProgress
 
     clf = load_bundle(args.bundle, model=args.model, force=args.force, device=args.device, dtype=args.dtype)
-    df = read_table(args.input)
-    if args.text_column:
-        if args.text_column not in df.columns:
-            raise DataError(f"{args.input} has no column '{args.text_column}' (columns: {', '.join(map(str, df.columns))}).",
-                            hint="Pass one of those to --text-column.")
-        df = df.rename(columns={args.text_column: clf.input_column()})
-    bar = TqdmProgress("predict")
-    try:
-        out = clf.predict_frame(df, batch_size=args.batch_size, progress=bar)
-    finally:
-        bar.close()
+    with clf:   # a .zip bundle's temp folder is removed however this ends
+        df = read_table(args.input)
+        if args.text_column:
+            if args.text_column not in df.columns:
+                raise DataError(f"{args.input} has no column '{args.text_column}' (columns: "
+                                f"{', '.join(map(str, df.columns))}).", hint="Pass one of those to --text-column.")
+            df = df.rename(columns={args.text_column: clf.input_column()})
+        bar = TqdmProgress("predict")
+        try:
+            out = clf.predict_frame(df, batch_size=args.batch_size, progress=bar)
+        finally:
+            bar.close()
     write_table(out, args.out)
     counts = out["pred"].value_counts().to_dict()
     print(f"{len(out)} rows → {args.out}  ({', '.join(f'{k}: {v}' for k, v in counts.items())})", file=sys.stderr)

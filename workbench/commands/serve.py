@@ -7,7 +7,12 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (needs internet)")
-    p.add_argument("--auth", default=None, help="user:pass (or set WORKBENCH_AUTH)")
+    p.add_argument("--auth", default=None, help="user:pass (or set WORKBENCH_AUTH); required beyond loopback")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow serving beyond loopback without --auth (only on a network you trust)")
+    p.add_argument("--data-dir", action="append", default=None, metavar="DIR",
+                   help="a folder remote users may load data from (repeatable; default $WORKBENCH_HOME/data); "
+                        "beyond loopback, server paths outside these folders and uploads are refused")
     p.add_argument("--model", default="default", help="model to load at start")
     p.add_argument("--data", default="bbc", help="dataset to open at start")
     p.add_argument("--no-browser", action="store_true")
@@ -18,5 +23,5 @@ def run(args) -> int:
     from workbench.app.main import launch
 
     launch(host=args.host, port=args.port, share=args.share, auth=args.auth, model=args.model, data=args.data,
-           open_browser=not args.no_browser)
+           open_browser=not args.no_browser, insecure=args.insecure, data_dirs=args.data_dir)
     return 0

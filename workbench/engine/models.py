@@ -139,6 +139,9 @@ def resolve_model(name: str = DEFAULT_MODEL, *, revision: str | None = None) -> 
             return _from_hub(name, revision)
         return _from_gguf(name, default_gguf_path(), DEFAULT_HUB_ID, "default-gguf")
     path = Path(name).expanduser()
+    if path.suffix == ".gguf" or path.exists():
+        from workbench.paths import check_server_path, models_dir as _md, server_data_roots
+        check_server_path(name, "model", roots=[*server_data_roots(), _md()])
     if path.suffix == ".gguf":
         if not path.exists():
             raise ModelError(f"GGUF file not found: {path}", hint="Check the path.")

@@ -1,4 +1,4 @@
-"""Bundles: the winning template, its adapter and the evidence, in one folder that runs anywhere.
+"""Writing bundles: the winning template, its adapter and the evidence, in one folder that runs anywhere.
 
     path = export_bundle(template, dataset, session=get_session("default"), config=EvalConfig(limit=200),
                          adapter="train/run1/adapter", export=ExportConfig(name="best", out_dir="out"))
@@ -25,14 +25,20 @@ Bundle layout (docs/EXPORT.md has the details):
     manifest.json          format version, versions, model identity + tokenizer hash, sha256 of every file
 
 An export is built in a hidden temporary folder next to the target and renamed into place at
-the end, so an interrupted export never leaves a half bundle. Names are sanitized and every
-path is checked to stay inside its folder (on export, on load and on zip extraction).
-Checksums catch corrupted or edited files; they are not signatures.
+the end, so an interrupted export never leaves a half bundle; the debris of a killed export
+(`.NAME.tmp-*`, `.NAME.old-*`, `.NAME.zip.tmp-*`) is cleaned up by the next export into the
+same folder (`clean_export_debris`), and the registry row is written only once the bundle
+(and its zip) is complete. Names are sanitized and every path is checked to stay inside its
+folder (on export, on load and on zip extraction).
+
+This module writes; reading and verifying live in `workbench.jobs.bundle`, the model card in
+`workbench.jobs.model_card`. The reading names (`load_bundle`, `verify_bundle`, `import_path`,
+`unzip_bundle`, `Bundle`, ...) are re-exported here, so `from workbench.jobs.export import
+load_bundle` keeps working.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -42,15 +48,16 @@ import time
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from workbench.errors import ConfigError, DataError, ModelError, TemplateError
 from workbench.core.fileutil import sha256_file
-
-FORMAT = "prompt-workbench-bundle"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-ProgressFn = Callable[[int, int], None]
+from workbench.errors import ConfigError, DataError, ModelError, TemplateError
+# Reading names re-exported for `from workbench.jobs.export import ...` callers.
+from workbench.jobs.bundle import (FORMAT, FORMAT_VERSION, MANIFEST, Bundle, ProgressFn,  # noqa: F401
+                                   _inside, _list_files, _restore_adapter, check_manifest, import_path,
+                                   load_bundle, max_bundle_bytes, read_jsonl_frame, sanitize_name,
+                                   sweep_temp_folders, tokenizer_fingerprint, unzip_bundle, verify_bundle)
+from workbench.jobs.model_card import _fmt_ci, model_card, per_class_svg  # noqa: F401
 
 
 # ---------------------------------------------------------------------------- config
@@ -67,46 +74,12 @@ class ExportConfig:
     n_boot: int = field(default=2000, metadata={"help": "bootstrap replicates for the macro-F1 interval"})
     comparison: bool = field(default=True, metadata={
         "help": "attach the verdict of the latest comparison this template (same content hash) won"})
-    record: bool = field(default=True, metadata={"help": "record the export in the run registry"})
+    record: bool = field(default=True, metadata={"help": "record the export in the run registry (once it is complete)"})
+    zip: bool = field(default=False, metadata={"help": "also write <out_dir>/<name>.zip (before the export is recorded)"})
 
-
-_NAME_RX = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def sanitize_name(name: str) -> str:
-    """A safe single path component: other characters become '-', leading dots and dashes
-    go (no hidden files, no '..'), at most 80 characters."""
-    s = _NAME_RX.sub("-", str(name or "")).strip(".-_")[:80].strip(".-_")
-    if not s:
-        raise ConfigError(f"Export name {name!r} has no usable characters.",
-                          hint="Use letters, digits, '.', '_' or '-', e.g. bbc-best.")
-    return s
-
-
-def _inside(root: Path, rel: str) -> Path:
-    """root/rel, refusing absolute paths and anything that resolves outside root."""
-    p = Path(rel)
-    if p.is_absolute() or ".." in p.parts or rel.startswith(("/", "\\")) or "\\" in rel:
-        raise DataError(f"Path {rel!r} in the bundle points outside it.",
-                        hint="The bundle was edited or built by something else; re-export it.")
-    full = (root / p).resolve()
-    if full != root.resolve() and root.resolve() not in full.parents:
-        raise DataError(f"Path {rel!r} in the bundle points outside it.",
-                        hint="The bundle was edited or built by something else; re-export it.")
-    return full
 
 
 # ---------------------------------------------------------------------------- helpers
-def tokenizer_fingerprint(tok) -> str:
-    """sha256 of what decides token ids and prompts: the vocabulary (incl. added tokens), the
-    special tokens and the chat template. Not tokenizer.json itself, whose serialization
-    changes between `tokenizers` versions while the tokenizer does not."""
-    d = {"vocab": sorted(tok.get_vocab().items()),
-         "special": sorted(map(str, getattr(tok, "all_special_tokens", []) or [])),
-         "bos": getattr(tok, "bos_token", None), "eos": getattr(tok, "eos_token", None),
-         "chat_template": getattr(tok, "chat_template", None)}
-    return hashlib.sha256(json.dumps(d, ensure_ascii=False, default=str).encode()).hexdigest()
-
 
 def _plain(v: Any) -> Any:
     if hasattr(v, "item") and not isinstance(v, (str, bytes)):
@@ -128,17 +101,6 @@ def _write_jsonl(path: Path, df, columns: Sequence[str], with_index: bool = Fals
                 rec["_index"] = _plain(idx)
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
-
-def read_jsonl_frame(path: Path):
-    """A JSONL file as a DataFrame; an `_index` column becomes the index."""
-    import pandas as pd
-
-    recs = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    df = pd.DataFrame.from_records(recs)
-    if "_index" in df.columns:
-        df = df.set_index("_index")
-        df.index.name = None
-    return df
 
 
 def _versions() -> dict:
@@ -224,39 +186,6 @@ def _comparison_for(template_hash: str) -> dict | None:
             "verdicts": [v.get("text") for v in payload.get("verdicts", []) if name in (v.get("a"), v.get("b"))]}
 
 
-# ---------------------------------------------------------------------------- plot
-def per_class_svg(per_class: dict, title: str = "Per-class precision, recall and F1") -> str:
-    """A grouped bar chart as plain SVG (kaleido/matplotlib are not dependencies)."""
-    import html
-
-    labels = list(per_class)
-    series = [("precision", "#6366f1"), ("recall", "#22c55e"), ("f1", "#f59e0b")]
-    w_group, bar = 66, 18
-    left, top, h = 48, 40, 200
-    width = left + max(1, len(labels)) * w_group + 20
-    height = top + h + 70
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="sans-serif" font-size="11">',
-           f'<text x="{left}" y="18" font-size="13" font-weight="bold">{html.escape(title)}</text>']
-    for i, (s, color) in enumerate(series):
-        out.append(f'<rect x="{left + i * 80}" y="26" width="10" height="10" fill="{color}"/>'
-                   f'<text x="{left + i * 80 + 14}" y="35">{s}</text>')
-    for t in range(0, 11, 2):
-        y = top + h - t / 10 * h
-        out.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>'
-                   f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{t / 10:.1f}</text>')
-    for j, lab in enumerate(labels):
-        x0 = left + j * w_group + 6
-        for i, (s, color) in enumerate(series):
-            v = max(0.0, min(1.0, float(per_class[lab].get(s, 0.0))))
-            out.append(f'<rect x="{x0 + i * bar}" y="{top + h - v * h:.1f}" width="{bar - 2}" '
-                       f'height="{v * h:.1f}" fill="{color}"><title>{html.escape(lab)} {s} {v:.3f}</title></rect>')
-        out.append(f'<text x="{x0 + 1.5 * bar}" y="{top + h + 16}" text-anchor="middle">'
-                   f'{html.escape(str(lab)[:10])}</text>')
-    out.append("</svg>")
-    return "\n".join(out)
-
-
 # ---------------------------------------------------------------------------- export
 def _template_columns(template, df) -> list[str]:
     cols = [c for c in df.columns if c in template.variables() or c == template.label_column]
@@ -295,6 +224,7 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
     parent = Path(ex.out_dir) if ex.out_dir else paths.exports_dir()
     parent.mkdir(parents=True, exist_ok=True)
     final = _inside(parent, name)
+    clean_export_debris(parent, name)
     if final.exists() and not ex.overwrite:
         raise ConfigError(f"Bundle {final} already exists.", hint="Pick another name, or pass overwrite (--overwrite).")
     if template.task != "classification":
@@ -453,6 +383,10 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _drop_stale_zip(final)
+    if ex.zip:
+        zip_bundle(final)
+    # Recorded last: a row in the registry means a complete bundle (and zip) is on disk.
     if ex.record:
         from workbench.storage.runs import RunRegistry
 
@@ -466,14 +400,6 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
     return final
 
 
-def _restore_adapter(session, prev: str | None) -> None:
-    if session.adapter == prev:
-        return
-    if prev:
-        session.attach_adapter(prev)
-    else:
-        session.detach_adapter()
-
 
 def _write_merged(session, adapter_dir: Path, dest: Path) -> None:
     """Base weights + adapter merged (a fresh copy: merging rewrites weights in place, and the
@@ -486,9 +412,6 @@ def _write_merged(session, adapter_dir: Path, dest: Path) -> None:
     merged.save_pretrained(str(dest), safe_serialization=True)
     session.tokenizer.save_pretrained(str(dest))
 
-
-def _list_files(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
 
 
 def _swap_in(tmp: Path, final: Path) -> None:
@@ -509,19 +432,36 @@ def _swap_in(tmp: Path, final: Path) -> None:
 
 
 def export_train_run(run_dir: str | Path, dataset, *, session=None, model: str | None = None,
-                     export: ExportConfig | None = None, progress: ProgressFn | None = None) -> Path:
+                     export: ExportConfig | None = None, progress: ProgressFn | None = None,
+                     force: bool = False) -> Path:
     """Export a LoRA training run folder: its adapter, template, train config and its test
-    results (`adapter_results.json`, else evaluated now)."""
+    results (`adapter_results.json`, else evaluated now). A run that did not finish (still
+    running, interrupted by a dead process, failed) is refused unless `force`; then its state
+    goes into train_config.json and the model card."""
     from workbench.jobs.inference import EvalResult
     from workbench.core.templates import load_template
+    from workbench.jobs.training import read_status
 
     run_dir = Path(run_dir)
+    st = read_status(run_dir) if (run_dir / "log.jsonl").exists() else {"state": "done"}
+    where = f"step {st.get('step')} of {st.get('total_steps')}"
+    if st["state"] in ("running", "pending") and not force:
+        raise ConfigError(f"Training run {run_dir.name} is still training ({where}).",
+                          hint="Wait until it ends, or cancel it (the best adapter is kept), then export.")
+    if st["state"] in ("interrupted", "failed") and not force:
+        why = "its process died before it finished" if st["state"] == "interrupted" else f"it failed: {st.get('error')}"
+        raise ConfigError(f"Training run {run_dir.name} was {st['state']} at {where}: {why}.",
+                          hint="Its adapter is the best one saved before that. Export it anyway with --force "
+                               "(force=True; the model card says the run did not finish), or train again.")
     ad = run_dir / "adapter"
     if not (ad / "adapter_config.json").exists():
         raise ModelError(f"Training run {run_dir} has no finished adapter ({ad}/adapter_config.json is missing).",
                          hint="Wait for the run to save an adapter, or pick another run.")
     template = load_template(ad / "template.yaml")
     tc = json.loads((ad / "train_config.json").read_text()) if (ad / "train_config.json").exists() else None
+    if st["state"] != "done":
+        tc = {**(tc or {}), "run_state": {k: st.get(k) for k in ("state", "step", "total_steps", "stop_reason")}
+              | {"forced": bool(force)}}
     res = EvalResult.load(run_dir / "adapter_results.json") if (run_dir / "adapter_results.json").exists() else None
     base = EvalResult.load(run_dir / "base_results.json") if (run_dir / "base_results.json").exists() else None
     if res is not None and model is None:
@@ -533,364 +473,100 @@ def export_train_run(run_dir: str | Path, dataset, *, session=None, model: str |
 def zip_bundle(path: str | Path, dest: str | Path | None = None) -> Path:
     """The bundle folder as `<name>.zip` (entries under `<name>/`), written atomically."""
     path = Path(path)
-    verify_bundle(path)
-    dest = Path(dest) if dest else path.with_suffix(".zip")
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        for rel in [*_list_files(path), MANIFEST]:
-            z.write(path / rel, f"{path.name}/{rel}")
-    os.replace(tmp, dest)
+    manifest = verify_bundle(path)
+    dest = Path(dest) if dest else path.parent / f"{path.name}.zip"
+    _clean(dest.parent.glob(f".{glob_escape(dest.name)}.tmp-*"), [])
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            # only what the manifest lists (not lm_eval_out/ and the like): unzip accepts nothing else
+            for rel in [*sorted(manifest["files"]), MANIFEST]:
+                z.write(path / rel, f"{path.name}/{rel}")
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return dest
 
 
-def unzip_bundle(zip_path: str | Path, dest_parent: str | Path) -> Path:
-    """Extract a bundle zip safely (no absolute paths, no '..', no links) and return its folder."""
-    dest_parent = Path(dest_parent)
-    with zipfile.ZipFile(zip_path) as z:
-        names = z.namelist()
-        tops = {n.split("/", 1)[0] for n in names}
-        for info in z.infolist():
-            _inside(dest_parent, info.filename)
-            if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                raise DataError(f"{zip_path}: entry {info.filename!r} is a symbolic link.",
-                                hint="Bundles hold plain files only.")
-        z.extractall(dest_parent)
-    if len(tops) == 1 and (dest_parent / next(iter(tops)) / MANIFEST).exists():
-        return dest_parent / next(iter(tops))
-    if (dest_parent / MANIFEST).exists():
-        return dest_parent
-    raise DataError(f"{zip_path} holds no {MANIFEST}.", hint="Is this a workbench bundle zip?")
+# ---------------------------------------------------------------------------- debris of killed exports
+_DEBRIS_RX = re.compile(r"^\.(?P<name>.+?)\.(?P<kind>tmp|old|zip\.tmp)-(?P<pid>\d+)(?:-\d+)?$")
 
 
-# ---------------------------------------------------------------------------- model card
-def _fmt_ci(d: dict) -> str:
-    if "ci_low" not in d:
-        return f"{d['value']:.3f}"
-    return f"{d['value']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
 
 
-def model_card(manifest: dict, metrics: dict, template, config, train_config: dict | None) -> str:
-    base = manifest["base_model"]
-    has_adapter = bool(manifest["adapter"])
-    tags = ["prompt-workbench", "text-classification"] + (["lora", "peft"] if has_adapter or manifest["merged"] else [])
-    fm = ["---"]
-    if base.get("hub_id"):
-        fm.append(f"base_model: {base['hub_id']}")
-    fm.append("library_name: " + ("peft" if has_adapter else "transformers"))
-    fm.append("pipeline_tag: text-classification")
-    fm.append("tags:\n" + "\n".join(f"- {t}" for t in tags))
-    fm.append("metrics:\n- accuracy\n- f1")
-    fm.append("---")
-    t = metrics["test"]
-    conf = int(round(t["confidence"] * 100))
-    data = manifest["data"]
-    what = ("the LoRA adapter trained on it" if has_adapter else
-            "the base model with the adapter merged into its weights (`model/`)" if manifest["merged"] else
-            "no adapter (the base model scores the template zero/few-shot)")
-    lines = fm + ["", f"# {manifest['name']}", "",
-                  f"A prompt-classification bundle made with Prompt Workbench: the template **{template.name}** "
-                  f"(content hash `{template.content_hash()[:12]}`) for **{base['hub_id'] or base['name']}**, and "
-                  f"{what}.", "",
-                  "## Labels", "", "| label | verbalizers |", "|---|---|"]
-    for lab, words in template.answer_choices.items():
-        lines.append(f"| {lab} | {', '.join(f'`{w}`' for w in words)} |")
-    lines += ["", "## Data", "",
-              f"- dataset: **{data['name']}** (source `{data.get('source')}`), fingerprint `{data['fingerprint']}`",
-              f"- evaluated on the **{data['split']}** split (split seed {data['split_seed']}), "
-              f"{data['n_test']} examples; columns used: {', '.join(f'`{c}`' for c in data['columns'])}",
-              f"- scoring: {config.shots}-shot (seed {config.seed}, {config.sampling}), method `{config.method}`, "
-              f"calibration `{config.calibration}`", ""]
-    if train_config:
-        keys = [k for k in ("mode", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "lr", "epochs",
-                            "max_steps", "batch_size", "grad_accum", "seed", "shots_per_class", "step") if k in train_config]
-        lines += ["## Training", "", "| setting | value |", "|---|---|"]
-        lines += [f"| {k} | `{train_config[k]}` |" for k in keys]
-        lines += ["", "The full configuration is in `train_config.json`.", ""]
-    lines += ["## Results", "", f"Test split, {t['n']} examples, {conf}% confidence intervals "
-              "(accuracy: Wilson; macro-F1: percentile bootstrap).", "",
-              "| model | accuracy | macro-F1 | majority baseline |", "|---|---|---|---|"]
-    if "base" in metrics:
-        b = metrics["base"]
-        lines.append(f"| base | {_fmt_ci(b['accuracy'])} | {_fmt_ci(b['macro_f1'])} | {b['majority_baseline']:.3f} |")
-    lines.append(f"| {'base + adapter' if has_adapter or manifest['merged'] else 'base'} | {_fmt_ci(t['accuracy'])} | "
-                 f"{_fmt_ci(t['macro_f1'])} | {t['majority_baseline']:.3f} |")
-    lines += ["", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-    for lab, v in t["per_class"].items():
-        lines.append(f"| {lab} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
-    lines += ["", "![Per-class precision, recall and F1](per_class.svg)", ""]
-    cmp = metrics.get("comparison")
-    if cmp:
-        lines += ["### Comparison", "", f"Marked the winner of comparison `{cmp['run_id']}` ({cmp.get('n')} examples):", ""]
-        lines += [f"- {v}" for v in cmp["verdicts"] if v] or ["- (no verdict text stored)"]
-        lines.append("")
-    lines += ["## Intended use", "",
-              f"Classifying texts like those of **{data['name']}** into the labels above, by scoring each label's "
-              "verbalizer after the prompt. Check it on a sample of your own data before relying on it.", "",
-              "## Limitations", "",
-              "- The numbers hold for this data split; other sources, lengths or label mixes can score lower.",
-              f"- With {t['n']} test examples the intervals above are the honest uncertainty; differences inside "
-              "them are not evidence.",
-              "- A small language model scores these prompts; it can be confidently wrong and carries the biases "
-              "of its training data.",
-              "- Inputs longer than the model's context are an error, never cut silently."]
-    for n in manifest["lm_eval"]["notes"]:
-        lines.append(f"- lm-eval: {n}.")
-    lines += ["", "## How to load", "", "```python", "from workbench import load_bundle", "",
-              "clf = load_bundle(\"path/to/bundle\")   # checks checksums, base model and tokenizer",
-              "clf.predict([\"some text\", \"another text\"])   # -> labels",
-              "clf.predict_frame(df)                 # -> df + pred + score_<label> columns", "```", "",
-              "```bash", "workbench predict --bundle path/to/bundle --input new.csv --out preds.csv", "```", ""]
-    base_arg = f"pretrained={base['hub_id'] or base['name']}"
-    if manifest["merged"]:
-        base_arg = "pretrained=model"
-        lines += ["Plain transformers: `AutoModelForCausalLM.from_pretrained(\"model\")`; render "
-                  "`template.yaml` yourself.", ""]
-    elif has_adapter:
-        base_arg += ",peft=adapter"
-        lines += ["Plain peft: `PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), \"adapter\")`.", ""]
-    if manifest["lm_eval"]["task"]:
-        lines += ["lm-evaluation-harness, from inside the bundle folder (the data paths are relative):", "", "```bash",
-                  f"lm_eval --model hf --model_args {base_arg},dtype=float32 --tasks {manifest['lm_eval']['task']} "
-                  "--include_path . --log_samples --output_path lm_eval_out", "```", ""]
-    lines += ["`promptsource.yaml` holds the template in PromptSource's format; `workbench import` reads the bundle, "
-              "that file or `lm_eval_task.yaml` back into the template library.", "",
-              f"Built with prompt-workbench {manifest['versions'].get('prompt-workbench', '?')}, transformers "
-              f"{manifest['versions'].get('transformers', '?')}, peft {manifest['versions'].get('peft', '?')}; "
-              "`manifest.json` lists every file's sha256.", ""]
-    return "\n".join(lines)
+def _owner_gone(p: Path) -> bool:
+    from workbench.jobs.bundle import _pid_alive
+
+    m = _DEBRIS_RX.match(p.name)
+    if not m:
+        return False
+    pid = int(m.group("pid"))
+    return pid != os.getpid() and not _pid_alive(pid)
 
 
-# ---------------------------------------------------------------------------- load
-def verify_bundle(path: str | Path) -> dict:
-    """Check the manifest's checksums; returns the manifest. Raises DataError naming the file."""
-    root = Path(path)
-    mf = root / MANIFEST
-    if not mf.is_file():
-        raise DataError(f"{root} is not a bundle: {MANIFEST} is missing.",
-                        hint="Pass the folder `workbench export` wrote (or unzip the downloaded bundle first).")
-    try:
-        manifest = json.loads(mf.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{mf} is not valid JSON (line {e.lineno}).", hint="Re-export the bundle.") from e
-    if manifest.get("format") != FORMAT:
-        raise DataError(f"{mf} is not a prompt-workbench bundle manifest.", hint="Re-export the bundle.")
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-        raise DataError(f"Bundle format {manifest['format_version']} is newer than this workbench reads "
-                        f"({FORMAT_VERSION}).", hint="Upgrade prompt-workbench.")
-    files = manifest.get("files") or {}
-    for rel, info in files.items():
-        p = _inside(root, rel)
-        if not p.is_file():
-            raise DataError(f"Bundle file {rel} is missing from {root}.", hint="Re-export or re-download the bundle.")
-        if sha256_file(p) != info.get("sha256"):
-            raise DataError(f"Bundle file {rel} does not match its checksum in {MANIFEST}: it was changed or "
-                            "corrupted after export.", hint="Re-export or re-download the bundle; do not edit bundle files.")
-    extra = [rel for rel in _list_files(root) if rel not in files and not rel.startswith("lm_eval_out/")]
-    if extra:
-        raise DataError(f"Bundle {root} holds file(s) not in its manifest: {', '.join(extra[:5])}.",
-                        hint="Remove them, or re-export the bundle.")
-    return manifest
-
-
-@dataclass
-class Bundle:
-    """A verified bundle bound to a session. `predict` attaches the adapter only while it runs
-    and restores the session's previous adapter, so a shared session is left as it was."""
-
-    path: Path
-    manifest: dict
-    template: Any
-    config: Any
-    session: Any
-    pool: Any = None
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.template.answer_choices)
-
-    @property
-    def adapter_path(self) -> str | None:
-        a = self.manifest.get("adapter")
-        return str(self.path / a) if a else None
-
-    @property
-    def metrics(self) -> dict:
-        return json.loads((self.path / "metrics.json").read_text(encoding="utf-8"))
-
-    def test_rows(self):
-        """The rows the bundle's metrics were measured on, in order (with their indices)."""
-        return read_jsonl_frame(self.path / "data" / "test.jsonl")
-
-    def saved_predictions(self) -> list[dict]:
-        return [json.loads(x) for x in (self.path / "predictions.jsonl").read_text(encoding="utf-8").splitlines() if x]
-
-    def input_column(self) -> str:
-        """The column a plain string fills: the template's only variable besides the label."""
-        vs = sorted(v for v in self.template.variables() if v != self.template.label_column)
-        if len(vs) != 1:
-            raise ConfigError(f"Template '{self.template.name}' reads {len(vs)} columns ({', '.join(vs)}), so plain "
-                              "strings cannot be mapped to it.",
-                              hint="Pass a DataFrame (or a list of dicts) with those columns.")
-        return vs[0]
-
-    def _frame(self, inputs):
-        import pandas as pd
-
-        if isinstance(inputs, pd.DataFrame):
-            df = inputs.copy()
-        elif isinstance(inputs, str):
-            raise ConfigError("predict() takes a list of texts, not one string.", hint='Use predict(["text"]).')
-        else:
-            items = list(inputs)
-            if items and all(isinstance(x, dict) for x in items):
-                df = pd.DataFrame.from_records(items)
+def _clean(paths, done: list[str]) -> list[str]:
+    for p in paths:
+        if _owner_gone(p):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
             else:
-                df = pd.DataFrame({self.input_column(): [str(x) for x in items]})
-        need = sorted(v for v in self.template.variables() if v != self.template.label_column)
-        missing = [c for c in need if c not in df.columns]
-        if missing:
-            raise DataError(f"Input is missing column(s) {', '.join(missing)} that template '{self.template.name}' "
-                            f"reads (it has: {', '.join(map(str, df.columns))}).",
-                            hint="Rename your columns to match, or pass a plain list of texts for one-column templates.")
-        return df
-
-    def predict_frame(self, inputs, *, batch_size: int = 64, progress: ProgressFn | None = None,
-                      cancel: Callable[[], bool] | None = None):
-        """inputs + `pred` + `score_<label>` per label (+ `gold`/`correct` when the label column
-        is there). Scores are what the workbench compares: log-likelihoods, normalised or
-        calibrated as in the eval config."""
-        import pandas as pd
-
-        from workbench.jobs.inference import build_prompts, classify
-
-        df = self._frame(inputs)
-        label_col = self.template.label_column
-        has_gold = label_col in df.columns
-        work = df
-        pool = self.pool if self.pool is not None else work.iloc[:0]
-        records: list[dict] = []
-        total = len(work)
-        s = self.session
-        with s.lock:
-            prev = s.adapter
-            try:
-                if self.adapter_path and s.adapter != self.adapter_path:
-                    s.attach_adapter(self.adapter_path)
-                elif not self.adapter_path and prev:
-                    s.detach_adapter()
-                for start in range(0, total, max(1, batch_size)):
-                    chunk = work.iloc[start:start + batch_size]
-                    prompts = build_prompts(self.template, chunk, pool, self.config, s)
-                    records += classify(self.template, chunk, prompts, s, self.config, pool=pool, cancel=cancel,
-                                        with_gold=has_gold)
-                    if progress:
-                        progress(len(records), total)
-            finally:
-                _restore_adapter(s, prev)
-        out = df.copy()
-        out["pred"] = [r["pred"] for r in records]
-        for lab in self.labels or sorted(records[0]["scores"]) if records else []:
-            out[f"score_{lab}"] = [r["scores"].get(lab) for r in records]
-        if has_gold:
-            out["gold"] = [r["gold"] for r in records]
-            out["correct"] = [r["correct"] for r in records]
-        return pd.DataFrame(out)
-
-    def predict(self, inputs, **kw) -> list[str]:
-        """Labels for a list of texts (one-variable templates), a list of dicts or a DataFrame."""
-        return list(self.predict_frame(inputs, **kw)["pred"])
+                p.unlink(missing_ok=True)
+            done.append(f"removed {p}")
+    return done
 
 
-def load_bundle(path: str | Path, model: str | None = None, *, force: bool = False, session=None,
-                device: str | None = None, dtype: str | None = None) -> Bundle:
-    """Verify a bundle (folder or .zip) and bind it to a model session.
-
-    The model is the bundle's base model (its `model/` folder when merged) unless `model` or
-    `session` says otherwise; a different base model or tokenizer is refused unless `force`."""
-    from workbench.jobs.inference import EvalConfig
-    from workbench.core.templates import load_template
-
-    root = Path(path)
-    if root.is_file() and root.suffix == ".zip":
-        import tempfile
-        root = unzip_bundle(root, tempfile.mkdtemp(prefix="wb-bundle-"))
-    manifest = verify_bundle(root)
-    template = load_template(root / "template.yaml")
-    want = template.metadata.get("content_hash")
-    if want and want != template.content_hash():
-        raise DataError(f"template.yaml in {root} has content hash {template.content_hash()[:12]}, but was exported "
-                        f"as {want[:12]}.", hint="Re-export the bundle.")
-    known = {f.name for f in dataclasses.fields(EvalConfig)}
-    cfg_d = json.loads((root / "eval_config.json").read_text(encoding="utf-8"))
-    config = EvalConfig(**{k: v for k, v in cfg_d.items() if k in known})
-    base = manifest["base_model"]
-    if session is None:
-        from workbench.engine.session import get_session
-
-        name = model or (str(root / "model") if manifest.get("merged") else base["name"])
-        kw = {k: v for k, v in (("device", device), ("dtype", dtype)) if v}
-        session = get_session(name, **kw)
-    problems = []
-    if not manifest.get("merged") and session.identity != base["identity"]:
-        problems.append(f"base model {session.identity} differs from the bundle's {base['identity']}")
-    tok_hash = tokenizer_fingerprint(session.tokenizer)
-    if tok_hash != base["tokenizer_hash"]:
-        problems.append(f"tokenizer {tok_hash[:12]} differs from the bundle's {base['tokenizer_hash'][:12]}")
-    if problems and not force:
-        raise ModelError(f"Bundle {root.name} was made for another model: " + "; ".join(problems) + ".",
-                         hint=f"Use --model {base['name']} (the bundle's base model), or force=True / --force "
-                              "if you accept different scores.")
-    pool = None
-    if config.shots and (root / "data" / "pool.jsonl").exists():
-        pool = read_jsonl_frame(root / "data" / "pool.jsonl")
-    elif config.shots:
-        raise DataError(f"Bundle {root.name} uses {config.shots}-shot prompts but holds no data/pool.jsonl.",
-                        hint="Re-export the bundle with its data.")
-    return Bundle(path=root, manifest=manifest, template=template, config=config, session=session, pool=pool)
+def _zip_manifest(z: Path, name: str) -> bytes | None:
+    try:
+        with zipfile.ZipFile(z) as f:
+            return f.read(f"{name}/{MANIFEST}")
+    except (zipfile.BadZipFile, KeyError, OSError):
+        return None
 
 
-# ---------------------------------------------------------------------------- import
-def import_path(path: str | Path, dest_dir: str | Path | None = None, *, overwrite: bool = False,
-                name: str | None = None) -> list[Path]:
-    """Read a bundle (folder or .zip), an lm-eval task YAML or a PromptSource YAML into the
-    user template folder. Returns the written files; an identical template already there
-    (same content hash) is left as is."""
-    import tempfile
+def _drop_stale_zip(final: Path, done: list[str] | None = None) -> None:
+    """Remove <name>.zip beside a bundle folder when it is not that folder's zip (an export was
+    killed after the new folder went in, before its zip was rewritten)."""
+    z = final.parent / f"{final.name}.zip"
+    if not z.is_file() or not (final / MANIFEST).is_file():
+        return
+    inside = _zip_manifest(z, final.name)
+    if inside is not None and inside != (final / MANIFEST).read_bytes():
+        z.unlink(missing_ok=True)
+        if done is not None:
+            done.append(f"removed stale {z}")
 
-    from workbench import paths
-    from workbench.core.templates import load_template, load_templates
 
-    src = Path(path)
-    dest = Path(dest_dir) if dest_dir else paths.user_templates_dir()
-    if not src.exists():
-        raise ConfigError(f"Nothing to import at {src}.", hint="Pass a bundle folder or .zip, or a template YAML file.")
-    with tempfile.TemporaryDirectory(prefix="wb-import-") as td:
-        if src.is_file() and src.suffix == ".zip":
-            src = unzip_bundle(src, td)
-        if src.is_dir():
-            verify_bundle(src)
-            templates = [load_template(src / "template.yaml")]
+def clean_export_debris(parent: str | Path, name: str | None = None) -> list[str]:
+    """Clean up after exports that were killed (SIGKILL, power loss) in `parent`, for bundle
+    `name` or all: temp folders and zip temp files of dead processes go; a previous bundle moved
+    aside (`.NAME.old-*`) goes back into place when the new one never arrived, else goes; a zip
+    that does not match its folder goes. Files of live exports are left alone. Returns what
+    was done."""
+    parent = Path(parent)
+    if not parent.is_dir():
+        return []
+    done: list[str] = []
+    pat = glob_escape(name) if name else "*"
+    _clean(parent.glob(f".{pat}.tmp-*"), done)
+    _clean(parent.glob(f".{pat}.zip.tmp-*"), done)
+    for old in sorted(parent.glob(f".{pat}.old-*")):
+        m = _DEBRIS_RX.match(old.name)
+        if not m or m.group("kind") != "old" or not _owner_gone(old):
+            continue
+        final = parent / m.group("name")
+        if not final.exists() and (old / MANIFEST).is_file():
+            os.replace(old, final)
+            done.append(f"restored {final} from {old.name}")
         else:
-            templates = load_templates(src)
-        if name:
-            templates = [t for t in templates if t.name == name] or templates[:0]
-            if not templates:
-                raise TemplateError(f"No template named {name!r} in {path}.", hint="Leave the name empty to import all.")
-        written = []
-        for t in templates:
-            t.metadata = {k: v for k, v in t.metadata.items() if k != "content_hash"}
-            t.metadata.setdefault("imported_from", str(path))
-            target = _inside(dest, sanitize_name(t.name) + ".yaml")
-            if target.exists():
-                try:
-                    same = load_template(target).content_hash() == t.content_hash()
-                except TemplateError:
-                    same = False
-                if same:
-                    written.append(target)
-                    continue
-                if not overwrite:
-                    raise ConfigError(f"A different template named '{t.name}' is already in {dest}.",
-                                      hint="Rename it first, or import with --overwrite.")
-            written.append(t.save(target))
-    return written
+            shutil.rmtree(old, ignore_errors=True)
+            done.append(f"removed {old}")
+    for final in ([parent / name] if name else [p for p in parent.iterdir() if p.is_dir()]):
+        _drop_stale_zip(final, done)
+    return done
+
+

@@ -75,21 +75,19 @@ def export_config(spec: RunSpec):
     out = Path(o["out"]) if o.get("out") else None
     return ExportConfig(name=out.name if out else spec.template.name, out_dir=str(out.parent) if out else None,
                         merge=bool(o.get("merge")), overwrite=bool(o.get("overwrite")),
-                        include_data=not o.get("no_data"))
+                        include_data=not o.get("no_data"), zip=bool(o.get("zip")))
 
 
 def _export(spec, session, ds, progress) -> RunOutcome:
-    from workbench.jobs.export import export_bundle, export_train_run, zip_bundle
+    from workbench.jobs.export import export_bundle, export_train_run
 
     ex = export_config(spec)
     if spec.options.get("train_run"):
         path = export_train_run(spec.options["train_run"], ds, session=session, model=spec.model.model,
-                                export=ex, progress=progress)
+                                export=ex, progress=progress, force=bool(spec.options.get("force")))
     else:
         path = export_bundle(spec.template.load(), ds, session=session, config=spec.eval,
                              adapter=spec.model.adapter, export=ex, progress=progress)
-    if spec.options.get("zip"):
-        zip_bundle(path)
     return RunOutcome(path, None)
 
 

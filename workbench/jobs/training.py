@@ -21,11 +21,19 @@ Run folder (everything a second process needs to follow or resume watching a run
     log.jsonl          one JSON object per line: start, train (loss, lr, steps/s, ETA), eval
                        (dev accuracy, macro-F1, per-class F1), saved, end
     CANCEL             created by `request_cancel`; the loop stops at the next micro-batch
+    INTERRUPTED        created once when a reader finds the run's process dead (see below)
     adapter/           the best adapter so far, peft layout (adapter_config.json,
                        adapter_model.safetensors) + template.yaml + train_config.json
                        [+ head.safetensors in head mode]. Written to a temp folder and renamed.
     base_results.json, adapter_results.json   test-split EvalResults (lm mode)
     result.json        summary: status, best step, base vs adapter metrics, timings, memory
+
+Killed runs. The start row records its owner: pid, the process's start time (from /proc, so a
+reused pid is not mistaken for the owner) and the host. A run whose log says "running" while
+its owner is gone (`kill -9` of `workbench train`, or of the server training it) reads as
+`interrupted` at once; the first reader to notice appends an `end` row with that status (and a
+registry row, if the run was to be recorded), so every later reader agrees. An interrupted run
+keeps the best adapter saved before it died; exporting it needs force (the card says so).
 """
 from __future__ import annotations
 
@@ -34,6 +42,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -44,9 +53,13 @@ from workbench.core.config import MODES, SELECT_METRICS, TrainConfig  # noqa: F4
 from workbench.errors import Cancelled, ConfigError, ModelError
 
 LOG_NAME, RESULT_NAME, CANCEL_NAME, ADAPTER_NAME = "log.jsonl", "result.json", "CANCEL", "adapter"
-# A running job's log gets a row at least every optimizer step; a log silent for this long while
-# claiming "running" belongs to a process that died.
+INTERRUPTED_NAME = "INTERRUPTED"
+# A running job's log gets a row at least every optimizer step. Where the owner cannot be checked
+# (a log written on another host, or by a version that did not record it), a log silent for this
+# long while claiming "running" belongs to a process that died.
 STALE_AFTER_S = 600
+# States in which a run will not change any more.
+FINISHED_STATES = ("done", "cancelled", "failed", "interrupted")
 
 ProgressFn = Callable[[int, int, str], None]   # (done, total, message)
 
@@ -153,12 +166,16 @@ def read_log(run_dir: str | Path) -> list[dict]:
 
 
 def read_status(run_dir: str | Path, rows: list[dict] | None = None) -> dict:
-    """A small summary of a run for a status line: state, step/total, loss, dev metrics, speed, ETA."""
+    """A small summary of a run for a status line: state, step/total, loss, dev metrics, speed, ETA.
+
+    state: pending | running | done | cancelled | failed | interrupted (its process died)."""
     rows = read_log(run_dir) if rows is None else rows
     st: dict[str, Any] = {"run_dir": str(run_dir), "state": "pending", "step": 0, "total_steps": None}
+    start: dict = {}
     for r in rows:
         ev = r.get("event")
         if ev == "start":
+            start = r
             st.update(state="running", total_steps=r.get("total_steps"), n_train=r.get("n_train"),
                       started=r.get("t"), pid=r.get("pid"))
         elif ev == "train":
@@ -173,12 +190,82 @@ def read_status(run_dir: str | Path, rows: list[dict] | None = None) -> dict:
             st["phase"] = r.get("phase")
         elif ev == "end":
             st.update(state=r.get("status", "done"), stop_reason=r.get("stop_reason"), error=r.get("error"))
-    if st["state"] == "running" and rows and time.time() - rows[-1].get("t", 0) > STALE_AFTER_S \
-            and not _pid_alive(st.get("pid")):
-        st["state"] = "stale"   # the process that wrote it is gone
     st["cancel_requested"] = (Path(run_dir) / CANCEL_NAME).exists()
     st["has_adapter"] = (Path(run_dir) / ADAPTER_NAME / "adapter_config.json").exists()
+    if st["state"] == "running":
+        alive = owner_alive(start)
+        if alive is None:   # cannot check the owner: fall back on a silent log
+            alive = not (rows and time.time() - rows[-1].get("t", 0) > STALE_AFTER_S)
+        if not alive:
+            reason = f"the process running it died (pid {start.get('pid')}{_host_note(start)})"
+            st.update(state="interrupted", stop_reason=reason)
+            _mark_interrupted(Path(run_dir), start, st)
     return st
+
+
+def owner_fields() -> dict:
+    """What identifies this process as a run's owner: pid, its start time and the host."""
+    return {"pid": os.getpid(), "pid_start": _proc_start(os.getpid()), "host": socket.gethostname()}
+
+
+def _proc_start(pid) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat, field 22); None where
+    there is no /proc or no such process."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def owner_alive(start: dict) -> bool | None:
+    """Whether the process that wrote a start row still runs: True, False, or None when that
+    cannot be told (another host, or no pid recorded)."""
+    pid = start.get("pid")
+    if not pid:
+        return None
+    if start.get("host") and start["host"] != socket.gethostname():
+        return None
+    if not _pid_alive(pid):
+        return False
+    want = start.get("pid_start")
+    if want is not None:
+        now = _proc_start(pid)
+        if now is not None and now != want:
+            return False   # the pid was reused by another process
+    return True
+
+
+def _host_note(start: dict) -> str:
+    return f" on {start['host']}" if start.get("host") else ""
+
+
+def _mark_interrupted(run_dir: Path, start: dict, st: dict) -> None:
+    """Record, once (an exclusive marker file decides who), that the run was interrupted: an
+    `end` row in its log and, when the run was to be recorded, a registry row."""
+    try:
+        fd = os.open(run_dir / INTERRUPTED_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except OSError:
+        return   # someone marked it already, or the folder is read-only: the state above still holds
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps({"t": time.time(), "by_pid": os.getpid(), "owner_pid": start.get("pid")}))
+    try:
+        RunLog(run_dir).write("end", status="interrupted", stop_reason=st["stop_reason"], step=st.get("step"))
+    except OSError:
+        return
+    if start.get("registry"):
+        try:
+            from workbench.storage.runs import RunRegistry
+
+            RunRegistry().add(
+                "train", name=f"train {start.get('template') or run_dir.name}", model=start.get("identity"),
+                adapter=str(run_dir / ADAPTER_NAME) if st.get("has_adapter") else None, data_name=start.get("data"),
+                seed=(start.get("config") or {}).get("seed"), settings=start.get("config") or {},
+                metrics={"steps": st.get("step"), "best_step": st.get("best_step"), "best_dev": st.get("best_metric")},
+                status="interrupted", payload_path=str(run_dir))
+        except Exception:  # noqa: BLE001 - a busy or broken registry must not break reading a status
+            pass
 
 
 def request_cancel(run_dir: str | Path) -> None:
@@ -204,13 +291,22 @@ def list_runs(root: str | Path | None = None) -> list[dict]:
 
 
 def _pid_alive(pid) -> bool:
+    """Whether a process with this pid exists and is not a zombie (killed, not yet reaped)."""
     if not pid:
         return False
     try:
         os.kill(int(pid), 0)
-        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True    # it exists, owned by another user
     except (OSError, ValueError):
         return False
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            return f.read().decode("ascii", "replace").rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _json_default(o):
@@ -368,7 +464,7 @@ def _claim_run_dir(run_dir: Path) -> None:
     if st["state"] == "running":
         raise ConfigError(f"{run_dir} holds a training run that is still running (step {st['step']}).",
                           hint="Cancel it first, or pick another output folder.")
-    for name in (LOG_NAME, RESULT_NAME, CANCEL_NAME, "base_results.json", "adapter_results.json"):
+    for name in (LOG_NAME, RESULT_NAME, CANCEL_NAME, INTERRUPTED_NAME, "base_results.json", "adapter_results.json"):
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / ADAPTER_NAME, ignore_errors=True)
 
@@ -453,7 +549,7 @@ def run_training(plan: TrainPlan, *, progress: ProgressFn | None = None,
     T = total_steps(cfg, n)
     warm = math.ceil(T * cfg.warmup_ratio)
     do_eval = cfg.eval_every > 0 and len(plan.dev_rows) > 0
-    log.write("start", pid=os.getpid(), total_steps=T, n_train=n, n_dev=len(plan.dev_rows), n_test=len(plan.test_rows),
+    log.write("start", **owner_fields(), registry=plan.registry, total_steps=T, n_train=n, n_dev=len(plan.dev_rows), n_test=len(plan.test_rows),
               config=asdict(cfg), model=plan.model_name, identity=plan.identity, template=plan.template.name,
               data=plan.dataset.name, device=plan.device, amp=str(plan.amp_dtype) if plan.amp_dtype else None,
               target_modules=plan.target_modules, labels=plan.labels,

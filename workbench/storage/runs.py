@@ -14,12 +14,18 @@ the UI can read while a background job writes, and a `schema_version` table driv
 migrations. Each call opens its own short-lived connection, and writes in this process go
 through a lock, so one registry object is safe to share between threads (Gradio handlers run
 in a thread pool).
+
+A registry that another process keeps locked longer than `db_timeout()` seconds
+($WORKBENCH_DB_TIMEOUT, default 5) is a ConfigError naming the process(es) that hold the file;
+a file that is not a readable SQLite database is a ConfigError that says how to recover. The
+file is never deleted or rewritten on such errors.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -39,6 +45,7 @@ KINDS = ("eval", "compare", "train", "export")
 IGNORED_SETTINGS = frozenset({"batch_size", "max_batch_tokens", "num_workers", "progress"})
 
 SCHEMA_VERSION = 1
+DEFAULT_DB_TIMEOUT_S = 5.0
 
 # Migration i brings a database from version i-1 to version i. Append, never edit.
 _MIGRATIONS: dict[int, list[str]] = {
@@ -70,6 +77,61 @@ _MIGRATIONS: dict[int, list[str]] = {
         )""",
     ],
 }
+
+
+def db_timeout() -> float:
+    """Seconds to wait for another process's write lock before saying who holds it."""
+    raw = os.environ.get("WORKBENCH_DB_TIMEOUT")
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_DB_TIMEOUT_S
+    except ValueError:
+        return DEFAULT_DB_TIMEOUT_S
+
+
+def _holders(path: Path) -> list[str]:
+    """'pid N (command)' of the other processes that have the registry file open (Linux /proc;
+    empty where that cannot be read)."""
+    want = {str(path.resolve()), *(str(path.resolve()) + suf for suf in ("-wal", "-shm", "-journal"))}
+    out = []
+    try:
+        procs = [d for d in os.listdir("/proc") if d.isdigit() and int(d) != os.getpid()]
+    except OSError:
+        return out
+    for pid in procs:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if not any(os.readlink(f"/proc/{pid}/fd/{fd}") in want for fd in fds):
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+        out.append(f"pid {pid} ({cmd[:120]})" if cmd else f"pid {pid}")
+    return out
+
+
+def _registry_error(path: Path, e: sqlite3.DatabaseError, timeout: float) -> ConfigError | None:
+    """A ConfigError for a locked, corrupt or unwritable registry; None for other errors."""
+    text = str(e).lower()
+    if isinstance(e, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        who = _holders(path)
+        held = ", ".join(who) if who else "another process (it could not be identified)"
+        return ConfigError(
+            f"The run registry {path} is locked by another writer: {held}. It did not let go within {timeout:g} s.",
+            "Wait for that job to finish and try again, or stop it if it hangs"
+            + (f" (kill {who[0].split()[1]})" if who else "")
+            + "; set WORKBENCH_DB_TIMEOUT=<seconds> to wait longer.")
+    if any(k in text for k in ("not a database", "malformed", "encrypted", "disk image", "file is not")):
+        return ConfigError(
+            f"The run registry {path} is corrupt: it is not a readable SQLite database ({e}). "
+            "It was left untouched.",
+            f"Move it aside (mv {path} {path}.broken) and the workbench starts an empty registry; your training "
+            f"runs and bundles on disk are not affected. To salvage its rows: sqlite3 {path}.broken .recover "
+            f"| sqlite3 {path}")
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return ConfigError(f"The run registry {path} cannot be written ({e}).",
+                           "Check the permissions of the file and its folder, or point WORKBENCH_HOME elsewhere.")
+    return None
 
 
 def _json_default(o: Any) -> Any:
@@ -119,7 +181,7 @@ class RunRecord:
     seed: int | None = field(default=None, metadata={"help": "Seed used for sampling/splits/training."})
     settings: dict = field(default_factory=dict, metadata={"help": "Run settings (EvalConfig, TrainConfig, ...)."})
     metrics: dict = field(default_factory=dict, metadata={"help": "Headline metrics (accuracy, macro_f1, ...)."})
-    status: str = field(default="done", metadata={"help": "done | running | failed | cancelled."})
+    status: str = field(default="done", metadata={"help": "done | running | failed | cancelled | interrupted (its process died)."})
     payload_path: str | None = field(default=None, metadata={"help": "Folder or file holding large artefacts outside the DB (training output, bundle)."})
     settings_key: str | None = field(default=None, metadata={"help": "settings_key(settings), used to find identical runs."})
 
@@ -153,10 +215,19 @@ class RunRegistry:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        timeout = db_timeout()
+        try:
+            con = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except sqlite3.DatabaseError as e:
+            raise (_registry_error(self.path, e, timeout) or e) from e
         con.row_factory = sqlite3.Row
         try:
             yield con
+        except sqlite3.DatabaseError as e:
+            err = _registry_error(self.path, e, timeout)
+            if err is None:
+                raise
+            raise err from e
         finally:
             con.close()
 
@@ -168,7 +239,8 @@ class RunRegistry:
             try:
                 yield con
             except BaseException:
-                con.execute("ROLLBACK")
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
 
@@ -191,7 +263,8 @@ class RunRegistry:
             elif version != SCHEMA_VERSION:
                 con.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         except BaseException:
-            con.execute("ROLLBACK")
+            if con.in_transaction:
+                con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
 
