@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import ConfigError, DataError
-from workbench.jobs.training import (TrainConfig, TrainJob, loss_on_batch, prepare, read_log, read_status,
-                                request_cancel, run_training, save_adapter_atomic, train)
+from workbench.jobs.training import TrainConfig, loss_on_batch, prepare, read_log, read_status, request_cancel, run_training, save_adapter_atomic, train
+from workbench.jobs.train_job import TrainJob
 
 LIB = Path(__file__).resolve().parent.parent / "templates_library"
 FAST = dict(batch_size=2, max_length=64, eval_every=0, final_eval=False, dev_limit=10, test_limit=10)
@@ -334,7 +334,7 @@ def test_head_mode_runs_and_saves_its_head(tmp_path, template, tiny_model, small
 
 
 def test_figures_from_the_run_folder(tmp_path, template, tiny_model, small_bbc):
-    from workbench.jobs.training import result_figures
+    from workbench.jobs.train_job import result_figures
 
     cfg = TrainConfig(**{**FAST, "shots_per_class": 1, "max_steps": 2, "eval_every": 1, "final_eval": True,
                          "test_limit": 5, "dev_limit": 5})
@@ -366,7 +366,9 @@ def test_cli_train_prints_metrics_and_adapter(tmp_path, tiny_model, small_bbc, c
     from workbench.commands.train import config_from_args
     args = build_parser().parse_args(["train", "--data", "x", "--template", "t", "--config",
                                       str(out / "adapter" / "train_config.json"), "--seed", "7"])
-    again = config_from_args(args)
+    from workbench.core.spec import resolve_train
+
+    again = resolve_train(config_from_args(args))
     assert again.seed == 7 and again.max_steps == 2 and again.batch_size == 2
 
 

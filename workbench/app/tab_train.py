@@ -238,7 +238,7 @@ def train_status(run_dir: str) -> dict:
     "total_steps", "loss", "lr", "steps_per_s", "eta_s", "dev_accuracy", "dev_macro_f1",
     "dev_per_class_f1", "best_step", "phase", "has_adapter", "stop_reason", "error", "result"
     (true once result.json is written), ...}; {"state": "unknown"} for no run."""
-    from workbench.jobs.training import TrainJob
+    from workbench.jobs.train_job import TrainJob
 
     if not (run_dir or "").strip():
         return {"state": "unknown"}
@@ -253,7 +253,7 @@ def train_status(run_dir: str) -> dict:
 def train_cancel(run_dir: str) -> dict:
     """Ask the run to stop (at its next micro-batch); the best adapter so far is kept.
     Returns the status dict."""
-    from workbench.jobs.training import TrainJob
+    from workbench.jobs.train_job import TrainJob
 
     with user_errors("Stopping training"):
         p = _run_dir(run_dir)
@@ -267,7 +267,8 @@ def train_open(run_dir: str):
     """A run's views: (progress HTML, curves figure, dev evaluations table, result markdown,
     per-class F1 base vs adapter figure, confusion base, confusion base + adapter). Figures
     of a run still going are placeholders except the curves."""
-    from workbench.jobs.training import TrainJob, read_log, result_figures
+    from workbench.jobs.training import read_log
+    from workbench.jobs.train_job import TrainJob, result_figures
 
     with user_errors("Opening the training run"):
         p = _run_dir(run_dir)
@@ -287,7 +288,8 @@ def train_attach(model: str, run_dir: str):
     it until `train_detach`. Returns (model bar markdown, message)."""
     from workbench.errors import ConfigError
     from workbench.engine.session import get_session
-    from workbench.jobs.training import ADAPTER_NAME, TrainJob
+    from workbench.jobs.training import ADAPTER_NAME
+    from workbench.jobs.train_job import TrainJob
     from workbench.app.model_bar import model_status
 
     with user_errors("Attaching the adapter"):
@@ -368,7 +370,8 @@ def poll_train(run_dir: str, seen: int):
     Returns (progress, timer, rows seen, curves, eval table, result md, per-class, conf base,
     conf adapter, past-runs dropdown)."""
     from workbench.core import plots
-    from workbench.jobs.training import TrainJob, read_log
+    from workbench.jobs.training import read_log
+    from workbench.jobs.train_job import TrainJob
 
     skip7 = tuple(gr.skip() for _ in range(7))
     try:
@@ -402,7 +405,7 @@ def reconnect(run_dir: str):
         views = train_open(run_dir)
     except gr.Error:
         return ("", gr.Timer(active=False), 0) + _empty_views()
-    from workbench.jobs.training import TrainJob
+    from workbench.jobs.train_job import TrainJob
 
     running = TrainJob.attach(run_dir).status()["state"] in ("pending", "running")
     return (run_dir, gr.Timer(active=running), 0) + views
@@ -413,7 +416,7 @@ def open_past(run_dir: str):
     if not run_dir:
         return (gr.skip(), gr.skip(), gr.Timer(active=False), 0) + tuple(gr.skip() for _ in range(7))
     views = train_open(run_dir)
-    from workbench.jobs.training import TrainJob
+    from workbench.jobs.train_job import TrainJob
 
     running = TrainJob.attach(run_dir).status()["state"] in ("pending", "running")
     return (run_dir, run_dir, gr.Timer(active=running), 0) + views

@@ -119,7 +119,7 @@ def start_training(spec: RunSpec, *, dataset=None):
     """Start a LoRA run of a train spec in the background; one run at a time per server (the
     run trains a private copy of the model: two at once would halve each other's speed and double
     the memory). Validation (data, lengths, modules) raises at once. Returns the TrainJob."""
-    from workbench.jobs.training import TrainJob
+    from workbench.jobs.train_job import TrainJob
 
     if spec.kind != "train" or spec.train is None:
         raise ConfigError(f"Not a train spec (kind {spec.kind}).")

@@ -1,14 +1,10 @@
-"""Prompt-based LoRA fine-tuning of a template, in the background, with a log a UI can poll.
+"""Prompt-based LoRA fine-tuning of a template: validation and the training loop.
 
     cfg = TrainConfig(shots_per_class=16, max_steps=60, seed=1)
-    job = TrainJob.start("default", template, dataset, cfg)     # validates, then trains in a thread
-    job.status()      # {"state": "running", "step": 12, "total_steps": 60, "loss": .., "eta_s": .., ...}
-    read_log(job.run_dir)  # the JSONL rows so far -> plots.training_curves(rows)
-    job.cancel()      # stops soon; the best adapter saved so far stays in <run_dir>/adapter
-    job.wait(); read_result(job.run_dir)                         # result.json as a dict
-    TrainJob.attach(run_dir)                                     # reconnect after a page reload
-
-    train("default", template, dataset, cfg, run_dir)            # the same, blocking (CLI, tests)
+    plan = prepare("default", template, dataset, cfg)            # validates data, lengths, modules
+    run_training(plan, progress=...)                             # the loop; writes the run folder
+    train("default", template, dataset, cfg, run_dir)            # both, blocking (CLI, tests)
+    # in the background with a UI polling the run folder: workbench.jobs.train_job.TrainJob
 
 What is trained. Mode "lm" (default, LM-BFF, Gao et al. 2021): each training row becomes the
 rendered prompt followed by `target_delimiter + first verbalizer of its gold class`, tokenized
@@ -16,6 +12,10 @@ exactly as scoring tokenizes it; the loss is the cross-entropy of the answer tok
 labels are -100), so training raises the very log-probability `inference.classify` compares.
 Mode "head" (for comparison): a linear classifier on the hidden state of the prompt's last token,
 trained together with the LoRA weights.
+
+The run folder a second process follows is `workbench.jobs.run_folder`; the background job is
+`workbench.jobs.train_job.TrainJob`. This module is the training itself: validation (`prepare`)
+and the loop (`run_training`).
 
 Run folder (everything a second process needs to follow or resume watching a run):
     log.jsonl          one JSON object per line: start, train (loss, lr, steps/s, ETA), eval
@@ -38,12 +38,8 @@ keeps the best adapter saved before it died; exporting it needs force (the card 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
 import shutil
-import socket
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,18 +47,11 @@ from typing import Any, Callable
 
 from workbench.core.config import MODES, SELECT_METRICS, TrainConfig  # noqa: F401 (re-exported)
 from workbench.errors import Cancelled, ConfigError, ModelError
-
-LOG_NAME, RESULT_NAME, CANCEL_NAME, ADAPTER_NAME = "log.jsonl", "result.json", "CANCEL", "adapter"
-INTERRUPTED_NAME = "INTERRUPTED"
-# A running job's log gets a row at least every optimizer step. Where the owner cannot be checked
-# (a log written on another host, or by a version that did not record it), a log silent for this
-# long while claiming "running" belongs to a process that died.
-STALE_AFTER_S = 600
-# States in which a run will not change any more.
-FINISHED_STATES = ("done", "cancelled", "failed", "interrupted")
-
-ProgressFn = Callable[[int, int, str], None]   # (done, total, message)
-
+from workbench.jobs.run_folder import (  # noqa: F401 (re-exported: the run-folder protocol)
+    ADAPTER_NAME, CANCEL_NAME, FINISHED_STATES, INTERRUPTED_NAME, LOG_NAME, RESULT_NAME, STALE_AFTER_S, ProgressFn,
+    RunLog, list_runs, owner_alive, owner_fields, read_log, read_result, read_status, request_cancel,
+    save_adapter_atomic)
+from workbench.jobs.run_folder import _write_json_atomic
 
 # ---------------------------------------------------------------------------- LoRA targets
 _ATTN_DEFAULTS = {
@@ -130,231 +119,6 @@ def session_for_model(model, tokenizer, *, name: str, identity: str, path: str =
 
     return ModelSession.from_model(model, tokenizer, name=name, identity=identity, path=path, device=device,
                                    dtype=dtype, adapter=adapter)
-
-
-# ---------------------------------------------------------------------------- log and status
-class RunLog:
-    """Append-only JSONL log. Each row is one complete line written with a single write() and
-    flushed, so a reader in another thread or process sees whole rows (a torn last line from a
-    crash is skipped by `read_log`)."""
-
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / LOG_NAME
-        self._lock = threading.Lock()
-
-    def write(self, event: str, **row: Any) -> dict:
-        row = {"event": event, "t": round(time.time(), 3), **row}
-        line = json.dumps(row, default=_json_default) + "\n"
-        with self._lock, open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-        return row
-
-
-def read_log(run_dir: str | Path) -> list[dict]:
-    """Every complete row of a run's log (empty when the run has not started)."""
-    p = Path(run_dir) / LOG_NAME
-    if not p.exists():
-        return []
-    rows = []
-    for line in p.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue   # a line being written right now, or torn by a crash
-    return rows
-
-
-def read_status(run_dir: str | Path, rows: list[dict] | None = None) -> dict:
-    """A small summary of a run for a status line: state, step/total, loss, dev metrics, speed, ETA.
-
-    state: pending | running | done | cancelled | failed | interrupted (its process died)."""
-    rows = read_log(run_dir) if rows is None else rows
-    st: dict[str, Any] = {"run_dir": str(run_dir), "state": "pending", "step": 0, "total_steps": None}
-    start: dict = {}
-    for r in rows:
-        ev = r.get("event")
-        if ev == "start":
-            start = r
-            st.update(state="running", total_steps=r.get("total_steps"), n_train=r.get("n_train"),
-                      started=r.get("t"), pid=r.get("pid"))
-        elif ev == "train":
-            st.update(step=r["step"], loss=r.get("loss"), lr=r.get("lr"), steps_per_s=r.get("steps_per_s"),
-                      eta_s=r.get("eta_s"), epoch=r.get("epoch"))
-        elif ev == "eval":
-            st.update(dev_accuracy=r.get("dev_accuracy"), dev_macro_f1=r.get("dev_macro_f1"),
-                      dev_per_class_f1=r.get("dev_per_class_f1"))
-            if r.get("best"):
-                st.update(best_step=r["step"], best_metric=r.get("metric_value"))
-        elif ev == "phase":
-            st["phase"] = r.get("phase")
-        elif ev == "end":
-            st.update(state=r.get("status", "done"), stop_reason=r.get("stop_reason"), error=r.get("error"))
-    st["cancel_requested"] = (Path(run_dir) / CANCEL_NAME).exists()
-    st["has_adapter"] = (Path(run_dir) / ADAPTER_NAME / "adapter_config.json").exists()
-    if st["state"] == "running":
-        alive = owner_alive(start)
-        if alive is None:   # cannot check the owner: fall back on a silent log
-            alive = not (rows and time.time() - rows[-1].get("t", 0) > STALE_AFTER_S)
-        if not alive:
-            reason = f"the process running it died (pid {start.get('pid')}{_host_note(start)})"
-            st.update(state="interrupted", stop_reason=reason)
-            _mark_interrupted(Path(run_dir), start, st)
-    return st
-
-
-def owner_fields() -> dict:
-    """What identifies this process as a run's owner: pid, its start time and the host."""
-    return {"pid": os.getpid(), "pid_start": _proc_start(os.getpid()), "host": socket.gethostname()}
-
-
-def _proc_start(pid) -> int | None:
-    """The process's start time in clock ticks since boot (/proc/PID/stat, field 22); None where
-    there is no /proc or no such process."""
-    try:
-        with open(f"/proc/{int(pid)}/stat", "rb") as f:
-            stat = f.read().decode("ascii", "replace")
-        return int(stat.rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def owner_alive(start: dict) -> bool | None:
-    """Whether the process that wrote a start row still runs: True, False, or None when that
-    cannot be told (another host, or no pid recorded)."""
-    pid = start.get("pid")
-    if not pid:
-        return None
-    if start.get("host") and start["host"] != socket.gethostname():
-        return None
-    if not _pid_alive(pid):
-        return False
-    want = start.get("pid_start")
-    if want is not None:
-        now = _proc_start(pid)
-        if now is not None and now != want:
-            return False   # the pid was reused by another process
-    return True
-
-
-def _host_note(start: dict) -> str:
-    return f" on {start['host']}" if start.get("host") else ""
-
-
-def _mark_interrupted(run_dir: Path, start: dict, st: dict) -> None:
-    """Record, once (an exclusive marker file decides who), that the run was interrupted: an
-    `end` row in its log and, when the run was to be recorded, a registry row."""
-    try:
-        fd = os.open(run_dir / INTERRUPTED_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except OSError:
-        return   # someone marked it already, or the folder is read-only: the state above still holds
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps({"t": time.time(), "by_pid": os.getpid(), "owner_pid": start.get("pid")}))
-    try:
-        RunLog(run_dir).write("end", status="interrupted", stop_reason=st["stop_reason"], step=st.get("step"))
-    except OSError:
-        return
-    if start.get("registry"):
-        try:
-            from workbench.storage.runs import RunRegistry
-
-            RunRegistry().add(
-                "train", name=f"train {start.get('template') or run_dir.name}", model=start.get("identity"),
-                adapter=str(run_dir / ADAPTER_NAME) if st.get("has_adapter") else None, data_name=start.get("data"),
-                seed=(start.get("config") or {}).get("seed"), settings=start.get("config") or {},
-                metrics={"steps": st.get("step"), "best_step": st.get("best_step"), "best_dev": st.get("best_metric")},
-                status="interrupted", payload_path=str(run_dir))
-        except Exception:  # noqa: BLE001 - a busy or broken registry must not break reading a status
-            pass
-
-
-def request_cancel(run_dir: str | Path) -> None:
-    """Ask the run in `run_dir` to stop (works across processes: the loop polls this file)."""
-    (Path(run_dir) / CANCEL_NAME).touch()
-
-
-def read_result(run_dir: str | Path) -> dict | None:
-    p = Path(run_dir) / RESULT_NAME
-    return json.loads(p.read_text()) if p.exists() else None
-
-
-def list_runs(root: str | Path | None = None) -> list[dict]:
-    """Status of every run folder under `root` (default $WORKBENCH_HOME/train), newest first: what a
-    Train tab offers to reconnect to after a reload."""
-    from workbench.paths import train_dir
-
-    root = Path(root) if root else train_dir()
-    if not root.exists():
-        return []
-    dirs = [p for p in root.iterdir() if (p / LOG_NAME).exists()]
-    return [read_status(p) for p in sorted(dirs, key=lambda p: (p / LOG_NAME).stat().st_mtime, reverse=True)]
-
-
-def _pid_alive(pid) -> bool:
-    """Whether a process with this pid exists and is not a zombie (killed, not yet reaped)."""
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True    # it exists, owned by another user
-    except (OSError, ValueError):
-        return False
-    try:
-        with open(f"/proc/{int(pid)}/stat", "rb") as f:
-            return f.read().decode("ascii", "replace").rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _json_default(o):
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if hasattr(o, "item"):
-        return o.item()
-    return str(o)
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default, ensure_ascii=False))
-    os.replace(tmp, path)
-
-
-# ---------------------------------------------------------------------------- adapter files
-def save_adapter_atomic(peft_model, run_dir: Path, template, cfg: TrainConfig, head=None,
-                        extra: dict | None = None) -> Path:
-    """Write the adapter to a temp folder, then rename it to `adapter/`. A reader sees either the
-    previous complete adapter, none (for the instant between two renames), or the new complete one;
-    never a half-written one."""
-    from safetensors.torch import save_file
-
-    run_dir = Path(run_dir)
-    final = run_dir / ADAPTER_NAME
-    tmp = run_dir / f".adapter.tmp-{os.getpid()}-{time.monotonic_ns()}"
-    try:
-        peft_model.save_pretrained(str(tmp))
-        (tmp / "README.md").unlink(missing_ok=True)   # peft's model-card stub; our card is the run folder
-        (tmp / "template.yaml").write_text(template.to_yaml(), encoding="utf-8")
-        (tmp / "train_config.json").write_text(json.dumps({**asdict(cfg), **(extra or {})}, indent=1,
-                                                          default=_json_default))
-        if head is not None:
-            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
-                      str(tmp / "head.safetensors"))
-        # rename() cannot replace a non-empty folder, so move the old one aside first.
-        old = None
-        if final.exists():
-            old = run_dir / f".adapter.old-{os.getpid()}-{time.monotonic_ns()}"
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
 
 
 # ---------------------------------------------------------------------------- plan (validation)
@@ -828,84 +592,3 @@ def _headline(m: dict | None) -> dict:
 
 def _plain(v):
     return v.item() if hasattr(v, "item") else v
-
-
-# ---------------------------------------------------------------------------- background job
-class TrainJob:
-    """A training run in a background thread of this process, or one found on disk.
-
-    Everything a UI shows comes from the run folder (log.jsonl, result.json), so `attach` after a
-    page reload, or from a second browser or another process, sees the same state."""
-
-    _live: dict[str, "TrainJob"] = {}
-    _live_lock = threading.Lock()
-
-    def __init__(self, run_dir: str | Path):
-        self.run_dir = Path(run_dir)
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._result: TrainResult | None = None
-        self.error: BaseException | None = None
-
-    @classmethod
-    def start(cls, model: str, template, dataset, config: TrainConfig, run_dir: str | Path | None = None, *,
-              registry: bool = True, progress: ProgressFn | None = None) -> "TrainJob":
-        """Validate (raising ConfigError/DataError at once), then train in a daemon thread."""
-        plan = prepare(model, template, dataset, config, run_dir, registry=registry)
-        job = cls(plan.run_dir)
-
-        def work():
-            try:
-                job._result = run_training(plan, progress=progress, cancel=job._stop.is_set)
-            except BaseException as exc:  # noqa: BLE001 - reported through status()/wait()
-                job.error = exc
-
-        job._thread = threading.Thread(target=work, name=f"train:{plan.run_dir.name}", daemon=True)
-        with cls._live_lock:
-            cls._live[str(plan.run_dir.resolve())] = job
-        job._thread.start()
-        return job
-
-    @classmethod
-    def attach(cls, run_dir: str | Path) -> "TrainJob":
-        """The live job for `run_dir` if this process runs it, else a read-only view of the folder."""
-        with cls._live_lock:
-            live = cls._live.get(str(Path(run_dir).resolve()))
-        return live or cls(run_dir)
-
-    def status(self) -> dict:
-        st = read_status(self.run_dir)
-        if self.error is not None:
-            st.update(state="failed", error=f"{type(self.error).__name__}: {self.error}")
-        return st
-
-    def cancel(self) -> None:
-        self._stop.set()
-        request_cancel(self.run_dir)
-
-    @property
-    def running(self) -> bool:
-        if self._thread is not None:
-            return self._thread.is_alive()
-        return read_status(self.run_dir)["state"] == "running"
-
-    def wait(self, timeout: float | None = None) -> TrainResult | None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self.error is not None and not self._thread.is_alive():
-                raise self.error
-        return self._result
-
-
-def result_figures(run_dir: str | Path) -> dict:
-    """Plotly figures of a run: curves (always), per-class F1 and confusion matrices (once finished)."""
-    from workbench.core import plots
-
-    figs = {"curves": plots.training_curves(read_log(run_dir))}
-    res = read_result(run_dir)
-    test = (res or {}).get("test")
-    if test:
-        figs["per_class"] = plots.side_by_side_per_class(test["base"], test["adapter"], names=("base", "base + adapter"))
-        figs["confusion_base"] = plots.confusion_heatmap(test["base"], title="Confusion: base")
-        figs["confusion_adapter"] = plots.confusion_heatmap(test["adapter"], title="Confusion: base + adapter")
-    return figs
