@@ -1,6 +1,7 @@
-"""Prefix-tree scoring (prefix_scoring.py) on the real default model equals plain scoring: one
-full forward pass per request over `context + continuation`, full-vocabulary log-softmax, no
-cache, no batching. Both runners (built-in decoder, transformers) and with a LoRA adapter."""
+"""Prefix-tree scoring (prefix_scoring.py) equals plain scoring: one full forward pass per
+request over `context + continuation`, full-vocabulary log-softmax, no cache, no batching.
+Both runners (built-in decoder, transformers), on a tiny random Llama (fast, GQA, random token
+trees) and on the real default model (with a LoRA adapter, with calibration)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,6 @@ from workbench.engine.session import _split_decoder_head
 from workbench.jobs.inference import EvalConfig, evaluate
 from workbench.core.templates import load_template
 
-pytestmark = pytest.mark.model
 
 CONTEXTS = [
     "Headline: Oil prices rise sharply as supply tightens\nTopic:",
@@ -26,6 +26,43 @@ DEMOS = ("Headline: Shares slide in Tokyo\nTopic: business\n\n"
          "Headline: Oscar nominations announced\nTopic: entertainment\n\n")
 
 PHRASES = Path(__file__).resolve().parent.parent / "templates_library" / "bbc_headline_phrase_topic.yaml"
+
+
+def test_random_trees_on_a_tiny_llama_equal_plain_forwards():
+    """Random requests with shared prefixes, repeated contexts, 1-4 token continuations, and
+    contexts of many lengths (padding everywhere), on a GQA Llama; tiny budgets cut batches."""
+    import random
+
+    import transformers
+
+    from workbench.engine.llama_native import NativeLlama
+
+    cfg = transformers.LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                   vocab_size=96, intermediate_size=96, max_position_embeddings=256)
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(cfg).eval()
+    rng = random.Random(1)
+    demos = [rng.randrange(96) for _ in range(12)]
+    pairs = []
+    for k in range(7):
+        ctx = (demos if k < 5 else demos[:3]) + [rng.randrange(96) for _ in range(rng.randint(1, 9))]
+        for _ in range(rng.randint(1, 4)):
+            pairs.append((ctx, [rng.randrange(96) for _ in range(rng.randint(1, 4))]))
+    pairs.append(([7], [8, 9]))
+    with torch.inference_mode():
+        ref = []
+        for c, x in pairs:
+            logp = model(torch.tensor([c + x])).logits.float().log_softmax(-1)[0]
+            ref.append(sum(float(logp[len(c) - 1 + j, t]) for j, t in enumerate(x)))
+        runners = [prefix_scoring.NativeRunner(NativeLlama.from_hf(model)),
+                   prefix_scoring.HFRunner(model, model.get_decoder(), model.get_output_embeddings()),
+                   prefix_scoring.HFRunner(model)]                    # full logits
+        for runner in runners:
+            for budget in (2048, 12):
+                out, info = prefix_scoring.score(pairs, runner, max_len=256, token_budget=budget, max_batch=64, pad_id=0)
+                assert max(abs(o[0] - r) for o, r in zip(out, ref)) < 1e-4, (type(runner).__name__, budget)
+                assert [o[2] for o in out] == [len(x) for _, x in pairs]
+        assert info["prefix_runs"] >= 1 and info["tokens_minimal"] <= info["tokens_forwarded"]
 
 
 def _plain(model, session, reqs) -> list[float]:
@@ -53,6 +90,7 @@ def _score(session, runner, reqs, **kw):
     return [o[0] for o in out], info
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("case", ["single", "multi", "few_shot"])
 def test_tree_scoring_equals_plain_on_both_paths(session, case):
     choices = SINGLE if case == "single" else MULTI
@@ -75,6 +113,7 @@ def test_tree_scoring_equals_plain_on_both_paths(session, case):
         assert max(abs(a - b) for a, b in zip(native, one_by_one)) < 1e-4
 
 
+@pytest.mark.model
 def test_one_row_batches_and_the_session_entry_point(session):
     """Batches cut to a single row (tiny token budget) change nothing; the session's counters
     gain tokens_forwarded and tokens_minimal."""
@@ -107,6 +146,7 @@ def lora_dir(tmp_path, session):
     return tmp_path / "adapter"
 
 
+@pytest.mark.model
 def test_tree_scoring_with_an_adapter_equals_plain(session, lora_dir):
     reqs = [(DEMOS + c, x) for c in CONTEXTS[:2] for x in MULTI]
     base = [ll.logprob for ll in session.loglikelihood(reqs)]
@@ -121,6 +161,7 @@ def test_tree_scoring_with_an_adapter_equals_plain(session, lora_dir):
     assert max(abs(a - b) for a, b in zip(tree, base)) > 1e-2      # the adapter really took part
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("calibration", ["contextual", "pmi"])
 def test_calibration_requests_score_like_plain(session, bbc, calibration, monkeypatch):
     """Calibration only adds requests (content-free prompts, empty contexts); they go through
