@@ -21,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("--calibration", default="none", choices=["none", "contextual", "pmi"])
     p.add_argument("--split", default="test", choices=["test", "dev", "train", "all"])
     p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--no-prefix-cache", action="store_true", help="score full prompts (for checking the cache)")
+    p.add_argument("--no-prefix-cache", action="store_true", help="no cache of prefixes shared across prompts (for checking it); each prompt is still read once for all its choices")
     p.add_argument("--retriever", default=None, help="self-ask: corpus for BM25 retrieval (PATH or PATH:FIELD)")
     p.add_argument("--max-hops", type=int, default=None, help="self-ask: most follow-up questions per example")
     p.add_argument("--max-new-tokens", type=int, default=None, help="generation: override the template's limit")
