@@ -17,6 +17,7 @@ from workbench.core.templates import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPIC = ROOT / "templates_library" / "bbc_headline_topic.yaml"
+PHRASES = ROOT / "templates_library" / "bbc_headline_phrase_topic.yaml"
 
 pytestmark = pytest.mark.model
 
@@ -179,17 +180,19 @@ def test_extract_answer():
 @pytest.mark.slow
 def test_predictions_equal_lm_eval_harness(session, bbc, tmp_path):
     """The same rows through `lm_eval --model hf` (the exported task YAML) give identical
-    per-example predictions and log-likelihoods within 1e-4."""
+    per-example predictions and log-likelihoods within 1e-4: single-token choices zero- and
+    2-shot, and multi-token phrase choices (scored over the prefix tree: each headline once,
+    then only the phrases' own tokens)."""
     pytest.importorskip("lm_eval")
     sys.path.insert(0, str(ROOT / "bench"))
-    from bench_scoring import lmeval_predictions, prepare
+    from bench_scoring import choice_lists, lmeval_predictions, prepare
 
     from workbench.engine.models import resolve_model
 
-    for shots in (0, 2):
-        w = tmp_path / f"s{shots}"
-        tpl, task, rows = prepare(str(TOPIC), 12, shots, 1, w)
-        ours = evaluate(load_template(TOPIC), bbc, session, EvalConfig(limit=12, shots=shots, seed=1))
+    for template, shots in ((TOPIC, 0), (TOPIC, 2), (PHRASES, 0)):
+        w = tmp_path / f"{template.stem}_s{shots}"
+        tpl, task, rows = prepare(str(template), "bbc", 12, shots, 1, w)
+        ours = evaluate(load_template(template), bbc, session, EvalConfig(limit=12, shots=shots, seed=1))
         env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
         lm_eval = Path(sys.executable).parent / "lm_eval"
         subprocess.run([str(lm_eval), "--model", "hf", "--model_args",
@@ -197,8 +200,10 @@ def test_predictions_equal_lm_eval_harness(session, bbc, tmp_path):
                         "--include_path", str(w), "--batch_size", "8", "--device", "cpu", "--log_samples",
                         "--output_path", str(w / "out")], check=True, env=env, capture_output=True)
         preds, lls = lmeval_predictions(w / "out", task)
-        labels = list(tpl.answer_choices)
-        assert [labels.index(r["pred"]) for r in ours.records] == preds
-        for r, ll in zip(ours.records, lls):
+        choices = choice_lists(tpl, rows)
+        assert [c.index(r["pred"]) for c, r in zip(choices, ours.records)] == preds
+        for r, ll, labels in zip(ours.records, lls, choices):
             for j, lab in enumerate(labels):
                 assert r["logprobs"][lab] == pytest.approx(ll[j], abs=1e-4)
+        if template == PHRASES:
+            assert ours.timings["tokens_minimal"] / ours.timings["tokens_forwarded"] >= 0.9

@@ -33,7 +33,7 @@ class EvalConfig:
     dev_fraction: float = field(default=0.1, metadata={"help": "share of rows in the dev split"})
     test_fraction: float = field(default=0.2, metadata={"help": "share of rows in the test split"})
     limit: int | None = field(default=None, metadata={"help": "evaluate only the first N rows of the split"})
-    prefix_cache: bool = field(default=True, metadata={"help": "reuse the KV cache of a prefix shared by all prompts"})
+    prefix_cache: bool = field(default=True, metadata={"help": "reuse the KV cache of prefixes shared by several prompts (demos, instruction)"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "generation: override the template's limit"})
     retriever: str | None = field(default=None, metadata={
         "help": "self-ask: a corpus for the retriever (PATH, PATH:FIELD or python:MODULE:ATTR)"})

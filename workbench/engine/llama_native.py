@@ -187,10 +187,16 @@ class NativeLlama:
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.spec.eps)
         return w * xf.to(x.dtype)
 
-    def _rotary(self, start: int, T: int) -> tuple[torch.Tensor, torch.Tensor]:
-        pos = torch.arange(start, start + T, device=self.device, dtype=torch.float)
-        freqs = pos[:, None] * self._inv_freq[None, :]                  # [T, d/2], fp32
-        emb = torch.cat((freqs, freqs), dim=-1)                         # [T, d]
+    def _rotary(self, start, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin for positions start..start+T-1: [T, d] for an int start, [B, 1, T, d] for
+        per-row starts [B]."""
+        if isinstance(start, torch.Tensor):
+            pos = (start[:, None] + torch.arange(T, device=self.device)).float()    # [B, T]
+            freqs = pos[:, None, :, None] * self._inv_freq                          # [B, 1, T, d/2]
+        else:
+            pos = torch.arange(start, start + T, device=self.device, dtype=torch.float)
+            freqs = pos[:, None] * self._inv_freq[None, :]                  # [T, d/2], fp32
+        emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos().to(self.dtype), emb.sin().to(self.dtype)
 
     @staticmethod
@@ -199,21 +205,40 @@ class NativeLlama:
         rot = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
         return x * cos + rot * sin
 
-    def hidden(self, ids: torch.Tensor, prefix_kv: list | None = None,
-               return_kv: bool = False):
-        """Final hidden states [B, T, H] for token ids [B, T], after a cached prefix of P tokens
-        (prefix_kv: per layer (k, v), each [1 or B, nkv, P, d]).
+    def hidden(self, ids: torch.Tensor, prefix_kv: list | None = None, return_kv: bool = False,
+               row_kv: list | None = None, row_index: torch.Tensor | None = None,
+               row_lens: torch.Tensor | None = None):
+        """Final hidden states [B, T, H] for token ids [B, T], after a cached prefix.
+
+        prefix_kv: per layer (k, v), each [1 or B, nkv, P, d]: a prefix every row shares.
+        row_kv, row_index, row_lens: a second, per-row cache after it (a prefix tree's contexts):
+          per layer (k, v), each [R, nkv, C, d], right-padded; row b of the batch continues
+          cache row row_index[b] ([B] long), whose first row_lens[row_index[b]] entries are real
+          ([R] long). Row b's tokens then sit at positions P + row_lens[row_index[b]] + t.
+        return_kv: also return the new tokens' own (k, v) per layer, each [B, nkv, T, d].
 
         Rows are right-padded by the caller. Under a causal mask a real token never attends to
-        the padding after it, so no padding mask is needed and every real position gets the
-        same result as without padding."""
+        the padding after it, so no padding mask is needed for the new tokens and every real
+        position gets the same result as without padding."""
         s = self.spec
         B, T = ids.shape
         P = prefix_kv[0][0].shape[2] if prefix_kv else 0
-        cos, sin = self._rotary(P, T)                                   # [T, d]
-        if P:
-            # New token t sees the whole prefix and new tokens <= t: [T, P + T].
-            mask = torch.ones(T, P + T, dtype=torch.bool, device=self.device).tril(P)
+        mask = None
+        if row_kv is not None:
+            C = row_kv[0][0].shape[2]
+            lens = row_lens[row_index]                                  # [B]
+            cos, sin = self._rotary(lens + P, T)                        # [B, 1, T, d]
+            # [B, 1, T, P + C + T]: the shared prefix, the row's real cache entries, causal new tokens
+            real = torch.arange(C, device=self.device)[None, :] < lens[:, None]                  # [B, C]
+            mask = torch.cat((torch.ones(B, T, P, dtype=torch.bool, device=self.device),
+                              real[:, None, :].expand(B, T, C),
+                              torch.ones(T, T, dtype=torch.bool, device=self.device).tril().expand(B, T, T)),
+                             dim=-1)[:, None]
+        else:
+            cos, sin = self._rotary(P, T)                               # [T, d]
+            if P:
+                # New token t sees the whole prefix and new tokens <= t: [T, P + T].
+                mask = torch.ones(T, P + T, dtype=torch.bool, device=self.device).tril(P)
         x = F.embedding(ids, self.embed)                                # [B, T, H]
         kv_out = []
         for i, L in enumerate(self.layers):
@@ -224,15 +249,23 @@ class NativeLlama:
             q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
             if return_kv:
                 kv_out.append((k, v))
+            ks, vs = [], []
             if P:
                 pk, pv = prefix_kv[i]
-                k = torch.cat((pk.expand(B, -1, -1, -1), k), dim=2)    # [B, nkv, P+T, d]
-                v = torch.cat((pv.expand(B, -1, -1, -1), v), dim=2)
+                ks.append(pk.expand(B, -1, -1, -1))
+                vs.append(pv.expand(B, -1, -1, -1))
+            if row_kv is not None:
+                rk, rv = row_kv[i]
+                ks.append(rk.index_select(0, row_index))               # [B, nkv, C, d]
+                vs.append(rv.index_select(0, row_index))
+            if ks:
+                k = torch.cat((*ks, k), dim=2)                          # [B, nkv, P+C+T, d]
+                v = torch.cat((*vs, v), dim=2)
             if s.kv_heads != s.heads:
                 rep = s.heads // s.kv_heads
-                k = k.repeat_interleave(rep, dim=1)                     # [B, nh, P+T, d]
+                k = k.repeat_interleave(rep, dim=1)                     # [B, nh, P+C+T, d]
                 v = v.repeat_interleave(rep, dim=1)
-            att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask if P else None, is_causal=not P and T > 1,
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and T > 1,
                                                  scale=s.head_dim ** -0.5)                   # [B, nh, T, d]
             x = x + F.linear(att.transpose(1, 2).reshape(B, T, s.heads * s.head_dim), L.o)
             m = self._rms(x, L.ln_post)

@@ -7,13 +7,13 @@
 
 Scoring follows lm-evaluation-harness's conventions exactly (see docs/SCORING.md): a pair is
 tokenized as a whole, the continuation is what follows the context's own tokens, and trailing
-whitespace of the context moves to the continuation. On top of that, for speed:
-  * requests that feed the model the same token sequence share one forward pass (every
-    single-token choice of a context is scored by one pass over the context);
+whitespace of the context moves to the continuation. On top of that, for speed, scoring runs
+over the requests' prefix tree (prefix_tree.py plans it, prefix_scoring.py runs it):
+  * a prefix shared by many contexts (few-shot demonstrations, an instruction) runs once and
+    its key/value cache is reused; each distinct context runs once for all of its choices, and
+    multi-token choices run only their own tokens on top of the context's cache;
   * the LM head runs only at the positions whose log-probabilities are needed
     (hidden [N, H] @ W^T [H, V] instead of [B, L, H] @ W^T);
-  * a token prefix shared by every request (few-shot demonstrations) is run once and its
-    key/value cache reused by every batch;
   * sequences are sorted longest-first and batched under a token budget, so padding is small
     and an out-of-memory error shows up in the first batch.
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import inspect
 import logging
 import threading
 import time
@@ -130,8 +129,11 @@ class ModelSession:
         self.load_seconds: float | None = None
         self._prefix_cache_hits = 0
         # Counters for benchmarks (FLOP/s, padding): tokens through the decoder, padded slots,
-        # positions that went through the LM head, and seconds spent in forward passes.
-        self.stats = {"tokens": 0, "padded": 0, "head_positions": 0, "forward_s": 0.0}
+        # positions that went through the LM head, and seconds spent in forward passes; and the
+        # work efficiency: tokens forwarded (= tokens) against the distinct (prefix, token)
+        # positions the requests needed (tokens_minimal, see prefix_tree.py).
+        self.stats = {"tokens": 0, "padded": 0, "head_positions": 0, "forward_s": 0.0,
+                      "tokens_forwarded": 0, "tokens_minimal": 0}
 
     @classmethod
     def from_model(cls, model, tokenizer, *, name: str, identity: str, path: str = "", device: str = "cpu",
@@ -500,140 +502,30 @@ class ModelSession:
     def loglikelihood_tokens(self, pairs: Sequence[tuple[list[int], list[int]]], *, progress: ProgressFn | None = None,
                              cancel: CancelFn | None = None, prefix_cache: bool = True,
                              head_positions_only: bool = True) -> list[LogLik]:
+        """Score token pairs over their prefix tree (prefix_scoring.py): each distinct context
+        once for all of its continuations, a prefix shared by many contexts once, the LM head only
+        where a log-prob is needed. `prefix_cache=False` gives each context its own full pass;
+        `head_positions_only=False` runs the whole transformers model (full logits)."""
         import torch
 
-        for i, (_, cont) in enumerate(pairs):
-            if not cont:
-                raise ModelError(f"Request {i} has an empty continuation after tokenization.",
-                                 hint="Every answer choice must contain some text.")
-        max_len = self.max_length
-        # The model is fed context + continuation[:-1]; the continuation's log-probs come from the
-        # last len(cont) positions. Left-truncate to the model's window, as lm-eval does.
-        feeds: dict[tuple[int, ...], list[int]] = {}
-        plan = []   # per request: (feed key, cont tokens)
-        for ctx, cont in pairs:
-            full = (ctx + cont)[-(max_len + 1):]
-            key = tuple(full[:-1])
-            feeds.setdefault(key, [])
-            plan.append((key, cont))
-        keys = list(feeds)
-        # Requests whose feed is identical share a pass (all single-token choices of one context).
-        # Needed positions are relative to the start of the feed.
-        need: dict[tuple[int, ...], set[int]] = {k: set() for k in keys}
-        for key, cont in plan:
-            L = len(key)
-            need[key].update(range(L - len(cont), L))
+        from workbench.engine import prefix_scoring
 
-        # Shared prefix: the longest token prefix common to every feed, cut so that every needed
-        # position lies after it (its hidden states are never materialized for the head).
-        P = 0
-        if prefix_cache and len(keys) > 1:
-            P = _common_prefix_len(keys)
-            P = min(P, min(min(n) for n in need.values()))
-            if P < 16:   # not worth a cache
-                P = 0
-
-        # The verified built-in decoder when it applies (no adapter, head-only positions), else
-        # transformers; both compute the same log-probs (fastpath.py checks it per model).
-        native = self._native if (self._scores_native() and head_positions_only) else None
-        lm = decoder = head = None
-        softcap = None
-        if native is None:
+        # The verified built-in decoder when it applies (no adapter), else transformers; both
+        # compute the same log-probs (fastpath.py checks it per model).
+        if self._scores_native() and head_positions_only:
+            runner = prefix_scoring.NativeRunner(self._native)
+        else:
             model = self.model
             lm = model.get_base_model() if hasattr(model, "get_base_model") else model
             decoder, head = _split_decoder_head(lm) if head_positions_only else (None, None)
-            softcap = getattr(lm.config, "final_logit_softcapping", None)
-        pad_id = self.scoring_tokenizer().pad_token_id
-        results: dict[tuple[tuple[int, ...], int], torch.Tensor] = {}   # (key, pos) -> log-prob row [V]
-
-        order = sorted(keys, key=lambda k: -len(k))
-        per_key: dict[tuple[int, ...], int] = {}
-        for key, _ in plan:
-            per_key[key] = per_key.get(key, 0) + 1
-        total, done = len(plan), 0
+            runner = prefix_scoring.HFRunner(lm, decoder, head, device=self.device)
         with self.lock, torch.inference_mode():
-            prefix_kv = self._run_prefix(native or decoder or lm, keys[0][:P]) if P else None
-            cfg = self.config
-            i = 0
-            while i < len(order):
-                if cancel and cancel():
-                    raise Cancelled()
-                Lmax = len(order[i]) - P
-                bsz = max(1, min(cfg.max_batch, self.token_budget // max(1, Lmax + P // 4)))
-                batch = order[i:i + bsz]
-                i += len(batch)
-                ids = torch.full((len(batch), Lmax), pad_id, dtype=torch.long)
-                for b, key in enumerate(batch):
-                    ids[b, :len(key) - P] = torch.tensor(key[P:])
-                ids = ids.to(self.device)
-                if native is None:
-                    # transformers needs the padding mask (prefix columns included) and, after a
-                    # cached prefix, position ids and the cache itself.
-                    mask = torch.zeros((len(batch), P + Lmax), dtype=torch.long)
-                    for b, key in enumerate(batch):
-                        mask[b, :len(key)] = 1
-                    kwargs = {"input_ids": ids, "attention_mask": mask.to(self.device)}
-                    if P:
-                        kwargs["position_ids"] = (torch.arange(Lmax, device=self.device) + P).unsqueeze(0).expand(len(batch), -1)
-                        kwargs.update(_cache_kwargs(decoder or lm, _expand_cache(prefix_kv, len(batch))))
-                # rows/cols of the positions whose next-token distribution we need
-                rows, cols, where = [], [], []
-                for b, key in enumerate(batch):
-                    for pos in sorted(need[key]):
-                        rows.append(b)
-                        cols.append(pos - P)
-                        where.append((key, pos))
-                r = torch.tensor(rows, device=self.device)
-                c = torch.tensor(cols, device=self.device)
-                t_fwd = time.perf_counter()
-                if native is not None:
-                    # Right padding needs no mask under causal attention (see NativeLlama.hidden).
-                    hidden = native.hidden(ids, prefix_kv=prefix_kv)      # [B, Lmax, H]
-                    logits = native.head(hidden[r, c])                    # [N, V]
-                elif decoder is not None:
-                    hidden = decoder(**kwargs).last_hidden_state          # [B, Lmax, H]
-                    logits = head(hidden[r, c])                           # [N, V]
-                else:
-                    logits = lm(**kwargs).logits[r, c]                    # [N, V]
-                logits = logits.float()
-                if softcap:
-                    logits = torch.tanh(logits / softcap) * softcap
-                logp = torch.log_softmax(logits, dim=-1)                  # [N, V]
-                self.stats["forward_s"] += time.perf_counter() - t_fwd
-                self.stats["tokens"] += sum(len(k) - P for k in batch)
-                self.stats["padded"] += len(batch) * Lmax
-                self.stats["head_positions"] += len(rows)
-                for n, wk in enumerate(where):
-                    results[wk] = logp[n]
-                done += sum(per_key[k] for k in batch)   # progress counts requests, not feeds
-                if progress:
-                    progress(min(done, total), total)
-
-            out = []
-            for key, cont in plan:
-                L = len(key)
-                lp, greedy = 0.0, True
-                for j, tok in enumerate(cont):
-                    row = results[(key, L - len(cont) + j)]
-                    lp += float(row[tok])
-                    greedy = greedy and int(row.argmax()) == tok
-                out.append(LogLik(lp, greedy, len(cont)))
-        return out
-
-    def _run_prefix(self, decoder, prefix: Sequence[int]):
-        import torch
-
-        t0 = time.perf_counter()
-        if decoder is self._native:
-            kv = decoder.prefix(prefix)
-        else:
-            out = decoder(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=True)
-            kv = _cache_from_output(out)
-        self.stats["forward_s"] += time.perf_counter() - t0
-        self.stats["tokens"] += len(prefix)
-        self.stats["padded"] += len(prefix)
-        self._prefix_cache_hits += 1
-        return kv
+            out, info = prefix_scoring.score(
+                pairs, runner, max_len=self.max_length, token_budget=self.token_budget,
+                max_batch=self.config.max_batch, pad_id=self.scoring_tokenizer().pad_token_id,
+                share_prefixes=prefix_cache, stats=self.stats, progress=progress, cancel=cancel)
+        self._prefix_cache_hits += info["prefix_runs"]
+        return [LogLik(*r) for r in out]
 
     # ------------------------------------------------------------------ generation
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 32, temperature: float = 0.0,
@@ -744,20 +636,6 @@ def cut_at_stop(text: str, stop: Iterable[str]) -> tuple[str, str]:
     return (text[:cut], "stop") if cut is not None else (text, "")
 
 
-def _common_prefix_len(keys: Sequence[Sequence[int]]) -> int:
-    first = keys[0]
-    n = min(len(k) for k in keys)
-    for k in keys[1:]:
-        j = 0
-        m = min(n, len(k))
-        while j < m and k[j] == first[j]:
-            j += 1
-        n = j
-        if n == 0:
-            break
-    return n
-
-
 def _split_decoder_head(lm):
     """(decoder, lm_head) so the head can run only at needed positions; (None, None) if the
     architecture hides them (we then fall back to full logits)."""
@@ -769,52 +647,6 @@ def _split_decoder_head(lm):
     if decoder is None or head is None or decoder is lm:
         return None, None
     return decoder, head
-
-
-def _cache_arg_name(module) -> str:
-    params = inspect.signature(module.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
-def _cache_kwargs(module, cache) -> dict:
-    return {_cache_arg_name(module): cache, "use_cache": True}
-
-
-def _cache_from_output(out):
-    cache = getattr(out, "cache", None)
-    if cache is None:
-        cache = getattr(out, "past_key_values", None)
-    # [(k, v)] per layer, k/v: [1, kv_heads, P, head_dim]
-    return [(layer[0], layer[1]) for layer in cache]
-
-
-def _expand_cache(prefix_kv, batch: int):
-    """A cache holding the shared prefix for `batch` sequences, [1, kv, P, d] → [batch, kv, P, d].
-
-    The layers hold *expanded views*, not copies: the forward pass concatenates each layer's
-    prefix with the batch's new keys/values anyway, so that concatenation is the only copy
-    (building the cache from the views the ordinary way would copy the prefix once more)."""
-    from transformers import DynamicCache
-
-    data = [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in prefix_kv]
-    try:
-        cache = DynamicCache()
-        layers = getattr(cache, "layers", None)
-        if layers is None or not hasattr(cache, "layer_class_to_replicate"):
-            raise TypeError("no per-layer cache objects in this transformers version")
-        from transformers.cache_utils import DynamicLayer
-
-        cache.layers = []
-        for k, v in data:
-            layer = DynamicLayer()
-            layer.device, layer.keys, layer.values, layer.is_initialized = k.device, k, v, True
-            cache.layers.append(layer)
-        return cache
-    except (TypeError, ImportError, AttributeError):
-        try:
-            return DynamicCache(ddp_cache_data=data)
-        except TypeError:   # older transformers
-            return DynamicCache.from_legacy_cache(tuple(data))
 
 
 # ---------------------------------------------------------------------- session cache

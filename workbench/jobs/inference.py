@@ -289,6 +289,7 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
         pool = rows
     session.load()
     t_load = time.perf_counter()
+    work0 = _work_counters(session)
     prompts = build_prompts(template, rows, pool, config, session)
     t_prompts = time.perf_counter()
     if template.task == "generation":
@@ -313,6 +314,11 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
                "prompts_s": round(t_prompts - t_load, 3), "model_s": round(t_end - t_prompts, 3),
                "examples_per_s": round(len(records) / max(1e-9, t_end - t_prompts), 2),
                "approx_prompt_tokens": int(n_tokens)}
+    work1 = _work_counters(session)
+    if work0 is not None and work1 is not None:
+        # tokens the model read vs. the distinct (prefix, token) positions the requests needed
+        timings["tokens_forwarded"] = work1[0] - work0[0]
+        timings["tokens_minimal"] = work1[1] - work0[1]
     provenance = {
         "template": {"name": template.name, "hash": template.content_hash(), "yaml": template.to_yaml()},
         "model": {"name": session.config.model, "identity": session.identity, "adapter": session.adapter,
@@ -326,6 +332,14 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return EvalResult(task=template.task, metrics=metrics, records=records, provenance=provenance, timings=timings)
+
+
+def _work_counters(session) -> tuple[int, int] | None:
+    """(tokens forwarded, tokens minimal) so far, from a session that counts them."""
+    st = getattr(session, "stats", None)
+    if not isinstance(st, dict) or "tokens_minimal" not in st:
+        return None
+    return st.get("tokens_forwarded", 0), st["tokens_minimal"]
 
 
 def _label_order(template, records) -> list[str]:

@@ -1,0 +1,283 @@
+"""Score (context, continuation) token pairs over their prefix tree: each distinct prefix once.
+
+    out, info = score(pairs, NativeRunner(native), max_len=2048, token_budget=2048, max_batch=64)
+    out[i] == (logprob, greedy, n_tokens)          # lm-eval's loglikelihood for pair i
+
+`prefix_tree.build_tree` plans the work (see there): group prefixes, contexts, continuation
+feeds. This module runs the plan, level by level:
+
+  1. each group prefix (few-shot demonstrations, a shared instruction) once, keeping its
+     key/value cache [1, nkv, P, d];
+  2. the group's contexts in length-sorted, right-padded batches under the token budget, on top
+     of the prefix cache. The LM head runs only at each context's last position, which predicts
+     every continuation's first token (all single-token choices are scored here). When some
+     continuation has more tokens, the batch's own key/value cache is kept: [Bc, nkv, C, d];
+  3. right away, the continuation feeds `x[:-1]` of those contexts, packed by length under the
+     token budget, each row on top of the group prefix and *its own* context's cache rows
+     (right-padded, masked past each context's length; positions continue from the context's
+     end). The head runs only at the feed's positions. Then the context cache is dropped, so
+     memory holds one batch of contexts at a time.
+
+Both runners compute the same numbers as a plain forward pass over `context + continuation`:
+`NativeRunner` (the verified built-in decoder, llama_native.py) and `HFRunner` (transformers,
+with a peft adapter if one is attached; caches passed as `DynamicCache`, padding as a 2-D
+attention mask, positions as `position_ids`). tests/test_prefix_scoring.py checks both against
+full-prompt scoring, and `tokens_minimal` / `tokens_forwarded` is reported per call.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Callable, Sequence
+
+from workbench.engine.prefix_tree import build_tree
+from workbench.errors import Cancelled
+
+Result = tuple[float, bool, int]     # (sum of log p, every token greedy, continuation length)
+
+
+# ---------------------------------------------------------------------------- runners
+class NativeRunner:
+    """Level forwards on the built-in Llama decoder (llama_native.NativeLlama)."""
+
+    def __init__(self, native):
+        self.native = native
+        self.device = native.device
+
+    def prefix(self, ids: Sequence[int]):
+        return self.native.prefix(ids)                                      # [(k, v)] [1, nkv, P, d]
+
+    def contexts(self, ids, lens, prefix_kv, rows, cols, want_kv: bool):
+        out = self.native.hidden(ids, prefix_kv=prefix_kv, return_kv=want_kv)
+        hidden, kv = out if want_kv else (out, None)
+        return self.native.head(hidden[rows, cols]), kv                    # [N, V]
+
+    def continuations(self, ids, lens, prefix_kv, row_kv, row_index, row_lens, rows, cols):
+        hidden = self.native.hidden(ids, prefix_kv=prefix_kv, row_kv=row_kv, row_index=row_index, row_lens=row_lens)
+        return self.native.head(hidden[rows, cols])
+
+
+class HFRunner:
+    """Level forwards through transformers (and peft, when the model carries an adapter).
+    `decoder`/`head`: the model body and LM head, so the head runs only where needed; when the
+    architecture hides them (None), the full model runs and its logits are indexed instead."""
+
+    def __init__(self, lm, decoder=None, head=None, device: str = "cpu"):
+        self.module = decoder if decoder is not None else lm
+        self.head = head if decoder is not None else None
+        self.device = device
+        self.softcap = getattr(lm.config, "final_logit_softcapping", None)
+        params = inspect.signature(self.module.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+
+    def _logits(self, out, rows, cols):
+        if self.head is not None:
+            logits = self.head(out.last_hidden_state[rows, cols])
+        else:
+            logits = out.logits[rows, cols]
+        if self.softcap:
+            import torch
+            logits = torch.tanh(logits.float() / self.softcap) * self.softcap
+        return logits
+
+    def prefix(self, ids: Sequence[int]):
+        import torch
+
+        out = self.module(input_ids=torch.tensor([list(ids)], device=self.device), use_cache=True)
+        return _layers_of(out)                                              # [(k, v)] [1, nkv, P, d]
+
+    def contexts(self, ids, lens, prefix_kv, rows, cols, want_kv: bool):
+        import torch
+
+        B, T = ids.shape
+        P = prefix_kv[0][0].shape[2] if prefix_kv else 0
+        new = (torch.arange(T, device=self.device)[None, :] < lens[:, None]).long()       # [B, T]
+        kwargs = {"input_ids": ids, "use_cache": want_kv or bool(P)}
+        if P:
+            kwargs["attention_mask"] = torch.cat((torch.ones(B, P, dtype=torch.long, device=self.device), new), 1)
+            kwargs["position_ids"] = (torch.arange(T, device=self.device) + P).unsqueeze(0).expand(B, -1)
+            kwargs[self._cache_arg] = _make_cache([(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1))
+                                                   for k, v in prefix_kv])
+        else:
+            kwargs["attention_mask"] = new
+        out = self.module(**kwargs)
+        kv = [(k[:, :, P:], v[:, :, P:]) for k, v in _layers_of(out)] if want_kv else None
+        return self._logits(out, rows, cols), kv
+
+    def continuations(self, ids, lens, prefix_kv, row_kv, row_index, row_lens, rows, cols):
+        import torch
+
+        B, T = ids.shape
+        P = prefix_kv[0][0].shape[2] if prefix_kv else 0
+        C = row_kv[0][0].shape[2]
+        clen = row_lens[row_index]                                                          # [B]
+        data = []
+        for i, (rk, rv) in enumerate(row_kv):
+            ks, vs = [rk.index_select(0, row_index)], [rv.index_select(0, row_index)]
+            if P:
+                pk, pv = prefix_kv[i]
+                ks.insert(0, pk.expand(B, -1, -1, -1))
+                vs.insert(0, pv.expand(B, -1, -1, -1))
+            data.append((torch.cat(ks, 2) if P else ks[0], torch.cat(vs, 2) if P else vs[0]))   # [B, nkv, P+C, d]
+        ar_c = torch.arange(C, device=self.device)[None, :]
+        mask = torch.cat((torch.ones(B, P, dtype=torch.long, device=self.device), (ar_c < clen[:, None]).long(),
+                          (torch.arange(T, device=self.device)[None, :] < lens[:, None]).long()), 1)   # [B, P+C+T]
+        pos = P + clen[:, None] + torch.arange(T, device=self.device)[None, :]                     # [B, T]
+        out = self.module(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                          **{self._cache_arg: _make_cache(data)})
+        return self._logits(out, rows, cols)
+
+
+def _layers_of(out) -> list:
+    """Per-layer (keys, values) of a model output's cache, each [B, nkv, L, d]."""
+    cache = getattr(out, "cache", None)
+    if cache is None:
+        cache = getattr(out, "past_key_values", None)
+    return [(layer[0], layer[1]) for layer in cache]
+
+
+def _make_cache(data):
+    """A transformers DynamicCache holding `data` (per layer (k, v), [B, nkv, L, d]).
+
+    The layers hold the tensors as given, expanded views included: the forward pass
+    concatenates each layer's cache with the batch's new keys/values anyway, so that
+    concatenation is the only copy (building the cache the ordinary way would copy once more)."""
+    from transformers import DynamicCache
+
+    try:
+        cache = DynamicCache()
+        if getattr(cache, "layers", None) is None or not hasattr(cache, "layer_class_to_replicate"):
+            raise TypeError("no per-layer cache objects in this transformers version")
+        from transformers.cache_utils import DynamicLayer
+
+        cache.layers = []
+        for k, v in data:
+            layer = DynamicLayer()
+            layer.device, layer.keys, layer.values, layer.is_initialized = k.device, k, v, True
+            cache.layers.append(layer)
+        return cache
+    except (TypeError, ImportError, AttributeError):
+        try:
+            return DynamicCache(ddp_cache_data=data)
+        except TypeError:   # older transformers
+            return DynamicCache.from_legacy_cache(tuple(data))
+
+
+# ---------------------------------------------------------------------------- the algorithm
+def score(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], runner, *, max_len: int, token_budget: int,
+          max_batch: int, pad_id: int, share_prefixes: bool = True, stats: dict | None = None,
+          progress: Callable[[int, int], None] | None = None,
+          cancel: Callable[[], bool] | None = None) -> tuple[list[Result], dict]:
+    """lm-eval's loglikelihood of every (context ids, continuation ids) pair, each distinct
+    prefix computed once. Returns (results, info); info has tokens_minimal, tokens_forwarded
+    and prefix_runs (group prefixes cached). `stats` (the session's counters) is updated in place.
+    Call under torch.inference_mode()."""
+    import torch
+
+    tree = build_tree(pairs, max_len, share_prefixes=share_prefixes)
+    st = {"tokens": 0, "padded": 0, "head_positions": 0, "forward_s": 0.0}
+    n_req = len(tree.requests)
+    lp = [0.0] * n_req
+    greedy = [True] * n_req
+    feed_reqs: list[list[int]] = [[] for _ in tree.feeds]
+    for ri, r in enumerate(tree.requests):
+        if r.feed is not None:
+            feed_reqs[r.feed].append(ri)
+    dev = runner.device
+    prefix_runs, done = 0, 0
+
+    def collect(logits, picks):
+        """Add log p(target) at each head row to its request; picks: (head row, request, token)."""
+        logp = torch.log_softmax(logits.float(), dim=-1)                     # [N, V]
+        if not picks:
+            return
+        r_idx = torch.tensor([p[0] for p in picks], device=logp.device)
+        t_idx = torch.tensor([p[2] for p in picks], device=logp.device)
+        vals = logp[r_idx, t_idx].tolist()
+        best = logp.argmax(-1)[r_idx].tolist()
+        for (_, ri, tok), v, b in zip(picks, vals, best):
+            lp[ri] += v
+            greedy[ri] = greedy[ri] and b == tok
+
+    def count(t0, real, padded, heads):
+        st["forward_s"] += time.perf_counter() - t0
+        st["tokens"] += real
+        st["padded"] += padded
+        st["head_positions"] += heads
+
+    def run_feeds(ctx_batch, kv, ctx_lens, prefix_kv, P):
+        """Level 3: the continuation feeds of one batch of contexts, on top of their caches."""
+        C = kv[0][0].shape[2]
+        items = [(f, b) for b, ci in enumerate(ctx_batch) for f in tree.contexts[ci].feeds]
+        items.sort(key=lambda fb: -len(tree.feeds[fb[0]].tokens))
+        j = 0
+        while j < len(items):
+            if cancel and cancel():
+                raise Cancelled()
+            Tmax = len(tree.feeds[items[j][0]].tokens)
+            bsz = max(1, min(4 * max_batch, token_budget // max(1, Tmax + (P + C) // 4)))
+            part = items[j:j + bsz]
+            j += len(part)
+            ids = torch.full((len(part), Tmax), pad_id, dtype=torch.long)
+            rows, cols, picks = [], [], []
+            for b, (f, _) in enumerate(part):
+                toks = tree.feeds[f].tokens
+                ids[b, :len(toks)] = torch.tensor(toks)
+                for t in range(len(toks)):
+                    for ri in feed_reqs[f]:
+                        picks.append((len(rows), ri, tree.requests[ri].targets[t + 1]))
+                    rows.append(b)
+                    cols.append(t)
+            lens = torch.tensor([len(tree.feeds[f].tokens) for f, _ in part], device=dev)
+            row_index = torch.tensor([b for _, b in part], device=dev)
+            t0 = time.perf_counter()
+            logits = runner.continuations(ids.to(dev), lens, prefix_kv, kv, row_index, ctx_lens,
+                                          torch.tensor(rows, device=dev), torch.tensor(cols, device=dev))
+            collect(logits, picks)
+            count(t0, int(lens.sum()), len(part) * Tmax, len(rows))
+
+    for g in tree.groups:
+        P = len(g.prefix)
+        prefix_kv = None
+        if P:
+            t0 = time.perf_counter()
+            prefix_kv = runner.prefix(g.prefix)
+            count(t0, P, P, 0)
+            prefix_runs += 1
+        order = sorted(g.contexts, key=lambda c: -tree.contexts[c].length)
+        i = 0
+        while i < len(order):
+            if cancel and cancel():
+                raise Cancelled()
+            Lmax = tree.contexts[order[i]].length
+            bsz = max(1, min(max_batch, token_budget // max(1, Lmax + P // 4)))
+            batch = order[i:i + bsz]
+            i += len(batch)
+            ids = torch.full((len(batch), Lmax), pad_id, dtype=torch.long)
+            picks = []
+            for b, ci in enumerate(batch):
+                c = tree.contexts[ci]
+                ids[b, :c.length] = torch.tensor(c.tokens)
+                picks += [(b, ri, tree.requests[ri].targets[0]) for ri in c.requests]
+            lens = torch.tensor([tree.contexts[ci].length for ci in batch], device=dev)
+            want_kv = any(tree.contexts[ci].feeds for ci in batch)
+            t0 = time.perf_counter()
+            logits, kv = runner.contexts(ids.to(dev), lens, prefix_kv, torch.arange(len(batch), device=dev),
+                                         lens - 1, want_kv)
+            collect(logits, picks)
+            count(t0, int(lens.sum()), len(batch) * Lmax, len(batch))
+            if want_kv:
+                run_feeds(batch, kv, lens, prefix_kv, P)
+            del kv
+            done += sum(len(tree.contexts[ci].requests) for ci in batch)
+            if progress:
+                progress(min(done, n_req), n_req)
+
+    info = {"tokens_minimal": tree.tokens_minimal, "tokens_forwarded": st["tokens"], "prefix_runs": prefix_runs}
+    if stats is not None:
+        for k, v in st.items():
+            stats[k] = stats.get(k, 0) + v
+        stats["tokens_forwarded"] = stats.get("tokens_forwarded", 0) + st["tokens"]
+        stats["tokens_minimal"] = stats.get("tokens_minimal", 0) + tree.tokens_minimal
+    results = [(lp[i], greedy[i], len(r.targets)) for i, r in enumerate(tree.requests)]
+    return results, info
