@@ -5,9 +5,14 @@ import argparse
 import sys
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser, multi: bool = False) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="default", help="'default' (SmolLM2-135M-Instruct), a hub id, a folder or a .gguf")
+    help_ = ("'default' (SmolLM2-135M-Instruct), a hub id, a folder, a .gguf, or an inference server: "
+             "openai:http://HOST:PORT/v1[#SERVED-NAME] (docs/SERVING.md)")
+    if multi:
+        g.add_argument("--model", action="append", default=None, help=help_ + "; repeat to compare models")
+    else:
+        g.add_argument("--model", default="default", help=help_)
     g.add_argument("--device", default=None, help="cuda | mps | cpu (default: auto)")
     g.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
     g.add_argument("--adapter", default=None, help="a peft adapter folder to attach")
@@ -15,6 +20,14 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-native", dest="native", action="store_false",
                    help="always score through transformers, never the built-in Llama decoder "
                         "(which is used only after it was verified against transformers for this model)")
+    r = p.add_argument_group("inference server (--model openai:URL)")
+    r.add_argument("--tokenizer", default=None,
+                   help="the served model's tokenizer: 'default', a folder or a hub id (default: the served name)")
+    r.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default 8)")
+    r.add_argument("--request-timeout", type=float, default=300.0, help="seconds one request may take")
+    r.add_argument("--max-retries", type=int, default=5, help="retries on 429, 5xx, timeouts, dropped connections")
+    r.add_argument("--no-response-cache", dest="response_cache", action="store_false",
+                   help="always ask the server (by default identical requests are answered from a local cache)")
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -26,10 +39,27 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def session_from_args(args):
+    return session_for(args, args.model)
+
+
+def remote_kwargs(args, model: str) -> dict:
+    """The inference-server settings, for a remote model only (local sessions keep their key)."""
+    from workbench.engine.remote import is_remote
+
+    if not is_remote(model):
+        return {}
+    return {"tokenizer": getattr(args, "tokenizer", None), "concurrency": getattr(args, "concurrency", 8),
+            "request_timeout": getattr(args, "request_timeout", 300.0), "max_retries": getattr(args, "max_retries", 5),
+            "response_cache": getattr(args, "response_cache", True)}
+
+
+def session_for(args, model: str, *, keep_others: bool = False):
     from workbench.engine.session import get_session
 
     kw = {} if getattr(args, "native", True) else {"native": False}
-    s = get_session(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, **kw)
+    kw.update(remote_kwargs(args, model))
+    s = get_session(model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+                    keep_others=keep_others, **kw)
     if getattr(args, "adapter", None):
         s.attach_adapter(args.adapter)
     return s

@@ -4,6 +4,8 @@
     workbench compare --data bbc --template A.yaml --template B.yaml --template C.yaml --baseline A
     workbench compare --data bbc --template A.yaml --spread 8        # format sensitivity of A
     workbench compare --data bbc --template A.yaml --shots 4 --seeds 0,1,2,3,4   # few-shot variance
+    workbench compare --data bbc --model default --model openai:http://127.0.0.1:8000/v1 \
+        --template A.yaml --template B.yaml            # models x templates grid, paired verdicts
 
 Evals already in the run registry with the same template, model, data and settings are
 reused, not rescored; the comparison itself is recorded there too (unless --no-registry).
@@ -18,7 +20,7 @@ from workbench.commands.common import add_data_args, add_model_args, dataset_fro
 def register(sub) -> None:
     p = sub.add_parser("compare", help="A/B-test templates with paired significance tests", description=__doc__,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    add_model_args(p)
+    add_model_args(p, multi=True)
     add_data_args(p)
     p.add_argument("--template", action="append", required=True,
                    help="a template YAML; repeat for each template (2-8; one with --spread/--seeds)")
@@ -64,6 +66,38 @@ class _Bar:
             self.bar.close()
 
 
+def _run_grid(args, models, templates, cfg) -> int:
+    """--model A --model B: the models x templates grid (jobs/compare_models.py)."""
+    from workbench.commands.common import session_for
+    from workbench.engine.remote import is_remote
+    from workbench.jobs.compare_models import compare_grid, format_pairs, model_label
+
+    dataset = dataset_from_args(args)
+    # Remote sessions hold no weights, so they stay open next to a local one.
+    opener = {model_label(m): (lambda m=m: session_for(args, m, keep_others=is_remote(m))) for m in models}
+    if len(opener) != len(models):
+        opener = {f"{model_label(m)} [{i + 1}]": (lambda m=m: session_for(args, m, keep_others=is_remote(m)))
+                  for i, m in enumerate(models)}
+    registry = None
+    if not args.no_registry:
+        from workbench.storage.runs import RunRegistry
+        registry = RunRegistry()
+    bar = _Bar()
+    try:
+        res = compare_grid(opener, templates, dataset, cfg, baseline=args.baseline, name=args.name, n_boot=args.n_boot,
+                           alpha=args.alpha, progress=bar, registry=registry, store=not args.no_registry)
+    finally:
+        bar.close()
+    print(res.summary())
+    print(format_pairs(res.settings["pairs"]))
+    if args.out:
+        from workbench.jobs.compare import _save_json
+        _save_json(res.to_dict(), args.out)
+    where = f"  → {args.out}" if args.out else ""
+    print(f"\n{'run ' + res.run_id if res.run_id else 'not recorded'}{where}", file=sys.stderr)
+    return 0
+
+
 def run(args) -> int:
     from workbench.errors import ConfigError
     from workbench.jobs.inference import EvalConfig
@@ -80,6 +114,12 @@ def run(args) -> int:
                           f"{len(templates)}", "pass exactly one --template")
     if args.spread is not None and args.seeds is not None:
         raise ConfigError("--spread and --seeds are separate studies", "run them one at a time")
+    models = args.model or ["default"]
+    if len(models) > 1:
+        if single:
+            raise ConfigError("--spread and --seeds study one model", "pass one --model")
+        return _run_grid(args, models, templates, cfg)
+    args.model = models[0]
     dataset = dataset_from_args(args)
     session = session_from_args(args)
     registry = None

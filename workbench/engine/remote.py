@@ -359,24 +359,24 @@ class RemoteEngine:
         body = {"model": self.served_name, "prompt": ids, "max_tokens": 1, "temperature": 0, "logprobs": 1,
                 "return_tokens_as_token_ids": True}
         try:
-            return self.request("POST", "/v1/completions", body, retries=2)
+            return self.request("POST", "/v1/completions", body)
         except ServerError:
             # A server that takes text prompts only (its tokenization was checked to agree).
             self.token_prompts = False
             body["prompt"] = text
-            return self.request("POST", "/v1/completions", body, retries=2)
+            return self.request("POST", "/v1/completions", body)
 
     def _echo(self, ids: list[int], text: str) -> dict:
         body = self._score_body([ids, ids[:-1]] if self.token_prompts else [text])
         try:
-            out = self.request("POST", "/v1/completions", body, retries=2)
+            out = self.request("POST", "/v1/completions", body)
             self.batch_prompts = self.token_prompts and len(out.get("choices") or []) == 2
         except ServerError:
             out = None
         if out is None or not self.batch_prompts:
             body = self._score_body([ids] if self.token_prompts else [text])
             body["prompt"] = body["prompt"][0]
-            out = self.request("POST", "/v1/completions", body, retries=2)
+            out = self.request("POST", "/v1/completions", body)
         return out
 
     def _score_body(self, prompts: list) -> dict:

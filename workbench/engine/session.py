@@ -70,6 +70,8 @@ class SessionConfig:
         "help": "remote models: the local tokenizer ('default', a folder or hub id); None tries the served name"})
     concurrency: int = field(default=8, metadata={"help": "remote models: requests in flight at once"})
     request_timeout: float = field(default=300.0, metadata={"help": "remote models: seconds one request may take"})
+    max_retries: int = field(default=5, metadata={
+        "help": "remote models: retries of a request on 429, 5xx, timeouts and dropped connections (backoff doubles)"})
     response_cache: bool = field(default=True, metadata={
         "help": "remote models: reuse responses stored for the same served model and request"})
 
@@ -186,7 +188,7 @@ class ModelSession:
 
         cfg = self.config
         eng = RemoteEngine(cfg.model, RemoteConfig(concurrency=cfg.concurrency, timeout_s=cfg.request_timeout,
-                                                    cache=cfg.response_cache))
+                                                    max_retries=cfg.max_retries, cache=cfg.response_cache))
         say(f"connecting to {eng.base_url}")
         eng.connect()
         folder = tokenizer_folder(cfg.tokenizer, eng)
