@@ -112,8 +112,9 @@ def test_remote_scores_equal_local_and_cache_answers_reruns(server, session):
     ours = session.loglikelihood(REQS)
     for a, b in zip(theirs, ours):
         assert a.logprob == pytest.approx(b.logprob, abs=2e-3) and a.n_tokens == b.n_tokens and a.greedy == b.greedy
+    s2 = remote_session(server.url)                            # a new session: same served model, same requests
     seen = server.faults()["seen"]["completions"]
-    again = remote_session(server.url).loglikelihood(REQS)     # a new session: same served model, same requests
+    again = s2.loglikelihood(REQS)
     assert [x.logprob for x in again] == [x.logprob for x in theirs]
     assert server.faults()["seen"]["completions"] == seen      # answered by the response cache
     g = s.generate(["The capital of France is"], max_new_tokens=8, stop=["."])[0]
@@ -203,7 +204,8 @@ def test_compare_local_and_remote_models_side_by_side(ref, tmp_path):
 # ---------------------------------------------------------------------------- faults
 @pytest.mark.model
 def test_429_storm_500s_and_dropped_connections_are_retried(server, session):
-    s = remote_session(server.url, concurrency=2)
+    s = remote_session(server.url, concurrency=2, max_retries=8)
+    s.remote.config.backoff_s = 0.05          # the storm hits one request 8 times: keep the test short
     server.set_faults(fail_429=4, fail_500=2, drop=2)
     got = s.loglikelihood(REQS)
     want = session.loglikelihood(REQS)
@@ -215,6 +217,7 @@ def test_429_storm_500s_and_dropped_connections_are_retried(server, session):
 
 def test_429_storm_beyond_the_retries_is_a_clear_error(server):
     s = remote_session(server.url, concurrency=2, max_retries=2)
+    s.remote.config.backoff_s = 0.05
     server.set_faults(fail_429=1000)
     with pytest.raises(ModelError, match="HTTP 429") as e:
         s.loglikelihood(REQS)
