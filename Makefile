@@ -18,7 +18,7 @@ help:
 run: setup
 	$(BIN)/workbench serve --port $(PORT)
 
-test: setup browser
+test: setup browser $(VENV)/.llama-cpp
 	WORKBENCH_REQUIRE_DATA=1 $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 test-fast: setup
@@ -47,6 +47,13 @@ $(WORKBENCH_HOME)/.assets-ready: $(VENV)/.installed
 	$(BIN)/workbench models check default
 	$(BIN)/python -m workbench.storage.fetch bigbench
 	mkdir -p $(WORKBENCH_HOME) && touch $@
+
+# For `make test` only: llama-cpp-python's OpenAI-compatible server, a real third-party server the
+# remote-engine tests start (tests/test_remote.py). It has no binary wheel, so pip compiles it with
+# cmake and gcc (~10-14 min on 2 cores, once; pip's wheel cache makes later installs fast).
+$(VENV)/.llama-cpp: $(VENV)/.installed
+	$(BIN)/pip install -q 'llama-cpp-python[server]'
+	touch $@
 
 # Headless Chromium from Debian for the browser tests (Playwright drives it; it never downloads a browser).
 browser:

@@ -22,6 +22,12 @@ def _info_markdown(info: dict | None, note: str = "") -> str:
     if not info or not info.get("loaded"):
         return ("○ **no model loaded yet** · the model named on the left loads on first use (preview or run), "
                 "or press *Load*") + (f" · {note}" if note else "")
+    if info.get("backend") == "remote":
+        # an inference server (docs/SERVING.md): no weights here, only the tokenizer
+        srv = info.get("server") or {}
+        ok = "scoring ✓" if srv.get("scoring_ok") else f"generation only ({srv.get('scoring_problem')})"
+        return " · ".join([f"● **{info['model']}**", f"serves `{srv.get('served_name')}`",
+                           f"context {info.get('max_length', '?')}", ok]) + (f" · {note}" if note else "")
     mem = f"{info['rss_mb'] / 1024:.1f} GB RAM" if info.get("rss_mb") else ""
     if info.get("gpu_mem_mb"):
         mem = f"{info['gpu_mem_mb'] / 1024:.1f} GB GPU" + (f" · {mem}" if mem else "")
@@ -66,7 +72,8 @@ def load_model(name: str, progress=gr.Progress()) -> str:  # noqa: B008 - Gradio
 def build(ctx: Ctx, model: str = "default") -> None:
     with gr.Row(elem_id="model-bar", equal_height=True):
         ctx.model_name = gr.Textbox(value=model, label="Model", scale=2, max_lines=1,
-                                    placeholder="default · a hub id like HuggingFaceTB/SmolLM2-360M · /path/to/folder or .gguf")
+                                    placeholder="default · a hub id like HuggingFaceTB/SmolLM2-360M · /path/to/folder or .gguf"
+                                                " · openai:http://HOST:PORT/v1 (an inference server)")
         load_btn = gr.Button("Load", variant="secondary", scale=0, min_width=90)
         ctx.model_info = gr.Markdown(_info_markdown({"model": model}), elem_id="model-info")
     load_btn.click(load_model, ctx.model_name, ctx.model_info, api_name="load_model")

@@ -43,13 +43,14 @@ def config_overrides(args, cls, skip=()) -> dict:
             if f.name not in skip and getattr(args, f.name, None) is not None}
 
 
-def add_model_args(p: argparse.ArgumentParser, multiple: bool = False) -> None:
+def add_model_args(p: argparse.ArgumentParser, multi: bool = False) -> None:
     g = p.add_argument_group("model")
-    if multiple:
-        g.add_argument("--model", action="append", default=None,
-                       help="'default' (SmolLM2-135M-Instruct), a hub id, a folder or a .gguf; repeat to compare models")
+    help_ = ("'default' (SmolLM2-135M-Instruct), a hub id, a folder, a .gguf, or an inference server: "
+             "openai:http://HOST:PORT/v1[#SERVED-NAME] (docs/SERVING.md)")
+    if multi:
+        g.add_argument("--model", action="append", default=None, help=help_ + "; repeat to compare models")
     else:
-        g.add_argument("--model", default="default", help="'default' (SmolLM2-135M-Instruct), a hub id, a folder or a .gguf")
+        g.add_argument("--model", default="default", help=help_)
     g.add_argument("--device", default=None, help="cuda | mps | cpu (default: auto)")
     g.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
     g.add_argument("--adapter", default=None, help="a peft adapter folder to attach")
@@ -57,6 +58,27 @@ def add_model_args(p: argparse.ArgumentParser, multiple: bool = False) -> None:
     g.add_argument("--no-native", dest="native", action="store_false",
                    help="always score through transformers, never the built-in Llama decoder "
                         "(which is used only after it was verified against transformers for this model)")
+    from workbench.core.spec import ENGINE_DEFAULTS
+
+    r = p.add_argument_group("inference server (--model openai:URL)")
+    r.add_argument("--tokenizer", default=None,
+                   help="the served model's tokenizer: 'default', a folder or a hub id (default: the served name)")
+    r.add_argument("--concurrency", type=int, default=None,
+                   help=f"requests in flight at once (default {ENGINE_DEFAULTS['concurrency']})")
+    r.add_argument("--request-timeout", type=float, default=None,
+                   help=f"seconds one request may take (default {ENGINE_DEFAULTS['request_timeout']})")
+    r.add_argument("--max-retries", type=int, default=None,
+                   help=f"retries on 429, 5xx, timeouts, dropped connections (default {ENGINE_DEFAULTS['max_retries']})")
+    r.add_argument("--no-response-cache", dest="response_cache", action="store_false", default=None,
+                   help="always ask the server (by default identical requests are answered from a local cache)")
+    r = p.add_argument_group("inference server (--model openai:URL)")
+    r.add_argument("--tokenizer", default=None,
+                   help="the served model's tokenizer: 'default', a folder or a hub id (default: the served name)")
+    r.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default 8)")
+    r.add_argument("--request-timeout", type=float, default=300.0, help="seconds one request may take")
+    r.add_argument("--max-retries", type=int, default=5, help="retries on 429, 5xx, timeouts, dropped connections")
+    r.add_argument("--no-response-cache", dest="response_cache", action="store_false",
+                   help="always ask the server (by default identical requests are answered from a local cache)")
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -68,20 +90,23 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def model_refs(args) -> list:
-    from workbench.core.spec import ModelRef
+    """The ModelRef of each --model (a comparison may name several)."""
+    from workbench.core.spec import ENGINE_DEFAULTS, ModelRef
 
     names = args.model if isinstance(args.model, list) else [args.model]
+    engine = {k: getattr(args, k) for k in ENGINE_DEFAULTS if getattr(args, k, None) is not None}
     return [ModelRef(model=(n or "").strip() or "default", adapter=getattr(args, "adapter", None),
                      dtype=getattr(args, "dtype", None), device=getattr(args, "device", None),
-                     native=getattr(args, "native", True), trust_remote_code=getattr(args, "trust_remote_code", False))
+                     native=getattr(args, "native", True), trust_remote_code=getattr(args, "trust_remote_code", False),
+                     tokenizer=getattr(args, "tokenizer", None), engine=engine)
             for n in (names or ["default"])]
 
 
-def session_for(ref):
+def session_for(ref, *, keep_others: bool = False):
     """The session of a spec's ModelRef (adapter attached, base model checked by attach_adapter)."""
     from workbench.engine.session import get_session
 
-    s = get_session(ref.model, **ref.session_kwargs())
+    s = get_session(ref.model, keep_others=keep_others, **ref.session_kwargs())
     if ref.adapter:
         s.attach_adapter(ref.adapter)
     elif s.adapter:

@@ -4,6 +4,8 @@
     workbench compare --data bbc --template A.yaml --template B.yaml --template C.yaml --baseline A
     workbench compare --data bbc --template A.yaml --spread 8        # format sensitivity of A
     workbench compare --data bbc --template A.yaml --shots 4 --seeds 0,1,2,3,4   # few-shot variance
+    workbench compare --data bbc --model default --model openai:http://127.0.0.1:8000/v1 \
+        --template A.yaml --template B.yaml            # models x templates grid, paired verdicts
 
 Evals already in the run registry with the same template, model, data and settings are
 reused, not rescored; the comparison itself is recorded there too (unless --no-registry).
@@ -19,7 +21,7 @@ from workbench.commands.common import (add_config_args, add_data_args, add_model
 def register(sub) -> None:
     p = sub.add_parser("compare", help="A/B-test templates with paired significance tests", description=__doc__,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    add_model_args(p, multiple=True)
+    add_model_args(p, multi=True)
     add_data_args(p)
     p.add_argument("--template", action="append", required=True,
                    help="a template YAML; repeat for each template (2-8; one with --spread/--seeds)")
@@ -85,6 +87,8 @@ def run(args) -> int:
                           f"{len(args.template)}", "pass exactly one --template")
     if args.spread is not None and args.seeds is not None:
         raise ConfigError("--spread and --seeds are separate studies", "run them one at a time")
+    if single and len(args.model or []) > 1:
+        raise ConfigError("--spread and --seeds study one model", "pass one --model")
     if single:
         from workbench.core.config import EvalConfig
         from workbench.core.spec import resolve_eval
@@ -121,6 +125,9 @@ def run(args) -> int:
     finally:
         bar.close()
     print(res.summary())
+    if "pairs" in (res.settings if hasattr(res, "settings") else {}):
+        from workbench.jobs.compare_models import format_pairs
+        print(format_pairs(res.settings["pairs"]))
     if args.out:
         from workbench.jobs.compare import _save_json
         _save_json(res.to_dict(), args.out)

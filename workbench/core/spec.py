@@ -31,6 +31,8 @@ from workbench.core.config import EvalConfig, TrainConfig
 from workbench.errors import ConfigError
 
 SPEC_VERSION = 1
+# Inference-server settings (remote models only) and their defaults; speed and robustness only.
+ENGINE_DEFAULTS = {"concurrency": 8, "request_timeout": 300.0, "max_retries": 5, "response_cache": True}
 KINDS = ("eval", "compare", "train", "export", "search")
 
 # EvalConfig fields a template may give defaults for, and the FewShotConfig field each reads.
@@ -97,11 +99,21 @@ class ModelRef:
     device: str | None = field(default=None, metadata={"help": "cuda | mps | cpu; None = auto."})
     native: bool = field(default=True, metadata={"help": "Allow the verified built-in decoder for scoring."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Run model code from the hub."})
+    tokenizer: str | None = field(default=None, metadata={
+        "help": "Inference servers: the served model's tokenizer ('default', a folder or hub id)."})
+    engine: dict = field(default_factory=dict, metadata={
+        "help": "Inference servers: concurrency, request_timeout, max_retries, response_cache (see ENGINE_DEFAULTS)."})
+
+    @property
+    def remote(self) -> bool:
+        return self.model.startswith("openai:")
 
     def session_kwargs(self) -> dict:
         kw: dict[str, Any] = {"device": self.device, "dtype": self.dtype, "trust_remote_code": self.trust_remote_code}
         if not self.native:
             kw["native"] = False
+        if self.remote:
+            kw.update({**ENGINE_DEFAULTS, **self.engine, "tokenizer": self.tokenizer})
         return kw
 
 
@@ -131,7 +143,7 @@ class RunSpec:
         if d.get("version", SPEC_VERSION) > SPEC_VERSION:
             raise ConfigError(f"This run spec has version {d['version']}, newer than this workbench ({SPEC_VERSION}).",
                               hint="Upgrade prompt-workbench.")
-        return cls(kind=d["kind"], templates=[TemplateRef(**t) for t in d["templates"]],
+        return cls(kind=d["kind"], templates=[TemplateRef(**t) for t in d["templates"]],  # noqa: C416
                    data=DataRef(**d["data"]), models=[ModelRef(**m) for m in d["models"]],
                    eval=EvalConfig(**d["eval"]),
                    train=TrainConfig.from_dict(d["train"]) if d.get("train") else None,
@@ -174,6 +186,11 @@ class RunSpec:
             out.append("--no-native")
         if m.trust_remote_code:
             out.append("--trust-remote-code")
+        if m.tokenizer:
+            out += ["--tokenizer", m.tokenizer]
+        for k, v in sorted(m.engine.items()):
+            if v != ENGINE_DEFAULTS.get(k):
+                out += ["--no-response-cache"] if k == "response_cache" else ["--" + k.replace("_", "-"), str(v)]
         out += ["--data", self.data.source]
         if self.data.text_column:
             out += ["--text-column", self.data.text_column]

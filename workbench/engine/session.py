@@ -69,6 +69,15 @@ class SessionConfig:
     native: bool = field(default=True, metadata={
         "help": "score Llama-family models with the built-in decoder (llama_native.py) once fastpath.py has "
                 "verified it against transformers for this model; False always scores through transformers"})
+    # Remote models (model = "openai:http://HOST:PORT/v1[#served-name]", see remote.py).
+    tokenizer: str | None = field(default=None, metadata={
+        "help": "remote models: the local tokenizer ('default', a folder or hub id); None tries the served name"})
+    concurrency: int = field(default=8, metadata={"help": "remote models: requests in flight at once"})
+    request_timeout: float = field(default=300.0, metadata={"help": "remote models: seconds one request may take"})
+    max_retries: int = field(default=5, metadata={
+        "help": "remote models: retries of a request on 429, 5xx, timeouts and dropped connections (backoff doubles)"})
+    response_cache: bool = field(default=True, metadata={
+        "help": "remote models: reuse responses stored for the same served model and request"})
 
 
 def pick_device(requested: str | None = None) -> str:
@@ -123,6 +132,7 @@ class ModelSession:
         # Jobs holding this session (see `hold_session`): while any does, the model cannot be
         # unloaded or swapped and its adapter cannot change, except by the holder itself.
         self.holders: dict[int, str] = {}        # holding thread -> what holds it ("eval of T on bbc")
+        self.remote = None              # a RemoteEngine when the model is "openai:URL" (remote.py)
         self.resolved = None
         self.device: str | None = None
         self.dtype = None
@@ -164,6 +174,12 @@ class ModelSession:
             from workbench.engine.models import resolve_model
 
             say = progress or (lambda msg: None)
+            from workbench.engine.remote import is_remote
+
+            if is_remote(self.config.model):
+                self._load_remote(say)
+                self.load_seconds = time.perf_counter() - t0
+                return self
             say(f"resolving {self.config.model}")
             self.resolved = resolve_model(self.config.model, revision=self.config.revision)
             self.device = pick_device(self.config.device)
@@ -175,6 +191,31 @@ class ModelSession:
             self.load_seconds = time.perf_counter() - t0
             say(f"loaded in {self.load_seconds:.1f}s")
         return self
+
+    def _load_remote(self, say) -> None:
+        """Connect to an OpenAI-compatible server; only the tokenizer is loaded here."""
+        from workbench.engine.models import ResolvedModel
+        from workbench.engine.remote import RemoteConfig, RemoteEngine, tokenizer_folder
+
+        cfg = self.config
+        eng = RemoteEngine(cfg.model, RemoteConfig(concurrency=cfg.concurrency, timeout_s=cfg.request_timeout,
+                                                    max_retries=cfg.max_retries, cache=cfg.response_cache))
+        say(f"connecting to {eng.base_url}")
+        eng.connect()
+        folder = tokenizer_folder(cfg.tokenizer, eng)
+        self.resolved = ResolvedModel(name=cfg.model, path=folder, identity=eng.identity, source="remote")
+        self.device, self.dtype = "remote", "server"
+        self._cfg = _read_config(folder)
+        say(f"loading the tokenizer from {folder}")
+        self._load_hf_tokenizer()
+        self.remote = eng                 # `loaded` from here on, so encode() works for the checks
+        try:
+            eng.check_tokenizer(self.encode)
+            eng.check_echo(self.encode, lambda text: self._tok.encode(text, add_special_tokens=False))
+        except BaseException:
+            self.remote = None
+            eng.close()
+            raise
 
     def _dtype_name(self) -> str:
         return str(self.dtype).replace("torch.", "")
@@ -268,6 +309,10 @@ class ModelSession:
     def _ensure_hf(self):
         """The transformers model, loaded on first need when the session started on the fast path."""
         self.load()
+        if self.remote is not None:
+            raise ModelError(f"'{self.config.model}' runs on an inference server: this needs the model's weights "
+                             "on this machine (LoRA training, merged export).",
+                             hint="Use a local model for it (--model default, a folder or a hub id).")
         if self._model is None:
             with self.lock:
                 if self._model is None:
@@ -290,12 +335,14 @@ class ModelSession:
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None or self._native is not None
+        return self._model is not None or self._native is not None or self.remote is not None
 
     @property
     def backend(self) -> str:
-        """What scores: "native" (the verified built-in decoder) or "transformers"."""
+        """What scores: "native" (the verified built-in decoder), "transformers" or "remote"."""
         self.load()
+        if self.remote is not None:
+            return "remote"
         return "native" if self._scores_native() else "transformers"
 
     def _scores_native(self) -> bool:
@@ -314,6 +361,9 @@ class ModelSession:
             self._model = self._base = self._tok = None
             self._native = self._fast_tok = None
             self.adapter = None
+            if self.remote is not None:
+                self.remote.close()
+                self.remote = None
             gc.collect()
             with contextlib.suppress(Exception):
                 import torch
@@ -323,6 +373,10 @@ class ModelSession:
     def info(self) -> dict:
         out = {"model": self.config.model, "loaded": self.loaded, "adapter": self.adapter}
         if not self.loaded:
+            return out
+        if self.remote is not None:
+            out.update(identity=self.resolved.identity, tokenizer=self.resolved.path, device="remote",
+                       dtype="server", max_length=self.max_length, backend="remote", server=self.remote.describe())
             return out
         import torch
 
@@ -351,7 +405,9 @@ class ModelSession:
         (workbench.core.spec.eval_key). The scoring path (built-in decoder or transformers) is
         left out on purpose: fastpath.py verifies per model that both give the same log-probs."""
         self.load()
-        return {"engine": "local", "model": self.resolved.identity, "dtype": self._dtype_name(),
+        # a remote engine's identity names its URL and served model (remote.py)
+        return {"engine": "openai" if self.remote is not None else "local", "model": self.resolved.identity,
+                "dtype": self._dtype_name(),
                 "device_kind": (self.device or "cpu").split(":")[0], "adapter_sha256": self.adapter_sha256,
                 "scoring_version": SCORING_VERSION}
 
@@ -364,6 +420,8 @@ class ModelSession:
     @property
     def max_length(self) -> int:
         self.load()
+        if self.remote is not None and self.remote.max_model_len:
+            return self.remote.max_model_len
         cfg = self._cfg or self.model.config.to_dict()
         for attr in ("max_position_embeddings", "n_positions", "max_seq_len"):
             v = cfg.get(attr)
@@ -387,6 +445,10 @@ class ModelSession:
         from pathlib import Path
 
         p = Path(path)
+        if self.remote is not None:
+            raise ModelError(f"Adapters cannot be attached to '{self.config.model}': it runs on an inference server.",
+                             hint="Serve the adapter there (`vllm serve BASE --enable-lora --lora-modules NAME=FOLDER`) "
+                                  "and select it with #NAME in the URL (docs/SERVING.md).")
         if not (p / "adapter_config.json").exists():
             raise ModelError(f"No adapter at {p}: adapter_config.json is missing.",
                              hint="Pass the folder that holds adapter_config.json and adapter_model.safetensors.")
@@ -497,6 +559,8 @@ class ModelSession:
                       cancel: CancelFn | None = None, prefix_cache: bool = True) -> list[LogLik]:
         """Sum of continuation log-probs for each (context, continuation), lm-eval conventions."""
         pairs = self.encode_pairs(requests)
+        if self.remote is not None:
+            return self._remote_loglikelihood(pairs, progress=progress, cancel=cancel)
         return self.loglikelihood_tokens(pairs, progress=progress, cancel=cancel, prefix_cache=prefix_cache)
 
     def loglikelihood_tokens(self, pairs: Sequence[tuple[list[int], list[int]]], *, progress: ProgressFn | None = None,
@@ -531,6 +595,9 @@ class ModelSession:
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_p: float = 1.0, stop: Sequence[str] | None = None, seed: int = 0, batch_size: int = 8,
                  progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> list[Generation]:
+        if self.load().remote is not None:
+            return self._remote_generate(prompts, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                         stop=stop, seed=seed, progress=progress, cancel=cancel)
         import torch
 
         tok = self.tokenizer
@@ -614,6 +681,39 @@ def adapter_base_model(folder) -> str | None:
         return json.loads((Path(folder) / "train_config.json").read_text()).get("base_model")
     except (OSError, ValueError, AttributeError):
         return None
+    # ------------------------------------------------------------------ remote (remote.py)
+    def _remote_loglikelihood(self, pairs, *, progress=None, cancel=None) -> list[LogLik]:
+        for i, (_, cont) in enumerate(pairs):
+            if not cont:
+                raise ModelError(f"Request {i} has an empty continuation after tokenization.",
+                                 hint="Every answer choice must contain some text.")
+        scored = self.remote.score(pairs, progress=progress, cancel=cancel)
+        return [LogLik(lp, greedy, len(cont)) for (lp, greedy), (_, cont) in zip(scored, pairs)]
+
+    def _remote_generate(self, prompts, *, max_new_tokens, temperature, top_p, stop, seed, progress=None,
+                         cancel=None) -> list[Generation]:
+        stop = [s for s in (stop or []) if s]
+        outs = self.remote.complete(list(prompts), max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                    stop=stop, seed=seed if temperature > 0 else None, progress=progress, cancel=cancel)
+        return [_remote_generation(o, stop, self.tokenizer) for o in outs]
+
+
+def _remote_generation(o: dict, stop: list[str], tok) -> Generation:
+    """A server's completion -> Generation. Servers cut at the stop string and call both a stop
+    string and end-of-text "stop"; vLLM's `stop_reason` (the string, or the EOS id) tells them apart."""
+    text, reason = cut_at_stop(o["text"], stop)
+    n = o.get("completion_tokens")
+    if n is None:
+        n = len(tok.encode(o["text"], add_special_tokens=False))
+    if reason != "stop":
+        if o.get("finish_reason") == "length":
+            reason = "length"
+        elif stop and (isinstance(o.get("stop_reason"), str) or o.get("stop_reason") is None and
+                       "stop_reason" not in o):
+            reason = "stop"
+        else:
+            reason = "eos"
+    return Generation(text=text, n_tokens=int(n), stop_reason=reason)
 
 
 def _read_config(folder: str) -> dict:

@@ -56,10 +56,35 @@ def _eval(spec, session, ds, progress, cancel, record) -> RunOutcome:
     return RunOutcome(result, run_id)
 
 
+def open_session(ref, *, keep_others: bool = False):
+    """The session of a ModelRef, its adapter applied (attach_adapter checks the base model)."""
+    from workbench.engine.session import get_session
+
+    s = get_session(ref.model, keep_others=keep_others, **ref.session_kwargs())
+    if ref.adapter and s.adapter != ref.adapter:
+        s.attach_adapter(ref.adapter)
+    elif not ref.adapter and s.adapter:
+        s.detach_adapter()
+    return s
+
+
 def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
     from workbench.jobs.compare import compare_templates
 
     o = spec.options
+    if len(spec.models) > 1:
+        # models x templates: each model opened in turn (remote ones hold no weights, so they stay
+        # open next to a local one); `session` is the first model's
+        from workbench.jobs.compare_models import compare_grid, model_label
+
+        labels = [model_label(m.model) for m in spec.models]
+        if len(set(labels)) != len(labels):
+            labels = [f"{lab} [{i + 1}]" for i, lab in enumerate(labels)]
+        opener = {lab: (lambda m=m: open_session(m, keep_others=m.remote)) for lab, m in zip(labels, spec.models)}
+        res = compare_grid(opener, [t.load() for t in spec.templates], ds, spec.eval, baseline=o.get("baseline"),
+                           name=o.get("name"), n_boot=int(o.get("n_boot", 2000)), alpha=float(o.get("alpha", 0.05)),
+                           progress=progress, cancel=cancel, store=record)
+        return RunOutcome(res, res.run_id)
     res = compare_templates([t.load() for t in spec.templates], ds, session, spec.eval,
                             baseline=o.get("baseline"), name=o.get("name"), n_boot=int(o.get("n_boot", 2000)),
                             alpha=float(o.get("alpha", 0.05)), progress=progress, cancel=cancel,

@@ -1,0 +1,304 @@
+"""The remote engine against real server processes on loopback (tests/remote_servers.py).
+
+* the protocol reference server (tests/reference_server.py: vLLM's completions protocol over
+  transformers, with fault injection) stands in for a GPU engine: parity with local scoring
+  and with lm-eval's `local-completions`, models side by side, faults;
+* llama-cpp-python's server is a real third-party server: self-ask through it, and the
+  detection of its off-by-one echo log-probabilities.
+WORKBENCH_TEST_REMOTE_URL=openai:http://HOST:PORT/v1#NAME runs the parity test against another
+server (bench/remote_vllm_check.sh points it at a real vLLM).
+"""
+from __future__ import annotations
+
+import glob
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from remote_servers import ServerProcess, free_port
+
+from workbench.errors import ModelError
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPIC = ROOT / "templates_library" / "bbc_headline_topic.yaml"
+QUESTION = ROOT / "templates_library" / "bbc_headline_question.yaml"
+SECRET = "sk-workbench-test-secret-4242"
+NO_FAULTS = dict(delay=0, fail_429=0, fail_500=0, drop=0, no_echo=False, offset=False)
+
+
+def cli(*args, timeout=900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "workbench.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def remote_session(url: str, **kw):
+    from workbench.engine.session import ModelSession
+
+    return ModelSession(url, tokenizer=kw.pop("tokenizer", "default"), **kw).load()
+
+
+@pytest.fixture(scope="module")
+def ref():
+    with ServerProcess.reference() as srv:
+        yield srv
+
+
+@pytest.fixture
+def server(ref):
+    """The module's reference server with no faults set, before and after the test."""
+    ref.set_faults(**NO_FAULTS)
+    yield ref
+    ref.set_faults(**NO_FAULTS)
+
+
+REQS = [("Headline: Oil prices rise again\nTopic:", " business"), ("Headline: Oil prices rise again\nTopic:", " sport"),
+        ("Headline: New phone unveiled\nTopic:", " tech"), ("Headline: Cup final tonight\nTopic:", " sport")]
+
+
+# ---------------------------------------------------------------------------- connecting
+def test_spec_parsing_and_bad_specs():
+    from workbench.engine.remote import is_remote, parse_spec
+
+    assert parse_spec("openai:http://h:8000/v1#org/model") == ("http://h:8000/v1", "org/model")
+    assert parse_spec("openai:https://h/v1/") == ("https://h/v1", None)
+    assert is_remote("openai:http://x/v1") and not is_remote("default")
+    with pytest.raises(ModelError, match="not a server URL"):
+        parse_spec("openai:localhost:8000")
+
+
+def test_dead_server_and_wrong_url_name_the_cause(server):
+    port = free_port()          # nothing listens there
+    with pytest.raises(ModelError, match="Cannot reach an inference server") as e:
+        remote_session(f"openai:http://127.0.0.1:{port}/v1")
+    assert "vllm serve" in e.value.hint
+    with pytest.raises(ModelError, match="404") as e:
+        remote_session(f"openai:{server.base}/api")            # not the API root
+    assert "/v1" in e.value.hint
+    with pytest.raises(ModelError, match="does not serve 'nope'") as e:
+        remote_session(server.url + "#nope")
+    assert "HuggingFaceTB/SmolLM2-135M-Instruct" in e.value.hint
+    p = cli("eval", "--data", "bbc", "--template", TOPIC, "--limit", "2", "--model",
+            f"openai:http://127.0.0.1:{port}/v1", "--tokenizer", "default")
+    assert p.returncode == 1 and "error: Cannot reach an inference server" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_connect_checks_pass_on_a_correct_server(server):
+    s = remote_session(server.url)
+    info = s.info()
+    assert info["backend"] == "remote" and s.identity.startswith("openai:http://127.0.0.1")
+    assert info["server"]["scoring_ok"] and info["server"]["checks"]["tokenizer"] == "agrees"
+    echo = info["server"]["checks"]["echo"]
+    assert echo["echo_logprob"] == pytest.approx(echo["generated_logprob"], abs=1e-4)
+    assert info["server"]["batch_prompts"]
+    from workbench.engine.backend import backend_for
+
+    ident = backend_for(s).identity()
+    assert {"engine", "model", "dtype", "device_kind"} <= set(ident) and ident["engine"] == "remote"
+    with pytest.raises(ModelError, match="inference server"):
+        s.attach_adapter(str(ROOT))
+
+
+@pytest.mark.model
+def test_remote_scores_equal_local_and_cache_answers_reruns(server, session):
+    s = remote_session(server.url, concurrency=4)
+    theirs = s.loglikelihood(REQS)
+    ours = session.loglikelihood(REQS)
+    for a, b in zip(theirs, ours):
+        assert a.logprob == pytest.approx(b.logprob, abs=2e-3) and a.n_tokens == b.n_tokens and a.greedy == b.greedy
+    s2 = remote_session(server.url)                            # a new session: same served model, same requests
+    seen = server.faults()["seen"]["completions"]
+    again = s2.loglikelihood(REQS)
+    assert [x.logprob for x in again] == [x.logprob for x in theirs]
+    assert server.faults()["seen"]["completions"] == seen      # answered by the response cache
+    g = s.generate(["The capital of France is"], max_new_tokens=8, stop=["."])[0]
+    assert g == session.generate(["The capital of France is"], max_new_tokens=8, stop=["."])[0]
+
+
+# ---------------------------------------------------------------------------- parity
+@pytest.mark.model
+@pytest.mark.slow
+def test_eval_through_server_matches_local_and_lm_eval(ref, session, bbc, tmp_path, monkeypatch, workbench_home):
+    """`workbench eval` through the server = local scoring = lm_eval local-completions against it."""
+    from workbench.core.templates import load_template
+    from workbench.jobs.export import ExportConfig, export_bundle
+    from workbench.jobs.inference import EvalConfig, evaluate
+
+    url = os.environ.get("WORKBENCH_TEST_REMOTE_URL") or ref.url
+    monkeypatch.setenv("WORKBENCH_API_KEY", SECRET)
+    out = tmp_path / "remote.json"
+    p = cli("eval", "--data", "bbc", "--template", TOPIC, "--limit", "8", "--shots", "1", "--seed", "3",
+            "--model", url, "--tokenizer", "default", "--out", out)
+    assert p.returncode == 0, p.stderr[-3000:]
+    remote = json.loads(out.read_text())
+    assert remote["provenance"]["model"]["backend"] == "remote"
+    cfg = EvalConfig(limit=8, shots=1, seed=3)
+    local = evaluate(load_template(TOPIC), bbc, session, cfg)
+    assert [r["pred"] for r in remote["records"]] == [r["pred"] for r in local.records]
+    for a, b in zip(remote["records"], local.records):
+        for lab in b["scores"]:
+            assert a["scores"][lab] == pytest.approx(b["scores"][lab], abs=2e-3)
+    from workbench.storage.runs import RunRegistry
+
+    assert RunRegistry().list(kind="eval")[0].model.startswith("openai:")
+
+    # lm_eval's local-completions on the task file a bundle exported through the server holds
+    rs = remote_session(url)
+    bundle = export_bundle(load_template(TOPIC), bbc, session=rs, config=cfg,
+                           export=ExportConfig(name="remote", out_dir=str(tmp_path), record=False, comparison=False))
+    saved = [json.loads(x) for x in (bundle / "predictions.jsonl").read_text().splitlines()]
+    assert [r["pred"] for r in saved] == [r["pred"] for r in local.records]
+    task = json.loads((bundle / "manifest.json").read_text())["lm_eval"]["task"]
+    base = url[len("openai:"):].split("#")[0]
+    margs = (f"model={rs.remote.served_name},base_url={base}/completions,tokenizer={rs.resolved.path},"
+             "tokenizer_backend=huggingface,num_concurrent=1,max_retries=3")
+    env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               HF_DATASETS_CACHE=str(tmp_path / "hfds"))
+    lm = subprocess.run([str(Path(sys.executable).with_name("lm_eval")), "--model", "local-completions", "--model_args",
+                         margs, "--tasks", task, "--include_path", ".", "--batch_size", "1", "--log_samples",
+                         "--output_path", str(tmp_path / "lmeval")], cwd=bundle, env=env, capture_output=True,
+                        text=True, timeout=900)
+    assert lm.returncode == 0, lm.stderr[-3000:]
+    files = glob.glob(str(tmp_path / "lmeval" / "**" / f"samples_{task}_*.jsonl"), recursive=True)
+    samples = sorted((json.loads(x) for x in open(files[0])), key=lambda s: s["doc_id"])
+    labels = json.loads((bundle / "metrics.json").read_text())["labels"]
+    theirs = []
+    for smp in samples:
+        lls = [float(r[0]) for r in smp["filtered_resps"]]
+        theirs.append(labels[max(range(len(lls)), key=lambda i: (lls[i], -i))])
+    assert theirs == [r["pred"] for r in local.records]
+
+    # the API key reached the server as a header only: nowhere in runs, caches, results or bundles
+    for root in (workbench_home, tmp_path):
+        for f in Path(root).rglob("*"):
+            if f.is_file() and f.stat().st_size < 50_000_000:
+                assert SECRET.encode() not in f.read_bytes(), f
+
+
+# ---------------------------------------------------------------------------- models side by side
+@pytest.mark.model
+@pytest.mark.slow
+def test_compare_local_and_remote_models_side_by_side(ref, tmp_path):
+    out = tmp_path / "cmp.json"
+    p = cli("compare", "--data", "bbc", "--model", "default", "--model", ref.url, "--tokenizer", "default",
+            "--template", TOPIC, "--template", QUESTION, "--limit", "6", "--n-boot", "200", "--out", out)
+    assert p.returncode == 0, p.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert len(d["names"]) == 4 and all(" @ " in n for n in d["names"])
+    assert d["settings"]["grid"]["models"][0] == "default" and len(d["settings"]["pairs"]) == 6
+    assert {t["model_identity"].startswith("openai:") for t in d["templates"]} == {True, False}
+    topic = [n for n in d["names"] if n.startswith("bbc_headline_topic")]
+    pair = next(v for v in d["settings"]["pairs"] if {v["a"], v["b"]} == set(topic))
+    assert pair["only_a"] == pair["only_b"] == 0 and not pair["significant"]     # same weights, same predictions
+    for ex in d["examples"]:
+        assert ex["preds"][topic[0]] == ex["preds"][topic[1]]
+    assert "Every pair of columns" in p.stdout
+
+
+# ---------------------------------------------------------------------------- faults
+@pytest.mark.model
+def test_429_storm_500s_and_dropped_connections_are_retried(server, session):
+    s = remote_session(server.url, concurrency=2, max_retries=8)
+    s.remote.config.backoff_s = 0.05          # the storm hits one request 8 times: keep the test short
+    server.set_faults(fail_429=4, fail_500=2, drop=2)
+    got = s.loglikelihood(REQS)
+    want = session.loglikelihood(REQS)
+    assert [g.logprob for g in got] == pytest.approx([w.logprob for w in want], abs=2e-3)
+    seen = server.faults()["seen"]
+    assert seen["429"] == 4 and seen["500"] == 2 and seen["dropped"] == 2
+    assert s.remote.retries >= 8
+
+
+def test_429_storm_beyond_the_retries_is_a_clear_error(server):
+    s = remote_session(server.url, concurrency=2, max_retries=2)
+    s.remote.config.backoff_s = 0.05
+    server.set_faults(fail_429=1000)
+    with pytest.raises(ModelError, match="HTTP 429") as e:
+        s.loglikelihood(REQS)
+    assert "--concurrency" in e.value.hint
+
+
+def test_server_without_echo_logprobs_refuses_scoring_but_generates(server):
+    server.set_faults(no_echo=True)
+    s = remote_session(server.url)
+    assert s.remote.scoring_ok is False and "log-probabilities" in s.remote.scoring_problem
+    with pytest.raises(ModelError, match="cannot score") as e:
+        s.loglikelihood(REQS)
+    assert "vLLM" in e.value.hint
+    assert "Paris" in s.generate(["The capital of France is"], max_new_tokens=4)[0].text
+
+
+def test_shifted_echo_logprobs_are_detected(server):
+    server.set_faults(offset=True)
+    s = remote_session(server.url)
+    assert s.remote.scoring_ok is False and "misaligned" in s.remote.scoring_problem
+
+
+@pytest.mark.slow
+def test_server_killed_mid_run_fails_clearly_and_records_nothing(tmp_path, workbench_home):
+    with ServerProcess.reference(delay=0.3) as srv:
+        out = tmp_path / "r.json"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "eval", "--data", "bbc", "--template", TOPIC, "--limit", "40",
+             "--model", srv.url, "--tokenizer", "default", "--concurrency", "1", "--max-retries", "2",
+             "--out", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")))
+        deadline = time.monotonic() + 300
+        while srv.faults()["seen"]["prompts"] < 12 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        srv.kill()
+        stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1, stderr[-2000:]
+    assert "error: The inference server" in stderr and "connection refused" in stderr and "Traceback" not in stderr
+    assert "hint:" in stderr and not out.exists()
+    from workbench.storage.runs import RunRegistry
+
+    assert RunRegistry().list(kind="eval") == []
+
+
+# ---------------------------------------------------------------------------- llama-cpp-python
+def _gguf() -> str:
+    from workbench.engine.models import default_gguf_path
+
+    return str(default_gguf_path())
+
+
+@pytest.fixture(scope="module")
+def llama():
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (make test installs it: pip install 'llama-cpp-python[server]')")
+    with ServerProcess.llama_cpp(_gguf()) as srv:
+        yield srv
+
+
+def test_llama_cpp_offset_echo_logprobs_are_detected(llama):
+    s = remote_session(llama.url)
+    assert s.remote.scoring_ok is False, s.remote.describe()
+    assert "misaligned" in s.remote.scoring_problem
+    with pytest.raises(ModelError, match="cannot score"):
+        s.loglikelihood(REQS)
+
+
+def test_selfask_through_llama_cpp(llama):
+    from workbench.core.data import load_dataset
+    from workbench.core.templates import load_template
+    from workbench.jobs.inference import EvalConfig, evaluate
+
+    s = remote_session(llama.url)
+    t = load_template(str(ROOT / "templates_library" / "strategyqa_selfask.yaml"))
+    res = evaluate(t, load_dataset("strategyqa"), s, EvalConfig(limit=2, split="all", max_new_tokens=48))
+    assert res.provenance["model"]["backend"] == "remote" and len(res.records) == 2
+    for r in res.records:
+        tr = r["trace"]
+        assert tr["calls"] and 0 < tr["generated_tokens"] <= 48 + 8 * len(tr["calls"])
+    assert s.remote.requests_sent > 2
+    from workbench.engine.backend import backend_for
+
+    chat = backend_for(s).chat([[{"role": "user", "content": "Say hello."}]], max_new_tokens=8)[0]
+    assert chat.text.strip() and chat.n_tokens > 0

@@ -1,0 +1,633 @@
+"""The remote engine: score and generate through an OpenAI-compatible inference server.
+
+    eng = RemoteEngine("openai:http://127.0.0.1:8000/v1#my-model").connect()
+    eng.check_tokenizer(encode)                  # the server tokenizes a probe as we do
+    eng.check_echo(encode, encode_plain)         # prompt log-probs are there and not off by one
+    eng.score([(ctx_ids, cont_ids), ...])        # -> [(sum logprob, greedy), ...]
+    eng.complete(["Q: ...\\nA:"], max_tokens=32, stop=["\\n"])   # -> [{"text", "finish_reason", ...}]
+
+Users select it with `--model openai:http://HOST:PORT/v1[#served-name]` (ModelSession wraps it;
+the tokenizer stays local, `--tokenizer`). The servers it is written for are vLLM and SGLang
+(GPU engines: tensor parallelism, Ray across nodes) and llama-cpp-python (generation only).
+The workbench writes no serving code: scale comes from the engine.
+
+Scoring follows what vLLM documents for `/v1/completions` and what lm-eval's `local-completions`
+does: the prompt is sent as **token ids** (context + continuation, tokenized locally with the
+model's tokenizer so the continuation boundary is exact), with `echo: true`, `logprobs: 1`,
+`max_tokens: 1`, `temperature: 0`; `choices[i].logprobs.token_logprobs[j]` is log p(token j |
+tokens < j), so the continuation's log-probability is the sum over its positions. Servers that
+return only the prompt (vLLM with max_tokens=0) or the prompt plus one generated token are both
+read the same way: only the prompt's positions are used.
+
+Two checks run when the engine connects, without a local copy of the model:
+  * tokenization: the server's `/tokenize` (vLLM, SGLang) or `/extras/tokenize` (llama-cpp-python)
+    of a probe string must equal the local tokenizer's ids;
+  * echo log-probs: greedily generate one token after a probe, then echo-score probe + that
+    token; the two log-probabilities of that token must agree. llama-cpp-python 0.3.x shifts
+    echo log-probs by one position (token j gets the distribution that predicts j+1), which
+    gives chance-level scores silently; such a server, or one that returns no prompt
+    log-probs at all, is refused for scoring with a message naming the cause. Generation still works.
+
+Throughput: requests run `concurrency` at a time, and several prompts go in one request where
+the server takes a list of prompts (found out at connect time). Faults: each request has a
+timeout; 429, 5xx, dropped connections and timeouts are retried with exponential backoff
+(honouring Retry-After); what cannot be retried raises ModelError naming the cause and the fix.
+The API key is read from WORKBENCH_API_KEY or OPENAI_API_KEY for each request and kept nowhere
+else: not in identities, configs, caches, runs, logs or bundles.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+from urllib.parse import urlsplit
+
+from workbench.errors import Cancelled, ModelError
+
+log = logging.getLogger(__name__)
+
+PREFIX = "openai:"
+PROBE = "The capital of France is"
+# Extra probes for the echo check, in case the greedy token after the first one is not a
+# single token of the local tokenizer (then its id cannot be known without the server's help).
+PROBES = (PROBE, "One, two, three, four,", "The sun rises in the")
+ECHO_TOLERANCE = 0.05   # nats; a shifted server is off by several nats (-14.1 vs -0.14 in the issue)
+
+
+def is_remote(model: str | None) -> bool:
+    return bool(model) and str(model).startswith(PREFIX)
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """'openai:http://host:port/v1#name' -> ('http://host:port/v1', 'name' or None)."""
+    rest = spec[len(PREFIX):] if spec.startswith(PREFIX) else spec
+    url, _, name = rest.partition("#")
+    url = url.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ModelError(f"'{spec}' is not a server URL.",
+                         hint="Write --model openai:http://HOST:PORT/v1 (optionally #SERVED-NAME), e.g. "
+                              "openai:http://127.0.0.1:8000/v1 for `vllm serve`.")
+    return url, (name or None)
+
+
+def api_key() -> str | None:
+    return os.environ.get("WORKBENCH_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
+
+
+@dataclass
+class RemoteConfig:
+    concurrency: int = field(default=8, metadata={"help": "requests in flight at once"})
+    prompts_per_request: int = field(default=8, metadata={
+        "help": "prompts sent in one request where the server takes a list (found at connect time)"})
+    timeout_s: float = field(default=300.0, metadata={"help": "seconds one request may take"})
+    max_retries: int = field(default=5, metadata={"help": "retries of one request on 429, 5xx, timeouts, drops"})
+    backoff_s: float = field(default=0.5, metadata={"help": "first retry delay; doubles on each retry (max 30 s)"})
+    cache: bool = field(default=True, metadata={"help": "keep responses in the SQLite response cache"})
+
+
+class ServerError(ModelError):
+    """The server answered with an error that retrying will not fix."""
+
+
+class _Retryable(Exception):
+    def __init__(self, cause: str, retry_after: float | None = None):
+        super().__init__(cause)
+        self.cause = cause
+        self.retry_after = retry_after
+
+
+class RemoteEngine:
+    def __init__(self, spec: str, config: RemoteConfig | None = None):
+        self.spec = spec
+        self.base_url, self.requested_name = parse_spec(spec)
+        self.config = config or RemoteConfig()
+        self.served_name: str | None = None
+        self.root: str | None = None           # what the server says it serves (vLLM: path / hub id)
+        self.owned_by: str | None = None
+        self.max_model_len: int | None = None
+        self.batch_prompts = False             # the server takes a list of prompts in one request
+        self.token_prompts = True              # the server takes token-id prompts
+        self.scoring_ok: bool | None = None    # None: not checked yet
+        self.scoring_problem: str | None = None
+        self.checks: dict = {}
+        self.requests_sent = 0
+        self.retries = 0
+        self._client = None
+        self._cache = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def identity(self) -> str:
+        """The served model: server URL and served name (what run records and the cache key use)."""
+        return f"{PREFIX}{self.base_url}#{self.served_name or self.requested_name or '?'}"
+
+    def describe(self) -> dict:
+        return {"engine": "remote", "api": "openai-completions", "base_url": self.base_url,
+                "served_name": self.served_name, "root": self.root, "owned_by": self.owned_by,
+                "max_model_len": self.max_model_len, "batch_prompts": self.batch_prompts,
+                "scoring_ok": self.scoring_ok, "scoring_problem": self.scoring_problem, "checks": self.checks}
+
+    # ------------------------------------------------------------------ http
+    def _http(self):
+        if self._client is None:
+            import httpx
+
+            limits = httpx.Limits(max_connections=max(4, self.config.concurrency * 2),
+                                  max_keepalive_connections=max(4, self.config.concurrency))
+            self._client = httpx.Client(timeout=httpx.Timeout(self.config.timeout_s, connect=10.0), limits=limits)
+        return self._client
+
+    def _headers(self) -> dict:
+        key = api_key()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _url(self, path: str) -> str:
+        if path.startswith("/v1/") or path.startswith("/"):
+            # /tokenize and /extras/tokenize live at the server root, not under /v1
+            if path.startswith("/v1/"):
+                return self.base_url + path[3:]
+            root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+            return root + path
+        return f"{self.base_url}/{path}"
+
+    def _cache_store(self):
+        if self._cache is None and self.config.cache:
+            from workbench.storage.response_cache import ResponseCache
+
+            self._cache = ResponseCache()
+        return self._cache
+
+    def _once(self, method: str, path: str, body: dict | None):
+        import httpx
+
+        url = self._url(path)
+        try:
+            with self._lock:
+                self.requests_sent += 1
+            r = self._http().request(method, url, json=body, headers=self._headers())
+        except httpx.ConnectError as exc:
+            raise _Retryable(f"connection refused ({exc})") from exc
+        except httpx.TimeoutException as exc:
+            raise _Retryable(f"no answer within {self.config.timeout_s:g} s ({type(exc).__name__})") from exc
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise _Retryable(f"connection dropped ({type(exc).__name__}: {exc})") from exc
+        if r.status_code == 429 or r.status_code >= 500:
+            ra = r.headers.get("retry-after")
+            try:
+                ra_s = float(ra) if ra else None
+            except ValueError:
+                ra_s = None
+            raise _Retryable(f"HTTP {r.status_code}: {_error_text(r)}", ra_s)
+        if r.status_code in (401, 403):
+            raise ServerError(f"The server at {self.base_url} refused the request (HTTP {r.status_code}: "
+                              f"{_error_text(r)}).",
+                              hint="Set its API key in WORKBENCH_API_KEY (or OPENAI_API_KEY); it is sent as a "
+                                   "Bearer token and never stored.")
+        if r.status_code == 404:
+            raise ServerError(f"{url} does not exist on the server (HTTP 404: {_error_text(r)}).",
+                              hint="The URL must be the API root of an OpenAI-compatible server, usually ending "
+                                   "in /v1: --model openai:http://HOST:PORT/v1")
+        if r.status_code >= 400:
+            raise ServerError(f"The server rejected the request to {path} (HTTP {r.status_code}: {_error_text(r)}).",
+                              hint="See the server's log; check the served model name (#NAME) and its limits.")
+        try:
+            return r.json()
+        except ValueError as exc:
+            raise ServerError(f"{url} did not answer with JSON (HTTP {r.status_code}, "
+                              f"{r.headers.get('content-type', '?')}).",
+                              hint="The URL must be the API root of an OpenAI-compatible server, usually ending "
+                                   "in /v1.") from exc
+
+    def request(self, method: str, path: str, body: dict | None = None, *, retries: int | None = None,
+                cacheable: bool = False, cancel: Callable[[], bool] | None = None) -> dict:
+        """One API call with retries and backoff; cached by served model + exact body if asked."""
+        cache = self._cache_store() if cacheable else None
+        key = None
+        if cache is not None:
+            key = cache.key(f"{self.identity}|{self.root}", path, body or {})
+            hit = cache.get(key)
+            if hit is not None:
+                return hit
+        retries = self.config.max_retries if retries is None else retries
+        attempt = 0
+        while True:
+            try:
+                out = self._once(method, path, body)
+                break
+            except _Retryable as exc:
+                if attempt >= retries:
+                    raise ModelError(
+                        f"The inference server at {self.base_url} failed {attempt + 1} times on {path}: {exc.cause}.",
+                        hint=_fix_for(exc.cause, self.config)) from None
+                delay = min(30.0, self.config.backoff_s * (2 ** attempt)) * (0.75 + 0.5 * random.random())
+                if exc.retry_after is not None:
+                    delay = max(delay, min(exc.retry_after, 60.0))
+                log.warning("%s %s: %s; retry %d/%d in %.1fs", method, path, exc.cause, attempt + 1, retries, delay)
+                with self._lock:
+                    self.retries += 1
+                attempt += 1
+                end = time.monotonic() + delay
+                while time.monotonic() < end:
+                    if cancel and cancel():
+                        raise Cancelled()
+                    time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+        if cache is not None:
+            cache.put(key, f"{self.identity}|{self.root}", path, out)
+        return out
+
+    # ------------------------------------------------------------------ connect
+    def connect(self) -> "RemoteEngine":
+        """Reach the server, pick the served model; a dead server or a wrong URL fails here."""
+        try:
+            models = self.request("GET", "/v1/models", retries=1)
+        except ModelError as exc:
+            if "connection refused" in exc.message:
+                raise ModelError(f"Cannot reach an inference server at {self.base_url}: connection refused.",
+                                 hint="Start the server first (e.g. `vllm serve MODEL --port 8000`) or fix the URL "
+                                      "in --model openai:http://HOST:PORT/v1") from None
+            raise
+        data = models.get("data") if isinstance(models, dict) else None
+        if not isinstance(data, list) or not data:
+            raise ModelError(f"{self.base_url}/models lists no models, so this is not an OpenAI-compatible server "
+                             "with a model loaded.", hint="Check the URL (it usually ends in /v1) and the server's log.")
+        ids = [m.get("id") for m in data if isinstance(m, dict)]
+        name = self.requested_name
+        if name is None:
+            entry = data[0]
+        elif name in ids:
+            entry = data[ids.index(name)]
+        else:
+            raise ModelError(f"The server at {self.base_url} does not serve '{name}'.",
+                             hint=f"It serves: {', '.join(map(str, ids))}. Write --model "
+                                  f"openai:{self.base_url}#{ids[0]}")
+        self.served_name = entry.get("id")
+        self.root = entry.get("root") or None
+        self.owned_by = entry.get("owned_by")
+        mml = entry.get("max_model_len")
+        self.max_model_len = mml if isinstance(mml, int) and mml > 0 else None
+        return self
+
+    def check_tokenizer(self, encode: Callable[[str], list[int]], probe: str = PROBE) -> dict:
+        """The server's ids for `probe` must equal the local tokenizer's (a leading BOS aside)."""
+        theirs = None
+        for path, body in (("/tokenize", {"model": self.served_name, "prompt": probe}),
+                           ("/extras/tokenize", {"input": probe})):
+            try:
+                out = self.request("POST", path, body, retries=1)
+            except ModelError:
+                continue
+            toks = out.get("tokens") if isinstance(out, dict) else None
+            if isinstance(toks, list) and all(isinstance(t, int) for t in toks):
+                theirs = toks
+                break
+        ours = list(encode(probe))
+        if theirs is None:
+            self.checks["tokenizer"] = "unavailable (the server has no /tokenize); the echo check still runs"
+            log.warning("%s: cannot check the tokenizer (no /tokenize endpoint)", self.base_url)
+            return {"checked": False}
+        # A leading BOS added by one side only does not matter: scoring sends token ids.
+        if theirs != ours and theirs[1:] != ours and ours[1:] != theirs:
+            raise ModelError(
+                f"The server tokenizes {probe!r} as {theirs[:12]}, the local tokenizer as {ours[:12]}: "
+                "scores would be computed on the wrong tokens.",
+                hint="Pass the served model's own tokenizer: --tokenizer HUB_ID_OR_FOLDER (the folder or hub id "
+                     "of the model the server runs).")
+        self.checks["tokenizer"] = "agrees"
+        return {"checked": True, "ids": theirs}
+
+    def check_echo(self, encode: Callable[[str], list[int]], encode_plain: Callable[[str], list[int]]) -> dict:
+        """Prompt log-probs present and aligned? Sets scoring_ok / scoring_problem; never raises for
+        a server that merely cannot score (generation still works)."""
+        result = {}
+        for probe in PROBES:
+            ids = list(encode(probe))
+            try:
+                gen = self._probe_generate(ids, probe)
+            except ServerError as exc:
+                self._refuse(f"it rejected a token-id completion request ({exc.message})")
+                return {"ok": False}
+            choice = (gen.get("choices") or [{}])[0]
+            lp = choice.get("logprobs") or {}
+            g_lps = lp.get("token_logprobs") or []
+            g_toks = lp.get("tokens") or []
+            if not g_lps or g_lps[0] is None:
+                self._refuse("it returns no log-probabilities for generated tokens (logprobs=1 ignored)")
+                return {"ok": False}
+            tok_id = _token_id(g_toks[0] if g_toks else None)
+            if tok_id is None:
+                plain = encode_plain(choice.get("text") or "")
+                if len(plain) != 1:
+                    continue          # not a single local token: try another probe
+                tok_id = plain[0]
+            g = float(g_lps[0])
+            try:
+                echo = self._echo(ids + [tok_id], probe + (choice.get("text") or ""))
+            except ServerError as exc:
+                self._refuse(f"it rejected an echo request ({exc.message})")
+                return {"ok": False}
+            e_lps = ((echo.get("choices") or [{}])[0].get("logprobs") or {}).get("token_logprobs") or []
+            if len(e_lps) <= len(ids) or e_lps[len(ids)] is None or all(x is None for x in e_lps[:len(ids)]):
+                self._refuse("it does not return log-probabilities of the prompt tokens with echo=true")
+                return {"ok": False}
+            e = float(e_lps[len(ids)])
+            result = {"probe": probe, "token_id": tok_id, "generated_logprob": g, "echo_logprob": e}
+            self.checks["echo"] = result
+            if abs(e - g) > max(ECHO_TOLERANCE, 0.02 * abs(g)):
+                self._refuse(f"its echo log-probabilities are misaligned: the token it generated after {probe!r} "
+                             f"had log-prob {g:.3f}, but echo-scoring the same text gives {e:.3f} for it "
+                             "(llama-cpp-python shifts them by one position)")
+                return {"ok": False, **result}
+            self.scoring_ok, self.scoring_problem = True, None
+            return {"ok": True, **result}
+        self._refuse("the echo check could not map a generated token to a local token id")
+        return {"ok": False}
+
+    def _refuse(self, why: str) -> None:
+        self.scoring_ok = False
+        self.scoring_problem = why
+        self.checks["echo"] = why
+        log.warning("%s cannot score: %s", self.base_url, why)
+
+    def _probe_generate(self, ids: list[int], text: str) -> dict:
+        body = {"model": self.served_name, "prompt": ids, "max_tokens": 1, "temperature": 0, "logprobs": 1,
+                "return_tokens_as_token_ids": True}
+        try:
+            return self.request("POST", "/v1/completions", body)
+        except ServerError:
+            # A server that takes text prompts only (its tokenization was checked to agree).
+            self.token_prompts = False
+            body["prompt"] = text
+            return self.request("POST", "/v1/completions", body)
+
+    def _echo(self, ids: list[int], text: str) -> dict:
+        body = self._score_body([ids, ids[:-1]] if self.token_prompts else [text])
+        try:
+            out = self.request("POST", "/v1/completions", body)
+            self.batch_prompts = self.token_prompts and len(out.get("choices") or []) == 2
+        except ServerError:
+            out = None
+        if out is None or not self.batch_prompts:
+            body = self._score_body([ids] if self.token_prompts else [text])
+            body["prompt"] = body["prompt"][0]
+            out = self.request("POST", "/v1/completions", body)
+        return out
+
+    def _score_body(self, prompts: list) -> dict:
+        return {"model": self.served_name, "prompt": prompts, "echo": True, "logprobs": 1, "max_tokens": 1,
+                "temperature": 0}
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, pairs: Sequence[tuple[list[int], list[int]]], *, progress=None, cancel=None) -> list[tuple[float, bool]]:
+        """[(context ids, continuation ids)] -> [(sum of continuation log-probs, all greedy)]."""
+        if self.scoring_ok is False:
+            raise ModelError(f"The server at {self.base_url} cannot score: {self.scoring_problem}.",
+                             hint="Scoring needs correct prompt log-probabilities (echo + logprobs), as vLLM and "
+                                  "SGLang return them. Generation tasks work with this server.")
+        if not self.token_prompts:
+            raise ModelError(f"The server at {self.base_url} does not take token-id prompts, so scores could "
+                             "not be tied to the continuation's tokens.", hint="Score with vLLM or SGLang.")
+        max_len = self.max_model_len
+        feeds: dict[tuple[int, ...], int] = {}
+        plan = []
+        for ctx, cont in pairs:
+            full = list(ctx) + list(cont)
+            if max_len and len(full) > max_len - 1:      # left-truncate as lm-eval does (room for 1 token)
+                full = full[-(max_len - 1):]
+            key = tuple(full)
+            feeds.setdefault(key, len(feeds))
+            plan.append((key, len(cont)))
+        keys = list(feeds)
+        # Longest first: an over-long request fails at once, not at the end.
+        order = sorted(range(len(keys)), key=lambda i: -len(keys[i]))
+        per = self.config.prompts_per_request if self.batch_prompts else 1
+        chunks = [order[i:i + per] for i in range(0, len(order), per)]
+        rows: list[dict | None] = [None] * len(keys)
+
+        def work(chunk):
+            prompts = [list(keys[i]) for i in chunk]
+            body = self._score_body(prompts if self.batch_prompts else prompts[0])
+            out = self.request("POST", "/v1/completions", body, cacheable=True, cancel=cancel)
+            choices = sorted(out.get("choices") or [], key=lambda c: c.get("index", 0))
+            if len(choices) != len(chunk):
+                raise ModelError(f"The server answered {len(choices)} choices for {len(chunk)} prompts.",
+                                 hint="Lower the prompts per request (concurrency settings), or report the server.")
+            for i, ch in zip(chunk, choices):
+                rows[i] = ch.get("logprobs") or {}
+            return len(chunk)
+
+        self._run(chunks, work, total=len(keys), progress=progress, cancel=cancel)
+        out = []
+        for key, k in plan:
+            lp = rows[feeds[key]]
+            tl = lp.get("token_logprobs") or []
+            tops = lp.get("top_logprobs") or []
+            start = len(key) - k
+            vals = tl[start:start + k]
+            if len(vals) != k or any(v is None for v in vals):
+                raise ModelError(f"The server at {self.base_url} did not return the prompt's log-probabilities "
+                                 "(echo + logprobs).", hint="Use a server that supports echo with logprobs "
+                                                            "(vLLM, SGLang).")
+            greedy = True
+            for j in range(start, start + k):
+                top = tops[j] if j < len(tops) and isinstance(tops[j], dict) else None
+                if top:
+                    greedy = greedy and max(top.values()) <= tl[j] + 1e-4
+            out.append((float(sum(vals)), greedy))
+        return out
+
+    def _run(self, chunks, work, *, total: int, progress=None, cancel=None) -> None:
+        """Run work(chunk) for every chunk, `concurrency` at a time; the first error stops the rest."""
+        done = 0
+        if progress:
+            progress(0, total)
+        with ThreadPoolExecutor(max_workers=max(1, self.config.concurrency), thread_name_prefix="remote") as pool:
+            pending = set()
+            it = iter(chunks)
+            try:
+                while True:
+                    while len(pending) < max(1, self.config.concurrency):
+                        if cancel and cancel():
+                            raise Cancelled()
+                        chunk = next(it, None)
+                        if chunk is None:
+                            break
+                        pending.add(pool.submit(work, chunk))
+                    if not pending:
+                        break
+                    finished, pending = wait(pending, return_when=FIRST_EXCEPTION, timeout=0.5)
+                    for f in finished:
+                        done += f.result()      # re-raises the worker's error
+                    if finished and progress:
+                        progress(min(done, total), total)
+                    if cancel and cancel():
+                        raise Cancelled()
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+
+    # ------------------------------------------------------------------ generation
+    def complete(self, prompts: Sequence[str], *, max_tokens: int = 32, temperature: float = 0.0, top_p: float = 1.0,
+                 stop: Sequence[str] | None = None, seed: int | None = None, progress=None, cancel=None) -> list[dict]:
+        """Text completions: [{"text", "finish_reason", "stop_reason", "n_tokens"}] in prompt order."""
+        outs: list[dict | None] = [None] * len(prompts)
+        per = self.config.prompts_per_request if self.batch_prompts else 1
+        chunks = [list(range(i, min(i + per, len(prompts)))) for i in range(0, len(prompts), per)]
+
+        def work(chunk):
+            body = {"model": self.served_name, "prompt": [prompts[i] for i in chunk] if self.batch_prompts
+                    else prompts[chunk[0]], "max_tokens": max_tokens, "temperature": temperature}
+            if temperature > 0:
+                body["top_p"] = top_p
+                if seed is not None:
+                    body["seed"] = seed
+            if stop:
+                body["stop"] = list(stop)
+            out = self.request("POST", "/v1/completions", body, cacheable=temperature == 0 or seed is not None,
+                               cancel=cancel)
+            choices = sorted(out.get("choices") or [], key=lambda c: c.get("index", 0))
+            if len(choices) != len(chunk):
+                raise ModelError(f"The server answered {len(choices)} choices for {len(chunk)} prompts.")
+            usage = out.get("usage") or {}
+            for i, ch in zip(chunk, choices):
+                outs[i] = {"text": ch.get("text") or "", "finish_reason": ch.get("finish_reason"),
+                           "completion_tokens": usage.get("completion_tokens") if len(chunk) == 1 else None}
+                if "stop_reason" in ch:    # vLLM: the stop string, the EOS id, or None
+                    outs[i]["stop_reason"] = ch["stop_reason"]
+            return len(chunk)
+
+        self._run(chunks, work, total=len(prompts), progress=progress, cancel=cancel)
+        return outs  # type: ignore[return-value]
+
+    def chat(self, conversations: Sequence[list[dict]], *, max_tokens: int = 32, temperature: float = 0.0,
+             top_p: float = 1.0, stop: Sequence[str] | None = None, seed: int | None = None, progress=None,
+             cancel=None) -> list[dict]:
+        """Chat completions (the server applies its chat template): one conversation per request."""
+        outs: list[dict | None] = [None] * len(conversations)
+
+        def work(chunk):
+            i = chunk[0]
+            body = {"model": self.served_name, "messages": conversations[i], "max_tokens": max_tokens,
+                    "temperature": temperature}
+            if temperature > 0:
+                body["top_p"] = top_p
+                if seed is not None:
+                    body["seed"] = seed
+            if stop:
+                body["stop"] = list(stop)
+            out = self.request("POST", "/v1/chat/completions", body, cacheable=temperature == 0 or seed is not None,
+                               cancel=cancel)
+            ch = (out.get("choices") or [{}])[0]
+            usage = out.get("usage") or {}
+            outs[i] = {"text": (ch.get("message") or {}).get("content") or "", "finish_reason": ch.get("finish_reason"),
+                       "completion_tokens": usage.get("completion_tokens")}
+            if "stop_reason" in ch:
+                outs[i]["stop_reason"] = ch["stop_reason"]
+            return 1
+
+        self._run([[i] for i in range(len(conversations))], work, total=len(conversations), progress=progress,
+                  cancel=cancel)
+        return outs  # type: ignore[return-value]
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+
+_TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "config.json",
+                    "generation_config.json", "*.model", "*.tiktoken", "*.jinja", "vocab.*", "merges.txt"]
+
+
+def tokenizer_folder(name: str | None, engine: RemoteEngine) -> str:
+    """A local folder with the served model's tokenizer: `name` (--tokenizer) if given, else the
+    served name or the model the server reports, if either is 'default', a folder, a .gguf or a
+    hub id whose tokenizer files can be fetched (only those, never the weights)."""
+    candidates = [name] if name else [engine.served_name, engine.root]
+    last = None
+    for c in candidates:
+        if not c:
+            continue
+        try:
+            return _tokenizer_folder(str(c))
+        except ModelError as exc:
+            last = exc
+    if name and last is not None:
+        raise last
+    raise ModelError(f"Which tokenizer does '{engine.served_name}' at {engine.base_url} use? Scoring sends token "
+                     "ids, so the workbench needs the served model's tokenizer locally.",
+                     hint="Pass --tokenizer default (SmolLM2), a model folder or a hub id (only its tokenizer files "
+                          "are fetched). Its agreement with the server is checked when connecting.")
+
+
+def _tokenizer_folder(c: str) -> str:
+    import re
+    from pathlib import Path
+
+    from workbench.engine.models import DEFAULT_HUB_ID, DEFAULT_MODEL, resolve_model
+
+    p = Path(c).expanduser()
+    if c in (DEFAULT_MODEL, DEFAULT_HUB_ID) and not p.exists():
+        return resolve_model(c).path
+    if p.suffix == ".gguf" and p.exists():
+        return resolve_model(str(p)).path
+    if p.is_dir():
+        if (p / "tokenizer.json").exists() or (p / "tokenizer_config.json").exists():
+            return str(p.resolve())
+        raise ModelError(f"Folder {p} has no tokenizer files.", hint="Pass the model folder that holds tokenizer.json.")
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", c):
+        try:
+            from huggingface_hub import snapshot_download
+
+            return snapshot_download(c, allow_patterns=_TOKENIZER_FILES)
+        except Exception as exc:  # noqa: BLE001 - offline, gated, unknown: all mean "not available here"
+            raise ModelError(f"Could not get the tokenizer of '{c}' from the Hugging Face hub ({type(exc).__name__}).",
+                             hint="Pass a local folder with its tokenizer: --tokenizer DIR") from exc
+    raise ModelError(f"'{c}' is not a tokenizer: not 'default', a folder, a .gguf file or a hub id.",
+                     hint="Pass --tokenizer default, a model folder or a hub id.")
+
+
+def _token_id(token: str | None) -> int | None:
+    """vLLM's `return_tokens_as_token_ids` writes tokens as 'token_id:123'."""
+    if isinstance(token, str) and token.startswith("token_id:"):
+        try:
+            return int(token.split(":", 1)[1])
+        except ValueError:
+            return None
+    return None
+
+
+def _error_text(r) -> str:
+    try:
+        d = r.json()
+        if isinstance(d, dict):
+            e = d.get("error", d.get("detail", d.get("message", d)))
+            if isinstance(e, dict):
+                e = e.get("message", e)
+            return str(e)[:300]
+    except ValueError:
+        pass
+    return (r.text or "").strip()[:300] or r.reason_phrase
+
+
+def _fix_for(cause: str, cfg: RemoteConfig) -> str:
+    if "connection refused" in cause:
+        return "The server stopped or was never started: (re)start it and run again; finished requests are " \
+               "in the response cache, so a re-run continues where this one stopped."
+    if "no answer within" in cause:
+        return f"The server is overloaded or the prompts are long: lower --concurrency (now {cfg.concurrency}) " \
+               f"or raise --request-timeout (now {cfg.timeout_s:g} s)."
+    if "429" in cause:
+        return f"The server is rate-limiting: lower --concurrency (now {cfg.concurrency}) and run again; " \
+               "finished requests are cached."
+    return "See the server's log. Finished requests are in the response cache, so a re-run continues."

@@ -1,0 +1,162 @@
+"""Models side by side: the models × templates grid on identical rows, with paired verdicts.
+
+    res = compare_grid({"local": get_session("default"),
+                        "vllm-70b": lambda: get_session("openai:http://gpu:8000/v1", keep_others=True)},
+                       [t_a, t_b], dataset, EvalConfig(limit=300))
+    res.names          # ["A @ local", "B @ local", "A @ vllm-70b", "B @ vllm-70b"]
+    res.verdicts       # each column vs the reference (best, or --baseline), Holm-adjusted
+    res.pairs          # (in res.settings["pairs"]) every two columns: McNemar + paired bootstrap
+
+Every column is one (model, template) eval on the same rows and demonstrations (one
+`eval_rows` draw), so the statistics are those of `compare.compare_results`, unchanged: a
+column is just an eval result. Models are opened one after the other (a value may be a
+zero-argument callable that returns the session), so two local models need not be in memory
+at once; evals already in the registry for a model are reused, as in `compare_templates`.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import asdict
+from typing import Callable, Mapping, Sequence
+
+from workbench.errors import ConfigError, DataError
+from workbench.jobs.compare import (MAX_TEMPLATES, ComparisonResult, _resolve_registry, _row_texts, _stage_progress,
+                                    _store, _unique_names, compare_results, demo_indices, evaluate_or_reuse)
+
+
+def column_name(template_name: str, model_label: str, n_models: int, n_templates: int) -> str:
+    if n_models == 1:
+        return template_name
+    if n_templates == 1:
+        return model_label
+    return f"{template_name} @ {model_label}"
+
+
+def model_label(model: str) -> str:
+    """A short column label: the served name of a remote model, else what the user typed."""
+    if model.startswith("openai:"):
+        _, _, served = model.partition("#")
+        return served or model.split("//", 1)[-1].split("/", 1)[0]
+    return model.rstrip("/").split("/")[-1] or model
+
+
+def compare_grid(
+    models: Mapping[str, object],
+    templates: Sequence,
+    dataset,
+    config=None,
+    *,
+    baseline: str | None = None,
+    registry=None,
+    store: bool = True,
+    name: str | None = None,
+    n_boot: int = 2000,
+    boot_seed: int = 0,
+    alpha: float = 0.05,
+    progress: Callable[..., None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> ComparisonResult:
+    """Score every (model, template) on identical rows, then compare the columns (see module doc)."""
+    from workbench.jobs.inference import EvalConfig, eval_rows, jsonable
+
+    config = config or EvalConfig()
+    config.validate()
+    labels = _unique_names(list(models))
+    k = len(labels) * len(templates)
+    if not 2 <= k <= MAX_TEMPLATES:
+        raise ConfigError(f"a comparison needs 2 to {MAX_TEMPLATES} columns (models × templates), got {k}",
+                          "use fewer models or templates")
+    tnames = _unique_names([t.name for t in templates])
+    cols = [(column_name(tn, ml, len(labels), len(templates)), ml, t) for ml in labels for tn, t in zip(tnames, templates)]
+    names = [c[0] for c in cols]
+    if baseline is not None and baseline not in names:
+        raise ConfigError(f"baseline {baseline!r} is not one of the columns", f"choose one of: {', '.join(names)}")
+    reg = _resolve_registry(registry, store)
+    rows, pool = eval_rows(dataset, config)
+    indices = [jsonable(i) for i in rows.index]
+    demos = [demo_indices(t, rows, pool, config) for t in templates]
+    if any(d != demos[0] for d in demos[1:]):
+        raise ConfigError("the templates would get different few-shot demos",
+                          "give every template the same label_column, so demos are drawn alike")
+
+    results, infos, model_info = [], [], {}
+    sessions = dict(zip(labels, models.values()))
+    i = 0
+    for ml in labels:
+        s = sessions[ml]
+        session = s() if callable(s) else s
+        session.load()
+        model_info[ml] = {"name": session.config.model, "identity": session.identity, "adapter": session.adapter,
+                          "backend": session.backend}
+        last_session = session
+        for cname, cml, t in cols:
+            if cml != ml:
+                continue
+            if cancel is not None and cancel():
+                from workbench.errors import Cancelled
+                raise Cancelled()
+            if progress is not None:
+                progress(i * 1000, k * 1000, f"{cname} ({i + 1}/{k})")
+            res, run_id, reused = evaluate_or_reuse(t, dataset, session, config, rows=rows, pool=pool, registry=reg,
+                                                    progress=_stage_progress(progress, i, k, cname), cancel=cancel)
+            if [r["index"] for r in res.records] != indices:
+                raise DataError(f"column {cname!r} was scored on other rows than planned",
+                                "this is a bug: please report it with the comparison settings")
+            results.append((cname, res))
+            infos.append({"eval_run_id": run_id, "reused": reused, "model": ml, "model_identity": session.identity})
+            i += 1
+    if progress is not None:
+        progress(k * 1000, k * 1000, "statistics")
+
+    cmp = compare_results(results, baseline=baseline, n_boot=n_boot, boot_seed=boot_seed, alpha=alpha,
+                          texts=_row_texts(dataset, rows, templates))
+    for info, t_info, (_, _, t) in zip(infos, cmp.templates, cols):
+        t_info.update(info, hash=t.content_hash(), yaml=t.to_yaml())
+    cmp.settings["pairs"] = pairwise_verdicts(results, n_boot=n_boot, boot_seed=boot_seed, alpha=alpha)
+    cmp.settings["grid"] = {"models": labels, "templates": tnames}
+    cmp.inputs = {"identical": True, "n": len(indices), "demo_indices": demos[0], "shots": config.shots,
+                  "sampling": config.sampling, "seed": config.seed,
+                  "row_indices_hash": results[0][1].provenance["data"]["row_indices_hash"],
+                  "row_indices_hash_per_template": {nm: r.provenance["data"]["row_indices_hash"] for nm, r in results}}
+    cmp.provenance = {"models": model_info,
+                      "model": model_info[labels[0]],
+                      "data": {"name": dataset.name, "source": getattr(dataset, "source", None),
+                               "fingerprint": dataset.fingerprint(), "split": config.split,
+                               "split_seed": config.split_seed},
+                      "config": asdict(config), "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if reg is not None:
+        cmp.run_id = _store(reg, cmp.to_dict(), name or "compare: " + " vs ".join(names), dataset, last_session,
+                            config, metrics={"n": cmp.n, "reference": cmp.reference, "best": cmp.leaderboard[0]["name"],
+                                             "best_accuracy": cmp.leaderboard[0]["accuracy"], "templates": names,
+                                             "models": [m["identity"] for m in model_info.values()]})
+    return cmp
+
+
+def pairwise_verdicts(results: Sequence[tuple[str, object]], *, n_boot: int = 2000, boot_seed: int = 0,
+                      alpha: float = 0.05) -> list[dict]:
+    """Paired tests between every two columns (McNemar Holm-adjusted over all pairs, paired
+    bootstrap CIs), reusing compare_results on each pair."""
+    from workbench.core import stats
+
+    out = []
+    for (na, ra), (nb, rb) in itertools.combinations(results, 2):
+        v = compare_results([(na, ra), (nb, rb)], baseline=na, n_boot=n_boot, boot_seed=boot_seed,
+                            alpha=alpha).verdicts[0]
+        v["a"], v["b"] = na, nb
+        out.append(v)
+    if len(out) > 1:
+        for v, p in zip(out, stats.holm([v["p_mcnemar"] for v in out])):
+            v["p_holm"] = p
+            v["p_used"] = p
+            v["significant"] = bool(p < alpha and v["delta_acc"] != 0)
+            v["text"] += f" [McNemar p Holm-adjusted over {len(out)} pairs: {p:.3g}]"
+    return out
+
+
+def format_pairs(pairs: Sequence[dict]) -> str:
+    lines = ["", "Every pair of columns:"]
+    for v in pairs:
+        lines.append(f"  {v['a']} vs {v['b']}: Δacc {v['delta_acc'] * 100:+.1f} pts, p={v['p_used']:.3g}"
+                     f"{' (significant)' if v['significant'] else ''}")
+    return "\n".join(lines)
