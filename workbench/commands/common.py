@@ -71,14 +71,6 @@ def add_model_args(p: argparse.ArgumentParser, multi: bool = False) -> None:
                    help=f"retries on 429, 5xx, timeouts, dropped connections (default {ENGINE_DEFAULTS['max_retries']})")
     r.add_argument("--no-response-cache", dest="response_cache", action="store_false", default=None,
                    help="always ask the server (by default identical requests are answered from a local cache)")
-    r = p.add_argument_group("inference server (--model openai:URL)")
-    r.add_argument("--tokenizer", default=None,
-                   help="the served model's tokenizer: 'default', a folder or a hub id (default: the served name)")
-    r.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default 8)")
-    r.add_argument("--request-timeout", type=float, default=300.0, help="seconds one request may take")
-    r.add_argument("--max-retries", type=int, default=5, help="retries on 429, 5xx, timeouts, dropped connections")
-    r.add_argument("--no-response-cache", dest="response_cache", action="store_false",
-                   help="always ask the server (by default identical requests are answered from a local cache)")
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:

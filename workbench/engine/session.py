@@ -655,6 +655,22 @@ class ModelSession:
                 tok.padding_side = old_side
         return outs  # type: ignore[return-value]
 
+    # ------------------------------------------------------------------ remote (remote.py)
+    def _remote_loglikelihood(self, pairs, *, progress=None, cancel=None) -> list[LogLik]:
+        for i, (_, cont) in enumerate(pairs):
+            if not cont:
+                raise ModelError(f"Request {i} has an empty continuation after tokenization.",
+                                 hint="Every answer choice must contain some text.")
+        scored = self.remote.score(pairs, progress=progress, cancel=cancel)
+        return [LogLik(lp, greedy, len(cont)) for (lp, greedy), (_, cont) in zip(scored, pairs)]
+
+    def _remote_generate(self, prompts, *, max_new_tokens, temperature, top_p, stop, seed, progress=None,
+                         cancel=None) -> list[Generation]:
+        stop = [s for s in (stop or []) if s]
+        outs = self.remote.complete(list(prompts), max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                    stop=stop, seed=seed if temperature > 0 else None, progress=progress, cancel=cancel)
+        return [_remote_generation(o, stop, self.tokenizer) for o in outs]
+
 
 def adapter_content_hash(folder) -> str:
     """sha256 over the adapter folder's files (names and bytes): retraining into the same folder
@@ -681,21 +697,6 @@ def adapter_base_model(folder) -> str | None:
         return json.loads((Path(folder) / "train_config.json").read_text()).get("base_model")
     except (OSError, ValueError, AttributeError):
         return None
-    # ------------------------------------------------------------------ remote (remote.py)
-    def _remote_loglikelihood(self, pairs, *, progress=None, cancel=None) -> list[LogLik]:
-        for i, (_, cont) in enumerate(pairs):
-            if not cont:
-                raise ModelError(f"Request {i} has an empty continuation after tokenization.",
-                                 hint="Every answer choice must contain some text.")
-        scored = self.remote.score(pairs, progress=progress, cancel=cancel)
-        return [LogLik(lp, greedy, len(cont)) for (lp, greedy), (_, cont) in zip(scored, pairs)]
-
-    def _remote_generate(self, prompts, *, max_new_tokens, temperature, top_p, stop, seed, progress=None,
-                         cancel=None) -> list[Generation]:
-        stop = [s for s in (stop or []) if s]
-        outs = self.remote.complete(list(prompts), max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                    stop=stop, seed=seed if temperature > 0 else None, progress=progress, cancel=cancel)
-        return [_remote_generation(o, stop, self.tokenizer) for o in outs]
 
 
 def _remote_generation(o: dict, stop: list[str], tok) -> Generation:
