@@ -18,7 +18,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
-import functools
 import hashlib
 import json
 import os
@@ -31,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from workbench.core.render import compile_template, evaluate_expression, render, sandbox
 from workbench.errors import TemplateError
 
 TASKS = ("classification", "generation")
@@ -76,26 +76,13 @@ class Problem:
 # --------------------------------------------------------------------------------------------
 # Sandboxed Jinja
 # --------------------------------------------------------------------------------------------
-def _regex_replace(s: Any, pattern: str, repl: str, count: int = 0) -> str:
-    # lm-eval registers this filter; templates imported from it use it.
-    return re.sub(pattern, repl, str(s), count=count)
-
-
-@functools.lru_cache(maxsize=1)
 def _env():
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    # keep_trailing_newline matches lm-eval's environment, so a trailing newline in a
-    # template reaches the prompt exactly as it does there. No autoescape: prompts are text.
-    env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    env.filters["regex_replace"] = _regex_replace
-    return env
+    # The one budgeted sandbox (workbench.core.render): every render has time, loop and size limits.
+    return sandbox()
 
 
-@functools.lru_cache(maxsize=512)
 def _compile(source: str):
-    return _env().from_string(source)
+    return compile_template(source)
 
 
 def _wrap_jinja_error(e: Exception, what: str, variables: Mapping | None = None) -> TemplateError:
@@ -125,14 +112,14 @@ def _wrap_jinja_error(e: Exception, what: str, variables: Mapping | None = None)
 def render_string(source: str, variables: Mapping) -> str:
     """Render Jinja `source` with `variables` in the shared sandboxed, strict environment."""
     try:
-        return _compile(source).render(**dict(variables))
+        return render(source, variables)
     except Exception as e:  # noqa: BLE001 - every failure becomes an actionable TemplateError
         raise _wrap_jinja_error(e, "template", variables) from e
 
 
 def _eval_expression(expr: str, variables: Mapping) -> Any:
     try:
-        return _env().compile_expression(expr, undefined_to_none=False)(**dict(variables))
+        return evaluate_expression(expr, variables)
     except Exception as e:  # noqa: BLE001
         raise _wrap_jinja_error(e, "choices_expr", variables) from e
 
@@ -179,11 +166,49 @@ _SafeLoader.add_constructor("!TemplateMetadata", _tag_as_dict)
 _SafeLoader.add_constructor("!function", _reject_function)
 
 
+MAX_YAML_NODES = 200_000   # after expanding aliases; a template file has a few hundred
+
+
+def _expanded_nodes(root) -> int:
+    """How many nodes the document has once every alias is expanded (memoized per node, so a
+    "billion laughs" file is measured in microseconds, not built)."""
+    memo: dict[int, int] = {}
+
+    def count(n) -> int:
+        k = id(n)
+        if k in memo:
+            return memo[k]
+        memo[k] = MAX_YAML_NODES + 1   # a recursive alias counts as too big
+        if isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(count(c) for c in n.value)
+        elif isinstance(n, yaml.MappingNode):
+            total = 1 + sum(count(a) + count(b) for a, b in n.value)
+        else:
+            total = 1
+        memo[k] = min(total, MAX_YAML_NODES + 1)
+        return memo[k]
+
+    return count(root)
+
+
 def _yaml_load(text: str, origin: str = "template") -> Any:
     try:
-        return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - _SafeLoader is a SafeLoader
+        loader = _SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if _expanded_nodes(node) > MAX_YAML_NODES:
+                raise TemplateError(f"{origin}: the YAML expands to more than {MAX_YAML_NODES:,} values through "
+                                    "aliases (*name) — an alias bomb?",
+                                    "write the values out instead of nesting aliases of aliases")
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except TemplateError:
         raise
+    except RecursionError as e:
+        raise TemplateError(f"{origin}: the YAML is nested too deeply", "flatten the structure") from e
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -255,7 +280,7 @@ class PromptTemplate:
     # ---- rendering -------------------------------------------------------------------------
     def _render(self, what: str, source: str, row: Mapping) -> str:
         try:
-            return _compile(source).render(**dict(row))
+            return render(source, row)
         except Exception as e:  # noqa: BLE001
             raise _wrap_jinja_error(e, f"template '{self.name}' {what}", row) from e
 
