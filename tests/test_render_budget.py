@@ -151,3 +151,39 @@ def test_generation_extract_regex_has_timeout():
         extract_answer("a" * 40 + "!", r"(a|aa)+$")
     assert time.monotonic() - t0 < 4
     assert extract_answer("The answer is: 42", r"answer is:\s*(\d+)") == "42"
+
+
+def test_server_validation_of_runaway_templates_answers_quickly(tmp_path):
+    """Four runaway /validate_template requests at once (the issue's server hang): each answers
+    within the request's render deadline, and a fifth, ordinary request is not held up."""
+    import threading
+
+    from workbench.app.common import UIState
+    from workbench.app.tab_templates import VALIDATE_SECONDS, validate_template
+
+    csv = tmp_path / "d.csv"
+    csv.write_text("text,label\nhello,a\nworld,b\n")
+    state = UIState(data_spec=str(csv))
+    runaway = ("name: t\ninput: \"{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+               "{{ text }}\"\nanswer_choices: {a: [yes], b: [no]}\n")
+    fine = "name: ok\ninput: \"Text: {{ text }}\"\nanswer_choices: {a: [yes], b: [no]}\n"
+    validate_template(state, fine)   # warm the dataset cache
+    out: dict[int, tuple[str, float]] = {}
+
+    def call(i: int, text: str) -> None:
+        t0 = time.monotonic()
+        out[i] = (validate_template(state, text), time.monotonic() - t0)
+
+    threads = [threading.Thread(target=call, args=(i, runaway)) for i in range(4)]
+    for th in threads:
+        th.start()
+    time.sleep(0.2)
+    call(99, fine)
+    for th in threads:
+        th.join(60)
+    assert out[99][0].startswith("✓"), out[99][0]
+    assert out[99][1] < 5, f"an ordinary request waited {out[99][1]:.1f} s"
+    for i in range(4):
+        msg, took = out[i]
+        assert "stopped" in msg, msg
+        assert took < VALIDATE_SECONDS + 4, f"runaway request {i} took {took:.1f} s"
