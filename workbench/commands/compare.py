@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from workbench.commands.common import add_data_args, add_model_args, dataset_from_args, session_from_args
+from workbench.commands.common import check_out_path, add_data_args, add_model_args, dataset_from_args, session_from_args
 
 
 def register(sub) -> None:
@@ -69,6 +69,7 @@ def run(args) -> int:
     from workbench.jobs.inference import EvalConfig
     from workbench.core.templates import load_template
 
+    check_out_path(args.out)   # before any work: a run must not score everything, then fail to save
     templates = [load_template(path) for path in args.template]
     cfg = EvalConfig(shots=args.shots, per_class=args.per_class, balanced=args.balanced, sampling=args.sampling,
                      seed=args.seed, method=args.method, calibration=args.calibration, split=args.split,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from workbench.commands.common import TqdmProgress, add_data_args, add_model_args, dataset_from_args, session_from_args
+from workbench.commands.common import check_out_path, TqdmProgress, add_data_args, add_model_args, dataset_from_args, session_from_args
 
 
 def register(sub) -> None:
@@ -35,6 +35,7 @@ def run(args) -> int:
     from workbench.core.metrics import format_table
     from workbench.core.templates import load_template
 
+    check_out_path(args.out)   # before any work: a run must not score everything, then fail to save
     template = load_template(args.template, name=args.template_name) if args.template_name else load_template(args.template)
     dataset = dataset_from_args(args)
     cfg = EvalConfig(shots=args.shots, per_class=args.per_class, balanced=args.balanced, sampling=args.sampling,

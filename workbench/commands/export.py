@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from workbench.commands.common import TqdmProgress, add_data_args, add_model_args, dataset_from_args, session_from_args
+from workbench.commands.common import check_out_path, TqdmProgress, add_data_args, add_model_args, dataset_from_args, session_from_args
 
 
 def register(sub) -> None:
@@ -48,6 +48,7 @@ def run(args) -> int:
     from workbench.jobs.inference import EvalConfig
     from workbench.core.templates import load_template
 
+    check_out_path(args.out)   # before any work: an export must not score everything, then fail to save
     dataset = dataset_from_args(args)
     session = session_from_args(args) if not args.adapter else None
     if args.train_run:

@@ -34,6 +34,8 @@ from workbench.core.render import compile_template, evaluate_expression, render,
 from workbench.errors import TemplateError
 
 TASKS = ("classification", "generation")
+ROW_VARIABLE = "row"          # the whole row, for columns whose names are not identifiers
+MANY_CLASSES = 1000           # above this, validate() warns about the number of requests per row
 KINDS = ("direct", "cot", "self_ask")
 AGGREGATES = ("max", "mean")
 SAMPLINGS = ("fixed", "per_example")
@@ -98,13 +100,16 @@ def _wrap_jinja_error(e: Exception, what: str, variables: Mapping | None = None)
         return TemplateError(f"{what}: Jinja syntax error at line {e.lineno}: {e.message}",
                              "check the matching of {{ }}, {% %} and quotes on that line")
     if isinstance(e, UndefinedError):
-        avail = sorted(map(str, variables)) if variables is not None else []
+        # a pandas Series iterates over its values; the hint must list column names, never data
+        keys = variables.keys() if hasattr(variables, "keys") else (variables or [])
+        avail = sorted(map(str, keys))
         m = re.search(r"'([^']+)' is undefined", str(e))
         sug = ""
         if m and avail:
             close = difflib.get_close_matches(m.group(1), avail, n=1)
-            sug = f"; did you mean '{close[0]}'?" if close else ""
-        return TemplateError(f"{what}: {e}", f"available variables: {', '.join(avail) or '(none)'}{sug}")
+            sug = f"; did you mean {_quoted_ref(close[0])}?" if close else ""
+        shown = [column_ref(a) for a in avail[:50]] + ([f"… ({len(avail)} in all)"] if len(avail) > 50 else [])
+        return TemplateError(f"{what}: {e}", f"available variables: {', '.join(shown) or '(none)'}{sug}")
     return TemplateError(f"{what}: render failed: {type(e).__name__}: {e}",
                          "check the filters and expressions used on this row's values")
 
@@ -117,9 +122,28 @@ def render_string(source: str, variables: Mapping) -> str:
         raise _wrap_jinja_error(e, "template", variables) from e
 
 
+def with_row(row: Mapping) -> dict:
+    """The variables of a render: every column by name, and `row`, the whole row as a mapping,
+    so a column whose name is not an identifier is reachable as row['my title']. A column
+    named `row` wins over it."""
+    d = dict(row)
+    d.setdefault(ROW_VARIABLE, dict(d))
+    return d
+
+
+def column_ref(name: str) -> str:
+    """How a template refers to a column: its name, or row['...'] when it is not an identifier."""
+    return name if _IDENT.match(name) else f"{ROW_VARIABLE}[{_jinja_str(name)[1:-1]!r}]"
+
+
+def _quoted_ref(name: str) -> str:
+    ref = column_ref(name)
+    return f"'{ref}'" if ref == name else ref
+
+
 def _eval_expression(expr: str, variables: Mapping) -> Any:
     try:
-        return evaluate_expression(expr, variables)
+        return evaluate_expression(expr, with_row(variables))
     except Exception as e:  # noqa: BLE001
         raise _wrap_jinja_error(e, "choices_expr", variables) from e
 
@@ -161,6 +185,29 @@ _SafeLoader.yaml_implicit_resolvers = {
     for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _SafeLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+def _construct_mapping_unique(loader, node, deep=False):
+    # PyYAML keeps the last of two equal keys without a word; a duplicated label or field is
+    # almost always a mistake, so refuse it. Merge keys (<<) may be overridden, as YAML intends.
+    seen: dict[tuple, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            try:
+                key = loader.construct_object(key_node, deep=True)
+                hash(key)
+            except (TypeError, yaml.YAMLError):
+                continue
+            line = key_node.start_mark.line + 1
+            tk = (type(key).__name__, key)   # 1 and true are different keys
+            if tk in seen:
+                raise TemplateError(f"line {line}: duplicate key {str(key)!r} (first at line {seen[tk]})",
+                                    "YAML would keep only the last value; remove or merge the duplicate")
+            seen[tk] = line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_SafeLoader.construct_mapping = _construct_mapping_unique
 _SafeLoader.add_constructor("!Template", _tag_as_dict)
 _SafeLoader.add_constructor("!TemplateMetadata", _tag_as_dict)
 _SafeLoader.add_constructor("!function", _reject_function)
@@ -280,7 +327,7 @@ class PromptTemplate:
     # ---- rendering -------------------------------------------------------------------------
     def _render(self, what: str, source: str, row: Mapping) -> str:
         try:
-            return render(source, row)
+            return render(source, with_row(row))
         except Exception as e:  # noqa: BLE001
             raise _wrap_jinja_error(e, f"template '{self.name}' {what}", row) from e
 
@@ -397,7 +444,7 @@ class PromptTemplate:
             if f == "demo_format":
                 found.discard("answer")
             names |= found
-        return names - set(env.globals)
+        return names - set(env.globals) - {ROW_VARIABLE}
 
     def validate(self, columns: Sequence[str] | None = None, labels: Sequence[Any] | None = None,
                  tokenizer=None, sample_row: Mapping | None = None) -> list[Problem]:
@@ -441,12 +488,15 @@ class PromptTemplate:
             if cols is None:
                 continue
             extra = {"answer"} if f == "demo_format" else set()
+            if ROW_VARIABLE not in cols:
+                extra.add(ROW_VARIABLE)
             for var in sorted(_undeclared(ast_) - set(env.globals) - extra):
                 if var not in cols:
                     close = difflib.get_close_matches(var, cols, n=1)
                     line, col = _locate(src, var, offset)
-                    P("error", f, f"variable '{var}' is not a column of the data (available: {', '.join(cols) or 'none'})"
-                      + (f"; did you mean '{close[0]}'?" if close else ""), line, col)
+                    shown = ", ".join(column_ref(c) for c in cols[:50]) + (f", … ({len(cols)} in all)" if len(cols) > 50 else "")
+                    P("error", f, f"variable '{var}' is not a column of the data (available: {shown or 'none'})"
+                      + (f"; did you mean {_quoted_ref(close[0])}?" if close else ""), line, col)
 
         # Choices and verbalizers.
         if self.task == "classification":
@@ -469,6 +519,17 @@ class PromptTemplate:
                         owner.setdefault(w, label)
                         if w and self.target_delimiter and self.target_delimiter[-1:].isspace() and w[0].isspace():
                             P("warning", "answer_choices", f"verbalizer {w!r} starts with whitespace and target_delimiter ends with it: the continuation has a double space")
+                n_cls = len(self.answer_choices)
+                if n_cls == 1:
+                    P("warning", "answer_choices", f"only one class ('{next(iter(self.answer_choices))}'): every prediction "
+                      "is that class, so accuracy says nothing about the prompt")
+                elif n_cls > MANY_CLASSES:
+                    n_req = sum(len(w) for w in self.answer_choices.values())
+                    P("warning", "answer_choices", f"{n_cls:,} classes: every row is scored {n_req:,} times "
+                      f"(1,000 rows = {1000 * n_req:,} requests); consider choices_expr with per-row candidates")
+                if labels is not None and n_cls > 1 and len({str(v) for v in labels}) == 1:
+                    P("warning", "answer_choices", f"the data has only one class ('{labels[0]}'): accuracy is the share "
+                      "of rows predicted as that class, and says little about the prompt")
                 if labels is not None and syntax_ok:
                     missing = []
                     for v in labels:
@@ -589,12 +650,22 @@ class PromptTemplate:
         if not isinstance(ac, Mapping):
             raise TemplateError(f"template {d['name']!r}: answer_choices must map label -> list of verbalizers",
                                 "e.g. answer_choices: {business: [business, finance], tech: [tech]}")
-        # YAML reads `0:` / `yes:` keys as int / bool; labels are strings everywhere else.
-        d["answer_choices"] = {_label_key(k): [_label_key(w) for w in (v if isinstance(v, (list, tuple)) else [v])] for k, v in ac.items()}
+        d["answer_choices"] = _checked_choices(ac, str(d["name"]))
         if d.get("metadata") is None:
             d["metadata"] = {}
+        for s in ("instruction", "description"):
+            if s in d and d[s] is None:
+                d[s] = ""   # an empty YAML value means "none"
+        for s in ("label_column", "target_delimiter", "fewshot_delimiter"):
+            if s in d and d[s] is None:
+                raise TemplateError(f"template {d['name']!r}: '{s}' is null",
+                                    f"give '{s}' a string; write {s}: \"\" for an empty one, or leave the key out "
+                                    "for the default")
         for s in ("name", "input", "label_column", "target_delimiter", "fewshot_delimiter", "instruction", "description"):
             if s in d and d[s] is not None and not isinstance(d[s], str):
+                if isinstance(d[s], (list, dict)):
+                    raise TemplateError(f"template {d['name']!r}: '{s}' must be a string, not a {type(d[s]).__name__}",
+                                        "quote the value, or use a | block for multi-line text")
                 d[s] = str(d[s])
         return cls(**d)
 
@@ -640,6 +711,31 @@ def _undeclared(ast_) -> set[str]:
         loaded = {n.name for n in ast_.find_all(nodes.Name) if n.ctx == "load"}
         stored = {n.name for n in ast_.find_all(nodes.Name) if n.ctx in ("store", "param")}
         return loaded - stored
+
+
+def _checked_choices(ac: Mapping, name: str) -> dict[str, list[str]]:
+    """answer_choices with string labels and verbalizers; a null, an empty string or a nested
+    list/mapping is refused naming its label (they used to become 'None' or "['x']")."""
+    out: dict[str, list[str]] = {}
+    for k, v in ac.items():
+        if k is None or isinstance(k, (list, dict)):
+            raise TemplateError(f"template {name!r}: answer_choices has a {'null' if k is None else 'non-scalar'} label {k!r}",
+                                "labels are the data's label values, e.g. business: [business]")
+        label = _label_key(k)   # YAML reads `0:` / `yes:` keys as int / bool; labels are strings everywhere else.
+        words = v if isinstance(v, (list, tuple)) else [v]
+        if v is None or not words:
+            raise TemplateError(f"template {name!r}: answer_choices label '{label}' has no verbalizer (the value is "
+                                f"{'null' if v is None else 'empty'})", f"write e.g. {label}: [{label}]")
+        for w in words:
+            if w is None or isinstance(w, (list, tuple, dict)):
+                raise TemplateError(f"template {name!r}: answer_choices label '{label}' has a "
+                                    f"{'null' if w is None else type(w).__name__} verbalizer {w!r}",
+                                    "each label maps to a flat list of strings, e.g. yes: [yes, sure]")
+            if str(w) == "":
+                raise TemplateError(f"template {name!r}: answer_choices label '{label}' has an empty verbalizer \"\"",
+                                    "a verbalizer must contain some text; the continuation would be only the delimiter")
+        out[label] = [_label_key(w) for w in words]
+    return out
 
 
 def _label_key(k: Any) -> str:
@@ -690,7 +786,19 @@ def _read(path_or_text: str | Path) -> tuple[str, Path | None]:
         return path_or_text, None
     if not p.is_file():
         raise TemplateError(f"template file not found: {p}", "check the path, or pass the YAML text itself")
-    return p.read_text(encoding="utf-8"), p
+    return read_utf8(p), p
+
+
+def read_utf8(p: Path) -> str:
+    """A template file's text; a file that is not UTF-8 is a TemplateError naming the bad byte."""
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise TemplateError(f"{p}: not valid UTF-8: byte 0x{raw[e.start]:02x} at offset {e.start} (line {line})",
+                            "re-save the template as UTF-8 (templates are read as UTF-8 only)") from e
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def load_templates(path_or_text: str | Path) -> list[PromptTemplate]:
@@ -764,6 +872,14 @@ def _resolve_include(data: dict, path: Path | None, depth: int = 0) -> dict:
     return merged
 
 
+def _lm_str(data: Mapping, key: str, default: str, name: str) -> str:
+    v = data.get(key, default)
+    if v is None or isinstance(v, (list, dict)):
+        raise TemplateError(f"lm-eval task {name!r}: '{key}' is {'null' if v is None else 'not a string'}",
+                            f"give '{key}' a string (write \"\" for none), or leave it out for the default {default!r}")
+    return str(v)
+
+
 def _from_lm_eval(data: Mapping, path: Path | None) -> PromptTemplate:
     data = _resolve_include(dict(data), path)
     name = str(data.get("task") or (path.stem if path else "lm_eval_task"))
@@ -778,8 +894,8 @@ def _from_lm_eval(data: Mapping, path: Path | None) -> PromptTemplate:
     kw: dict[str, Any] = {
         "name": name,
         "input": _lm_field_to_jinja(data["doc_to_text"]),
-        "target_delimiter": str(data.get("target_delimiter", " ")),
-        "fewshot_delimiter": str(data.get("fewshot_delimiter", "\n\n")),
+        "target_delimiter": _lm_str(data, "target_delimiter", " ", name),
+        "fewshot_delimiter": _lm_str(data, "fewshot_delimiter", "\n\n", name),
         "metadata": {"source": "lm-eval", **({"dataset_path": data["dataset_path"]} if data.get("dataset_path") else {})},
     }
     desc = data.get("description") or ""

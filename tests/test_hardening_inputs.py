@@ -1,0 +1,153 @@
+"""Careless and hostile inputs (issue 15, items 7-9): templates and data files that used to end
+in a traceback or a silently wrong result now give a clear WorkbenchError or a warning."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from workbench.cli import main as cli_main
+from workbench.core.data import load_dataset
+from workbench.core.templates import PromptTemplate, load_template
+from workbench.errors import ConfigError, DataError, TemplateError
+
+BASE = "name: t\ninput: 'Text: {{ text }}'\n"
+
+
+# ---- item 7: tracebacks --------------------------------------------------------------------
+def test_non_utf8_template_file_is_a_template_error(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_bytes(("name: t\ninput: 'Caf\xe9 {{ text }}'\nanswer_choices: {a: [a]}\n").encode("latin-1"))
+    with pytest.raises(TemplateError) as e:
+        load_template(p)
+    assert "UTF-8" in e.value.message and "offset" in e.value.message
+
+
+@pytest.mark.parametrize("text", [
+    BASE + "answer_choices: {a: [a]}\ntarget_delimiter: null\n",
+    "task: x\noutput_type: multiple_choice\ndoc_to_text: text\ndoc_to_choice: [a, b]\ndoc_to_target: 0\ntarget_delimiter: null\n",
+])
+def test_null_target_delimiter_is_refused_naming_the_key(text):
+    with pytest.raises(TemplateError, match="target_delimiter"):
+        load_template(text)
+
+
+def test_parquet_list_valued_labels_are_a_data_error(tmp_path):
+    p = tmp_path / "d.parquet"
+    pd.DataFrame({"text": ["a", "b"], "label": [["x", "y"], ["z"]]}).to_parquet(p)
+    with pytest.raises(DataError, match="label"):
+        load_dataset(str(p))
+
+
+# ---- item 8: silent wrong results ------------------------------------------------------------
+def test_text_cells_that_look_like_missing_values_stay_strings(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\nNone,a\nNA,b\nnull,a\nn/a,b\nNaN,a\nreal text,b\n")
+    ds = load_dataset(str(p))
+    assert list(ds.df["text"]) == ["None", "NA", "null", "n/a", "NaN", "real text"]
+    t = PromptTemplate(name="t", input="{{ text }}", answer_choices={"a": ["a"], "b": ["b"]})
+    assert [t.render_input(r) for _, r in ds.df.iterrows()][:4] == ["None", "NA", "null", "n/a"]
+
+
+def test_empty_csv_cell_is_still_missing(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("text,score,label\nhello,,a\nworld,2,b\n")
+    ds = load_dataset(str(p))
+    assert pd.isna(ds.df["score"][0]) and ds.df["score"][1] == 2
+
+
+@pytest.mark.parametrize("choices,key", [
+    ("{a: [''], b: [no]}", "a"),
+    ("{a: [yes], b: null}", "b"),
+    ("{a: [yes], b: [null]}", "b"),
+    ("{a: [[yes, sure]], b: [no]}", "a"),
+    ("{a: [yes], b: {x: no}}", "b"),
+    ("{a: '', b: [no]}", "a"),
+])
+def test_bad_verbalizers_are_refused_naming_the_label(choices, key):
+    with pytest.raises(TemplateError) as e:
+        load_template(BASE + f"answer_choices: {choices}\n")
+    assert f"'{key}'" in e.value.message
+
+
+def test_duplicate_yaml_keys_are_refused_naming_the_key():
+    with pytest.raises(TemplateError) as e:
+        load_template(BASE + "answer_choices:\n  a: [yes]\n  b: [no]\n  a: [maybe]\n")
+    assert "'a'" in e.value.message and "line 6" in e.value.message
+    with pytest.raises(TemplateError, match="'input'"):
+        load_template(BASE + "input: again\nanswer_choices: {a: [a]}\n")
+
+
+def test_yaml_merge_keys_are_not_duplicates():
+    t = load_template("base: &b {name: t, input: '{{ text }}'}\n" if False else
+                      "name: t\ninput: '{{ text }}'\nanswer_choices:\n  <<: {a: [x]}\n  a: [yes]\n")
+    assert t.answer_choices == {"a": ["yes"]}
+
+
+def test_one_class_task_warns():
+    t = PromptTemplate(name="t", input="{{ text }}", answer_choices={"a": ["yes"]})
+    probs = t.validate(columns=["text", "label"], labels=["a"])
+    assert any(p.severity == "warning" and "one class" in p.message for p in probs)
+    t2 = PromptTemplate(name="t", input="{{ text }}", answer_choices={"a": ["yes"], "b": ["no"]})
+    probs = t2.validate(columns=["text", "label"], labels=["a"])
+    assert any(p.severity == "warning" and "one class" in p.message for p in probs)
+    assert not any("one class" in p.message for p in t2.validate(columns=["text", "label"], labels=["a", "b"]))
+
+
+def test_columns_with_spaces_are_reachable_through_row():
+    t = PromptTemplate(name="t", input="Title: {{ row['my title'] }}", answer_choices={"a": ["a"]})
+    assert t.render_input({"my title": "Hello", "label": "a"}) == "Title: Hello"
+    assert not [p for p in t.validate(columns=["my title", "label"]) if p.severity == "error"]
+    # the hint offers row['...'] for names that are not identifiers
+    bad = PromptTemplate(name="t", input="{{ my_title }}", answer_choices={"a": ["a"]})
+    msgs = " ".join(p.message for p in bad.validate(columns=["my title", "label"]))
+    assert "row['my title']" in msgs
+    with pytest.raises(TemplateError) as e:
+        bad.render_input(pd.Series({"my title": "Hello", "label": "a"}))
+    assert "row['my title']" in e.value.hint
+
+
+def test_nested_parquet_and_jsonl_cells_render_alike(tmp_path):
+    rows = [{"text": "q1", "choices": ["a", "b"], "meta": {"k": [1, 2]}, "label": "a"},
+            {"text": "q2", "choices": ["c", "d"], "meta": {"k": [3]}, "label": "b"}]
+    pq, jl = tmp_path / "d.parquet", tmp_path / "d.jsonl"
+    pd.DataFrame(rows).to_parquet(pq)
+    jl.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    a, b = load_dataset(str(pq)), load_dataset(str(jl))
+    assert a.fingerprint() == b.fingerprint()
+    t = PromptTemplate(name="t", input="{{ text }} {{ choices }} {{ meta }} {{ choices | join('/') }}",
+                       answer_choices={"a": ["a"], "b": ["b"]})
+    ra = [t.render_input(r) for _, r in a.df.iterrows()]
+    rb = [t.render_input(r) for _, r in b.df.iterrows()]
+    assert ra == rb
+    assert ra[0] == "q1 ['a', 'b'] {'k': [1, 2]} a/b"
+
+
+# ---- item 9: lost work, silent truncation ----------------------------------------------------
+def test_undefined_variable_hint_lists_column_names_not_values():
+    t = PromptTemplate(name="t", input="{{ titel }}", answer_choices={"a": ["a"]})
+    with pytest.raises(TemplateError) as e:
+        t.render_input(pd.Series({"title": "SECRET VALUE", "label": "a"}))
+    assert "title" in e.value.hint and "SECRET VALUE" not in e.value.hint
+
+
+def test_many_classes_warn(recwarn):
+    t = PromptTemplate(name="t", input="{{ text }}", answer_choices={str(i): [f"w{i}"] for i in range(10_000)})
+    probs = t.validate(columns=["text", "label"])
+    assert any(p.severity == "warning" and "10,000 classes" in p.message for p in probs)
+
+
+@pytest.mark.parametrize("verb", ["eval", "compare", "export"])
+def test_out_in_a_folder_that_cannot_exist_fails_before_any_work(tmp_path, verb, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = str(blocker / "sub" / "results.json")   # a folder inside a regular file
+    lib = "templates_library/bbc_headline_topic.yaml"
+    argv = {"eval": ["eval", "--data", "nosuchdata.csv", "--template", lib, "--out", out],
+            "compare": ["compare", "--data", "nosuchdata.csv", "--template", lib, "--template", lib, "--out", out],
+            "export": ["export", "--data", "nosuchdata.csv", "--template", lib, "--out", out]}[verb]
+    rc = cli_main(argv)
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert "--out" in err and "nosuchdata" not in err   # refused before the data is even read
