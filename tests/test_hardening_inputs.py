@@ -151,3 +151,49 @@ def test_out_in_a_folder_that_cannot_exist_fails_before_any_work(tmp_path, verb,
     err = capsys.readouterr().err
     assert rc != 0
     assert "--out" in err and "nosuchdata" not in err   # refused before the data is even read
+
+
+class _CharSession:
+    """A stand-in with one token per character and a small window (count_truncated's contract)."""
+
+    max_length = 50
+
+    def encode(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+
+def test_count_truncated_counts_prompts_past_the_window():
+    from workbench.jobs.inference import count_truncated, request_count
+
+    t = PromptTemplate(name="t", input="{{ text }}", answer_choices={"a": ["yes"], "b": ["no"]})
+    rows = pd.DataFrame({"text": ["short", "x" * 100, "y" * 48], "label": ["a", "b", "a"]})
+    prompts = [t.build_context(r) for _, r in rows.iterrows()]
+    # "y"*48 + " yes" = 52 tokens, 51 fit (the last token is only predicted): cut; "x"*100 too
+    assert count_truncated(t, rows, prompts, _CharSession()) == (2, 50)
+    assert request_count(t, rows) == 6
+
+
+def test_metrics_markdown_shows_warnings():
+    from workbench.app.common import metrics_markdown
+
+    md = metrics_markdown({"task": "classification", "metrics": {"accuracy": 1.0, "n": 1}, "records": [],
+                           "provenance": {"warnings": ["3 of 10 prompts are longer than the model's window"]}})
+    assert "3 of 10 prompts" in md
+
+
+@pytest.mark.model
+def test_long_cell_is_counted_as_truncated_in_results(session, tmp_path, monkeypatch):
+    """A cell longer than the window: the run warns and results.json records how many prompts were cut."""
+    from workbench.jobs.inference import EvalConfig, EvalResult, evaluate
+
+    monkeypatch.setattr(type(session), "max_length", property(lambda self: 64))
+    df = pd.DataFrame({"text": ["good film", "word " * 200, "bad film"], "label": ["pos", "neg", "neg"]})
+    p = tmp_path / "d.csv"
+    df.to_csv(p, index=False)
+    ds = load_dataset(str(p))
+    t = PromptTemplate(name="t", input="Review: {{ text }}\nSentiment:", answer_choices={"pos": ["good"], "neg": ["bad"]})
+    res = evaluate(t, ds, session, EvalConfig(split="all"))
+    assert res.provenance["data"]["n_truncated"] == 1
+    assert any("window of 64" in w for w in res.provenance["warnings"])
+    res.save(tmp_path / "r.json")
+    assert EvalResult.load(tmp_path / "r.json").provenance["data"]["n_truncated"] == 1

@@ -54,6 +54,8 @@ def run(args) -> int:
         from workbench.storage.runs import record_eval
         record_eval(result)
     print(format_table(result.metrics))
+    for w in result.provenance.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
     t = result.timings
     print(f"\n{result.metrics['n']} examples in {t['total_s']:.1f}s ({t['examples_per_s']:.1f}/s on the model)  "
           f"→ {args.out}", file=sys.stderr)

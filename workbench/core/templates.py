@@ -352,10 +352,17 @@ class PromptTemplate:
             value = _eval_expression(expr, row)
         if isinstance(value, Mapping):  # lm-eval: a dict's values are the choices
             value = list(value.values())
-        if isinstance(value, str) or not hasattr(value, "__iter__"):
+        from jinja2 import Undefined
+
+        if isinstance(value, (str, Undefined)) or not hasattr(value, "__iter__"):
             raise TemplateError(f"template '{self.name}' choices_expr gave {type(value).__name__}, not a list of choices",
                                 "the expression must yield a list of strings, e.g. `choices` or `[option_a, option_b]`")
-        return [str(v) for v in value]
+        try:
+            return [str(v) for v in value]
+        except TemplateError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a lazy value (map, select) fails while it is listed
+            raise _wrap_jinja_error(e, f"template '{self.name}' choices_expr", row) from e
 
     def gold(self, row: Mapping) -> str:
         """The gold label (classification) or gold answer text (generation) of `row`.
@@ -484,6 +491,10 @@ class PromptTemplate:
             except TemplateSyntaxError as e:
                 syntax_ok = False
                 P("error", f, f"Jinja syntax error: {e.message}", e.lineno, _guess_column(src, e, offset))
+                continue
+            except Exception as e:  # noqa: BLE001 - e.g. nested too deeply, or Jinja's optimizer failing on a constant
+                syntax_ok = False
+                P("error", f, f"the template cannot be compiled: {_wrap_jinja_error(e, f).message}")
                 continue
             if cols is None:
                 continue
@@ -643,7 +654,7 @@ class PromptTemplate:
                 if bad:
                     raise TemplateError(f"template {d['name']!r}: unknown {sub} field(s) {', '.join(map(str, bad))}",
                                         f"known {sub} fields: {', '.join(sorted(sub_known))}")
-                d[sub] = sub_cls(**v)
+                d[sub] = sub_cls(**{k: _typed(f"{sub}.{k}", x, _SUB_TYPES[sub][k], d["name"]) for k, x in v.items()})
             elif not isinstance(v, sub_cls):
                 raise TemplateError(f"template {d['name']!r}: '{sub}' must be a mapping", f"e.g. {sub}: {{...}}")
         ac = d.get("answer_choices") or {}
@@ -661,12 +672,9 @@ class PromptTemplate:
                 raise TemplateError(f"template {d['name']!r}: '{s}' is null",
                                     f"give '{s}' a string; write {s}: \"\" for an empty one, or leave the key out "
                                     "for the default")
-        for s in ("name", "input", "label_column", "target_delimiter", "fewshot_delimiter", "instruction", "description"):
-            if s in d and d[s] is not None and not isinstance(d[s], str):
-                if isinstance(d[s], (list, dict)):
-                    raise TemplateError(f"template {d['name']!r}: '{s}' must be a string, not a {type(d[s]).__name__}",
-                                        "quote the value, or use a | block for multi-line text")
-                d[s] = str(d[s])
+        for k, kind in _FIELD_TYPES.items():
+            if k in d and not (k == "metadata" and d[k] == {}):
+                d[k] = _typed(k, d[k], kind, d["name"])
         return cls(**d)
 
     @classmethod
@@ -711,6 +719,53 @@ def _undeclared(ast_) -> set[str]:
         loaded = {n.name for n in ast_.find_all(nodes.Name) if n.ctx == "load"}
         stored = {n.name for n in ast_.find_all(nodes.Name) if n.ctx in ("store", "param")}
         return loaded - stored
+
+
+# What each YAML field may hold: "str" (a number is read as its text), "str?" (or null),
+# "int", "float", "bool", "dict", "strlist" (a string or a list of strings).
+_FIELD_TYPES = {"name": "str", "input": "str", "task": "str", "kind": "str", "choices_expr": "str?", "target": "str?",
+                "label_column": "str", "target_delimiter": "str", "fewshot_delimiter": "str", "instruction": "str",
+                "instruction_delimiter": "str?", "demo_format": "str?", "chat": "bool", "choice_aggregate": "str",
+                "description": "str", "metadata": "dict", "dataset": "str?"}
+_SUB_TYPES = {"fewshot": {"k": "int", "per_class": "bool", "balanced": "bool", "sampling": "str", "seed": "int"},
+              "generation": {"max_new_tokens": "int", "stop": "strlist", "extract": "str?", "temperature": "float",
+                             "top_p": "float"}}
+
+
+def _typed(key: str, v: Any, kind: str, name: Any) -> Any:
+    """`v` as the type field `key` needs, or a TemplateError naming the field."""
+    def bad(what: str) -> TemplateError:
+        return TemplateError(f"template {name!r}: '{key}' must be {what}, not {type(v).__name__} {str(v)[:40]!r}",
+                             f"fix the value of '{key}' (docs/TEMPLATES.md lists every field)")
+
+    if kind in ("str", "str?"):
+        if v is None and kind == "str?":
+            return None
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise bad("a string")
+        return str(v)
+    if kind == "bool":
+        if not isinstance(v, bool):
+            raise bad("true or false")
+        return v
+    if kind == "int":
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise bad("a whole number")
+        return v
+    if kind == "float":
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad("a number")
+        return float(v)
+    if kind == "dict":
+        if not isinstance(v, Mapping):
+            raise bad("a mapping")
+        return dict(v)
+    if kind == "strlist":
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+            raise bad("a string or a list of strings")
+        return list(items)
+    raise AssertionError(kind)
 
 
 def _checked_choices(ac: Mapping, name: str) -> dict[str, list[str]]:

@@ -18,6 +18,7 @@ continuation with no context, lm-eval's acc_mutual_info).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import platform
 import time
@@ -30,6 +31,41 @@ from workbench.core.records import hash_indices, jsonable
 from workbench.errors import ConfigError
 
 SCHEMA_VERSION = 1
+LARGE_REQUESTS = 10_000   # warn before scoring more requests than this (e.g. 10,000 classes x 2 rows)
+log = logging.getLogger("workbench")
+
+
+def request_count(template, rows) -> int:
+    """How many log-likelihood requests classification will send (static choices; per-row
+    choices are counted on the first row)."""
+    if template.task != "classification" or len(rows) == 0:
+        return 0
+    if template.choices_expr:
+        per_row = len(template.choices_for(rows.iloc[0]))
+    else:
+        per_row = sum(len(w) for w in template.answer_choices.values())
+    return per_row * len(rows)
+
+
+def count_truncated(template, rows, prompts: Sequence[str], session) -> tuple[int, int]:
+    """(prompts cut at the left to fit the model's window, the window). A prompt is cut when
+    its tokens and its longest continuation (classification) or max_new_tokens (generation)
+    do not fit, as scoring and generation then drop its first tokens."""
+    window = session.max_length
+    if template.task == "classification":
+        first = rows.iloc[0] if len(rows) else {}
+        words = [w for _, ws in template.choices_for(first) for w in ws] if len(rows) else []
+        reserve = max((len(session.encode(template.target_delimiter + w)) for w in words), default=1) - 1
+    else:
+        reserve = template.generation.max_new_tokens
+    n = 0
+    for p in prompts:
+        # a token is at least one UTF-8 byte: short prompts cannot be cut (the +8 covers BOS and the like)
+        if len(p.encode("utf-8")) + reserve + 8 <= window:
+            continue
+        if len(session.encode(p)) + reserve > window:
+            n += 1
+    return n, window
 @dataclass
 class EvalResult:
     task: str                                   # "classification" | "generation"
@@ -275,9 +311,20 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
         pool = default_pool if pool is None else pool
     if pool is None:
         pool = rows
+    warnings: list[str] = []
+    n_req = request_count(template, rows)
+    if n_req > LARGE_REQUESTS:
+        warnings.append(f"{n_req:,} scoring requests ({len(rows):,} rows x {n_req // max(1, len(rows)):,} choices); "
+                        "this takes long: use --limit, fewer classes, or per-row choices (choices_expr)")
+        log.warning(warnings[-1])
     session.load()
     t_load = time.perf_counter()
     prompts = build_prompts(template, rows, pool, config, session)
+    n_truncated, window = count_truncated(template, rows, prompts, session)
+    if n_truncated:
+        warnings.append(f"{n_truncated} of {len(prompts)} prompts are longer than the model's window of {window} "
+                        "tokens and were cut at the left (their beginning is not seen by the model)")
+        log.warning(warnings[-1])
     t_prompts = time.perf_counter()
     if template.task == "generation":
         from workbench.jobs.selfask import dispatch_generation, trace_metrics
@@ -308,7 +355,9 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
                   "backend": session.backend},
         "data": {"name": dataset.name, "source": dataset.source, "fingerprint": dataset.fingerprint(),
                  "split": config.split, "split_seed": config.split_seed, "n_examples": len(records),
-                 "row_indices_hash": hash_indices([r["index"] for r in records])},
+                 "row_indices_hash": hash_indices([r["index"] for r in records]),
+                 "n_truncated": n_truncated},
+        "warnings": warnings,
         "config": asdict(config),
         "versions": _versions(),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
