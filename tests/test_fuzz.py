@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import resource
 import sqlite3
@@ -36,6 +35,8 @@ from workbench.core import render  # noqa: E402
 from workbench.core.templates import PromptTemplate, column_ref, load_template, load_templates, render_string  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
+
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                  HealthCheck.filter_too_much])
@@ -47,7 +48,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 ROOT = Path(__file__).resolve().parents[1]
 ROW = {"text": "hello world", "title": "Hi", "n": 3, "items": ["a", "b"], "nested": {"k": [1, 2]},
        "my col": "spaced", "label": "a"}
-CASE_SECONDS = 1.0        # the fuzz runs every case under a one-second render deadline
+CASE_SECONDS = 0.5        # the fuzz runs every case under a half-second render deadline
 SLACK_SECONDS = 2.5       # a case may overshoot its deadline by one bounded operation
 
 
@@ -63,7 +64,7 @@ def guarded(workbench_home, monkeypatch):
     """Small limits so hostile cases end fast, a memory cap, and a check that nothing was written."""
     monkeypatch.setattr(render, "RENDER_SECONDS", CASE_SECONDS)
     monkeypatch.setattr(render, "MAX_CHARS", 1_000_000)
-    monkeypatch.setattr(render, "MAX_ITERATIONS", 100_000)
+    monkeypatch.setattr(render, "MAX_ITERATIONS", 20_000)
     before_root, before_home = set(os.listdir(ROOT)), _tree(workbench_home)
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     cap = _vm_size() + (3 << 30)
@@ -302,16 +303,16 @@ def test_fuzz_data_files(table, fmt, junk, label):
         else:
             assume(_write(path, fmt, records, cols))
         before = _tree(Path(d))
+        try:
+            ds = load_dataset(str(path), label_column=label)
+        except WorkbenchError as e:
+            clear_error(e)
+            return
+        assert len(ds.fingerprint()) == 16
+        assert all(isinstance(x, str) for x in ds.labels)
+        with contextlib.suppress(WorkbenchError):
+            split_dataset(ds, seed=0)
         with timed(f"{fmt} {records[:2]}"):
-            try:
-                ds = load_dataset(str(path), label_column=label)
-            except WorkbenchError as e:
-                clear_error(e)
-                return
-            assert len(ds.fingerprint()) == 16
-            assert all(isinstance(x, str) for x in ds.labels)
-            with contextlib.suppress(WorkbenchError):
-                split_dataset(ds, seed=0)
             t = PromptTemplate(name="t", input=" | ".join("{{ %s }}" % column_ref(c) for c in ds.df.columns),
                                answer_choices={lab: [lab or "?"] for lab in ds.labels} or {"a": ["a"]},
                                label_column=ds.label_column or "label")
@@ -320,14 +321,16 @@ def test_fuzz_data_files(table, fmt, junk, label):
                     t.render_input(row)
                 except WorkbenchError as e:
                     clear_error(e)
-            for c in ds.df.columns:   # text stays text: the strings "None"/"NA"/... are never read as missing
-                for v in ds.df[c]:
-                    assert not (isinstance(v, float) and math.isnan(v) and fmt in ("jsonl", "json") and False)
+        if fmt in ("csv", "tsv") and junk is None:   # text stays text: "None", "NA", "null", "n/a" are not missing
+            for c in ds.df.columns:
+                for v, orig in zip(ds.df[c], (r.get(c) for r in records)):
+                    if orig in ("None", "NA", "null", "n/a", "NaN"):
+                        assert v == orig or (c == ds.label_column and str(v) == orig)
         assert _tree(Path(d)) == before, "loading a data file wrote files"
 
 
 # ---------------------------------------------------------------------------- registry
-@settings(max_examples=60)
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(name=st.text(max_size=20), yaml_text=st.text(max_size=60),
        metrics=st.dictionaries(st.text(max_size=6), st.one_of(st.floats(allow_nan=True), st.integers(), st.text(max_size=4)), max_size=4),
        payload=VALUE)
@@ -348,3 +351,46 @@ def test_fuzz_registry_records(workbench_home, name, yaml_text, metrics, payload
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         con.close()
+
+
+# ---------------------------------------------------------------------------- bundle manifests
+JSONISH = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2, 3), st.text(max_size=6)),
+                       lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+                       max_leaves=8)
+
+
+@st.composite
+def manifests(draw):
+    from workbench.jobs.export import FORMAT, FORMAT_VERSION
+
+    m = {"format": draw(st.sampled_from([FORMAT, FORMAT, "other", None, 3])),
+         "format_version": draw(st.one_of(st.sampled_from([FORMAT_VERSION, 0, 99, "1", "x", None, [1]]), JSONISH)),
+         "files": draw(st.one_of(
+             st.dictionaries(st.sampled_from(["template.yaml", "../x", "/etc/passwd", "data/a.jsonl", "a\\b", ""]),
+                             st.one_of(st.fixed_dictionaries({"sha256": st.text(max_size=4)}), JSONISH), max_size=3),
+             JSONISH)),
+         "base_model": draw(JSONISH), "adapter": draw(st.one_of(st.none(), st.sampled_from(["/elsewhere", "../x", "adapter"])))}
+    keep = draw(st.lists(st.sampled_from(sorted(m)), unique=True))
+    return {k: m[k] for k in keep} if draw(st.booleans()) else m
+
+
+@settings(max_examples=100)
+@given(manifest=st.one_of(manifests(), JSONISH), raw=st.one_of(st.none(), st.binary(max_size=20)))
+def test_fuzz_bundle_manifests(manifest, raw):
+    # The manifest checks are helper hardenB's (issue 15 items 2, 4, 7), which also split the
+    # bundle reader into workbench/jobs/bundle.py: before that merge, verify_bundle still
+    # raises TypeError/AttributeError on malformed manifests, so this waits for it.
+    pytest.importorskip("workbench.jobs.bundle", reason="bundle manifest checks not merged yet (helper hardenB)")
+    from workbench.jobs.export import MANIFEST, verify_bundle
+
+    with tempfile.TemporaryDirectory(prefix="wb-fuzz-bundle-") as d:
+        root = Path(d) / "bundle"
+        root.mkdir()
+        (root / "template.yaml").write_text("name: t\ninput: '{{ text }}'\nanswer_choices: {a: [a]}\n")
+        (root / MANIFEST).write_bytes(raw if raw is not None else json.dumps(manifest).encode())
+        before = _tree(Path(d))
+        try:
+            verify_bundle(root)
+        except WorkbenchError as e:
+            clear_error(e)
+        assert _tree(Path(d)) == before
