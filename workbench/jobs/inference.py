@@ -51,7 +51,9 @@ def count_truncated(template, rows, prompts: Sequence[str], session) -> tuple[in
     """(prompts cut at the left to fit the model's window, the window). A prompt is cut when
     its tokens and its longest continuation (classification) or max_new_tokens (generation)
     do not fit, as scoring and generation then drop its first tokens."""
-    window = session.max_length
+    window = getattr(session, "max_length", None)
+    if not isinstance(window, int) or window <= 0:   # a backend that does not say its window
+        return 0, 0
     if template.task == "classification":
         first = rows.iloc[0] if len(rows) else {}
         words = [w for _, ws in template.choices_for(first) for w in ws] if len(rows) else []
