@@ -274,9 +274,13 @@ def _wrap_filter(name: str, fn):
         b.tick()
         # skip a leading Context / EvalContext / Environment passed by Jinja's pass_* decorators
         vals = [a for a in args if not isinstance(a, _jinja_internals())]
-        for v in (*vals, *kwargs.values()):
-            if isinstance(v, (str, list, tuple, dict)):
-                b.size(len(v), f"an argument of the filter `{name}`")   # shallow: results are checked deeply
+        for i, v in enumerate((*vals, *kwargs.values())):
+            if isinstance(v, str):
+                b.size(len(v), f"an argument of the filter `{name}`")
+            elif isinstance(v, (list, tuple, dict)):
+                # the filtered value deeply (tojson, string, pprint... print all of it, and a list
+                # nested in itself n times prints 2**n copies); other arguments shallowly
+                b.size(expanded_size(v, b.max_chars) if i == 0 else len(v), f"an argument of the filter `{name}`")
         if pre is not None:
             pre(b, vals, kwargs)
         out = fn(*args, **kwargs)
