@@ -3,6 +3,7 @@ in a traceback or a silently wrong result now give a clear WorkbenchError or a w
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -197,3 +198,22 @@ def test_long_cell_is_counted_as_truncated_in_results(session, tmp_path, monkeyp
     assert any("window of 64" in w for w in res.provenance["warnings"])
     res.save(tmp_path / "r.json")
     assert EvalResult.load(tmp_path / "r.json").provenance["data"]["n_truncated"] == 1
+
+
+def test_one_class_run_says_so_in_results(tmp_path):
+    """evaluate() on a one-class task: the results carry the warning (CLI prints it, the Run tab shows it)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_compare import FakeSession
+
+    from workbench.jobs.inference import EvalConfig, evaluate
+
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\nfine,a\ngood,a\nok,a\n")
+    ds = load_dataset(str(p))
+    t = PromptTemplate(name="t", input="{{ text }}", answer_choices={"a": ["yes"]})
+    res = evaluate(t, ds, FakeSession(), EvalConfig(split="all"))
+    assert res.metrics["accuracy"] == 1.0
+    assert any("one class" in w for w in res.provenance["warnings"])
+    assert any("gold label 'a'" in w for w in res.provenance["warnings"])

@@ -343,6 +343,7 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
     else:
         records = classify(template, rows, prompts, session, config, progress=progress, cancel=cancel, pool=pool)
         labels = _label_order(template, records)
+        warnings.extend(_one_class_warnings(template, records))
         metrics = classification_metrics([r["gold"] for r in records], [r["pred"] for r in records], labels)
     t_end = time.perf_counter()
     n_tokens = sum(len(session.encode(p)) for p in prompts[:50]) * len(prompts) / max(1, min(50, len(prompts)))
@@ -365,6 +366,22 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return EvalResult(task=template.task, metrics=metrics, records=records, provenance=provenance, timings=timings)
+
+
+def _one_class_warnings(template, records) -> list[str]:
+    """A run whose task has one class reports accuracy 1.0 (or the share of one label) that says
+    nothing about the prompt: say so next to the numbers."""
+    out = []
+    if not template.choices_expr and len(template.answer_choices) == 1:
+        out.append(f"the template has one class ('{next(iter(template.answer_choices))}'): every prediction is that "
+                   "class, so accuracy says nothing about the prompt")
+    golds = {r["gold"] for r in records}
+    if len(records) > 1 and len(golds) == 1:
+        out.append(f"every evaluated row has the gold label '{next(iter(golds))}': accuracy is only how often the "
+                   "model picks it")
+    for w in out:
+        log.warning(w)
+    return out
 
 
 def _label_order(template, records) -> list[str]:
