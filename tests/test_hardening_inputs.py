@@ -217,3 +217,11 @@ def test_one_class_run_says_so_in_results(tmp_path):
     assert res.metrics["accuracy"] == 1.0
     assert any("one class" in w for w in res.provenance["warnings"])
     assert any("gold label 'a'" in w for w in res.provenance["warnings"])
+
+
+def test_data_tab_summary_offers_row_reference_for_spaced_columns(tmp_path):
+    from workbench.app.tab_data import _summary
+
+    p = tmp_path / "d.csv"
+    p.write_text("my title,label\nhello,a\nworld,b\n")
+    assert "`row['my title']`" in _summary(load_dataset(str(p)))

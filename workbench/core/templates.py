@@ -124,16 +124,19 @@ def render_string(source: str, variables: Mapping) -> str:
 
 def with_row(row: Mapping) -> dict:
     """The variables of a render: every column by name, and `row`, the whole row as a mapping,
-    so a column whose name is not an identifier is reachable as row['my title']. A column
-    named `row` wins over it."""
+    so a column whose name is not an identifier is reachable as row['my title']. `row` is
+    always the whole row: a column named `row` is row['row']."""
     d = dict(row)
-    d.setdefault(ROW_VARIABLE, dict(d))
+    d[ROW_VARIABLE] = dict(row)
     return d
 
 
 def column_ref(name: str) -> str:
-    """How a template refers to a column: its name, or row['...'] when it is not an identifier."""
-    return name if _IDENT.match(name) else f"{ROW_VARIABLE}[{_jinja_str(name)[1:-1]!r}]"
+    """How a template refers to a column: its name, or row['...'] when it is not an identifier
+    (or is `row` itself)."""
+    if _IDENT.match(name) and name != ROW_VARIABLE:
+        return name
+    return f"{ROW_VARIABLE}[{name!r}]"   # a Python str literal is a Jinja one
 
 
 def _quoted_ref(name: str) -> str:
@@ -498,9 +501,10 @@ class PromptTemplate:
                 continue
             if cols is None:
                 continue
-            extra = {"answer"} if f == "demo_format" else set()
-            if ROW_VARIABLE not in cols:
-                extra.add(ROW_VARIABLE)
+            extra = {"answer", ROW_VARIABLE} if f == "demo_format" else {ROW_VARIABLE}
+            if ROW_VARIABLE in cols and ROW_VARIABLE in _undeclared(ast_):
+                P("warning", f, f"`{ROW_VARIABLE}` is the whole row; the data's column '{ROW_VARIABLE}' is "
+                  f"{ROW_VARIABLE}['{ROW_VARIABLE}']", *_locate(src, ROW_VARIABLE, offset))
             for var in sorted(_undeclared(ast_) - set(env.globals) - extra):
                 if var not in cols:
                     close = difflib.get_close_matches(var, cols, n=1)
