@@ -225,3 +225,29 @@ def test_data_tab_summary_offers_row_reference_for_spaced_columns(tmp_path):
     p = tmp_path / "d.csv"
     p.write_text("my title,label\nhello,a\nworld,b\n")
     assert "`row['my title']`" in _summary(load_dataset(str(p)))
+
+
+def test_many_requests_warn_before_scoring(tmp_path, caplog):
+    """10,000 classes x 2 rows: the warning comes before the first request is scored."""
+    import logging
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_compare import FakeSession
+
+    from workbench.jobs.inference import EvalConfig, evaluate
+
+    class Stop(Exception):
+        pass
+
+    class Refusing(FakeSession):
+        def loglikelihood(self, reqs, **kw):
+            raise Stop(len(reqs))
+
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\nfine,0\ngood,1\n")
+    t = PromptTemplate(name="t", input="{{ text }}", answer_choices={str(i): [f"w{i}"] for i in range(10_000)})
+    with caplog.at_level(logging.WARNING, logger="workbench"), pytest.raises(Stop) as e:
+        evaluate(t, load_dataset(str(p)), Refusing(), EvalConfig(split="all"))
+    assert e.value.args[0] == 20_000
+    assert any("20,000 scoring requests" in r.getMessage() for r in caplog.records)
