@@ -251,3 +251,20 @@ def test_many_requests_warn_before_scoring(tmp_path, caplog):
         evaluate(t, load_dataset(str(p)), Refusing(), EvalConfig(split="all"))
     assert e.value.args[0] == 20_000
     assert any("20,000 scoring requests" in r.getMessage() for r in caplog.records)
+
+
+def test_ten_thousand_classes_give_small_metrics(tmp_path):
+    """Per-class metrics and the confusion matrix cover the labels that occur, not all 10,000."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_compare import FakeSession
+
+    from workbench.jobs.inference import EvalConfig, evaluate
+
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\nfine,0\ngood,1\n")
+    t = PromptTemplate(name="t", input="{{ text }}", answer_choices={str(i): [f"w{i}"] for i in range(10_000)})
+    res = evaluate(t, load_dataset(str(p)), FakeSession(), EvalConfig(split="all"))
+    assert len(res.metrics["confusion"]["labels"]) <= 4
+    assert len(json.dumps(res.to_dict())) < 2_000_000

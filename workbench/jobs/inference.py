@@ -384,15 +384,22 @@ def _one_class_warnings(template, records) -> list[str]:
     return out
 
 
+MAX_METRIC_LABELS = 1000   # above this, per-class metrics cover only the labels that occur
+
+
 def _label_order(template, records) -> list[str]:
-    if template.answer_choices:
-        labels = list(template.answer_choices)
-    else:
-        labels = []
+    labels = list(template.answer_choices) if template.answer_choices else []
+    seen = set(labels)
     for r in records:
         for lab in (r["gold"], r["pred"]):
-            if lab not in labels:
+            if lab not in seen:
                 labels.append(lab)
+                seen.add(lab)
+    if len(labels) > MAX_METRIC_LABELS:
+        # 10,000 classes would make a 10,000 x 10,000 confusion matrix (gigabytes in results.json);
+        # a class that is neither gold nor predicted has no precision or recall to report anyway.
+        occurring = {lab for r in records for lab in (r["gold"], r["pred"])}
+        labels = [lab for lab in labels if lab in occurring]
     return labels
 
 
