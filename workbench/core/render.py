@@ -261,6 +261,8 @@ def _checked_mod(a: Any, b: Any) -> Any:
     return operator.mod(a, b)
 
 
+_COMPARE_OPS = {"eq": "==", "ne": "!=", "gt": ">", "gteq": ">=", "lt": "<", "lteq": "<=", "in": "in", "notin": "not in"}
+
 _BINOPS = {"**": _checked_pow, "*": _checked_mul, "+": _checked_add, "%": _checked_mod}
 
 
@@ -298,6 +300,17 @@ def _jinja_internals() -> tuple:
     from jinja2.runtime import Context
 
     return (Environment, EvalContext, Context)
+
+
+def _wrap_test(fn):
+    """Tests (`is eq(x)`, `is in(y)`, ...) compare their arguments: size-check them first."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        for v in (*args, *kwargs.values()):
+            _operand(v)
+        return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _arg(vals: list, kwargs: dict, i: int, key: str, default: Any = None) -> Any:
@@ -460,6 +473,18 @@ def _make_env():
                 self.write(", ")
             self.write("))")
 
+        def visit_Compare(self, node, frame):
+            # ==, <, in ... on containers walk them in C: each operand is size-checked first,
+            # so two separately built self-nested lists cannot take 2**n steps to compare
+            self.write("(environment.wb_operand(")
+            self.visit(node.expr, frame)
+            self.write(")")
+            for op in node.ops:
+                self.write(f" {_COMPARE_OPS[op.op]} environment.wb_operand(")
+                self.visit(op.expr, frame)
+                self.write(")")
+            self.write(")")
+
         def visit_Getitem(self, node, frame):
             if not isinstance(node.arg, nodes.Slice):
                 return super().visit_Getitem(node, frame)
@@ -496,6 +521,7 @@ def _make_env():
         wb_loop_iter = staticmethod(loop_iter)
         wb_str_join = staticmethod(_str_join)
         wb_slice = staticmethod(_slice)
+        wb_operand = staticmethod(_operand)
 
         def call_binop(self, context, op, left, right):
             _budget().tick()
@@ -558,6 +584,7 @@ def _make_env():
         env.globals["lipsum"] = lipsum
     env.filters["regex_replace"] = _regex_replace_filter
     env.filters = {k: _wrap_filter(k, f) for k, f in env.filters.items()}
+    env.tests = {k: _wrap_test(f) for k, f in env.tests.items()}
     return env
 
 
@@ -567,6 +594,14 @@ def _str_join(parts) -> str:
     strs = [p if isinstance(p, str) else str(_finalize_size(p)) for p in parts]
     b.charge(sum(map(len, strs)), "the result of `~`")
     return "".join(strs)
+
+
+def _operand(value: Any) -> Any:
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        b = _budget()
+        b.tick()
+        b.size(expanded_size(value, b.max_chars), "a compared value")
+    return value
 
 
 def _slice(obj: Any, sl: slice) -> Any:
