@@ -86,6 +86,8 @@ HOSTILE = {
     "dag_compare": "{% set ns = namespace(a=['x'], b=['x']) %}{% for i in range(60) %}{% set ns.a = [ns.a, ns.a] %}{% set ns.b = [ns.b, ns.b] %}{% endfor %}{{ ns.a == ns.b }}",
     "dag_in": "{% set ns = namespace(a=['x'], b=['x']) %}{% for i in range(60) %}{% set ns.a = [ns.a, ns.a] %}{% set ns.b = [ns.b, ns.b] %}{% endfor %}{{ ns.a in [ns.b] }}",
     "dag_test_eq": "{% set ns = namespace(a=['x'], b=['x']) %}{% for i in range(60) %}{% set ns.a = [ns.a, ns.a] %}{% set ns.b = [ns.b, ns.b] %}{% endfor %}{{ ns.a is eq(ns.b) }}",
+    "regex_compile_bomb": "{{ s | regex_replace('(a{60000}){60000}', 'x') }}",
+    "regex_compile_bomb_nested": "{{ s | regex_replace('((a{100}){100}){100}', 'x') }}",
     "batch_fill": "{{ [1] | batch(10**10, 0) | list | length }}",
     "macro_output": "{% macro m() %}{% for i in range(100000) %}{{ 'a'*100000 }}{% endfor %}{% endmacro %}{{ m() | length }}",
     "set_block": "{% set x %}{% for i in range(100000) %}{{ 'a'*1000 }}{% endfor %}{% endset %}{{ x|length }}",
@@ -158,6 +160,8 @@ def test_generation_extract_regex_has_timeout():
         extract_answer("a" * 40 + "!", r"(a|aa)+$")
     assert time.monotonic() - t0 < 4
     assert extract_answer("The answer is: 42", r"answer is:\s*(\d+)") == "42"
+    with pytest.raises(TemplateError, match="too large"):
+        extract_answer("aaa", r"(a{60000}){60000}")
 
 
 def test_server_validation_of_runaway_templates_answers_quickly(tmp_path):

@@ -399,10 +399,58 @@ def loop_iter(it: Any) -> Iterator[Any]:
 
 
 # ---------------------------------------------------------------------------- regular expressions
+MAX_REGEX_CHARS = 10_000
+MAX_REGEX_EXPANSION = 100_000   # nested counted repeats: (a{1000}){1000} is a million states
+_COUNTED = re.compile(r"\{(\d*)(?:,(\d*))?\}")
+
+
+def _regex_expansion(pattern: str) -> int:
+    """How far the regex engine unrolls the pattern's counted repeats when it compiles it (the
+    `regex` module compiles (a{60000}){60000} for minutes, with no timeout). Measured on
+    Python's own parse tree; a pattern only `regex` can parse gets a cruder upper bound."""
+    try:
+        from re import _constants as C, _parser as P   # Python 3.11+
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_constants as C  # noqa: N812
+        import sre_parse as P  # noqa: N812
+
+    repeats = {C.MAX_REPEAT, C.MIN_REPEAT, getattr(C, "POSSESSIVE_REPEAT", C.MAX_REPEAT)}
+
+    def size(items) -> int:
+        total = 0
+        for op, av in items:
+            if op in repeats:
+                lo, hi, sub = av
+                total += max(1, hi if hi != C.MAXREPEAT else lo) * size(sub)
+            elif op is C.SUBPATTERN:
+                total += size(av[-1])
+            elif op is C.BRANCH:
+                total += sum(size(b) for b in av[1])
+            elif op in (C.ASSERT, C.ASSERT_NOT):
+                total += size(av[1])
+            else:
+                total += 1
+            if total > MAX_REGEX_EXPANSION:
+                return total
+        return total
+
+    try:
+        return size(P.parse(pattern))
+    except Exception:  # noqa: BLE001 - syntax only `regex` knows: multiply every count in it
+        n = 1
+        for lo, hi in _COUNTED.findall(pattern):
+            n *= max(1, int((hi or lo or "1")[:7]))
+        return n * max(1, len(pattern))
+
+
 @functools.lru_cache(maxsize=256)
 def _regex_compile(pattern: str, flags: int):
     import regex
 
+    if len(pattern) > MAX_REGEX_CHARS or _regex_expansion(pattern) > MAX_REGEX_EXPANSION:
+        raise RenderLimitError(f"the regular expression {pattern[:80]!r} is too large (over {MAX_REGEX_CHARS:,} characters "
+                               f"or {MAX_REGEX_EXPANSION:,} states once its counted repeats are unrolled)",
+                               "use smaller repeat counts such as {1,100}, or + and *")
     try:
         return regex.compile(pattern, flags | regex.VERSION0)
     except regex.error as e:
