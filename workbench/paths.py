@@ -69,7 +69,7 @@ def library_dir() -> Path:
 # When the app is served beyond loopback (`workbench serve --host 0.0.0.0`, --share), a remote
 # user must not read arbitrary files of the host through inputs that take a server path (the
 # Data tab's path, a model folder, a training run folder). `launch()` switches the policy on;
-# the CLI and the Python API never restrict. docs/SECURITY-server.md describes it.
+# the CLI and the Python API never restrict. docs/SECURITY.md describes it.
 _SERVER: dict = {"restricted": False, "roots": None, "allowed": set()}
 
 

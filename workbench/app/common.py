@@ -137,6 +137,8 @@ def metrics_markdown(payload: dict) -> str:
            else f"method `{cfg.get('method', 'acc')}` · calibration `{cfg.get('calibration', 'none')}`")
     lines.append(f"{cfg.get('shots', 0)}-shot (seed {cfg.get('seed', 0)}) · {how} · {t.get('total_s', 0):.1f}s "
                  f"({t.get('examples_per_s', 0):.1f} examples/s)")
+    for w in prov.get("warnings", []):   # e.g. prompts cut to the model's window
+        lines.append(f"\n⚠ {w}")
     return "\n".join(lines)
 
 

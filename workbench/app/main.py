@@ -152,7 +152,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth:
 
     Beyond loopback (another host, or share): a password is required unless `insecure`, and
     server-side paths are confined to the data folders (`data_dirs`, default
-    $WORKBENCH_HOME/data, plus uploads); see docs/SECURITY-server.md."""
+    $WORKBENCH_HOME/data, plus uploads); see docs/SECURITY.md."""
     from workbench import paths
     from workbench.errors import ConfigError
 

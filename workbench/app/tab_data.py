@@ -66,8 +66,11 @@ def split_sizes(ds, seed: int = 0) -> str:
 
 
 def _summary(ds) -> str:
+    from workbench.core.templates import column_ref
+
     labels = list(ds.labels)
-    cols = ", ".join(f"`{c}`" for c in ds.df.columns)
+    # as a template refers to them: a name with spaces is row['my title']
+    cols = ", ".join(f"`{column_ref(str(c))}`" for c in ds.df.columns)
     shown = ", ".join(f"`{x}`" for x in labels[:12]) + (" …" if len(labels) > 12 else "")
     return (f"### {ds.name}\n**{len(ds.df)} rows** · {len(labels)} classes: {shown}  \n"
             f"text column `{ds.text_column}` · label column `{ds.label_column}` · columns: {cols}  \n"

@@ -9,6 +9,7 @@ from workbench.app.common import Ctx, UIState, parse_template, state_dataset, us
 
 MAX_TOKENS_SHOWN = 1500   # HighlightedText gets slow beyond this; the count is always exact
 SPLITS = ["test", "dev", "train", "all"]
+PREVIEW_SECONDS = 10.0    # every render of one preview request together (docs/SECURITY.md)
 
 
 def _session(model: str | None):
@@ -28,7 +29,9 @@ def preview(state: UIState, template_yaml: str, split: str, position: float, sho
     from workbench.core.spec import resolve_eval
     from workbench.jobs.inference import build_prompts, eval_rows
 
-    with user_errors("Preview"):
+    from workbench.core.render import limits as render_limits
+
+    with user_errors("Preview"), render_limits(seconds=PREVIEW_SECONDS):
         t = parse_template(template_yaml)
         ds = state_dataset(state)
         # the settings rule every door uses (workbench.core.spec): what is unset takes the template's default

@@ -16,6 +16,7 @@ from workbench.app.common import DEFAULT_TEMPLATE, Ctx, UIState, parse_template,
 
 CHOICE_HEADERS = ["label", "verbalizers (comma-separated)"]
 SAMPLINGS = ["fixed", "per_example"]
+VALIDATE_SECONDS = 5.0   # every render of one validation request together (docs/SECURITY.md)
 
 
 # ------------------------------------------------------------------------------------ library
@@ -253,6 +254,7 @@ def validate_template(state: UIState, yaml_text: str) -> str:
     sample row, and the tokenizer when a model is loaded), as markdown with line and column."""
     from workbench.errors import WorkbenchError
     from workbench.app.model_bar import current_session
+    from workbench.core.render import limits as render_limits
 
     try:
         t = parse_template(yaml_text)
@@ -268,7 +270,9 @@ def validate_template(state: UIState, yaml_text: str) -> str:
         note = "  \n*Load a dataset to also check column names and labels.*"
     s = current_session()
     try:
-        probs = t.validate(columns=columns, labels=labels, tokenizer=s.tokenizer if s else None, sample_row=sample)
+        # one deadline for all of this request's renders: a runaway template answers in seconds
+        with render_limits(seconds=VALIDATE_SECONDS):
+            probs = t.validate(columns=columns, labels=labels, tokenizer=s.tokenizer if s else None, sample_row=sample)
     except Exception as e:  # noqa: BLE001 - validation must never take the page down
         return f"✗ validation failed: {type(e).__name__}: {e}"
     if not probs:

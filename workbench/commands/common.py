@@ -94,6 +94,29 @@ def model_refs(args) -> list:
             for n in (names or ["default"])]
 
 
+def check_out_path(out: str | None, flag: str = "--out") -> None:
+    """Refuse an output path whose folder cannot be created or written, before any work is done
+    (a run must not score everything and then fail to save)."""
+    import os
+    from pathlib import Path
+
+    from workbench.errors import ConfigError
+
+    if not out:
+        return
+    target = Path(out).expanduser().absolute()
+    folder = target.parent
+    probe = folder
+    while not probe.exists():   # the nearest folder that exists must be a writable folder
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{flag} {out}: cannot be created, because {probe} is a file, not a folder",
+                          hint=f"choose another {flag} path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {out}: cannot write into {probe} (permission denied)",
+                          hint=f"choose a {flag} path in a folder you can write to")
+
+
 def session_for(ref, *, keep_others: bool = False):
     """The session of a spec's ModelRef (adapter attached, base model checked by attach_adapter)."""
     from workbench.engine.session import get_session

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from workbench.commands.common import (add_config_args, add_data_args, add_model_args, config_overrides,
+from workbench.commands.common import (check_out_path, add_config_args, add_data_args, add_model_args, config_overrides,
                                        dataset_from_args, model_refs, session_for)
 
 
@@ -81,6 +81,7 @@ def spec_from_args(args):
 def run(args) -> int:
     from workbench.errors import ConfigError
 
+    check_out_path(args.out)   # before any work: a run must not score everything, then fail to save
     single = args.spread is not None or args.seeds is not None
     if single and len(args.template) != 1:
         raise ConfigError("--spread and --seeds study one template; got "

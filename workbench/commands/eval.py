@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from workbench.commands.common import (TqdmProgress, add_config_args, add_data_args, add_model_args,
+from workbench.commands.common import (check_out_path, TqdmProgress, add_config_args, add_data_args, add_model_args,
                                        config_overrides, dataset_from_args, model_refs, session_for)
 
 
@@ -46,6 +46,7 @@ def run(args) -> int:
     from workbench.core.metrics import format_table
     from workbench.jobs.runner import execute
 
+    check_out_path(args.out)   # before any work: a run must not score everything, then fail to save
     spec, dataset = spec_from_args(args)
     session = session_for(spec.model)
     bar = TqdmProgress(spec.template.name)
@@ -55,6 +56,8 @@ def run(args) -> int:
         bar.close()
     result.save(args.out)
     print(format_table(result.metrics))
+    for w in result.provenance.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
     t = result.timings
     print(f"\n{result.metrics['n']} examples in {t['total_s']:.1f}s ({t['examples_per_s']:.1f}/s on the model)  "
           f"→ {args.out}", file=sys.stderr)

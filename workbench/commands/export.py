@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from workbench.commands.common import (TqdmProgress, add_config_args, add_data_args, add_model_args, config_overrides,
+from workbench.commands.common import (check_out_path, TqdmProgress, add_config_args, add_data_args, add_model_args, config_overrides,
                                        dataset_from_args, model_refs, session_for)
 
 
@@ -49,6 +49,7 @@ def spec_from_args(args):
     from workbench.core.templates import load_template
     from workbench.errors import ConfigError
 
+    check_out_path(args.out)   # before any work: an export must not score everything, then fail to save
     dataset = dataset_from_args(args)
     opts = {"out": args.out, "merge": args.merge, "overwrite": args.overwrite, "no_data": args.no_data,
             "zip": args.zip, "force": args.force}

@@ -147,9 +147,34 @@ class _Raw:
     meta: dict = field(default_factory=dict)
 
 
+def _plain(v: Any) -> Any:
+    """A cell as plain Python: numpy arrays (Parquet / Arrow list cells) become lists, nested
+    through records, so a Parquet cell renders exactly as the same JSONL cell does."""
+    if hasattr(v, "tolist") and getattr(v, "ndim", 0) > 0:
+        return [_plain(x) for x in v.tolist()]
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if hasattr(v, "item") and type(v).__module__ == "numpy":
+        return v.item()
+    return v
+
+
+def _plain_cells(df: pd.DataFrame) -> pd.DataFrame:
+    for c in df.columns:
+        col = df[c]
+        if col.dtype == object and col.map(lambda v: isinstance(v, (list, tuple, dict)) or hasattr(v, "ndim")).any():
+            df[c] = col.map(_plain).astype(object)
+    return df
+
+
 def _finish(raw: _Raw, *, text_column, label_column, limit) -> Dataset:
     df = raw.df
     df.columns = [str(c) for c in df.columns]
+    df = _plain_cells(df)
     if len(df) == 0:
         raise DataError(f"{raw.name} has no rows.", hint="Check that the file has data below its header.")
     cols = list(df.columns)
@@ -206,7 +231,20 @@ def _longest_text(df: pd.DataFrame, label: str | None) -> str | None:
     return best
 
 
+def _is_nested(v: Any) -> bool:
+    return isinstance(v, (list, tuple, dict, set)) or (hasattr(v, "shape") and getattr(v, "ndim", 0) > 0)
+
+
 def _normalize_labels(s: pd.Series, name: str, col: str) -> pd.Series:
+    nested = s.map(_is_nested)
+    if nested.any():
+        rows = [int(i) for i in s.index[nested.to_numpy()]]
+        shown = ", ".join(map(str, rows[:5])) + (f" … ({len(rows)} in all)" if len(rows) > 5 else "")
+        first = s[rows[0]]
+        raise DataError(f"Label column '{col}' of {name} holds lists or records (row(s) {shown}, e.g. "
+                        f"{str(list(first) if hasattr(first, 'tolist') else first)[:80]}), not one label per row.",
+                        hint="Multi-label rows are not supported: pick a column with one label per row "
+                             "(--label-column), or write one row per label.")
     empty = s.isna() | s.map(lambda v: isinstance(v, str) and not v.strip())
     if empty.any():
         rows = [int(i) for i in s.index[empty.to_numpy()]]
@@ -294,7 +332,9 @@ _PARSER_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 def _parse_csv(text: str, path: Path, sep: str) -> pd.DataFrame:
     try:
-        return pd.read_csv(io.StringIO(text), sep=sep)
+        # Only an empty field is missing: pandas' default also reads the *text* None, NA, null,
+        # n/a, NaN, ... as missing, and a template would then print "nan" for a real word.
+        return pd.read_csv(io.StringIO(text), sep=sep, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{path.name} is empty.", hint="Choose a file with a header and at least one row.") from e
     except pd.errors.ParserError as e:

@@ -6,10 +6,12 @@ import json
 
 
 def extract_answer(text: str, pattern: str | None) -> str:
-    import re
-
     if pattern:
-        m = re.search(pattern, text, flags=re.MULTILINE | re.IGNORECASE)
+        # the template's regex runs with a timeout: a catastrophic pattern ends in a TemplateError
+        import regex
+
+        from workbench.core.render import regex_search
+        m = regex_search(pattern, text, flags=regex.MULTILINE | regex.IGNORECASE)
         if not m:
             return ""
         return (m.group(1) if m.groups() else m.group(0)).strip()

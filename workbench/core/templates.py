@@ -18,7 +18,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
-import functools
 import hashlib
 import json
 import os
@@ -31,9 +30,12 @@ from typing import Any
 
 import yaml
 
+from workbench.core.render import compile_template, evaluate_expression, render, sandbox
 from workbench.errors import TemplateError
 
 TASKS = ("classification", "generation")
+ROW_VARIABLE = "row"          # the whole row, for columns whose names are not identifiers
+MANY_CLASSES = 1000           # above this, validate() warns about the number of requests per row
 KINDS = ("direct", "cot", "self_ask")
 AGGREGATES = ("max", "mean")
 SAMPLINGS = ("fixed", "per_example")
@@ -76,26 +78,13 @@ class Problem:
 # --------------------------------------------------------------------------------------------
 # Sandboxed Jinja
 # --------------------------------------------------------------------------------------------
-def _regex_replace(s: Any, pattern: str, repl: str, count: int = 0) -> str:
-    # lm-eval registers this filter; templates imported from it use it.
-    return re.sub(pattern, repl, str(s), count=count)
-
-
-@functools.lru_cache(maxsize=1)
 def _env():
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    # keep_trailing_newline matches lm-eval's environment, so a trailing newline in a
-    # template reaches the prompt exactly as it does there. No autoescape: prompts are text.
-    env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    env.filters["regex_replace"] = _regex_replace
-    return env
+    # The one budgeted sandbox (workbench.core.render): every render has time, loop and size limits.
+    return sandbox()
 
 
-@functools.lru_cache(maxsize=512)
 def _compile(source: str):
-    return _env().from_string(source)
+    return compile_template(source)
 
 
 def _wrap_jinja_error(e: Exception, what: str, variables: Mapping | None = None) -> TemplateError:
@@ -111,13 +100,16 @@ def _wrap_jinja_error(e: Exception, what: str, variables: Mapping | None = None)
         return TemplateError(f"{what}: Jinja syntax error at line {e.lineno}: {e.message}",
                              "check the matching of {{ }}, {% %} and quotes on that line")
     if isinstance(e, UndefinedError):
-        avail = sorted(map(str, variables)) if variables is not None else []
+        # a pandas Series iterates over its values; the hint must list column names, never data
+        keys = variables.keys() if hasattr(variables, "keys") else (variables or [])
+        avail = sorted(map(str, keys))
         m = re.search(r"'([^']+)' is undefined", str(e))
         sug = ""
         if m and avail:
             close = difflib.get_close_matches(m.group(1), avail, n=1)
-            sug = f"; did you mean '{close[0]}'?" if close else ""
-        return TemplateError(f"{what}: {e}", f"available variables: {', '.join(avail) or '(none)'}{sug}")
+            sug = f"; did you mean {_quoted_ref(close[0])}?" if close else ""
+        shown = [column_ref(a) for a in avail[:50]] + ([f"… ({len(avail)} in all)"] if len(avail) > 50 else [])
+        return TemplateError(f"{what}: {e}", f"available variables: {', '.join(shown) or '(none)'}{sug}")
     return TemplateError(f"{what}: render failed: {type(e).__name__}: {e}",
                          "check the filters and expressions used on this row's values")
 
@@ -125,14 +117,36 @@ def _wrap_jinja_error(e: Exception, what: str, variables: Mapping | None = None)
 def render_string(source: str, variables: Mapping) -> str:
     """Render Jinja `source` with `variables` in the shared sandboxed, strict environment."""
     try:
-        return _compile(source).render(**dict(variables))
+        return render(source, variables)
     except Exception as e:  # noqa: BLE001 - every failure becomes an actionable TemplateError
         raise _wrap_jinja_error(e, "template", variables) from e
 
 
+def with_row(row: Mapping) -> dict:
+    """The variables of a render: every column by name, and `row`, the whole row as a mapping,
+    so a column whose name is not an identifier is reachable as row['my title']. `row` is
+    always the whole row: a column named `row` is row['row']."""
+    d = dict(row)
+    d[ROW_VARIABLE] = dict(row)
+    return d
+
+
+def column_ref(name: str) -> str:
+    """How a template refers to a column: its name, or row['...'] when it is not an identifier
+    (or is `row` itself)."""
+    if _IDENT.match(name) and name != ROW_VARIABLE:
+        return name
+    return f"{ROW_VARIABLE}[{name!r}]"   # a Python str literal is a Jinja one
+
+
+def _quoted_ref(name: str) -> str:
+    ref = column_ref(name)
+    return f"'{ref}'" if ref == name else ref
+
+
 def _eval_expression(expr: str, variables: Mapping) -> Any:
     try:
-        return _env().compile_expression(expr, undefined_to_none=False)(**dict(variables))
+        return evaluate_expression(expr, with_row(variables))
     except Exception as e:  # noqa: BLE001
         raise _wrap_jinja_error(e, "choices_expr", variables) from e
 
@@ -174,16 +188,77 @@ _SafeLoader.yaml_implicit_resolvers = {
     for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _SafeLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+def _construct_mapping_unique(loader, node, deep=False):
+    # PyYAML keeps the last of two equal keys without a word; a duplicated label or field is
+    # almost always a mistake, so refuse it. Merge keys (<<) may be overridden, as YAML intends.
+    seen: dict[tuple, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            try:
+                key = loader.construct_object(key_node, deep=True)
+                hash(key)
+            except (TypeError, yaml.YAMLError):
+                continue
+            line = key_node.start_mark.line + 1
+            tk = (type(key).__name__, key)   # 1 and true are different keys
+            if tk in seen:
+                raise TemplateError(f"line {line}: duplicate key {str(key)!r} (first at line {seen[tk]})",
+                                    "YAML would keep only the last value; remove or merge the duplicate")
+            seen[tk] = line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_SafeLoader.construct_mapping = _construct_mapping_unique
 _SafeLoader.add_constructor("!Template", _tag_as_dict)
 _SafeLoader.add_constructor("!TemplateMetadata", _tag_as_dict)
 _SafeLoader.add_constructor("!function", _reject_function)
 
 
+MAX_YAML_NODES = 200_000   # after expanding aliases; a template file has a few hundred
+
+
+def _expanded_nodes(root) -> int:
+    """How many nodes the document has once every alias is expanded (memoized per node, so a
+    "billion laughs" file is measured in microseconds, not built)."""
+    memo: dict[int, int] = {}
+
+    def count(n) -> int:
+        k = id(n)
+        if k in memo:
+            return memo[k]
+        memo[k] = MAX_YAML_NODES + 1   # a recursive alias counts as too big
+        if isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(count(c) for c in n.value)
+        elif isinstance(n, yaml.MappingNode):
+            total = 1 + sum(count(a) + count(b) for a, b in n.value)
+        else:
+            total = 1
+        memo[k] = min(total, MAX_YAML_NODES + 1)
+        return memo[k]
+
+    return count(root)
+
+
 def _yaml_load(text: str, origin: str = "template") -> Any:
     try:
-        return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - _SafeLoader is a SafeLoader
+        loader = _SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if _expanded_nodes(node) > MAX_YAML_NODES:
+                raise TemplateError(f"{origin}: the YAML expands to more than {MAX_YAML_NODES:,} values through "
+                                    "aliases (*name) — an alias bomb?",
+                                    "write the values out instead of nesting aliases of aliases")
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except TemplateError:
         raise
+    except RecursionError as e:
+        raise TemplateError(f"{origin}: the YAML is nested too deeply", "flatten the structure") from e
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -255,7 +330,7 @@ class PromptTemplate:
     # ---- rendering -------------------------------------------------------------------------
     def _render(self, what: str, source: str, row: Mapping) -> str:
         try:
-            return _compile(source).render(**dict(row))
+            return render(source, with_row(row))
         except Exception as e:  # noqa: BLE001
             raise _wrap_jinja_error(e, f"template '{self.name}' {what}", row) from e
 
@@ -280,10 +355,17 @@ class PromptTemplate:
             value = _eval_expression(expr, row)
         if isinstance(value, Mapping):  # lm-eval: a dict's values are the choices
             value = list(value.values())
-        if isinstance(value, str) or not hasattr(value, "__iter__"):
+        from jinja2 import Undefined
+
+        if isinstance(value, (str, Undefined)) or not hasattr(value, "__iter__"):
             raise TemplateError(f"template '{self.name}' choices_expr gave {type(value).__name__}, not a list of choices",
                                 "the expression must yield a list of strings, e.g. `choices` or `[option_a, option_b]`")
-        return [str(v) for v in value]
+        try:
+            return [str(v) for v in value]
+        except TemplateError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a lazy value (map, select) fails while it is listed
+            raise _wrap_jinja_error(e, f"template '{self.name}' choices_expr", row) from e
 
     def gold(self, row: Mapping) -> str:
         """The gold label (classification) or gold answer text (generation) of `row`.
@@ -372,7 +454,7 @@ class PromptTemplate:
             if f == "demo_format":
                 found.discard("answer")
             names |= found
-        return names - set(env.globals)
+        return names - set(env.globals) - {ROW_VARIABLE}
 
     def validate(self, columns: Sequence[str] | None = None, labels: Sequence[Any] | None = None,
                  tokenizer=None, sample_row: Mapping | None = None) -> list[Problem]:
@@ -413,15 +495,23 @@ class PromptTemplate:
                 syntax_ok = False
                 P("error", f, f"Jinja syntax error: {e.message}", e.lineno, _guess_column(src, e, offset))
                 continue
+            except Exception as e:  # noqa: BLE001 - e.g. nested too deeply, or Jinja's optimizer failing on a constant
+                syntax_ok = False
+                P("error", f, f"the template cannot be compiled: {_wrap_jinja_error(e, f).message}")
+                continue
             if cols is None:
                 continue
-            extra = {"answer"} if f == "demo_format" else set()
+            extra = {"answer", ROW_VARIABLE} if f == "demo_format" else {ROW_VARIABLE}
+            if ROW_VARIABLE in cols and ROW_VARIABLE in _undeclared(ast_):
+                P("warning", f, f"`{ROW_VARIABLE}` is the whole row; the data's column '{ROW_VARIABLE}' is "
+                  f"{ROW_VARIABLE}['{ROW_VARIABLE}']", *_locate(src, ROW_VARIABLE, offset))
             for var in sorted(_undeclared(ast_) - set(env.globals) - extra):
                 if var not in cols:
                     close = difflib.get_close_matches(var, cols, n=1)
                     line, col = _locate(src, var, offset)
-                    P("error", f, f"variable '{var}' is not a column of the data (available: {', '.join(cols) or 'none'})"
-                      + (f"; did you mean '{close[0]}'?" if close else ""), line, col)
+                    shown = ", ".join(column_ref(c) for c in cols[:50]) + (f", … ({len(cols)} in all)" if len(cols) > 50 else "")
+                    P("error", f, f"variable '{var}' is not a column of the data (available: {shown or 'none'})"
+                      + (f"; did you mean {_quoted_ref(close[0])}?" if close else ""), line, col)
 
         # Choices and verbalizers.
         if self.task == "classification":
@@ -444,6 +534,17 @@ class PromptTemplate:
                         owner.setdefault(w, label)
                         if w and self.target_delimiter and self.target_delimiter[-1:].isspace() and w[0].isspace():
                             P("warning", "answer_choices", f"verbalizer {w!r} starts with whitespace and target_delimiter ends with it: the continuation has a double space")
+                n_cls = len(self.answer_choices)
+                if n_cls == 1:
+                    P("warning", "answer_choices", f"only one class ('{next(iter(self.answer_choices))}'): every prediction "
+                      "is that class, so accuracy says nothing about the prompt")
+                elif n_cls > MANY_CLASSES:
+                    n_req = sum(len(w) for w in self.answer_choices.values())
+                    P("warning", "answer_choices", f"{n_cls:,} classes: every row is scored {n_req:,} times "
+                      f"(1,000 rows = {1000 * n_req:,} requests); consider choices_expr with per-row candidates")
+                if labels is not None and n_cls > 1 and len({str(v) for v in labels}) == 1:
+                    P("warning", "answer_choices", f"the data has only one class ('{labels[0]}'): accuracy is the share "
+                      "of rows predicted as that class, and says little about the prompt")
                 if labels is not None and syntax_ok:
                     missing = []
                     for v in labels:
@@ -547,20 +648,27 @@ class PromptTemplate:
                 if bad:
                     raise TemplateError(f"template {d['name']!r}: unknown {sub} field(s) {', '.join(map(str, bad))}",
                                         f"known {sub} fields: {', '.join(sorted(sub_known))}")
-                d[sub] = sub_cls(**v)
+                d[sub] = sub_cls(**{k: _typed(f"{sub}.{k}", x, _SUB_TYPES[sub][k], d["name"]) for k, x in v.items()})
             elif not isinstance(v, sub_cls):
                 raise TemplateError(f"template {d['name']!r}: '{sub}' must be a mapping", f"e.g. {sub}: {{...}}")
         ac = d.get("answer_choices") or {}
         if not isinstance(ac, Mapping):
             raise TemplateError(f"template {d['name']!r}: answer_choices must map label -> list of verbalizers",
                                 "e.g. answer_choices: {business: [business, finance], tech: [tech]}")
-        # YAML reads `0:` / `yes:` keys as int / bool; labels are strings everywhere else.
-        d["answer_choices"] = {_label_key(k): [_label_key(w) for w in (v if isinstance(v, (list, tuple)) else [v])] for k, v in ac.items()}
+        d["answer_choices"] = _checked_choices(ac, str(d["name"]))
         if d.get("metadata") is None:
             d["metadata"] = {}
-        for s in ("name", "input", "label_column", "target_delimiter", "fewshot_delimiter", "instruction", "description"):
-            if s in d and d[s] is not None and not isinstance(d[s], str):
-                d[s] = str(d[s])
+        for s in ("instruction", "description"):
+            if s in d and d[s] is None:
+                d[s] = ""   # an empty YAML value means "none"
+        for s in ("label_column", "target_delimiter", "fewshot_delimiter"):
+            if s in d and d[s] is None:
+                raise TemplateError(f"template {d['name']!r}: '{s}' is null",
+                                    f"give '{s}' a string; write {s}: \"\" for an empty one, or leave the key out "
+                                    "for the default")
+        for k, kind in _FIELD_TYPES.items():
+            if k in d and not (k == "metadata" and d[k] == {}):
+                d[k] = _typed(k, d[k], kind, d["name"])
         return cls(**d)
 
     @classmethod
@@ -605,6 +713,78 @@ def _undeclared(ast_) -> set[str]:
         loaded = {n.name for n in ast_.find_all(nodes.Name) if n.ctx == "load"}
         stored = {n.name for n in ast_.find_all(nodes.Name) if n.ctx in ("store", "param")}
         return loaded - stored
+
+
+# What each YAML field may hold: "str" (a number is read as its text), "str?" (or null),
+# "int", "float", "bool", "dict", "strlist" (a string or a list of strings).
+_FIELD_TYPES = {"name": "str", "input": "str", "task": "str", "kind": "str", "choices_expr": "str?", "target": "str?",
+                "label_column": "str", "target_delimiter": "str", "fewshot_delimiter": "str", "instruction": "str",
+                "instruction_delimiter": "str?", "demo_format": "str?", "chat": "bool", "choice_aggregate": "str",
+                "description": "str", "metadata": "dict", "dataset": "str?"}
+_SUB_TYPES = {"fewshot": {"k": "int", "per_class": "bool", "balanced": "bool", "sampling": "str", "seed": "int"},
+              "generation": {"max_new_tokens": "int", "stop": "strlist", "extract": "str?", "temperature": "float",
+                             "top_p": "float"}}
+
+
+def _typed(key: str, v: Any, kind: str, name: Any) -> Any:
+    """`v` as the type field `key` needs, or a TemplateError naming the field."""
+    def bad(what: str) -> TemplateError:
+        return TemplateError(f"template {name!r}: '{key}' must be {what}, not {type(v).__name__} {str(v)[:40]!r}",
+                             f"fix the value of '{key}' (docs/TEMPLATES.md lists every field)")
+
+    if kind in ("str", "str?"):
+        if v is None and kind == "str?":
+            return None
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise bad("a string")
+        return str(v)
+    if kind == "bool":
+        if not isinstance(v, bool):
+            raise bad("true or false")
+        return v
+    if kind == "int":
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise bad("a whole number")
+        return v
+    if kind == "float":
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad("a number")
+        return float(v)
+    if kind == "dict":
+        if not isinstance(v, Mapping):
+            raise bad("a mapping")
+        return dict(v)
+    if kind == "strlist":
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+            raise bad("a string or a list of strings")
+        return list(items)
+    raise AssertionError(kind)
+
+
+def _checked_choices(ac: Mapping, name: str) -> dict[str, list[str]]:
+    """answer_choices with string labels and verbalizers; a null, an empty string or a nested
+    list/mapping is refused naming its label (they used to become 'None' or "['x']")."""
+    out: dict[str, list[str]] = {}
+    for k, v in ac.items():
+        if k is None or isinstance(k, (list, dict)):
+            raise TemplateError(f"template {name!r}: answer_choices has a {'null' if k is None else 'non-scalar'} label {k!r}",
+                                "labels are the data's label values, e.g. business: [business]")
+        label = _label_key(k)   # YAML reads `0:` / `yes:` keys as int / bool; labels are strings everywhere else.
+        words = v if isinstance(v, (list, tuple)) else [v]
+        if v is None or not words:
+            raise TemplateError(f"template {name!r}: answer_choices label '{label}' has no verbalizer (the value is "
+                                f"{'null' if v is None else 'empty'})", f"write e.g. {label}: [{label}]")
+        for w in words:
+            if w is None or isinstance(w, (list, tuple, dict)):
+                raise TemplateError(f"template {name!r}: answer_choices label '{label}' has a "
+                                    f"{'null' if w is None else type(w).__name__} verbalizer {w!r}",
+                                    "each label maps to a flat list of strings, e.g. yes: [yes, sure]")
+            if str(w) == "":
+                raise TemplateError(f"template {name!r}: answer_choices label '{label}' has an empty verbalizer \"\"",
+                                    "a verbalizer must contain some text; the continuation would be only the delimiter")
+        out[label] = [_label_key(w) for w in words]
+    return out
 
 
 def _label_key(k: Any) -> str:
@@ -655,7 +835,19 @@ def _read(path_or_text: str | Path) -> tuple[str, Path | None]:
         return path_or_text, None
     if not p.is_file():
         raise TemplateError(f"template file not found: {p}", "check the path, or pass the YAML text itself")
-    return p.read_text(encoding="utf-8"), p
+    return read_utf8(p), p
+
+
+def read_utf8(p: Path) -> str:
+    """A template file's text; a file that is not UTF-8 is a TemplateError naming the bad byte."""
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise TemplateError(f"{p}: not valid UTF-8: byte 0x{raw[e.start]:02x} at offset {e.start} (line {line})",
+                            "re-save the template as UTF-8 (templates are read as UTF-8 only)") from e
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def load_templates(path_or_text: str | Path) -> list[PromptTemplate]:
@@ -729,6 +921,14 @@ def _resolve_include(data: dict, path: Path | None, depth: int = 0) -> dict:
     return merged
 
 
+def _lm_str(data: Mapping, key: str, default: str, name: str) -> str:
+    v = data.get(key, default)
+    if v is None or isinstance(v, (list, dict)):
+        raise TemplateError(f"lm-eval task {name!r}: '{key}' is {'null' if v is None else 'not a string'}",
+                            f"give '{key}' a string (write \"\" for none), or leave it out for the default {default!r}")
+    return str(v)
+
+
 def _from_lm_eval(data: Mapping, path: Path | None) -> PromptTemplate:
     data = _resolve_include(dict(data), path)
     name = str(data.get("task") or (path.stem if path else "lm_eval_task"))
@@ -743,8 +943,8 @@ def _from_lm_eval(data: Mapping, path: Path | None) -> PromptTemplate:
     kw: dict[str, Any] = {
         "name": name,
         "input": _lm_field_to_jinja(data["doc_to_text"]),
-        "target_delimiter": str(data.get("target_delimiter", " ")),
-        "fewshot_delimiter": str(data.get("fewshot_delimiter", "\n\n")),
+        "target_delimiter": _lm_str(data, "target_delimiter", " ", name),
+        "fewshot_delimiter": _lm_str(data, "fewshot_delimiter", "\n\n", name),
         "metadata": {"source": "lm-eval", **({"dataset_path": data["dataset_path"]} if data.get("dataset_path") else {})},
     }
     desc = data.get("description") or ""

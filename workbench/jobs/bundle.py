@@ -6,7 +6,7 @@ session, predict with it, and import its template.
     with load_bundle("best.zip") as clf: ...      # a zip is extracted to a temp folder, removed on close
     import_path("out/best")                       # bundle / lm-eval YAML / PromptSource YAML -> user templates
 
-What a bundle may claim is checked before it is used (docs/SECURITY-server.md):
+What a bundle may claim is checked before it is used (docs/SECURITY.md):
 - the manifest is a JSON object of the expected shape (`check_manifest`); anything else is a
   DataError naming the field, never a traceback;
 - every path (files, the adapter) is relative and stays inside the bundle; the adapter folder

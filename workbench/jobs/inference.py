@@ -18,6 +18,7 @@ continuation with no context, lm-eval's acc_mutual_info).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import platform
 import time
@@ -30,6 +31,43 @@ from workbench.core.records import hash_indices, jsonable
 from workbench.errors import ConfigError
 
 SCHEMA_VERSION = 1
+LARGE_REQUESTS = 10_000   # warn before scoring more requests than this (e.g. 10,000 classes x 2 rows)
+log = logging.getLogger("workbench")
+
+
+def request_count(template, rows) -> int:
+    """How many log-likelihood requests classification will send (static choices; per-row
+    choices are counted on the first row)."""
+    if template.task != "classification" or len(rows) == 0:
+        return 0
+    if template.choices_expr:
+        per_row = len(template.choices_for(rows.iloc[0]))
+    else:
+        per_row = sum(len(w) for w in template.answer_choices.values())
+    return per_row * len(rows)
+
+
+def count_truncated(template, rows, prompts: Sequence[str], session) -> tuple[int, int]:
+    """(prompts cut at the left to fit the model's window, the window). A prompt is cut when
+    its tokens and its longest continuation (classification) or max_new_tokens (generation)
+    do not fit, as scoring and generation then drop its first tokens."""
+    window = getattr(session, "max_length", None)
+    if not isinstance(window, int) or window <= 0:   # a backend that does not say its window
+        return 0, 0
+    if template.task == "classification":
+        first = rows.iloc[0] if len(rows) else {}
+        words = [w for _, ws in template.choices_for(first) for w in ws] if len(rows) else []
+        reserve = max((len(session.encode(template.target_delimiter + w)) for w in words), default=1) - 1
+    else:
+        reserve = template.generation.max_new_tokens
+    n = 0
+    for p in prompts:
+        # a token is at least one UTF-8 byte: short prompts cannot be cut (the +8 covers BOS and the like)
+        if len(p.encode("utf-8")) + reserve + 8 <= window:
+            continue
+        if len(session.encode(p)) + reserve > window:
+            n += 1
+    return n, window
 @dataclass
 class EvalResult:
     task: str                                   # "classification" | "generation"
@@ -287,10 +325,21 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
         pool = default_pool if pool is None else pool
     if pool is None:
         pool = rows
+    warnings: list[str] = []
+    n_req = request_count(template, rows)
+    if n_req > LARGE_REQUESTS:
+        warnings.append(f"{n_req:,} scoring requests ({len(rows):,} rows x {n_req // max(1, len(rows)):,} choices); "
+                        "this takes long: use --limit, fewer classes, or per-row choices (choices_expr)")
+        log.warning(warnings[-1])
     session.load()
     t_load = time.perf_counter()
     work0 = _work_counters(session)
     prompts = build_prompts(template, rows, pool, config, session)
+    n_truncated, window = count_truncated(template, rows, prompts, session)
+    if n_truncated:
+        warnings.append(f"{n_truncated} of {len(prompts)} prompts are longer than the model's window of {window} "
+                        "tokens and were cut at the left (their beginning is not seen by the model)")
+        log.warning(warnings[-1])
     t_prompts = time.perf_counter()
     if template.task == "generation":
         from workbench.jobs.selfask import dispatch_generation, trace_metrics
@@ -307,6 +356,7 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
     else:
         records = classify(template, rows, prompts, session, config, progress=progress, cancel=cancel, pool=pool)
         labels = _label_order(template, records)
+        warnings.extend(_one_class_warnings(template, records))
         metrics = classification_metrics([r["gold"] for r in records], [r["pred"] for r in records], labels)
     t_end = time.perf_counter()
     n_tokens = sum(len(session.encode(p)) for p in prompts[:50]) * len(prompts) / max(1, min(50, len(prompts)))
@@ -326,7 +376,9 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
                   "backend": session.backend, "model_identity": session.model_identity()},
         "data": {"name": dataset.name, "source": dataset.source, "fingerprint": dataset.fingerprint(),
                  "split": config.split, "split_seed": config.split_seed, "n_examples": len(records),
-                 "row_indices_hash": hash_indices([r["index"] for r in records])},
+                 "row_indices_hash": hash_indices([r["index"] for r in records]),
+                 "n_truncated": n_truncated},
+        "warnings": warnings,
         "config": asdict(config),
         "versions": _versions(),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -340,17 +392,38 @@ def _work_counters(session) -> tuple[int, int] | None:
     if not isinstance(st, dict) or "tokens_minimal" not in st:
         return None
     return st.get("tokens_forwarded", 0), st["tokens_minimal"]
+def _one_class_warnings(template, records) -> list[str]:
+    """A run whose task has one class reports accuracy 1.0 (or the share of one label) that says
+    nothing about the prompt: say so next to the numbers."""
+    out = []
+    if not template.choices_expr and len(template.answer_choices) == 1:
+        out.append(f"the template has one class ('{next(iter(template.answer_choices))}'): every prediction is that "
+                   "class, so accuracy says nothing about the prompt")
+    golds = {r["gold"] for r in records}
+    if len(records) > 1 and len(golds) == 1:
+        out.append(f"every evaluated row has the gold label '{next(iter(golds))}': accuracy is only how often the "
+                   "model picks it")
+    for w in out:
+        log.warning(w)
+    return out
+
+
+MAX_METRIC_LABELS = 1000   # above this, per-class metrics cover only the labels that occur
 
 
 def _label_order(template, records) -> list[str]:
-    if template.answer_choices:
-        labels = list(template.answer_choices)
-    else:
-        labels = []
+    labels = list(template.answer_choices) if template.answer_choices else []
+    seen = set(labels)
     for r in records:
         for lab in (r["gold"], r["pred"]):
-            if lab not in labels:
+            if lab not in seen:
                 labels.append(lab)
+                seen.add(lab)
+    if len(labels) > MAX_METRIC_LABELS:
+        # 10,000 classes would make a 10,000 x 10,000 confusion matrix (gigabytes in results.json);
+        # a class that is neither gold nor predicted has no precision or recall to report anyway.
+        occurring = {lab for r in records for lab in (r["gold"], r["pred"])}
+        labels = [lab for lab in labels if lab in occurring]
     return labels
 
 
