@@ -154,6 +154,7 @@ def import_template(state: UIState, file: str | None, pasted: str, name: str | N
     """Import lm-eval task YAML or a PromptSource templates.yaml (uploaded or pasted) into the
     editor. A PromptSource file with several templates fills the name choices; pick one and
     import again. Returns (state, editor YAML, edit status, names of the templates in the file)."""
+    from workbench.core.lmeval_yaml import IncludeRoots
     from workbench.core.templates import load_templates
 
     state = state or UIState()
@@ -161,7 +162,9 @@ def import_template(state: UIState, file: str | None, pasted: str, name: str | N
         src = file if file else (pasted or "")
         if not str(src).strip():
             raise gr.Error("Upload a YAML file or paste its text first.", print_exception=False)
-        ts = load_templates(Path(src) if file else src)
+        # An upload may include only files of the same upload, never server files.
+        ts = load_templates(Path(src), include_roots=IncludeRoots.for_upload([src])) if file \
+            else load_templates(src if "\n" in src else src + "\n")  # pasted text is never a server path
         names = [t.name for t in ts]
         names_update = names
         if len(ts) > 1 and name not in names:
