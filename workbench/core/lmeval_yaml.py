@@ -172,7 +172,10 @@ def resolve_includes(data: Mapping, path: Path | None, roots: IncludeRoots | Non
 
 
 # ---- a safe loader that records !function tags -------------------------------------------------
-class FunctionRefLoader(yaml.SafeLoader):
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~5x faster on 14k files
+
+
+class FunctionRefLoader(_BaseLoader):
     """SafeLoader for lm-eval task YAML: `!function x.y` -> FunctionRef, nothing executed.
 
     YAML 1.2 booleans only (true/false), as workbench.core.templates reads YAML."""
