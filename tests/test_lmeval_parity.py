@@ -1,0 +1,126 @@
+"""`workbench eval --task` equals `lm_eval --tasks` on the same local rows (issue #18).
+
+hellaswag needs task code (`process_docs: !function utils.process_docs`). Three runs on
+tests/data/lmeval_hellaswag (5 validation rows, 4 train rows), no hub:
+  * zero-shot:                workbench eval --task hellaswag --trust-task-code --data DIR
+  * 2 shots, lm-eval's default sampler (random, seed 1234):   ... --num-fewshot 2
+  * 2 shots, first_n: a task of our own under --include-path that includes the installed
+    hellaswag.yaml (a `..` include that stays inside the lm-eval tasks folder) and reads the
+    same rows through dataset_kwargs.data_files, i.e. the task's own data without --data.
+lm_eval runs the same three tasks from one --include_path folder. Contexts, predictions
+and log-likelihoods (1e-4) must agree."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workbench.core.lmeval_yaml import installed_tasks_dir
+
+DATA = Path(__file__).parent / "data" / "lmeval_hellaswag"
+LIB = installed_tasks_dir()
+
+
+def _task_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "tasks"
+    d.mkdir()
+    rel = os.path.relpath(LIB / "hellaswag" / "hellaswag.yaml", d)
+    files = (f"dataset_path: json\ndataset_name: null\ndataset_kwargs:\n  data_files:\n"
+             f"    validation: {DATA / 'validation.jsonl'}\n    train: {DATA / 'train.jsonl'}\n")
+    (d / "hellaswag_local.yaml").write_text(f"include: {rel}\ntask: hellaswag_local\n{files}")
+    (d / "hellaswag_local2.yaml").write_text(f"include: {rel}\ntask: hellaswag_local2\nnum_fewshot: 2\n{files}")
+    (d / "hellaswag_first_n.yaml").write_text(f"include: {rel}\ntask: hellaswag_first_n\nnum_fewshot: 2\n"
+                                              f"fewshot_config:\n  sampler: first_n\n{files}")
+    return d
+
+
+def _lm_eval(task_dir: Path, out: Path, model_path: str) -> dict:
+    env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
+    exe = Path(sys.executable).parent / "lm_eval"
+    proc = subprocess.run([str(exe), "--model", "hf", "--model_args", f"pretrained={model_path},dtype=float32",
+                           "--tasks", "hellaswag_local,hellaswag_local2,hellaswag_first_n", "--include_path", str(task_dir),
+                           "--batch_size", "4", "--device", "cpu", "--log_samples", "--output_path", str(out)],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = {}
+    for task in ("hellaswag_local", "hellaswag_local2", "hellaswag_first_n"):
+        f = sorted(glob.glob(str(out / "**" / f"samples_{task}_*.jsonl"), recursive=True))[-1]
+        samples = sorted((json.loads(x) for x in open(f)), key=lambda s: s["doc_id"])
+        res[task] = samples
+    return res
+
+
+def _ours(args: list[str], out: Path) -> dict:
+    from workbench.cli import main
+
+    assert main(["eval", "--trust-task-code", "--no-registry", "--out", str(out), *args]) == 0
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_hellaswag_with_task_code_equals_lm_eval(tmp_path, monkeypatch):
+    pytest.importorskip("lm_eval")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    from workbench.engine.models import resolve_model
+
+    task_dir = _task_dir(tmp_path)
+    theirs = _lm_eval(task_dir, tmp_path / "lm", resolve_model("default").path)
+    ours = {
+        "hellaswag_local": _ours(["--task", "hellaswag", "--data", str(DATA)], tmp_path / "z.json"),
+        "hellaswag_local2": _ours(["--task", "hellaswag", "--data", str(DATA), "--num-fewshot", "2"], tmp_path / "d.json"),
+        "hellaswag_first_n": _ours(["--task", "hellaswag_first_n", "--include-path", str(task_dir)], tmp_path / "f.json"),
+    }
+    for task, samples in theirs.items():
+        recs = ours[task]["records"]
+        assert len(recs) == len(samples) == 5, task
+        for r, s in zip(recs, samples):
+            ctx = s["arguments"]["gen_args_0"]["arg_0"]
+            assert r["prompt"] == ctx, (task, r["prompt"], ctx)
+            lls = [float(x[0]) for x in s["filtered_resps"]]
+            labels = list(r["logprobs"])
+            assert labels.index(r["pred"]) == max(range(len(lls)), key=lambda i: (lls[i], -i)), task
+            assert [r["logprobs"][lab] for lab in labels] == pytest.approx(lls, abs=1e-4), task
+        # lm-eval's own acc / acc_norm from the same rows
+        m = ours[task]["metrics"]
+        assert m["acc"] == pytest.approx(sum(s["acc"] for s in samples) / len(samples))
+        assert m["acc_norm"] == pytest.approx(sum(s["acc_norm"] for s in samples) / len(samples))
+    # the shots really differ: default (random) and first_n draw different demonstrations
+    assert ours["hellaswag_local2"]["records"][0]["prompt"] != ours["hellaswag_first_n"]["records"][0]["prompt"]
+    assert ours["hellaswag_first_n"]["records"][0]["prompt"].startswith("Making tea: A man boils water")
+
+
+def test_task_code_refused_without_trust(tmp_path, capsys):
+    from workbench.cli import main
+
+    assert main(["eval", "--task", "hellaswag", "--data", str(DATA), "--no-registry", "--out", str(tmp_path / "x.json")]) == 1
+    err = capsys.readouterr().err
+    assert "!function utils.process_docs" in err and "hellaswag/hellaswag.yaml" in err and "--trust-task-code" in err
+    assert "Traceback" not in err
+
+
+def test_uploads_and_cli_files_outside_the_roots_never_run_code(tmp_path):
+    """Trust covers only the installed library and --include-path folders: a task YAML named
+    by path elsewhere is refused even with trust, and a plain template load never runs code."""
+    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.core.templates import load_template
+    from workbench.errors import TemplateError
+
+    marker = tmp_path / "ran"
+    (tmp_path / "utils.py").write_text(f"open({str(marker)!r}, 'w').write('x')\ndef f(doc):\n    return 'q'\n")
+    (tmp_path / "t.yaml").write_text("task: evil\noutput_type: multiple_choice\ndoc_to_text: !function utils.f\n"
+                                     "doc_to_choice: [a, b]\ndoc_to_target: 0\n")
+    with pytest.raises(TemplateError, match="outside the trusted task folders"):
+        TaskLibrary(installed=False).load_file(tmp_path / "t.yaml", trust_code=True)
+    with pytest.raises(TemplateError, match="!function utils.f"):
+        load_template(tmp_path / "t.yaml")
+    assert not marker.exists()
+    # Named with --include-path, the same folder is trusted and the code runs.
+    lib = TaskLibrary(include_paths=[tmp_path], installed=False)
+    task = lib.load("evil", trust_code=True)
+    assert marker.exists() and task.template.render_input({"x": 1}) == "q"
