@@ -70,3 +70,58 @@ def test_every_installed_lm_eval_task_yaml_loads_or_is_refused_clearly():
     assert tr["n_crashes"] == 0 and un["n_crashes"] == 0, (tr["crashes"], un["crashes"])
     assert tr["loaded"] / tr["files"] >= 0.95, tr
     assert un["loaded"] + un["refused"] == un["files"], un
+
+
+# ---- names, groups, samplers (fast) -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def lib():
+    return TaskLibrary()
+
+
+def test_tasks_groups_and_tags_by_name(lib):
+    assert lib.entry("hellaswag").kind == "task"
+    subjects = lib.expand("mmlu")
+    assert len(subjects) == 57 and "mmlu_abstract_algebra" in subjects
+    assert lib.entry("mmlu").aggregate[0]["metric"] == "acc"
+    assert "hellaswag" in lib.expand("multiple_choice")          # a tag
+    assert lib.search("hellas")[0] == "hellaswag"
+    with pytest.raises(WorkbenchError, match="did you mean") as e:
+        lib.entry("helaswag")
+    assert "hellaswag" in str(e.value)
+
+
+def test_group_aggregate_weights_by_size():
+    from types import SimpleNamespace
+
+    from workbench.core.lmeval_tasks import Entry
+    from workbench.jobs.lmeval_run import group_aggregate
+
+    res = {"a": SimpleNamespace(metrics={"acc": 1.0, "n": 1}, records=[0]),
+           "b": SimpleNamespace(metrics={"acc": 0.0, "n": 3}, records=[0, 0, 0])}
+    g = group_aggregate(Entry("g", "group", None, [], [{"metric": "acc", "weight_by_size": True}]), res)
+    assert g["acc"] == pytest.approx(0.25) and g["n"] == 4
+    g = group_aggregate(Entry("g", "group", None, [], [{"metric": "acc", "weight_by_size": False}]), res)
+    assert g["acc"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("sampler", ["default", "first_n"])
+@pytest.mark.parametrize("same_split", [False, True])
+def test_fewshot_picker_equals_lm_eval_samplers(sampler, same_split):
+    """Our draw, doc by doc, equals lm-eval's ContextSampler / FirstNSampler with seed 1234."""
+    from lm_eval.api.samplers import get_sampler
+
+    from workbench.core.lmeval_tasks import FewshotPicker, LmEvalTask, TaskData, _frame
+    from workbench.core.data import Dataset
+
+    pool = [{"q": f"p{i}", "a": i % 3, "l": [i, i + 1]} for i in range(9)]
+    evals = pool[2:6] if same_split else [{"q": f"e{i}", "a": 0, "l": [i]} for i in range(4)]
+    cfg = {"task": "t", "test_split": "test", "fewshot_split": "test" if same_split else "train",
+           "fewshot_config": {"sampler": sampler}}
+    task = LmEvalTask("t", None, cfg, template=None)  # the picker needs only the config
+    ds = lambda docs: Dataset("x", _frame(docs), None, None, "mem")  # noqa: E731
+    picker = FewshotPicker(task, TaskData(ds(evals), ds(pool), "test", cfg["fewshot_split"], "mem"), 3, seed=1234)
+    theirs = get_sampler(sampler)(list(pool), rnd=None).set_rnd(1234)
+    for i, (_, row) in enumerate(ds(evals).df.iterrows()):
+        ours = [r.to_dict() for r in picker.for_row(i, row)]
+        want = theirs.sample(n=3, eval_doc=evals[i] if same_split else None)
+        assert ours == list(want), (i, ours, want)

@@ -100,9 +100,13 @@ def run_task(args) -> int:
     # Refuse untrusted code before loading a model or any data.
     for m in members:
         lib.load(m, trust_code=args.trust_task_code)
-    session = session_from_args(args)
     out = Path(args.out)
     many = len(members) > 1
+    if many and args.data:
+        raise ConfigError(f"--data replaces the rows of one task, and {args.task!r} has {len(members)} tasks",
+                          "run the tasks one by one with --data, or let each load its own dataset")
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
 
     def saved(name, result):
         path = out.with_name(f"{out.stem}.{name}{out.suffix or '.json'}") if many else out
@@ -111,7 +115,7 @@ def run_task(args) -> int:
             from workbench.storage.runs import record_eval
             record_eval(result)
 
-    run = run_tasks(lib, args.task, session, trust_code=args.trust_task_code, data=args.data,
+    run = run_tasks(lib, args.task, lambda: session_from_args(args), trust_code=args.trust_task_code, data=args.data,
                     num_fewshot=args.num_fewshot, limit=args.limit, method=args.method,
                     fewshot_seed=args.fewshot_seed, on_task=saved)
     print(task_table(run))

@@ -67,7 +67,7 @@ def lm_eval_metrics(task: LmEvalTask, result, rows) -> dict:
     return out
 
 
-def run_task(task: LmEvalTask, session, *, data=None, num_fewshot: int | None = None, limit: int | None = None,
+def run_task(task: LmEvalTask, session, *,  # session: a ModelSession, or a function returning one data=None, num_fewshot: int | None = None, limit: int | None = None,
              method: str = "acc", fewshot_seed: int = FEWSHOT_SEED, progress: Callable | None = None,
              cancel: Callable | None = None):
     from workbench.jobs.inference import evaluate
@@ -76,6 +76,8 @@ def run_task(task: LmEvalTask, session, *, data=None, num_fewshot: int | None = 
     if k < 0:
         raise ConfigError(f"num_fewshot must be >= 0, got {k}")
     td = task_data(task, data, num_fewshot=k, limit=limit)
+    if callable(session) and not hasattr(session, "loglikelihood"):
+        session = session()  # a factory: the model loads only once the rows are there
     picker = FewshotPicker(task, td, k, seed=fewshot_seed) if k > 0 else None
     cfg = EvalConfig(shots=k, split="all", method=method, seed=fewshot_seed)
     rows = td.eval.df
@@ -118,6 +120,13 @@ def run_tasks(lib: TaskLibrary, name: str, session, *, trust_code: bool = False,
     """Every task `name` expands to (one task, a group or a tag), then the group aggregate."""
     run = TaskRun()
     members = lib.expand(name)
+    if callable(session) and not hasattr(session, "loglikelihood"):
+        factory, cache = session, []
+
+        def session():  # noqa: F811 - load once, on first use
+            if not cache:
+                cache.append(factory())
+            return cache[0]
     for m in members:
         task = lib.load(m, trust_code=trust_code)
         if task.name in run.results:
