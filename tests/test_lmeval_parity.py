@@ -124,3 +124,27 @@ def test_uploads_and_cli_files_outside_the_roots_never_run_code(tmp_path):
     lib = TaskLibrary(include_paths=[tmp_path], installed=False)
     task = lib.load("evil", trust_code=True)
     assert marker.exists() and task.template.render_input({"x": 1}) == "q"
+
+
+def test_task_data_offline_names_data_flag(tmp_path, capsys, monkeypatch):
+    from workbench.cli import main
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))   # nothing cached
+    assert main(["eval", "--task", "hellaswag", "--trust-task-code", "--no-registry", "--out", str(tmp_path / "x.json")]) == 1
+    err = capsys.readouterr().err
+    assert "Rowan/hellaswag" in err and "--data" in err and "Traceback" not in err
+
+
+def test_task_rows_are_lm_evals_rows():
+    """Without --split games: the eval rows are the task's validation split, in order, with
+    process_docs applied; the few-shot pool is its training split."""
+    from workbench.core.lmeval_tasks import TaskLibrary, task_data
+
+    task = TaskLibrary().load("hellaswag", trust_code=True)
+    td = task_data(task, DATA, num_fewshot=1)
+    assert (td.eval_split, td.fewshot_split) == ("validation", "train")
+    assert list(td.eval.df["ind"]) == [1, 2, 3, 4, 5] and list(td.fewshot.df["ind"]) == [10, 11, 12, 13]
+    row = td.eval.df.iloc[1]
+    assert row["query"].startswith("Baking cookies: A woman mixes flour") and row["choices"][2] == "paints the bowl. blue with a brush."
+    assert task.template.gold(row) == row["choices"][0]

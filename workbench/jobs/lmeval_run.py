@@ -67,9 +67,10 @@ def lm_eval_metrics(task: LmEvalTask, result, rows) -> dict:
     return out
 
 
-def run_task(task: LmEvalTask, session, *,  # session: a ModelSession, or a function returning one data=None, num_fewshot: int | None = None, limit: int | None = None,
+def run_task(task: LmEvalTask, session, *, data=None, num_fewshot: int | None = None, limit: int | None = None,
              method: str = "acc", fewshot_seed: int = FEWSHOT_SEED, progress: Callable | None = None,
              cancel: Callable | None = None):
+    """One task on its own rows; `session` is a ModelSession or a function returning one."""
     from workbench.jobs.inference import evaluate
 
     k = task.num_fewshot if num_fewshot is None else int(num_fewshot)
