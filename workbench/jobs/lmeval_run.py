@@ -21,7 +21,7 @@ from workbench.core.config import EvalConfig
 from workbench.core.lmeval_tasks import FewshotPicker, LmEvalTask, TaskLibrary, task_data, to_doc
 from workbench.errors import ConfigError
 
-FEWSHOT_SEED = 1234  # lm-eval's default --fewshot_random_seed... er, its sampler seed
+FEWSHOT_SEED = 1234  # lm-eval's default few-shot seed (the 4th value of `lm_eval --seed`)
 
 
 @dataclass
@@ -76,6 +76,15 @@ def run_task(task: LmEvalTask, session, *, data=None, num_fewshot: int | None = 
     k = task.num_fewshot if num_fewshot is None else int(num_fewshot)
     if k < 0:
         raise ConfigError(f"num_fewshot must be >= 0, got {k}")
+    if task.config.get("gen_prefix"):
+        raise ConfigError(f"task {task.name!r} uses gen_prefix, which the workbench does not reproduce yet",
+                          "run it with lm_eval itself")
+    overrides = [key for key in ("doc_to_text", "doc_to_target", "doc_to_choice", "gen_prefix", "target_delimiter",
+                                 "fewshot_delimiter", "fewshot_indices") if task.fewshot_config.get(key) is not None]
+    if k > 0 and overrides:
+        raise ConfigError(f"task {task.name!r} formats its few-shot examples differently (fewshot_config: "
+                          f"{', '.join(overrides)}), which the workbench does not reproduce yet",
+                          "run it zero-shot (--num-fewshot 0), or with lm_eval itself")
     td = task_data(task, data, num_fewshot=k, limit=limit)
     if callable(session) and not hasattr(session, "loglikelihood"):
         session = session()  # a factory: the model loads only once the rows are there
