@@ -125,3 +125,17 @@ def test_fewshot_picker_equals_lm_eval_samplers(sampler, same_split):
         ours = [r.to_dict() for r in picker.for_row(i, row)]
         want = theirs.sample(n=3, eval_doc=evals[i] if same_split else None)
         assert ours == list(want), (i, ours, want)
+
+
+def test_app_task_picker_searches_and_respects_trust():
+    gr = pytest.importorskip("gradio")
+    from workbench.app import lmeval_picker as picker
+
+    assert picker.search_tasks("hellas")["choices"][0] == "hellaswag"
+    with pytest.raises(gr.Error) as e:            # code is off by default
+        picker.load_task(None, "hellaswag", False, "", True)
+    assert "--trust-task-code" in str(e.value) or "Trust task code" in str(e.value)
+    _, text, _ = picker.load_task(None, "hellaswag", True, "", True)
+    assert "process_docs" in text and "/lm_eval/tasks/" not in text
+    _, text, _ = picker.load_task(None, "mmlu_anatomy", False, "", True)
+    assert text.startswith("name: mmlu_anatomy")

@@ -345,6 +345,11 @@ def build(ctx: Ctx) -> None:
                     imp_text = gr.Textbox(label="…or paste it", lines=4, placeholder="doc_to_text: \"{{ question }}\"\n…")
                     imp_name = gr.Dropdown([], label="Template in the file", visible=False)
                     imp_btn = gr.Button("Import", size="sm")
+                with gr.Accordion("lm-eval task library", open=False):
+                    task_q = gr.Textbox(label="Search tasks", placeholder="hellaswag, mmlu, arc…", max_lines=1)
+                    task_pick = gr.Dropdown([], label="Task", allow_custom_value=True, elem_id="lmeval-task")
+                    task_trust = gr.Checkbox(False, label="Trust task code (the server's installed lm-eval tasks only)")
+                    task_btn = gr.Button("Load task", size="sm")
             with gr.Column(scale=3):
                 status = ctx.edit_status = gr.Markdown("", elem_id="edit-status")
                 with gr.Tabs():
@@ -409,6 +414,12 @@ def build(ctx: Ctx) -> None:
                   [ctx.state, editor, status, imp_names], api_name="import_template").then(
         name_choices, [imp_names, imp_name], imp_name, api_name="import_names", api_visibility="private").then(
         template_fields, editor, fields + [f_task], api_name="template_fields_after_import", api_visibility="private")
+
+    from workbench.app import lmeval_picker
+    task_q.submit(lmeval_picker.search_tasks, task_q, task_pick, api_name="search_lmeval_tasks")
+    task_btn.click(lmeval_picker.load_task, [ctx.state, task_pick, task_trust, editor, discard], [ctx.state, editor, status],
+                   api_name="load_lmeval_task").then(template_fields, editor, fields + [f_task],
+                                                     api_name="template_fields_after_task", api_visibility="private")
 
     # Page load (after the data): restore the draft from localStorage, else the default template.
     ctx.events["page_load_data"].then(restore_draft, [ctx.state, ctx.draft], [ctx.state, editor, status],
