@@ -54,7 +54,7 @@ def _load_all(trust: bool) -> dict:
             assert e.message.strip(), p
             counts["refused"] += 1
             reasons[_reason(e.message)] += 1
-        except Exception as e:  # noqa: BLE001 - this is what the test counts
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - this is what the test counts
             crashes.append(f"{p}: {type(e).__name__}: {e}")
     n = len(files)
     return {"files": n, "loaded": counts["task"] + counts["group"], **counts, "refused_by_reason": dict(reasons.most_common()),

@@ -119,7 +119,7 @@ def resolve_function(ref: FunctionRef, code_roots: Sequence[Path]) -> Callable:
         missing = getattr(e, "name", None)
         raise TemplateError(f"{ref.where()}: the task code `{ref}` could not be imported: {e}",
                             f"install what it needs (pip install {missing})" if missing else "install the packages the task needs") from e
-    except Exception as e:  # noqa: BLE001 - foreign code: any failure becomes a clear refusal
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - foreign code (some call sys.exit on import)
         raise TemplateError(f"{ref.where()}: importing the task code `{ref}` failed: {type(e).__name__}: {e}",
                             "the task's module fails to import on this machine") from e
     return fn
@@ -144,7 +144,7 @@ class LmEvalTemplate(PromptTemplate):
             return self.functions[key](to_doc(row))
         except TemplateError:
             raise
-        except Exception as e:  # noqa: BLE001 - foreign code on a data row
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - foreign code on a data row
             raise TemplateError(f"task '{self.name}': {self.function_names.get(key, key)} failed on a row: "
                                 f"{type(e).__name__}: {e}", "check that the data has the task's columns") from e
 

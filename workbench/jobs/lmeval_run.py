@@ -56,7 +56,7 @@ def lm_eval_metrics(task: LmEvalTask, result, rows) -> dict:
                 res = [r.get("output", r["pred"])]
             try:
                 vals = task.process_results(to_doc(row), res) or {}
-            except Exception as e:  # noqa: BLE001 - the task's own code
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - the task's own code
                 out["process_results_error"] = f"{type(e).__name__}: {e}"
                 break
             for k, v in vals.items():
