@@ -625,7 +625,11 @@ def task_data(task: LmEvalTask, data: str | Path | None = None, *, num_fewshot: 
     def docs(split: str) -> list[dict]:
         d = splits[split]
         if task.process_docs is not None:
-            d = task.process_docs(d)
+            try:
+                d = task.process_docs(d)
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - the task's own code on these rows
+                raise DataError(f"task {task.name!r}: process_docs failed on the {split} rows: {type(e).__name__}: {e}",
+                                "check that --data has the columns of the task's dataset") from e
         return [dict(x) for x in d]
 
     eval_docs = docs(ev)
