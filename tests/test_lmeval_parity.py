@@ -148,3 +148,18 @@ def test_task_rows_are_lm_evals_rows():
     row = td.eval.df.iloc[1]
     assert row["query"].startswith("Baking cookies: A woman mixes flour") and row["choices"][2] == "paints the bowl. blue with a brush."
     assert task.template.gold(row) == row["choices"][0]
+
+
+def test_include_path_tasks_and_groups_by_name(tmp_path):
+    """A folder named with --include-path adds its tasks and groups to the names, and its
+    `..` include into the installed library is allowed (it stays inside a trusted root)."""
+    from workbench.core.lmeval_tasks import TaskLibrary
+
+    d = _task_dir(tmp_path)
+    (d / "_group.yaml").write_text("group: hs_group\ntask:\n  - hellaswag_local\n  - hellaswag_first_n\n"
+                                   "aggregate_metric_list:\n  - metric: acc\n    weight_by_size: true\n")
+    lib = TaskLibrary(include_paths=[d])
+    assert lib.expand("hs_group") == ["hellaswag_local", "hellaswag_first_n"]
+    task = lib.load("hellaswag_first_n", trust_code=True)
+    assert (task.sampler, task.num_fewshot, task.eval_split) == ("first_n", 2, "validation")
+    assert task.config["dataset_kwargs"]["data_files"]["train"].endswith("train.jsonl")
