@@ -130,12 +130,13 @@ def test_fewshot_picker_equals_lm_eval_samplers(sampler, same_split):
 def test_app_task_picker_searches_and_respects_trust():
     gr = pytest.importorskip("gradio")
     from workbench.app import lmeval_picker as picker
+    from workbench.app.tab_templates import load_lmeval_task
 
     assert picker.search_tasks("hellas")["choices"][0] == "hellaswag"
     with pytest.raises(gr.Error) as e:            # code is off by default
-        picker.load_task(None, "hellaswag", False, "", True)
+        load_lmeval_task(None, "hellaswag", False, "", True)
     assert "--trust-task-code" in str(e.value) or "Trust task code" in str(e.value)
-    _, text, _ = picker.load_task(None, "hellaswag", True, "", True)
+    _, text, _ = load_lmeval_task(None, "hellaswag", True, "", True)
     assert "process_docs" in text and "/lm_eval/tasks/" not in text
-    _, text, _ = picker.load_task(None, "mmlu_anatomy", False, "", True)
+    _, text, _ = load_lmeval_task(None, "mmlu_anatomy", False, "", True)
     assert text.startswith("name: mmlu_anatomy")

@@ -13,7 +13,7 @@ import functools
 
 import gradio as gr
 
-from workbench.app.common import UIState, user_errors
+from workbench.app.common import user_errors
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,31 +33,18 @@ def search_tasks(query: str):
         return gr.update(choices=names, value=names[0] if names else None)
 
 
-def load_task(state: UIState, name: str, trust: bool, current_yaml: str, discard: bool):
-    """The task's prompt as template YAML in the editor. Returns (state, editor YAML, note)."""
-    from workbench.app.tab_templates import _edit_status, _guard
-
-    state = state or UIState()
-    with user_errors("Loading the lm-eval task"):
-        if not name:
-            raise gr.Error("Search for a task and pick one first.", print_exception=False)
-        lib = _library()
-        members = lib.expand(name)
-        if len(members) > 1:
-            note = (f"**{name}** is a group/tag of {len(members)} tasks; showing the first. "
-                    f"Run them all: `workbench eval --task {name}`")
-        else:
-            note = ""
-        task = lib.load(members[0], trust_code=bool(trust))
-        if not _guard(state, current_yaml, discard):
-            return state, current_yaml, _edit_status(state, current_yaml)
-        fns = getattr(task.template, "function_names", {})
-        if fns:
-            note += (f"\n\nThis task runs task code ({', '.join(f'{k}: {v}' for k, v in fns.items())}); the editor "
-                     f"shows its YAML part. Score it with `workbench eval --task {task.name} --trust-task-code`.")
-        task.template.metadata.pop("path", None)  # no server paths in the page
-        text = task.template.to_yaml()
-        state.saved_yaml, state.template_path = "", None
-        if note.strip():
-            gr.Info(note.strip())
-        return state, text, _edit_status(state, text)
+def task_yaml(name: str, trust: bool) -> tuple[str, str]:
+    """(template YAML of the task, a note for the user). Groups show their first task."""
+    if not name:
+        raise gr.Error("Search for a task and pick one first.", print_exception=False)
+    lib = _library()
+    members = lib.expand(name)
+    note = (f"**{name}** is a group/tag of {len(members)} tasks; showing the first. "
+            f"Run them all: `workbench eval --task {name}`") if len(members) > 1 else ""
+    task = lib.load(members[0], trust_code=bool(trust))
+    fns = getattr(task.template, "function_names", {})
+    if fns:
+        note += (f"\n\nThis task runs task code ({', '.join(f'{k}: {v}' for k, v in fns.items())}); the editor "
+                 f"shows its YAML part. Score it with `workbench eval --task {task.name} --trust-task-code`.")
+    task.template.metadata.pop("path", None)  # no server paths in the page
+    return task.template.to_yaml(), note.strip()

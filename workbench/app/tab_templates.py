@@ -179,6 +179,22 @@ def import_template(state: UIState, file: str | None, pasted: str, name: str | N
         return state, text, _edit_status(state, text), names_update
 
 
+def load_lmeval_task(state: UIState, name: str, trust: bool, current_yaml: str, discard: bool):
+    """An installed lm-eval task's prompt into the editor (task code only with `trust`).
+    Returns (state, editor YAML, edit status)."""
+    from workbench.app.lmeval_picker import task_yaml
+
+    state = state or UIState()
+    with user_errors("Loading the lm-eval task"):
+        text, note = task_yaml(name, trust)
+        if not _guard(state, current_yaml, discard):
+            return state, current_yaml, _edit_status(state, current_yaml)
+        if note:
+            gr.Info(note)
+        state.saved_yaml, state.template_path = "", None
+        return state, text, _edit_status(state, text)
+
+
 # ------------------------------------------------------------------------------------ fields
 def template_fields(yaml_text: str):
     """The structured fields of the editor's template: (name, input, instruction, answer
@@ -417,7 +433,7 @@ def build(ctx: Ctx) -> None:
 
     from workbench.app import lmeval_picker
     task_q.submit(lmeval_picker.search_tasks, task_q, task_pick, api_name="search_lmeval_tasks")
-    task_btn.click(lmeval_picker.load_task, [ctx.state, task_pick, task_trust, editor, discard], [ctx.state, editor, status],
+    task_btn.click(load_lmeval_task, [ctx.state, task_pick, task_trust, editor, discard], [ctx.state, editor, status],
                    api_name="load_lmeval_task").then(template_fields, editor, fields + [f_task],
                                                      api_name="template_fields_after_task", api_visibility="private")
 

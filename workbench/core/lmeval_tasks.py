@@ -327,9 +327,6 @@ def task_from_config(config: Mapping, path: Path | None, *, trust_code: bool = F
             clean[key] = t_cfg[key]
     clean.pop("include", None)
     clean["task"] = name
-    if "doc_to_target" in fns and isinstance(clean.get("doc_to_choice"), list):
-        # The importer maps a str target onto the fixed list; the function decides instead.
-        pass
     base = _from_lm_eval(clean, None)
     kw = {f.name: getattr(base, f.name) for f in dataclasses.fields(PromptTemplate)}
     kw["metadata"] = {**kw["metadata"], "lm_eval_task": name, **({"path": str(path)} if path else {})}
