@@ -26,7 +26,7 @@ def _reason(msg: str) -> str:
     for pat, why in ((r"runs Python code", "needs --trust-task-code"), (r"output_type", "output_type not supported"),
                      (r"Python Task class", "Python Task class"), (r"could not be imported|importing the task code",
                                                                       "task code import failed"),
-                     (r"not one task|not a task|group", "group"), (r"no doc_to", "incomplete config")):
+                     (r"include fragment", "include fragment (no task)"), (r"not one task|group", "group"), (r"no doc_to", "incomplete config")):
         if re.search(pat, msg):
             return why
     return "other: " + msg.splitlines()[0][:80]
