@@ -163,3 +163,35 @@ def test_include_path_tasks_and_groups_by_name(tmp_path):
     task = lib.load("hellaswag_first_n", trust_code=True)
     assert (task.sampler, task.num_fewshot, task.eval_split) == ("first_n", 2, "validation")
     assert task.config["dataset_kwargs"]["data_files"]["train"].endswith("train.jsonl")
+
+
+def test_mmlu_prompts_with_first_n_shots_equal_lm_eval(tmp_path):
+    """Fast (no model): mmlu_anatomy's contexts with 3 first_n shots from its dev split and its
+    description equal lm-eval's own fewshot_context on the same local rows."""
+    pytest.importorskip("lm_eval")
+    from lm_eval.api.task import ConfigurableTask
+
+    from workbench.core.lmeval_tasks import FewshotPicker, TaskLibrary, task_data
+    from workbench.jobs.inference import EvalConfig, build_prompts
+
+    rows = lambda p, n: [{"question": f" {p} question {i}? ", "subject": "anatomy",  # noqa: E731
+                          "choices": [f"{p}{i}a", f"{p}{i}b", f"{p}{i}c", f"{p}{i}d"], "answer": i % 4} for i in range(n)]
+    data = tmp_path / "mmlu"
+    data.mkdir()
+    for split, docs in (("test", rows("t", 3)), ("dev", rows("d", 5))):
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in docs))
+    lib = TaskLibrary()
+    task = lib.load("mmlu_anatomy")
+    td = task_data(task, data, num_fewshot=3)
+    prompts = build_prompts(task.template, td.eval.df, td.fewshot.df, EvalConfig(shots=3),
+                            demos_fn=FewshotPicker(task, td, 3).for_row)
+    cfg, _ = lib.config("mmlu_anatomy")
+    cfg = {k: v for k, v in cfg.items() if k not in ("tag",)}
+    cfg.update(dataset_path="json", dataset_name=None, num_fewshot=3,
+               dataset_kwargs={"data_files": {"test": str(data / "test.jsonl"), "dev": str(data / "dev.jsonl")}})
+    theirs = ConfigurableTask(config=cfg)
+    docs = list(theirs.test_docs())
+    assert len(docs) == len(prompts) == 3
+    for doc, ours in zip(docs, prompts):
+        assert ours == theirs.fewshot_context(doc, 3), ours
+    assert prompts[0].startswith("The following are multiple choice questions (with answers) about anatomy.\n\nd question 0?")
