@@ -195,3 +195,41 @@ def test_mmlu_prompts_with_first_n_shots_equal_lm_eval(tmp_path):
     for doc, ours in zip(docs, prompts):
         assert ours == theirs.fewshot_context(doc, 3), ours
     assert prompts[0].startswith("The following are multiple choice questions (with answers) about anatomy.\n\nd question 0?")
+
+
+class _FakeSession:
+    """Scores a continuation by minus its length (fast plumbing test; the real model is in
+    test_hellaswag_with_task_code_equals_lm_eval)."""
+    from types import SimpleNamespace as _NS
+    config = _NS(model="fake")
+    identity, adapter, device, dtype, backend = "fake", None, "cpu", "float32", "fake"
+
+    def load(self):
+        return self
+
+    def encode(self, text):
+        return list(text)
+
+    def loglikelihood(self, reqs, **kw):
+        from types import SimpleNamespace
+        return [SimpleNamespace(logprob=-float(len(c))) for _, c in reqs]
+
+
+def test_group_runs_every_task_and_reports_the_aggregate(tmp_path):
+    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.jobs.lmeval_run import run_tasks
+
+    d = _task_dir(tmp_path)
+    (d / "_group.yaml").write_text("group: hs_group\ntask:\n  - hellaswag_local\n  - hellaswag_first_n\n"
+                                   "aggregate_metric_list:\n  - metric: acc\n    weight_by_size: true\n")
+    lib = TaskLibrary(include_paths=[d])
+    run = run_tasks(lib, "hs_group", lambda: _FakeSession(), trust_code=True, limit=3)
+    assert run.order == ["hellaswag_local", "hellaswag_first_n"]
+    accs = [run.results[t].metrics["acc"] for t in run.order]
+    assert run.groups["hs_group"]["acc"] == pytest.approx(sum(accs) / 2) and run.groups["hs_group"]["n"] == 6
+    # the shortest ending wins under the fake scorer: lm-eval's acc from our records agrees
+    r = run.results["hellaswag_local"].records[0]
+    assert r["pred"] == min(r["logprobs"], key=len)
+    # comma-separated names, as lm_eval --tasks a,b
+    run2 = run_tasks(lib, "hellaswag_local,hellaswag_first_n", lambda: _FakeSession(), trust_code=True, limit=2)
+    assert run2.order == ["hellaswag_local", "hellaswag_first_n"] and not run2.groups

@@ -96,7 +96,7 @@ def run_task(args) -> int:
         raise ConfigError("--split does not apply to --task", "an lm-eval task scores its own eval split "
                           "(test_split, else validation_split); --data replaces that split's rows")
     lib = TaskLibrary(include_paths=args.include_path)
-    members = lib.expand(args.task)
+    members = [m for n in args.task.split(",") if n.strip() for m in lib.expand(n.strip())]
     # Refuse untrusted code before loading a model or any data.
     for m in members:
         lib.load(m, trust_code=args.trust_task_code)

@@ -127,9 +127,11 @@ def group_aggregate(entry, results: dict) -> dict:
 
 def run_tasks(lib: TaskLibrary, name: str, session, *, trust_code: bool = False, on_task: Callable | None = None,
               **kw) -> TaskRun:
-    """Every task `name` expands to (one task, a group or a tag), then the group aggregate."""
+    """Every task `name` expands to (one task, a group or a tag; comma-separated names as
+    `lm_eval --tasks a,b`), then the groups' aggregates."""
     run = TaskRun()
-    members = lib.expand(name)
+    names = [n.strip() for n in name.split(",") if n.strip()]
+    members = [m for n in names for m in lib.expand(n)]
     if callable(session) and not hasattr(session, "loglikelihood"):
         factory, cache = session, []
 
@@ -145,7 +147,9 @@ def run_tasks(lib: TaskLibrary, name: str, session, *, trust_code: bool = False,
         run.order.append(task.name)
         if on_task:
             on_task(task.name, run.results[task.name])
-    for g in lib.groups_of(name):
-        if g.aggregate:
-            run.groups[g.name] = group_aggregate(g, run.results)
+    for n in names:
+        for g in lib.groups_of(n):
+            if g.aggregate:
+                mine = [t if isinstance(t, str) else t.get("task") for t in lib.expand(n)]
+                run.groups[g.name] = group_aggregate(g, {t: run.results[t] for t in mine if t in run.results})
     return run
