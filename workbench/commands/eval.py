@@ -50,6 +50,11 @@ def run(args) -> int:
     if not args.template:
         from workbench.errors import ConfigError
         raise ConfigError("eval needs --template FILE or --task NAME", "e.g. --task hellaswag, or --template t.yaml --data bbc")
+    if args.trust_task_code or args.include_path:
+        from workbench.errors import ConfigError
+        raise ConfigError("--trust-task-code and --include-path apply to lm-eval tasks run by name",
+                          "put the task YAML in a folder and run: workbench eval --task NAME --include-path FOLDER "
+                          "--trust-task-code")
     if not args.data:
         from workbench.errors import ConfigError
         raise ConfigError("eval --template needs --data", "name a dataset: bbc, a CSV/JSONL/Parquet file or a datasets folder")
