@@ -2,7 +2,7 @@
 
 With --trust-task-code at least 95% load (tasks become templates, groups expand); without
 it every file loads or is refused with a message that names the reason; nothing raises
-anything but a WorkbenchError. The counts are written to tests/artifacts/lmeval_library.json."""
+anything but a WorkbenchError. The counts are written to artifacts/lmeval_library.json."""
 from __future__ import annotations
 
 import collections
@@ -18,7 +18,7 @@ from workbench.core.lmeval_yaml import installed_tasks_dir, read_task_yaml
 from workbench.errors import WorkbenchError
 
 LIB = installed_tasks_dir()
-ART = Path(__file__).parent / "artifacts"
+ART = Path(__file__).resolve().parent.parent / "artifacts"
 pytestmark = pytest.mark.skipif(LIB is None, reason="lm-eval is not installed")
 
 
