@@ -233,3 +233,38 @@ def test_group_runs_every_task_and_reports_the_aggregate(tmp_path):
     # comma-separated names, as lm_eval --tasks a,b
     run2 = run_tasks(lib, "hellaswag_local,hellaswag_first_n", lambda: _FakeSession(), trust_code=True, limit=2)
     assert run2.order == ["hellaswag_local", "hellaswag_first_n"] and not run2.groups
+
+
+def test_fewshot_config_format_overrides_equal_lm_eval(tmp_path):
+    """fewshot_config.doc_to_text / doc_to_target / target_delimiter / fewshot_delimiter write
+    the demos differently from the eval doc (as mmlu_pro, kormedmcqa, bbh do); no model."""
+    pytest.importorskip("lm_eval")
+    from lm_eval.api.task import ConfigurableTask
+
+    from workbench.core.data import Dataset
+    from workbench.core.lmeval_tasks import FewshotPicker, TaskData, _frame, task_from_config
+    from workbench.jobs.inference import EvalConfig, build_prompts
+
+    docs = [{"q": f"Q{i}", "choices": ["x", "y", "z"], "answer": i % 3} for i in range(6)]
+    f = tmp_path / "d.jsonl"
+    f.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    for out_type, extra in (("multiple_choice", {"doc_to_choice": "choices", "doc_to_target": "answer"}),
+                            ("generate_until", {"doc_to_target": "{{ choices[answer] }}"})):
+        cfg = {"task": "fs_fmt", "output_type": out_type, "dataset_path": "json",
+               "dataset_kwargs": {"data_files": {"test": str(f), "train": str(f)}}, "test_split": "test",
+               "fewshot_split": "train", "description": "Answer these.\n\n", "doc_to_text": "Question: {{ q }}\nAnswer:",
+               "fewshot_config": {"sampler": "first_n", "doc_to_text": "{{ q }} => {{ choices[answer] }}",
+                                  "doc_to_target": "", "fewshot_delimiter": "\n---\n"}, **extra}
+        ours = task_from_config(cfg, None)
+        ds = Dataset("x", _frame(docs), None, None, "mem")
+        td = TaskData(ds, ds, "test", "train", "mem")
+        prompts = build_prompts(ours.template, ds.df, ds.df, EvalConfig(shots=2), demos_fn=FewshotPicker(ours, td, 2).for_row)
+        theirs = ConfigurableTask(config=dict(cfg))
+        for doc, p in zip(theirs.test_docs(), prompts):
+            assert p == theirs.fewshot_context(doc, 2), (out_type, p, theirs.fewshot_context(doc, 2))
+        cfg["fewshot_config"] = {"sampler": "first_n", "target_delimiter": " := ", "fewshot_delimiter": "\n#\n"}
+        ours = task_from_config(cfg, None)
+        prompts = build_prompts(ours.template, ds.df, ds.df, EvalConfig(shots=2), demos_fn=FewshotPicker(ours, td, 2).for_row)
+        theirs = ConfigurableTask(config=dict(cfg))
+        for doc, p in zip(theirs.test_docs(), prompts):
+            assert p == theirs.fewshot_context(doc, 2), (out_type, p, theirs.fewshot_context(doc, 2))

@@ -135,6 +135,21 @@ class LmEvalTemplate(PromptTemplate):
     function_names: dict = field(default_factory=dict, compare=False,
                                  metadata={"help": "lm-eval field -> '!function module.name' text."})
     code_hash: str = field(default="", metadata={"help": "sha256 of the task code's source files."})
+    demo_template: Any = field(default=None, compare=False, repr=False, metadata={
+        "help": "How demonstrations are written when fewshot_config overrides doc_to_text / doc_to_target / "
+                "doc_to_choice / delimiters (lm-eval's FewshotConfig); None = like the eval doc."})
+
+    def build_context(self, row: Mapping, demos: Sequence[Mapping] = ()) -> str:
+        dt = self.demo_template
+        if dt is None or not demos:
+            return super().build_context(row, demos)
+        # description (+ delimiter), then each demo in the few-shot format, then the input
+        head, inp = super().build_context(row, ()), self.render_input(row)
+        parts = [head[: len(head) - len(inp)]]
+        for d in demos:
+            demo = dt.render_demo(d)
+            parts.append(demo if dt._answer_text(d) == "" else demo + dt.fewshot_delimiter)
+        return "".join(parts) + inp
 
     def _render(self, what: str, source: str, row: Mapping) -> str:
         return super()._render(what, source, to_doc(row))
@@ -211,9 +226,10 @@ class LmEvalTemplate(PromptTemplate):
 
     def content_hash(self) -> str:
         h = super().content_hash()
-        if not self.function_names:
+        if not self.function_names and self.demo_template is None:
             return h
-        extra = json.dumps([self.function_names, self.code_hash], sort_keys=True)
+        demo = self.demo_template.content_hash() if self.demo_template is not None else None
+        extra = json.dumps([self.function_names, self.code_hash, demo], sort_keys=True)
         return hashlib.sha256((h + extra).encode()).hexdigest()
 
 
@@ -331,6 +347,15 @@ def task_from_config(config: Mapping, path: Path | None, *, trust_code: bool = F
     kw = {f.name: getattr(base, f.name) for f in dataclasses.fields(PromptTemplate)}
     kw["metadata"] = {**kw["metadata"], "lm_eval_task": name, **({"path": str(path)} if path else {})}
     tpl = LmEvalTemplate(**kw, functions=fns, function_names=names, code_hash=_code_hash(files) if files else "")
+    fc = cfg.get("fewshot_config") if isinstance(cfg.get("fewshot_config"), Mapping) else {}
+    fmt = {k: fc[k] for k in ("doc_to_text", "doc_to_target", "doc_to_choice", "target_delimiter", "fewshot_delimiter")
+           if fc.get(k) is not None}
+    if fmt:
+        # lm-eval's FewshotConfig: demos use these fields, the rest is inherited from the task
+        demo_cfg = {k: v for k, v in cfg.items() if k not in ("fewshot_config", "process_docs", "process_results",
+                                                              "metric_list", "filter_list", "description")}
+        demo_cfg.update(fmt)
+        tpl.demo_template = task_from_config(demo_cfg, path, trust_code=trust_code, code_roots=code_roots).template
     return LmEvalTask(name=name, path=path, config=cfg, template=tpl, process_docs=process_docs,
                       process_results=process_results)
 

@@ -79,8 +79,7 @@ def run_task(task: LmEvalTask, session, *, data=None, num_fewshot: int | None = 
     if task.config.get("gen_prefix"):
         raise ConfigError(f"task {task.name!r} uses gen_prefix, which the workbench does not reproduce yet",
                           "run it with lm_eval itself")
-    overrides = [key for key in ("doc_to_text", "doc_to_target", "doc_to_choice", "gen_prefix", "target_delimiter",
-                                 "fewshot_delimiter", "fewshot_indices") if task.fewshot_config.get(key) is not None]
+    overrides = [key for key in ("gen_prefix", "fewshot_indices", "process_docs") if task.fewshot_config.get(key) is not None]
     if k > 0 and overrides:
         raise ConfigError(f"task {task.name!r} formats its few-shot examples differently (fewshot_config: "
                           f"{', '.join(overrides)}), which the workbench does not reproduce yet",
