@@ -608,6 +608,8 @@ def _load_splits(task: LmEvalTask, data: str | Path | None, need: list[str]):
     if not path:
         raise DataError(f"task {task.name!r} names no dataset_path", "give the rows with --data FILE")
     kwargs = dict(c.get("dataset_kwargs") or {})
+    # A dataset *script* is hub code, not lm-eval's: --trust-task-code never covers it.
+    kwargs.pop("trust_remote_code", None)
     name = c.get("dataset_name")
     try:
         local = Path(str(path)).expanduser()
