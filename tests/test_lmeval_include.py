@@ -114,3 +114,11 @@ def test_include_cycle_is_an_error(layout):
     (layout / "tasks" / "sub" / "a.yaml").write_text("include: b.yaml\nx: 1\n")
     (layout / "tasks" / "sub" / "b.yaml").write_text("include: a.yaml\ny: 2\n")
     _refused(_task(layout, "a.yaml"), "include cycle")
+
+
+def test_editor_text_is_never_opened_as_a_server_path(layout):
+    from workbench.app.common import parse_template
+
+    with pytest.raises(TemplateError) as e:
+        parse_template(str(layout / "outside.yaml"))
+    assert "SECRET-VALUE" not in str(e.value) and "doc_to_choice" not in str(e.value)
