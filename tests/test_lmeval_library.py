@@ -140,3 +140,13 @@ def test_app_task_picker_searches_and_respects_trust():
     assert "process_docs" in text and "/lm_eval/tasks/" not in text
     _, text, _ = load_lmeval_task(None, "mmlu_anatomy", False, "", True)
     assert text.startswith("name: mmlu_anatomy")
+
+
+def test_cli_lists_tasks_and_suggests_names(capsys):
+    from workbench.cli import main
+
+    assert main(["eval", "--list-tasks", "hellaswag"]) == 0
+    assert "hellaswag\ttask" in capsys.readouterr().out
+    assert main(["eval", "--task", "helaswag"]) == 1
+    err = capsys.readouterr().err
+    assert "did you mean hellaswag" in err and "--list-tasks" in err and "Traceback" not in err

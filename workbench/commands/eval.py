@@ -23,6 +23,8 @@ def register(sub) -> None:
                    help="allow `!function` task code, only from the installed lm-eval tasks or --include-path folders")
     g.add_argument("--include-path", action="append", default=[], metavar="DIR",
                    help="a folder of your own lm-eval task YAMLs (lm_eval --include_path); repeatable")
+    g.add_argument("--list-tasks", nargs="?", const="", default=None, metavar="WORD",
+                   help="list task/group/tag names (containing WORD) and exit (lm_eval --tasks list)")
     g.add_argument("--num-fewshot", type=int, default=None, help="override the task's num_fewshot (lm_eval --num_fewshot)")
     g.add_argument("--fewshot-seed", type=int, default=1234, help="seed of lm-eval's default sampler (lm_eval --seed's fewshot part)")
     p.add_argument("--template-name", default=None, help="pick one template from a PromptSource file")
@@ -45,6 +47,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    if args.list_tasks is not None:
+        from workbench.core.lmeval_tasks import TaskLibrary
+
+        lib = TaskLibrary(include_paths=args.include_path)
+        names = lib.search(args.list_tasks, limit=10**6) if args.list_tasks else lib.names()
+        for n in names:
+            print(f"{n}\t{lib.index[n].kind}")
+        return 0
     if args.task:
         return run_task(args)
     if not args.template:

@@ -416,7 +416,7 @@ class TaskLibrary:
             close = difflib.get_close_matches(name, list(self.index), n=3)
             raise TemplateError(f"no lm-eval task, group or tag named {name!r}",
                                 (f"did you mean {', '.join(close)}? " if close else "")
-                                + "list them with `workbench tasks --search WORD`; add your own folder with --include-path")
+                                + "list them with `workbench eval --list-tasks WORD`; add your own folder with --include-path")
         return e
 
     def expand(self, name: str, _depth: int = 0) -> list[str | dict]:
