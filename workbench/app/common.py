@@ -106,7 +106,8 @@ def parse_template(yaml_text: str):
 
     if not (yaml_text or "").strip():
         raise TemplateError("The template editor is empty.", hint="Load a template from the library in the Templates tab.")
-    return load_template(yaml_text)
+    # Editor text is YAML, never a server path (a one-line "path" would otherwise be opened).
+    return load_template(yaml_text if "\n" in yaml_text else yaml_text + "\n")
 
 
 # ------------------------------------------------------------------------------------ results

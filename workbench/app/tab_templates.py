@@ -157,6 +157,7 @@ def import_template(state: UIState, file: str | None, pasted: str, name: str | N
     """Import lm-eval task YAML or a PromptSource templates.yaml (uploaded or pasted) into the
     editor. A PromptSource file with several templates fills the name choices; pick one and
     import again. Returns (state, editor YAML, edit status, names of the templates in the file)."""
+    from workbench.core.lmeval_yaml import IncludeRoots
     from workbench.core.templates import load_templates
 
     state = state or UIState()
@@ -167,7 +168,9 @@ def import_template(state: UIState, file: str | None, pasted: str, name: str | N
         if file:
             from workbench import paths
             paths.check_server_path(str(src), "file")
-        ts = load_templates(Path(src) if file else src)
+        # An upload may include only files of the same upload, never server files.
+        ts = load_templates(Path(src), include_roots=IncludeRoots.for_upload([src])) if file \
+            else load_templates(src if "\n" in src else src + "\n")  # pasted text is never a server path
         names = [t.name for t in ts]
         names_update = names
         if len(ts) > 1 and name not in names:
@@ -180,6 +183,22 @@ def import_template(state: UIState, file: str | None, pasted: str, name: str | N
         # An import is not saved anywhere yet: it counts as unsaved edits.
         state.saved_yaml, state.template_path = "", None
         return state, text, _edit_status(state, text), names_update
+
+
+def load_lmeval_task(state: UIState, name: str, trust: bool, current_yaml: str, discard: bool):
+    """An installed lm-eval task's prompt into the editor (task code only with `trust`).
+    Returns (state, editor YAML, edit status)."""
+    from workbench.app.lmeval_picker import task_yaml
+
+    state = state or UIState()
+    with user_errors("Loading the lm-eval task"):
+        text, note = task_yaml(name, trust)
+        if not _guard(state, current_yaml, discard):
+            return state, current_yaml, _edit_status(state, current_yaml)
+        if note:
+            gr.Info(note)
+        state.saved_yaml, state.template_path = "", None
+        return state, text, _edit_status(state, text)
 
 
 # ------------------------------------------------------------------------------------ fields
@@ -351,6 +370,11 @@ def build(ctx: Ctx) -> None:
                     imp_text = gr.Textbox(label="…or paste it", lines=4, placeholder="doc_to_text: \"{{ question }}\"\n…")
                     imp_name = gr.Dropdown([], label="Template in the file", visible=False)
                     imp_btn = gr.Button("Import", size="sm")
+                with gr.Accordion("lm-eval task library", open=False):
+                    task_q = gr.Textbox(label="Search tasks", placeholder="hellaswag, mmlu, arc…", max_lines=1)
+                    task_pick = gr.Dropdown([], label="Task", allow_custom_value=True, elem_id="lmeval-task")
+                    task_trust = gr.Checkbox(False, label="Trust task code (the server's installed lm-eval tasks only)")
+                    task_btn = gr.Button("Load task", size="sm")
             with gr.Column(scale=3):
                 status = ctx.edit_status = gr.Markdown("", elem_id="edit-status")
                 with gr.Tabs():
@@ -415,6 +439,12 @@ def build(ctx: Ctx) -> None:
                   [ctx.state, editor, status, imp_names], api_name="import_template").then(
         name_choices, [imp_names, imp_name], imp_name, api_name="import_names", api_visibility="private").then(
         template_fields, editor, fields + [f_task], api_name="template_fields_after_import", api_visibility="private")
+
+    from workbench.app import lmeval_picker
+    task_q.submit(lmeval_picker.search_tasks, task_q, task_pick, api_name="search_lmeval_tasks")
+    task_btn.click(load_lmeval_task, [ctx.state, task_pick, task_trust, editor, discard], [ctx.state, editor, status],
+                   api_name="load_lmeval_task").then(template_fields, editor, fields + [f_task],
+                                                     api_name="template_fields_after_task", api_visibility="private")
 
     # Page load (after the data): restore the draft from localStorage, else the default template.
     ctx.events["page_load_data"].then(restore_draft, [ctx.state, ctx.draft], [ctx.state, editor, status],

@@ -176,8 +176,9 @@ def _reject_function(loader, node):
     line = node.start_mark.line + 1
     raise TemplateError(
         f"line {line}: '!function {value}' refers to Python code; the workbench does not run code from templates",
-        "replace the !function with a Jinja string (doc_to_text / doc_to_target / doc_to_choice), "
-        "or preprocess the dataset so a plain column holds the value",
+        "for a task of the installed lm-eval library or a task folder you trust, run it with --task NAME "
+        "--trust-task-code (and --include-path DIR for your own folder); otherwise replace the !function "
+        "with a Jinja string, or preprocess the dataset so a plain column holds the value",
     )
 
 
@@ -255,7 +256,9 @@ def _yaml_load(text: str, origin: str = "template") -> Any:
             return loader.construct_document(node)
         finally:
             loader.dispose()
-    except TemplateError:
+    except TemplateError as e:
+        if origin != "template" and origin not in e.message:
+            raise TemplateError(f"{origin}: {e.message}", e.hint) from e
         raise
     except RecursionError as e:
         raise TemplateError(f"{origin}: the YAML is nested too deeply", "flatten the structure") from e
@@ -850,8 +853,11 @@ def read_utf8(p: Path) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def load_templates(path_or_text: str | Path) -> list[PromptTemplate]:
-    """Every template in a file: one for our format and lm-eval, all for PromptSource."""
+def load_templates(path_or_text: str | Path, *, include_roots=None) -> list[PromptTemplate]:
+    """Every template in a file: one for our format and lm-eval, all for PromptSource.
+
+    `include_roots` (a workbench.core.lmeval_yaml.IncludeRoots) says where an lm-eval
+    `include:` may read; default: the file's own folder and the installed lm-eval tasks."""
     text, path = _read(path_or_text)
     origin = str(path) if path else "template"
     data = _yaml_load(text, origin)
@@ -863,8 +869,11 @@ def load_templates(path_or_text: str | Path) -> list[PromptTemplate]:
             return _from_promptsource(data)
         if "input" in data and "name" in data:
             return [PromptTemplate.from_dict(data)]
+        if "group" in data and isinstance(data.get("task"), list):
+            raise TemplateError(f"{origin}: this is the lm-eval group {data['group']!r}, not one task",
+                                f"run its tasks by name: workbench eval --task {data['group']} (see docs/TEMPLATES.md)")
         if _LM_EVAL_KEYS & set(data):
-            return [_from_lm_eval(data, path)]
+            return [_from_lm_eval(data, path, include_roots)]
     except TemplateError as e:
         if path and str(path) not in e.message:
             raise TemplateError(f"{path}: {e.message}", e.hint) from e
@@ -873,8 +882,8 @@ def load_templates(path_or_text: str | Path) -> list[PromptTemplate]:
                         "our format needs `name` and `input`; lm-eval needs `doc_to_text`; PromptSource needs `templates`")
 
 
-def load_template(path_or_text: str | Path, name: str | None = None) -> PromptTemplate:
-    ts = load_templates(path_or_text)
+def load_template(path_or_text: str | Path, name: str | None = None, *, include_roots=None) -> PromptTemplate:
+    ts = load_templates(path_or_text, include_roots=include_roots)
     if name is not None:
         for t in ts:
             if t.name == name:
@@ -905,20 +914,13 @@ def _lm_plain_column(s: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _resolve_include(data: dict, path: Path | None, depth: int = 0) -> dict:
-    inc = data.get("include")
-    if not inc:
-        return data
-    if path is None or depth > 5:
-        raise TemplateError(f"lm-eval task uses `include: {inc}`, which cannot be resolved here",
-                            "load the task from its file so the included file can be found, or inline its keys")
-    ip = (path.parent / str(inc))
-    if not ip.is_file():
-        raise TemplateError(f"{path}: included file not found: {ip}", "keep the included YAML next to the task file")
-    base = _yaml_load(ip.read_text(encoding="utf-8"), str(ip))
-    base = _resolve_include(dict(base), ip, depth + 1)
-    merged = {**base, **{k: v for k, v in data.items() if k != "include"}}
-    return merged
+def _resolve_include(data: dict, path: Path | None, roots=None) -> dict:
+    """Merge the `include:` chain, confined to trusted roots (workbench.core.lmeval_yaml)."""
+    from workbench.core.lmeval_yaml import IncludeRoots, resolve_includes
+
+    if roots is None and path is not None:
+        roots = IncludeRoots.for_file(path)
+    return resolve_includes(data, path, roots, lambda text, origin, _p: _yaml_load(text, origin))
 
 
 def _lm_str(data: Mapping, key: str, default: str, name: str) -> str:
@@ -929,8 +931,8 @@ def _lm_str(data: Mapping, key: str, default: str, name: str) -> str:
     return str(v)
 
 
-def _from_lm_eval(data: Mapping, path: Path | None) -> PromptTemplate:
-    data = _resolve_include(dict(data), path)
+def _from_lm_eval(data: Mapping, path: Path | None, roots=None) -> PromptTemplate:
+    data = _resolve_include(dict(data), path, roots)
     name = str(data.get("task") or (path.stem if path else "lm_eval_task"))
     if isinstance(data.get("task"), list):
         raise TemplateError(f"{name}: this is an lm-eval group, not a task", "load one of the task YAML files it lists")

@@ -146,13 +146,17 @@ def _stable_seed(seed: int, row_index) -> int:
     return int(hashlib.sha256(f"{seed}:{row_index}".encode()).hexdigest()[:8], 16)
 
 
-def build_prompts(template, rows, pool, config: EvalConfig, session=None) -> list[str]:
-    """The exact context string the model receives for each row (chat template applied)."""
+def build_prompts(template, rows, pool, config: EvalConfig, session=None, demos_fn=None) -> list[str]:
+    """The exact context string the model receives for each row (chat template applied).
+    `demos_fn(index, row)`, when given, picks each row's demonstrations (lm-eval's samplers)."""
     label_col = template.label_column if template.label_column in rows.columns else None
-    fixed = demos_for(template, pool, config, None, label_col) if config.sampling == "fixed" else None
+    fixed = demos_for(template, pool, config, None, label_col) if config.sampling == "fixed" and demos_fn is None else None
     prompts = []
     for idx, row in rows.iterrows():
-        demos = fixed if fixed is not None else demos_for(template, pool, config, idx, label_col)
+        if demos_fn is not None:
+            demos = demos_fn(idx, row)
+        else:
+            demos = fixed if fixed is not None else demos_for(template, pool, config, idx, label_col)
         ctx = template.build_context(row, demos)
         if template.chat:
             if session is None:
@@ -308,8 +312,9 @@ def _content_free_prompts(template, rows, pool, config: EvalConfig, session) -> 
 # ---------------------------------------------------------------------------- evaluate
 def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
              progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
-             rows=None, pool=None) -> EvalResult:
-    """Run one template over a dataset split; the one function behind UI, CLI and API."""
+             rows=None, pool=None, demos_fn=None) -> EvalResult:
+    """Run one template over a dataset split; the one function behind UI, CLI and API.
+    `demos_fn(index, row)` overrides the demonstration draw (lm-eval tasks' own samplers)."""
     from workbench.core.metrics import classification_metrics, generation_metrics
 
     config = config or EvalConfig()
@@ -334,7 +339,7 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
     session.load()
     t_load = time.perf_counter()
     work0 = _work_counters(session)
-    prompts = build_prompts(template, rows, pool, config, session)
+    prompts = build_prompts(template, rows, pool, config, session, demos_fn=demos_fn)
     n_truncated, window = count_truncated(template, rows, prompts, session)
     if n_truncated:
         warnings.append(f"{n_truncated} of {len(prompts)} prompts are longer than the model's window of {window} "
