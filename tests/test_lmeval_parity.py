@@ -207,6 +207,9 @@ class _FakeSession:
     def load(self):
         return self
 
+    def model_identity(self):
+        return {"engine": "fake", "model": "fake"}
+
     def encode(self, text):
         return list(text)
 
