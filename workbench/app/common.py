@@ -46,6 +46,7 @@ class Ctx:
     editor: Any = None                   # Templates tab: the whole template as YAML
     edit_status: Any = None              # Templates tab: "saved" / "unsaved edits" line
     events: dict = field(default_factory=dict)   # named event dependencies other tabs can .then() on
+    templates_changed: Any = None        # hidden counter, bumped after a template is saved / imported
     # Per-tab gr.BrowserState, created at page level in main.py: a component created inside a
     # tab is only built when the tab is first shown, so it would be empty in the page-load event
     # that reconnects to a running job after a reload.

@@ -31,22 +31,69 @@ POLL_S = 1.0
 
 # ------------------------------------------------------------------------------------ library
 def library_choices() -> list[tuple[str, str]]:
-    """(label, value) of every library/user template; value is 'path::name'."""
-    from workbench.core.templates import list_library
+    """(label, value) of every classification template, the user's own first; value is 'path::name'."""
+    from workbench.app import template_list
 
-    return [(f"{t['name']}" + (f" ({t['dataset']})" if t.get("dataset") else ""), f"{t['path']}::{t['name']}")
-            for t in list_library() if not t.get("error") and t.get("task") == "classification"]
+    return template_list.choices(task="classification")
 
 
 def library_yaml(choice: str) -> str:
-    """The YAML of a library template chosen in a column ('path::name')."""
+    """The YAML of a template chosen (or typed by name) in a column ('path::name' or a name)."""
+    from workbench.app import template_list
     from workbench.core.templates import load_template
+    from workbench.errors import TemplateError
 
     if not choice:
         return gr.skip()
     with user_errors("Loading the template"):
-        path, _, name = choice.rpartition("::")
-        return load_template(path or choice, name=name or None).to_yaml()
+        ref = template_list.resolve(choice)
+        if ref is None:
+            raise TemplateError(f"No template named '{choice}'.",
+                                hint="Pick one from the list; save your editor's template first (Templates → Save as).")
+        path, _, name = ref.rpartition("::")
+        return load_template(path or ref, name=name or None).to_yaml()
+
+
+def refresh_pickers(*current: str):
+    """UI glue: every column's picker with the fresh template list (after a save, an import
+    or a page reload), each keeping its pick."""
+    from workbench.app import template_list
+
+    return [template_list.refreshed(c, task="classification") for c in current]
+
+
+def column_picker(i: int):
+    """UI glue: the picker of column `i` names what the column's YAML holds (its name, and
+    "edited" when it no longer equals the picked file)."""
+    def fn(yaml_text: str, current: str | None):
+        from workbench.app import template_list
+        from workbench.core.templates import load_template
+
+        try:
+            t = load_template(yaml_text)
+        except Exception:  # noqa: BLE001 - half-typed YAML
+            return gr.update(label=f"Template {i + 1}: (YAML does not parse)")
+        ref = template_list.resolve(current, task="classification") if current else None
+        same = False
+        if ref:
+            try:
+                path, _, name = ref.rpartition("::")
+                same = load_template(path, name=name or None).content_hash() == t.content_hash()
+            except Exception:  # noqa: BLE001 - the file was removed meanwhile
+                same = False
+        if same:
+            return gr.update(label=f"Template {i + 1}: {t.name}")
+        match = template_list.resolve(t.name, task="classification")
+        if match:
+            try:
+                p, _, n = match.rpartition("::")
+                if load_template(p, name=n or None).content_hash() == t.content_hash():
+                    return gr.update(label=f"Template {i + 1}: {t.name}", value=match)
+            except Exception:  # noqa: BLE001
+                pass
+        return gr.update(label=f"Template {i + 1}: {t.name} (edited, not saved)", value=None)
+    fn.__name__ = f"column_picker_{i + 1}"
+    return fn
 
 
 def show_columns(n: float):
@@ -460,7 +507,9 @@ def build(ctx: Ctx) -> None:
             for i in range(MAX_COLUMNS):
                 v, y = initial[i] if i < len(initial) else (None, "")
                 with gr.Column(visible=i < 2, min_width=260) as col:
-                    pick = gr.Dropdown(choices, value=v, label=f"Template {i + 1}", allow_custom_value=False)
+                    pick = gr.Dropdown(choices, value=v, label=f"Template {i + 1}", allow_custom_value=True,
+                                       filterable=True, elem_id=f"compare-pick-{i + 1}",
+                                       info="yours first, then the library; or type a name")
                     code = gr.Code(y, language="yaml", label="YAML (editable)", lines=9, max_lines=18,
                                    elem_id=f"compare-yaml-{i + 1}")
                 columns.append(col)
@@ -541,6 +590,14 @@ def build(ctx: Ctx) -> None:
     if ctx.editor is not None:
         from_editor.click(lambda y: y, ctx.editor, codes[0], api_name="compare_from_editor", api_visibility="private",
                           queue=False)
+    for i, (pick, code) in enumerate(zip(pickers, codes)):
+        code.change(column_picker(i), [code, pick], pick, api_name=f"compare_column_label_{i + 1}",
+                    api_visibility="private", show_progress="hidden")
+    if ctx.templates_changed is not None:
+        ctx.templates_changed.change(refresh_pickers, pickers, pickers, api_name="compare_refresh_pickers",
+                                     api_visibility="private", show_progress="hidden")
+    ctx.demo.load(refresh_pickers, pickers, pickers, api_name="compare_pickers_on_load", api_visibility="private",
+                  show_progress="hidden")
     for code in codes:
         code.change(_baseline_choices, [n_cols] + codes, baseline, api_name="compare_baselines",
                     api_visibility="private", queue=False, show_progress="hidden")
