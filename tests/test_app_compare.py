@@ -62,7 +62,7 @@ def test_compare_tab_end_to_end(session):
         verdict_md, board = views[0], views[1]   # (the per-user State output is not sent to clients)
         assert run_id in verdict_md
         assert "templates on the same 12 examples" in verdict_md
-        assert "bbc_headline_topic" in verdict_md and ("better than" in verdict_md or "no detectable" in verdict_md)
+        assert "bbc_headline_topic" in verdict_md and (" beats " in verdict_md or "no detectable" in verdict_md)
         names = {row[1].replace(" (reference)", "") for row in board["data"]}
         assert names == {"bbc_headline_topic", "bbc_headline_question"}
         # Plain values: the two confusion matrices show the reference and the other template.
