@@ -279,10 +279,12 @@ def verdict_markdown(res) -> str:
             f"({'chosen baseline' if res.reference_mode == 'baseline' else 'best accuracy'})")
     lines = [head, ""]
     for v in res.verdicts:
-        mark = "✅" if v["significant"] else "➖"
+        # Text marks, not emoji: ✅ ➖ 🏆 render as boxes where no emoji font is installed.
+        mark = ("<span class='wb-mark sig'>significant</span>" if v["significant"]
+                else "<span class='wb-mark ns'>not significant</span>")
         lines.append(f"- {mark} {v['text']}")
     if res.winner:
-        lines += ["", f"🏆 Winner: **{res.winner}**"]
+        lines += ["", f"<span class='wb-mark win'>winner</span> **{res.winner}**"]
     lines += ["", f"<small>run `{res.run_id}` · exact McNemar on the discordant pairs; paired bootstrap "
               f"({res.settings.get('n_boot')} resamples) for the Δ intervals"
               + ("; p Holm-adjusted for the number of comparisons" if res.settings.get("holm") else "")
@@ -386,7 +388,35 @@ def compare_mark_winner(run_id: str, name: str) -> str:
         if not run_id:
             raise gr.Error("Run or open a comparison first.", print_exception=False)
         mark_winner(run_id, name)
-        return f"🏆 **{name}** is the winner of run `{run_id}`; the Export tab uses it by default."
+        return (f"<span class='wb-mark win'>winner</span> **{name}** of comparison `{run_id}`. To run, train or export "
+                "it, press *Open the winner in the editor*: every tab uses the editor's template (Export can also "
+                "take the winner directly: What to export → winner).")
+
+
+def cleared_views(message: str = "*Comparing… the verdict appears here when the job ends.*"):
+    """The comparison views with nothing from an earlier comparison (and the winner line)."""
+    import pandas as pd
+
+    fig = empty_figure("running…")
+    return ("", message, pd.DataFrame(columns=["#", "template", "accuracy %"]), fig, fig, gr.update(value=None), fig,
+            gr.update(value=None), fig, ALL_CLASSES, disagreements_frame_empty(), gr.update(value=None), "")
+
+
+def winner_to_editor(state: UIState, run_id: str, name: str, current_yaml: str):
+    """Put template `name` of comparison `run_id` into the Templates editor, where Run, Train
+    and Export take it from (asks before replacing unsaved edits). Returns (state, YAML, status)."""
+    from workbench.app.tab_templates import _edit_status, _guard
+
+    state = state or UIState()
+    with user_errors("Opening the winner"):
+        if not run_id or not name:
+            raise gr.Error("Run or open a comparison, and pick the winner first.", print_exception=False)
+        text = _load(run_id).template_yaml(name)
+        if not _guard(state, current_yaml, False):
+            return state, current_yaml, _edit_status(state, current_yaml)
+        state.saved_yaml, state.template_path = "", None
+        gr.Info(f"{name} is now in the editor: Run, Train and Export use it.")
+        return state, text, _edit_status(state, text)
 
 
 def poll_compare(shown: str, job_id: str, label: str):
@@ -397,8 +427,12 @@ def poll_compare(shown: str, job_id: str, label: str):
         return (progress_html(st), gr.Timer(active=True)) + keep
     if st["state"] == "done" and st.get("result_id") and st["result_id"] != shown:
         return (progress_html(st), gr.Timer(active=False)) + compare_open(st["result_id"], label)
-    if st["state"] == "failed" and st.get("error"):
-        gr.Warning(st["error"], title="Comparison failed")
+    if st["state"] in ("failed", "cancelled"):
+        if st.get("error"):
+            gr.Warning(st["error"], title="Comparison failed")
+        if shown:   # an earlier comparison is on screen: do not let it pass for this one
+            return (progress_html(st), gr.Timer(active=False)) + cleared_views(
+                f"*The comparison {st['state']}; no verdict.*")[:12]
     return (progress_html(st if st["state"] != "unknown" else None), gr.Timer(active=False)) + keep
 
 
@@ -463,7 +497,7 @@ def list_stored() -> list[dict]:
 def stored_choices(items: list[dict] | None):
     """UI glue: the "open" picker offers the listed comparisons."""
     choices = [(f"{c['created_at'][:16].replace('T', ' ')} · {c['name']}"
-                + (f" · 🏆 {c['winner']}" if c.get("winner") else ""), c["id"]) for c in (items or [])]
+                + (f" · winner {c['winner']}" if c.get("winner") else ""), c["id"]) for c in (items or [])]
     return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
 
@@ -551,7 +585,8 @@ def build(ctx: Ctx) -> None:
                                      max_chars=240, elem_id="compare-disagreements")
         with gr.Row(equal_height=True):
             winner = gr.Dropdown([], label="Winner", scale=2, allow_custom_value=True)
-            win_btn = gr.Button("🏆 Mark as winner", scale=1)
+            win_btn = gr.Button("Mark as winner", scale=1, elem_id="compare-mark-winner")
+            win_edit_btn = gr.Button("Open the winner in the editor", scale=1, elem_id="compare-winner-to-editor")
         win_md = gr.Markdown("")
         with gr.Accordion("Robustness: few-shot seed variance and format spread", open=False):
             with gr.Row(equal_height=True):
@@ -606,10 +641,13 @@ def build(ctx: Ctx) -> None:
 
     # Comparison job.
     settings = [shots, seed, method, calibration, split, limit]
-    run_btn.click(start_compare, [ctx.state, ctx.model_name] + settings + [baseline, n_boot, n_cols] + codes,
-                  [job, job_box, progress, timer], api_name="compare_start")
+    started = run_btn.click(start_compare, [ctx.state, ctx.model_name] + settings + [baseline, n_boot, n_cols] + codes,
+                            [job, job_box, progress, timer], api_name="compare_start")
     views = [shown, verdicts, board, lb_plot, f1_plot, conf_a_name, conf_a, conf_b_name, conf_b, cls,
              disagreements, winner]
+    # A new comparison clears the previous verdict, tables, plots and winner message.
+    started.success(cleared_views, None, views + [win_md], api_name="compare_clear", api_visibility="private",
+                    queue=False)
     from workbench.app.model_bar import model_status
 
     # The comparison job loads the model in the background: keep the model bar truthful.
@@ -631,6 +669,15 @@ def build(ctx: Ctx) -> None:
     conf_b_name.input(compare_confusion, [shown, conf_b_name], conf_b, api_name="compare_confusion_right",
                       api_visibility="private")
     win_btn.click(compare_mark_winner, [shown, winner], win_md, api_name="compare_mark_winner")
+    fn, field_outputs = ctx.events.get("template_fields", (None, None))
+    to_editor = win_edit_btn.click(winner_to_editor, [ctx.state, shown, winner, ctx.editor],
+                                   [ctx.state, ctx.editor, ctx.edit_status], api_name="compare_winner_to_editor")
+    if fn is not None:
+        to_editor.then(fn, ctx.editor, field_outputs, api_name="template_fields_from_winner", api_visibility="private")
+    # The stored comparisons are listed when the page loads (no ↻ needed).
+    ctx.demo.load(list_stored, None, stored_json, api_name="compare_list_on_load", api_visibility="private").then(
+        stored_choices, stored_json, stored, api_name="compare_list_choices_on_load", api_visibility="private",
+        queue=False)
 
     # Robustness jobs.
     r_out = [r_md, r_plot, r_table]

@@ -163,8 +163,12 @@ def build(ctx: Ctx) -> None:
         gr.Markdown("Export a template with its evidence as a bundle: `template.yaml`, the adapter, `metrics.json` "
                     "with confidence intervals, a model card, `lm_eval_task.yaml`, `promptsource.yaml` and a "
                     "checksummed `manifest.json`. Use it with `workbench predict --bundle …` or `load_bundle(…)`.")
+        from workbench.app import badge
+
+        export_badge = gr.HTML(badge.template_badge(""), elem_id="export-template-badge")
         with gr.Row(equal_height=True):
-            source = gr.Radio(SOURCES, value="editor", label="What to export", scale=2)
+            source = gr.Radio(SOURCES, value="editor", label="What to export", scale=2,
+                              info="editor = the template named above; winner = the latest marked Compare winner")
             train_run = gr.Dropdown([], label="Training run (for 'training run')", allow_custom_value=True, scale=3)
             refresh = gr.Button("↻", scale=0, min_width=50)
         with gr.Row(equal_height=True):
@@ -196,6 +200,12 @@ def build(ctx: Ctx) -> None:
             api_out = gr.JSON()
 
     refresh.click(refresh_train_runs, None, train_run, api_name="export_train_runs")
+    # The badge follows the editor and the "what to export" choice; the training-run list
+    # fills when the page loads (no ↻ needed).
+    for ev in (ctx.editor.change, source.change, train_run.change):
+        ev(badge.export_badge, [source, ctx.editor, train_run], export_badge, api_name=None,
+           api_visibility="private", show_progress="hidden", queue=False)
+    ctx.demo.load(refresh_train_runs, None, train_run, api_name="export_train_runs_on_load", api_visibility="private")
     export_btn.click(start_export, [ctx.state, ctx.model_name, ctx.editor, source, train_run, name, merge, shots, seed,
                                     method, split, limit], [job, status, timer], api_name="export_start")
     timer.tick(poll_export, job, [status, timer, summary, zip_file, card], api_name="export_poll",

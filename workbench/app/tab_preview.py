@@ -93,7 +93,10 @@ def preview(state: UIState, template_yaml: str, split: str, position: float, sho
 
 
 def build(ctx: Ctx) -> None:
+    from workbench.app import badge
+
     with gr.Tab("Preview", id="preview", elem_id="tab-preview"):
+        badge.add(ctx, "preview")
         with gr.Row():
             split = gr.Dropdown(SPLITS, value="test", label="Split", scale=1)
             position = gr.Number(0, label="Row in split", precision=0, minimum=0, scale=1)

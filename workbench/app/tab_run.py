@@ -96,9 +96,22 @@ def poll_run(state: UIState, job_id: str, errors_only: bool):
         state.last_run_id = st["result_id"]
         with user_errors("Opening the results"):
             return (state, progress_html(st), gr.Timer(active=False)) + _views(state, st["result_id"], errors_only)
-    if st["state"] == "failed" and st.get("error"):
-        gr.Warning(st["error"], title="Evaluation failed")
+    if st["state"] in ("failed", "cancelled"):
+        if st.get("error"):
+            gr.Warning(st["error"], title="Evaluation failed")
+        # The failed run has no results; an earlier run's must not look like they are its.
+        if state.last_run_id is not None:
+            state.last_run_id = None
+            return (state, progress_html(st), gr.Timer(active=False)) + cleared_views(
+                f"*The evaluation {st['state']}; no results.*")
     return (state, progress_html(st if st["state"] != "unknown" else None), gr.Timer(active=False)) + keep
+
+
+def cleared_views(message: str = "*Running… the results appear here when the evaluation ends.*"):
+    """(metrics, per-class plot, confusion plot, predictions) with nothing from an earlier run."""
+    from workbench.app.common import empty_figure, predictions_frame
+
+    return (message, empty_figure("running…"), empty_figure("running…"), predictions_frame({"records": []}))
 
 
 def reconnect(state: UIState, job_id: str, errors_only: bool):
@@ -117,7 +130,10 @@ def filter_predictions(state: UIState, errors_only: bool):
 
 
 def build(ctx: Ctx) -> None:
+    from workbench.app import badge
+
     with gr.Tab("Run", id="run", elem_id="tab-run") as tab:
+        badge.add(ctx, "run")
         with gr.Row(equal_height=True):
             shots = gr.Number(0, label="Shots", precision=0, minimum=0, min_width=90,
                               info="0 = zero-shot")
@@ -145,8 +161,11 @@ def build(ctx: Ctx) -> None:
         job_box = gr.Textbox(visible=False)   # the job id, as a plain API output/input
         api_status, api_cancel = gr.Button(visible=False), gr.Button(visible=False)
         api_status_out, api_cancel_out = gr.JSON(visible=False), gr.HTML(visible=False)
-    run_btn.click(run_eval, [ctx.state, ctx.editor, ctx.model_name, shots, seed, method, calibration, split, limit],
-                  [ctx.job, job_box, progress, timer], api_name="run_eval")
+    started = run_btn.click(run_eval, [ctx.state, ctx.editor, ctx.model_name, shots, seed, method, calibration, split,
+                                       limit], [ctx.job, job_box, progress, timer], api_name="run_eval")
+    # A new job clears the previous run's results, so nothing stale sits next to "running".
+    started.success(cleared_views, None, [metrics, bar, conf, table], api_name="run_clear", api_visibility="private",
+                    queue=False)
     poll_out = [ctx.state, progress, timer, metrics, bar, conf, table]
     from workbench.app.model_bar import model_status
 

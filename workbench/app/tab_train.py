@@ -429,7 +429,10 @@ def build(ctx: Ctx) -> None:
 
     h = {f.name: f.metadata.get("help", "") for f in fields(TrainConfig)}
     with gr.Tab("Train", id="train", elem_id="tab-train") as tab:
-        gr.Markdown("Fine-tune the model on **the template in the editor** with LoRA (prompt-based: the loss is on the "
+        from workbench.app import badge
+
+        badge.add(ctx, "train")
+        gr.Markdown("Fine-tune the model on **the template in the editor** (named above) with LoRA (prompt-based: the loss is on the "
                     "gold verbalizer after the prompt), on this session's dataset. The model bar's model is copied for "
                     "training, so the other tabs keep working while it runs.")
         with gr.Row(equal_height=True):
