@@ -583,6 +583,10 @@ def build(ctx: Ctx) -> None:
                         "per-choice scores.", container=False)
         disagreements = gr.Dataframe(label="Disagreements", interactive=False, wrap=True, max_height=480,
                                      max_chars=240, elem_id="compare-disagreements")
+        from workbench.app import matrix
+
+        shown = gr.State("")                 # this user's comparison on screen (run id)
+        matrix.add(ctx, "compare", shown, [shown], matrix.compare_spec, open_=False)
         with gr.Row(equal_height=True):
             winner = gr.Dropdown([], label="Winner", scale=2, allow_custom_value=True)
             win_btn = gr.Button("Mark as winner", scale=1, elem_id="compare-mark-winner")
@@ -608,7 +612,6 @@ def build(ctx: Ctx) -> None:
                 open_btn = gr.Button("Open", scale=0)
         timer = gr.Timer(POLL_S, active=False)
         r_timer = gr.Timer(POLL_S, active=False)
-        shown = gr.State("")                 # this user's comparison on screen (run id)
         job = ctx.browser["compare_job"]
         r_job = ctx.browser["robust_job"]
         job_box, r_job_box = gr.Textbox(visible=False), gr.Textbox(visible=False)

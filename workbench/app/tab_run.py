@@ -156,6 +156,9 @@ def build(ctx: Ctx) -> None:
         table = gr.Dataframe(label="Predictions", interactive=False, wrap=True, max_height=480,
                              max_chars=200, elem_id="run-predictions")
         timer = gr.Timer(POLL_S, active=False)
+        from workbench.app import matrix
+
+        matrix.add(ctx, "run", metrics, [ctx.state], matrix.run_spec)
 
     with tab:
         job_box = gr.Textbox(visible=False)   # the job id, as a plain API output/input
