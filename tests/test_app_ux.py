@@ -86,3 +86,21 @@ def test_template_badge_names_the_template():
     assert "Template: <b>my_t</b>" in html and "<code>" in html
     assert "none" in template_badge("")
     assert "does not parse" in template_badge("name: [")
+
+
+def test_small_things():
+    """(10) CLI flags read as the page's words; `gpt2` is tried as a hub id (offline here:
+    the hub error, not "not a hub id"); the model card's front matter is a YAML block."""
+    from workbench.app.common import format_error
+    from workbench.app.tab_export import card_markdown
+    from workbench.engine.models import resolve_model
+    from workbench.errors import ModelError
+
+    msg = format_error(ModelError("offline", hint="pass the folder instead: --model DIR. Or use --model default."))
+    assert "--" not in msg and "the folder in the Model box" in msg and "'default' in the Model box" in msg
+    with pytest.raises(ModelError) as e:
+        resolve_model("gpt2")
+    assert "not a hub id" not in e.value.message and "gpt2" in e.value.message
+    card = card_markdown("---\nlicense: apache-2.0\nbase_model: x\n---\n# My bundle\ntext")
+    assert card.startswith("**Metadata") and "```yaml\nlicense: apache-2.0\nbase_model: x\n```" in card
+    assert card.rstrip().endswith("# My bundle\ntext")

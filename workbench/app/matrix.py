@@ -431,7 +431,7 @@ def add(ctx, prefix: str, trigger, inputs: list, spec_fn, open_: bool = True):
             csv_btn = gr.DownloadButton("Download CSV", size="sm", elem_id=f"{prefix}-matrix-csv", min_width=140)
             json_btn = gr.DownloadButton("Download JSON", size="sm", elem_id=f"{prefix}-matrix-json", min_width=140)
         summary = gr.Markdown("*No results yet.*", elem_id=f"{prefix}-matrix-summary")
-        table = gr.Dataframe(interactive=False, wrap=True, max_height=420, elem_id=f"{prefix}-matrix",
+        table = gr.Dataframe(headers=["row", "gold", "note"], interactive=False, wrap=True, max_height=420, elem_id=f"{prefix}-matrix",
                              elem_classes=["wb-matrix"])
         with gr.Row():
             with gr.Column(scale=3):

@@ -535,7 +535,7 @@ def build(ctx: Ctx) -> None:
                     "the verdict uses paired tests (exact McNemar, paired bootstrap, Holm for more than two).")
         with gr.Row(equal_height=True):
             n_cols = gr.Slider(2, MAX_COLUMNS, value=2, step=1, label="Templates", scale=2)
-            from_editor = gr.Button("⇩ Editor's template into column 1", scale=1)
+            from_editor = gr.Button("Editor's template into column 1", scale=1)
         columns, pickers, codes = [], [], []
         with gr.Row(elem_id="compare-columns"):
             for i in range(MAX_COLUMNS):
@@ -561,11 +561,12 @@ def build(ctx: Ctx) -> None:
                                    min_width=160, info="or a template name")
             n_boot = gr.Number(2000, label="Bootstrap", precision=0, minimum=100, min_width=90)
         with gr.Row():
-            run_btn = gr.Button("⚖ Compare", variant="primary", elem_id="compare-btn")
+            run_btn = gr.Button("Compare", variant="primary", elem_id="compare-btn")
             cancel_btn = gr.Button("■ Cancel", variant="stop")
         progress = gr.HTML(progress_html(None), elem_id="compare-progress")
         verdicts = gr.Markdown("*Run a comparison to see the verdict here.*", elem_id="compare-verdict")
-        board = gr.Dataframe(label="Leaderboard", interactive=False, wrap=True, elem_id="compare-leaderboard")
+        board = gr.Dataframe(headers=["#", "template", "accuracy %", "95% CI", "macro-F1 %", "Δacc pts", "p"],
+                             label="Leaderboard", interactive=False, wrap=True, elem_id="compare-leaderboard")
         with gr.Row():
             lb_plot = gr.Plot(label="Accuracy with 95% CI", elem_id="compare-ci")
             f1_plot = gr.Plot(label="Per-class F1", elem_id="compare-f1")
@@ -581,7 +582,7 @@ def build(ctx: Ctx) -> None:
                               allow_custom_value=True)
             gr.Markdown("Examples where the templates predict differently (✓ = right), with each template's "
                         "per-choice scores.", container=False)
-        disagreements = gr.Dataframe(label="Disagreements", interactive=False, wrap=True, max_height=480,
+        disagreements = gr.Dataframe(headers=["row", "gold"], label="Disagreements", interactive=False, wrap=True, max_height=480,
                                      max_chars=240, elem_id="compare-disagreements")
         from workbench.app import matrix
 
@@ -603,7 +604,7 @@ def build(ctx: Ctx) -> None:
             r_progress = gr.HTML(progress_html(None))
             r_md = gr.Markdown("")
             r_plot = gr.Plot(label="Score spread")
-            r_table = gr.Dataframe(label="Per seed / per format", interactive=False, wrap=True, max_chars=200)
+            r_table = gr.Dataframe(headers=["seed / format", "accuracy %", "macro-F1 %"], label="Per seed / per format", interactive=False, wrap=True, max_chars=200)
         with gr.Accordion("Open a stored comparison", open=False):
             with gr.Row(equal_height=True):
                 stored = gr.Dropdown([], label="Stored comparisons and studies", scale=3, allow_custom_value=True)

@@ -213,7 +213,7 @@ def build(ctx: Ctx, data: str = "bbc") -> None:
             page = gr.Number(1, label="Page", precision=0, scale=0, min_width=90, show_label=False)
             next_btn = gr.Button("Next ▶", size="sm", scale=0, min_width=80)
             page_label = gr.Markdown("")
-        table = gr.Dataframe(label="Rows", interactive=False, wrap=True, max_chars=240, max_height=520,
+        table = gr.Dataframe(headers=["row"], label="Rows", interactive=False, wrap=True, max_chars=240, max_height=520,
                              elem_id="data-table")
 
     inputs = [ctx.state, source, upload, path, text_col, label_col, split_seed]
@@ -235,6 +235,8 @@ def build(ctx: Ctx, data: str = "bbc") -> None:
         for d in (dep, up):
             d.then(remember, ctx.state, stored, api_name=None, api_visibility="private", queue=False)
     ctx.events["data_loaded"] = dep
+    ctx.events["data_io"] = (inputs, outputs)          # the Tour loads the demo data through these
+    ctx.events["column_choices"] = (column_choices, [text_col, label_col])
     ctx.events["data_uploaded"] = up
     page.submit(data_page, [ctx.state, page], [table, page_label, page], api_name="data_page")
     prev_btn.click(data_prev_page, [ctx.state, page], [table, page_label, page], api_name="data_prev_page")

@@ -127,8 +127,18 @@ def export_open(job_id: str):
                  else "no adapter")
               + "\n\nlm-eval task `" + str(lm["task"]) + "`: "
               + ("reproduces these predictions" if lm["reproduces_predictions"] else "; ".join(lm["notes"])))
-        card = (path / "README.md").read_text()
-        return md, str(z), card
+        return md, str(z), card_markdown((path / "README.md").read_text())
+
+
+def card_markdown(card: str) -> str:
+    """The model card for the page: its YAML front matter (Hub metadata) as a YAML block, not
+    run together as prose by the Markdown renderer."""
+    if card.startswith("---\n"):
+        end = card.find("\n---", 4)
+        if end > 0:
+            front, rest = card[4:end], card[end + 4:].lstrip("\n")
+            return f"**Metadata (YAML front matter)**\n\n```yaml\n{front}\n```\n\n{rest}"
+    return card
 
 
 def poll_export(job_id: str):

@@ -112,7 +112,8 @@ def build(ctx: Ctx) -> None:
             with gr.Column(scale=2):
                 gold = gr.Markdown("", elem_id="preview-gold")
                 warn = gr.Markdown("")
-                verbal = gr.Dataframe(label="Verbalizers and their tokens", interactive=False, wrap=True,
+                verbal = gr.Dataframe(headers=["label", "verbalizer", "token ids", "n", "tokens", "note"],
+                                      label="Verbalizers and their tokens", interactive=False, wrap=True,
                                       max_height=320)
         tokens = gr.HighlightedText(label="Tokens", color_map={"a": "#dbeafe", "b": "#fde68a"}, show_legend=False,
                                     show_inline_category=False, show_whitespaces=True, combine_adjacent=False, elem_id="preview-tokens")

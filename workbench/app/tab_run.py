@@ -28,7 +28,10 @@ def _eval_job(ctx: jobs.JobContext, template, dataset, model: str, config) -> st
 
     ctx.message(f"loading model {model}")
     session = get_session(model)
-    ctx.message("building prompts")
+    from workbench.jobs.inference import eval_rows
+
+    n = len(eval_rows(dataset, config)[0])
+    ctx.message(f"building {n} prompts")
     result = evaluate(template, dataset, session, config, cancel=ctx.cancelled,
                       progress=lambda done, total: ctx.progress(done, total, "scoring"))
     ctx.message("saving the run")
@@ -153,7 +156,7 @@ def build(ctx: Ctx) -> None:
             bar = gr.Plot(label="Per-class precision / recall / F1", elem_id="run-per-class")
             conf = gr.Plot(label="Confusion matrix", elem_id="run-confusion")
         errors_only = gr.Checkbox(False, label="Show only the errors")
-        table = gr.Dataframe(label="Predictions", interactive=False, wrap=True, max_height=480,
+        table = gr.Dataframe(headers=["row", "gold", "pred", "correct"], label="Predictions", interactive=False, wrap=True, max_height=480,
                              max_chars=200, elem_id="run-predictions")
         timer = gr.Timer(POLL_S, active=False)
         from workbench.app import matrix

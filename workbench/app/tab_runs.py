@@ -209,7 +209,7 @@ def build(ctx: Ctx) -> None:
             bar = gr.Plot(label="Per-class precision / recall / F1")
             conf = gr.Plot(label="Confusion matrix")
         errors_only = gr.Checkbox(False, label="Show only the errors")
-        preds = gr.Dataframe(label="Predictions", interactive=False, wrap=True, max_height=420, max_chars=200)
+        preds = gr.Dataframe(headers=["row", "gold", "pred", "correct"], label="Predictions", interactive=False, wrap=True, max_height=420, max_chars=200)
         with gr.Accordion("Provenance (template, model, data fingerprint, settings)", open=False):
             prov = gr.JSON(label="Run record")
         with gr.Row(equal_height=True):

@@ -387,7 +387,7 @@ def build(ctx: Ctx) -> None:
                 library = gr.Dropdown(_library_choices(), label="Templates", elem_id="library",
                                       info="templates_library/ and your own folder")
                 discard = gr.Checkbox(False, label="Discard my unsaved edits when loading")
-                new_btn = gr.Button("✚ New template from my data", size="sm", elem_id="new-from-data",
+                new_btn = gr.Button("+ New template from my data", size="sm", elem_id="new-from-data",
                                     variant="primary")
                 with gr.Row():
                     load_btn = gr.Button("Load", variant="primary", size="sm")
