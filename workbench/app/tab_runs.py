@@ -231,7 +231,7 @@ def build(ctx: Ctx) -> None:
     diff_btn.click(diff_runs, diff_ids, [diff_md, shown_ids], api_name="runs_diff")
     table.select(select_run, table, run_id, api_name="select_run", api_visibility="private")
     open_btn.click(open_run, [run_id, errors_only], [metrics, bar, conf, preds, prov], api_name="open_run").success(
-        one_run, run_id, shown_ids, api_name="runs_matrix_open", api_visibility="private", queue=False)
+        one_run, run_id, shown_ids, api_name="runs_matrix_open", api_visibility="private")
     errors_only.change(open_run, [run_id, errors_only], [metrics, bar, conf, preds, prov],
                        api_name="open_run_filtered", api_visibility="private")
     fn, field_outputs = ctx.events["template_fields"]
