@@ -74,6 +74,10 @@ def test_one_runs_view_and_diff(app):
     assert [r[0] for r in only] == ["train"]
     # Two evals of the same rows: a paired comparison, worded with the winner first.
     verdict = c.predict([a, b], api_name="/runs_diff")   # (the matrix below it gets the ids)
+    import json
+
+    m = c.predict(json.dumps({"runs": [a, b]}), api_name="/results_matrix")
+    assert [col["name"] for col in m["columns"]] == ["short", "long"] and len(m["rows"]) == 4
     assert "2 templates on the same 4 examples" in verdict
     assert ("no detectable difference between" in verdict) or (" beats " in verdict)
 

@@ -234,6 +234,18 @@ def matrix_view(spec: dict | None, label: str = ALL, only_disagree: bool = False
                 gr.update(choices=classes, value=label if label in classes else ALL))
 
 
+def matrix_view_files(spec: dict | None, label: str = ALL, only_disagree: bool = False, only_errors: bool = False,
+                      only_notes: bool = False):
+    """matrix_view plus the CSV and JSON files for the two download buttons, written now so
+    that one click downloads them (all rows, with the notes as they are now)."""
+    out = matrix_view(spec, label, only_disagree, only_errors, only_notes)
+    try:
+        files = (download_csv(spec), download_json(spec))
+    except gr.Error:   # nothing to download yet
+        files = (None, None)
+    return out + files
+
+
 # ------------------------------------------------------------------------------------ a cell
 def _tokens(prompt: str) -> str:
     """The prompt's tokens with the loaded model's scoring tokenizer (no model is loaded for this)."""
@@ -446,19 +458,17 @@ def add(ctx, prefix: str, trigger, inputs: list, spec_fn, open_: bool = True):
                 note_btn = gr.Button("Save note", size="sm", elem_id=f"{prefix}-note-save")
                 note_md = gr.Markdown("")
     filters = [spec, cls, dis, err, noted]
-    view_out = [summary, table, cls]
+    view_out = [summary, table, cls, csv_btn, json_btn]
     trigger.change(spec_fn, inputs, spec, api_name=f"{prefix}_matrix_spec", api_visibility="private",
                    show_progress="hidden").then(
-        matrix_view, filters, view_out, api_name=f"{prefix}_matrix_view_auto", api_visibility="private",
+        matrix_view_files, filters, view_out, api_name=f"{prefix}_matrix_view_auto", api_visibility="private",
         show_progress="hidden")
     for i, comp in enumerate((cls, dis, err, noted)):
-        comp.input(matrix_view, filters, view_out, api_name=f"{prefix}_matrix_filter_{i}", api_visibility="private",
+        comp.input(matrix_view_files, filters, view_out, api_name=f"{prefix}_matrix_filter_{i}", api_visibility="private",
                    show_progress="hidden")
     table.select(select_cell, spec, [detail, row_box, tag, comment], api_name=f"{prefix}_matrix_cell",
                  api_visibility="private")
     note_btn.click(save_note, [spec, row_box, tag, comment], note_md, api_name=f"{prefix}_matrix_note",
                    api_visibility="private").success(
-        matrix_view, filters, view_out, api_name=f"{prefix}_matrix_after_note", api_visibility="private")
-    csv_btn.click(download_csv, spec, csv_btn, api_name=f"{prefix}_matrix_csv", api_visibility="private")
-    json_btn.click(download_json, spec, json_btn, api_name=f"{prefix}_matrix_json", api_visibility="private")
+        matrix_view_files, filters, view_out, api_name=f"{prefix}_matrix_after_note", api_visibility="private")
     return spec

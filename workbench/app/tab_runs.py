@@ -222,6 +222,9 @@ def build(ctx: Ctx) -> None:
         from workbench.app import matrix
 
         matrix.add(ctx, "runs", shown_ids, [shown_ids], matrix.runs_spec, open_=True)
+        with gr.Row(visible=False):   # for scripts: the matrix of any runs / comparison as JSON
+            api_spec, api_matrix_btn, api_matrix_out = gr.Textbox(), gr.Button(), gr.JSON()
+    api_matrix_btn.click(matrix.matrix_json, api_spec, api_matrix_out, api_name="results_matrix")
 
     for i, ev in enumerate((refresh.click, search.submit, tab.select, kind.input)):
         ev(list_runs, [search, kind], table, api_name="list_runs" if i == 0 else f"list_runs_{i}",
