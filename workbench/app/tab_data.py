@@ -179,6 +179,11 @@ def load_data_on_start(state: UIState, stored: dict | None, source: str, upload:
     return out + (OTHER, spec if is_upload else gr.skip(), "" if is_upload else spec)
 
 
+def upload_started():
+    """UI glue: an upload replaces the built-in choice, and its columns are picked afresh."""
+    return (OTHER,) + reset_columns()
+
+
 def reset_columns():
     # A new source has other columns: let the loader pick them again.
     return gr.update(value=None, choices=[]), gr.update(value=None, choices=[])
@@ -225,7 +230,7 @@ def build(ctx: Ctx, data: str = "bbc") -> None:
                  queue=False)
     # An upload is loaded at once (the column pickers fill with its columns, the label column
     # is detected or asked for); a cleared upload lets the loader pick columns again.
-    up = upload.upload(reset_columns, None, [text_col, label_col], api_name="reset_columns_upload",
+    up = upload.upload(upload_started, None, [source, text_col, label_col], api_name="reset_columns_upload",
                        api_visibility="private", queue=False).then(
         load_data, inputs, outputs, api_name="load_data_on_upload", api_visibility="private").then(
         column_choices, ctx.state, [text_col, label_col], api_name="column_choices_upload", api_visibility="private")

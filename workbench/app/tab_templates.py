@@ -394,11 +394,10 @@ def build(ctx: Ctx) -> None:
                     dup_btn = gr.Button("Duplicate", size="sm")
                     refresh_btn = gr.Button("↻", size="sm", min_width=40, scale=0)
                 gr.Markdown("#### Save as")
-                with gr.Row(equal_height=True):
-                    save_name = gr.Textbox(label="Name", placeholder="my_topic_prompt", max_lines=1, scale=3,
-                                           elem_id="save-name")
-                    overwrite = gr.Checkbox(False, label="overwrite", scale=1, min_width=130,
-                                            elem_id="save-overwrite")
+                # One per line: in the narrow library column a checkbox beside the name was cut
+                # to "overwri".
+                save_name = gr.Textbox(label="Name", placeholder="my_topic_prompt", max_lines=1, elem_id="save-name")
+                overwrite = gr.Checkbox(False, label="overwrite an existing file", elem_id="save-overwrite")
                 save_btn = gr.Button("Save as", size="sm")
                 with gr.Accordion("Import lm-eval / PromptSource YAML", open=False):
                     imp_file = gr.File(label="YAML file", file_types=[".yaml", ".yml"], type="filepath", height=100)
@@ -490,6 +489,8 @@ def build(ctx: Ctx) -> None:
     for i, ev in enumerate((saved, dup)):
         ev.success(sync_draft, [ctx.state, editor], [status, ctx.draft], api_name=f"sync_draft_{i}",
                    api_visibility="private", queue=False)
+    saved.then(template_fields, editor, fields + [f_task], api_name="template_fields_after_save",
+               api_visibility="private")
     saved.success(
         template_list.bump, changed, changed, api_name="templates_changed_after_save", api_visibility="private",
         queue=False)
