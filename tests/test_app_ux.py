@@ -108,3 +108,45 @@ def test_small_things():
     card = card_markdown("---\nlicense: apache-2.0\nbase_model: x\n---\n# My bundle\ntext")
     assert card.startswith("**Metadata") and "```yaml\nlicense: apache-2.0\nbase_model: x\n```" in card
     assert card.rstrip().endswith("# My bundle\ntext")
+
+
+def test_stale_results_are_cleared_when_a_job_fails():
+    """(5) A failed eval / comparison does not leave the previous results on screen."""
+    import time
+
+    from workbench.app import tab_compare, tab_run
+    from workbench.app.common import UIState
+    from workbench.errors import DataError
+    from workbench.jobs import queue as jobs
+
+    def boom(ctx):
+        raise DataError("the data went away")
+    job = jobs.start("eval", boom)
+    for _ in range(100):
+        if jobs.status(job)["state"] == "failed":
+            break
+        time.sleep(0.05)
+    state = UIState(data_spec="bbc", last_run_id="20250101-000000-abcdef")   # an earlier run is shown
+    out = tab_run.poll_run(state, job, False)
+    assert "failed" in out[1] and "no results" in out[3] and out[0].last_run_id is None
+    assert len(out[6]) == 0                                   # the predictions table is empty
+    out = tab_compare.poll_compare("20250101-000000-abcdef", job, tab_compare.ALL_CLASSES)
+    assert "no verdict" in out[3] and out[2] == ""            # verdict replaced, shown comparison cleared
+    # Starting a job clears the same views (wired to the start buttons' success).
+    assert len(tab_compare.cleared_views()) == 13 and "Comparing" in tab_compare.cleared_views()[1]
+    assert "Running" in tab_run.cleared_views()[0]
+
+
+def test_steady_eta_counts_down_and_damps_jumps(monkeypatch):
+    """(8) The ETA shown does not jump from 2 s to 20 s: it moves a third of the way."""
+    from workbench.app import common
+
+    now = [1000.0]
+    monkeypatch.setattr("time.time", lambda: now[0])
+    st = {"id": "job-x", "eta_s": 20.0}
+    assert common.steady_eta(st) == 20.0
+    now[0] += 2
+    assert common.steady_eta({"id": "job-x", "eta_s": 18.0}) == 18.0       # consistent: counts down
+    now[0] += 1
+    e = common.steady_eta({"id": "job-x", "eta_s": 2.0})                   # a reused stage: raw drops to 2
+    assert 7.0 < e < 13.0

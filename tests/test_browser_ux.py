@@ -103,3 +103,13 @@ def test_own_data_and_templates(app_url, page, tmp_path):  # noqa: F811 - fixtur
     expect(page.locator("#compare-yaml-1")).to_contain_text("name: my_reviews_a", timeout=30_000)
     expect(page.locator("#compare-pick-1")).to_contain_text("Template 1: my_reviews_a")
     shot(page, "ux_compare_pickers")
+
+    # --- Getting started: the one-line guide, and the Tour's first step loads the demo loop.
+    expect(page.locator("#getting-started")).to_contain_text("Start here")
+    page.get_by_text("Tour: the whole loop on demo data").click()
+    page.locator("#tour-1").click()
+    expect(page.locator("#data-summary")).to_contain_text("2225 rows", timeout=60_000)
+    expect(page.locator("#tour-text")).to_contain_text("Loaded **bbc**".replace("**", ""))
+    expect(page.locator("#edit-status")).to_contain_text("bbc_headline_topic.yaml", timeout=30_000)
+    page.locator("#tour-3").click()
+    expect(page.locator("#run-template-badge")).to_contain_text("bbc_headline_topic", timeout=30_000)
