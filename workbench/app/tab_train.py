@@ -254,7 +254,7 @@ def train_open(run_dir: str):
     """A run's views: (progress HTML, curves figure, dev evaluations table, result markdown,
     per-class F1 base vs adapter figure, confusion base, confusion base + adapter). Figures
     of a run still going are placeholders except the curves."""
-    from workbench.jobs.training import TrainJob, read_log, result_figures
+    from workbench.jobs.training import TrainJob, read_log, read_result, result_figures
 
     with user_errors("Opening the training run"):
         p = _run_dir(run_dir)
@@ -263,7 +263,7 @@ def train_open(run_dir: str):
         rows = read_log(p)
         figs = result_figures(p)
         wait = "appears when the run ends" if st["state"] in ("pending", "running") else "no test comparison"
-        return (progress_html(st), figs["curves"], eval_table(rows), result_markdown(job.result(), st),
+        return (progress_html(st), figs["curves"], eval_table(rows), result_markdown(read_result(p), st),
                 figs.get("per_class") or empty_figure(f"per-class F1: {wait}"),
                 figs.get("confusion_base") or empty_figure(f"confusion (base): {wait}"),
                 figs.get("confusion_adapter") or empty_figure(f"confusion (adapter): {wait}"))
