@@ -169,7 +169,7 @@ def import_file(path: str, overwrite: bool = False) -> str:
 
 
 def build(ctx: Ctx) -> None:
-    with gr.Tab("Export", id="export", elem_id="tab-export"):
+    with gr.Tab("Export", id="export", elem_id="tab-export") as tab:
         gr.Markdown("Export a template with its evidence as a bundle: `template.yaml`, the adapter, `metrics.json` "
                     "with confidence intervals, a model card, `lm_eval_task.yaml`, `promptsource.yaml` and a "
                     "checksummed `manifest.json`. Use it with `workbench predict --bundle …` or `load_bundle(…)`.")
@@ -216,6 +216,7 @@ def build(ctx: Ctx) -> None:
         ev(badge.export_badge, [source, ctx.editor, train_run], export_badge, api_name=None,
            api_visibility="private", show_progress="hidden", queue=False)
     ctx.demo.load(refresh_train_runs, None, train_run, api_name="export_train_runs_on_load", api_visibility="private")
+    tab.select(refresh_train_runs, None, train_run, api_name="export_train_runs_on_select", api_visibility="private")
     export_btn.click(start_export, [ctx.state, ctx.model_name, ctx.editor, source, train_run, name, merge, shots, seed,
                                     method, split, limit], [job, status, timer], api_name="export_start")
     timer.tick(poll_export, job, [status, timer, summary, zip_file, card], api_name="export_poll",

@@ -202,8 +202,9 @@ def guess_label_column(df: pd.DataFrame, text_column: str | None = None) -> tupl
         if len(s) == 0 or s.map(lambda v: isinstance(v, (list, dict))).any():
             continue
         k = int(s.astype(str).nunique())
-        # A class column repeats its values: at most half as many distinct values as rows.
-        if 2 <= k <= MAX_GUESSED_CLASSES and k <= max(2, n // 2):
+        # A class column repeats its values: at most half as many distinct values as rows
+        # (so a 2-row table has no guessable label column).
+        if 2 <= k <= MAX_GUESSED_CLASSES and k <= n // 2:
             cands.append((c, k))
     names = [c for c, _ in cands]
     lower = {c.lower(): c for c in names}
