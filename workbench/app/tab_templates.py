@@ -349,6 +349,27 @@ def sync_draft(state: UIState, yaml_text: str):
     return _edit_status(state, yaml_text), {"yaml": yaml_text, "saved": state.saved_yaml, "path": state.template_path}
 
 
+def _saved_file(yaml_text: str, hint_path: str | None) -> str | None:
+    """The file (the given path, else the user's or the library's file of that name) that holds
+    exactly this template, or None."""
+    from workbench.paths import library_dir, user_templates_dir
+    from workbench.core.templates import load_template
+
+    try:
+        t = load_template(yaml_text)
+    except Exception:  # noqa: BLE001 - a half-typed draft is unsaved by definition
+        return None
+    cands = [Path(hint_path)] if hint_path else []
+    cands += [user_templates_dir() / f"{t.name.replace(' ', '_')}.yaml", library_dir() / f"{t.name}.yaml"]
+    for p in cands:
+        try:
+            if p.is_file() and load_template(p, name=t.name).content_hash() == t.content_hash():
+                return str(p)
+        except Exception:  # noqa: BLE001 - another template in that file, or unreadable
+            continue
+    return None
+
+
 def restore_draft(state: UIState, draft: dict | None):
     """On page load: the editor content from localStorage, or the dataset's default template.
     Returns (state, editor YAML, edit status)."""
@@ -358,6 +379,12 @@ def restore_draft(state: UIState, draft: dict | None):
     state = state or UIState()
     if draft and (draft.get("yaml") or "").strip():
         state.saved_yaml, state.template_path = draft.get("saved") or "", draft.get("path")
+        if _is_dirty(state, draft["yaml"]):
+            # The stored "saved" copy can lag behind (a save whose text did not change fires
+            # no editor event): ask the disk whether this very template is saved, and where.
+            on_disk = _saved_file(draft["yaml"], draft.get("path"))
+            if on_disk:
+                state.saved_yaml, state.template_path = draft["yaml"], on_disk
         return state, draft["yaml"], _edit_status(state, draft["yaml"])
     name = DEFAULT_TEMPLATE.get(str(state.data_spec), "bbc_headline_topic")
     path = library_dir() / f"{name}.yaml"
