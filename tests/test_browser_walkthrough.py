@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -141,6 +142,11 @@ def test_new_user_walks_the_whole_loop(app_url, page, tmp_path):  # noqa: F811 -
     page.locator("#tab-export").get_by_label("Rows (0 = all)").fill("0")
     page.locator("#tab-export").get_by_role("button", name="Export bundle").click()
     expect(page.locator("#tab-export")).to_contain_text("accuracy", timeout=240_000)
+    # The note made in the Run tab's matrix travels in the bundle (and its manifest).
+    bundle = re.search(r"Bundle (\S+) ·", page.locator("#tab-export").inner_text()).group(1)
+    notes = json.loads((Path(bundle) / "notes.json").read_text())
+    assert any(n["comment"] == "could be neutral" for n in notes["notes"].values())
+    assert "notes.json" in json.loads((Path(bundle) / "manifest.json").read_text())["files"]
     shots["tab_export"] = shot(page, "walk_7_export")
 
     # --- Runs: one history of every kind.
