@@ -160,7 +160,8 @@ def test_every_endpoint_drives_the_prompt_loop():
         errs = c.predict(run_id, True, api_name="/open_run")[3]
         assert all(r[3] == "✗" for r in errs["data"]) and len(errs["data"]) < 12
         runs = c.predict("", api_name="/list_runs")
-        assert runs["data"][0][0] == run_id
+        assert runs["data"][0][runs["headers"].index("id")] == run_id
+        assert runs["headers"][:2] == ["kind", "headline"] and runs["data"][0][0] == "eval"
         back = c.predict(run_id, "", False, api_name="/run_template")
         assert "Headline: {{ title }}" in back[0]
         assert "default" in c.predict(api_name="/model_status") and "●" in c.predict(api_name="/model_status")
@@ -207,7 +208,7 @@ def test_runs_survive_a_restart():
     app = App()      # a new server on the same WORKBENCH_HOME
     try:
         runs = app.client.predict("", api_name="/list_runs")
-        assert [r[0] for r in runs["data"]] == [run_id]
+        assert [r[runs["headers"].index("id")] for r in runs["data"]] == [run_id]
         md = app.client.predict(run_id, False, api_name="/open_run")[0]
         assert "accuracy" in md
     finally:

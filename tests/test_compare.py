@@ -149,8 +149,9 @@ def test_clear_win_verdict_with_hand_checked_mcnemar():
     assert v["p_holm"] is None and not res.settings["holm"]
     assert v["delta_acc"] == pytest.approx(-0.4)
     assert v["delta_acc_ci"][1] < 0
-    assert v["text"].startswith("A is better than B (Δacc -40.0 pts, 95% CI [")
-    assert "p<0.001" in v["text"] and "Δmacro-F1" in v["text"]
+    assert v["text"].startswith("A beats B by 40.0 pts accuracy (95% CI [+")
+    assert "macro-F1 A − B: +" in v["text"]
+    assert "p<0.001" in v["text"]
     lb = {r["name"]: r for r in res.leaderboard}
     assert [r["name"] for r in res.leaderboard] == ["A", "B"]
     assert (lb["A"]["ci_low"], lb["A"]["ci_high"]) == pytest.approx(stats.wilson_interval(40, 50))
@@ -185,7 +186,7 @@ def test_holm_is_applied_with_three_templates_and_a_chosen_baseline():
     assert v["strong"]["p_holm"] == pytest.approx(min(1, 2 * raw[0]))
     assert v["weak"]["p_holm"] == pytest.approx(max(raw[1], 2 * raw[0]))
     assert v["weak"]["p_holm"] == pytest.approx(stats.holm(raw)[1])
-    assert v["strong"]["text"].startswith("strong is better than base")
+    assert v["strong"]["text"].startswith("strong beats base by ")
     assert "Holm-adjusted over 2 comparisons" in v["strong"]["text"]
     assert v["weak"]["text"].startswith("no detectable difference between base and weak")
     with pytest.raises(ConfigError, match="baseline 'nope'"):
@@ -326,7 +327,7 @@ def test_real_comparison_of_two_library_templates(bbc, session, topic, question,
         assert 0.2 < res.leaderboard[0]["accuracy"] <= 1.0   # 5 classes: chance is 0.2
         (v,) = res.verdicts
         assert v["only_a"] + v["only_b"] + v["both_right"] + v["both_wrong"] == 30
-        assert v["text"].startswith(("no detectable difference", f"{res.reference} is better", f"{v['b']} is better"))
+        assert v["text"].startswith(("no detectable difference", f"{res.reference} beats", f"{v['b']} beats"))
         again = compare_templates([topic, question], bbc, session, cfg, registry=reg, n_boot=500)
         assert len(calls) == 2 and all(t["reused"] for t in again.templates)
     finally:

@@ -11,7 +11,7 @@ import pytest
 from workbench.cli import main as cli_main
 from workbench.core.data import load_dataset
 from workbench.core.templates import PromptTemplate, load_template
-from workbench.errors import ConfigError, DataError, TemplateError
+from workbench.errors import DataError, TemplateError
 
 BASE = "name: t\ninput: 'Text: {{ text }}'\n"
 

@@ -136,9 +136,12 @@ def test_required_n_connor():
 
 def test_verdict_wording():
     s = stats.verdict("A", "B", 500, 0.06, (0.021, 0.098), 0.003)
-    assert s == "B is better than A (Δacc +6.0 pts, 95% CI [+2.1, +9.8], p=0.003)"
+    assert s == "B beats A by 6.0 pts accuracy (95% CI [+2.1, +9.8], p=0.003)"
+    # B minus A is negative: A wins, and its lead reads as a positive number with a positive CI
+    # (issue 16: "A is better than B (Δacc −17.0 pts …)" put "better" next to a minus sign).
     s = stats.verdict("A", "B", 500, -0.06, (-0.098, -0.021), 0.0001)
-    assert s.startswith("A is better than B") and "p<0.001" in s
+    assert s == "A beats B by 6.0 pts accuracy (95% CI [+2.1, +9.8], p<0.001)"
+    assert "-" not in s.split("(")[1]
     s = stats.verdict("A", "B", 200, 0.01, (-0.03, 0.05), 0.5, p_disagree=0.2)
-    assert s.startswith("no detectable difference between A and B at n=200")
+    assert s.startswith("no detectable difference between A and B at n=200 (B − A: +1.0 pts")
     assert s.endswith("you would need about n=1800 to detect 3 points")  # 1742 rounded up

@@ -45,6 +45,7 @@ class Ctx:
     editor: Any = None                   # Templates tab: the whole template as YAML
     edit_status: Any = None              # Templates tab: "saved" / "unsaved edits" line
     events: dict = field(default_factory=dict)   # named event dependencies other tabs can .then() on
+    templates_changed: Any = None        # hidden counter, bumped after a template is saved / imported
     # Per-tab gr.BrowserState, created at page level in main.py: a component created inside a
     # tab is only built when the tab is first shown, so it would be empty in the page-load event
     # that reconnects to a running job after a reload.
@@ -52,8 +53,25 @@ class Ctx:
 
 
 # ------------------------------------------------------------------------------------ errors
+# Hints are written for the CLI; on the page, a flag names the box to use instead.
+_UI_WORDS = [("--model DIR", "the folder in the Model box"), ("--model default", "'default' in the Model box"),
+             ("--model", "the Model box"), ("--label-column", "the Label column picker (Data tab)"),
+             ("--text-column", "the Text column picker (Data tab)"), ("--data", "the Data tab"),
+             ("--template", "the Templates tab"), ("--shots", "the Shots box"), ("--limit", "the Limit box")]
+
+
+def ui_words(text: str) -> str:
+    """CLI flags in a message ("pass the folder: --model DIR") as the page's words."""
+    import re
+
+    for flag, words in _UI_WORDS:
+        text = re.sub(re.escape(flag) + r"(?![\w-])", words, text)
+    return text
+
+
 def format_error(e: WorkbenchError) -> str:
-    return f"{e.message}\n\nHint: {e.hint}" if e.hint else e.message
+    msg, hint = ui_words(e.message), ui_words(e.hint) if e.hint else ""
+    return f"{msg}\n\nHint: {hint}" if hint else msg
 
 
 @contextmanager
@@ -218,6 +236,31 @@ def fmt_seconds(s) -> str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
 
+_ETA: dict[str, tuple[float, float]] = {}   # job id -> (smoothed ETA, when): see steady_eta
+
+
+def steady_eta(st: dict) -> float | None:
+    """A steadier ETA than the job's raw one, which jumps when a stage is reused or batches
+    differ in length: it counts down between polls and moves only part of the way (a third)
+    towards each new raw estimate."""
+    import time
+
+    raw, key = st.get("eta_s"), str(st.get("id") or "")
+    if raw is None or not key:
+        return raw
+    now = time.time()
+    prev = _ETA.get(key)
+    if prev is None:
+        value = float(raw)
+    else:
+        counted_down = max(0.0, prev[0] - (now - prev[1]))
+        value = counted_down + (float(raw) - counted_down) / 3.0
+    if len(_ETA) > 256:   # forget old jobs
+        _ETA.clear()
+    _ETA[key] = (value, now)
+    return value
+
+
 def job_progress_html(st: dict | None, *, what: str = "", idle: str = "Nothing running.", unit: str = "") -> str:
     """The progress bar + status line of a `workbench.jobs.queue` job (Run and Compare tabs).
     `unit` names what `done/total` counts ("requests"); empty hides the counts."""
@@ -229,7 +272,7 @@ def job_progress_html(st: dict | None, *, what: str = "", idle: str = "Nothing r
     pct = 100.0 if state == "done" else (100.0 * done / total if total else 0.0)
     if state == "running":
         counts = f"{done}/{total} {unit} · " if unit and total else ""
-        detail = (f"{counts}ETA {fmt_seconds(st.get('eta_s'))} · " if total else "") + \
+        detail = (f"{counts}ETA {fmt_seconds(steady_eta(st))} · " if total else "") + \
             f"{html.escape(st.get('message') or '')} · {fmt_seconds(st.get('elapsed_s'))} elapsed"
     elif state == "queued":
         detail = html.escape(st.get("message") or "queued")

@@ -64,18 +64,22 @@ def build_app(model: str = "default", data: str = "bbc") -> gr.Blocks:
                   job=gr.BrowserState("", storage_key="workbench_eval_job"),
                   draft=gr.BrowserState({}, storage_key="workbench_template_draft"),
                   browser={key: gr.BrowserState("", storage_key=f"workbench_{key}")
-                           for key in ("compare_job", "robust_job", "train_run")})
+                           for key in ("compare_job", "robust_job", "train_run", "data_choice")})
         with gr.Row(elem_id="header"):
             gr.Markdown("## Prompt Workbench\n<span class='subtitle'>design prompts for Hugging Face LMs: "
                         "data → template → preview → run → runs</span>")
         model_bar.build(ctx, model=model)
-        with gr.Tabs(elem_id="tabs"):
+        from workbench.app import tour
+
+        tour.header(ctx)
+        with gr.Tabs(elem_id="tabs") as tabs:
             for name in TABS:
                 mod = importlib.import_module(f"{__package__}.{name}")
                 if name == "tab_data":
                     mod.build(ctx, data=data)
                 else:
                     mod.build(ctx)
+        tour.wire(ctx, tabs)
     # Model-heavy events share one queue ("model", limit 1); cheap ones run concurrently.
     demo.queue(default_concurrency_limit=4)
     return demo

@@ -33,24 +33,71 @@ POLL_S = 1.0
 
 # ------------------------------------------------------------------------------------ library
 def library_choices() -> list[tuple[str, str]]:
-    """(label, value) of every library/user template; value is 'path::name'."""
-    from workbench.core.templates import list_library
+    """(label, value) of every classification template, the user's own first; value is 'path::name'."""
+    from workbench.app import template_list
 
-    return [(f"{t['name']}" + (f" ({t['dataset']})" if t.get("dataset") else ""), f"{t['path']}::{t['name']}")
-            for t in list_library() if not t.get("error") and t.get("task") == "classification"]
+    return template_list.choices(task="classification")
 
 
 def library_yaml(choice: str) -> str:
-    """The YAML of a library template chosen in a column ('path::name')."""
+    """The YAML of a template chosen (or typed by name) in a column ('path::name' or a name)."""
+    from workbench.app import template_list
     from workbench.core.templates import load_template
+    from workbench.errors import TemplateError
 
     if not choice:
         return gr.skip()
     with user_errors("Loading the template"):
-        path, _, name = choice.rpartition("::")
+        ref = template_list.resolve(choice)
+        if ref is None:
+            raise TemplateError(f"No template named '{choice}'.",
+                                hint="Pick one from the list; save your editor's template first (Templates → Save as).")
+        path, _, name = ref.rpartition("::")
         from workbench import paths
-        paths.check_server_path(path or choice, "template", roots=[paths.library_dir(), paths.user_templates_dir()])
-        return load_template(path or choice, name=name or None).to_yaml()
+        paths.check_server_path(path or ref, "template", roots=[paths.library_dir(), paths.user_templates_dir()])
+        return load_template(path or ref, name=name or None).to_yaml()
+
+
+def refresh_pickers(*current: str):
+    """UI glue: every column's picker with the fresh template list (after a save, an import
+    or a page reload), each keeping its pick."""
+    from workbench.app import template_list
+
+    return [template_list.refreshed(c, task="classification") for c in current]
+
+
+def column_picker(i: int):
+    """UI glue: the picker of column `i` names what the column's YAML holds (its name, and
+    "edited" when it no longer equals the picked file)."""
+    def fn(yaml_text: str, current: str | None):
+        from workbench.app import template_list
+        from workbench.core.templates import load_template
+
+        try:
+            t = load_template(yaml_text)
+        except Exception:  # noqa: BLE001 - half-typed YAML
+            return gr.update(label=f"Template {i + 1}: (YAML does not parse)")
+        ref = template_list.resolve(current, task="classification") if current else None
+        same = False
+        if ref:
+            try:
+                path, _, name = ref.rpartition("::")
+                same = load_template(path, name=name or None).content_hash() == t.content_hash()
+            except Exception:  # noqa: BLE001 - the file was removed meanwhile
+                same = False
+        if same:
+            return gr.update(label=f"Template {i + 1}: {t.name}")
+        match = template_list.resolve(t.name, task="classification")
+        if match:
+            try:
+                p, _, n = match.rpartition("::")
+                if load_template(p, name=n or None).content_hash() == t.content_hash():
+                    return gr.update(label=f"Template {i + 1}: {t.name}", value=match)
+            except Exception:  # noqa: BLE001
+                pass
+        return gr.update(label=f"Template {i + 1}: {t.name} (edited, not saved)", value=None)
+    fn.__name__ = f"column_picker_{i + 1}"
+    return fn
 
 
 def show_columns(n: float):
@@ -238,10 +285,12 @@ def verdict_markdown(res) -> str:
             f"({'chosen baseline' if res.reference_mode == 'baseline' else 'best accuracy'})")
     lines = [head, ""]
     for v in res.verdicts:
-        mark = "✅" if v["significant"] else "➖"
+        # Text marks, not emoji: ✅ ➖ 🏆 render as boxes where no emoji font is installed.
+        mark = ("<span class='wb-mark sig'>significant</span>" if v["significant"]
+                else "<span class='wb-mark ns'>not significant</span>")
         lines.append(f"- {mark} {v['text']}")
     if res.winner:
-        lines += ["", f"🏆 Winner: **{res.winner}**"]
+        lines += ["", f"<span class='wb-mark win'>winner</span> **{res.winner}**"]
     lines += ["", f"<small>run `{res.run_id}` · exact McNemar on the discordant pairs; paired bootstrap "
               f"({res.settings.get('n_boot')} resamples) for the Δ intervals"
               + ("; p Holm-adjusted for the number of comparisons" if res.settings.get("holm") else "")
@@ -345,7 +394,35 @@ def compare_mark_winner(run_id: str, name: str) -> str:
         if not run_id:
             raise gr.Error("Run or open a comparison first.", print_exception=False)
         mark_winner(run_id, name)
-        return f"🏆 **{name}** is the winner of run `{run_id}`; the Export tab uses it by default."
+        return (f"<span class='wb-mark win'>winner</span> **{name}** of comparison `{run_id}`. To run, train or export "
+                "it, press *Open the winner in the editor*: every tab uses the editor's template (Export can also "
+                "take the winner directly: What to export → winner).")
+
+
+def cleared_views(message: str = "*Comparing… the verdict appears here when the job ends.*"):
+    """The comparison views with nothing from an earlier comparison (and the winner line)."""
+    import pandas as pd
+
+    fig = empty_figure("running…")
+    return ("", message, pd.DataFrame(columns=["#", "template", "accuracy %"]), fig, fig, gr.update(value=None), fig,
+            gr.update(value=None), fig, ALL_CLASSES, disagreements_frame_empty(), gr.update(value=None), "")
+
+
+def winner_to_editor(state: UIState, run_id: str, name: str, current_yaml: str):
+    """Put template `name` of comparison `run_id` into the Templates editor, where Run, Train
+    and Export take it from (asks before replacing unsaved edits). Returns (state, YAML, status)."""
+    from workbench.app.tab_templates import _edit_status, _guard
+
+    state = state or UIState()
+    with user_errors("Opening the winner"):
+        if not run_id or not name:
+            raise gr.Error("Run or open a comparison, and pick the winner first.", print_exception=False)
+        text = _load(run_id).template_yaml(name)
+        if not _guard(state, current_yaml, False):
+            return state, current_yaml, _edit_status(state, current_yaml)
+        state.saved_yaml, state.template_path = "", None
+        gr.Info(f"{name} is now in the editor: Run, Train and Export use it.")
+        return state, text, _edit_status(state, text)
 
 
 def poll_compare(shown: str, job_id: str, label: str):
@@ -356,8 +433,12 @@ def poll_compare(shown: str, job_id: str, label: str):
         return (progress_html(st), gr.Timer(active=True)) + keep
     if st["state"] == "done" and st.get("result_id") and st["result_id"] != shown:
         return (progress_html(st), gr.Timer(active=False)) + compare_open(st["result_id"], label)
-    if st["state"] == "failed" and st.get("error"):
-        gr.Warning(st["error"], title="Comparison failed")
+    if st["state"] in ("failed", "cancelled"):
+        if st.get("error"):
+            gr.Warning(st["error"], title="Comparison failed")
+        if shown:   # an earlier comparison is on screen: do not let it pass for this one
+            return (progress_html(st), gr.Timer(active=False)) + cleared_views(
+                f"*The comparison {st['state']}; no verdict.*")[:12]
     return (progress_html(st if st["state"] != "unknown" else None), gr.Timer(active=False)) + keep
 
 
@@ -422,7 +503,7 @@ def list_stored() -> list[dict]:
 def stored_choices(items: list[dict] | None):
     """UI glue: the "open" picker offers the listed comparisons."""
     choices = [(f"{c['created_at'][:16].replace('T', ' ')} · {c['name']}"
-                + (f" · 🏆 {c['winner']}" if c.get("winner") else ""), c["id"]) for c in (items or [])]
+                + (f" · winner {c['winner']}" if c.get("winner") else ""), c["id"]) for c in (items or [])]
     return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
 
@@ -460,13 +541,15 @@ def build(ctx: Ctx) -> None:
                     "the verdict uses paired tests (exact McNemar, paired bootstrap, Holm for more than two).")
         with gr.Row(equal_height=True):
             n_cols = gr.Slider(2, MAX_COLUMNS, value=2, step=1, label="Templates", scale=2)
-            from_editor = gr.Button("⇩ Editor's template into column 1", scale=1)
+            from_editor = gr.Button("Editor's template into column 1", scale=1)
         columns, pickers, codes = [], [], []
         with gr.Row(elem_id="compare-columns"):
             for i in range(MAX_COLUMNS):
                 v, y = initial[i] if i < len(initial) else (None, "")
                 with gr.Column(visible=i < 2, min_width=260) as col:
-                    pick = gr.Dropdown(choices, value=v, label=f"Template {i + 1}", allow_custom_value=False)
+                    pick = gr.Dropdown(choices, value=v, label=f"Template {i + 1}", allow_custom_value=True,
+                                       filterable=True, elem_id=f"compare-pick-{i + 1}",
+                                       info="yours first, then the library; or type a name")
                     code = gr.Code(y, language="yaml", label="YAML (editable)", lines=9, max_lines=18,
                                    elem_id=f"compare-yaml-{i + 1}")
                 columns.append(col)
@@ -484,14 +567,15 @@ def build(ctx: Ctx) -> None:
                                    min_width=160, info="or a template name")
             n_boot = gr.Number(2000, label="Bootstrap", precision=0, minimum=100, min_width=90)
         with gr.Row():
-            run_btn = gr.Button("⚖ Compare", variant="primary", elem_id="compare-btn")
+            run_btn = gr.Button("Compare", variant="primary", elem_id="compare-btn")
             cancel_btn = gr.Button("■ Cancel", variant="stop")
             cmd_btn = gr.Button("Show command", variant="secondary", elem_id="compare-command-btn", scale=0,
                                 min_width=150)
         command = gr.Markdown("", elem_id="compare-command")
         progress = gr.HTML(progress_html(None), elem_id="compare-progress")
         verdicts = gr.Markdown("*Run a comparison to see the verdict here.*", elem_id="compare-verdict")
-        board = gr.Dataframe(label="Leaderboard", interactive=False, wrap=True, elem_id="compare-leaderboard")
+        board = gr.Dataframe(headers=["#", "template", "accuracy %", "95% CI", "macro-F1 %", "Δacc pts", "p"],
+                             label="Leaderboard", interactive=False, wrap=True, elem_id="compare-leaderboard")
         with gr.Row():
             lb_plot = gr.Plot(label="Accuracy with 95% CI", elem_id="compare-ci")
             f1_plot = gr.Plot(label="Per-class F1", elem_id="compare-f1")
@@ -507,11 +591,16 @@ def build(ctx: Ctx) -> None:
                               allow_custom_value=True)
             gr.Markdown("Examples where the templates predict differently (✓ = right), with each template's "
                         "per-choice scores.", container=False)
-        disagreements = gr.Dataframe(label="Disagreements", interactive=False, wrap=True, max_height=480,
+        disagreements = gr.Dataframe(headers=["row", "gold"], label="Disagreements", interactive=False, wrap=True, max_height=480,
                                      max_chars=240, elem_id="compare-disagreements")
+        from workbench.app import matrix
+
+        shown = gr.State("")                 # this user's comparison on screen (run id)
+        matrix.add(ctx, "compare", shown, [shown], matrix.compare_spec, open_=False)
         with gr.Row(equal_height=True):
             winner = gr.Dropdown([], label="Winner", scale=2, allow_custom_value=True)
-            win_btn = gr.Button("🏆 Mark as winner", scale=1)
+            win_btn = gr.Button("Mark as winner", scale=1, elem_id="compare-mark-winner")
+            win_edit_btn = gr.Button("Open the winner in the editor", scale=1, elem_id="compare-winner-to-editor")
         win_md = gr.Markdown("")
         with gr.Accordion("Robustness: few-shot seed variance and format spread", open=False):
             with gr.Row(equal_height=True):
@@ -524,7 +613,7 @@ def build(ctx: Ctx) -> None:
             r_progress = gr.HTML(progress_html(None))
             r_md = gr.Markdown("")
             r_plot = gr.Plot(label="Score spread")
-            r_table = gr.Dataframe(label="Per seed / per format", interactive=False, wrap=True, max_chars=200)
+            r_table = gr.Dataframe(headers=["seed / format", "accuracy %", "macro-F1 %"], label="Per seed / per format", interactive=False, wrap=True, max_chars=200)
         with gr.Accordion("Open a stored comparison", open=False):
             with gr.Row(equal_height=True):
                 stored = gr.Dropdown([], label="Stored comparisons and studies", scale=3, allow_custom_value=True)
@@ -533,7 +622,6 @@ def build(ctx: Ctx) -> None:
                 open_btn = gr.Button("Open", scale=0)
         timer = gr.Timer(POLL_S, active=False)
         r_timer = gr.Timer(POLL_S, active=False)
-        shown = gr.State("")                 # this user's comparison on screen (run id)
         job = ctx.browser["compare_job"]
         r_job = ctx.browser["robust_job"]
         job_box, r_job_box = gr.Textbox(visible=False), gr.Textbox(visible=False)
@@ -550,6 +638,14 @@ def build(ctx: Ctx) -> None:
     if ctx.editor is not None:
         from_editor.click(lambda y: y, ctx.editor, codes[0], api_name="compare_from_editor", api_visibility="private",
                           queue=False)
+    for i, (pick, code) in enumerate(zip(pickers, codes)):
+        code.change(column_picker(i), [code, pick], pick, api_name=f"compare_column_label_{i + 1}",
+                    api_visibility="private", show_progress="hidden")
+    if ctx.templates_changed is not None:
+        ctx.templates_changed.change(refresh_pickers, pickers, pickers, api_name="compare_refresh_pickers",
+                                     api_visibility="private", show_progress="hidden")
+    ctx.demo.load(refresh_pickers, pickers, pickers, api_name="compare_pickers_on_load", api_visibility="private",
+                  show_progress="hidden")
     for code in codes:
         code.change(_baseline_choices, [n_cols] + codes, baseline, api_name="compare_baselines",
                     api_visibility="private", queue=False, show_progress="hidden")
@@ -559,10 +655,13 @@ def build(ctx: Ctx) -> None:
     # Comparison job.
     settings = [shots, seed, method, calibration, split, limit]
     form = [ctx.state, ctx.model_name] + settings + [baseline, n_boot, n_cols] + codes
-    run_btn.click(start_compare, form, [job, job_box, progress, timer], api_name="compare_start")
+    started = run_btn.click(start_compare, form, [job, job_box, progress, timer], api_name="compare_start")
     cmd_btn.click(compare_command, form, command, api_name="compare_command")
     views = [shown, verdicts, board, lb_plot, f1_plot, conf_a_name, conf_a, conf_b_name, conf_b, cls,
              disagreements, winner]
+    # A new comparison clears the previous verdict, tables, plots and winner message.
+    started.success(cleared_views, None, views + [win_md], api_name="compare_clear", api_visibility="private",
+                    queue=False)
     from workbench.app.model_bar import model_status
 
     # The comparison job loads the model in the background: keep the model bar truthful.
@@ -584,6 +683,15 @@ def build(ctx: Ctx) -> None:
     conf_b_name.input(compare_confusion, [shown, conf_b_name], conf_b, api_name="compare_confusion_right",
                       api_visibility="private")
     win_btn.click(compare_mark_winner, [shown, winner], win_md, api_name="compare_mark_winner")
+    fn, field_outputs = ctx.events.get("template_fields", (None, None))
+    to_editor = win_edit_btn.click(winner_to_editor, [ctx.state, shown, winner, ctx.editor],
+                                   [ctx.state, ctx.editor, ctx.edit_status], api_name="compare_winner_to_editor")
+    if fn is not None:
+        to_editor.then(fn, ctx.editor, field_outputs, api_name="template_fields_from_winner", api_visibility="private")
+    # The stored comparisons are listed when the page loads (no ↻ needed).
+    ctx.demo.load(list_stored, None, stored_json, api_name="compare_list_on_load", api_visibility="private").then(
+        stored_choices, stored_json, stored, api_name="compare_list_choices_on_load", api_visibility="private",
+        queue=False)
 
     # Robustness jobs.
     r_out = [r_md, r_plot, r_table]

@@ -65,6 +65,22 @@ def split_sizes(ds, seed: int = 0) -> str:
     return f"**Splits** ({how}, seed {int(seed)}): {cells}" + (f"  \n*{sp.note}*" if sp.note else "")
 
 
+def label_note(ds) -> str:
+    """A warning when the label column was guessed from the values, or not found at all."""
+    det = (ds.meta or {}).get("label_detection") or {}
+    if not det or det.get("sure"):
+        return ""
+    others = [c for c in det.get("candidates", []) if c != det.get("column")]
+    alt = f" Other candidates: {', '.join(f'`{c}`' for c in others)}." if others else ""
+    if det.get("column") is None:
+        return ("\n\n<div class='wb-warn' id='label-warning'>⚠ <b>No label column found</b> "
+                f"({det.get('reason')}). Pick the column with the gold labels under <i>Label column</i> and press "
+                "<i>Load data</i>; without one you can preview and generate, but not score accuracy.</div>")
+    return (f"\n\n<div class='wb-warn' id='label-warning'>⚠ <b>Is <code>{det['column']}</code> the label column?</b> "
+            f"It was guessed because {det.get('reason')}.{alt} If not, pick the right one under "
+            "<i>Label column</i> and press <i>Load data</i>.</div>")
+
+
 def _summary(ds) -> str:
     from workbench.core.templates import column_ref
 
@@ -74,7 +90,7 @@ def _summary(ds) -> str:
     shown = ", ".join(f"`{x}`" for x in labels[:12]) + (" …" if len(labels) > 12 else "")
     return (f"### {ds.name}\n**{len(ds.df)} rows** · {len(labels)} classes: {shown}  \n"
             f"text column `{ds.text_column}` · label column `{ds.label_column}` · columns: {cols}  \n"
-            f"fingerprint `{ds.fingerprint()[:12]}` · source `{ds.source}`")
+            f"fingerprint `{ds.fingerprint()[:12]}` · source `{ds.source}`" + label_note(ds))
 
 
 def _balance(ds):
@@ -144,6 +160,54 @@ def data_info(state: UIState) -> dict:
                 "label_column": ds.label_column, "fingerprint": ds.fingerprint(), "spec": state.data_spec}
 
 
+def remember(state: UIState) -> dict:
+    """UI glue: what to reopen after a page reload (kept in the browser's localStorage)."""
+    if not state or not state.data_spec:
+        return gr.skip()
+    return {"spec": state.data_spec, "text": state.text_column, "label": state.label_column,
+            "seed": state.split_seed}
+
+
+def _stored_spec(stored: dict | None) -> dict | None:
+    import os
+
+    if not isinstance(stored, dict) or not stored.get("spec"):
+        return None
+    spec = str(stored["spec"])
+    # A file that is gone (server restarted and cleaned its uploads) falls back to the default.
+    if ("/" in spec or os.sep in spec) and not os.path.exists(spec):
+        return None
+    return stored
+
+
+def load_data_on_start(state: UIState, stored: dict | None, source: str, upload: str | None, path: str,
+                       text_column: str | None, label_column: str | None, split_seed: float):
+    """Page load: reopen the dataset this browser had loaded (an upload or a path), else the
+    default one. Returns load_data's outputs plus the source, upload and path boxes."""
+    import tempfile
+
+    st = _stored_spec(stored)
+    if st is None:
+        return load_data(state, source, upload, path, text_column, label_column, split_seed) + (
+            gr.skip(), gr.skip(), gr.skip())
+    spec = st["spec"]
+    try:
+        out = load_data(state, OTHER, None, spec, st.get("text"), st.get("label"), st.get("seed") or 0)
+    except gr.Error:
+        return load_data(state, source, upload, path, text_column, label_column, split_seed) + (
+            gr.skip(), gr.skip(), gr.skip())
+    if spec in [v for _, v in builtin_choices()]:
+        return out + (spec, gr.skip(), "")
+    # Gradio keeps uploads in its temp folder: show them in the upload box, other paths in the path box.
+    is_upload = spec.startswith(tempfile.gettempdir()) or "gradio" in spec
+    return out + (OTHER, spec if is_upload else gr.skip(), "" if is_upload else spec)
+
+
+def upload_started():
+    """UI glue: an upload replaces the built-in choice, and its columns are picked afresh."""
+    return (OTHER,) + reset_columns()
+
+
 def reset_columns():
     # A new source has other columns: let the loader pick them again.
     return gr.update(value=None, choices=[]), gr.update(value=None, choices=[])
@@ -178,17 +242,31 @@ def build(ctx: Ctx, data: str = "bbc") -> None:
             page = gr.Number(1, label="Page", precision=0, scale=0, min_width=90, show_label=False)
             next_btn = gr.Button("Next ▶", size="sm", scale=0, min_width=80)
             page_label = gr.Markdown("")
-        table = gr.Dataframe(label="Rows", interactive=False, wrap=True, max_chars=240, max_height=520,
+        table = gr.Dataframe(headers=["row"], label="Rows", interactive=False, wrap=True, max_chars=240, max_height=520,
                              elem_id="data-table")
 
     inputs = [ctx.state, source, upload, path, text_col, label_col, split_seed]
     outputs = [ctx.state, summary, splits, balance, table, page_label, text_col, label_col, page]
+    stored = ctx.browser.get("data_choice")
     dep = load_btn.click(load_data, inputs, outputs, api_name="load_data").then(
         column_choices, ctx.state, [text_col, label_col], api_name="column_choices", api_visibility="private")
-    for comp in (source, upload):
-        comp.change(reset_columns, None, [text_col, label_col], api_name="reset_columns", api_visibility="private",
-                    queue=False)
+    source.input(reset_columns, None, [text_col, label_col], api_name="reset_columns", api_visibility="private",
+                 queue=False)
+    # An upload is loaded at once (the column pickers fill with its columns, the label column
+    # is detected or asked for); a cleared upload lets the loader pick columns again.
+    up = upload.upload(upload_started, None, [source, text_col, label_col], api_name="reset_columns_upload",
+                       api_visibility="private", queue=False).then(
+        load_data, inputs, outputs, api_name="load_data_on_upload", api_visibility="private").then(
+        column_choices, ctx.state, [text_col, label_col], api_name="column_choices_upload", api_visibility="private")
+    upload.clear(reset_columns, None, [text_col, label_col], api_name="reset_columns_clear", api_visibility="private",
+                 queue=False)
+    if stored is not None:
+        for d in (dep, up):
+            d.then(remember, ctx.state, stored, api_name=None, api_visibility="private", queue=False)
     ctx.events["data_loaded"] = dep
+    ctx.events["data_io"] = (inputs, outputs)          # the Tour loads the demo data through these
+    ctx.events["column_choices"] = (column_choices, [text_col, label_col])
+    ctx.events["data_uploaded"] = up
     page.submit(data_page, [ctx.state, page], [table, page_label, page], api_name="data_page")
     prev_btn.click(data_prev_page, [ctx.state, page], [table, page_label, page], api_name="data_prev_page")
     next_btn.click(data_next_page, [ctx.state, page], [table, page_label, page], api_name="data_next_page")
@@ -198,6 +276,10 @@ def build(ctx: Ctx, data: str = "bbc") -> None:
         info_out = gr.JSON(visible=False)
     info_btn.click(data_info, ctx.state, info_out, api_name="data_info")
     # Open the default dataset when the page loads, so the first screen is never empty.
-    ctx.events["page_load_data"] = ctx.demo.load(load_data, inputs, outputs, api_name="load_data_on_start",
-                                                  api_visibility="private").then(
+    if stored is not None:
+        first = ctx.demo.load(load_data_on_start, [ctx.state, stored] + inputs[1:], outputs + [source, upload, path],
+                              api_name="load_data_on_start", api_visibility="private")
+    else:
+        first = ctx.demo.load(load_data, inputs, outputs, api_name="load_data_on_start", api_visibility="private")
+    ctx.events["page_load_data"] = first.then(
         column_choices, ctx.state, [text_col, label_col], api_name="column_choices_on_start", api_visibility="private")

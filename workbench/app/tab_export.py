@@ -147,8 +147,18 @@ def export_open(job_id: str):
                  else "no adapter")
               + "\n\nlm-eval task `" + str(lm["task"]) + "`: "
               + ("reproduces these predictions" if lm["reproduces_predictions"] else "; ".join(lm["notes"])))
-        card = (path / "README.md").read_text()
-        return md, str(z), card
+        return md, str(z), card_markdown((path / "README.md").read_text())
+
+
+def card_markdown(card: str) -> str:
+    """The model card for the page: its YAML front matter (Hub metadata) as a YAML block, not
+    run together as prose by the Markdown renderer."""
+    if card.startswith("---\n"):
+        end = card.find("\n---", 4)
+        if end > 0:
+            front, rest = card[4:end], card[end + 4:].lstrip("\n")
+            return f"**Metadata (YAML front matter)**\n\n```yaml\n{front}\n```\n\n{rest}"
+    return card
 
 
 def poll_export(job_id: str):
@@ -181,12 +191,16 @@ def import_file(path: str, overwrite: bool = False) -> str:
 
 
 def build(ctx: Ctx) -> None:
-    with gr.Tab("Export", id="export", elem_id="tab-export"):
+    with gr.Tab("Export", id="export", elem_id="tab-export") as tab:
         gr.Markdown("Export a template with its evidence as a bundle: `template.yaml`, the adapter, `metrics.json` "
                     "with confidence intervals, a model card, `lm_eval_task.yaml`, `promptsource.yaml` and a "
                     "checksummed `manifest.json`. Use it with `workbench predict --bundle …` or `load_bundle(…)`.")
+        from workbench.app import badge
+
+        export_badge = gr.HTML(badge.template_badge(""), elem_id="export-template-badge")
         with gr.Row(equal_height=True):
-            source = gr.Radio(SOURCES, value="editor", label="What to export", scale=2)
+            source = gr.Radio(SOURCES, value="editor", label="What to export", scale=2,
+                              info="editor = the template named above; winner = the latest marked Compare winner")
             train_run = gr.Dropdown([], label="Training run (for 'training run')", allow_custom_value=True, scale=3)
             refresh = gr.Button("↻", scale=0, min_width=50)
         with gr.Row(equal_height=True):
@@ -221,6 +235,13 @@ def build(ctx: Ctx) -> None:
             api_out = gr.JSON()
 
     refresh.click(refresh_train_runs, None, train_run, api_name="export_train_runs")
+    # The badge follows the editor and the "what to export" choice; the training-run list
+    # fills when the page loads (no ↻ needed).
+    for ev in (ctx.editor.change, source.change, train_run.change):
+        ev(badge.export_badge, [source, ctx.editor, train_run], export_badge, api_name=None,
+           api_visibility="private", show_progress="hidden", queue=False)
+    ctx.demo.load(refresh_train_runs, None, train_run, api_name="export_train_runs_on_load", api_visibility="private")
+    tab.select(refresh_train_runs, None, train_run, api_name="export_train_runs_on_select", api_visibility="private")
     form = [ctx.state, ctx.model_name, ctx.editor, source, train_run, name, merge, shots, seed, method, split, limit]
     export_btn.click(start_export, form, [job, status, timer], api_name="export_start")
     cmd_btn.click(export_command, form, command, api_name="export_command")

@@ -89,7 +89,10 @@ def preview(state: UIState, template_yaml: str, split: str, position: float, sho
 
 
 def build(ctx: Ctx) -> None:
+    from workbench.app import badge
+
     with gr.Tab("Preview", id="preview", elem_id="tab-preview"):
+        badge.add(ctx, "preview")
         with gr.Row():
             split = gr.Dropdown(SPLITS, value="test", label="Split", scale=1)
             position = gr.Number(0, label="Row in split", precision=0, minimum=0, scale=1)
@@ -105,7 +108,8 @@ def build(ctx: Ctx) -> None:
             with gr.Column(scale=2):
                 gold = gr.Markdown("", elem_id="preview-gold")
                 warn = gr.Markdown("")
-                verbal = gr.Dataframe(label="Verbalizers and their tokens", interactive=False, wrap=True,
+                verbal = gr.Dataframe(headers=["label", "verbalizer", "token ids", "n", "tokens", "note"],
+                                      label="Verbalizers and their tokens", interactive=False, wrap=True,
                                       max_height=320)
         tokens = gr.HighlightedText(label="Tokens", color_map={"a": "#dbeafe", "b": "#fde68a"}, show_legend=False,
                                     show_inline_category=False, show_whitespaces=True, combine_adjacent=False, elem_id="preview-tokens")

@@ -48,6 +48,17 @@ def eval_command(state: UIState, template_yaml: str, model: str, shots: float, s
         return command_markdown(spec_command(spec))
 
 
+def _eval_work(ctx, spec, session, dataset) -> str:
+    """The Run tab's job: say how many prompts it builds, then run the spec (runner.execute)."""
+    from workbench.jobs.inference import eval_rows
+    from workbench.jobs.runner import execute
+
+    ctx.message(f"building {len(eval_rows(dataset, spec.eval)[0])} prompts")
+    out = execute(spec, session, dataset=dataset, cancel=ctx.cancelled,
+                  progress=lambda done, total: ctx.progress(done, total, "scoring"))
+    return out.run_id
+
+
 def run_eval(state: UIState, template_yaml: str, model: str, shots: float, seed: float, method: str,
              calibration: str, split: str, limit: float):
     """Start an evaluation of the editor's template on this session's dataset. Returns
@@ -59,7 +70,7 @@ def run_eval(state: UIState, template_yaml: str, model: str, shots: float, seed:
         if errors:
             raise gr.Error("The template has errors: " + "; ".join(str(p) for p in errors[:3])
                            + ". Fix them in the Templates tab.", title="Template", print_exception=False)
-        job_id = service.submit(spec, dataset=ds)
+        job_id = service.submit(spec, _eval_work, dataset=ds)
         return job_id, job_id, progress_html(service.status(job_id)), gr.Timer(active=True)
 
 
@@ -99,9 +110,22 @@ def poll_run(state: UIState, job_id: str, errors_only: bool):
         state.last_run_id = st["result_id"]
         with user_errors("Opening the results"):
             return (state, progress_html(st), gr.Timer(active=False)) + _views(state, st["result_id"], errors_only)
-    if st["state"] == "failed" and st.get("error"):
-        gr.Warning(st["error"], title="Evaluation failed")
+    if st["state"] in ("failed", "cancelled"):
+        if st.get("error"):
+            gr.Warning(st["error"], title="Evaluation failed")
+        # The failed run has no results; an earlier run's must not look like they are its.
+        if state.last_run_id is not None:
+            state.last_run_id = None
+            return (state, progress_html(st), gr.Timer(active=False)) + cleared_views(
+                f"*The evaluation {st['state']}; no results.*")
     return (state, progress_html(st if st["state"] != "unknown" else None), gr.Timer(active=False)) + keep
+
+
+def cleared_views(message: str = "*Running… the results appear here when the evaluation ends.*"):
+    """(metrics, per-class plot, confusion plot, predictions) with nothing from an earlier run."""
+    from workbench.app.common import empty_figure, predictions_frame
+
+    return (message, empty_figure("running…"), empty_figure("running…"), predictions_frame({"records": []}))
 
 
 def reconnect(state: UIState, job_id: str, errors_only: bool):
@@ -120,7 +144,10 @@ def filter_predictions(state: UIState, errors_only: bool):
 
 
 def build(ctx: Ctx) -> None:
+    from workbench.app import badge
+
     with gr.Tab("Run", id="run", elem_id="tab-run") as tab:
+        badge.add(ctx, "run")
         with gr.Row(equal_height=True):
             shots = gr.Number(0, label="Shots", precision=0, minimum=0, min_width=90,
                               info="0 = zero-shot")
@@ -142,17 +169,23 @@ def build(ctx: Ctx) -> None:
             bar = gr.Plot(label="Per-class precision / recall / F1", elem_id="run-per-class")
             conf = gr.Plot(label="Confusion matrix", elem_id="run-confusion")
         errors_only = gr.Checkbox(False, label="Show only the errors")
-        table = gr.Dataframe(label="Predictions", interactive=False, wrap=True, max_height=480,
+        table = gr.Dataframe(headers=["row", "gold", "pred", "correct"], label="Predictions", interactive=False, wrap=True, max_height=480,
                              max_chars=200, elem_id="run-predictions")
         timer = gr.Timer(POLL_S, active=False)
+        from workbench.app import matrix
+
+        matrix.add(ctx, "run", metrics, [ctx.state], matrix.run_spec)
 
     with tab:
         job_box = gr.Textbox(visible=False)   # the job id, as a plain API output/input
         api_status, api_cancel = gr.Button(visible=False), gr.Button(visible=False)
         api_status_out, api_cancel_out = gr.JSON(visible=False), gr.HTML(visible=False)
     form = [ctx.state, ctx.editor, ctx.model_name, shots, seed, method, calibration, split, limit]
-    run_btn.click(run_eval, form, [ctx.job, job_box, progress, timer], api_name="run_eval")
+    started = run_btn.click(run_eval, form, [ctx.job, job_box, progress, timer], api_name="run_eval")
     cmd_btn.click(eval_command, form, command, api_name="eval_command")
+    # A new job clears the previous run's results, so nothing stale sits next to "running".
+    started.success(cleared_views, None, [metrics, bar, conf, table], api_name="run_clear", api_visibility="private",
+                    queue=False)
     poll_out = [ctx.state, progress, timer, metrics, bar, conf, table]
     from workbench.app.model_bar import model_status
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from workbench.app import template_list
 from workbench.app.common import DEFAULT_TEMPLATE, Ctx, UIState, parse_template, state_dataset, user_errors
 
 CHOICE_HEADERS = ["label", "verbalizers (comma-separated)"]
@@ -37,12 +38,9 @@ def list_templates() -> list[dict]:
 
 
 def _library_choices() -> list[tuple[str, str]]:
-    out = []
-    for t in list_templates():
-        tag = "⚠ " if t.get("error") else ""
-        ds = f" · {t['dataset']}" if t.get("dataset") else ""
-        out.append((f"{tag}{t['name']}  ({t['source']}{ds})", t["ref"]))
-    return out
+    from workbench.app import template_list
+
+    return template_list.choices()
 
 
 def name_choices(names: list | None, current: str | None):
@@ -52,9 +50,10 @@ def name_choices(names: list | None, current: str | None):
 
 
 def refresh_library(selected: str | None = None):
-    choices = _library_choices()
-    values = [v for _, v in choices]
-    return gr.update(choices=choices, value=selected if selected in values else (values[0] if values else None))
+    """The library dropdown, read again from disk (after a save, an import or a page reload)."""
+    from workbench.app import template_list
+
+    return template_list.refreshed(selected)
 
 
 def _split_ref(ref: str) -> tuple[str, str | None]:
@@ -152,6 +151,45 @@ def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: boo
         return state, text, _edit_status(state, text), f"{dest}::{new}"
 
 
+def template_from_data(ds, name: str | None = None):
+    """A fresh classification template for a dataset: its text column as the input, its label
+    column as the gold, and its labels as the answer choices (each label its own verbalizer)."""
+    from workbench.errors import DataError
+    from workbench.core.templates import PromptTemplate
+
+    if not ds.text_column:
+        raise DataError(f"{ds.name} has no text column.", hint="Pick the text column in the Data tab and load again.")
+    if not ds.label_column or not ds.labels:
+        raise DataError(f"{ds.name} has no label column, so there is nothing to classify into.",
+                        hint="Pick the label column in the Data tab (Label column) and press Load data.")
+    if not re.fullmatch(r"[A-Za-z_]\w*", ds.text_column) or not re.fullmatch(r"[A-Za-z_]\w*", ds.label_column):
+        raise DataError(f"The columns '{ds.text_column}' / '{ds.label_column}' are not usable as template variables.",
+                        hint="Rename them to letters, digits and _ in the file (e.g. 'review_text').")
+    stem = re.sub(r"\W+", "_", Path(str(ds.name)).stem).strip("_") or "my"
+    title = lambda c: c.replace("_", " ").capitalize()  # noqa: E731
+    return PromptTemplate(
+        name=(name or f"{stem}_{ds.label_column}").strip(),
+        input=f"{title(ds.text_column)}: {{{{ {ds.text_column} }}}}\n{title(ds.label_column)}:",
+        label_column=ds.label_column,
+        answer_choices={str(lab): [str(lab)] for lab in ds.labels},
+        description=f"Started from the data ({ds.name}): text column {ds.text_column}, label column {ds.label_column}.")
+
+
+def new_template_from_data(state: UIState, current_yaml: str, discard: bool):
+    """Start a template from the loaded data (not from the library): input = the text column,
+    gold = the label column, answer choices = the data's labels. Not saved yet (Save as).
+    Returns (state, editor YAML, edit status)."""
+    state = state or UIState()
+    with user_errors("Starting a template from the data"):
+        ds = state_dataset(state)
+        if not _guard(state, current_yaml, discard):
+            return state, current_yaml, _edit_status(state, current_yaml)
+        text = template_from_data(ds).to_yaml()
+        state.saved_yaml, state.template_path = "", None
+        gr.Info("A new template from your data is in the editor. Check the verbalizers, then Save as.")
+        return state, text, _edit_status(state, text)
+
+
 def import_template(state: UIState, file: str | None, pasted: str, name: str | None, current_yaml: str,
                     discard: bool):
     """Import lm-eval task YAML or a PromptSource templates.yaml (uploaded or pasted) into the
@@ -209,15 +247,19 @@ def template_fields(yaml_text: str):
     try:
         t = parse_template(yaml_text)
     except Exception:  # noqa: BLE001 - half-typed YAML is normal; validation reports it
-        return tuple(gr.skip() for _ in range(9))
+        return tuple(gr.skip() for _ in range(13))
     rows = [[k, ", ".join(v)] for k, v in t.answer_choices.items()]
     return (t.name, t.input, t.instruction, rows or [["", ""]], t.fewshot.k, t.fewshot.per_class,
-            t.fewshot.balanced, t.fewshot.sampling, t.task)
+            t.fewshot.balanced, t.fewshot.sampling, t.target or "", t.label_column, t.demo_format or "",
+            t.choices_expr or "", t.task)
 
 
 def apply_fields(yaml_text: str, name: str, input_: str, instruction: str, choices, k: float, per_class: bool,
-                 balanced: bool, sampling: str) -> str:
-    """Write the structured fields into the editor's template and return the new YAML."""
+                 balanced: bool, sampling: str, target: str | None = None, label_column: str | None = None,
+                 demo_format: str | None = None, choices_expr: str | None = None) -> str:
+    """Write the structured fields into the editor's template and return the new YAML.
+    `target`, `label_column`, `demo_format`, `choices_expr`: None keeps the template's value,
+    "" clears it (label_column falls back to "label")."""
     import pandas as pd
 
     with user_errors("Updating the template"):
@@ -241,6 +283,14 @@ def apply_fields(yaml_text: str, name: str, input_: str, instruction: str, choic
         t.fewshot.k = int(k or 0)
         t.fewshot.per_class, t.fewshot.balanced = bool(per_class), bool(balanced)
         t.fewshot.sampling = sampling or "fixed"
+        if target is not None:
+            t.target = target if target.strip() else None
+        if label_column is not None:
+            t.label_column = label_column.strip() or "label"
+        if demo_format is not None:
+            t.demo_format = demo_format if demo_format.strip() else None
+        if choices_expr is not None:
+            t.choices_expr = choices_expr.strip() or None
         return t.to_yaml()
 
 
@@ -318,6 +368,36 @@ def editor_changed(state: UIState, yaml_text: str):
     return validate_template(state, yaml_text), _edit_status(state, yaml_text), draft
 
 
+def sync_draft(state: UIState, yaml_text: str):
+    """After a load or save: the edit status and the localStorage draft, written now. A save
+    that leaves the text as it was fires no editor change, so without this the stored draft
+    kept the old "saved" copy and path, and a reload showed false "unsaved edits" naming the
+    old file."""
+    state = state or UIState()
+    return _edit_status(state, yaml_text), {"yaml": yaml_text, "saved": state.saved_yaml, "path": state.template_path}
+
+
+def _saved_file(yaml_text: str, hint_path: str | None) -> str | None:
+    """The file (the given path, else the user's or the library's file of that name) that holds
+    exactly this template, or None."""
+    from workbench.paths import library_dir, user_templates_dir
+    from workbench.core.templates import load_template
+
+    try:
+        t = load_template(yaml_text)
+    except Exception:  # noqa: BLE001 - a half-typed draft is unsaved by definition
+        return None
+    cands = [Path(hint_path)] if hint_path else []
+    cands += [user_templates_dir() / f"{t.name.replace(' ', '_')}.yaml", library_dir() / f"{t.name}.yaml"]
+    for p in cands:
+        try:
+            if p.is_file() and load_template(p, name=t.name).content_hash() == t.content_hash():
+                return str(p)
+        except Exception:  # noqa: BLE001 - another template in that file, or unreadable
+            continue
+    return None
+
+
 def restore_draft(state: UIState, draft: dict | None):
     """On page load: the editor content from localStorage, or the dataset's default template.
     Returns (state, editor YAML, edit status)."""
@@ -327,6 +407,12 @@ def restore_draft(state: UIState, draft: dict | None):
     state = state or UIState()
     if draft and (draft.get("yaml") or "").strip():
         state.saved_yaml, state.template_path = draft.get("saved") or "", draft.get("path")
+        if _is_dirty(state, draft["yaml"]):
+            # The stored "saved" copy can lag behind (a save whose text did not change fires
+            # no editor event): ask the disk whether this very template is saved, and where.
+            on_disk = _saved_file(draft["yaml"], draft.get("path"))
+            if on_disk:
+                state.saved_yaml, state.template_path = draft["yaml"], on_disk
         return state, draft["yaml"], _edit_status(state, draft["yaml"])
     name = DEFAULT_TEMPLATE.get(str(state.data_spec), "bbc_headline_topic")
     path = library_dir() / f"{name}.yaml"
@@ -356,14 +442,17 @@ def build(ctx: Ctx) -> None:
                 library = gr.Dropdown(_library_choices(), label="Templates", elem_id="library",
                                       info="templates_library/ and your own folder")
                 discard = gr.Checkbox(False, label="Discard my unsaved edits when loading")
+                new_btn = gr.Button("+ New template from my data", size="sm", elem_id="new-from-data",
+                                    variant="primary")
                 with gr.Row():
                     load_btn = gr.Button("Load", variant="primary", size="sm")
                     dup_btn = gr.Button("Duplicate", size="sm")
                     refresh_btn = gr.Button("↻", size="sm", min_width=40, scale=0)
                 gr.Markdown("#### Save as")
-                with gr.Row(equal_height=True):
-                    save_name = gr.Textbox(label="Name", placeholder="my_topic_prompt", max_lines=1, scale=3)
-                    overwrite = gr.Checkbox(False, label="overwrite", scale=1, min_width=80)
+                # One per line: in the narrow library column a checkbox beside the name was cut
+                # to "overwri".
+                save_name = gr.Textbox(label="Name", placeholder="my_topic_prompt", max_lines=1, elem_id="save-name")
+                overwrite = gr.Checkbox(False, label="overwrite an existing file", elem_id="save-overwrite")
                 save_btn = gr.Button("Save as", size="sm")
                 with gr.Accordion("Import lm-eval / PromptSource YAML", open=False):
                     imp_file = gr.File(label="YAML file", file_types=[".yaml", ".yml"], type="filepath", height=100)
@@ -394,13 +483,26 @@ def build(ctx: Ctx) -> None:
                             f_per_class = gr.Checkbox(False, label="k per class")
                             f_balanced = gr.Checkbox(False, label="balanced")
                             f_sampling = gr.Dropdown(SAMPLINGS, value="fixed", label="Demo sampling")
+                        # Every field a validation problem can name is editable here.
+                        with gr.Accordion("Gold, label column, demo format, choices expression", open=False,
+                                          elem_id="fields-advanced"):
+                            with gr.Row():
+                                f_label_col = gr.Textbox(label="Label column", max_lines=1, elem_id="field-label-column",
+                                                         info="the column holding the gold label")
+                                f_target = gr.Textbox(label="Target (Jinja; empty = {{ label column }})", max_lines=2,
+                                                      elem_id="field-target")
+                            f_demo = gr.Code(language="jinja2", label="Demo format (optional; variables: the row and `answer`)",
+                                             lines=2)
+                            f_cexpr = gr.Textbox(label="Choices expression (optional; per-row choices instead of the table)",
+                                                 max_lines=1)
                     with gr.Tab("YAML", id="yaml"):
                         ctx.editor = gr.Code(language="yaml", label="Template (YAML with Jinja strings)", lines=18,
                                              max_lines=40, elem_id="template-editor", value="")
                 gr.Markdown("#### Problems")
                 problems = gr.Markdown("", elem_id="problems")
 
-    fields = [f_name, f_input, f_instr, f_choices, f_k, f_per_class, f_balanced, f_sampling]
+    fields = [f_name, f_input, f_instr, f_choices, f_k, f_per_class, f_balanced, f_sampling, f_target, f_label_col,
+              f_demo, f_cexpr]
     editor = ctx.editor
     # Live validation: every change (typed or loaded) is checked; always_last drops the
     # intermediate keystrokes while a check is running, which is the debounce.
@@ -411,7 +513,8 @@ def build(ctx: Ctx) -> None:
     # on user edits, so the two never chase each other.
     editor.input(template_fields, editor, fields + [f_task], api_name="template_fields",
                  trigger_mode="always_last", show_progress="hidden", concurrency_limit=None)
-    for key, comp in zip(["name", "input", "instruction", "choices", "k", "per_class", "balanced", "sampling"], fields):
+    for key, comp in zip(["name", "input", "instruction", "choices", "k", "per_class", "balanced", "sampling",
+                          "target", "label_column", "demo_format", "choices_expr"], fields):
         comp.input(apply_fields, [editor] + fields, editor, api_name=f"apply_field_{key}", api_visibility="private",
                    trigger_mode="always_last", show_progress="hidden", concurrency_limit=None)
     # The public name for scripts (the per-field listeners above are private).
@@ -420,21 +523,46 @@ def build(ctx: Ctx) -> None:
         api_list_out = gr.JSON(visible=False)
         lib_ref = gr.Textbox(visible=False)     # the library entry to select after save / duplicate
         imp_names = gr.JSON(visible=False)      # template names in an imported file
+        changed = ctx.templates_changed = gr.Number(0, visible=False)   # every picker listens to it
     api_apply.click(apply_fields, [editor] + fields, editor, api_name="apply_fields")
     api_validate.click(validate_template, [ctx.state, editor], problems, api_name="validate_template")
     api_list.click(list_templates, None, api_list_out, api_name="list_templates")
 
-    load_btn.click(load_template_into_editor, [ctx.state, library, editor, discard], [ctx.state, editor, status],
-                   api_name="load_template").then(template_fields, editor, fields + [f_task],
+    loaded = load_btn.click(load_template_into_editor, [ctx.state, library, editor, discard], [ctx.state, editor, status],
+                            api_name="load_template")
+    loaded.success(sync_draft, [ctx.state, editor], [status, ctx.draft], api_name="sync_draft_load",
+                   api_visibility="private", queue=False)
+    loaded.then(template_fields, editor, fields + [f_task],
                                                   api_name="template_fields_after_load", api_visibility="private")
-    dup_btn.click(duplicate_template, [ctx.state, library, editor, discard], [ctx.state, editor, status, lib_ref],
-                  api_name="duplicate_template").then(template_fields, editor, fields + [f_task],
-                                                      api_name="template_fields_after_dup", api_visibility="private")
+    dup = dup_btn.click(duplicate_template, [ctx.state, library, editor, discard], [ctx.state, editor, status, lib_ref],
+                        api_name="duplicate_template")
+    dup.then(template_fields, editor, fields + [f_task], api_name="template_fields_after_dup", api_visibility="private")
+    dup.success(template_list.bump, changed, changed, api_name="templates_changed_after_dup", api_visibility="private",
+                queue=False)
+    new_btn.click(new_template_from_data, [ctx.state, editor, discard], [ctx.state, editor, status],
+                  api_name="new_template_from_data").then(template_fields, editor, fields + [f_task],
+                                                          api_name="template_fields_after_new",
+                                                          api_visibility="private")
     refresh_btn.click(refresh_library, library, library, api_name="refresh_library", api_visibility="private")
-    save_btn.click(save_template_as, [ctx.state, editor, save_name, overwrite], [ctx.state, editor, status, lib_ref],
-                   api_name="save_template")
+    saved = save_btn.click(save_template_as, [ctx.state, editor, save_name, overwrite],
+                           [ctx.state, editor, status, lib_ref], api_name="save_template")
+    for i, ev in enumerate((saved, dup)):
+        ev.success(sync_draft, [ctx.state, editor], [status, ctx.draft], api_name=f"sync_draft_{i}",
+                   api_visibility="private", queue=False)
+    saved.then(template_fields, editor, fields + [f_task], api_name="template_fields_after_save",
+               api_visibility="private")
+    saved.success(
+        template_list.bump, changed, changed, api_name="templates_changed_after_save", api_visibility="private",
+        queue=False)
     # A saved or duplicated file joins the library list, selected.
     lib_ref.change(refresh_library, lib_ref, library, api_name="refresh_library_to", api_visibility="private")
+    # Every picker (this library, Compare's columns, ...) lists the new file: on save and
+    # duplicate (above/below) and on every page load (a reload builds the page from the
+    # server's first config, which predates the user's files).
+    changed.change(refresh_library, lib_ref, library, api_name="refresh_library_on_change", api_visibility="private",
+                   queue=False)
+    ctx.demo.load(refresh_library, library, library, api_name="refresh_library_on_load", api_visibility="private",
+                  queue=False)
     imp_btn.click(import_template, [ctx.state, imp_file, imp_text, imp_name, editor, discard],
                   [ctx.state, editor, status, imp_names], api_name="import_template").then(
         name_choices, [imp_names, imp_name], imp_name, api_name="import_names", api_visibility="private").then(
@@ -453,4 +581,7 @@ def build(ctx: Ctx) -> None:
     # New data: re-check the template against its columns and labels.
     ctx.events["data_loaded"].then(validate_template, [ctx.state, editor], problems,
                                    api_name="validate_after_data", api_visibility="private")
+    if "data_uploaded" in ctx.events:
+        ctx.events["data_uploaded"].then(validate_template, [ctx.state, editor], problems,
+                                         api_name="validate_after_upload", api_visibility="private")
     ctx.events["template_fields"] = (template_fields, fields + [f_task])

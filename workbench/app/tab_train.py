@@ -435,7 +435,10 @@ def build(ctx: Ctx) -> None:
 
     h = {f.name: f.metadata.get("help", "") for f in fields(TrainConfig)}
     with gr.Tab("Train", id="train", elem_id="tab-train") as tab:
-        gr.Markdown("Fine-tune the model on **the template in the editor** with LoRA (prompt-based: the loss is on the "
+        from workbench.app import badge
+
+        badge.add(ctx, "train")
+        gr.Markdown("Fine-tune the model on **the template in the editor** (named above) with LoRA (prompt-based: the loss is on the "
                     "gold verbalizer after the prompt), on this session's dataset. The model bar's model is copied for "
                     "training, so the other tabs keep working while it runs.")
         with gr.Row(equal_height=True):
@@ -478,7 +481,7 @@ def build(ctx: Ctx) -> None:
         command = gr.Markdown("", elem_id="train-command")
         progress = gr.HTML(progress_html(None), elem_id="train-progress")
         curves = gr.Plot(label="Training loss and dev metrics", elem_id="train-curves")
-        evals = gr.Dataframe(label="Dev evaluations (per-class F1)", interactive=False, max_height=300,
+        evals = gr.Dataframe(headers=["step", "dev acc", "dev macro-F1", "best"], label="Dev evaluations (per-class F1)", interactive=False, max_height=300,
                              elem_id="train-evals")
         result_md = gr.Markdown("*Start a run, or open a past one, to see its results.*", elem_id="train-result")
         per_class = gr.Plot(label="Per-class F1: base vs base + adapter (test)", elem_id="train-per-class")
@@ -514,6 +517,9 @@ def build(ctx: Ctx) -> None:
         refresh_runs, run_state, past, api_name="train_runs_refresh_after_start", api_visibility="private")
     timer.tick(poll_train, [run_state, seen], [progress, timer, seen] + views[1:] + [past], api_name="train_poll",
                api_visibility="private", show_progress="hidden", concurrency_limit=None)
+    # The live curves are under the settings: bring the progress line and the curves into view.
+    start_btn.click(None, None, None, js="() => { setTimeout(() => document.querySelector('#train-progress')"
+                    "?.scrollIntoView({behavior: 'smooth', block: 'start'}), 400); }", queue=False)
     stop_btn.click(cancel_ui, run_state, progress, api_name="train_cancel_ui", api_visibility="private",
                    concurrency_limit=None)
     attach_btn.click(train_attach, [ctx.model_name, run_state], [ctx.model_info, attach_msg], api_name="train_attach_ui",

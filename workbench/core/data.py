@@ -39,6 +39,10 @@ from workbench.errors import ConfigError, DataError
 # Column names tried, in order, when the caller does not name the text / label column.
 LABEL_NAMES = ("label", "labels", "class", "category", "target", "y")
 TEXT_NAMES = ("text", "sentence", "input", "question", "content", "review", "title")
+# Names that usually hold a class, tried (with few distinct values) when no LABEL_NAMES column exists.
+TYPICAL_LABEL_NAMES = ("sentiment", "polarity", "emotion", "topic", "intent", "stance", "rating", "stars",
+                       "score", "gold", "answer", "tag", "genre", "type", "verdict", "outcome")
+MAX_GUESSED_CLASSES = 20
 
 FILE_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
                    ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
@@ -185,12 +189,18 @@ def _finish(raw: _Raw, *, text_column, label_column, limit) -> Dataset:
                             f"{', '.join(cols)}.", hint=f"Pass one of these with {flag} (or label_column=/text_column=).")
         return col
 
+    detection = None
     if label_column:
         label = need(label_column, "Label", "--label-column")
     elif raw.label_column:
         label = raw.label_column
     else:
         label = _detect(cols, LABEL_NAMES) if raw.auto_label else None
+        if label is None and raw.auto_label:
+            label, detection = guess_label_column(df, text_column)
+        elif label is not None:
+            detection = {"column": label, "sure": True, "how": "name",
+                         "reason": f"the column is named '{label}'"}
     if text_column:
         text = need(text_column, "Text", "--text-column")
     else:
@@ -201,8 +211,45 @@ def _finish(raw: _Raw, *, text_column, label_column, limit) -> Dataset:
     if limit is not None and int(limit) < len(df):
         df = df.sample(n=int(limit), random_state=0).sort_index()
     df = df.reset_index(drop=True)
+    meta = dict(raw.meta)
+    if detection is not None:
+        meta["label_detection"] = detection
     return Dataset(name=raw.name, df=df, text_column=text, label_column=label, source=raw.source,
-                   description=raw.description, meta=raw.meta)
+                   description=raw.description, meta=meta)
+
+
+def guess_label_column(df: pd.DataFrame, text_column: str | None = None) -> tuple[str | None, dict]:
+    """A label column for a table without a column named like LABEL_NAMES: the column with a
+    typical class name (`sentiment`, `topic`, ...) and few distinct values, else the column
+    with the fewest distinct values (2..MAX_GUESSED_CLASSES, repeated values), flagged unsure.
+    Returns (column or None, {"column", "sure", "how", "reason", "candidates"})."""
+    n = len(df)
+    cands = []
+    for c in df.columns:
+        if c == text_column:
+            continue
+        s = df[c].dropna()
+        if len(s) == 0 or s.map(lambda v: isinstance(v, (list, dict))).any():
+            continue
+        k = int(s.astype(str).nunique())
+        # A class column repeats its values: at most half as many distinct values as rows
+        # (so a 2-row table has no guessable label column).
+        if 2 <= k <= MAX_GUESSED_CLASSES and k <= n // 2:
+            cands.append((c, k))
+    names = [c for c, _ in cands]
+    lower = {c.lower(): c for c in names}
+    for typical in TYPICAL_LABEL_NAMES:
+        if typical in lower:
+            c = lower[typical]
+            k = dict(cands)[c]
+            return c, {"column": c, "sure": True, "how": "name+values", "candidates": names,
+                       "reason": f"'{c}' is a typical label name and has {k} distinct values"}
+    if cands:
+        c, k = min(cands, key=lambda x: x[1])
+        return c, {"column": c, "sure": False, "how": "values", "candidates": names,
+                   "reason": f"'{c}' has only {k} distinct values in {n} rows"}
+    return None, {"column": None, "sure": False, "how": "none", "candidates": [],
+                  "reason": "no column has a label-like name or few repeated values"}
 
 
 def _detect(cols: list[str], names: tuple[str, ...]) -> str | None:

@@ -324,18 +324,24 @@ def verdict(
     min_effect: float = 0.03,
     confidence: float = 0.95,
 ) -> str:
-    """One plain-language sentence about B versus A.
+    """One plain-language sentence about B versus A, worded so that the words and the sign agree.
 
-    `delta_acc` and `ci` are fractions (0.06 = 6 points), B minus A. When the difference is
-    not significant and `p_disagree` is known, the sentence adds roughly how many examples
-    would be needed to detect the larger of the observed difference and `min_effect`.
+    `delta_acc` and `ci` are fractions (0.06 = 6 points), B minus A. A significant difference
+    names the winner first and gives its lead as a positive number ("B beats A by 6.0 pts
+    (95% CI [+2.1, +9.8], p=0.003)"); otherwise the sentence says which way the difference
+    is measured ("B − A: +1.0 pts"). When the difference is not significant and `p_disagree` is
+    known, it adds roughly how many examples would be needed to detect the larger of the
+    observed difference and `min_effect`.
     """
     pts = lambda x: f"{x * 100:+.1f}"
-    detail = (f"Δacc {pts(delta_acc)} pts, {confidence * 100:g}% CI "
-              f"[{pts(ci[0])}, {pts(ci[1])}], {_fmt_p(p)}")
+    conf = f"{confidence * 100:g}% CI"
     if p < alpha and delta_acc != 0:
-        better, worse = (name_b, name_a) if delta_acc > 0 else (name_a, name_b)
-        return f"{better} is better than {worse} ({detail})"
+        if delta_acc > 0:
+            better, worse, d, lo, hi = name_b, name_a, delta_acc, ci[0], ci[1]
+        else:   # flip to A - B, so the lead and its interval read as positive numbers
+            better, worse, d, lo, hi = name_a, name_b, -delta_acc, -ci[1], -ci[0]
+        return f"{better} beats {worse} by {d * 100:.1f} pts accuracy ({conf} [{pts(lo)}, {pts(hi)}], {_fmt_p(p)})"
+    detail = f"{name_b} − {name_a}: {pts(delta_acc)} pts, {conf} [{pts(ci[0])}, {pts(ci[1])}], {_fmt_p(p)}"
     text = f"no detectable difference between {name_a} and {name_b} at n={n} ({detail})"
     if p_disagree:
         target = max(abs(delta_acc), min_effect)

@@ -154,7 +154,8 @@ def resolve_model(name: str = DEFAULT_MODEL, *, revision: str | None = None) -> 
             raise ModelError(f"Folder {path} has no config.json, so it is not a transformers model folder.",
                              hint="Pass the folder that holds config.json and the weights (*.safetensors).")
         return ResolvedModel(name=name, path=str(path.resolve()), identity=f"local:{path.resolve()}", source="local")
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", name):
+    # owner/name, or a canonical id without an owner (gpt2, distilgpt2, t5-small).
+    if re.fullmatch(r"(?:[\w.-]+/)?[\w.-]+", name):
         return _from_hub(name, revision)
     raise ModelError(f"Unknown model '{name}': not 'default', not an existing path, and not a hub id (owner/name).",
                      hint="Use --model default, a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct, or a local folder.")

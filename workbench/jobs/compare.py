@@ -3,7 +3,7 @@
     cfg = EvalConfig(shots=4, seed=1, limit=300)
     res = compare_templates([t_a, t_b, t_c], dataset, get_session("default"), cfg)
     res.leaderboard[0]            # best first: accuracy + Wilson CI, macro-F1 + bootstrap CI
-    [v["text"] for v in res.verdicts]   # "A is better than B (Δacc +6.0 pts, ...)"
+    [v["text"] for v in res.verdicts]   # "B beats A by 6.0 pts accuracy (95% CI [+2.1, +9.8], p=0.003)"
     res.disagreements(label="tech")      # examples the templates disagree on, gold = or pred = tech
     mark_winner(res.run_id, "A")         # the Export step picks it up: get_winner()
 
@@ -288,8 +288,13 @@ def _verdict_text(v: dict, holm_applied: bool, m: int, alpha: float, confidence:
     if holm_applied:
         text += f" [McNemar p Holm-adjusted over {m} comparisons]"
     if v["delta_f1"] is not None:
-        lo, hi = v["delta_f1_ci"]
-        text += (f". Δmacro-F1 {v['delta_f1'] * 100:+.1f} pts, {confidence * 100:g}% CI "
+        # Measured the same way round as the sentence: winner minus loser when it names a
+        # winner, else B minus A (as its accuracy difference).
+        d, (lo, hi) = v["delta_f1"], v["delta_f1_ci"]
+        first, second = v["b"], v["a"]
+        if text.startswith(f"{v['a']} beats "):
+            d, lo, hi, first, second = -d, -hi, -lo, v["a"], v["b"]
+        text += (f". macro-F1 {first} − {second}: {d * 100:+.1f} pts, {confidence * 100:g}% CI "
                  f"[{lo * 100:+.1f}, {hi * 100:+.1f}]")
     return text
 

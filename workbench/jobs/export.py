@@ -361,6 +361,7 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
                         shutil.copy2(adapter_dir / fn, tmp / "adapter" / fn)
         if train_config is not None:
             (tmp / "train_config.json").write_text(json.dumps(train_config, indent=1, default=str), encoding="utf-8")
+        _write_notes(tmp, dataset)
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "name": name,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -399,6 +400,21 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
                           payload_path=str(final))
     return final
 
+
+def _write_notes(folder: Path, dataset) -> None:
+    """The human notes on this data's examples (tags and comments from the results matrix),
+    as notes.json: {"data_fingerprint", "notes": {row: {"tag", "comment", "updated_at"}}}.
+    Nothing is written when there are none."""
+    from workbench.storage.runs import RunRegistry
+
+    try:
+        fp = dataset.fingerprint()
+        notes = RunRegistry().notes(fp)
+    except Exception:  # noqa: BLE001 - notes are a courtesy; a registry problem must not stop the export
+        return
+    if notes:
+        (folder / "notes.json").write_text(json.dumps({"data_fingerprint": fp, "notes": notes}, indent=1,
+                                                      ensure_ascii=False), encoding="utf-8")
 
 
 def _write_merged(session, adapter_dir: Path, dest: Path) -> None:

@@ -44,7 +44,7 @@ KINDS = ("eval", "compare", "train", "export")
 # rerun with a different batch size is still recognised as the same work.
 IGNORED_SETTINGS = frozenset({"batch_size", "max_batch_tokens", "num_workers", "progress"})
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB_TIMEOUT_S = 5.0
 
 # Migration i brings a database from version i-1 to version i. Append, never edit.
@@ -76,7 +76,21 @@ _MIGRATIONS: dict[int, list[str]] = {
             data BLOB NOT NULL
         )""",
     ],
+    # 2: human notes on examples ("label noise", "ambiguous", ...), keyed by the dataset's
+    # fingerprint and the row's index, so every run and comparison on that data shows them.
+    2: [
+        """CREATE TABLE notes (
+            data_fingerprint TEXT NOT NULL,
+            row_index TEXT NOT NULL,
+            tag TEXT NOT NULL DEFAULT '',
+            comment TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (data_fingerprint, row_index)
+        )""",
+    ],
 }
+
+NOTE_TAGS = ("label noise", "ambiguous", "interesting", "template problem", "other")
 
 
 def db_timeout() -> float:
@@ -433,6 +447,34 @@ class RunRegistry:
                 con.execute("INSERT OR REPLACE INTO payloads (run_id, size, data) VALUES (?, ?, ?)",
                             (run_id, blob[0], blob[1]))
         return self.get(run_id)
+
+    # --- notes on examples -------------------------------------------------------------------
+
+    def set_note(self, data_fingerprint: str, row_index, tag: str = "", comment: str = "") -> dict | None:
+        """Mark row `row_index` of the data with `data_fingerprint`; an empty tag and comment
+        delete the note. Returns the note, or None when deleted."""
+        if not data_fingerprint:
+            raise ConfigError("a note needs the data's fingerprint", "open a run or comparison first")
+        tag, comment = (tag or "").strip(), (comment or "").strip()
+        if len(comment) > 2000:
+            raise ConfigError("the comment is longer than 2000 characters", "keep notes short")
+        key = (str(data_fingerprint), str(row_index))
+        with self._write() as con:
+            if not tag and not comment:
+                con.execute("DELETE FROM notes WHERE data_fingerprint = ? AND row_index = ?", key)
+                return None
+            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            con.execute("INSERT INTO notes (data_fingerprint, row_index, tag, comment, updated_at) VALUES (?, ?, ?, ?, ?)"
+                        " ON CONFLICT (data_fingerprint, row_index) DO UPDATE SET tag = excluded.tag,"
+                        " comment = excluded.comment, updated_at = excluded.updated_at", (*key, tag, comment, now))
+        return {"row": key[1], "tag": tag, "comment": comment, "updated_at": now}
+
+    def notes(self, data_fingerprint: str) -> dict[str, dict]:
+        """{row index (as str): {"tag", "comment", "updated_at"}} for one dataset."""
+        with self._connect() as con:
+            rows = con.execute("SELECT row_index, tag, comment, updated_at FROM notes WHERE data_fingerprint = ?",
+                               (str(data_fingerprint),)).fetchall()
+        return {r["row_index"]: {"tag": r["tag"], "comment": r["comment"], "updated_at": r["updated_at"]} for r in rows}
 
     def delete(self, run_id: str) -> None:
         """Remove a run and its payload. Files under `payload_path` are left alone."""

@@ -1,0 +1,114 @@
+"""A new user's own data and templates in the browser (issue 16): an uploaded CSV whose label
+column is detected (and kept across a reload), a template started from that data, saved
+templates listed in every picker (also after a reload), no false "unsaved edits" after a
+reload. Runs without the model (nothing here scores), so it is quick."""
+from __future__ import annotations
+
+
+import pytest
+
+from test_browser import app_url, page, shot  # noqa: F401 - fixtures
+
+pytestmark = [pytest.mark.browser]
+
+REVIEWS = [
+    ("A warm, funny film with a great cast.", "positive"), ("Dull and far too long.", "negative"),
+    ("It was fine, nothing special.", "neutral"), ("I loved every minute of it.", "positive"),
+    ("The plot made no sense at all.", "negative"), ("Some good scenes, some weak ones.", "neutral"),
+    ("A masterpiece of quiet acting.", "positive"), ("I walked out after an hour.", "negative"),
+    ("Watchable once, then forgettable.", "neutral"), ("Brilliant music and a moving story.", "positive"),
+    ("Wooden dialogue and cheap effects.", "negative"), ("An average thriller.", "neutral"),
+    ("The best film I saw this year.", "positive"), ("A waste of a good cast.", "negative"),
+]
+
+
+def write_reviews(path, n: int = 42):
+    """A small CSV of movie reviews with a `sentiment` column (no column called `label`)."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "review", "sentiment"])
+        for i in range(n):
+            text, lab = REVIEWS[i % len(REVIEWS)]
+            w.writerow([i, f"{text} (#{i})", lab])
+    return path
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
+def upload_csv(page, path) -> None:
+    page.locator("#tab-data input[type=file]").first.set_input_files(str(path))
+
+
+def pick(page, elem_id: str, text: str) -> None:
+    """Type into a Gradio dropdown and choose the first option that contains `text`."""
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    box.fill(text)
+    page.get_by_role("option").filter(has_text=text).first.click()
+
+
+def test_own_data_and_templates(app_url, page, tmp_path):  # noqa: F811 - fixtures
+    from playwright.sync_api import expect
+
+    csv_path = write_reviews(tmp_path / "my_reviews.csv")
+    page.goto(app_url)
+    expect(page.locator("#data-summary")).to_contain_text("2225 rows", timeout=90_000)
+
+    # --- (2) upload: loaded at once, label column detected, pickers filled
+    upload_csv(page, csv_path)
+    summary = page.locator("#data-summary")
+    expect(summary).to_contain_text("42 rows", timeout=60_000)
+    expect(summary).to_contain_text("3 classes")
+    expect(summary).to_contain_text("label column sentiment")
+    expect(summary).to_contain_text("text column review")
+    expect(page.locator("#tab-data").get_by_label("Label column")).to_have_value("sentiment")
+    shot(page, "ux_upload")
+
+    # --- (3) a template from the data, not from the library
+    open_tab(page, "Templates")
+    page.locator("#new-from-data").click()
+    expect(page.locator("#problems")).to_contain_text("No problems", timeout=30_000)
+    page.get_by_text("Gold, label column, demo format").click()
+    expect(page.locator("#field-label-column textarea, #field-label-column input").first).to_have_value(
+        "sentiment", timeout=30_000)
+    page.get_by_role("tab", name="YAML", exact=True).click()
+    expect(page.locator("#template-editor")).to_contain_text("Review: {{ review }}")
+    expect(page.locator("#template-editor")).not_to_contain_text("dataset: bbc")
+    page.get_by_role("tab", name="Fields", exact=True).click()
+    page.locator("#save-name input, #save-name textarea").first.fill("my_reviews_a")
+    page.locator("#tab-templates").get_by_role("button", name="Save as").click()
+    expect(page.locator("#edit-status")).to_contain_text("saved", timeout=30_000)
+    expect(page.locator("#edit-status")).to_contain_text("my_reviews_a.yaml")
+
+    # --- (2) + (7) + (1) reload: the CSV is still loaded, the editor is saved, the library lists it
+    page.reload()
+    expect(page.locator("#data-summary")).to_contain_text("42 rows", timeout=90_000)
+    expect(page.locator("#data-summary")).to_contain_text("label column sentiment")
+    open_tab(page, "Templates")
+    expect(page.locator("#edit-status")).to_contain_text("✓ saved", timeout=30_000)
+    expect(page.locator("#edit-status")).to_contain_text("my_reviews_a.yaml")
+    expect(page.locator("#edit-status")).not_to_contain_text("unsaved")
+    page.locator("#library input").click()
+    expect(page.get_by_role("option").filter(has_text="my_reviews_a").first).to_be_visible(timeout=30_000)
+    page.keyboard.press("Escape")
+
+    # --- (1) Compare's pickers list the saved template; typing its name loads it
+    open_tab(page, "Compare")
+    pick(page, "compare-pick-1", "my_reviews_a")
+    expect(page.locator("#compare-yaml-1")).to_contain_text("name: my_reviews_a", timeout=30_000)
+    expect(page.locator("#compare-pick-1")).to_contain_text("Template 1: my_reviews_a")
+    shot(page, "ux_compare_pickers")
+
+    # --- Getting started: the one-line guide, and the Tour's first step loads the demo loop.
+    expect(page.locator("#getting-started")).to_contain_text("Start here")
+    page.get_by_text("Tour: the whole loop on demo data").click()
+    page.locator("#tour-1").click()
+    expect(page.locator("#data-summary")).to_contain_text("2225 rows", timeout=60_000)
+    expect(page.locator("#tour-text")).to_contain_text("Loaded **bbc**".replace("**", ""))
+    expect(page.locator("#edit-status")).to_contain_text("bbc_headline_topic.yaml", timeout=30_000)
+    page.locator("#tour-3").click()
+    expect(page.locator("#run-template-badge")).to_contain_text("bbc_headline_topic", timeout=30_000)
