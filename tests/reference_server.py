@@ -25,9 +25,7 @@ remote engine's retries and errors (set on the command line or by POST /faults):
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import math
 import threading
 import time
 
