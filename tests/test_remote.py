@@ -73,6 +73,42 @@ def test_spec_parsing_and_bad_specs():
         parse_spec("openai:localhost:8000")
 
 
+def test_response_cache_keys_on_served_model_and_exact_request(tmp_path):
+    from workbench.storage.response_cache import ResponseCache
+
+    c = ResponseCache(tmp_path / "r.sqlite")
+    body = {"model": "m", "prompt": [1, 2, 3], "echo": True, "logprobs": 1, "max_tokens": 1, "temperature": 0}
+    k = c.key("openai:http://h/v1#m|root", "/v1/completions", body)
+    assert k == c.key("openai:http://h/v1#m|root", "/v1/completions", dict(reversed(list(body.items()))))
+    assert k != c.key("openai:http://other/v1#m|root", "/v1/completions", body)
+    assert k != c.key("openai:http://h/v1#m|root", "/v1/completions", {**body, "prompt": [1, 2, 4]})
+    assert c.get(k) is None
+    c.put(k, "id", "/v1/completions", {"choices": [1]})
+    c.close()
+    again = ResponseCache(tmp_path / "r.sqlite")
+    assert again.get(k) == {"choices": [1]} and again.count("id") == 1 and again.clear("id") == 1
+
+
+def test_server_stop_reasons_map_to_generation_stop_reasons():
+    from workbench.engine.session import _remote_generation
+
+    class Tok:
+        def encode(self, text, add_special_tokens=False):
+            return text.split()
+
+    stop = ["\n"]
+    assert _remote_generation({"text": "a b", "finish_reason": "length"}, stop, Tok()).stop_reason == "length"
+    # vLLM: the matched stop string, or the EOS id / None at end of text
+    assert _remote_generation({"text": "a", "finish_reason": "stop", "stop_reason": "\n"}, stop, Tok()).stop_reason == "stop"
+    assert _remote_generation({"text": "a", "finish_reason": "stop", "stop_reason": 2}, stop, Tok()).stop_reason == "eos"
+    assert _remote_generation({"text": "a", "finish_reason": "stop", "stop_reason": None}, stop, Tok()).stop_reason == "eos"
+    # a server that cuts the stop string itself and does not say which ended it
+    assert _remote_generation({"text": "a", "finish_reason": "stop"}, stop, Tok()).stop_reason == "stop"
+    g = _remote_generation({"text": "a b\nc", "finish_reason": "length", "completion_tokens": 5}, stop, Tok())
+    assert g.text == "a b" and g.stop_reason == "stop" and g.n_tokens == 5
+
+
+@pytest.mark.model
 def test_dead_server_and_wrong_url_name_the_cause(server):
     port = free_port()          # nothing listens there
     with pytest.raises(ModelError, match="Cannot reach an inference server") as e:
@@ -89,6 +125,7 @@ def test_dead_server_and_wrong_url_name_the_cause(server):
     assert p.returncode == 1 and "error: Cannot reach an inference server" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.model
 def test_connect_checks_pass_on_a_correct_server(server):
     s = remote_session(server.url)
     info = s.info()
@@ -215,6 +252,7 @@ def test_429_storm_500s_and_dropped_connections_are_retried(server, session):
     assert s.remote.retries >= 8
 
 
+@pytest.mark.model
 def test_429_storm_beyond_the_retries_is_a_clear_error(server):
     s = remote_session(server.url, concurrency=2, max_retries=2)
     s.remote.config.backoff_s = 0.05
@@ -224,6 +262,7 @@ def test_429_storm_beyond_the_retries_is_a_clear_error(server):
     assert "--concurrency" in e.value.hint
 
 
+@pytest.mark.model
 def test_server_without_echo_logprobs_refuses_scoring_but_generates(server):
     server.set_faults(no_echo=True)
     s = remote_session(server.url)
@@ -234,12 +273,14 @@ def test_server_without_echo_logprobs_refuses_scoring_but_generates(server):
     assert "Paris" in s.generate(["The capital of France is"], max_new_tokens=4)[0].text
 
 
+@pytest.mark.model
 def test_shifted_echo_logprobs_are_detected(server):
     server.set_faults(offset=True)
     s = remote_session(server.url)
     assert s.remote.scoring_ok is False and "misaligned" in s.remote.scoring_problem
 
 
+@pytest.mark.model
 @pytest.mark.slow
 def test_server_killed_mid_run_fails_clearly_and_records_nothing(tmp_path, workbench_home):
     with ServerProcess.reference(delay=0.3) as srv:
@@ -277,6 +318,7 @@ def llama():
         yield srv
 
 
+@pytest.mark.model
 def test_llama_cpp_offset_echo_logprobs_are_detected(llama):
     s = remote_session(llama.url)
     assert s.remote.scoring_ok is False, s.remote.describe()
@@ -285,6 +327,7 @@ def test_llama_cpp_offset_echo_logprobs_are_detected(llama):
         s.loglikelihood(REQS)
 
 
+@pytest.mark.model
 def test_selfask_through_llama_cpp(llama):
     from workbench.core.data import load_dataset
     from workbench.core.templates import load_template

@@ -359,9 +359,10 @@ class RemoteEngine:
         body = {"model": self.served_name, "prompt": ids, "max_tokens": 1, "temperature": 0, "logprobs": 1,
                 "return_tokens_as_token_ids": True}
         try:
-            return self.request("POST", "/v1/completions", body)
-        except ServerError:
-            # A server that takes text prompts only (its tokenization was checked to agree).
+            return self.request("POST", "/v1/completions", body, retries=1)
+        except ModelError:
+            # A server that takes text prompts only (its tokenization was checked to agree);
+            # llama-cpp-python answers a token-id prompt with a validation error as HTTP 500.
             self.token_prompts = False
             body["prompt"] = text
             return self.request("POST", "/v1/completions", body)

@@ -4,6 +4,7 @@
     s.loglikelihood([("Topic of 'Oil prices rise':", " business"), ...])   # -> [LogLik(logprob, greedy, n_tokens)]
     s.generate(["Q: ...\nA:"], max_new_tokens=32, stop=["\n"])              # -> [Generation(text, ...)]
     s.attach_adapter("runs/x/adapter"); s.detach_adapter()
+    get_session("openai:http://gpu:8000/v1#name", tokenizer="default")   # an inference server (remote.py)
 
 Scoring follows lm-evaluation-harness's conventions exactly (see docs/SCORING.md): a pair is
 tokenized as a whole, the continuation is what follows the context's own tokens, and trailing
