@@ -597,7 +597,8 @@ class PromptTemplate:
         def encode(w: str) -> list[int]:
             return tokenizer(self.target_delimiter + w, add_special_tokens=False)["input_ids"]
 
-        _, warnings = verbalizer_report(self.answer_choices.items(), encode, lambda ids: tokenizer.decode(ids))
+        decode = getattr(tokenizer, "decode", None) or (lambda ids: " ".join(map(str, ids)))   # a bare callable: ids
+        _, warnings = verbalizer_report(self.answer_choices.items(), encode, decode)
         return [Problem("warning", "answer_choices", w) for w in warnings]
 
     # ---- serialization ---------------------------------------------------------------------
