@@ -74,6 +74,9 @@ def whole_word_tokens(session, delimiter: str = " ", min_chars: int = 3) -> dict
     With the usual delimiter " ", a token qualifies when it decodes to " " + a word of letters
     (inner ' and - allowed, at least `min_chars` long) and " " + word encodes back to exactly
     that one token, so the word is scored by the very token it was chosen for."""
+    key = (session.identity, delimiter, min_chars)
+    if key in _WORDS:
+        return dict(_WORDS[key])
     tok = session.scoring_tokenizer()
     V = len(tok) if hasattr(tok, "__len__") else None
     if V is None:
@@ -93,4 +96,8 @@ def whole_word_tokens(session, delimiter: str = " ", min_chars: int = 3) -> dict
         if tok.encode(lead + w, add_special_tokens=False) != [i]:
             continue
         out[i] = w
-    return out
+    _WORDS[key] = out
+    return dict(out)
+
+
+_WORDS: dict[tuple, dict[int, str]] = {}   # per (model identity, delimiter, min_chars): a vocabulary scan takes seconds

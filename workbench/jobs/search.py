@@ -481,6 +481,7 @@ class _Search:
     def run(self, resume: dict | None, store: bool) -> SearchResult:
         from workbench.core.racing import race, rung_sizes
 
+        self.session.load()      # model loading is not search time
         self.state = resume if resume is not None else self.new_state()
         self.budget = _Budget(self.cfg, int(self.state.get("tokens", 0)), float(self.state.get("seconds", 0.0)),
                               self.session)
@@ -493,7 +494,6 @@ class _Search:
                 data_name=self.ds.name, seed=self.cfg.seed,
                 settings={"search": asdict(self.cfg), "eval": asdict(self.eval_cfg)}, metrics={}, payload=self.state,
                 status="running")
-        self.session.load()
         sizes = rung_sizes(len(self.dev), self.cfg.first_rows, self.cfg.eta)
         try:
             while self.state["stage_index"] < len(self.stages):
@@ -540,6 +540,11 @@ class _Search:
     def _finish_winner(self) -> None:
         s = self.state
         key = s["incumbent_key"]
+        # The report compares start and winner on all dev rows, even if the race (or the
+        # budget) left one of them on a smaller slice; cached rows make this cheap.
+        for k in dict.fromkeys([s["start"]["key"], key]):
+            if s["candidates"][k]["n"] < len(self.dev):
+                self.score(k, len(self.dev))
         c = s["candidates"][key]
         cand = self._candidate(key)
         name = self.cfg.winner_name or f"{self.start.name}-search-{(self.run_id or 'local')[-6:]}"
