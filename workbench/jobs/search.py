@@ -267,6 +267,7 @@ class _Search:
         self.state: dict = {}
         self.run_id: str | None = None
         self.scorer = _Memo(session)
+        self.on_start: Callable[[str], None] | None = None
         self._last_ckpt = 0.0
 
     # ---------------------------------------------------------------- state
@@ -494,6 +495,8 @@ class _Search:
                 data_name=self.ds.name, seed=self.cfg.seed,
                 settings={"search": asdict(self.cfg), "eval": asdict(self.eval_cfg)}, metrics={}, payload=self.state,
                 status="running")
+        if self.on_start is not None and self.run_id is not None:
+            self.on_start(self.run_id)
         sizes = rung_sizes(len(self.dev), self.cfg.first_rows, self.cfg.eta)
         try:
             while self.state["stage_index"] < len(self.stages):
@@ -511,6 +514,18 @@ class _Search:
                                              "winner_n": res.winner_n, "changed": changed,
                                              "rungs": [{"n": r["n"], "scored": len(r["scores"]),
                                                         "kept": len(r["kept"])} for r in res.rungs]})
+                if not res.complete and not changed:
+                    # The budget stops exploring, not judging: the open race's leader is scored on
+                    # all dev rows (one candidate: a bounded overshoot) and replaces the incumbent
+                    # only if it beats it there.
+                    leader = _race_leader(res)
+                    if leader is not None and leader != best.key:
+                        n = len(self.dev)
+                        if self.score(leader, n) > self.score(best.key, n):
+                            changed = True
+                            res.winner, res.winner_n = leader, n
+                            self.state["stages"][-1].update(winner=leader, winner_n=n, changed=True,
+                                                            winner_accuracy=self.state["candidates"][leader]["accuracy"])
                 if changed:
                     self.state["incumbent_key"] = res.winner
                 if not res.complete:
@@ -548,7 +563,7 @@ class _Search:
         c = s["candidates"][key]
         cand = self._candidate(key)
         name = self.cfg.winner_name or f"{self.start.name}-search-{(self.run_id or 'local')[-6:]}"
-        s["winner"] = {"key": key, "name": name, "yaml": c["yaml"], "config": c["config"],
+        s["winner"] = {"key": key, "name": name, "yaml": replace(cand.template, name=name).to_yaml(), "config": c["config"],
                        "dev_accuracy": c["accuracy"] if c["n"] == len(self.dev) else None,
                        "changes": c.get("changes", {}), "describe": cand.describe()}
 
@@ -608,6 +623,15 @@ class _Search:
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in w["name"])
         path = t.save(paths.user_templates_dir() / f"{safe}.yaml")
         s["saved_path"] = str(path)
+        s["winner"]["yaml"] = t.to_yaml()
+
+
+def _race_leader(res):
+    """The best candidate of the largest rung with scores (fully scored or not)."""
+    for r in reversed(res.rungs):
+        if r["scores"]:
+            return max(r["scores"], key=lambda c: r["scores"][c])
+    return None
 
 
 def _pred_cfg(cfg) -> dict:
@@ -635,18 +659,17 @@ def test_uses(dataset, eval_cfg, registry) -> int:
 # ---------------------------------------------------------------------------- entry points
 def search(start, dataset, session, config: SearchConfig | None = None, eval_config=None, *, registry=None,
            store: bool = True, resume: str | None = None, name: str | None = None,
-           progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> SearchResult:
+           progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+           on_start: Callable[[str], None] | None = None) -> SearchResult:
     """Search from template `start` on `dataset` (see the module docstring).
 
     `eval_config` gives the scoring method, the split and the start's demo/calibration settings
     (its split/limit are ignored: the search scores dev rows, then test once). `resume` is the
     run id of a stopped search; its settings and scores are reused and `config`'s budgets (if
-    given) replace the stored ones."""
+    given) replace the stored ones. `on_start(run_id)` is called once the run is in the registry
+    (the UI shows the live leaderboard from there)."""
     from workbench.jobs.inference import EvalConfig
 
-    if start.task != "classification" or not start.answer_choices:
-        raise ConfigError(f"prompt search needs a classification template with answer_choices; {start.name!r} is not",
-                          "start from a classification template (label -> verbalizer words)")
     reg = registry
     if reg is None and store:
         from workbench.storage.runs import RunRegistry
@@ -671,6 +694,11 @@ def search(start, dataset, session, config: SearchConfig | None = None, eval_con
         from workbench.core.templates import PromptTemplate
         start = PromptTemplate.from_yaml(state["start"]["yaml"])
         name = name or rec.name
+    if start is None:
+        raise ConfigError("prompt search needs a start template", "pass one, or the run id of a search to resume")
+    if start.task != "classification" or not start.answer_choices:
+        raise ConfigError(f"prompt search needs a classification template with answer_choices; {start.name!r} is not",
+                          "start from a classification template (label -> verbalizer words)")
     config = config or SearchConfig()
     config.validate()
     eval_config = eval_config or EvalConfig(shots=start.fewshot.k, sampling=start.fewshot.sampling,
@@ -686,6 +714,7 @@ def search(start, dataset, session, config: SearchConfig | None = None, eval_con
     s = _Search(start, dataset, session, config, eval_config, reg if store or resume else None, progress, cancel,
                 name or f"search: {start.name} on {dataset.name}")
     s.run_id = resume
+    s.on_start = on_start
     return s.run(state, store)
 
 
