@@ -297,3 +297,24 @@ def test_real_model_search_end_to_end(session, bbc):
     assert win is not None and win > start + 0.15, (start, win, words)
     assert res.test["n"] == 40 and res.test["test_uses"] == 1
     assert res.payload["tokens"] <= 60_000 + 20_000   # the budget is checked between scoring calls
+
+
+def test_memo_sends_each_request_once():
+    from workbench.jobs.search import _Memo
+
+    class Inner:
+        def __init__(self):
+            self.sent = []
+            self.stats = {"tokens": 0}
+
+        def loglikelihood(self, reqs, **kw):
+            self.sent.extend(reqs)
+            return [len(c) + len(x) for c, x in reqs]
+
+    inner = Inner()
+    m = _Memo(inner)
+    a = m.loglikelihood([("ctx", " a"), ("ctx", " b")])
+    b = m.loglikelihood([("ctx", " b"), ("ctx2", " a"), ("ctx", " a")])
+    assert a == [5, 5] and b == [5, 6, 5]
+    assert inner.sent == [("ctx", " a"), ("ctx", " b"), ("ctx2", " a")]
+    assert m.stats is inner.stats          # budgets read the real session's counters

@@ -254,8 +254,9 @@ def build(ctx: Ctx) -> None:
             axes = gr.CheckboxGroup(list(AXES), value=list(AXES), label="Search axes", elem_id="search-axes")
             budget_tokens = gr.Number(300_000, label="Token budget", precision=0, minimum=0, info="0 = no limit")
             budget_seconds = gr.Number(600, label="Time budget (s)", precision=0, minimum=0, info="0 = no limit")
-            max_dev = gr.Number(0, label="Max dev rows", precision=0, minimum=0, info="0 = all")
-            test_limit = gr.Number(0, label="Test rows", precision=0, minimum=0, info="0 = all")
+            max_dev = gr.Number(0, label="Max dev rows", precision=0, minimum=0, info="0 = all", elem_id="search-max-dev")
+            test_limit = gr.Number(0, label="Test rows", precision=0, minimum=0, info="0 = all",
+                                   elem_id="search-test-limit")
         with gr.Accordion("More settings", open=False):
             with gr.Row():
                 shots = gr.Textbox("0,2,4", label="Demonstration counts", info="comma-separated")
