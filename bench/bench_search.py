@@ -49,8 +49,15 @@ def main() -> int:
     ap.add_argument("--test-limit", type=int, default=200)
     ap.add_argument("--shots", default="0,2,4")
     ap.add_argument("--propose-instructions", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch intra-op threads (0 = torch's default). On a machine shared by many processes, "
+                         "1 thread avoids the spin-waiting of oversubscribed thread pools")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results_search.json"))
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     if "WORKBENCH_HOME" not in os.environ:
         os.environ.setdefault("WORKBENCH_CACHE", str(Path.home() / ".cache" / "prompt-workbench"))
@@ -121,7 +128,7 @@ def main() -> int:
         "tokens": res.payload["tokens"], "search_s": round(t_search, 1), "load_s": round(t_load, 1),
         "library_eval_s": round(t_lib, 1), "candidates": len(res.payload["candidates"]),
         "budget_exhausted": bool(res.payload.get("budget_exhausted")), "run_id": res.run_id,
-        "winner_test_eval_reused": reused, "load_average": os.getloadavg(),
+        "winner_test_eval_reused": reused, "load_average": os.getloadavg(), "threads": args.threads,
     }
     Path(args.out).write_text(json.dumps(out, indent=1))
     pct = lambda x: f"{x * 100:.1f}"
