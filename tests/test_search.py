@@ -212,8 +212,16 @@ def test_search_never_reads_the_test_split(tiny_session, small_bbc, monkeypatch)
     assert any(t in c for t in dev_titles for c in rec.contexts)      # the search did score dev rows
     assert res.test is None
     assert res.status == "done" and len(res.payload["stages"]) == 5
-    # The winner is at least as good on dev as the start (the incumbent is in every race).
+    # The winner is at least as good on dev as the start (the incumbent is in every race), and
+    # every change of incumbent was a strict improvement on all dev rows.
     assert res.winner["dev_accuracy"] >= res.payload["start"]["dev_accuracy"]
+    cands = res.payload["candidates"]
+    inc = res.payload["start"]["key"]
+    for st in res.payload["stages"]:
+        if st["changed"]:
+            assert cands[st["winner"]]["scores"]["8"] > cands[inc]["scores"]["8"]
+            inc = st["winner"]
+    assert inc == res.winner["key"]
 
 
 def test_cancel_then_resume_scores_nothing_twice(tiny_session, small_bbc):

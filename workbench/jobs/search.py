@@ -508,7 +508,12 @@ class _Search:
                 keys = [best.key] + [c.key for c in cands if c.key != best.key]
                 res = race(keys, self.score, sizes, keep=self.cfg.keep, out_of_budget=self.budget.out,
                            prefer=best.key)
-                changed = res.winner is not None and res.winner_n == len(self.dev) and res.winner != best.key
+                n_all = len(self.dev)
+                changed = res.winner is not None and res.winner_n == n_all and res.winner != best.key
+                if changed:
+                    # The incumbent may have left the race early; the new winner must still beat it
+                    # on all dev rows (cached rows: cheap), or nothing changes.
+                    changed = self.score(res.winner, n_all) > self.score(best.key, n_all)
                 self.state["stages"].append({"stage": stage, "candidates": len(keys), "complete": res.complete,
                                              "winner": res.winner, "winner_accuracy": res.winner_score,
                                              "winner_n": res.winner_n, "changed": changed,
