@@ -326,3 +326,33 @@ def test_memo_sends_each_request_once():
     assert a == [5, 5] and b == [5, 6, 5]
     assert inner.sent == [("ctx", " a"), ("ctx", " b"), ("ctx2", " a")]
     assert m.stats is inner.stats          # budgets read the real session's counters
+
+
+def test_similar_demos_are_the_nearest_rows_nearest_last(small_bbc):
+    """sampling='similar' (the search's demonstration axis, usable everywhere): the k pool rows
+    with the highest cosine similarity of their rendered input to the row's, nearest last, never
+    the row itself; build_prompts uses them."""
+    from workbench.core.data import split_dataset
+    from workbench.core.templates import PromptTemplate
+    from workbench.engine.embeddings import embed, similar_demos
+    from workbench.jobs.inference import EvalConfig, build_prompts
+
+    t = PromptTemplate(name="h", input="Headline: {{ title }}\nTopic:", answer_choices={lab: [lab] for lab in LABELS})
+    sp = split_dataset(small_bbc, seed=0, dev=0.1, test=0.2)
+    pool, rows = sp.train, sp.dev.iloc[:3]
+    vp = embed([t.render_input(r) for _, r in pool.iterrows()])
+    for _, row in rows.iterrows():
+        sims = vp @ embed([t.render_input(row)])[0]
+        want = [pool.index[i] for i in np.argsort(-sims)[:2]][::-1]
+        got = [d.name for d in similar_demos(t, pool, row, 2)]
+        assert got == want
+    # The row itself is never its own demonstration.
+    first = pool.iloc[0]
+    assert first.name not in [d.name for d in similar_demos(t, pool, first, 3, exclude=first.name)]
+    cfg = EvalConfig(shots=2, sampling="similar", split="dev")
+    cfg.validate()
+    prompts = build_prompts(t, rows, pool, cfg)
+    for p, (_, row) in zip(prompts, rows.iterrows()):
+        nearest = similar_demos(t, pool, row, 2)[-1]
+        assert p.endswith(t.render_input(row))
+        assert t.render_input(nearest) in p.split("\n\n")[-2]       # the nearest demo sits right before the input
