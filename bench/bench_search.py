@@ -1,8 +1,7 @@
 """Prompt-search benchmark: from a deliberately weak start on bbc headlines to a winner, proven
 once on held-out test rows.
 
-    python bench/bench_search.py                                   # ~10 min on a quiet 2-core CPU
-    python bench/bench_search.py --budget-seconds 300 --max-dev-rows 64 --test-limit 200
+    python bench/bench_search.py --threads 1 --max-dev-rows 64 --first-rows 8 --test-limit 200 --shots 0,2,4 --budget-seconds 420
 
 Start: "Text: {{ title }}\\nLabel:" with opaque verbalizers A-E (business, entertainment,
 politics, sports, tech), zero-shot. The search (all five axes unless --axes says otherwise)
@@ -52,7 +51,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0,
                     help="torch intra-op threads (0 = torch's default). On a machine shared by many processes, "
                          "1 thread avoids the spin-waiting of oversubscribed thread pools")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results_search.json"))
+    ap.add_argument("--out", default=str(ROOT / "artifacts" / "bench_search.json"))
     args = ap.parse_args()
     if args.threads:
         import torch
@@ -130,6 +129,7 @@ def main() -> int:
         "budget_exhausted": bool(res.payload.get("budget_exhausted")), "run_id": res.run_id,
         "winner_test_eval_reused": reused, "load_average": os.getloadavg(), "threads": args.threads,
     }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
     pct = lambda x: f"{x * 100:.1f}"
     print("\n| template | dev acc | test acc (n=%d) |" % test["n"])
