@@ -587,7 +587,8 @@ class _Search:
                 ids.append(dict(ids[0], reused=True))
                 continue
             cfg = replace(c.config, split="test", limit=self.cfg.test_limit)
-            res, rid, reused = evaluate_or_reuse(c.template, self.ds, self.session, cfg, rows=rows, pool=self.train,
+            t = c.template if c.key == start.key else replace(c.template, name=s["winner"]["name"])   # the Runs list shows who it is
+            res, rid, reused = evaluate_or_reuse(t, self.ds, self.session, cfg, rows=rows, pool=self.train,
                                                  registry=self.reg, cancel=self.cancel)
             results.append((label, res))
             ids.append({"eval_run_id": rid, "reused": reused})
