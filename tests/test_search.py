@@ -356,3 +356,13 @@ def test_similar_demos_are_the_nearest_rows_nearest_last(small_bbc):
         nearest = similar_demos(t, pool, row, 2)[-1]
         assert p.endswith(t.render_input(row))
         assert t.render_input(nearest) in p.split("\n\n")[-2]       # the nearest demo sits right before the input
+
+
+def test_cli_search_needs_a_start_or_a_run_to_resume(capsys):
+    from workbench.cli import main
+
+    assert main(["search", "--data", "bbc"]) == 1
+    err = capsys.readouterr().err
+    assert "--template" in err and "--resume" in err
+    assert main(["search", "--data", "bbc", "--template", "x.yaml", "--axes", "colour"]) == 1
+    assert "axes" in capsys.readouterr().err

@@ -15,7 +15,7 @@ import gradio as gr
 from workbench.app.common import DEFAULT_TEMPLATE, Ctx, UIState, parse_template, state_dataset, user_errors
 
 CHOICE_HEADERS = ["label", "verbalizers (comma-separated)"]
-SAMPLINGS = ["fixed", "per_example"]
+SAMPLINGS = ["fixed", "per_example", "similar"]
 
 
 # ------------------------------------------------------------------------------------ library
