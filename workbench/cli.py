@@ -14,7 +14,7 @@ import os
 import sys
 
 # Order is the order shown in --help.
-COMMANDS = ["eval", "compare", "templates", "data", "models", "train", "export", "predict", "import", "runs", "serve"]
+COMMANDS = ["eval", "compare", "search", "templates", "data", "models", "train", "export", "predict", "import", "runs", "serve"]
 # Subcommands whose module name differs (`import` is a Python keyword).
 MODULES = {"import": "import_"}
 

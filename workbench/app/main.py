@@ -35,6 +35,7 @@ TABS = [
     "tab_preview",
     "tab_run",
     "tab_compare",
+    "tab_search",
     "tab_train",
     "tab_export",
     "tab_runs",
@@ -64,7 +65,7 @@ def build_app(model: str = "default", data: str = "bbc") -> gr.Blocks:
                   job=gr.BrowserState("", storage_key="workbench_eval_job"),
                   draft=gr.BrowserState({}, storage_key="workbench_template_draft"),
                   browser={key: gr.BrowserState("", storage_key=f"workbench_{key}")
-                           for key in ("compare_job", "robust_job", "train_run", "data_choice")})
+                           for key in ("compare_job", "robust_job", "train_run", "data_choice", "search_job")})
         with gr.Row(elem_id="header"):
             gr.Markdown("## Prompt Workbench\n<span class='subtitle'>design prompts for Hugging Face LMs: "
                         "data → template → preview → run → runs</span>")

@@ -16,7 +16,7 @@ from workbench.app import template_list
 from workbench.app.common import DEFAULT_TEMPLATE, Ctx, UIState, parse_template, state_dataset, user_errors
 
 CHOICE_HEADERS = ["label", "verbalizers (comma-separated)"]
-SAMPLINGS = ["fixed", "per_example"]
+SAMPLINGS = ["fixed", "per_example", "similar"]
 VALIDATE_SECONDS = 5.0   # every render of one validation request together (docs/SECURITY.md)
 
 

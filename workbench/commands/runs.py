@@ -8,7 +8,7 @@ def register(sub) -> None:
     p = sub.add_parser("runs", help="list or show runs from the registry", description=__doc__)
     p.add_argument("action", nargs="?", default="list", choices=["list", "show"])
     p.add_argument("run_id", nargs="?")
-    p.add_argument("--kind", default=None, choices=["eval", "compare", "train", "export"])
+    p.add_argument("--kind", default=None, choices=["eval", "compare", "train", "export", "search"])
     p.add_argument("--search", default=None, help="substring of the name, model or data")
     p.add_argument("--limit", type=int, default=30)
     p.set_defaults(func=run)
@@ -27,7 +27,7 @@ def run(args) -> int:
         print(f"no runs yet in {reg.path}")
     for r in rows:
         m = r.metrics or {}
-        score = m.get("accuracy", m.get("exact_match"))
+        score = m.get("accuracy", m.get("exact_match", m.get("test_winner_accuracy")))
         score = f"{score:.3f}" if isinstance(score, (int, float)) else "-"
         print(f"{r.id}  {r.kind:<8} {r.created_at[:19]}  {r.name[:32]:<32} {(r.data_name or '-')[:14]:<14} {score:>6}  "
               f"{(r.adapter or '')[-30:]}")

@@ -21,7 +21,8 @@ class EvalConfig:
     per_class: bool = field(default=False, metadata={"help": "shots counts demonstrations per class"})
     balanced: bool = field(default=False, metadata={"help": "spread demonstrations evenly across classes"})
     sampling: str = field(default="fixed", metadata={
-        "help": "'fixed': one demonstration set for the whole run; 'per_example': drawn per example (seeded)"})
+        "help": "'fixed': one demonstration set for the whole run; 'per_example': drawn per example (seeded); "
+                "'similar': the k training rows nearest to the input by sentence embedding (nearest last)"})
     seed: int = field(default=0, metadata={"help": "seed for demonstration sampling and generation"})
     method: str = field(default="acc", metadata={"help": "acc | acc_norm | acc_bytes"})
     calibration: str = field(default="none", metadata={"help": "none | contextual | pmi"})
@@ -48,8 +49,8 @@ class EvalConfig:
             raise ConfigError(f"Unknown split '{self.split}'.", hint=f"Use one of: {', '.join(SPLITS)}.")
         if self.shots < 0:
             raise ConfigError(f"shots must be >= 0, got {self.shots}.")
-        if self.sampling not in ("fixed", "per_example"):
-            raise ConfigError(f"Unknown demo sampling '{self.sampling}'.", hint="Use fixed or per_example.")
+        if self.sampling not in ("fixed", "per_example", "similar"):
+            raise ConfigError(f"Unknown demo sampling '{self.sampling}'.", hint="Use fixed, per_example or similar.")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1, got {self.limit}.", hint="Leave it empty to use the whole split.")
 

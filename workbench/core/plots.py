@@ -177,3 +177,26 @@ def leaderboard_ci(rows: Sequence[Mapping], title: str = "Accuracy with 95% CI")
     fig.update_xaxes(range=[0, 1.05])
     fig.update_yaxes(type="category")
     return fig
+
+
+def search_progress(curve: Sequence[Mapping], history: Sequence[Mapping] = (), start: float | None = None,
+                    title: str = "Prompt search: best dev accuracy so far vs budget") -> go.Figure:
+    """Best-so-far dev accuracy (on all dev rows) against model tokens spent, with every scoring
+    of a candidate as a dot (its accuracy on the rows of that rung; size grows with the rows)."""
+    fig = go.Figure()
+    if history:
+        ns = [h["n"] for h in history]
+        big = max(ns) or 1
+        fig.add_scatter(x=[h["tokens"] for h in history], y=[h["accuracy"] for h in history], mode="markers",
+                        name="a candidate on n dev rows", marker=dict(color="#BAB0AC", size=[5 + 9 * n / big for n in ns],
+                                                                     opacity=0.6),
+                        text=[f"{h['stage']} · n={h['n']}" for h in history],
+                        hovertemplate="%{text}<br>acc %{y:.3f}<br>%{x:,} tokens<extra></extra>")
+    if curve:
+        fig.add_scatter(x=[c["tokens"] for c in curve], y=[c["best"] for c in curve], mode="lines+markers",
+                        line_shape="hv", name="best so far (all dev rows)", line=dict(color=COLORS["accuracy"], width=3),
+                        hovertemplate="best %{y:.3f}<br>%{x:,} tokens<extra></extra>")
+    if start is not None:
+        fig.add_hline(y=start, line_dash="dot", line_color="#E45756", annotation_text="start",
+                      annotation_position="bottom right")
+    return _layout(fig, title, "model tokens spent", "dev accuracy", yaxis_range=[0, 1.02])

@@ -38,7 +38,7 @@ ROW_VARIABLE = "row"          # the whole row, for columns whose names are not i
 MANY_CLASSES = 1000           # above this, validate() warns about the number of requests per row
 KINDS = ("direct", "cot", "self_ask")
 AGGREGATES = ("max", "mean")
-SAMPLINGS = ("fixed", "per_example")
+SAMPLINGS = ("fixed", "per_example", "similar")
 
 
 # --------------------------------------------------------------------------------------------
@@ -49,7 +49,7 @@ class FewShotConfig:
     k: int = field(default=0, metadata={"help": "Number of demonstrations (0 = zero-shot)."})
     per_class: bool = field(default=False, metadata={"help": "Take k demonstrations per class instead of k in total."})
     balanced: bool = field(default=False, metadata={"help": "Draw demonstrations so every class is equally represented."})
-    sampling: str = field(default="fixed", metadata={"help": "'fixed': one demo set for the whole run; 'per_example': a fresh draw per example."})
+    sampling: str = field(default="fixed", metadata={"help": "'fixed': one demo set for the whole run; 'per_example': a fresh draw per example; 'similar': the k training rows most similar to the input (sentence embeddings)."})
     seed: int = field(default=0, metadata={"help": "Seed of the demonstration draw."})
 
 
@@ -474,7 +474,7 @@ class PromptTemplate:
         if self.choice_aggregate not in AGGREGATES:
             P("error", "choice_aggregate", f"unknown aggregate {self.choice_aggregate!r}; use 'max' or 'mean'")
         if self.fewshot.sampling not in SAMPLINGS:
-            P("error", "fewshot.sampling", f"unknown sampling {self.fewshot.sampling!r}; use 'fixed' or 'per_example'")
+            P("error", "fewshot.sampling", f"unknown sampling {self.fewshot.sampling!r}; use 'fixed', 'per_example' or 'similar'")
         if self.fewshot.k < 0:
             P("error", "fewshot.k", f"k must be >= 0, got {self.fewshot.k}")
         if not self.input.strip():

@@ -346,7 +346,8 @@ def demo_indices(template, rows, pool, config) -> list:
     label_col = template.label_column if template.label_column in rows.columns else None
     if config.sampling == "fixed":
         return [jsonable(d.name) for d in demos_for(template, pool, config, None, label_col)]
-    return [[jsonable(d.name) for d in demos_for(template, pool, config, idx, label_col)] for idx in rows.index]
+    return [[jsonable(d.name) for d in demos_for(template, pool, config, idx, label_col, row=row)]
+            for idx, row in rows.iterrows()]
 
 
 def _row_texts(dataset, rows, templates=(), limit: int = 400) -> list[str] | None:

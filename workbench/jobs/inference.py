@@ -126,12 +126,18 @@ def eval_rows(dataset, config: EvalConfig):
     return rows, pool
 
 
-def demos_for(template, pool, config: EvalConfig, row_index: Any | None, label_column: str | None):
-    """Demonstrations for one example (fixed sampling ignores row_index)."""
+def demos_for(template, pool, config: EvalConfig, row_index: Any | None, label_column: str | None, row=None):
+    """Demonstrations for one example (fixed sampling ignores row_index). 'similar' sampling
+    needs the row itself; without it (content-free calibration inputs) it falls back to the
+    fixed seeded draw."""
     from workbench.core.data import sample_demos
 
     if config.shots <= 0:
         return []
+    if config.sampling == "similar" and row is not None:
+        from workbench.engine.embeddings import similar_demos
+
+        return similar_demos(template, pool, row, config.shots, exclude=row_index)
     # per-example seeds must not use hash(): Python salts str hashes per process
     seed = config.seed if config.sampling == "fixed" else _stable_seed(config.seed, row_index)
     exclude = row_index if config.sampling == "per_example" else None
@@ -151,12 +157,16 @@ def build_prompts(template, rows, pool, config: EvalConfig, session=None, demos_
     `demos_fn(index, row)`, when given, picks each row's demonstrations (lm-eval's samplers)."""
     label_col = template.label_column if template.label_column in rows.columns else None
     fixed = demos_for(template, pool, config, None, label_col) if config.sampling == "fixed" and demos_fn is None else None
+    if config.sampling == "similar" and config.shots > 0 and demos_fn is None:
+        from workbench.engine.embeddings import warm
+
+        warm(template, rows)   # one batch instead of one encoder call per row
     prompts = []
     for idx, row in rows.iterrows():
         if demos_fn is not None:
             demos = demos_fn(idx, row)
         else:
-            demos = fixed if fixed is not None else demos_for(template, pool, config, idx, label_col)
+            demos = fixed if fixed is not None else demos_for(template, pool, config, idx, label_col, row=row)
         ctx = template.build_context(row, demos)
         if template.chat:
             if session is None:

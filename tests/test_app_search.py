@@ -1,0 +1,96 @@
+"""The Search tab driven through gradio_client, as a script would: load data, start a small
+search on the real default model, poll it (live run id), open it, cancel another and resume it."""
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+pytestmark = pytest.mark.model
+
+WEAK = """name: bbc_weak_start
+input: |-
+  Text: {{ title }}
+  Label:
+answer_choices:
+  business: [A]
+  entertainment: [B]
+  politics: [C]
+  sports: [D]
+  tech: [E]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(client, job_id: str, timeout: float = 300) -> dict:
+    end = time.time() + timeout
+    st = {}
+    while time.time() < end:
+        st = client.predict(job_id, api_name="/search_status")
+        if st["state"] in ("done", "failed", "cancelled"):
+            return st
+        time.sleep(0.5)
+    raise AssertionError(f"search job {job_id} did not finish: {st}")
+
+
+def test_search_tab_end_to_end(session):
+    from gradio_client import Client
+
+    from workbench.app.main import build_app, launch_kwargs
+    from workbench.core.templates import list_library, load_template
+
+    demo = build_app(model="default", data="bbc")
+    try:
+        port = _free_port()
+        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                    **launch_kwargs())
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client.predict("bbc", None, "", None, None, 0, api_name="/load_data")
+
+        # model, start YAML, axes, token budget, seconds, max dev rows, test rows, shots, selections,
+        # calibrations, proposed instructions, score on test, winner name
+        form = ["default", WEAK, ["calibration"], 0, 0, 8, 12, "0", ["random"], ["none", "pmi"], 0, True, "ui_winner"]
+        out = client.predict(*form, api_name="/search_start")
+        job_id = out[0]
+        st = _wait(client, job_id)
+        assert st["state"] == "done", st
+        run_id = st["result_id"]
+        assert st["run_id"] == run_id
+
+        rid, md, _fig, board, diff, win_yaml = client.predict(run_id, api_name="/search_open")
+        assert rid == run_id
+        assert "Held-out test" in md and "n=12" in md and "search(es)" in md
+        assert len(board["data"]) >= 2          # start + at least one calibration
+        assert load_template(win_yaml).name == "ui_winner"
+        assert any(t["name"] == "ui_winner" for t in list_library())   # saved as a user template
+
+        # Cancel a search at once, then resume it by run id.
+        form2 = list(form)
+        form2[2], form2[-1] = ["calibration"], "ui_winner_2"
+        out = client.predict(*form2, api_name="/search_start")
+        job2 = out[0]
+        for _ in range(200):   # wait until the run exists, then cancel
+            st2 = client.predict(job2, api_name="/search_status")
+            if st2.get("run_id") or st2["state"] in ("done", "failed", "cancelled"):
+                break
+            time.sleep(0.1)
+        client.predict(job2, api_name="/search_cancel")
+        st2 = _wait(client, job2)
+        run2 = st2["run_id"]
+        if st2["state"] == "cancelled":
+            out = client.predict("default", run2, 0, 0, api_name="/search_resume")
+            st3 = _wait(client, out[0])
+            assert st3["state"] == "done", st3
+            assert st3["result_id"] == run2
+        else:   # it finished before the cancel arrived: still a valid, complete run
+            assert st2["state"] == "done", st2
+        _, md2, *_ = client.predict(run2, api_name="/search_open")
+        assert "Held-out test" in md2
+    finally:
+        demo.close()

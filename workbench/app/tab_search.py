@@ -1,0 +1,309 @@
+"""Search tab: start from a template, let the workbench search label words, format,
+instruction, demonstrations and calibration on train + dev, and see the winner proven once on
+held-out test rows.
+
+The search runs as a background job (`workbench.jobs.search.search`); while it runs, the tab
+polls the job and reads the search's checkpoint in the run registry, so the best-so-far plot and
+the leaderboard update live, and a page reload reconnects. A cancelled search can be resumed by
+its run id without rescoring anything. All logic lives in `workbench.jobs.search`; the handlers
+below parse the form, start jobs and render stored results.
+"""
+from __future__ import annotations
+
+import threading
+
+import gradio as gr
+
+from workbench.app.common import Ctx, UIState, empty_figure, job_progress_html, state_dataset, user_errors
+from workbench.core.search_space import AXES
+from workbench.jobs import queue as jobs
+
+POLL_S = 1.0
+SELECTIONS = ["random", "similar"]
+CALIBRATIONS = ["none", "contextual", "pmi"]
+# A deliberately weak start for the bbc demo data (opaque verbalizers A-E, plain format).
+EXAMPLE_START = """name: bbc_weak_start
+dataset: bbc
+input: |-
+  Text: {{ title }}
+  Label:
+answer_choices:
+  business: [A]
+  entertainment: [B]
+  politics: [C]
+  sports: [D]
+  tech: [E]
+"""
+
+_LIVE: dict[str, str] = {}          # job id -> search run id, set as soon as the run is registered
+_LIVE_LOCK = threading.Lock()
+
+
+# ------------------------------------------------------------------------------------ jobs
+def _search_job(ctx: jobs.JobContext, start, dataset, model: str, config, resume: str | None) -> str:
+    from workbench.engine.session import get_session
+    from workbench.jobs.search import search
+
+    ctx.message(f"loading model {model}")
+    session = get_session(model)
+
+    def on_start(run_id: str) -> None:
+        with _LIVE_LOCK:
+            _LIVE[ctx.job_id] = run_id
+
+    if resume:
+        on_start(resume)
+    res = search(start, dataset, session, config, progress=ctx.progress, cancel=ctx.cancelled, resume=resume,
+                 on_start=on_start)
+    return res.run_id
+
+
+def _ints(text: str, what: str) -> list[int]:
+    from workbench.errors import ConfigError
+
+    try:
+        return [int(x) for x in str(text or "").replace(" ", "").split(",") if x]
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated integers, got {text!r}", "e.g. 0,2,4") from None
+
+
+def _config(axes, budget_tokens, budget_seconds, max_dev_rows, test_limit, shots, selections, calibrations,
+            propose, evaluate_test, winner_name):
+    from workbench.jobs.search import SearchConfig
+
+    cfg = SearchConfig(axes=[a for a in AXES if a in (axes or [])],
+                       budget_tokens=int(budget_tokens) if budget_tokens else None,
+                       budget_seconds=float(budget_seconds) if budget_seconds else None,
+                       max_dev_rows=int(max_dev_rows) if max_dev_rows else None,
+                       test_limit=int(test_limit) if test_limit else None, shots=_ints(shots, "Shots") or [0],
+                       selections=list(selections or ["random"]), calibrations=list(calibrations or ["none"]),
+                       propose_instructions=int(propose or 0), evaluate_test=bool(evaluate_test),
+                       winner_name=(winner_name or "").strip() or None)
+    cfg.validate()
+    return cfg
+
+
+def search_start(state: UIState, model: str, start_yaml: str, axes: list, budget_tokens: float,
+                 budget_seconds: float, max_dev_rows: float, test_limit: float, shots: str, selections: list,
+                 calibrations: list, propose: float, evaluate_test: bool, winner_name: str):
+    """Start a search from `start_yaml` on this session's dataset. `axes` ⊆ verbalizer, format,
+    instruction, demos, calibration; budgets 0 = no limit; `max_dev_rows`/`test_limit` 0 = all.
+    Returns (job id, job id, progress HTML, poll timer). Poll `search_status(job_id)`; when
+    "done", `result_id` is the search's run id for `search_open`."""
+    from workbench.app.common import parse_template
+
+    with user_errors("Starting the search"):
+        start = parse_template(start_yaml)
+        ds = state_dataset(state)
+        cfg = _config(axes, budget_tokens, budget_seconds, max_dev_rows, test_limit, shots, selections,
+                      calibrations, propose, evaluate_test, winner_name)
+        model = (model or "").strip() or "default"
+        job_id = jobs.start("search", _search_job, resource="model", start=start, dataset=ds, model=model,
+                            config=cfg, resume=None, meta={"template": start.name, "data": ds.name, "model": model})
+        return job_id, job_id, progress_html(jobs.status(job_id)), gr.Timer(active=True)
+
+
+def search_resume(state: UIState, model: str, run_id: str, budget_tokens: float, budget_seconds: float):
+    """Continue a cancelled search `run_id` (its settings and scores are reused; the budgets given
+    here replace the stored ones). Returns like search_start."""
+    from workbench.jobs.search import SearchConfig, open_search
+
+    with user_errors("Resuming the search"):
+        run_id = (run_id or "").strip()
+        prev = open_search(run_id)
+        ds = state_dataset(state)
+        cfg = SearchConfig.from_dict(prev.payload["settings"])
+        cfg.budget_tokens = int(budget_tokens) if budget_tokens else None
+        cfg.budget_seconds = float(budget_seconds) if budget_seconds else None
+        model = (model or "").strip() or "default"
+        job_id = jobs.start("search", _search_job, resource="model", start=None, dataset=ds, model=model, config=cfg,
+                            resume=run_id, meta={"template": prev.payload["start"]["name"], "data": ds.name,
+                                                 "model": model})
+        return job_id, job_id, progress_html(jobs.status(job_id)), gr.Timer(active=True)
+
+
+def search_status(job_id: str) -> dict:
+    """{"state", "done", "total", "eta_s", "message", "error", "result_id", "run_id", ...};
+    `run_id` is the search's registry id as soon as it exists (for a live `search_open`)."""
+    st = jobs.status(job_id or "")
+    st["run_id"] = _LIVE.get(job_id or "") or st.get("result_id")
+    return st
+
+
+def search_cancel(job_id: str) -> str:
+    """Stop the search at its next scoring call; its state stays in the registry (resumable)."""
+    if job_id:
+        jobs.cancel(job_id)
+    return progress_html(jobs.status(job_id) if job_id else None)
+
+
+def progress_html(st: dict | None) -> str:
+    meta = (st or {}).get("meta") or {}
+    what = f"search from {meta.get('template', '')} on {meta.get('data', '')}" if meta else ""
+    return job_progress_html(st, what=what, idle="No search running.")
+
+
+# ------------------------------------------------------------------------------------ views
+def _pct(x) -> str:
+    return "–" if x is None else f"{x * 100:.1f}%"
+
+
+def summary_markdown(payload: dict, run_id: str | None) -> str:
+    s = payload
+    w = s.get("winner") or {}
+    st = s["start"]
+    lines = [f"**Search** `{run_id}` · {s.get('status')} · {s.get('tokens', 0):,} tokens · "
+             f"{s.get('seconds', 0):.0f} s · {len(s.get('candidates', {}))} candidates · "
+             f"{s.get('dev_rows')} dev rows" + (" · budget used up" if s.get("budget_exhausted") else "")]
+    best = s["curve"][-1]["best"] if s.get("curve") else None
+    if s.get("status") == "running":
+        lines.append(f"\nBest so far on all dev rows: **{_pct(best)}** (start {_pct(st.get('dev_accuracy'))}) · "
+                     f"stage {len(s.get('stages', [])) + 1}")
+    if w:
+        lines.append(f"\n🏆 Winner **{w.get('name')}**: dev {_pct(w.get('dev_accuracy'))} "
+                     f"(start {_pct(st.get('dev_accuracy'))}) — {w.get('describe') or 'no change'}")
+    t = s.get("test")
+    if t:
+        mark = "✅" if t["verdict"]["significant"] else "➖"
+        lines += [f"\n**Held-out test** (n={t['n']}, scored once): start {_pct(t['start_accuracy'])} → winner "
+                  f"**{_pct(t['winner_accuracy'])}** · dev-to-test drop of the winner "
+                  f"{t['dev_to_test_drop'] * 100:+.1f} pts",
+                  f"\n- {mark} {t['verdict']['text']}",
+                  f"- This test split has been used by **{t['test_uses']}** search(es)"
+                  + (": every extra look makes one good result less convincing." if t["test_uses"] > 1 else ".")]
+    if s.get("saved_path"):
+        lines.append(f"\nSaved as a user template: `{s['saved_path']}` (in every template picker).")
+    return "\n".join(lines)
+
+
+def leaderboard_frame(payload: dict):
+    import pandas as pd
+
+    from workbench.jobs.search import leaderboard
+
+    rows = [{"#": r["rank"], "": "🏆" if r["is_winner"] else ("start" if r["is_start"] else ""),
+             "stage": r["stage"], "change": r["change"], "dev acc": _pct(r["dev_accuracy"]), "dev rows": r["n"],
+             "tokens": r["tokens"], "diff vs start": r["diff"]} for r in leaderboard(payload)]
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["#", "stage", "change", "dev acc", "dev rows", "tokens"])
+
+
+def _views(payload: dict, run_id: str | None):
+    from workbench.core import plots
+    from workbench.core.search_space import template_diff
+
+    fig = (plots.search_progress(payload.get("curve", []), payload.get("history", []),
+                                 start=payload["start"].get("dev_accuracy"))
+           if payload.get("history") else empty_figure("no candidate scored yet"))
+    w = payload.get("winner") or {}
+    diff = template_diff(payload["start"]["yaml"], w["yaml"], {k: v for k, v in w.get("config", {}).items()
+                                                              if payload["start"]["config"].get(k) != v}) if w else ""
+    return summary_markdown(payload, run_id), fig, leaderboard_frame(payload), diff, w.get("yaml", "")
+
+
+def search_open(run_id: str):
+    """A stored (or running) search: (summary markdown, best-so-far plot, leaderboard table,
+    winner diff vs start, winner YAML)."""
+    from workbench.jobs.search import open_search
+
+    with user_errors("Opening the search"):
+        res = open_search((run_id or "").strip())
+        return (res.run_id,) + _views(res.payload, res.run_id)
+
+
+def poll_search(job_id: str):
+    """Timer tick: progress, and the live views from the search's registry checkpoint."""
+    st = search_status(job_id)
+    running = st["state"] in ("queued", "running")
+    run_id = st.get("run_id")
+    skip = (gr.skip(),) * 6
+    if st["state"] == "failed" and st.get("error"):
+        gr.Warning(st["error"], title="Search failed")
+    if not run_id:
+        return (progress_html(st if st["state"] != "unknown" else None), gr.Timer(active=running)) + skip
+    try:
+        from workbench.jobs.search import open_search
+
+        res = open_search(run_id)
+        views = (res.run_id,) + _views(res.payload, res.run_id)
+    except Exception:  # noqa: BLE001 - the first checkpoint may not be written yet
+        views = skip
+    return (progress_html(st), gr.Timer(active=running)) + views
+
+
+def use_library(choice: str):
+    from workbench.app.tab_compare import library_yaml
+
+    return library_yaml(choice)
+
+
+def build(ctx: Ctx) -> None:
+    from workbench.app.tab_compare import library_choices
+
+    job_state = ctx.browser.get("search_job") or gr.BrowserState("", storage_key="workbench_search_job")
+    with gr.Tab("Search", id="search", elem_id="tab-search"):
+        gr.Markdown("Start from a template; the search tries label words, formats, instructions, demonstrations "
+                    "and calibration on the **train and dev** splits (racing: many candidates on a few dev rows, "
+                    "the best on more), then scores the winner **once** on the held-out test split against the "
+                    "start. See docs/SEARCH.md.")
+        with gr.Row():
+            lib = gr.Dropdown(library_choices(), value=None, label="Start from a library template", scale=3,
+                              elem_id="search-library")
+            from_editor = gr.Button("Use the Templates editor's template", scale=1, elem_id="search-from-editor")
+        start_yaml = gr.Code(EXAMPLE_START, language="yaml", label="Start template", lines=10, elem_id="search-start-yaml")
+        with gr.Row(equal_height=True):
+            axes = gr.CheckboxGroup(list(AXES), value=list(AXES), label="Search axes", elem_id="search-axes")
+            budget_tokens = gr.Number(300_000, label="Token budget", precision=0, minimum=0, info="0 = no limit")
+            budget_seconds = gr.Number(600, label="Time budget (s)", precision=0, minimum=0, info="0 = no limit")
+            max_dev = gr.Number(0, label="Max dev rows", precision=0, minimum=0, info="0 = all", elem_id="search-max-dev")
+            test_limit = gr.Number(0, label="Test rows", precision=0, minimum=0, info="0 = all",
+                                   elem_id="search-test-limit")
+        with gr.Accordion("More settings", open=False):
+            with gr.Row():
+                shots = gr.Textbox("0,2,4", label="Demonstration counts", info="comma-separated")
+                selections = gr.CheckboxGroup(SELECTIONS, value=SELECTIONS, label="Demo selection",
+                                              info="similar = nearest by sentence embedding")
+                calibrations = gr.CheckboxGroup(CALIBRATIONS, value=CALIBRATIONS, label="Calibrations")
+            with gr.Row():
+                propose = gr.Number(0, label="Model-proposed instructions", precision=0, minimum=0,
+                                    info="APE-style; 0 = library only")
+                evaluate_test = gr.Checkbox(True, label="Score the winner once on test at the end")
+                winner_name = gr.Textbox("", label="Winner's name", info="empty = <start>-search-<id>")
+        with gr.Row():
+            start_btn = gr.Button("🔎 Search", variant="primary", elem_id="search-btn")
+            cancel_btn = gr.Button("■ Cancel", variant="stop", elem_id="search-cancel-btn")
+            resume_id = gr.Textbox("", label="Run id", placeholder="a stopped or finished search", scale=2,
+                                   elem_id="search-run-id")
+            resume_btn = gr.Button("↻ Resume", elem_id="search-resume-btn")
+            open_btn = gr.Button("Open", elem_id="search-open-btn")
+        progress = gr.HTML(progress_html(None), elem_id="search-progress")
+        summary = gr.Markdown("*Run a search to see the winner and its held-out verdict here.*", elem_id="search-summary")
+        plot = gr.Plot(label="Best so far vs budget", elem_id="search-plot")
+        board = gr.Dataframe(label="Candidates tried (best first; more dev rows first)", interactive=False, wrap=True,
+                             max_height=420, max_chars=160, elem_id="search-leaderboard")
+        with gr.Row():
+            diff = gr.Code("", language=None, label="Winner vs start", lines=8, elem_id="search-diff")
+            win_yaml = gr.Code("", language="yaml", label="Winner (saved as a user template)", lines=8,
+                               elem_id="search-winner-yaml")
+        timer = gr.Timer(POLL_S, active=False)
+        job_box = gr.Textbox(visible=False)
+        api_status, api_cancel = gr.Button(visible=False), gr.Button(visible=False)
+        api_status_out, api_cancel_out = gr.JSON(visible=False), gr.HTML(visible=False)
+
+    lib.change(use_library, lib, start_yaml, api_name="search_library_yaml")
+    if ctx.editor is not None:
+        from_editor.click(lambda y: y, ctx.editor, start_yaml, api_name="search_from_editor", api_visibility="private")
+    form = [ctx.state, ctx.model_name, start_yaml, axes, budget_tokens, budget_seconds, max_dev, test_limit, shots,
+            selections, calibrations, propose, evaluate_test, winner_name]
+    start_btn.click(search_start, form, [job_state, job_box, progress, timer], api_name="search_start")
+    resume_btn.click(search_resume, [ctx.state, ctx.model_name, resume_id, budget_tokens, budget_seconds],
+                     [job_state, job_box, progress, timer], api_name="search_resume")
+    views = [resume_id, summary, plot, board, diff, win_yaml]
+    open_btn.click(search_open, resume_id, views, api_name="search_open")
+    timer.tick(poll_search, job_state, [progress, timer] + views, api_name="search_poll", api_visibility="private",
+               show_progress="hidden", concurrency_limit=None)
+    cancel_btn.click(search_cancel, job_state, progress, api_name="search_cancel_ui", api_visibility="private",
+                     concurrency_limit=None)
+    api_status.click(search_status, job_box, api_status_out, api_name="search_status", concurrency_limit=None)
+    api_cancel.click(search_cancel, job_box, api_cancel_out, api_name="search_cancel", concurrency_limit=None)
+    ctx.demo.load(poll_search, job_state, [progress, timer] + views, api_name="search_reconnect",
+                  api_visibility="private")
