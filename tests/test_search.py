@@ -2,7 +2,6 @@
 never touched during search, cancel/resume without rescoring, and a real-model search."""
 from __future__ import annotations
 
-import math
 import random
 
 import numpy as np

@@ -62,7 +62,6 @@ def class_means(logp, row_labels: Sequence[str], classes: Sequence[str]):
 
 def likelihood_ratios(means):
     """[C, V] ratio(c, v) = means[c, v] - mean over c' != c of means[c', v]."""
-    import numpy as np
 
     C = means.shape[0]
     if C < 2:

@@ -30,10 +30,9 @@ How it works (docs/SEARCH.md has the details):
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
