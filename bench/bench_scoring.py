@@ -214,6 +214,7 @@ def main() -> int:
     ap.add_argument("--work", default="/tmp/wb_bench")
     ap.add_argument("--reps", type=int, default=3, help="runs of each tool, alternated; the median wall time is reported")
     ap.add_argument("--no-flops", action="store_true", help="skip the in-process FLOP/s measurement")
+    ap.add_argument("--no-tf", action="store_true", help="skip the `--no-native` (transformers) runs of ours")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--bf16", action="store_true", help="also time `workbench eval --dtype bfloat16` and report "
                                                        "its accuracy change and prediction agreement with fp32")
@@ -260,13 +261,14 @@ def main() -> int:
         t_ours_all, t_hf_all, t_theirs_all = [], [], []
         for _ in range(args.reps):
             t_ours_all.append(_run(ours_cmd, env))
-            t_hf_all.append(_run(ours_hf_cmd, env))
+            if not args.no_tf:
+                t_hf_all.append(_run(ours_hf_cmd, env))
             shutil.rmtree(w / "lmeval", ignore_errors=True)
             t_theirs_all.append(_run(theirs_cmd, env))
         t_ours, t_theirs = statistics.median(t_ours_all), statistics.median(t_theirs_all)
-        t_hf = statistics.median(t_hf_all)
+        t_hf = statistics.median(t_hf_all) if t_hf_all else float("nan")
         ours = json.loads(ours_json.read_text())
-        ours_hf = json.loads(hf_json.read_text())
+        ours_hf = json.loads(hf_json.read_text()) if t_hf_all else ours
         choices = choice_lists(tpl, rows)
         our_preds = [c.index(r["pred"]) for c, r in zip(choices, ours["records"])]
         their_preds, their_lls = lmeval_predictions(w / "lmeval", task)
