@@ -13,27 +13,10 @@ labels are -100), so training raises the very log-probability `inference.classif
 Mode "head" (for comparison): a linear classifier on the hidden state of the prompt's last token,
 trained together with the LoRA weights.
 
-The run folder a second process follows is `workbench.jobs.run_folder`; the background job is
+The run folder a second process follows (log.jsonl, CANCEL, adapter/, result.json, and how a
+killed run reads as interrupted) is `workbench.jobs.run_folder`; the background job is
 `workbench.jobs.train_job.TrainJob`. This module is the training itself: validation (`prepare`)
 and the loop (`run_training`).
-
-Run folder (everything a second process needs to follow or resume watching a run):
-    log.jsonl          one JSON object per line: start, train (loss, lr, steps/s, ETA), eval
-                       (dev accuracy, macro-F1, per-class F1), saved, end
-    CANCEL             created by `request_cancel`; the loop stops at the next micro-batch
-    INTERRUPTED        created once when a reader finds the run's process dead (see below)
-    adapter/           the best adapter so far, peft layout (adapter_config.json,
-                       adapter_model.safetensors) + template.yaml + train_config.json
-                       [+ head.safetensors in head mode]. Written to a temp folder and renamed.
-    base_results.json, adapter_results.json   test-split EvalResults (lm mode)
-    result.json        summary: status, best step, base vs adapter metrics, timings, memory
-
-Killed runs. The start row records its owner: pid, the process's start time (from /proc, so a
-reused pid is not mistaken for the owner) and the host. A run whose log says "running" while
-its owner is gone (`kill -9` of `workbench train`, or of the server training it) reads as
-`interrupted` at once; the first reader to notice appends an `end` row with that status (and a
-registry row, if the run was to be recorded), so every later reader agrees. An interrupted run
-keeps the best adapter saved before it died; exporting it needs force (the card says so).
 """
 from __future__ import annotations
 
