@@ -36,8 +36,8 @@ def verbalizer_report(choices: Iterable[tuple[str, Sequence[str]]], encode: Call
             notes = []
             if len(ids) > 1:
                 notes.append("multi-token")
-                warnings.append(f"verbalizer {w!r} ({label}) is {len(ids)} tokens ({toks}); single-token verbalizers "
-                                "compare more fairly and score in one pass")
+                warnings.append(f"verbalizer {w!r} is {len(ids)} tokens ({toks}) for {label!r}; single-token "
+                                "verbalizers compare more fairly and score in one pass")
             if ids and ids[0] in first and first[ids[0]][0] != label:
                 ol, ow = first[ids[0]]
                 notes.append(f"shares first token with {ow!r} ({ol})")
