@@ -51,7 +51,7 @@ def test_compare_tab_end_to_end(session):
         assert load_template(b).name == "bbc_headline_question"
         yamls = [a, b] + [""] * 6
         # shots, seed, method, calibration, split, limit, baseline, n_boot, n columns, 8 YAMLs
-        out = client.predict("default", 1, 0, "acc", "none", "test", 12, "", 300, 2, *yamls,
+        out = client.predict("default", 0, 0, "acc", "none", "test", 40, "", 300, 2, *yamls,
                              api_name="/compare_start")
         job_id = out[0]
         st = _wait(client, "/compare_status", job_id)
@@ -61,14 +61,14 @@ def test_compare_tab_end_to_end(session):
         views = client.predict(run_id, "all classes", api_name="/compare_open")
         verdict_md, board = views[0], views[1]   # (the per-user State output is not sent to clients)
         assert run_id in verdict_md
-        assert "templates on the same 12 examples" in verdict_md
+        assert "templates on the same 40 examples" in verdict_md
         # The verdict shown is the stored comparison's own, for its one pair of templates.
         from workbench.jobs.compare import open_comparison
 
         cmp = open_comparison(run_id)
         assert len(cmp.verdicts) == 1
         v = cmp.verdicts[0]
-        assert v["text"] in verdict_md and v["name"] in verdict_md and cmp.reference in verdict_md
+        assert v["text"] in verdict_md and v["b"] in verdict_md and cmp.reference in verdict_md
         names = {row[1].replace(" (reference)", "") for row in board["data"]}
         assert names == {"bbc_headline_topic", "bbc_headline_question"}
         # Plain values: the two confusion matrices show the reference and the other template.
@@ -79,7 +79,7 @@ def test_compare_tab_end_to_end(session):
         assert len(all_rows["data"]) == len(cmp.disagreements())
         # a class that occurs in the disagreements, so the filter has something to keep
         cls = next(iter(sorted({ex["gold"] for ex in cmp.disagreements()})), None)
-        assert cls is not None, "two different templates disagreed on none of 12 rows"
+        assert cls is not None, "two different templates disagreed on none of 40 rows"
         kept = client.predict(cls, api_name="/compare_disagreements")
         assert 0 < len(kept["data"]) == len(cmp.disagreements(cls)) <= len(all_rows["data"])
         hdr = kept["headers"]
