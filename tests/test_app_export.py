@@ -43,7 +43,8 @@ def test_export_tab_download_zip(session, tmp_path, workbench_home):
 
         summary, zip_path, card = client.predict(job_id, api_name="/export_open")
         assert "accuracy" in summary and "6 test examples" in summary
-        assert card.startswith("---\nbase_model: HuggingFaceTB/SmolLM2-135M-Instruct")
+        # the card's YAML front matter is shown as a YAML block, not run together as prose
+        assert "```yaml\nbase_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card
         zp = Path(zip_path)
         assert zp.suffix == ".zip" and zp.exists()
         with zipfile.ZipFile(zp) as z:
