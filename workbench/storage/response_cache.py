@@ -36,11 +36,26 @@ class ResponseCache:
         self.path = Path(path) if path else home() / "responses.sqlite"
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
-        with self._lock, self._conn:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(_SCHEMA)
+        with self._lock:
+            self._wal()
+            with self._conn:
+                self._conn.execute(_SCHEMA)
         self.hits = 0
         self.misses = 0
+
+    def _wal(self) -> None:
+        """WAL journaling, so a CLI run and the server can share the cache. Switching needs a
+        moment with no other connection, which the busy timeout does not wait for: another process
+        that has the file open makes the switch fail at once. A file already in WAL mode needs no
+        switch; otherwise retry briefly, then go on without it (it is a cache, not the registry)."""
+        if self._conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            return
+        for _ in range(50):
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError:
+                time.sleep(0.1)
 
     @staticmethod
     def key(identity: str, endpoint: str, body: dict) -> str:
