@@ -143,7 +143,7 @@ class RunSpec:
         if d.get("version", SPEC_VERSION) > SPEC_VERSION:
             raise ConfigError(f"This run spec has version {d['version']}, newer than this workbench ({SPEC_VERSION}).",
                               hint="Upgrade prompt-workbench.")
-        return cls(kind=d["kind"], templates=[TemplateRef(**t) for t in d["templates"]],  # noqa: C416
+        return cls(kind=d["kind"], templates=[TemplateRef(**t) for t in d["templates"]],
                    data=DataRef(**d["data"]), models=[ModelRef(**m) for m in d["models"]],
                    eval=EvalConfig(**d["eval"]),
                    train=TrainConfig.from_dict(d["train"]) if d.get("train") else None,
