@@ -118,15 +118,10 @@ def check_out_path(out: str | None, flag: str = "--out") -> None:
 
 
 def session_for(ref, *, keep_others: bool = False):
-    """The session of a spec's ModelRef (adapter attached, base model checked by attach_adapter)."""
-    from workbench.engine.session import get_session
+    """The session of a spec's ModelRef, its adapter applied (jobs.runner.open_session)."""
+    from workbench.jobs.runner import open_session
 
-    s = get_session(ref.model, keep_others=keep_others, **ref.session_kwargs())
-    if ref.adapter:
-        s.attach_adapter(ref.adapter)
-    elif s.adapter:
-        s.detach_adapter()
-    return s
+    return open_session(ref, keep_others=keep_others)
 
 
 def session_from_args(args):

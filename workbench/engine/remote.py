@@ -485,12 +485,7 @@ class RemoteEngine:
         def work(chunk):
             body = {"model": self.served_name, "prompt": [prompts[i] for i in chunk] if self.batch_prompts
                     else prompts[chunk[0]], "max_tokens": max_tokens, "temperature": temperature}
-            if temperature > 0:
-                body["top_p"] = top_p
-                if seed is not None:
-                    body["seed"] = seed
-            if stop:
-                body["stop"] = list(stop)
+            body.update(_sampling_fields(temperature, top_p, seed, stop))
             out = self.request("POST", "/v1/completions", body, cacheable=temperature == 0 or seed is not None,
                                cancel=cancel)
             choices = sorted(out.get("choices") or [], key=lambda c: c.get("index", 0))
@@ -517,12 +512,7 @@ class RemoteEngine:
             i = chunk[0]
             body = {"model": self.served_name, "messages": conversations[i], "max_tokens": max_tokens,
                     "temperature": temperature}
-            if temperature > 0:
-                body["top_p"] = top_p
-                if seed is not None:
-                    body["seed"] = seed
-            if stop:
-                body["stop"] = list(stop)
+            body.update(_sampling_fields(temperature, top_p, seed, stop))
             out = self.request("POST", "/v1/chat/completions", body, cacheable=temperature == 0 or seed is not None,
                                cancel=cancel)
             ch = (out.get("choices") or [{}])[0]
@@ -632,3 +622,16 @@ def _fix_for(cause: str, cfg: RemoteConfig) -> str:
         return f"The server is rate-limiting: lower --concurrency (now {cfg.concurrency}) and run again; " \
                "finished requests are cached."
     return "See the server's log. Finished requests are in the response cache, so a re-run continues."
+
+
+def _sampling_fields(temperature: float, top_p: float, seed: int | None, stop) -> dict:
+    """The request fields of a completion's sampling settings (completions and chat alike):
+    top_p and seed only when sampling, stop only when given."""
+    out: dict = {}
+    if temperature > 0:
+        out["top_p"] = top_p
+        if seed is not None:
+            out["seed"] = seed
+    if stop:
+        out["stop"] = list(stop)
+    return out

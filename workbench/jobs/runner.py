@@ -56,15 +56,20 @@ def _eval(spec, session, ds, progress, cancel, record) -> RunOutcome:
     return RunOutcome(result, run_id)
 
 
+def apply_adapter(session, adapter: str | None) -> None:
+    """Give `session` exactly this adapter (None: none); attach_adapter checks the base model."""
+    if adapter and session.adapter != adapter:
+        session.attach_adapter(adapter)
+    elif not adapter and session.adapter:
+        session.detach_adapter()
+
+
 def open_session(ref, *, keep_others: bool = False):
-    """The session of a ModelRef, its adapter applied (attach_adapter checks the base model)."""
+    """The session of a ModelRef, its adapter applied."""
     from workbench.engine.session import get_session
 
     s = get_session(ref.model, keep_others=keep_others, **ref.session_kwargs())
-    if ref.adapter and s.adapter != ref.adapter:
-        s.attach_adapter(ref.adapter)
-    elif not ref.adapter and s.adapter:
-        s.detach_adapter()
+    apply_adapter(s, ref.adapter)
     return s
 
 

@@ -33,18 +33,12 @@ def describe(spec: RunSpec) -> str:
     return f"the {spec.kind} of {names} on {spec.data.name}"
 
 
-def _apply_adapter(session, adapter: str | None) -> None:
-    if adapter and session.adapter != adapter:
-        session.attach_adapter(adapter)
-    elif not adapter and session.adapter:
-        session.detach_adapter()
-
-
 def submit(spec: RunSpec, work: Callable[..., Any] | None = None, *, dataset=None, meta: dict | None = None) -> str:
     """Queue a model job for `spec`. `work(ctx, spec, session, dataset)` defaults to
     `runner.execute`; it runs holding the spec's model with the spec's adapter applied, and
     returns the registry id the UI opens (or any result)."""
     from workbench.engine.session import hold_session
+    from workbench.jobs.runner import apply_adapter
 
     if spec.kind == "train":
         raise ConfigError("Training runs in its own lane.", hint="Use service.start_training(spec).")
@@ -52,7 +46,7 @@ def submit(spec: RunSpec, work: Callable[..., Any] | None = None, *, dataset=Non
 
     def job(ctx):
         with hold_session(ref.model, describe(spec), **ref.session_kwargs()) as session:
-            _apply_adapter(session, ref.adapter)
+            apply_adapter(session, ref.adapter)
             if work is not None:
                 return work(ctx, spec, session, dataset)
             from workbench.jobs.runner import execute
