@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from workbench.core.split import shuffle_split
 from workbench.errors import ConfigError, DataError
 
 # Column names tried, in order, when the caller does not name the text / label column.
@@ -760,8 +761,6 @@ def split_dataset(ds: Dataset, *, seed: int = 0, dev: float = 0.1, test: float =
 
     Sizes are round(fraction * n). Rows keep their original index and come in shuffled order.
     """
-    from sklearn.model_selection import train_test_split
-
     if not (0 <= dev < 1 and 0 <= test < 1 and dev + test < 1):
         raise ConfigError(f"Split fractions dev={dev}, test={test} must be >= 0 and sum to less than 1.",
                           hint="For example dev=0.1, test=0.2.")
@@ -785,10 +784,10 @@ def split_dataset(ds: Dataset, *, seed: int = 0, dev: float = 0.1, test: float =
             return idx, idx[:0]
         if y_part is not None:
             try:
-                return train_test_split(idx, test_size=n_out, random_state=seed, stratify=y_part)
+                return shuffle_split(idx, n_out, seed, labels=y_part)
             except ValueError as e:  # e.g. fewer test rows than classes
                 notes.append(f"{what} not stratified: {e}")
-        return train_test_split(idx, test_size=n_out, random_state=seed)
+        return shuffle_split(idx, n_out, seed)
 
     idx = df.index.to_numpy()
     rest, test_idx = cut(idx, n_test, y, "test")

@@ -16,6 +16,8 @@ import string
 from collections import Counter
 from typing import Sequence
 
+import numpy as np
+
 from workbench.errors import DataError
 
 
@@ -25,6 +27,17 @@ def _check_lengths(gold: Sequence, pred: Sequence) -> None:
             f"gold has {len(gold)} answers but pred has {len(pred)}",
             "pass one prediction per gold answer, in the same order",
         )
+
+
+def _confusion(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]):
+    """Counts [len(labels), len(labels)]: row = gold, column = prediction; pairs with a label
+    outside `labels` are not counted (scikit-learn's confusion_matrix convention)."""
+    pos = {lab: i for i, lab in enumerate(labels)}
+    cm = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for g, p in zip(gold, pred):
+        if g in pos and p in pos:
+            cm[pos[g], pos[p]] += 1
+    return cm
 
 
 def classification_metrics(
@@ -37,8 +50,6 @@ def classification_metrics(
     gold, columns are predictions. A prediction outside `labels` counts as wrong for accuracy
     and lands in no confusion cell.
     """
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
     _check_lengths(gold, pred)
     gold = [str(g) for g in gold]
     pred = [str(p) for p in pred]
@@ -55,13 +66,20 @@ def classification_metrics(
     # Accuracy over all examples, not only those whose prediction is a known label: an
     # unparseable generation is a wrong answer, not a skipped one.
     accuracy = sum(g == p for g, p in zip(gold, pred)) / n
-    p, r, f, s = precision_recall_fscore_support(
-        gold, pred, labels=labels, average=None, zero_division=0
-    )
+    cm = _confusion(gold, pred, labels)                                   # [L, L], gold x pred
+    # counted from the lists, not from `cm`: a pair whose other side is outside `labels` still
+    # counts for the label it has (as in scikit-learn's precision_recall_fscore_support)
+    n_gold, n_pred = Counter(gold), Counter(pred)
+    tp = np.array([float(cm[i, i]) for i in range(len(labels))])
+    s = np.array([n_gold[lab] for lab in labels], dtype=np.int64)          # support
+    predicted = np.array([n_pred[lab] for lab in labels], dtype=float)
+    # zero where undefined (no predictions / no gold), as scikit-learn's zero_division=0
+    p = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    r = np.divide(tp, s, out=np.zeros_like(tp), where=s > 0)
+    f = np.divide(2 * tp, s + predicted, out=np.zeros_like(tp), where=(s + predicted) > 0)
     total_support = int(s.sum())
     macro_f1 = float(f.mean()) if len(labels) else 0.0
     weighted_f1 = float((f * s).sum() / total_support) if total_support else 0.0
-    cm = confusion_matrix(gold, pred, labels=labels) if labels else []
     majority = Counter(gold).most_common(1)[0][1] / n
     return {
         "n": n,

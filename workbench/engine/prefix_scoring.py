@@ -84,7 +84,7 @@ class HFRunner:
         import torch
 
         out = self.module(input_ids=torch.tensor([list(ids)], device=self.device), use_cache=True)
-        return _layers_of(out)                                              # [(k, v)] [1, nkv, P, d]
+        return layers_of(out)                                              # [(k, v)] [1, nkv, P, d]
 
     def contexts(self, ids, lens, prefix_kv, rows, cols, want_kv: bool):
         import torch
@@ -96,12 +96,12 @@ class HFRunner:
         if P:
             kwargs["attention_mask"] = torch.cat((torch.ones(B, P, dtype=torch.long, device=self.device), new), 1)
             kwargs["position_ids"] = (torch.arange(T, device=self.device) + P).unsqueeze(0).expand(B, -1)
-            kwargs[self._cache_arg] = _make_cache([(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1))
+            kwargs[self._cache_arg] = make_cache([(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1))
                                                    for k, v in prefix_kv])
         else:
             kwargs["attention_mask"] = new
         out = self.module(**kwargs)
-        kv = [(k[:, :, P:], v[:, :, P:]) for k, v in _layers_of(out)] if want_kv else None
+        kv = [(k[:, :, P:], v[:, :, P:]) for k, v in layers_of(out)] if want_kv else None
         return self._logits(out, rows, cols), kv
 
     def continuations(self, ids, lens, prefix_kv, row_kv, row_index, row_lens, rows, cols):
@@ -124,11 +124,11 @@ class HFRunner:
                           (torch.arange(T, device=self.device)[None, :] < lens[:, None]).long()), 1)   # [B, P+C+T]
         pos = P + clen[:, None] + torch.arange(T, device=self.device)[None, :]                     # [B, T]
         out = self.module(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                          **{self._cache_arg: _make_cache(data)})
+                          **{self._cache_arg: make_cache(data)})
         return self._logits(out, rows, cols)
 
 
-def _layers_of(out) -> list:
+def layers_of(out) -> list:
     """Per-layer (keys, values) of a model output's cache, each [B, nkv, L, d]."""
     cache = getattr(out, "cache", None)
     if cache is None:
@@ -136,7 +136,7 @@ def _layers_of(out) -> list:
     return [(layer[0], layer[1]) for layer in cache]
 
 
-def _make_cache(data):
+def make_cache(data):
     """A transformers DynamicCache holding `data` (per layer (k, v), [B, nkv, L, d]).
 
     The layers hold the tensors as given, expanded views included: the forward pass

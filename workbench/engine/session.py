@@ -139,6 +139,8 @@ class ModelSession:
         self.dtype = None
         self.load_seconds: float | None = None
         self._prefix_cache_hits = 0
+        from workbench.engine.prefix_generate import PrefixCache
+        self._gen_prefix = PrefixCache()   # generation's shared prompt prefix (prefix_generate.py)
         # Counters for benchmarks (FLOP/s, padding): tokens through the decoder, padded slots,
         # positions that went through the LM head, and seconds spent in forward passes; and the
         # work efficiency: tokens forwarded (= tokens) against the distinct (prefix, token)
@@ -475,6 +477,7 @@ class ModelSession:
             self._model.eval()
             self.adapter = str(p)
             self.adapter_sha256 = digest
+            self._gen_prefix.clear()   # the kept prefix was computed with other weights
 
     def detach_adapter(self) -> None:
         with _SESSIONS_LOCK:
@@ -487,6 +490,7 @@ class ModelSession:
                 self._model = self._base
             self.adapter = None
             self.adapter_sha256 = None
+            self._gen_prefix.clear()   # the kept prefix was computed with other weights
 
     # ------------------------------------------------------------------ chat
     def apply_chat(self, text: str, system: str | None = None) -> str:
@@ -595,18 +599,33 @@ class ModelSession:
     # ------------------------------------------------------------------ generation
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_p: float = 1.0, stop: Sequence[str] | None = None, seed: int = 0, batch_size: int = 8,
-                 progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> list[Generation]:
+                 progress: ProgressFn | None = None, cancel: CancelFn | None = None,
+                 prefix_reuse: bool = True) -> list[Generation]:
         if self.load().remote is not None:
             return self._remote_generate(prompts, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                          stop=stop, seed=seed, progress=progress, cancel=cancel)
         import torch
 
+        from workbench.engine import prefix_generate as pg
+
         tok = self.tokenizer
         stop = [s for s in (stop or []) if s]
         outs: list[Generation | None] = [None] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        enc_all = [self.encode(p) for p in prompts]
+        # The token prefix every prompt shares (instruction, demonstrations) runs once and is
+        # kept across batches and calls (Self-Ask rounds); see prefix_generate.py.
+        P = pg.common_prefix_len(enc_all) if prefix_reuse else 0
+        P = P if P >= pg.MIN_PREFIX else 0
         done = 0
         with self.lock, torch.inference_mode():
+            layers = None
+            if P:
+                owner = (id(self.model), self.adapter_sha256)
+                reused = self._gen_prefix.key == owner and self._gen_prefix.ids == tuple(enc_all[0][:P])
+                layers = pg.prefix_layers(self.model, enc_all[0][:P], self._gen_prefix, owner, self.device)
+                if not reused:
+                    self.stats["gen_prefix_tokens"] = self.stats.get("gen_prefix_tokens", 0) + P
             old_side = tok.padding_side
             tok.padding_side = "left"   # decoder-only generation needs the prompt flush right
             try:
@@ -614,14 +633,20 @@ class ModelSession:
                     if cancel and cancel():
                         raise Cancelled()
                     idx = order[s:s + batch_size]
-                    batch_prompts = [prompts[i] for i in idx]
-                    enc_ids = [self.encode(p) for p in batch_prompts]
-                    L = max(len(e) for e in enc_ids)
-                    ids = torch.full((len(idx), L), tok.pad_token_id, dtype=torch.long)
-                    mask = torch.zeros((len(idx), L), dtype=torch.long)
-                    for b, e in enumerate(enc_ids):
-                        ids[b, L - len(e):] = torch.tensor(e)
-                        mask[b, L - len(e):] = 1
+                    enc_ids = [enc_all[i] for i in idx]
+                    extra = {}
+                    if P:
+                        ids, mask = pg.batch_inputs(enc_ids, P, tok.pad_token_id)
+                        extra[pg.cache_kwarg(self.model)] = pg.expanded_cache(layers, len(idx))
+                        self.stats["gen_prefix_saved"] = self.stats.get("gen_prefix_saved", 0) + P * len(idx)
+                    else:
+                        L = max(len(e) for e in enc_ids)
+                        ids = torch.full((len(idx), L), tok.pad_token_id, dtype=torch.long)
+                        mask = torch.zeros((len(idx), L), dtype=torch.long)
+                        for b, e in enumerate(enc_ids):
+                            ids[b, L - len(e):] = torch.tensor(e)
+                            mask[b, L - len(e):] = 1
+                    L = ids.shape[1]
                     torch.manual_seed(seed)
                     gen_kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
                                       do_sample=temperature > 0)
@@ -633,7 +658,7 @@ class ModelSession:
                         # stop_strings handles a stop string split across token boundaries.
                         gen_kwargs.update(stop_strings=list(stop), tokenizer=tok)
                     seqs = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                               **gen_kwargs)
+                                               **gen_kwargs, **extra)
                     new = seqs[:, L:]
                     for b, i in enumerate(idx):
                         toks = new[b].tolist()
