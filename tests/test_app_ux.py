@@ -137,16 +137,24 @@ def test_stale_results_are_cleared_when_a_job_fails():
     assert "Running" in tab_run.cleared_views()[0]
 
 
-def test_steady_eta_counts_down_and_damps_jumps(monkeypatch):
-    """(8) The ETA shown does not jump from 2 s to 20 s: it moves a third of the way."""
-    from workbench.app import common
+def test_run_progress_shows_stage_counts_and_the_jobs_steady_eta(monkeypatch):
+    """(8) The Run tab's progress line shows the core's stage counts while prompts build and
+    while rows are scored, and the job's steady ETA (core.progress.SteadyEta, tests/test_progress.py)."""
+    from workbench.app import tab_run
+    from workbench.core.progress import Nested
+    from workbench.jobs.queue import Job, JobContext
 
-    now = [1000.0]
-    monkeypatch.setattr("time.time", lambda: now[0])
-    st = {"id": "job-x", "eta_s": 20.0}
-    assert common.steady_eta(st) == 20.0
-    now[0] += 2
-    assert common.steady_eta({"id": "job-x", "eta_s": 18.0}) == 18.0       # consistent: counts down
-    now[0] += 1
-    e = common.steady_eta({"id": "job-x", "eta_s": 2.0})                   # a reused stage: raw drops to 2
-    assert 7.0 < e < 13.0
+    now = [50.0]
+    monkeypatch.setattr("workbench.core.progress.time.monotonic", lambda: now[0])
+    job = Job(id="eval-y", kind="eval", resource=None, state="running", meta={"template": "T", "data": "bbc"})
+    progress = Nested(JobContext(job).progress, 0, 1, "")
+    progress(0, 40, "building prompts")
+    now[0] += 1.5
+    progress(20, 40, "building prompts")
+    html = tab_run.progress_html(job.to_status())
+    assert "T on bbc · building prompts 20/40 ·" in html and "ETA" in html
+    progress(0, 40, "scoring")
+    now[0] += 3
+    progress(10, 40, "scoring")
+    html = tab_run.progress_html(job.to_status())
+    assert "scoring 10/40 rows" in html and "ETA 7 s" in html   # 600 of 1000 units left at 400 per 4.5 s

@@ -112,3 +112,58 @@ def test_own_data_and_templates(app_url, page, tmp_path):  # noqa: F811 - fixtur
     expect(page.locator("#edit-status")).to_contain_text("bbc_headline_topic.yaml", timeout=30_000)
     page.locator("#tour-3").click()
     expect(page.locator("#run-template-badge")).to_contain_text("bbc_headline_topic", timeout=30_000)
+
+
+def test_one_error_paints_no_badge_over_every_output(app_url, page, tmp_path):  # noqa: F811 - fixtures
+    """(10) One failed event (loading a file that does not exist) is explained once, in a toast
+    naming the problem; Gradio's red "Error" badge is not painted over each of the event's nine
+    outputs (summary, splits, class balance, rows, column pickers, ...), which keep showing the
+    dataset that is still loaded."""
+    from playwright.sync_api import expect
+
+    page.goto(app_url)
+    expect(page.locator("#data-summary")).to_contain_text("2225 rows", timeout=90_000)
+    missing = tmp_path / "no_such_reviews.csv"
+    page.locator("#tab-data").get_by_label("…or a path on the server").fill(str(missing))
+    page.locator("#tab-data").get_by_role("button", name="Load data").click()
+    toast = page.locator(".toast-body")
+    expect(toast.first).to_contain_text("no_such_reviews.csv", timeout=30_000)
+    expect(toast).to_have_count(1)
+    page.wait_for_timeout(500)   # let every status tracker settle into its error state
+    # Gradio's status tracker marks a failed output with <span class="error">Error</span> (the
+    # toast's own title is the one "Error" that should show).
+    badges = page.locator("span.error:not(.toast-title)").filter(has_text="Error")
+    visible = sum(1 for i in range(badges.count()) if badges.nth(i).is_visible())
+    assert visible == 0, f"{visible} outputs show a red Error badge for one failed load"
+    expect(page.locator("#data-summary")).to_contain_text("2225 rows")   # the loaded data is still shown
+    shot(page, "ux_one_error")
+
+
+@pytest.mark.model
+def test_train_live_curves_are_in_view_while_training_runs(app_url, page):  # noqa: F811 - fixtures
+    """(8) The Train tab's live curves sit under a long form: starting a run brings the progress
+    line and the live plot into the viewport, and they stay there while the run goes on."""
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 1440, "height": 860})
+    page.goto(app_url)
+    expect(page.locator("#data-summary")).to_contain_text("2225 rows", timeout=90_000)
+    open_tab(page, "Train")
+    for elem_id, value in (("train-k", 2), ("train-steps", 40), ("train-batch", 2), ("train-maxlen", 64),
+                           ("train-eval-every", 0), ("train-dev-limit", 4), ("train-test-limit", 4)):
+        box = page.locator(f"#{elem_id} input").first
+        box.fill(str(value))
+        box.press("Tab")
+    page.evaluate("window.scrollTo(0, 0)")
+    expect(page.locator("#train-curves")).not_to_be_in_viewport()      # below the fold before the run
+    page.locator("#train-start").click()
+    progress = page.locator("#train-progress")
+    expect(progress).not_to_contain_text("No training", timeout=30_000)
+    # the whole plot, not an edge of it, on a laptop-sized window
+    expect(page.locator("#train-curves")).to_be_in_viewport(ratio=0.9, timeout=10_000)
+    expect(progress).to_be_in_viewport(ratio=1)
+    page.wait_for_timeout(3_000)                                         # a few polls later: still in view
+    expect(page.locator("#train-curves")).to_be_in_viewport(ratio=0.9)
+    shot(page, "ux_train_live_curves")
+    page.locator("#train-stop").click()
+    expect(progress).not_to_contain_text("running", timeout=120_000)

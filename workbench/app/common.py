@@ -236,34 +236,10 @@ def fmt_seconds(s) -> str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
 
-_ETA: dict[str, tuple[float, float]] = {}   # job id -> (smoothed ETA, when): see steady_eta
-
-
-def steady_eta(st: dict) -> float | None:
-    """A steadier ETA than the job's raw one, which jumps when a stage is reused or batches
-    differ in length: it counts down between polls and moves only part of the way (a third)
-    towards each new raw estimate."""
-    import time
-
-    raw, key = st.get("eta_s"), str(st.get("id") or "")
-    if raw is None or not key:
-        return raw
-    now = time.time()
-    prev = _ETA.get(key)
-    if prev is None:
-        value = float(raw)
-    else:
-        counted_down = max(0.0, prev[0] - (now - prev[1]))
-        value = counted_down + (float(raw) - counted_down) / 3.0
-    if len(_ETA) > 256:   # forget old jobs
-        _ETA.clear()
-    _ETA[key] = (value, now)
-    return value
-
-
 def job_progress_html(st: dict | None, *, what: str = "", idle: str = "Nothing running.", unit: str = "") -> str:
     """The progress bar + status line of a `workbench.jobs.queue` job (Run and Compare tabs).
-    `unit` names what `done/total` counts ("requests"); empty hides the counts."""
+    `unit` names what `done/total` counts; empty hides them (the message then carries each
+    stage's real counts, core/progress.py). The ETA is the job's own steady one (jobs/queue.py)."""
     import html
 
     if not st or st.get("state") == "unknown":
@@ -272,8 +248,8 @@ def job_progress_html(st: dict | None, *, what: str = "", idle: str = "Nothing r
     pct = 100.0 if state == "done" else (100.0 * done / total if total else 0.0)
     if state == "running":
         counts = f"{done}/{total} {unit} · " if unit and total else ""
-        detail = (f"{counts}ETA {fmt_seconds(steady_eta(st))} · " if total else "") + \
-            f"{html.escape(st.get('message') or '')} · {fmt_seconds(st.get('elapsed_s'))} elapsed"
+        eta = f"ETA {fmt_seconds(st.get('eta_s'))} · " if total else ""
+        detail = f"{counts}{html.escape(st.get('message') or '')} · {eta}{fmt_seconds(st.get('elapsed_s'))} elapsed"
     elif state == "queued":
         detail = html.escape(st.get("message") or "queued")
     elif state == "done":

@@ -40,9 +40,10 @@ def refresh_train_runs():
 
 
 def _export_job(ctx, spec, session, dataset) -> str:
+    from workbench.core.progress import Nested
     from workbench.jobs.runner import execute
 
-    progress = lambda done, total: ctx.progress(done, total, "scoring the test split")  # noqa: E731
+    progress = Nested(ctx.progress, 0, 1, "the test split")   # each stage's real counts (core/progress.py)
     return str(execute(spec, session, dataset=dataset, progress=progress).result)
 
 

@@ -49,13 +49,15 @@ def eval_command(state: UIState, template_yaml: str, model: str, shots: float, s
 
 
 def _eval_work(ctx, spec, session, dataset) -> str:
-    """The Run tab's job: say how many prompts it builds, then run the spec (runner.execute)."""
-    from workbench.jobs.inference import eval_rows
+    """The Run tab's job: run the spec (runner.execute). The core reports each stage's real
+    counts (prompts built, calibration requests, rows scored); Nested turns them into one
+    forward-moving count for the bar and the ETA, and keeps the counts in the message."""
+    from workbench.core.progress import Nested
     from workbench.jobs.runner import execute
 
-    ctx.message(f"building {len(eval_rows(dataset, spec.eval)[0])} prompts")
+    ctx.message("loading the model")
     out = execute(spec, session, dataset=dataset, cancel=ctx.cancelled,
-                  progress=lambda done, total: ctx.progress(done, total, "scoring"))
+                  progress=Nested(ctx.progress, 0, 1, ""))   # the line names the template already
     return out.run_id
 
 
@@ -91,7 +93,7 @@ def cancel_run(job_id: str) -> str:
 def progress_html(st: dict | None) -> str:
     meta = (st or {}).get("meta") or {}
     what = f"{meta.get('template', '')} on {meta.get('data', '')}" if meta else ""
-    return job_progress_html(st, what=what, idle="No evaluation running.", unit="requests")
+    return job_progress_html(st, what=what, idle="No evaluation running.")
 
 
 def _views(state: UIState, run_id: str | None, errors_only: bool):

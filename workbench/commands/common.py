@@ -135,17 +135,25 @@ def dataset_from_args(args):
 
 
 class TqdmProgress:
-    """A (done, total) callback drawing a tqdm bar on stderr."""
+    """A (done, total, stage) callback drawing one tqdm bar per stage on stderr ("building
+    prompts", "calibration", "scoring": core/progress.py), each with its own counts and unit."""
 
     def __init__(self, desc: str):
         self.desc = desc
         self.bar = None
+        self.stage: str | None = None
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, stage: str = "") -> None:
         from tqdm import tqdm
 
-        if self.bar is None:
-            self.bar = tqdm(total=total, desc=self.desc, unit="req", file=sys.stderr, dynamic_ncols=True)
+        from workbench.core.progress import STAGE_UNITS
+
+        if self.bar is None or stage != self.stage or total != self.bar.total:
+            self.close()
+            self.stage = stage
+            desc = f"{self.desc} · {stage}" if stage else self.desc
+            self.bar = tqdm(total=total, desc=desc, unit=STAGE_UNITS.get(stage, "req"), file=sys.stderr,
+                            dynamic_ncols=True)
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:

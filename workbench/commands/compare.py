@@ -52,8 +52,10 @@ class _Bar:
 
         if self.bar is None:
             self.bar = tqdm(total=total, file=sys.stderr, dynamic_ncols=True, bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
-        if message:
-            self.bar.set_description(message[:40])
+        if total != self.bar.total:   # reused templates are left out of the count
+            self.bar.total = total
+        if message:   # "topic (2/3) · scoring 40/100 rows": the stage's real counts
+            self.bar.set_description(message[:60])
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:

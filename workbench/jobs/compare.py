@@ -35,12 +35,14 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from workbench.core.progress import UNITS_PER_JOB, Nested
 from workbench.errors import ConfigError, DataError
 
 SCHEMA_VERSION = 1
 MIN_TEMPLATES, MAX_TEMPLATES = 2, 8
 
-# progress(done, total, message): `done`/`total` count work units across all templates.
+# progress(done, total, message): `done`/`total` count work units across all templates
+# (core.progress.Nested: UNITS_PER_JOB per scored template); the message has each stage's real counts.
 Progress = Callable[..., None]
 
 
@@ -306,27 +308,39 @@ def _hash(obj) -> str:
 
 
 # ---------------------------------------------------------------------------- model part
-def evaluate_or_reuse(template, dataset, session, config, *, rows, pool, registry=None,
-                      progress=None, cancel=None):
-    """(EvalResult, eval run id or None, reused?) for one template on exactly `rows`.
+def find_reuse(template, dataset, session, config, *, rows, registry=None):
+    """(EvalResult, eval run id) of an identical finished eval of `template` on exactly `rows`,
+    or None. A stored eval whose record indices differ from `rows` is not trusted."""
+    from workbench.jobs.inference import EvalResult, jsonable
 
-    With a registry, an identical finished eval is loaded instead of rescored, and a fresh one
-    is recorded. A stored eval whose record indices differ from `rows` is not trusted."""
-    from workbench.jobs.inference import EvalResult, jsonable, evaluate
+    if registry is None:
+        return None
+    from workbench.core.records import hash_indices
+    from workbench.core.spec import eval_key
 
     indices = [jsonable(i) for i in rows.index]
-    if registry is not None:
-        from workbench.core.records import hash_indices
-        from workbench.core.spec import eval_key
+    key = eval_key(template.content_hash(), dataset.fingerprint(), config, hash_indices(indices),
+                   session.model_identity())
+    rec = registry.find_by_key(key)
+    payload = registry.payload(rec.id) if rec is not None else None
+    if payload is not None:
+        res = EvalResult.from_dict(payload)
+        if [r["index"] for r in res.records] == indices:
+            return res, rec.id
+    return None
 
-        key = eval_key(template.content_hash(), dataset.fingerprint(), config, hash_indices(indices),
-                       session.model_identity())
-        rec = registry.find_by_key(key)
-        payload = registry.payload(rec.id) if rec is not None else None
-        if payload is not None:
-            res = EvalResult.from_dict(payload)
-            if [r["index"] for r in res.records] == indices:
-                return res, rec.id, True
+
+def evaluate_or_reuse(template, dataset, session, config, *, rows, pool, registry=None,
+                      progress=None, cancel=None, reuse=True):
+    """(EvalResult, eval run id or None, reused?) for one template on exactly `rows`.
+
+    With a registry, an identical finished eval is loaded instead of rescored (`reuse=False`:
+    the caller looked already), and a fresh one is recorded."""
+    from workbench.jobs.inference import evaluate
+
+    found = find_reuse(template, dataset, session, config, rows=rows, registry=registry) if reuse else None
+    if found is not None:
+        return found[0], found[1], True
     res = evaluate(template, dataset, session, config, rows=rows, pool=pool, progress=progress, cancel=cancel)
     run_id = None
     if registry is not None:
@@ -375,14 +389,10 @@ def _resolve_registry(registry, store: bool):
 
 
 def _stage_progress(progress: Progress | None, i: int, k: int, name: str):
-    """Map one template's (done, total) onto the whole comparison: 1000 units per template."""
-    if progress is None:
-        return None
+    """One template's stages (real counts) as part of the whole comparison (core.progress.Nested)."""
+    from workbench.core.progress import Nested
 
-    def cb(done: int, total: int) -> None:
-        frac = done / total if total else 1.0
-        progress(i * 1000 + int(1000 * frac), k * 1000, f"{name} ({i + 1}/{k})")
-    return cb
+    return None if progress is None else Nested(progress, i, k, f"{name} ({i + 1}/{k})")
 
 
 def _provenance(dataset, session, config) -> dict:
@@ -435,16 +445,22 @@ def compare_templates(
             raise ConfigError(f"template {nm!r} would get other few-shot demos than {names[0]!r}",
                               "give every template the same label_column, so demos are drawn alike")
 
+    # Reused evals are looked up first and left out of the count: an instant jump over a reused
+    # template would make the rate, and so the ETA, far too optimistic.
+    found = {nm: find_reuse(t, dataset, session, config, rows=rows, registry=reg) for nm, t in zip(names, templates)}
+    fresh = [nm for nm in names if found[nm] is None]
     results, infos = [], []
     for i, (nm, t) in enumerate(zip(names, templates)):
         if cancel is not None and cancel():
             from workbench.errors import Cancelled
             raise Cancelled()
-        if progress is not None:
-            progress(i * 1000, len(templates) * 1000, f"{nm} ({i + 1}/{len(templates)})")
-        res, run_id, reused = evaluate_or_reuse(t, dataset, session, config, rows=rows, pool=pool, registry=reg,
-                                                progress=_stage_progress(progress, i, len(templates), nm),
-                                                cancel=cancel)
+        if found[nm] is not None:
+            (res, run_id), reused = found[nm], True
+        else:
+            j = fresh.index(nm)
+            stage = Nested(progress, j, len(fresh), f"{nm} ({i + 1}/{len(templates)})") if progress else None
+            res, run_id, reused = evaluate_or_reuse(t, dataset, session, config, rows=rows, pool=pool, registry=reg,
+                                                    progress=stage, cancel=cancel, reuse=False)
         got = [r["index"] for r in res.records]
         if got != indices:   # the invariant the whole comparison rests on
             raise DataError(f"template {nm!r} was scored on other rows than planned",
@@ -452,7 +468,8 @@ def compare_templates(
         results.append((nm, res))
         infos.append({"eval_run_id": run_id, "reused": reused})
     if progress is not None:
-        progress(len(templates) * 1000, len(templates) * 1000, "statistics")
+        units = max(1, len(fresh)) * UNITS_PER_JOB
+        progress(units, units, "statistics")
 
     cmp = compare_results(results, baseline=baseline, n_boot=n_boot, boot_seed=boot_seed, alpha=alpha,
                           texts=_row_texts(dataset, rows, templates))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from workbench.core.config import CALIBRATIONS, METHODS, SPLITS, EvalConfig  # noqa: F401 (re-exported)
+from workbench.core.progress import staged
 from workbench.core.records import hash_indices, jsonable
 from workbench.errors import ConfigError
 
@@ -152,15 +153,29 @@ def _stable_seed(seed: int, row_index) -> int:
     return int(hashlib.sha256(f"{seed}:{row_index}".encode()).hexdigest()[:8], 16)
 
 
-def build_prompts(template, rows, pool, config: EvalConfig, session=None, demos_fn=None) -> list[str]:
+def build_prompts(template, rows, pool, config: EvalConfig, session=None, demos_fn=None, *,
+                  progress: Callable[..., None] | None = None) -> list[str]:
     """The exact context string the model receives for each row (chat template applied).
-    `demos_fn(index, row)`, when given, picks each row's demonstrations (lm-eval's samplers)."""
+    `demos_fn(index, row)`, when given, picks each row's demonstrations (lm-eval's samplers).
+    `progress(done, total, stage)` sees "building prompts" with the rows built so far
+    (and "embedding rows" first when 'similar' demos need every row embedded)."""
+    from workbench.core.progress import every, staged
+
+    progress = staged(progress)
+    n = len(rows)
     label_col = template.label_column if template.label_column in rows.columns else None
     fixed = demos_for(template, pool, config, None, label_col) if config.sampling == "fixed" and demos_fn is None else None
     if config.sampling == "similar" and config.shots > 0 and demos_fn is None:
         from workbench.engine.embeddings import warm
 
+        if progress:
+            progress(0, n, "embedding rows")
         warm(template, rows)   # one batch instead of one encoder call per row
+        if progress:
+            progress(n, n, "embedding rows")
+    if progress:
+        progress(0, n, "building prompts")
+    step = every(n)
     prompts = []
     for idx, row in rows.iterrows():
         if demos_fn is not None:
@@ -173,6 +188,8 @@ def build_prompts(template, rows, pool, config: EvalConfig, session=None, demos_
                 raise ConfigError("This template uses the chat template, which needs a loaded model.")
             ctx = session.apply_chat(ctx)
         prompts.append(ctx)
+        if progress and (len(prompts) % step == 0 or len(prompts) == n):
+            progress(len(prompts), n, "building prompts")
     return prompts
 
 
@@ -209,10 +226,11 @@ def _argmax(xs: Sequence[float]) -> int:
 
 
 def classify(template, rows, prompts: Sequence[str], session, config: EvalConfig, *,
-             progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
+             progress: Callable[..., None] | None = None, cancel: Callable[[], bool] | None = None,
              pool=None, with_gold: bool = True) -> list[dict]:
     """Score every (prompt, class verbalizer) pair and return one record per row.
-    `with_gold=False` scores unlabeled rows (prediction only): gold and correct are None."""
+    `with_gold=False` scores unlabeled rows (prediction only): gold and correct are None.
+    `progress(done, total, stage)` sees "calibration" (requests) then "scoring" (rows)."""
     reqs: list[tuple[str, str]] = []
     layout = []  # per row: [(label, [(choice_text, req_idx), ...]), ...]
     for (idx, row), ctx in zip(rows.iterrows(), prompts):
@@ -244,8 +262,21 @@ def classify(template, rows, prompts: Sequence[str], session, config: EvalConfig
                 for _, words in sig:
                     for w in words:
                         extra_reqs.append((cfp, template.target_delimiter + w))
-    lls = session.loglikelihood(reqs + extra_reqs, progress=progress, cancel=cancel, prefix_cache=config.prefix_cache)
-    main, extra = lls[: len(reqs)], lls[len(reqs):]
+    progress = staged(progress)
+    extra = []
+    if extra_reqs:
+        # Calibration's requests first, as their own stage (a few per choice set), so that the
+        # scoring stage below counts rows.
+        if progress:
+            progress(0, len(extra_reqs), "calibration")
+        extra = session.loglikelihood(extra_reqs, cancel=cancel, prefix_cache=config.prefix_cache,
+                                      progress=(lambda d, t: progress(d, len(extra_reqs), "calibration")) if progress else None)
+        if progress:
+            progress(len(extra_reqs), len(extra_reqs), "calibration")
+    main = session.loglikelihood(reqs, cancel=cancel, prefix_cache=config.prefix_cache,
+                                 progress=_rows_progress(progress, len(rows), len(reqs), "scoring"))
+    if progress:
+        progress(len(rows), len(rows), "scoring")
 
     uncond = {}
     if config.calibration == "pmi":
@@ -298,6 +329,19 @@ def classify(template, rows, prompts: Sequence[str], session, config: EvalConfig
     return records
 
 
+def _rows_progress(progress, n_rows: int, n_reqs: int, stage: str):
+    """The backend counts requests; people count rows. Every row's requests share its context,
+    which the prefix tree scores as a whole, so requests done x rows / requests is the rows
+    done (exact for a fixed set of choices, close for per-row choices)."""
+    if progress is None:
+        return None
+    progress(0, n_rows, stage)
+
+    def cb(done: int, total: int, *_) -> None:
+        progress(min(n_rows, done * n_rows // max(1, total or n_reqs)), n_rows, stage)
+    return cb
+
+
 def _choice_set(per_label) -> tuple:
     """A row's choices as a hashable key: ((label, (word, ...)), ...)."""
     return tuple((label, tuple(w for w, _ in slots)) for label, slots in per_label)
@@ -321,10 +365,12 @@ def _content_free_prompts(template, rows, pool, config: EvalConfig, session) -> 
 
 # ---------------------------------------------------------------------------- evaluate
 def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
-             progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
+             progress: Callable[..., None] | None = None, cancel: Callable[[], bool] | None = None,
              rows=None, pool=None, demos_fn=None) -> EvalResult:
     """Run one template over a dataset split; the one function behind UI, CLI and API.
-    `demos_fn(index, row)` overrides the demonstration draw (lm-eval tasks' own samplers)."""
+    `demos_fn(index, row)` overrides the demonstration draw (lm-eval tasks' own samplers).
+    `progress(done, total, stage)` sees real counts per stage (core/progress.py); a two-argument
+    callback gets (done, total) of each stage."""
     from workbench.core.metrics import classification_metrics, generation_metrics
 
     config = config or EvalConfig()
@@ -349,7 +395,8 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
     session.load()
     t_load = time.perf_counter()
     work0 = _work_counters(session)
-    prompts = build_prompts(template, rows, pool, config, session, demos_fn=demos_fn)
+    progress = staged(progress)
+    prompts = build_prompts(template, rows, pool, config, session, demos_fn=demos_fn, progress=progress)
     n_truncated, window = count_truncated(template, rows, prompts, session)
     if n_truncated:
         warnings.append(f"{n_truncated} of {len(prompts)} prompts are longer than the model's window of {window} "
@@ -360,7 +407,13 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
         from workbench.jobs.selfask import dispatch_generation, trace_metrics
 
         # direct, chain-of-thought (answer extraction) and self-ask (multi-step, traces)
-        records = dispatch_generation(template, rows, prompts, session, config, progress=progress, cancel=cancel)
+        gen_progress = None
+        if progress:
+            progress(0, len(rows), "generating")
+            gen_progress = lambda d, t, *_: progress(min(d, len(rows)), len(rows), "generating")  # noqa: E731
+        records = dispatch_generation(template, rows, prompts, session, config, progress=gen_progress, cancel=cancel)
+        if progress:
+            progress(len(rows), len(rows), "generating")
         gm = generation_metrics([r["gold"] for r in records], [r["pred"] for r in records])
         metrics = {k: v for k, v in gm.items() if not isinstance(v, (list, dict))}
         metrics["n"] = len(records)

@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from workbench.core.progress import SteadyEta
 from workbench.errors import Cancelled, WorkbenchError
 
 log = logging.getLogger(__name__)
@@ -51,21 +52,18 @@ class Job:
     meta: dict = field(default_factory=dict)
     created: float = field(default_factory=time.time)
     started: float | None = None          # when the work began (after waiting for the resource)
-    first_progress: float | None = None   # (time, done) of the first report, for the ETA
-    first_done: int = 0
     finished: float | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    # The ETA from the rate over the whole count so far (core/progress.py): a per-tick rate jumps
+    # with batch lengths, and model warm-up before the first report does not count.
+    eta: SteadyEta = field(default_factory=SteadyEta)
 
     def eta_s(self) -> float | None:
-        """Seconds left, from the rate since the first progress report (model warm-up and
-        prompt building happen before it and would skew a rate measured from the start)."""
-        if self.state != "running" or not self.total or self.first_progress is None:
+        """Seconds left (None until the rate is known)."""
+        if self.state != "running" or not self.total:
             return None
-        done = self.done - self.first_done
-        elapsed = time.time() - self.first_progress
-        if done <= 0 or elapsed <= 0:
-            return None
-        return round((self.total - self.done) * elapsed / done, 1)
+        e = self.eta.eta()
+        return None if e is None else round(e, 1)
 
     def to_status(self) -> dict:
         now = self.finished or time.time()
@@ -86,9 +84,8 @@ class JobContext:
 
     def progress(self, done: int, total: int, message: str = "") -> None:
         j = self._job
-        if j.first_progress is None:
-            j.first_progress, j.first_done = time.time(), int(done)
         j.done, j.total = int(done), int(total)
+        j.eta.update(j.done, j.total)
         if message:
             j.message = message
 

@@ -1,0 +1,220 @@
+"""Progress from the core (issue 16, item 8): every stage of an evaluation reports real counts
+(prompts built, calibration requests, rows scored) that only go up and end at the right total;
+a comparison's overall count only goes forward and leaves reused templates out; the ETA is
+steady on bursty batches; the CLI's bar shows the build stage. A fake session scores in batches
+like the real one, so these run without a model."""
+from __future__ import annotations
+
+import hashlib
+import io
+import types
+
+import pytest
+
+from workbench.core.config import EvalConfig
+from workbench.core.progress import Nested, SteadyEta, stage_text, staged
+from workbench.core.templates import load_template
+
+LIB = "templates_library"
+
+
+class BatchSession:
+    """Deterministic pseudo log-likelihoods, scored in batches of `batch` requests, reporting
+    (done requests, total requests) after each batch as the prefix-tree scorer does."""
+
+    def __init__(self, batch: int = 7):
+        self.batch = batch
+        self.config = types.SimpleNamespace(model="fake")
+        self.identity, self.adapter, self.device, self.dtype, self.backend = "fake@1", None, "cpu", "float32", "fake"
+
+    def load(self):
+        return self
+
+    def model_identity(self):
+        return {"engine": "fake", "model": self.identity, "adapter_sha256": None}
+
+    def encode(self, text):
+        return text.split()
+
+    def apply_chat(self, text):
+        return text
+
+    def loglikelihood(self, reqs, progress=None, cancel=None, prefix_cache=True):
+        from workbench.engine.session import LogLik
+
+        out = []
+        for i, (ctx, cont) in enumerate(reqs):
+            h = int(hashlib.sha256(f"{ctx}|{cont}".encode()).hexdigest()[:8], 16) / 2**32
+            out.append(LogLik(-5 * h, False, 1))
+            if progress and ((i + 1) % self.batch == 0 or i + 1 == len(reqs)):
+                progress(i + 1, len(reqs))
+        return out
+
+
+@pytest.fixture(scope="module")
+def topic():
+    return load_template(f"{LIB}/bbc_headline_topic.yaml")
+
+
+@pytest.fixture(scope="module")
+def question():
+    return load_template(f"{LIB}/bbc_headline_question.yaml")
+
+
+def _stages(ticks):
+    """[(stage, [(done, total), ...]), ...] in the order the stages came."""
+    out = []
+    for done, total, stage in ticks:
+        if not out or out[-1][0] != stage:
+            out.append((stage, []))
+        out[-1][1].append((done, total))
+    return out
+
+
+def _check_stage(counts, total):
+    dones = [d for d, _ in counts]
+    assert all(t == total for _, t in counts), counts
+    assert dones[0] == 0 and dones[-1] == total, dones
+    assert dones == sorted(dones), dones                       # never goes back
+    assert len(set(dones)) > 2, dones                           # real counts in between, not 0 then the end
+
+
+@pytest.mark.parametrize("shots,calibration", [(0, "none"), (2, "contextual"), (1, "pmi")])
+def test_evaluate_reports_every_stage_with_real_counts(bbc, topic, shots, calibration):
+    from workbench.jobs.inference import evaluate
+
+    ticks = []
+    cfg = EvalConfig(limit=30, shots=shots, calibration=calibration, sampling="per_example" if shots else "fixed")
+    res = evaluate(topic, bbc, BatchSession(), cfg, progress=lambda d, t, s: ticks.append((d, t, s)))
+    stages = _stages(ticks)
+    names = [s for s, _ in stages]
+    assert names == ["building prompts"] + (["calibration"] if calibration != "none" else []) + ["scoring"]
+    _check_stage(stages[0][1], 30)                              # prompts built / rows
+    _check_stage(stages[-1][1], 30)                             # rows scored / rows (not requests)
+    if calibration != "none":
+        n_cal = stages[1][1][0][1]
+        assert n_cal == (5 if calibration == "pmi" else 5 * len(cfg.content_free))   # 5 classes
+        assert stages[1][1][-1] == (n_cal, n_cal)
+    assert res.metrics["n"] == 30
+
+
+def test_two_argument_callbacks_still_work(bbc, topic):
+    from workbench.jobs.inference import evaluate
+
+    ticks = []
+    evaluate(topic, bbc, BatchSession(), EvalConfig(limit=10), progress=lambda d, t: ticks.append((d, t)))
+    assert ticks[-1] == (10, 10)
+    assert staged(None) is None
+
+
+def test_compare_overall_count_moves_forward_and_skips_reused(bbc, topic, question):
+    from workbench.jobs.compare import compare_templates
+    from workbench.storage.runs import RunRegistry
+
+    reg = RunRegistry()
+    cfg = EvalConfig(limit=20, shots=1)
+    ticks = []
+    compare_templates([topic, question], bbc, BatchSession(), cfg, registry=reg, n_boot=100,
+                      progress=lambda d, t, m="": ticks.append((d, t, m)))
+    dones = [d for d, _, _ in ticks]
+    assert dones == sorted(dones) and {t for _, t, _ in ticks} == {2000}
+    msgs = [m for _, _, m in ticks]
+    assert any(f"{topic.name} (1/2) · building prompts" in m for m in msgs)
+    assert f"{question.name} (2/2) · scoring 20/20 rows" in msgs
+    assert any("scoring 7/20 rows" in m or "scoring 8/20 rows" in m for m in msgs)   # counts in between
+    # The same comparison again: both templates reused, nothing counted as scored work.
+    ticks.clear()
+    compare_templates([topic, question], bbc, BatchSession(), cfg, registry=reg, n_boot=100,
+                      progress=lambda d, t, m="": ticks.append((d, t, m)))
+    assert ticks == [(1000, 1000, "statistics")]
+
+
+def test_nested_maps_stages_onto_one_forward_count():
+    ticks = []
+    n = Nested(lambda d, t, m: ticks.append((d, t, m)), 1, 2, "T (2/2)")
+    for stage in ("building prompts", "calibration", "scoring"):
+        for d in range(0, 11, 5):
+            n(d, 10, stage)
+    dones = [d for d, _, _ in ticks]
+    assert dones == sorted(dones) and dones[0] == 1000 and dones[-1] == 2000
+    assert ticks[-1][2] == "T (2/2) · scoring 10/10 rows"
+    assert stage_text("calibration", 3, 12) == "calibration 3/12 requests"
+
+
+def _bursty(rate_s, batch_s, n_batches, rows_per_batch, sample_every=0.5):
+    """Shown ETAs, sampled every `sample_every` s, for batches of alternating lengths; also the
+    ETA a per-tick rate (the last batch's) would show."""
+    eta, shown, naive = SteadyEta(), [], []
+    total = n_batches * rows_per_batch
+    t, done = 0.0, 0
+    eta.update(0, total, now=0.0)
+    for b in range(n_batches):
+        dt = batch_s[b % len(batch_s)]
+        end = t + dt
+        s = t + sample_every
+        while s < end:
+            shown.append((s, eta.eta(now=s)))
+            s += sample_every
+        t, done = end, done + rows_per_batch
+        eta.update(done, total, now=t)
+        naive.append((total - done) * dt / rows_per_batch)
+    return shown, naive
+
+
+def test_eta_is_steady_on_bursty_batches():
+    """Batches of 10 rows take 0.5 s and 3.5 s in turn (mean 2 s): the true time left falls by
+    1 s a second. The rate over the whole count gives an ETA that moves with the clock (the
+    per-tick rate would swing between far too low and far too high)."""
+    shown, naive = _bursty(None, [0.5, 3.5], 20, 10)
+    vals = [(s, e) for s, e in shown if e is not None]
+    assert vals, "an ETA appears once a second of work has been seen"
+    late = [(s, e) for s, e in vals if s > 8]            # after a few batches
+    jumps = [abs((e1 - e0) + (s1 - s0)) for (s0, e0), (s1, e1) in zip(late, late[1:])]
+    assert max(jumps) < 2.0                                # at most ~2 s off the clock per sample (per-tick: 50 s)
+    for s, e in late:
+        true_left = 40.0 - s
+        assert abs(e - true_left) < 0.25 * true_left + 2.5, (s, e, true_left)
+    assert max(naive) / max(1e-9, min(n for n in naive[4:-4] if n)) > 3   # what the per-tick rate did
+
+
+def test_eta_restarts_with_a_new_count_and_waits_for_a_rate():
+    eta = SteadyEta()
+    eta.update(0, 100, now=0.0)
+    eta.update(10, 100, now=0.5)
+    assert eta.eta(now=0.5) is None                        # half a second is no rate yet
+    eta.update(20, 100, now=2.0)
+    assert eta.eta(now=2.0) == pytest.approx(8.0)          # 80 left at 10/s
+    assert eta.eta(now=5.0) == pytest.approx(5.0)          # counts down between ticks
+    eta.update(0, 50, now=6.0)                             # the next stage: a new count
+    assert eta.eta(now=6.0) is None
+
+
+def test_job_status_eta_comes_from_the_steady_estimator(monkeypatch):
+    from workbench.jobs.queue import Job, JobContext
+
+    now = [100.0]
+    monkeypatch.setattr("workbench.core.progress.time.monotonic", lambda: now[0])
+    job = Job(id="eval-x", kind="eval", resource=None, state="running")
+    ctx = JobContext(job)
+    ctx.progress(0, 1000, "T · building prompts 0/40")
+    now[0] += 4
+    ctx.progress(400, 1000, "T · scoring 10/40 rows")
+    assert job.to_status()["eta_s"] == pytest.approx(6.0)
+    now[0] += 2
+    assert job.to_status()["eta_s"] == pytest.approx(4.0)
+
+
+def test_cli_bar_shows_the_build_stage(bbc, topic, monkeypatch):
+    from workbench.commands.common import TqdmProgress
+    from workbench.jobs.inference import evaluate
+
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    bar = TqdmProgress(topic.name)
+    try:
+        evaluate(topic, bbc, BatchSession(), EvalConfig(limit=12), progress=bar)
+    finally:
+        bar.close()
+    text = err.getvalue()
+    assert "building prompts" in text and "12/12" in text
+    assert "scoring" in text and "rows" in text
