@@ -136,7 +136,7 @@ def dataset_from_args(args):
 
 class TqdmProgress:
     """A (done, total, stage) callback drawing one tqdm bar per stage on stderr ("building
-    prompts", "calibration", "scoring": core/progress.py), each with its own counts and unit."""
+    prompts", "scoring": core/progress.py), each with its own counts and unit."""
 
     def __init__(self, desc: str):
         self.desc = desc

@@ -2,9 +2,9 @@
 
     progress(done, total, stage)      # e.g. (120, 400, "scoring"): real counts of one stage
 
-`jobs.inference.evaluate` reports its stages in order: "building prompts" (prompts built),
-"calibration" (content-free requests scored, only with calibration), then "scoring" (rows
-scored) or "generating" (rows answered). Each stage reports (0, total) when it starts and
+`jobs.inference.evaluate` reports its stages in order: "building prompts" (prompts built), then
+"scoring" (rows scored; calibration's content-free requests are scored in the same call, where
+they share prefixes with the rows, and count within it) or "generating" (rows answered). Each stage reports (0, total) when it starts and
 (total, total) when it ends, so a display restarts its counts there. A two-argument callback
 (`progress(done, total)`, the older convention) keeps working through `staged()`.
 
@@ -25,11 +25,10 @@ from typing import Callable
 
 ProgressFn = Callable[..., None]
 
-STAGE_UNITS = {"building prompts": "", "embedding rows": "rows", "calibration": "requests",
-               "scoring": "rows", "generating": "rows"}
+STAGE_UNITS = {"building prompts": "", "embedding rows": "rows", "scoring": "rows", "generating": "rows"}
 # Share of one evaluation's work per stage (for an overall bar): prompts are cheap next to the model.
-STAGE_SHARES = {"building prompts": (0.0, 0.1), "embedding rows": (0.0, 0.1), "calibration": (0.1, 0.2),
-                "scoring": (0.2, 1.0), "generating": (0.2, 1.0)}
+STAGE_SHARES = {"building prompts": (0.0, 0.1), "embedding rows": (0.0, 0.1),
+                "scoring": (0.1, 1.0), "generating": (0.1, 1.0)}
 UNITS_PER_JOB = 1000   # overall units per nested evaluation
 
 

@@ -230,7 +230,7 @@ def classify(template, rows, prompts: Sequence[str], session, config: EvalConfig
              pool=None, with_gold: bool = True) -> list[dict]:
     """Score every (prompt, class verbalizer) pair and return one record per row.
     `with_gold=False` scores unlabeled rows (prediction only): gold and correct are None.
-    `progress(done, total, stage)` sees "calibration" (requests) then "scoring" (rows)."""
+    `progress(done, total, stage)` sees "scoring" (rows; calibration's requests included)."""
     reqs: list[tuple[str, str]] = []
     layout = []  # per row: [(label, [(choice_text, req_idx), ...]), ...]
     for (idx, row), ctx in zip(rows.iterrows(), prompts):
@@ -262,19 +262,13 @@ def classify(template, rows, prompts: Sequence[str], session, config: EvalConfig
                 for _, words in sig:
                     for w in words:
                         extra_reqs.append((cfp, template.target_delimiter + w))
+    # One call for the rows' and calibration's requests: the prefix tree shares what they have
+    # in common (few-shot demonstrations under content-free prompts, prefix_scoring.py). The
+    # stage counts rows: calibration's few requests are folded into the same count.
     progress = staged(progress)
-    extra = []
-    if extra_reqs:
-        # Calibration's requests first, as their own stage (a few per choice set), so that the
-        # scoring stage below counts rows.
-        if progress:
-            progress(0, len(extra_reqs), "calibration")
-        extra = session.loglikelihood(extra_reqs, cancel=cancel, prefix_cache=config.prefix_cache,
-                                      progress=(lambda d, t: progress(d, len(extra_reqs), "calibration")) if progress else None)
-        if progress:
-            progress(len(extra_reqs), len(extra_reqs), "calibration")
-    main = session.loglikelihood(reqs, cancel=cancel, prefix_cache=config.prefix_cache,
-                                 progress=_rows_progress(progress, len(rows), len(reqs), "scoring"))
+    lls = session.loglikelihood(reqs + extra_reqs, cancel=cancel, prefix_cache=config.prefix_cache,
+                                progress=_rows_progress(progress, len(rows), len(reqs) + len(extra_reqs), "scoring"))
+    main, extra = lls[: len(reqs)], lls[len(reqs):]
     if progress:
         progress(len(rows), len(rows), "scoring")
 
