@@ -164,6 +164,30 @@ def make_cache(data):
 
 
 # ---------------------------------------------------------------------------- the algorithm
+MIN_BATCH_TOKENS = 256   # below this many real tokens a batch's matrix products lose efficiency
+MAX_PAD_SHARE = 0.15     # a row shorter than (1 - this) x the batch's longest starts a new batch
+
+
+def pack(lengths: Sequence[int], cap: Callable[[int], int]) -> list[tuple[int, int]]:
+    """Split rows sorted by length (longest first) into batches [start, end), right-padded to
+    their first row's length. A batch ends at `cap(longest)` rows (the token budget), or when the
+    next row would waste more than MAX_PAD_SHARE of its slot on padding, once the batch holds
+    MIN_BATCH_TOKENS real tokens: padding is computed like real tokens, so it is pure waste,
+    while very small batches run the matrix products below the machine's rate."""
+    out, i, n = [], 0, len(lengths)
+    while i < n:
+        longest, j, real = lengths[i], i, 0
+        limit = cap(longest)
+        while j < n and j - i < limit:
+            if real >= MIN_BATCH_TOKENS and lengths[j] < (1 - MAX_PAD_SHARE) * longest:
+                break
+            real += lengths[j]
+            j += 1
+        out.append((i, j))
+        i = j
+    return out
+
+
 def score(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], runner, *, max_len: int, token_budget: int,
           max_batch: int, pad_id: int, share_prefixes: bool = True, stats: dict | None = None,
           progress: Callable[[int, int], None] | None = None,
@@ -210,14 +234,12 @@ def score(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], runner, *, max_l
         C = kv[0][0].shape[2]
         items = [(f, b) for b, ci in enumerate(ctx_batch) for f in tree.contexts[ci].feeds]
         items.sort(key=lambda fb: -len(tree.feeds[fb[0]].tokens))
-        j = 0
-        while j < len(items):
+        f_lens = [len(tree.feeds[f].tokens) for f, _ in items]
+        for j0, j1 in pack(f_lens, lambda T: max(1, min(4 * max_batch, token_budget // max(1, T + (P + C) // 4)))):
             if cancel and cancel():
                 raise Cancelled()
-            Tmax = len(tree.feeds[items[j][0]].tokens)
-            bsz = max(1, min(4 * max_batch, token_budget // max(1, Tmax + (P + C) // 4)))
-            part = items[j:j + bsz]
-            j += len(part)
+            Tmax = f_lens[j0]
+            part = items[j0:j1]
             ids = torch.full((len(part), Tmax), pad_id, dtype=torch.long)
             rows, cols, picks = [], [], []
             for b, (f, _) in enumerate(part):
@@ -245,14 +267,12 @@ def score(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], runner, *, max_l
             count(t0, P, P, 0)
             prefix_runs += 1
         order = sorted(g.contexts, key=lambda c: -tree.contexts[c].length)
-        i = 0
-        while i < len(order):
+        c_lens = [tree.contexts[c].length for c in order]
+        for i0, i1 in pack(c_lens, lambda L: max(1, min(max_batch, token_budget // max(1, L + P // 4)))):
             if cancel and cancel():
                 raise Cancelled()
-            Lmax = tree.contexts[order[i]].length
-            bsz = max(1, min(max_batch, token_budget // max(1, Lmax + P // 4)))
-            batch = order[i:i + bsz]
-            i += len(batch)
+            Lmax = c_lens[i0]
+            batch = order[i0:i1]
             ids = torch.full((len(batch), Lmax), pad_id, dtype=torch.long)
             picks = []
             for b, ci in enumerate(batch):

@@ -22,7 +22,8 @@ The plan has three levels, which covers what scoring requests share in practice:
   1. group prefix: the longest prefix common to a group of contexts (demonstrations, the
      instruction). Contexts are grouped so that the total tokens read is smallest (see
      `_best_groups`); a group prefix never includes a context's last token, whose hidden state
-     the LM head needs.
+     the LM head needs. Groups whose prefix saves little are pooled into one group without a
+     prefix, so that their contexts share batches (`_pool_small_groups`).
   2. context: the rest of each distinct context, read once for all of its continuations.
   3. continuation feed: `x[:-1]` of each distinct (context, x[:-1]); single-token continuations
      need none (their log-prob is read at the context's last position).
@@ -88,9 +89,10 @@ class ScoringTree:
 
 
 def build_tree(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], max_len: int, *,
-               share_prefixes: bool = True) -> ScoringTree:
+               share_prefixes: bool = True, min_group_saving: int | None = None) -> ScoringTree:
     """The plan for scoring `pairs` (context ids, continuation ids) with a `max_len` window.
-    `share_prefixes=False` gives every context its own group (no prefix cache)."""
+    `share_prefixes=False` reads every context whole (no prefix cache). A group prefix must save
+    `min_group_saving` tokens (default MIN_GROUP_SAVING), else its contexts are pooled."""
     ctx_index: dict[Tokens, int] = {}
     ctx_tokens: list[Tokens] = []
     feed_index: dict[tuple[int, Tokens], int] = {}
@@ -126,6 +128,7 @@ def build_tree(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], max_len: in
     groups: list[Group] = []
     contexts: list[Context] = [None] * len(ctx_tokens)   # type: ignore[list-item]
     runs = _best_groups(ctx_tokens) if share_prefixes else [([i], 0) for i in range(len(ctx_tokens))]
+    runs = _pool_small_groups(runs, MIN_GROUP_SAVING if min_group_saving is None else min_group_saving)
     for members, P in runs:
         g = Group(ctx_tokens[members[0]][:P])
         for ci in members:
@@ -137,6 +140,24 @@ def build_tree(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], max_len: in
     for ri, r in enumerate(requests):
         contexts[r.context].requests.append(ri)
     return ScoringTree(groups, contexts, feeds, requests, trie_size(all_feeds))
+
+
+MIN_GROUP_SAVING = 32   # tokens a group prefix must save to be run on its own
+
+
+def _pool_small_groups(runs: list[tuple[list[int], int]], min_saving: int) -> list[tuple[list[int], int]]:
+    """Put every group whose shared prefix saves fewer than MIN_GROUP_SAVING tokens into one
+    group without a prefix. Contexts are batched within a group, so a thousand one-context
+    groups (contexts with different first tokens: headlines, questions) would run a thousand
+    batches of one row; pooled, they fill batches. Reading a short prefix a few times more costs
+    far less than that, and tokens_minimal / tokens_forwarded reports it. (Without prefix
+    sharing every run has P = 0, so all contexts form one pool.)"""
+    def worth(m, P):
+        return P > 0 and P * (len(m) - 1) >= min_saving
+
+    keep = [(m, P) for m, P in runs if worth(m, P)]
+    pool = [i for m, P in runs if not worth(m, P) for i in m]
+    return keep + ([(pool, 0)] if pool else [])
 
 
 def lcp(a: Sequence[int], b: Sequence[int]) -> int:
