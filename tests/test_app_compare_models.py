@@ -142,3 +142,33 @@ def test_model_columns_need_a_fitting_form(bbc):
                               "acc", "none", "test", 10, "", 2000, 1, y)
     assert [m.model for m in spec.models] == ["default", "openai:http://127.0.0.1:9/v1#x",
                                               "HuggingFaceTB/SmolLM2-360M"]
+
+
+def test_comparison_holds_each_model_in_turn(ref, session):
+    """The single-owner rule with several models: while a comparison holds the server's model,
+    loading another model from elsewhere is refused naming the comparison; holding a server
+    keeps the local model loaded (it holds no weights here), and nothing stays held after."""
+    import threading
+
+    from workbench.core.spec import ModelRef
+    from workbench.engine.session import session_holders
+    from workbench.errors import ModelBusy
+    from workbench.jobs import service
+    from workbench.jobs.runner import held_session
+
+    errors: list[BaseException] = []
+
+    def load_other():
+        try:
+            service.load_model("HuggingFaceTB/SmolLM2-360M-Instruct")
+        except BaseException as e:  # noqa: BLE001 - the test inspects it
+            errors.append(e)
+
+    with held_session(ModelRef(ref.url), "the compare of T on bbc with default and the server") as s:
+        assert s.backend == "remote" and session.loaded
+        t = threading.Thread(target=load_other)
+        t.start()
+        t.join(60)
+        assert len(errors) == 1 and isinstance(errors[0], ModelBusy), errors
+        assert "in use by the compare of T on bbc with default and the server" in errors[0].message
+    assert session_holders() == [] and session.loaded

@@ -1,17 +1,19 @@
 """Compare tab: 2-8 templates, or models × templates, side by side on identical examples, with paired verdicts.
 
 Each column holds one editable template (picked from the library, or copied from the
-Templates editor). "Models" adds model columns: the model bar's model plus each model listed
-there (a hub id, a folder, a .gguf, or an inference server openai:http://HOST:PORT/v1[#NAME]);
-the job then scores the models × templates grid on the same rows (`compare_models.compare_grid`,
-the same RunSpec `workbench compare --model A --model B ...` builds), holding each model in turn,
-and the verdict adds every pair of columns. "Compare" runs them in a background job (`compare.compare_templates`:
+Templates editor). "Compare" runs them in a background job (`compare.compare_templates`:
 the same rows, demos and seed for all; evals already in the run registry are reused) and
 shows the leaderboard with CIs, the verdicts (exact McNemar, paired bootstrap, Holm), the
 per-class F1 of every template, two confusion matrices side by side and the examples on
 which the templates disagree (filterable by class). A template can be marked the winner,
 which the Export step picks up. The Robustness section runs few-shot seed variance or a
 format-spread study (`sensitivity.format_spread`) on one column.
+
+"Models" adds model columns: the model bar's model plus each model listed there (a hub id, a
+folder, a .gguf, or an inference server openai:http://HOST:PORT/v1[#NAME]). The job then scores
+the models × templates grid on the same rows (`compare_models.compare_grid`, from the same
+RunSpec `workbench compare --model A --model B ...` builds), holding each model in turn, and the
+verdict adds every pair of columns (`TEMPLATE @ MODEL`).
 
 All logic lives in `workbench.jobs.compare` / `workbench.jobs.sensitivity`; the handlers below only
 parse inputs, start jobs and turn stored results into tables and figures.

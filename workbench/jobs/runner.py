@@ -70,7 +70,7 @@ def apply_adapter(session, adapter: str | None) -> None:
 def describe(spec: RunSpec) -> str:
     """What a job on `spec` is, as ModelBusy names it: "the compare of A vs B on bbc"."""
     names = " vs ".join(t.name for t in spec.templates)
-    models = f" on {' and '.join(m.model for m in spec.models)}" if len(spec.models) > 1 else ""
+    models = f" with {' and '.join(m.model for m in spec.models)}" if len(spec.models) > 1 else ""
     return f"the {spec.kind} of {names} on {spec.data.name}{models}"
 
 
