@@ -50,8 +50,8 @@ def test_compare_tab_end_to_end(session):
         b = client.predict(choice, api_name="/compare_library_yaml")
         assert load_template(b).name == "bbc_headline_question"
         yamls = [a, b] + [""] * 6
-        # shots, seed, method, calibration, split, limit, baseline, n_boot, n columns, 8 YAMLs
-        out = client.predict("default", 0, 0, "acc", "none", "test", 40, "", 300, 2, *yamls,
+        # model, extra models, shots, seed, method, calibration, split, limit, baseline, n_boot, n columns, 8 YAMLs
+        out = client.predict("default", "", 0, 0, "acc", "none", "test", 40, "", 300, 2, *yamls,
                              api_name="/compare_start")
         job_id = out[0]
         st = _wait(client, "/compare_status", job_id)

@@ -345,3 +345,71 @@ def test_selfask_through_llama_cpp(llama):
 
     chat = backend_for(s).chat([[{"role": "user", "content": "Say hello."}]], max_new_tokens=8)[0]
     assert chat.text.strip() and chat.n_tokens > 0
+
+
+# ---------------------------------------------------------------------------- chat templates
+def _chat_direct():
+    """strategyqa_direct with chat: true: a generation template whose prompt is a chat turn."""
+    from workbench.core.templates import load_template
+
+    text = (ROOT / "templates_library" / "strategyqa_direct.yaml").read_text()
+    return load_template(text.replace("name: strategyqa_direct", "name: strategyqa_direct_chat", 1) + "\nchat: true\n")
+
+
+def _seen(srv) -> dict:
+    return dict(srv.faults()["seen"])
+
+
+@pytest.mark.model
+def test_chat_template_generates_through_the_chat_endpoint(server, session):
+    """Generation with a chat template goes to /v1/chat/completions with the messages and equals
+    local generation over the locally rendered chat text; scoring a chat template stays on
+    /v1/completions (token ids of the local rendering: chat endpoints cannot echo log-probs)."""
+    from workbench.core.data import load_dataset
+    from workbench.core.templates import load_template
+    from workbench.engine.session import ChatPrompt
+    from workbench.jobs.inference import EvalConfig, evaluate
+
+    t = _chat_direct()
+    ds = load_dataset("strategyqa")
+    cfg = EvalConfig(limit=4, split="all")
+    s = remote_session(server.url)
+    before = _seen(server)
+    remote = evaluate(t, ds, s, cfg)
+    after = _seen(server)
+    assert after["chat"] - before["chat"] == 4 and after["completions"] == before["completions"]
+    assert s.remote.sent_by_path["/v1/chat/completions"] == 4
+    local = evaluate(t, ds, session, cfg)
+    assert [r["output"] for r in remote.records] == [r["output"] for r in local.records]
+    assert [r["stop_reason"] for r in remote.records] == [r["stop_reason"] for r in local.records]
+    assert [r["prompt"] for r in remote.records] == [r["prompt"] for r in local.records]
+    assert all(r["output"].strip() for r in remote.records)
+    p = session.apply_chat("Hi")
+    assert isinstance(p, ChatPrompt) and p.messages == [{"role": "user", "content": "Hi"}]
+    assert "Hi" in p and not isinstance(p + "x", ChatPrompt)   # a self-ask chain's prompt + output is plain text
+
+    chat_cls = load_template(str(ROOT / "templates_library" / "bbc_chat_topic.yaml"))
+    bbc = load_dataset("bbc")
+    before = _seen(server)
+    scored = evaluate(chat_cls, bbc, s, EvalConfig(limit=3))
+    after = _seen(server)
+    assert after["chat"] == before["chat"] and after["completions"] > before["completions"]
+    assert [r["pred"] for r in scored.records] == [r["pred"] for r in evaluate(chat_cls, bbc, session,
+                                                                                EvalConfig(limit=3)).records]
+
+
+@pytest.mark.model
+def test_chat_template_generation_through_llama_cpp(llama):
+    """A real third-party server: a chat template's generation goes to its chat endpoint."""
+    from workbench.core.data import load_dataset
+    from workbench.jobs.inference import EvalConfig, evaluate
+
+    s = remote_session(llama.url)
+    before = dict(s.remote.sent_by_path)
+    res = evaluate(_chat_direct(), load_dataset("strategyqa"), s, EvalConfig(limit=3, split="all"))
+    sent = {k: v - before.get(k, 0) for k, v in s.remote.sent_by_path.items()}
+    assert sent.get("/v1/chat/completions") == 3 and not sent.get("/v1/completions"), sent
+    assert res.provenance["model"]["backend"] == "remote" and len(res.records) == 3
+    for r in res.records:
+        assert r["output"].strip() and "\n" not in r["output"] and r["stop_reason"] in ("stop", "eos", "length")
+        assert r["prompt"].startswith("<|im_start|>")     # the local rendering, stored for the record

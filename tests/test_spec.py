@@ -81,7 +81,7 @@ def test_compare_spec_same_from_every_door(bbc_small):
     from workbench.app.tab_compare import compare_spec
 
     ya, yb = TOPIC.read_text(), QUESTION.read_text()
-    ui, _, _ = compare_spec(_ui_state(), "default", 0, 3, "acc", "contextual", "test", 40, "", 2000, 2, ya, yb)
+    ui, _, _ = compare_spec(_ui_state(), "default", "", 0, 3, "acc", "contextual", "test", 40, "", 2000, 2, ya, yb)
     cli = _cli_spec(["compare", "--data", "bbc", "--template", str(TOPIC), "--template", str(QUESTION),
                      "--seed", "3", "--calibration", "contextual", "--limit", "40"])
     assert ui.hash() == cli.hash()

@@ -1,4 +1,4 @@
-"""Compare tab: 2-8 templates side by side on identical examples, with a paired verdict.
+"""Compare tab: 2-8 templates, or models × templates, side by side on identical examples, with paired verdicts.
 
 Each column holds one editable template (picked from the library, or copied from the
 Templates editor). "Compare" runs them in a background job (`compare.compare_templates`:
@@ -8,6 +8,12 @@ per-class F1 of every template, two confusion matrices side by side and the exam
 which the templates disagree (filterable by class). A template can be marked the winner,
 which the Export step picks up. The Robustness section runs few-shot seed variance or a
 format-spread study (`sensitivity.format_spread`) on one column.
+
+"Models" adds model columns: the model bar's model plus each model listed there (a hub id, a
+folder, a .gguf, or an inference server openai:http://HOST:PORT/v1[#NAME]). The job then scores
+the models × templates grid on the same rows (`compare_models.compare_grid`, from the same
+RunSpec `workbench compare --model A --model B ...` builds), holding each model in turn, and the
+verdict adds every pair of columns (`TEMPLATE @ MODEL`).
 
 All logic lives in `workbench.jobs.compare` / `workbench.jobs.sensitivity`; the handlers below only
 parse inputs, start jobs and turn stored results into tables and figures.
@@ -101,7 +107,8 @@ def column_picker(i: int):
 
 
 def show_columns(n: float):
-    n = max(2, min(MAX_COLUMNS, int(n or 2)))
+    # one template is enough when models are compared (build_spec says so when it is not)
+    n = max(1, min(MAX_COLUMNS, int(n or 2)))
     return [gr.Column(visible=i < n) for i in range(MAX_COLUMNS)]
 
 
@@ -110,7 +117,7 @@ def _templates(n: float, yamls) -> list:
     from workbench.errors import TemplateError
     from workbench.app.common import parse_template
 
-    n = max(2, min(MAX_COLUMNS, int(n or 2)))
+    n = max(1, min(MAX_COLUMNS, int(n or 2)))
     out = []
     for i, text in enumerate(list(yamls)[:n]):
         try:
@@ -127,28 +134,67 @@ def _choices(state: UIState, shots, seed, method, calibration, split, limit) -> 
             "split_seed": int(getattr(state, "split_seed", 0) or 0), "limit": int(limit) if limit else None}
 
 
-def compare_spec(state: UIState, model: str, shots: float, seed: float, method: str, calibration: str, split: str,
-                 limit: float, baseline: str, n_boot: float, n: float, *yamls: str):
-    """The RunSpec of the Compare form (`workbench compare` builds the same one)."""
+def extra_models(models) -> list[str]:
+    """The Models box: the models to compare besides the model bar's, one per line or
+    comma-separated (a list is taken as it is)."""
+    import re
+
+    items = models if isinstance(models, (list, tuple)) else re.split(r"[\n,]+", str(models or ""))
+    return [m.strip() for m in items if m and str(m).strip()]
+
+
+def model_refs(model: str, models) -> list:
+    """The ModelRefs of the form: the model bar's (with its adapter) first, then each extra model.
+    Like `workbench compare --adapter`, the adapter goes with every model."""
+    from workbench.core.spec import ModelRef
+    from workbench.errors import ConfigError
+
+    first = service.current_model_ref(model)
+    refs = [first] + [ModelRef(model=m, adapter=first.adapter) for m in extra_models(models)]
+    names = [r.model for r in refs]
+    dup = next((m for m in names if names.count(m) > 1), None)
+    if dup:
+        raise ConfigError(f"Model '{dup}' is listed twice (the model bar's model is always the first column).",
+                          hint="List each model once in Models.")
+    if first.adapter and any(r.remote for r in refs[1:]):
+        raise ConfigError(f"The model bar's adapter {first.adapter} would be attached to every model of the "
+                          "comparison, and an inference server cannot take a local adapter.",
+                          hint="Detach the adapter in the model bar, or serve it on the server (docs/SERVING.md) "
+                               "and list that served name.")
+    return refs
+
+
+def compare_spec(state: UIState, model: str, models: str, shots: float, seed: float, method: str, calibration: str,
+                 split: str, limit: float, baseline: str, n_boot: float, n: float, *yamls: str):
+    """The RunSpec of the Compare form (`workbench compare` builds the same one). `models`: extra
+    models (see `extra_models`); with any, the spec compares the models × templates grid."""
     from workbench.core.spec import build_spec
+    from workbench.errors import ConfigError
+    from workbench.jobs.compare import MAX_TEMPLATES
 
     templates = _templates(n, yamls)
+    refs = model_refs(model, models)
+    if len(refs) * len(templates) > MAX_TEMPLATES:
+        raise ConfigError(f"{len(refs)} models × {len(templates)} templates is {len(refs) * len(templates)} columns; "
+                          f"a comparison takes at most {MAX_TEMPLATES}.", hint="Use fewer models or templates.")
     ds = state_dataset(state)
     base = (baseline or "").strip()
     opts = {"baseline": None if base in ("", BEST, "best") else base}
     if n_boot and int(n_boot) != 2000:
         opts["n_boot"] = int(n_boot)
-    spec = build_spec("compare", templates=templates, data=ds, model=service.current_model_ref(model),
+    spec = build_spec("compare", templates=templates, data=ds, model=refs if len(refs) > 1 else refs[0],
                       eval=_choices(state, shots, seed, method, calibration, split, limit), options=opts)
     return spec, templates, ds
 
 
-def compare_command(state: UIState, model: str, shots: float, seed: float, method: str, calibration: str,
-                    split: str, limit: float, baseline: str, n_boot: float, n: float, *yamls: str) -> str:
-    """The `workbench compare ...` command that runs this very comparison (markdown)."""
+def compare_command(state: UIState, model: str, models: str, shots: float, seed: float, method: str,
+                    calibration: str, split: str, limit: float, baseline: str, n_boot: float, n: float,
+                    *yamls: str) -> str:
+    """The `workbench compare ...` command that runs this very comparison (markdown); with extra
+    models, `--model` once per model."""
     with user_errors("Showing the command"):
-        spec, _, _ = compare_spec(state, model, shots, seed, method, calibration, split, limit, baseline, n_boot, n,
-                                  *yamls)
+        spec, _, _ = compare_spec(state, model, models, shots, seed, method, calibration, split, limit, baseline,
+                                  n_boot, n, *yamls)
         return command_markdown(spec_command(spec))
 
 
@@ -162,15 +208,17 @@ def _check(templates, ds) -> None:
 
 
 # ------------------------------------------------------------------------------------ jobs
-def start_compare(state: UIState, model: str, shots: float, seed: float, method: str, calibration: str, split: str,
-                  limit: float, baseline: str, n_boot: float, n: float, *yamls: str):
-    """Start comparing the first `n` template columns on this session's dataset. Returns
-    (job id, job id, progress HTML, poll timer). Poll `compare_status(job_id)`; when "done",
-    `result_id` is the comparison's run id for `compare_open`. `baseline` is a template name,
-    or empty / "best" for the best template; `limit` 0 = the whole split."""
+def start_compare(state: UIState, model: str, models: str, shots: float, seed: float, method: str,
+                  calibration: str, split: str, limit: float, baseline: str, n_boot: float, n: float, *yamls: str):
+    """Start comparing the first `n` template columns on this session's dataset: on the model
+    bar's `model`, or, when `models` lists more (one per line or comma-separated), on every
+    model (the models × templates grid, each model held in turn). Returns (job id, job id,
+    progress HTML, poll timer). Poll `compare_status(job_id)`; when "done", `result_id` is the
+    comparison's run id for `compare_open`. `baseline` is a column name, or empty / "best"
+    for the best column; `limit` 0 = the whole split."""
     with user_errors("Starting the comparison"):
-        spec, templates, ds = compare_spec(state, model, shots, seed, method, calibration, split, limit, baseline,
-                                           n_boot, n, *yamls)
+        spec, templates, ds = compare_spec(state, model, models, shots, seed, method, calibration, split, limit,
+                                           baseline, n_boot, n, *yamls)
         _check(templates, ds)
         job_id = service.submit(spec, dataset=ds)
         return job_id, job_id, progress_html(service.status(job_id)), gr.Timer(active=True)
@@ -280,7 +328,10 @@ def verdict_markdown(res) -> str:
     inp = res.inputs or {}
     demos = (f"{inp.get('shots')} {inp.get('sampling')} demos (seed {inp.get('seed')}, rows {inp.get('demo_indices')})"
              if inp.get("shots") else "zero-shot")
-    head = (f"**{len(res.names)} templates on the same {res.n} examples** · rows `{inp.get('row_indices_hash')}` · "
+    grid = (res.settings or {}).get("grid")
+    what = (f"{len(res.names)} columns ({len(grid['models'])} models × {len(grid['templates'])} "
+            f"template{'s' if len(grid['templates']) > 1 else ''})" if grid else f"{len(res.names)} templates")
+    head = (f"**{what} on the same {res.n} examples** · rows `{inp.get('row_indices_hash')}` · "
             f"{demos} · reference **{res.reference}** "
             f"({'chosen baseline' if res.reference_mode == 'baseline' else 'best accuracy'})")
     lines = [head, ""]
@@ -289,6 +340,15 @@ def verdict_markdown(res) -> str:
         mark = ("<span class='wb-mark sig'>significant</span>" if v["significant"]
                 else "<span class='wb-mark ns'>not significant</span>")
         lines.append(f"- {mark} {v['text']}")
+    pairs = (res.settings or {}).get("pairs") or []
+    if pairs:
+        # a models x templates grid: every two columns, not only each against the reference
+        lines += ["", f"**Every pair of columns** (McNemar{', Holm over ' + str(len(pairs)) + ' pairs' if len(pairs) > 1 else ''}):"]
+        for v in pairs:
+            mark = ("<span class='wb-mark sig'>significant</span>" if v["significant"]
+                    else "<span class='wb-mark ns'>not significant</span>")
+            lines.append(f"- {mark} **{v['a']}** vs **{v['b']}**: Δacc {v['delta_acc'] * 100:+.1f} pts, "
+                         f"p={v['p_used']:.3g} ({v['only_a']} right only for the first, {v['only_b']} only for the second)")
     if res.winner:
         lines += ["", f"<span class='wb-mark win'>winner</span> **{res.winner}**"]
     lines += ["", f"<small>run `{res.run_id}` · exact McNemar on the discordant pairs; paired bootstrap "
@@ -537,10 +597,17 @@ def build(ctx: Ctx) -> None:
     choices = library_choices()
     initial = _initial_columns()
     with gr.Tab("Compare", id="compare", elem_id="tab-compare"):
-        gr.Markdown("Put 2–8 templates side by side. All of them run on **the same examples, demos and seed**; "
-                    "the verdict uses paired tests (exact McNemar, paired bootstrap, Holm for more than two).")
+        gr.Markdown("Put 2–8 templates side by side, or models × templates (list more models under *Models*). "
+                    "All of them run on **the same examples, demos and seed**; the verdict uses paired tests "
+                    "(exact McNemar, paired bootstrap, Holm for more than two).")
         with gr.Row(equal_height=True):
-            n_cols = gr.Slider(2, MAX_COLUMNS, value=2, step=1, label="Templates", scale=2)
+            n_cols = gr.Slider(1, MAX_COLUMNS, value=2, step=1, label="Templates", scale=2,
+                               info="one is enough when models are compared")
+            models = gr.Textbox("", label="Models (optional)", scale=2, lines=1, max_lines=4, elem_id="compare-models",
+                                placeholder="openai:http://HOST:PORT/v1 · HuggingFaceTB/SmolLM2-360M-Instruct",
+                                info="more models to compare with the model bar's, one per line or comma-separated: "
+                                     "a hub id, a folder, a .gguf or an inference server; each column is "
+                                     "template @ model")
             from_editor = gr.Button("Editor's template into column 1", scale=1)
         columns, pickers, codes = [], [], []
         with gr.Row(elem_id="compare-columns"):
@@ -646,15 +713,18 @@ def build(ctx: Ctx) -> None:
                                      api_visibility="private", show_progress="hidden")
     ctx.demo.load(refresh_pickers, pickers, pickers, api_name="compare_pickers_on_load", api_visibility="private",
                   show_progress="hidden")
+    baseline_in = [ctx.model_name, models, n_cols] + codes
     for code in codes:
-        code.change(_baseline_choices, [n_cols] + codes, baseline, api_name="compare_baselines",
+        code.change(_baseline_choices, baseline_in, baseline, api_name="compare_baselines",
                     api_visibility="private", queue=False, show_progress="hidden")
-    n_cols.change(_baseline_choices, [n_cols] + codes, baseline, api_name="compare_baselines_n",
+    n_cols.change(_baseline_choices, baseline_in, baseline, api_name="compare_baselines_n",
                   api_visibility="private", queue=False)
+    models.change(_baseline_choices, baseline_in, baseline, api_name="compare_baselines_models",
+                  api_visibility="private", queue=False, show_progress="hidden")
 
     # Comparison job.
     settings = [shots, seed, method, calibration, split, limit]
-    form = [ctx.state, ctx.model_name] + settings + [baseline, n_boot, n_cols] + codes
+    form = [ctx.state, ctx.model_name, models] + settings + [baseline, n_boot, n_cols] + codes
     started = run_btn.click(start_compare, form, [job, job_box, progress, timer], api_name="compare_start")
     cmd_btn.click(compare_command, form, command, api_name="compare_command")
     views = [shown, verdicts, board, lb_plot, f1_plot, conf_a_name, conf_a, conf_b_name, conf_b, cls,
@@ -717,16 +787,22 @@ def build(ctx: Ctx) -> None:
                    api_visibility="private")
 
 
-def _baseline_choices(n: float, *yamls: str):
-    """'best' plus the names of the templates in the visible columns."""
+def _baseline_choices(model: str, models: str, n: float, *yamls: str):
+    """'best' plus the names of the visible columns: the templates' names, or with extra models
+    the grid's column names (template @ model, as compare_models names them)."""
     import yaml as _yaml
 
+    from workbench.jobs.compare_models import column_name, model_label
+
     names = []
-    for text in list(yamls)[: max(2, int(n or 2))]:
+    for text in list(yamls)[: max(1, int(n or 2))]:
         try:
             d = _yaml.safe_load(text or "")
             if isinstance(d, dict) and d.get("name"):
                 names.append(str(d["name"]))
         except _yaml.YAMLError:
             continue
+    labels = [model_label(m) for m in [(model or "").strip() or "default"] + extra_models(models)]
+    if len(labels) > 1:
+        names = [column_name(t, lab, len(labels), len(names)) for lab in labels for t in names]
     return gr.Dropdown(choices=[BEST] + names)

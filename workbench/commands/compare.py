@@ -103,7 +103,8 @@ def run(args) -> int:
         session = session_for(model_refs(args)[0])
     else:
         spec, dataset = spec_from_args(args)
-        session = session_for(spec.model)
+        # a model comparison opens (and holds) each model in turn itself
+        session = session_for(spec.model) if len(spec.models) == 1 else None
     registry = None
     if not args.no_registry:
         from workbench.storage.runs import RunRegistry

@@ -117,6 +117,7 @@ class RemoteEngine:
         self.scoring_problem: str | None = None
         self.checks: dict = {}
         self.requests_sent = 0
+        self.sent_by_path: dict[str, int] = {}   # requests per endpoint (which route a job really took)
         self.retries = 0
         self._client = None
         self._cache = None
@@ -171,6 +172,7 @@ class RemoteEngine:
         try:
             with self._lock:
                 self.requests_sent += 1
+                self.sent_by_path[path] = self.sent_by_path.get(path, 0) + 1
             r = self._http().request(method, url, json=body, headers=self._headers())
         except httpx.ConnectError as exc:
             raise _Retryable(f"connection refused ({exc})") from exc

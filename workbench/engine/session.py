@@ -55,6 +55,27 @@ class Generation:
     stop_reason: str    # "stop" (a stop string), "eos", or "length"
 
 
+class ChatPrompt(str):
+    """A chat template's prompt: the text the local tokenizer's chat template renders, which is
+    what scoring tokenizes and what is stored and shown, plus the `messages` it was rendered
+    from. A str subclass, so every consumer of prompts (scoring, token counts, records) works
+    unchanged; only remote generation looks at `messages`, to send them to the server's
+    /v1/chat/completions (the server applies its own chat template, as a served chat model
+    expects). Anything built from it (`prompt + output` in a self-ask chain) is a plain str
+    again and goes out as a text completion, which is right: a chat endpoint cannot continue
+    a half-written assistant turn portably."""
+
+    messages: list[dict]
+
+    def __new__(cls, text: str, messages: Sequence[dict]):
+        obj = super().__new__(cls, text)
+        obj.messages = [dict(m) for m in messages]
+        return obj
+
+    def __reduce__(self):   # pickles (and copies) with its messages
+        return (ChatPrompt, (str(self), self.messages))
+
+
 @dataclass
 class SessionConfig:
     model: str = field(default="default", metadata={"help": "'default', a hub id, a local folder or a .gguf file"})
@@ -493,13 +514,15 @@ class ModelSession:
             self._gen_prefix.clear()   # the kept prefix was computed with other weights
 
     # ------------------------------------------------------------------ chat
-    def apply_chat(self, text: str, system: str | None = None) -> str:
+    def apply_chat(self, text: str, system: str | None = None) -> ChatPrompt:
+        """`text` as one user turn in the tokenizer's chat template (ready for the assistant's
+        answer); the result also carries the messages, for a server's chat endpoint."""
         tok = self.tokenizer
         if not getattr(tok, "chat_template", None):
             raise ModelError(f"Model '{self.config.model}' has no chat template, but the template asks for chat: true.",
                              hint="Set chat: false in the template, or use an instruct/chat model.")
         msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
-        return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return ChatPrompt(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True), msgs)
 
     # ------------------------------------------------------------------ tokenization
     def _prefix_token_id(self) -> int:
@@ -692,9 +715,23 @@ class ModelSession:
 
     def _remote_generate(self, prompts, *, max_new_tokens, temperature, top_p, stop, seed, progress=None,
                          cancel=None) -> list[Generation]:
+        # Chat prompts go to /v1/chat/completions with their messages, the rest to /v1/completions.
+        # (Scoring never does: chat endpoints cannot echo prompt log-probs, so a chat template is
+        # scored over the locally rendered text's token ids; docs/SERVING.md.)
         stop = [s for s in (stop or []) if s]
-        outs = self.remote.complete(list(prompts), max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                    stop=stop, seed=seed if temperature > 0 else None, progress=progress, cancel=cancel)
+        kw = dict(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stop=stop,
+                  seed=seed if temperature > 0 else None, cancel=cancel)
+        chat = [i for i, p in enumerate(prompts) if isinstance(p, ChatPrompt)]
+        plain = [i for i, p in enumerate(prompts) if not isinstance(p, ChatPrompt)]
+        outs: list[dict | None] = [None] * len(prompts)
+        batches = [(plain, [str(prompts[i]) for i in plain], self.remote.complete, 0),
+                   (chat, [prompts[i].messages for i in chat], self.remote.chat, len(plain))]
+        for idx, payload, send, start in batches:
+            if not idx:
+                continue
+            bar = (lambda n, _t, start=start: progress(start + n, len(prompts))) if progress else None
+            for i, o in zip(idx, send(payload, progress=bar, **kw)):
+                outs[i] = o
         return [_remote_generation(o, stop, self.tokenizer) for o in outs]
 
 
@@ -835,17 +872,19 @@ def get_session(model: str = "default", *, keep_others: bool = False, **kwargs) 
 
 
 @contextlib.contextmanager
-def hold_session(model: str, holder: str, **kwargs):
+def hold_session(model: str, holder: str, *, keep_others: bool = False, **kwargs):
     """Hold the session of `model` for the duration of a job, in the job's thread:
 
         with hold_session("default", "eval of T on bbc") as session:
             session.attach_adapter(path)   # the holding thread may change its own adapter
 
     While held, `get_session` of another model, and adapter changes from any other thread, raise
-    ModelBusy naming `holder`, so nothing is unloaded or changed from under the job."""
+    ModelBusy naming `holder`, so nothing is unloaded or changed from under the job.
+    `keep_others`: do not free the other sessions (an inference server holds no weights here,
+    so holding one need not unload the local model)."""
     me = threading.get_ident()
     with _SESSIONS_LOCK:
-        s = _get_locked(model, False, _explicit(kwargs))
+        s = _get_locked(model, keep_others, _explicit(kwargs))
         if me in s.holders:
             raise ModelBusy(f"This thread already holds {model} ({s.holders[me]}).")
         s.holders[me] = holder

@@ -11,10 +11,13 @@ Every column is one (model, template) eval on the same rows and demonstrations (
 `eval_rows` draw), so the statistics are those of `compare.compare_results`, unchanged: a
 column is just an eval result. Models are opened one after the other (a value may be a
 zero-argument callable that returns the session), so two local models need not be in memory
-at once; evals already in the registry for a model are reused, as in `compare_templates`.
+at once; a callable may also return a context manager, entered while that model's columns
+are scored (the model service holds each model in turn this way). Evals already in the registry
+for a model are reused, as in `compare_templates`.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from dataclasses import asdict
@@ -84,28 +87,30 @@ def compare_grid(
     sessions = dict(zip(labels, models.values()))
     i = 0
     for ml in labels:
-        s = sessions[ml]
-        session = s() if callable(s) else s
-        session.load()
-        model_info[ml] = {"name": session.config.model, "identity": session.identity, "adapter": session.adapter,
-                          "backend": session.backend}
-        last_session = session
-        for cname, cml, t in cols:
-            if cml != ml:
-                continue
-            if cancel is not None and cancel():
-                from workbench.errors import Cancelled
-                raise Cancelled()
-            if progress is not None:
-                progress(i * 1000, k * 1000, f"{cname} ({i + 1}/{k})")
-            res, run_id, reused = evaluate_or_reuse(t, dataset, session, config, rows=rows, pool=pool, registry=reg,
-                                                    progress=_stage_progress(progress, i, k, cname), cancel=cancel)
-            if [r["index"] for r in res.records] != indices:
-                raise DataError(f"column {cname!r} was scored on other rows than planned",
-                                "this is a bug: please report it with the comparison settings")
-            results.append((cname, res))
-            infos.append({"eval_run_id": run_id, "reused": reused, "model": ml, "model_identity": session.identity})
-            i += 1
+        with contextlib.ExitStack() as stack:
+            session = _open(sessions[ml], stack)
+            session.load()
+            model_info[ml] = {"name": session.config.model, "identity": session.identity, "adapter": session.adapter,
+                              "backend": session.backend}
+            last_session = session
+            for cname, cml, t in cols:
+                if cml != ml:
+                    continue
+                if cancel is not None and cancel():
+                    from workbench.errors import Cancelled
+                    raise Cancelled()
+                if progress is not None:
+                    progress(i * 1000, k * 1000, f"{cname} ({i + 1}/{k})")
+                res, run_id, reused = evaluate_or_reuse(t, dataset, session, config, rows=rows, pool=pool,
+                                                        registry=reg, cancel=cancel,
+                                                        progress=_stage_progress(progress, i, k, cname))
+                if [r["index"] for r in res.records] != indices:
+                    raise DataError(f"column {cname!r} was scored on other rows than planned",
+                                    "this is a bug: please report it with the comparison settings")
+                results.append((cname, res))
+                infos.append({"eval_run_id": run_id, "reused": reused, "model": ml,
+                              "model_identity": session.identity})
+                i += 1
     if progress is not None:
         progress(k * 1000, k * 1000, "statistics")
 
@@ -131,6 +136,16 @@ def compare_grid(
                                              "best_accuracy": cmp.leaderboard[0]["accuracy"], "templates": names,
                                              "models": [m["identity"] for m in model_info.values()]})
     return cmp
+
+
+def _open(model, stack: contextlib.ExitStack):
+    """A grid entry's session: the session itself, or what a zero-argument callable returns; a
+    context manager (the model service's hold on the model) is entered on `stack`, so the model
+    is held while its columns are scored and released before the next model is opened."""
+    obj = model() if callable(model) else model
+    if isinstance(obj, contextlib.AbstractContextManager):
+        return stack.enter_context(obj)
+    return obj
 
 
 def pairwise_verdicts(results: Sequence[tuple[str, object]], *, n_boot: int = 2000, boot_seed: int = 0,

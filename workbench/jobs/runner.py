@@ -10,6 +10,7 @@ Training runs in its own lane (`workbench.jobs.training`: its own model copy and
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -29,7 +30,9 @@ class RunOutcome:
 def execute(spec: RunSpec, session, *, dataset=None, progress: Progress | None = None,
             cancel: Callable[[], bool] | None = None, record: bool = True) -> RunOutcome:
     """Run an eval, compare or export spec on `session` (the spec's model, adapter applied).
-    `dataset`: the already loaded data (checked against the spec's fingerprint)."""
+    A model comparison (several models) opens and holds each model in turn itself, so its
+    `session` may be None. `dataset`: the already loaded data (checked against the spec's
+    fingerprint)."""
     ds = dataset if dataset is not None else spec.data.load()
     if spec.data.fingerprint and ds.fingerprint() != spec.data.fingerprint:
         raise ConfigError("The loaded data is not the data this job was defined on.",
@@ -64,6 +67,25 @@ def apply_adapter(session, adapter: str | None) -> None:
         session.detach_adapter()
 
 
+def describe(spec: RunSpec) -> str:
+    """What a job on `spec` is, as ModelBusy names it: "the compare of A vs B on bbc"."""
+    names = " vs ".join(t.name for t in spec.templates)
+    models = f" with {' and '.join(m.model for m in spec.models)}" if len(spec.models) > 1 else ""
+    return f"the {spec.kind} of {names} on {spec.data.name}{models}"
+
+
+@contextlib.contextmanager
+def held_session(ref, holder: str):
+    """The session of a ModelRef, held for a job (engine.session.hold_session: loading another
+    model or changing the adapter from another thread raises ModelBusy naming `holder`), its
+    adapter applied. A remote model holds no weights here, so holding it keeps the local one."""
+    from workbench.engine.session import hold_session
+
+    with hold_session(ref.model, holder, keep_others=ref.remote, **ref.session_kwargs()) as s:
+        apply_adapter(s, ref.adapter)
+        yield s
+
+
 def open_session(ref, *, keep_others: bool = False):
     """The session of a ModelRef, its adapter applied."""
     from workbench.engine.session import get_session
@@ -78,14 +100,16 @@ def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
 
     o = spec.options
     if len(spec.models) > 1:
-        # models x templates: each model opened in turn (remote ones hold no weights, so they stay
-        # open next to a local one); `session` is the first model's
+        # models x templates: each model held in turn while its columns are scored (the single-owner
+        # rule: nothing unloads it from under the job; remote ones hold no weights, so they stay
+        # open next to a local one); `session`, if given, is not used
         from workbench.jobs.compare_models import compare_grid, model_label
 
         labels = [model_label(m.model) for m in spec.models]
         if len(set(labels)) != len(labels):
             labels = [f"{lab} [{i + 1}]" for i, lab in enumerate(labels)]
-        opener = {lab: (lambda m=m: open_session(m, keep_others=m.remote)) for lab, m in zip(labels, spec.models)}
+        holder = describe(spec)
+        opener = {lab: (lambda m=m: held_session(m, holder)) for lab, m in zip(labels, spec.models)}
         res = compare_grid(opener, [t.load() for t in spec.templates], ds, spec.eval, baseline=o.get("baseline"),
                            name=o.get("name"), n_boot=int(o.get("n_boot", 2000)), alpha=float(o.get("alpha", 0.05)),
                            progress=progress, cancel=cancel, store=record)

@@ -9,7 +9,8 @@
 How the model is shared (one mechanism, not five):
   * model jobs (eval, compare, export, search) run one at a time from a single queue
     (`workbench.jobs.queue`, resource "model"), each holding the session with
-    `engine.session.hold_session` for its whole run;
+    `engine.session.hold_session` for its whole run; a comparison of several models holds
+    each model in turn (loading the next frees the previous local one);
   * while a job holds it, loading another model or changing the adapter from anywhere else
     raises ModelBusy naming the job ("eval of T on bbc"), so the user can wait or cancel; a
     Preview on the same model goes ahead (it only tokenizes and reads the chat template);
@@ -28,34 +29,31 @@ from workbench.jobs import queue
 MODEL = "model"     # the queue resource every model job shares
 
 
-def describe(spec: RunSpec) -> str:
-    names = " vs ".join(t.name for t in spec.templates)
-    return f"the {spec.kind} of {names} on {spec.data.name}"
-
-
 def submit(spec: RunSpec, work: Callable[..., Any] | None = None, *, dataset=None, meta: dict | None = None) -> str:
     """Queue a model job for `spec`. `work(ctx, spec, session, dataset)` defaults to
     `runner.execute`; it runs holding the spec's model with the spec's adapter applied, and
-    returns the registry id the UI opens (or any result)."""
-    from workbench.engine.session import hold_session
-    from workbench.jobs.runner import apply_adapter
+    returns the registry id the UI opens (or any result). A model comparison (several models)
+    holds each model in turn, while that model's columns are scored (runner.held_session)."""
+    from workbench.jobs.runner import describe, execute, held_session
 
     if spec.kind == "train":
         raise ConfigError("Training runs in its own lane.", hint="Use service.start_training(spec).")
-    ref = spec.model
+    several = len(spec.models) > 1
+    if several and work is not None:
+        raise ConfigError("This study runs on one model.", hint="Pick one model (no extra models) and run it again.")
 
     def job(ctx):
-        with hold_session(ref.model, describe(spec), **ref.session_kwargs()) as session:
-            apply_adapter(session, ref.adapter)
+        if several:
+            out = execute(spec, None, dataset=dataset, progress=ctx.progress, cancel=ctx.cancelled)
+            return out.run_id if out.run_id else out.result
+        with held_session(spec.model, describe(spec)) as session:
             if work is not None:
                 return work(ctx, spec, session, dataset)
-            from workbench.jobs.runner import execute
-
             out = execute(spec, session, dataset=dataset, progress=ctx.progress, cancel=ctx.cancelled)
             return out.run_id if out.run_id else out.result
 
     info = {"template": " vs ".join(t.name for t in spec.templates), "data": spec.data.name,
-            "model": ref.model, "command": spec.command(), **(meta or {})}
+            "model": " vs ".join(m.model for m in spec.models), "command": spec.command(), **(meta or {})}
     return queue.start(spec.kind, job, resource=MODEL, meta=info)
 
 
