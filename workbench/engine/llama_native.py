@@ -23,6 +23,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+# scaled_dot_product_attention's enable_gqa (torch >= 2.5): grouped-query attention without
+# repeating the key/value heads
+_SDPA_GQA = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 5)
+
 SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
 _ROPE_TYPES = ("default", "linear", "llama3")
 
@@ -261,12 +265,19 @@ class NativeLlama:
             if ks:
                 k = torch.cat((*ks, k), dim=2)                          # [B, nkv, P+C+T, d]
                 v = torch.cat((*vs, v), dim=2)
+            gqa = {}
             if s.kv_heads != s.heads:
-                rep = s.heads // s.kv_heads
-                k = k.repeat_interleave(rep, dim=1)                     # [B, nh, P+C+T, d]
-                v = v.repeat_interleave(rep, dim=1)
+                if _SDPA_GQA:
+                    # query head h reads kv head h // rep inside the kernel: no [B, nh, P+C+T, d]
+                    # copies of the keys and values (with a long shared prefix, those copies
+                    # cost as much as the attention itself)
+                    gqa = {"enable_gqa": True}
+                else:
+                    rep = s.heads // s.kv_heads
+                    k = k.repeat_interleave(rep, dim=1)                 # [B, nh, P+C+T, d]
+                    v = v.repeat_interleave(rep, dim=1)
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and T > 1,
-                                                 scale=s.head_dim ** -0.5)                   # [B, nh, T, d]
+                                                 scale=s.head_dim ** -0.5, **gqa)            # [B, nh, T, d]
             x = x + F.linear(att.transpose(1, 2).reshape(B, T, s.heads * s.head_dim), L.o)
             m = self._rms(x, L.ln_post)
             x = x + F.linear(F.silu(F.linear(m, L.gate)) * F.linear(m, L.up), L.down)
