@@ -413,20 +413,27 @@ class PromptTemplate:
     def render_instruction(self, row: Mapping) -> str:
         return self._render("instruction", self.instruction, row) if self.instruction else ""
 
-    def build_context(self, row: Mapping, demos: Sequence[Mapping] = ()) -> str:
+    def build_context(self, row: Mapping, demos: Sequence[Mapping] = (), *, demo_block: str | None = None) -> str:
         """The context string, assembled as lm-eval 0.4.13 `fewshot_context` does (plain text).
 
-        instruction [+ instruction_delimiter] + (demo + fewshot_delimiter) * k + input."""
+        instruction [+ instruction_delimiter] + (demo + fewshot_delimiter) * k + input.
+        `demo_block`: `render_demos(demos)` computed once for many rows (fixed demonstrations)."""
         parts: list[str] = []
         instr = self.render_instruction(row)
         if instr:
             delim = self.fewshot_delimiter if self.instruction_delimiter is None else self.instruction_delimiter
             parts.append(instr + delim)
+        parts.append(self.render_demos(demos) if demo_block is None else demo_block)
+        parts.append(self.render_input(row))
+        return "".join(parts)
+
+    def render_demos(self, demos: Sequence[Mapping]) -> str:
+        """The demonstrations part of a context: (demo + fewshot_delimiter) for each."""
+        parts = []
         for d in demos:
             demo = self.render_demo(d)
             # lm-eval's empty-answer demo has no assistant turn, hence no fewshot delimiter.
             parts.append(demo if (not self.demo_format and self._answer_text(d) == "") else demo + self.fewshot_delimiter)
-        parts.append(self.render_input(row))
         return "".join(parts)
 
     # ---- introspection ---------------------------------------------------------------------

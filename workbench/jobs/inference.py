@@ -176,13 +176,15 @@ def build_prompts(template, rows, pool, config: EvalConfig, session=None, demos_
     if progress:
         progress(0, n, "building prompts")
     step = every(n)
+    # Fixed demonstrations are the same text in every prompt: rendered once, not once per row.
+    fixed_block = template.render_demos(fixed) if fixed is not None else None
     prompts = []
     for idx, row in rows.iterrows():
-        if demos_fn is not None:
-            demos = demos_fn(idx, row)
+        if fixed_block is not None:
+            ctx = template.build_context(row, demo_block=fixed_block)
         else:
-            demos = fixed if fixed is not None else demos_for(template, pool, config, idx, label_col, row=row)
-        ctx = template.build_context(row, demos)
+            demos = demos_fn(idx, row) if demos_fn is not None else demos_for(template, pool, config, idx, label_col, row=row)
+            ctx = template.build_context(row, demos)
         if template.chat:
             if session is None:
                 raise ConfigError("This template uses the chat template, which needs a loaded model.")
