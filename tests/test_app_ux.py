@@ -157,4 +157,4 @@ def test_run_progress_shows_stage_counts_and_the_jobs_steady_eta(monkeypatch):
     now[0] += 3
     progress(10, 40, "scoring")
     html = tab_run.progress_html(job.to_status())
-    assert "scoring 10/40 rows" in html and "ETA 7 s" in html   # 600 of 1000 units left at 400 per 4.5 s
+    assert "scoring 10/40 rows" in html and "ETA 9 s" in html   # 675 of 1000 units left at 325 per 4.5 s

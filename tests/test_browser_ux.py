@@ -4,6 +4,7 @@ templates listed in every picker (also after a reload), no false "unsaved edits"
 reload. Runs without the model (nothing here scores), so it is quick."""
 from __future__ import annotations
 
+from pathlib import Path
 
 import pytest
 
@@ -167,3 +168,178 @@ def test_train_live_curves_are_in_view_while_training_runs(app_url, page):  # no
     shot(page, "ux_train_live_curves")
     page.locator("#train-stop").click()
     expect(progress).not_to_contain_text("running", timeout=120_000)
+
+
+# --- (10) the small things of the page itself: a cut-off label, "1 2 3" headers, headers broken
+# inside a word, emoji without a font. One page load, every tab, no model.
+
+TABS = ["Data", "Templates", "Preview", "Run", "Compare", "Search", "Train", "Export", "Runs"]
+
+# Every visible table: its header texts, and the header words that the layout broke over lines.
+_TABLES_JS = """() => {
+  const out = [];
+  const seen = new Set();
+  for (const cell of document.querySelectorAll('.header-cell')) {
+    const box = cell.getBoundingClientRect();
+    if (!cell.checkVisibility({visibilityProperty: true}) || box.width === 0 || box.height === 0) continue;
+    const block = cell.closest('.block') || cell.parentElement;
+    const key = block.id || block.getAttribute('data-testid') || 'table';
+    if (!seen.has(block)) { seen.add(block); out.push({table: key, block, headers: [], broken: []}); }
+    const t = out.find(o => o.block === block);
+    t.headers.push(cell.innerText.trim());
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    let node;
+    while ((node = walker.nextNode())) {
+      for (const m of node.data.matchAll(/\\S+/g)) {
+        const r = document.createRange();
+        r.setStart(node, m.index);
+        r.setEnd(node, m.index + m[0].length);
+        const tops = new Set([...r.getClientRects()].filter(q => q.width > 0).map(q => Math.round(q.top)));
+        if (tops.size > 1) t.broken.push(`${m[0]} (over ${tops.size} lines)`);
+      }
+    }
+  }
+  return out.map(({table, headers, broken}) => ({table, headers, broken}));
+}"""
+
+# Every distinct non-ASCII character of the visible text (where it is, for the message).
+_CHARS_JS = """() => {
+  const out = {};
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  let node;
+  while ((node = walker.nextNode())) {
+    const el = node.parentElement;
+    if (!el || el.closest('script, style, textarea') || !el.checkVisibility({visibilityProperty: true})) continue;
+    for (const ch of node.data) {
+      const cp = ch.codePointAt(0);
+      if (cp < 0x80 || /\\s/.test(ch) || (cp >= 0xFE00 && cp <= 0xFE0F) || cp === 0x200D) continue;
+      if (!(ch in out)) out[ch] = (el.closest('[id]') || el).id + ': ' + node.data.trim().slice(0, 60);
+    }
+  }
+  return out;
+}"""
+
+
+def _numbered(headers: list[str]) -> bool:
+    """Gradio's placeholder headers of a table given no columns: "1", "2", "3", ..."""
+    return bool(headers) and headers == [str(i) for i in range(1, len(headers) + 1)]
+
+
+def _fonts_for(ch: str) -> list[str]:
+    """Installed fonts (fontconfig, which Chromium uses on Linux) that have a glyph for `ch`."""
+    import subprocess
+
+    out = subprocess.run(["fc-list", f":charset={ord(ch):x}", "family"], capture_output=True, text=True,
+                         timeout=30, check=False).stdout
+    return [ln for ln in out.splitlines() if ln.strip()]
+
+
+def _seed_runs() -> str:
+    """A finished search (winner, held-out verdict, leaderboard) and an eval in the registry, so the
+    Search and Runs tabs have filled tables without a model. Returns the search's run id."""
+    from workbench.storage.runs import RunRegistry
+
+    root = Path(__file__).resolve().parent.parent / "templates_library"
+    y0 = (root / "bbc_headline_topic.yaml").read_text()
+    y1 = y0.replace("Topic:", "The topic of this headline is")
+    cand = {
+        "start": {"n": 40, "stage": "start", "change": "start template", "config": {"shots": 0},
+                  "accuracy": 0.55, "yaml": y0, "tokens": 4_000},
+        "w1": {"n": 40, "stage": "instruction", "change": "instruction: 'The topic of this headline is'",
+               "config": {"shots": 0}, "accuracy": 0.725, "yaml": y1, "tokens": 4_400},
+        "w2": {"n": 12, "stage": "demonstrations", "change": "4 similar demonstrations",
+               "config": {"shots": 4}, "accuracy": 0.5, "yaml": y0, "tokens": 9_000},
+    }
+    payload = {
+        "status": "done", "tokens": 17_400, "seconds": 42.0, "dev_rows": 40, "stages": [], "history": [],
+        "curve": [{"tokens": 17_400, "seconds": 42.0, "best": 0.725}],
+        "start": {"key": "start", "name": "bbc_headline_topic", "yaml": y0, "config": {"shots": 0},
+                  "dev_accuracy": 0.55},
+        "winner": {"key": "w1", "name": "bbc_headline_topic-search", "yaml": y1, "config": {"shots": 0},
+                   "dev_accuracy": 0.725, "describe": "instruction: 'The topic of this headline is'"},
+        "candidates": cand,
+        "test": {"n": 100, "start_accuracy": 0.52, "winner_accuracy": 0.68, "dev_to_test_drop": 0.045,
+                 "verdict": {"text": "bbc_headline_topic-search beats bbc_headline_topic by 16.0 pts "
+                                     "(95% CI 7.0 to 25.0, McNemar p=0.0010)", "significant": True},
+                 "test_uses": 2},
+    }
+    reg = RunRegistry()
+    run_id = reg.add("search", name="bbc_headline_topic search", data_name="bbc", model="default",
+                     metrics={"status": "done", "winner": "bbc_headline_topic-search", "best_dev_accuracy": 0.725},
+                     payload=payload)
+    reg.add("eval", name="bbc_headline_topic", model="HuggingFaceTB/SmolLM2-135M-Instruct", data_name="bbc",
+            settings={"shots": 4}, metrics={"accuracy": 0.6125, "macro_f1": 0.5931, "n": 80})
+    return run_id
+
+
+def test_small_things_in_the_page(app_url, page):  # noqa: F811 - fixtures
+    """(10) In a real page, on every tab: the "overwrite" checkbox label is whole (not cut to
+    "overwri"); no table shows Gradio's "1 2 3" placeholder headers; no header word is broken over
+    lines (letter by letter in a narrow column); every character on screen, the Search tab's winner,
+    verdict and leaderboard included, has a glyph in an installed font (✅ ➖ 🏆 were boxes)."""
+    from playwright.sync_api import expect
+
+    search_id = _seed_runs()
+    page.goto(app_url)
+    expect(page.locator("#data-summary")).to_contain_text("2225 rows", timeout=90_000)
+    problems: list[str] = []
+
+    # (a) the overwrite label, whole and unclipped
+    open_tab(page, "Templates")
+    label = page.locator("#save-overwrite label").first
+    expect(label).to_be_visible()
+    expect(label).to_contain_text("overwrite")
+    clip = label.evaluate("""(lab) => {
+      const text = [...lab.querySelectorAll('span')].find(s => s.innerText.includes('overwrite')) || lab;
+      const r = text.getBoundingClientRect();
+      const bad = [];
+      if (text.scrollWidth > text.clientWidth + 1) bad.push(`text ${text.scrollWidth} px in ${text.clientWidth} px`);
+      for (let el = text; el && el !== document.body; el = el.parentElement) {
+        const cs = getComputedStyle(el);
+        if (el !== text && cs.overflowX === 'visible') continue;
+        const b = el.getBoundingClientRect();
+        if (el !== text && (r.right > b.right + 1 || r.left < b.left - 1))
+          bad.push(`${el.tagName.toLowerCase()}.${el.className} clips it (${Math.round(r.right - b.right)} px)`);
+      }
+      return bad;
+    }""")
+    if clip:
+        problems.append(f"(a) the overwrite label is cut: {clip}")
+
+    # (b) + (c) + (d) on every tab as it opens; the Search tab also with a stored search opened
+    chars: dict[str, str] = {}
+
+    def check_tab(tab: str) -> None:
+        page.wait_for_timeout(400)   # let the tab mount and its tables lay out
+        for t in page.evaluate(_TABLES_JS):
+            if _numbered(t["headers"]):
+                problems.append(f"(b) {tab}: table {t['table']} shows placeholder headers {t['headers']}")
+            if t["broken"]:
+                problems.append(f"(c) {tab}: table {t['table']} breaks header words: {t['broken']}")
+        for ch, where in page.evaluate(_CHARS_JS).items():
+            chars.setdefault(ch, f"{tab} · {where}")
+
+    for tab in TABS:
+        open_tab(page, tab)
+        check_tab(tab)
+    open_tab(page, "Search")
+    page.locator("#search-run-id input, #search-run-id textarea").first.fill(search_id)
+    page.locator("#search-open-btn").click()
+    expect(page.locator("#search-summary")).to_contain_text("bbc_headline_topic-search", timeout=30_000)
+    expect(page.locator("#search-leaderboard")).to_contain_text("instruction", timeout=30_000)
+    expect(page.locator("#search-summary")).not_to_contain_text("<span")   # marks rendered, not escaped
+    check_tab("Search (a stored search opened)")
+    open_tab(page, "Runs")
+    expect(page.locator("#runs-table")).to_contain_text("acc 61.3%", timeout=30_000)
+    check_tab("Runs (an eval and a search listed)")
+    shot(page, "ux_small_things")
+
+    import shutil
+
+    has_fc = shutil.which("fc-list") is not None
+    for ch, where in sorted(chars.items()) if has_fc else ():
+        if not _fonts_for(ch):
+            problems.append(f"(d) {ch!r} (U+{ord(ch):04X}) has no installed font, drawn as a box: {where}")
+    assert not problems, "\n".join(problems)
+    if not has_fc:
+        pytest.skip("fc-list (fontconfig) is missing: the glyph check (d) was not done")

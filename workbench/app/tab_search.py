@@ -160,11 +160,13 @@ def summary_markdown(payload: dict, run_id: str | None) -> str:
         lines.append(f"\nBest so far on all dev rows: **{_pct(best)}** (start {_pct(st.get('dev_accuracy'))}) · "
                      f"stage {len(s.get('stages', [])) + 1}")
     if w:
-        lines.append(f"\n🏆 Winner **{w.get('name')}**: dev {_pct(w.get('dev_accuracy'))} "
+        lines.append(f"\n<span class='wb-mark win'>winner</span> **{w.get('name')}**: dev {_pct(w.get('dev_accuracy'))} "
                      f"(start {_pct(st.get('dev_accuracy'))}) — {w.get('describe') or 'no change'}")
     t = s.get("test")
     if t:
-        mark = "✅" if t["verdict"]["significant"] else "➖"
+        # Text marks, not emoji: ✅ ➖ 🏆 🔎 render as boxes where no emoji font is installed.
+        mark = ("<span class='wb-mark sig'>significant</span>" if t["verdict"]["significant"]
+                else "<span class='wb-mark ns'>not significant</span>")
         lines += [f"\n**Held-out test** (n={t['n']}, scored once): start {_pct(t['start_accuracy'])} → winner "
                   f"**{_pct(t['winner_accuracy'])}** · dev-to-test drop of the winner "
                   f"{t['dev_to_test_drop'] * 100:+.1f} pts",
@@ -181,7 +183,7 @@ def leaderboard_frame(payload: dict):
 
     from workbench.jobs.search import leaderboard
 
-    rows = [{"#": r["rank"], "": "🏆" if r["is_winner"] else ("start" if r["is_start"] else ""),
+    rows = [{"#": r["rank"], "": "winner" if r["is_winner"] else ("start" if r["is_start"] else ""),
              "stage": r["stage"], "change": r["change"], "dev acc": _pct(r["dev_accuracy"]), "dev rows": r["n"],
              "tokens": r["tokens"], "diff vs start": r["diff"]} for r in leaderboard(payload)]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["#", "stage", "change", "dev acc", "dev rows", "tokens"])
@@ -269,7 +271,7 @@ def build(ctx: Ctx) -> None:
                 evaluate_test = gr.Checkbox(True, label="Score the winner once on test at the end")
                 winner_name = gr.Textbox("", label="Winner's name", info="empty = <start>-search-<id>")
         with gr.Row():
-            start_btn = gr.Button("🔎 Search", variant="primary", elem_id="search-btn")
+            start_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
             cancel_btn = gr.Button("■ Cancel", variant="stop", elem_id="search-cancel-btn")
             resume_id = gr.Textbox("", label="Run id", placeholder="a stopped or finished search", scale=2,
                                    elem_id="search-run-id")
@@ -278,7 +280,8 @@ def build(ctx: Ctx) -> None:
         progress = gr.HTML(progress_html(None), elem_id="search-progress")
         summary = gr.Markdown("*Run a search to see the winner and its held-out verdict here.*", elem_id="search-summary")
         plot = gr.Plot(label="Best so far vs budget", elem_id="search-plot")
-        board = gr.Dataframe(label="Candidates tried (best first; more dev rows first)", interactive=False, wrap=True,
+        board = gr.Dataframe(headers=["#", "stage", "change", "dev acc", "dev rows", "tokens"],
+                             label="Candidates tried (best first; more dev rows first)", interactive=False, wrap=True,
                              max_height=420, max_chars=160, elem_id="search-leaderboard")
         with gr.Row():
             diff = gr.Code("", language=None, label="Winner vs start", lines=8, elem_id="search-diff")
