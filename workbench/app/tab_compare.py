@@ -148,9 +148,10 @@ def model_refs(model: str, models) -> list:
     Like `workbench compare --adapter`, the adapter goes with every model."""
     from workbench.core.spec import ModelRef
     from workbench.errors import ConfigError
+    from workbench.storage.engines import resolve
 
     first = service.current_model_ref(model)
-    refs = [first] + [ModelRef(model=m, adapter=first.adapter) for m in extra_models(models)]
+    refs = [first] + [resolve(ModelRef(model=m, adapter=first.adapter)) for m in extra_models(models)]
     names = [r.model for r in refs]
     dup = next((m for m in names if names.count(m) > 1), None)
     if dup:

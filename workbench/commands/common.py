@@ -87,10 +87,14 @@ def model_refs(args) -> list:
 
     names = args.model if isinstance(args.model, list) else [args.model]
     engine = {k: getattr(args, k) for k in ENGINE_DEFAULTS if getattr(args, k, None) is not None}
-    return [ModelRef(model=(n or "").strip() or "default", adapter=getattr(args, "adapter", None),
-                     dtype=getattr(args, "dtype", None), device=getattr(args, "device", None),
-                     native=getattr(args, "native", True), trust_remote_code=getattr(args, "trust_remote_code", False),
-                     tokenizer=getattr(args, "tokenizer", None), engine=engine)
+    from workbench.storage.engines import resolve
+
+    # a saved engine's name (storage/engines.py) becomes its URL and settings; flags given here win
+    return [resolve(ModelRef(model=(n or "").strip() or "default", adapter=getattr(args, "adapter", None),
+                             dtype=getattr(args, "dtype", None), device=getattr(args, "device", None),
+                             native=getattr(args, "native", True),
+                             trust_remote_code=getattr(args, "trust_remote_code", False),
+                             tokenizer=getattr(args, "tokenizer", None), engine=engine))
             for n in (names or ["default"])]
 
 

@@ -20,6 +20,7 @@ How the model is shared (one mechanism, not five):
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any, Callable
 
 from workbench.core.spec import ModelRef, RunSpec
@@ -85,10 +86,13 @@ def interactive(ref: ModelRef | str):
 
 
 def load_model(name: str):
-    """Switch the server's model (the model bar). ModelBusy while a job holds the current one."""
+    """Switch the server's model (the model bar): a model, or a saved engine's name
+    (storage/engines.py). ModelBusy while a job holds the current one."""
     from workbench.engine.session import get_session
+    from workbench.storage.engines import resolve
 
-    return get_session((name or "").strip() or "default")
+    ref = resolve(ModelRef(model=(name or "").strip() or "default"))
+    return get_session(ref.model, **ref.session_kwargs())
 
 
 def current_model_ref(name: str | None) -> ModelRef:
@@ -96,10 +100,12 @@ def current_model_ref(name: str | None) -> ModelRef:
     attached to it, so the job scores what the user sees in the bar."""
     from workbench.engine.session import current_session
 
-    name = (name or "").strip() or "default"
+    from workbench.storage.engines import resolve
+
+    ref = resolve(ModelRef(model=(name or "").strip() or "default"))     # a saved engine's name -> its URL
     s = current_session()
-    adapter = s.adapter if s is not None and s.config.model == name else None
-    return ModelRef(model=name, adapter=adapter)
+    adapter = s.adapter if s is not None and s.config.model == ref.model else None
+    return replace(ref, adapter=adapter)
 
 
 # ------------------------------------------------------------------------------ training lane

@@ -44,7 +44,7 @@ KINDS = ("eval", "compare", "train", "export", "search")
 # rerun with a different batch size is still recognised as the same work.
 IGNORED_SETTINGS = frozenset({"batch_size", "max_batch_tokens", "num_workers", "progress"})
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DB_TIMEOUT_S = 5.0
 
 # Migration i brings a database from version i-1 to version i. Append, never edit.
@@ -86,6 +86,14 @@ _MIGRATIONS: dict[int, list[str]] = {
             comment TEXT NOT NULL DEFAULT '',
             updated_at TEXT NOT NULL,
             PRIMARY KEY (data_fingerprint, row_index)
+        )""",
+    ],
+    # 3: saved inference-server entries (storage/engines.py): a name -> URL + tokenizer + settings.
+    3: [
+        """CREATE TABLE engines (
+            name TEXT PRIMARY KEY,
+            entry TEXT NOT NULL,
+            updated_at TEXT NOT NULL
         )""",
     ],
 }
