@@ -77,12 +77,18 @@ def test_notes_table_migrates_from_version_1(tmp_path):
     path = tmp_path / "old.sqlite"
     reg = RunRegistry(path)
     rid = reg.add("eval", name="old run", data_fingerprint="fp")
-    # Make it a version-1 file: no notes table.
+    # Make it a version-1 file: no notes table (nor the saved-engines table of version 3).
     with sqlite3.connect(path) as con:
         con.execute("DROP TABLE notes")
+        con.execute("DROP TABLE engines")
         con.execute("UPDATE schema_version SET version = 1")
     again = RunRegistry(path)
-    assert again.schema_version() == SCHEMA_VERSION == 2
+    assert again.schema_version() == SCHEMA_VERSION == 3
+    from workbench.core.spec import ModelRef
+    from workbench.storage.engines import list_engines, save_engine
+
+    save_engine("srv", ModelRef(model="openai:http://h:1/v1"), again)
+    assert [e["name"] for e in list_engines(again)] == ["srv"]
     assert again.get(rid).name == "old run"
     again.set_note("fp", 7, "ambiguous", "")
     assert again.notes("fp") == {"7": {"tag": "ambiguous", "comment": "", "updated_at": again.notes("fp")["7"]["updated_at"]}}
