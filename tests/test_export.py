@@ -84,19 +84,9 @@ def test_unzip_refuses_zip_slip(tmp_path):
 def adapter_dir(tmp_path_factory, session):
     """A LoRA adapter on the default model whose B matrices are perturbed (peft starts them at
     zero, which would be the identity), so it really changes the scores."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from adapters import write_random_lora
 
-    base = AutoModelForCausalLM.from_pretrained(session.resolved.path, dtype=torch.float32)
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "lora_B" in n:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    out = tmp_path_factory.mktemp("adapter")
-    model.save_pretrained(str(out))
+    out = write_random_lora(session.resolved.path, tmp_path_factory.mktemp("adapter"), scale=0.05)
     assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
     return out
 

@@ -4,7 +4,6 @@ an adapter attached; and the prefix really is read once."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from workbench.engine import prefix_generate as pg
 from workbench.jobs.selfask import SelfAskConfig, run_selfask_records
@@ -52,17 +51,9 @@ def test_prefix_generation_equals_full_prompts(session):
 
 @pytest.mark.model
 def test_prefix_generation_with_an_adapter(session, tmp_path):
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from adapters import write_random_lora
 
-    base = AutoModelForCausalLM.from_pretrained(session.resolved.path, dtype=torch.float32)
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "lora_B" in n:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-    model.save_pretrained(str(tmp_path / "adapter"))
+    write_random_lora(session.resolved.path, tmp_path / "adapter", scale=0.2)
     without = session.generate(PROMPTS, max_new_tokens=8, stop=["\n"])     # fills the cache, base weights
     session.attach_adapter(str(tmp_path / "adapter"))
     try:

@@ -134,18 +134,9 @@ def test_one_row_batches_and_the_session_entry_point(session):
 @pytest.fixture()
 def lora_dir(tmp_path, session):
     """A LoRA adapter whose B matrices are random (peft starts them at zero: the identity)."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from adapters import write_random_lora
 
-    base = AutoModelForCausalLM.from_pretrained(session.resolved.path, dtype=torch.float32)
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "lora_B" in n:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    model.save_pretrained(str(tmp_path / "adapter"))
-    return tmp_path / "adapter"
+    return write_random_lora(session.resolved.path, tmp_path / "adapter", scale=0.05)
 
 
 @pytest.mark.model

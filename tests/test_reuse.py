@@ -48,23 +48,13 @@ def test_reuse_key_follows_the_model_identity(bbc):
 def test_retrained_adapter_in_the_same_folder_is_scored_anew(tmp_path, session, bbc):
     """Write an adapter, compare, write *different* weights into the same folder (as a retrain
     with --out on the same folder does), compare again: the new adapter's scores are computed."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
+    from adapters import write_random_lora
     from workbench.storage.runs import RunRegistry
 
     folder = tmp_path / "adapter"
 
     def write_adapter(seed: int) -> None:
-        base = AutoModelForCausalLM.from_pretrained(session.resolved.path, dtype=torch.float32)
-        m = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for n, p in m.named_parameters():
-                if "lora_B" in n:
-                    p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-        m.save_pretrained(str(folder))
+        write_random_lora(session.resolved.path, folder, scale=0.2, seed=seed)
 
     reg = RunRegistry(tmp_path / "runs.sqlite")
     try:

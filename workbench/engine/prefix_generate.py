@@ -31,8 +31,6 @@ class PrefixCache:
     key: tuple = ()
     ids: tuple[int, ...] = ()
     layers: list = field(default_factory=list)
-    hits: int = 0                 # batches that reused a cached prefix
-    tokens_saved: int = 0         # prefix tokens those batches did not recompute
 
     def clear(self) -> None:
         self.key, self.ids, self.layers = (), (), []
@@ -52,9 +50,11 @@ def common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
     return max(0, n)
 
 
-def prefix_layers(model, ids: Sequence[int], cache: PrefixCache, owner: tuple, device) -> list:
+def prefix_layers(model, ids: Sequence[int], cache: PrefixCache, owner: tuple, device,
+                  stats: dict | None = None) -> list:
     """The key/value cache of `ids` under `model`, from `cache` when the same owner (model,
-    adapter) computed it last; else computed now (one forward pass) and kept."""
+    adapter) computed it last; else computed now (one forward pass) and kept, and counted in
+    `stats["gen_prefix_tokens"]`."""
     import torch
 
     from workbench.engine.prefix_scoring import layers_of
@@ -64,6 +64,8 @@ def prefix_layers(model, ids: Sequence[int], cache: PrefixCache, owner: tuple, d
         return cache.layers
     out = model(input_ids=torch.tensor([list(ids)], device=device), use_cache=True)
     cache.key, cache.ids, cache.layers = owner, ids, layers_of(out)
+    if stats is not None:
+        stats["gen_prefix_tokens"] = stats.get("gen_prefix_tokens", 0) + len(ids)
     return cache.layers
 
 

@@ -644,11 +644,8 @@ class ModelSession:
         with self.lock, torch.inference_mode():
             layers = None
             if P:
-                owner = (id(self.model), self.adapter_sha256)
-                reused = self._gen_prefix.key == owner and self._gen_prefix.ids == tuple(enc_all[0][:P])
-                layers = pg.prefix_layers(self.model, enc_all[0][:P], self._gen_prefix, owner, self.device)
-                if not reused:
-                    self.stats["gen_prefix_tokens"] = self.stats.get("gen_prefix_tokens", 0) + P
+                layers = pg.prefix_layers(self.model, enc_all[0][:P], self._gen_prefix,
+                                          (id(self.model), self.adapter_sha256), self.device, self.stats)
             old_side = tok.padding_side
             tok.padding_side = "left"   # decoder-only generation needs the prompt flush right
             try:
