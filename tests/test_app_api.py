@@ -5,10 +5,10 @@ model (SmolLM2-135M) over 12 BBC headlines, zero-shot, so it takes a few seconds
 """
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
+from remote_servers import free_port
 
 
 GOOD = """name: api_topic
@@ -25,12 +25,6 @@ answer_choices:
 
 # Line 3 of `input` misses a closing brace.
 BROKEN = GOOD.replace("  Topic:", "  Topic: {{ title }\n  ok", 1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class App:

@@ -3,11 +3,11 @@ comparison of two library templates on the real default model, poll it, open it,
 disagreements, mark a winner, and run a small format-spread study."""
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
 import pytest
+from remote_servers import free_port
 
 pytestmark = pytest.mark.model
 
@@ -24,12 +24,6 @@ def _wait(client, status_api: str, job_id: str, timeout: float = 240) -> dict:
     raise AssertionError(f"job {job_id} did not finish: {st}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_compare_tab_end_to_end(session):
     from gradio_client import Client
 
@@ -39,7 +33,7 @@ def test_compare_tab_end_to_end(session):
 
     demo = build_app(model="default", data="bbc")
     try:
-        port = _free_port()
+        port = free_port()
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                     **launch_kwargs())
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)

@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from remote_servers import ServerProcess
+from remote_servers import ServerProcess, free_port
 
 pytestmark = pytest.mark.model
 
@@ -27,12 +26,6 @@ ROWS = 24
 def ref():
     with ServerProcess.reference() as srv:
         yield srv
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(client, job_id: str, timeout: float = 400) -> dict:
@@ -64,7 +57,7 @@ def test_compare_tab_models_side_by_side(ref, session, bbc):
 
     demo = build_app(model="default", data="bbc")
     try:
-        port = _free_port()
+        port = free_port()
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                     **launch_kwargs())
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)

@@ -2,10 +2,10 @@
 search on the real default model, poll it (live run id), open it, cancel another and resume it."""
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
+from remote_servers import free_port
 
 pytestmark = pytest.mark.model
 
@@ -20,12 +20,6 @@ answer_choices:
   sports: [D]
   tech: [E]
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(client, job_id: str, timeout: float = 300) -> dict:
@@ -47,7 +41,7 @@ def test_search_tab_end_to_end(session):
 
     demo = build_app(model="default", data="bbc")
     try:
-        port = _free_port()
+        port = free_port()
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                     **launch_kwargs())
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)

@@ -4,11 +4,11 @@ the end; its curves and base-vs-adapter figures; attach and detach its adapter o
 session (the model bar follows); and a bad setting answered at once with a readable error."""
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
 import pytest
+from remote_servers import free_port
 
 pytestmark = pytest.mark.model
 
@@ -97,12 +97,6 @@ def test_train_tab_start_poll_attach_detach(workbench_home):
         if s is not None and s.adapter:
             s.detach_adapter()
         demo.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _fig(v) -> dict:

@@ -5,12 +5,12 @@ on, and drive the app with gradio_client and plain HTTP as a remote user would."
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pytest
 
 from workbench.errors import ConfigError, DataError
+from remote_servers import free_port
 
 
 @pytest.fixture
@@ -141,12 +141,6 @@ def test_login_limiter_locks_after_failures():
     assert run(lim.check("alice", "s3cret"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_live_server_rate_limits_logins(monkeypatch):
     """100 wrong passwords used to take 1 s; now the 6th attempt within a minute is refused
@@ -156,7 +150,7 @@ def test_live_server_rate_limits_logins(monkeypatch):
     import workbench.app.main as main
 
     monkeypatch.setenv("WORKBENCH_LOGIN_DELAY_S", "0.2")
-    port = _free_port()
+    port = free_port()
     # a model name that fails at once: the warm-up thread must not load the real model here
     demo = main.launch(host="127.0.0.1", port=port, auth="alice:s3cret", data="bbc", model="no-such-model",
                        open_browser=False,
@@ -173,7 +167,7 @@ def test_live_server_rate_limits_logins(monkeypatch):
         # a fresh server (a fresh window) lets the right password in: the lock is what refused it
     finally:
         demo.close()
-    port = _free_port()
+    port = free_port()
     demo = main.launch(host="127.0.0.1", port=port, auth="alice:s3cret", data="bbc", model="no-such-model",
                        open_browser=False, block=False)
     try:
@@ -192,7 +186,7 @@ def test_live_restricted_server_refuses_load_data_of_a_server_file(tmp_path, res
 
     secret = tmp_path / "secret.csv"
     secret.write_text("text,label\nthe secret row,x\nanother,y\n")
-    port = _free_port()
+    port = free_port()
     demo = main.build_app(model="default", data="bbc")
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True)
     try:

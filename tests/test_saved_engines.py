@@ -4,7 +4,6 @@ the registry's SQLite file; never holding an API key; specs record the URL itsel
 from __future__ import annotations
 
 import argparse
-import socket
 from pathlib import Path
 
 import pytest
@@ -69,15 +68,13 @@ def test_the_cli_resolves_a_saved_name(workbench_home):
 def test_the_model_bar_saves_loads_and_compares_a_named_server(session):
     from gradio_client import Client
 
-    from remote_servers import ServerProcess
+    from remote_servers import ServerProcess, free_port
     from workbench.app.main import build_app, launch_kwargs
 
     with ServerProcess.reference() as ref:
         demo = build_app(model="default", data="bbc")
         try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
+            port = free_port()
             demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                         **launch_kwargs())
             client = Client(f"http://127.0.0.1:{port}/", verbose=False)
