@@ -5,11 +5,10 @@ steady on bursty batches; the CLI's bar shows the build stage. A fake session sc
 like the real one, so these run without a model."""
 from __future__ import annotations
 
-import hashlib
 import io
-import types
 
 import pytest
+from test_compare import FakeSession
 
 from workbench.core.config import EvalConfig
 from workbench.core.progress import Nested, SteadyEta, stage_text, staged
@@ -18,36 +17,20 @@ from workbench.core.templates import load_template
 LIB = "templates_library"
 
 
-class BatchSession:
-    """Deterministic pseudo log-likelihoods, scored in batches of `batch` requests, reporting
-    (done requests, total requests) after each batch as the prefix-tree scorer does."""
+class BatchSession(FakeSession):
+    """test_compare's deterministic pseudo log-likelihoods, reporting (done requests, total
+    requests) after each batch of `batch` requests, as the prefix-tree scorer does."""
 
     def __init__(self, batch: int = 7):
+        super().__init__("fake@1")
         self.batch = batch
-        self.config = types.SimpleNamespace(model="fake")
-        self.identity, self.adapter, self.device, self.dtype, self.backend = "fake@1", None, "cpu", "float32", "fake"
-
-    def load(self):
-        return self
-
-    def model_identity(self):
-        return {"engine": "fake", "model": self.identity, "adapter_sha256": None}
-
-    def encode(self, text):
-        return text.split()
-
-    def apply_chat(self, text):
-        return text
 
     def loglikelihood(self, reqs, progress=None, cancel=None, prefix_cache=True):
-        from workbench.engine.session import LogLik
-
-        out = []
-        for i, (ctx, cont) in enumerate(reqs):
-            h = int(hashlib.sha256(f"{ctx}|{cont}".encode()).hexdigest()[:8], 16) / 2**32
-            out.append(LogLik(-5 * h, False, 1))
-            if progress and ((i + 1) % self.batch == 0 or i + 1 == len(reqs)):
-                progress(i + 1, len(reqs))
+        out = super().loglikelihood(reqs, cancel=cancel, prefix_cache=prefix_cache)
+        if progress:
+            for i in range(len(reqs)):
+                if (i + 1) % self.batch == 0 or i + 1 == len(reqs):
+                    progress(i + 1, len(reqs))
         return out
 
 
