@@ -41,3 +41,25 @@ def bbc():
     from workbench.core.data import load_dataset
 
     return load_dataset("bbc")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A server a test started that died under it is the cause, not the clients' retries into 'connection
+    refused': put how it died (exit code or signal, its log's last lines) at the top of the failure."""
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.failed:
+        return
+    deaths = []
+    for value in getattr(item, "funcargs", {}).values():
+        died = getattr(value, "died", None)
+        if callable(died):
+            try:
+                why = died()
+            except Exception:  # noqa: BLE001 - a report hook must not raise
+                why = None
+            if why:
+                deaths.append(why)
+    if deaths:
+        rep.longrepr = "\n\n".join(deaths) + "\n\n--- the test's own failure ---\n" + str(rep.longrepr)

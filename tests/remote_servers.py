@@ -34,6 +34,9 @@ class ServerProcess:
         self.ready_timeout = ready_timeout
         self.log_path = log or Path(os.environ.get("TMPDIR", "/tmp")) / f"wb-{name}-{port}.log"
         self.proc: subprocess.Popen | None = None
+        self._stopping = False
+        self.probe: dict | None = None    # a request sent once after start: a server that crashes on its first
+                                          # real request fails here, at fixture setup, with how it died
 
     @classmethod
     def reference(cls, *, port: int | None = None, **faults) -> "ServerProcess":
@@ -49,7 +52,9 @@ class ServerProcess:
         port = port or free_port()
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--logits_all", "true", "--host", "127.0.0.1",
                "--port", str(port), "--n_threads", "1", "--n_ctx", "2048"]
-        return cls(cmd, port, name="llama-cpp")
+        srv = cls(cmd, port, name="llama-cpp")
+        srv.probe = {"prompt": "Hello", "max_tokens": 1, "echo": True, "logprobs": 1, "temperature": 0}
+        return srv
 
     def start(self) -> "ServerProcess":
         env = dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -62,21 +67,49 @@ class ServerProcess:
                 raise RuntimeError(f"{self.name} server exited ({self.proc.returncode}):\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(self.base + "/v1/models", timeout=5) as r:
-                    if r.status == 200:
-                        return self
+                    ready = r.status == 200
             except OSError:
-                pass
+                ready = False
+            if ready:
+                self._send_probe()
+                return self
             time.sleep(0.5)
         self.stop()
         raise RuntimeError(f"{self.name} server not ready after {self.ready_timeout:.0f}s:\n{self.log_tail()}")
 
+    def _send_probe(self) -> None:
+        if self.probe is None:
+            return
+        try:
+            self._json("/v1/completions", self.probe)
+        except OSError as exc:
+            time.sleep(0.5)   # let a crashing process be reaped, so the message can say how it died
+            raise RuntimeError(self.died() or f"{self.name} server did not answer its first completion ({exc}):\n"
+                               f"{self.log_tail()}") from exc
+
+    def died(self) -> str | None:
+        """Why the server process ended on its own (exit code or signal, and its log's last lines), or None while
+        it runs or when the test stopped it. Tests report this instead of the clients' 'connection refused'."""
+        if self.proc is None or self._stopping or self.proc.poll() is None:
+            return None
+        code = self.proc.returncode
+        how = f"exit code {code}"
+        if code < 0:
+            try:
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        return f"the {self.name} server process died ({how}); last lines of {self.log_path}:\n{self.log_tail(2000)}"
+
     def kill(self) -> None:
         """SIGKILL, as a crash would (requests in flight are cut)."""
+        self._stopping = True
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> None:
+        self._stopping = True
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
