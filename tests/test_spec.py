@@ -88,6 +88,20 @@ def test_compare_spec_same_from_every_door(bbc_small):
     assert _cli_spec(cli.argv()[1:]).hash() == cli.hash()
 
 
+def test_an_empty_train_form_is_workbench_train_with_no_flags(bbc_small):
+    """Issue 23: empty boxes in the Train tab used to give lr=0, eval_every=0, patience=0 and every dev row,
+    while the CLI's defaults are 5e-4, 20, 3 and 200 rows."""
+    from workbench.app.tab_train import DATA_ALL, train_spec
+
+    text = TOPIC.read_text()
+    empty = [None] * 17      # k, LoRA r/alpha/dropout, ..., dev_limit, test_limit: every box left empty
+    ui, _ = train_spec(_ui_state(TOPIC, text), text, "default", DATA_ALL, *empty[:4], [], *empty[4:14], "lm",
+                       *empty[14:16])
+    cli = _cli_spec(["train", "--data", "bbc", "--template", str(TOPIC)])
+    assert ui.train == cli.train, {k: (v, cli.train[k]) for k, v in ui.train.items() if cli.train.get(k) != v}
+    assert ui.hash() == cli.hash()
+
+
 def test_train_and_export_specs_same_from_every_door(bbc_small):
     from workbench.app.tab_export import export_spec
     from workbench.app.tab_train import DATA_K, train_spec

@@ -179,6 +179,7 @@ def train_spec(state: UIState, template_yaml: str, model: str, data_mode: str, k
     """The RunSpec of the Train form (`workbench train` builds the same one)."""
     from workbench.core.spec import ModelRef, build_spec
     from workbench.errors import ConfigError
+    from workbench.jobs.training import TrainConfig
 
     t, path = template_source(state, template_yaml)
     ds = state_dataset(state)
@@ -188,15 +189,19 @@ def train_spec(state: UIState, template_yaml: str, model: str, data_mode: str, k
     if data_mode == DATA_K and shots is None:
         raise ConfigError("'k per class' needs k.", hint="Set k (e.g. 16), or train on all of the train split.")
     targets = [s.strip() for s in (target_modules or []) if s and s.strip()] or None
+    # An empty box means "the default", and the defaults are TrainConfig's, the very ones `workbench train`
+    # uses with no flags; an explicit 0 keeps its documented meaning (no step cap, the whole split).
+    d = TrainConfig()
     choices = dict(
-        lora_r=_num(lora_r, 8, int), lora_alpha=_num(lora_alpha, 16, int), lora_dropout=_num(lora_dropout, 0.05),
-        target_modules=targets, mode=mode or "lm", lr=_num(lr, 0.0), epochs=_num(epochs, 3.0),
-        max_steps=_num(steps, 0, int) or None, batch_size=_num(batch_size, 4, int),
-        grad_accum=_num(grad_accum, 1, int), max_length=_num(max_length, 256, int),
-        warmup_ratio=_num(warmup, 0.1), seed=_num(seed, 0, int), shots_per_class=shots,
-        split_seed=int(getattr(state, "split_seed", 0) or 0), eval_every=_num(eval_every, 0, int),
-        patience=_num(patience, 0, int), dev_limit=_num(dev_limit, 0, int) or None,
-        test_limit=_num(test_limit, 0, int) or None)
+        lora_r=_num(lora_r, d.lora_r, int), lora_alpha=_num(lora_alpha, d.lora_alpha, int),
+        lora_dropout=_num(lora_dropout, d.lora_dropout), target_modules=targets, mode=mode or d.mode,
+        lr=_num(lr, d.lr), epochs=_num(epochs, d.epochs), max_steps=_num(steps, d.max_steps or 0, int) or None,
+        batch_size=_num(batch_size, d.batch_size, int), grad_accum=_num(grad_accum, d.grad_accum, int),
+        max_length=_num(max_length, d.max_length, int), warmup_ratio=_num(warmup, d.warmup_ratio),
+        seed=_num(seed, d.seed, int), shots_per_class=shots, split_seed=int(getattr(state, "split_seed", 0) or 0),
+        eval_every=_num(eval_every, d.eval_every, int), patience=_num(patience, d.patience, int),
+        dev_limit=_num(dev_limit, d.dev_limit or 0, int) or None,
+        test_limit=_num(test_limit, d.test_limit or 0, int) or None)
     model = (model or "").strip() or "default"
     return build_spec("train", templates=[(t, path)], data=ds, model=ModelRef(model=model), train=choices), ds
 
