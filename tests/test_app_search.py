@@ -33,8 +33,11 @@ def _wait(client, job_id: str, timeout: float = 300) -> dict:
     raise AssertionError(f"search job {job_id} did not finish: {st}")
 
 
-def test_search_tab_end_to_end(session):
+def test_search_tab_end_to_end(session, tmp_path):
     from gradio_client import Client
+    from test_app_concurrency import _tiny_model_folder
+
+    tiny_model = _tiny_model_folder(tmp_path)
 
     from workbench.app.main import build_app, launch_kwargs
     from workbench.core.templates import list_library, load_template
@@ -49,9 +52,18 @@ def test_search_tab_end_to_end(session):
 
         # model, start YAML, axes, token budget, seconds, max dev rows, test rows, shots, selections,
         # calibrations, proposed instructions, score on test, winner name
-        form = ["default", WEAK, ["calibration"], 0, 0, 8, 12, "0", ["random"], ["none", "pmi"], 0, True, "ui_winner"]
+        # (40 dev rows: long enough that the model switch below lands while it runs)
+        form = ["default", WEAK, ["calibration"], 0, 0, 40, 12, "0", ["random"], ["none", "pmi"], 0, True, "ui_winner"]
         out = client.predict(*form, api_name="/search_start")
         job_id = out[0]
+        # A second user tries to switch the model while the search runs: refused, naming the search.
+        end = time.time() + 120
+        while client.predict(job_id, api_name="/search_status")["state"] not in ("running", "done", "failed"):
+            assert time.time() < end, "the search never started"
+            time.sleep(0.1)
+        other = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        with pytest.raises(Exception, match="search from bbc_weak_start on bbc"):
+            other.predict(tiny_model, api_name="/load_model")
         st = _wait(client, job_id)
         assert st["state"] == "done", st
         run_id = st["result_id"]
@@ -59,6 +71,11 @@ def test_search_tab_end_to_end(session):
 
         rid, md, _fig, board, diff, win_yaml = client.predict(run_id, api_name="/search_open")
         assert rid == run_id
+        from workbench.storage.runs import RunRegistry
+
+        # the search was scored by the held model, with no adapter, and records both
+        rec = RunRegistry().get(run_id)
+        assert rec.model == session.identity and not rec.adapter
         assert "Held-out test" in md and "n=12" in md and "search(es)" in md
         assert len(board["data"]) >= 2          # start + at least one calibration
         assert load_template(win_yaml).name == "ui_winner"

@@ -41,20 +41,23 @@ _LIVE_LOCK = threading.Lock()
 
 # ------------------------------------------------------------------------------------ jobs
 def _search_job(ctx: jobs.JobContext, start, dataset, model: str, config, resume: str | None) -> str:
-    from workbench.engine.session import get_session
+    from workbench.engine.session import hold_session
     from workbench.jobs.search import search
-
-    ctx.message(f"loading model {model}")
-    session = get_session(model)
 
     def on_start(run_id: str) -> None:
         with _LIVE_LOCK:
             _LIVE[ctx.job_id] = run_id
 
-    if resume:
-        on_start(resume)
-    res = search(start, dataset, session, config, progress=ctx.progress, cancel=ctx.cancelled, resume=resume,
-                 on_start=on_start)
+    ctx.message(f"loading model {model}")
+    # Held for the whole search, like every model job: another user's model switch or adapter change
+    # is refused with ModelBusy naming this search, so every candidate is scored by the model (and
+    # adapter) the search records.
+    holder = f"search from {start.name if start is not None else resume} on {dataset.name}"
+    with hold_session(model, holder) as session:
+        if resume:
+            on_start(resume)
+        res = search(start, dataset, session, config, progress=ctx.progress, cancel=ctx.cancelled, resume=resume,
+                     on_start=on_start)
     return res.run_id
 
 
