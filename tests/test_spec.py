@@ -206,3 +206,23 @@ def test_train_and_export_commands_reproduce_the_job(tmp_path, session, bbc_smal
     pa = json.loads((tmp_path / "bundle_mine" / "metrics.json").read_text())["test"]
     pb = json.loads((tmp_path / "bundle_cli" / "metrics.json").read_text())["test"]
     assert pa == pb
+
+
+def test_model_list_checks_hold_for_every_door(bbc_small):
+    """Issue 23: a duplicate model, or a local adapter with an inference server, was refused only by the
+    Compare tab; build_spec (so the CLI and Python) accepted both."""
+    from workbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="listed twice"):
+        build_spec("compare", templates=[TOPIC, QUESTION], data=bbc_small, model=["default", "default"])
+    with pytest.raises(ConfigError, match="listed twice"):
+        _cli_spec(["compare", "--data", "bbc", "--template", str(TOPIC), "--template", str(QUESTION),
+                   "--model", "default", "--model", "default"])
+    server = "openai:http://127.0.0.1:9/v1"
+    with pytest.raises(ConfigError, match="cannot take a local adapter"):
+        build_spec("compare", templates=[TOPIC], data=bbc_small, model=["default", server], adapter="/some/adapter")
+    with pytest.raises(ConfigError, match="cannot take a local adapter"):
+        _cli_spec(["compare", "--data", "bbc", "--template", str(TOPIC), "--model", "default", "--model", server,
+                   "--adapter", "/some/adapter"])
+    # one model with its adapter, and two distinct models without one, are fine
+    build_spec("compare", templates=[TOPIC], data=bbc_small, model=["default", server])

@@ -146,22 +146,12 @@ def extra_models(models) -> list[str]:
 def model_refs(model: str, models) -> list:
     """The ModelRefs of the form: the model bar's (with its adapter) first, then each extra model.
     Like `workbench compare --adapter`, the adapter goes with every model."""
-    from workbench.core.spec import ModelRef
-    from workbench.errors import ConfigError
+    from workbench.core.spec import ModelRef, check_models
     from workbench.storage.engines import resolve
 
     first = service.current_model_ref(model)
     refs = [first] + [resolve(ModelRef(model=m, adapter=first.adapter)) for m in extra_models(models)]
-    names = [r.model for r in refs]
-    dup = next((m for m in names if names.count(m) > 1), None)
-    if dup:
-        raise ConfigError(f"Model '{dup}' is listed twice (the model bar's model is always the first column).",
-                          hint="List each model once in Models.")
-    if first.adapter and any(r.remote for r in refs[1:]):
-        raise ConfigError(f"The model bar's adapter {first.adapter} would be attached to every model of the "
-                          "comparison, and an inference server cannot take a local adapter.",
-                          hint="Detach the adapter in the model bar, or serve it on the server (docs/SERVING.md) "
-                               "and list that served name.")
+    check_models(refs)      # the same check build_spec applies for the CLI and Python
     return refs
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shlex
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping, Sequence
@@ -303,6 +304,7 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
                                                         dtype=dtype, device=device, native=native,
                                                         trust_remote_code=trust_remote_code)
              for m in models]
+    check_models(mrefs)
     cfg = resolve_eval(eval, loaded[0])
     tcfg = resolve_train(train) if kind == "train" else None
     if tcfg is not None:
@@ -314,6 +316,23 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
     return RunSpec(kind=kind, templates=trefs, data=dref, models=mrefs, eval=cfg, train=tcfg, options=opts)
 
 
+def check_models(refs: Sequence[ModelRef]) -> None:
+    """The model list of any job, whichever door built it: each model once, and a local adapter only where
+    every model can take it (an inference server serves its own weights)."""
+    names = [r.model for r in refs]
+    dup = next((m for m in names if names.count(m) > 1), None)
+    if dup:
+        raise ConfigError(f"Model '{dup}' is listed twice (the first model is always the first column).",
+                          hint="List each model once.")
+    adapter = next((r.adapter for r in refs if r.adapter), None)
+    server = next((r.model for r in refs if r.remote), None)
+    if adapter and server:
+        raise ConfigError(f"The adapter {adapter} would be attached to every model of the comparison, and the "
+                          f"inference server {server} cannot take a local adapter.",
+                          hint="Drop the adapter (or detach it in the model bar), or serve it on the server "
+                               "(docs/SERVING.md) and list that served name.")
+
+
 def _template_ref(t) -> tuple[TemplateRef, Any]:
     from workbench.core.templates import load_template
 
@@ -322,9 +341,9 @@ def _template_ref(t) -> tuple[TemplateRef, Any]:
     if isinstance(t, tuple):
         obj, path = t
         return TemplateRef.of(obj, path), obj
-    if isinstance(t, str):
-        obj = load_template(t)
-        return TemplateRef.of(obj, t), obj
+    if isinstance(t, (str, os.PathLike)):
+        obj = load_template(str(t))
+        return TemplateRef.of(obj, str(t)), obj
     return TemplateRef.of(t, getattr(t, "source_path", None)), t
 
 
