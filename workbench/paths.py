@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -122,3 +123,35 @@ def check_server_path(spec: str, what: str = "path", roots=None) -> str:
     raise DataError(f"This server reads {what}s only from its data folders, not {str(spec)[:200]!r}.",
                     hint="Upload the file instead, or ask whoever runs the server to put it in one of: "
                          + ", ".join(str(r) for r in roots) + " (workbench serve --data-dir).")
+
+
+# A hub dataset id: `name` or `owner/name`, letters, digits, `-`, `_`, `.` (the hub's own rule).
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
+
+
+def check_hub_id(spec: str) -> str:
+    """`hf:owner/name[:config]` when a restricted server may load it, else a DataError.
+
+    `datasets.load_dataset` reads a *local folder* when its name is one (absolute, relative to
+    the working directory, or with `~`), so an `hf:` name would be a path around the data
+    folders (issue 29, item 1). Restricted, the name must be a hub id and must not name an
+    existing path; unrestricted it is returned as is."""
+    if not server_paths_restricted() or str(spec) in _SERVER["allowed"]:
+        return str(spec)
+    from workbench.errors import DataError
+
+    repo = str(spec)[len("hf:"):].partition(":")[0]
+    parts = repo.split("/")
+    hint = "Write hf:owner/name (a Hugging Face hub id), or upload the file instead."
+    if not _HUB_ID.fullmatch(repo) or any(p in (".", "..") or p.startswith(".") for p in parts):
+        raise DataError(f"{str(spec)[:200]!r} is not a hub dataset id (this server reads only its data folders).",
+                        hint=hint)
+    try:
+        local = Path(repo).expanduser().exists() or (Path.cwd() / repo).exists()
+    except (OSError, ValueError):
+        local = True
+    if local:
+        raise DataError(f"{str(spec)[:200]!r} names a folder on this server, not a hub dataset "
+                        "(this server reads only its data folders).", hint=hint)
+    return str(spec)
+
