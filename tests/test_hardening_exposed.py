@@ -39,3 +39,96 @@ def test_hf_name_of_a_local_folder_is_refused_when_restricted(tmp_path, monkeypa
 
     assert paths.check_hub_id("hf:ag_news") == "hf:ag_news"
     assert paths.check_hub_id("hf:owner/name:config") == "hf:owner/name:config"
+
+
+# ---------------------------------------------------------------------------- item 7: one bind decision
+def test_bind_is_decided_after_every_source(monkeypatch):
+    from workbench.app.exposure import decide_bind
+
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.delenv("GRADIO_SHARE", raising=False)
+    assert decide_bind(None).host == "127.0.0.1" and not decide_bind(None).exposed
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    for flag in (None, "", "  "):
+        b = decide_bind(flag)
+        assert b.host == "0.0.0.0" and b.exposed and b.source == "GRADIO_SERVER_NAME"
+    assert not decide_bind("127.0.0.1").exposed          # the flag wins over the environment
+    monkeypatch.delenv("GRADIO_SERVER_NAME")
+    monkeypatch.setenv("GRADIO_SHARE", "True")
+    assert decide_bind("127.0.0.1").exposed              # Gradio would open a share link
+
+
+def test_no_auth_guard_cannot_be_skipped_with_an_empty_host(monkeypatch):
+    """Issue 29 item 7: `GRADIO_SERVER_NAME=0.0.0.0 workbench serve --host ""` bound every
+    interface with no password; now the guard judges the address Gradio would really bind."""
+    import argparse
+
+    import workbench.app.main as main
+    from workbench.commands import serve
+    from workbench.errors import ConfigError
+
+    def no_bind(**kw):
+        raise AssertionError("the app must not be built, let alone bound")
+
+    monkeypatch.setattr(main, "build_app", no_bind)
+    monkeypatch.delenv("WORKBENCH_AUTH", raising=False)
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    with pytest.raises(ConfigError, match="--insecure"):
+        main.launch(host="", port=free_port(), open_browser=False, block=False)
+    p = argparse.ArgumentParser()
+    serve.register(p.add_subparsers())
+    args = p.parse_args(["serve", "--host", "", "--no-browser"])
+    with pytest.raises(ConfigError, match="--insecure"):
+        args.func(args)
+    monkeypatch.delenv("GRADIO_SERVER_NAME")
+    monkeypatch.setenv("GRADIO_SHARE", "true")
+    with pytest.raises(ConfigError, match="--insecure"):
+        main.launch(host="127.0.0.1", open_browser=False, block=False)
+
+
+# ---------------------------------------------------------------------------- item 2: Host check
+def test_host_policy_units():
+    from workbench.app.exposure import Bind, host_policy
+
+    loop = host_policy(Bind("127.0.0.1", False, "default"), ["wb.lan", ".corp.example"])
+    for ok in ("127.0.0.1:7860", "localhost:7860", "[::1]:7860", "localhost", "wb.lan:7860", "a.corp.example",
+               "LOCALHOST:1"):
+        assert loop.allows(ok), ok
+    for bad in ("evil.example:7860", "evil.example", "127.0.0.1.evil.example", "", None, "corp.example.evil",
+                "10.0.0.5:7860", "wb.lan.evil:7860"):
+        assert not loop.allows(bad), bad
+    wild = host_policy(Bind("0.0.0.0", False, "--host"), [])
+    assert wild.allows("192.168.1.5:7860") and wild.allows("[fe80::1]:7860")   # an address is not rebinding
+    assert not wild.allows("evil.example:7860")
+    assert host_policy(Bind("127.0.0.1", False, "x"), ["*"]).allows("anything:1")
+
+
+@pytest.mark.slow
+def test_live_loopback_server_refuses_a_foreign_host(tmp_path, monkeypatch):
+    """Issue 29 item 2, as reproduced: a rebinding page's request (Host and Origin
+    evil.example) read a private CSV through /load_data and /data_page. Now it gets 403
+    before any route; the real address, localhost and --allowed-hosts names still work."""
+    import requests
+
+    import workbench.app.main as main
+
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    secret = tmp_path / "private.csv"
+    secret.write_text("text,label\nthe secret row,x\nanother,y\n")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    demo = main.launch(host="127.0.0.1", port=port, data="bbc", model="no-such-model", open_browser=False,
+                       block=False, allowed_hosts=["wb.lan"])
+    try:
+        evil = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+        r = requests.post(f"{base}/gradio_api/call/load_data", headers=evil, timeout=30,
+                          json={"data": ["file or path…", None, str(secret), None, None, 0]})
+        assert r.status_code == 403, (r.status_code, r.text[:200])
+        assert "the secret row" not in r.text
+        assert requests.get(f"{base}/gradio_api/info", headers=evil, timeout=30).status_code == 403
+        assert requests.get(f"{base}/", headers={"Host": "evil.example"}, timeout=30).status_code == 403
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"wb.lan:{port}"):
+            r = requests.get(f"{base}/gradio_api/info", headers={"Host": host}, timeout=30)
+            assert r.status_code == 200, (host, r.status_code)
+    finally:
+        demo.close()
