@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
+from workbench.engine.remote_checks import BadResponse, check_completion_response, check_score_response, logprob
 from workbench.errors import Cancelled, ModelError
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class RemoteEngine:
         self.token_prompts = True              # the server takes token-id prompts
         self.scoring_ok: bool | None = None    # None: not checked yet
         self.scoring_problem: str | None = None
+        self.echo_extra: int | None = None     # generated entries the server appends to echoed log-probs
         self.checks: dict = {}
         self.requests_sent = 0
         self.sent_by_path: dict[str, int] = {}   # requests per endpoint (which route a job really took)
@@ -208,15 +210,25 @@ class RemoteEngine:
                                    "in /v1.") from exc
 
     def request(self, method: str, path: str, body: dict | None = None, *, retries: int | None = None,
-                cacheable: bool = False, cancel: Callable[[], bool] | None = None) -> dict:
-        """One API call with retries and backoff; cached by served model + exact body if asked."""
+                cacheable: bool = False, cancel: Callable[[], bool] | None = None,
+                validate: Callable[[dict], object] | None = None) -> dict:
+        """One API call with retries and backoff; cached by served model + exact body if asked.
+        `validate(answer)` raises BadResponse for a wrong answer: it runs before the answer is
+        used or cached, and on cache hits too (a wrong answer cached by an older version is
+        asked again rather than reused)."""
         cache = self._cache_store() if cacheable else None
         key = None
         if cache is not None:
             key = cache.key(f"{self.identity}|{self.root}", path, body or {})
             hit = cache.get(key)
             if hit is not None:
-                return hit
+                try:
+                    if validate is not None:
+                        validate(hit)
+                    return hit
+                except BadResponse:
+                    log.warning("%s: a cached answer for %s fails its checks; asking the server again", self.base_url,
+                                path)
         retries = self.config.max_retries if retries is None else retries
         attempt = 0
         while True:
@@ -240,6 +252,8 @@ class RemoteEngine:
                     if cancel and cancel():
                         raise Cancelled()
                     time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+        if validate is not None:
+            validate(out)          # raises before the answer is used or cached
         if cache is not None:
             cache.put(key, f"{self.identity}|{self.root}", path, out)
         return out
@@ -328,7 +342,11 @@ class RemoteEngine:
                 if len(plain) != 1:
                     continue          # not a single local token: try another probe
                 tok_id = plain[0]
-            g = float(g_lps[0])
+            try:
+                g = logprob(g_lps[0], self.base_url, "the log-probability of the probe's generated token")
+            except BadResponse as exc:
+                self._refuse(exc.message)
+                return {"ok": False}
             try:
                 echo = self._echo(ids + [tok_id], probe + (choice.get("text") or ""))
             except ServerError as exc:
@@ -338,7 +356,16 @@ class RemoteEngine:
             if len(e_lps) <= len(ids) or e_lps[len(ids)] is None or all(x is None for x in e_lps[:len(ids)]):
                 self._refuse("it does not return log-probabilities of the prompt tokens with echo=true")
                 return {"ok": False}
-            e = float(e_lps[len(ids)])
+            try:
+                e = logprob(e_lps[len(ids)], self.base_url, "the echoed log-probability of the probe's token")
+            except BadResponse as exc:
+                self._refuse(exc.message)
+                return {"ok": False}
+            extra = len(e_lps) - (len(ids) + 1)
+            if extra not in (0, 1):
+                self._refuse(f"it echoed {len(e_lps)} log-probabilities for {len(ids) + 1} prompt tokens")
+                return {"ok": False}
+            self.echo_extra = extra
             result = {"probe": probe, "token_id": tok_id, "generated_logprob": g, "echo_logprob": e}
             self.checks["echo"] = result
             if abs(e - g) > max(ECHO_TOLERANCE, 0.02 * abs(g)):
@@ -416,13 +443,14 @@ class RemoteEngine:
         def work(chunk):
             prompts = [list(keys[i]) for i in chunk]
             body = self._score_body(prompts if self.batch_prompts else prompts[0])
-            out = self.request("POST", "/v1/completions", body, cacheable=True, cancel=cancel)
-            choices = sorted(out.get("choices") or [], key=lambda c: c.get("index", 0))
-            if len(choices) != len(chunk):
-                raise ModelError(f"The server answered {len(choices)} choices for {len(chunk)} prompts.",
-                                 hint="Lower the prompts per request (concurrency settings), or report the server.")
-            for i, ch in zip(chunk, choices):
-                rows[i] = ch.get("logprobs") or {}
+            checked: list = []
+
+            def validate(answer):
+                checked[:] = check_score_response(answer, prompts, self.base_url, self.echo_extra)
+
+            self.request("POST", "/v1/completions", body, cacheable=True, cancel=cancel, validate=validate)
+            for i, lp in zip(chunk, checked):
+                rows[i] = lp
             return len(chunk)
 
         self._run(chunks, work, total=len(keys), progress=progress, cancel=cancel)
@@ -442,7 +470,7 @@ class RemoteEngine:
                 top = tops[j] if j < len(tops) and isinstance(tops[j], dict) else None
                 if top:
                     greedy = greedy and max(top.values()) <= tl[j] + 1e-4
-            out.append((float(sum(vals)), greedy))
+            out.append((float(sum(float(v) for v in vals)), greedy))
         return out
 
     def _run(self, chunks, work, *, total: int, progress=None, cancel=None) -> None:
@@ -489,10 +517,8 @@ class RemoteEngine:
                     else prompts[chunk[0]], "max_tokens": max_tokens, "temperature": temperature}
             body.update(_sampling_fields(temperature, top_p, seed, stop))
             out = self.request("POST", "/v1/completions", body, cacheable=temperature == 0 or seed is not None,
-                               cancel=cancel)
-            choices = sorted(out.get("choices") or [], key=lambda c: c.get("index", 0))
-            if len(choices) != len(chunk):
-                raise ModelError(f"The server answered {len(choices)} choices for {len(chunk)} prompts.")
+                               cancel=cancel, validate=lambda a: check_completion_response(a, len(chunk), self.base_url))
+            choices = check_completion_response(out, len(chunk), self.base_url)
             usage = out.get("usage") or {}
             for i, ch in zip(chunk, choices):
                 outs[i] = {"text": ch.get("text") or "", "finish_reason": ch.get("finish_reason"),
@@ -516,7 +542,8 @@ class RemoteEngine:
                     "temperature": temperature}
             body.update(_sampling_fields(temperature, top_p, seed, stop))
             out = self.request("POST", "/v1/chat/completions", body, cacheable=temperature == 0 or seed is not None,
-                               cancel=cancel)
+                               cancel=cancel,
+                               validate=lambda a: check_completion_response(a, 1, self.base_url, chat=True))
             ch = (out.get("choices") or [{}])[0]
             usage = out.get("usage") or {}
             outs[i] = {"text": (ch.get("message") or {}).get("content") or "", "finish_reason": ch.get("finish_reason"),
