@@ -132,3 +132,103 @@ def test_live_loopback_server_refuses_a_foreign_host(tmp_path, monkeypatch):
             assert r.status_code == 200, (host, r.status_code)
     finally:
         demo.close()
+
+
+# ---------------------------------------------------------------------------- item 5: inference-server URLs
+class _Internal:
+    """A fake internal endpoint on loopback that an exposed server must not be made to call."""
+
+    def __init__(self, status=500, body=b"CANARY-SECRET-456 internal body", ctype="text/plain"):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+        self.hits = []
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _answer(self):
+                outer.hits.append((self.command, self.path, self.headers.get("authorization")))
+                self.send_response(status)
+                self.send_header("content-type", ctype)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_exposed_server_connects_only_to_allow_listed_urls(restricted, monkeypatch):
+    """Issue 29 item 5: save_engine + load_model made the restricted server request an internal
+    URL and show its body. Now the URL is refused before any request."""
+    import gradio as gr
+
+    from workbench.app import model_bar
+    from workbench.engine.remote import RemoteEngine
+    from workbench.errors import ConfigError
+
+    monkeypatch.delenv("WORKBENCH_ALLOWED_SERVERS", raising=False)
+    srv = _Internal()
+    try:
+        internal = f"http://127.0.0.1:{srv.port}/internal/admin?token=x"
+        with pytest.raises(gr.Error, match="list of inference servers"):
+            model_bar.save_engine("x", internal, "", None)
+        with pytest.raises(gr.Error, match="list of inference servers"):
+            model_bar.load_model(f"openai:{internal}")
+        with pytest.raises(ConfigError, match="list of inference servers"):
+            RemoteEngine(f"openai:http://127.0.0.1:{srv.port}/v1")
+        # allow-listed: that server's /v1 only, not its other paths or ports
+        restricted.allow_server_urls([f"http://127.0.0.1:{srv.port}/v1"])
+        assert RemoteEngine(f"openai:http://127.0.0.1:{srv.port}/v1#m").base_url.endswith("/v1")
+        with pytest.raises(ConfigError):
+            RemoteEngine(f"openai:http://127.0.0.1:{srv.port}/internal/admin")
+        with pytest.raises(ConfigError):
+            RemoteEngine(f"openai:http://127.0.0.1:{srv.port + 1}/v1")
+        assert srv.hits == []
+        monkeypatch.setenv("WORKBENCH_ALLOWED_SERVERS", f"http://localhost:{srv.port}")
+        RemoteEngine(f"openai:http://localhost:{srv.port}/anything/v1")
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("ctype,body", [("text/plain", b"CANARY-SECRET-456 internal body"),
+                                        ("application/json", b'{"error": {"message": "CANARY-SECRET-456"}}')])
+def test_server_errors_show_status_and_reason_never_the_body(restricted, ctype, body):
+    from workbench.engine.remote import RemoteConfig, RemoteEngine
+    from workbench.errors import ModelError
+
+    for status in (500, 400):
+        srv = _Internal(status=status, body=body, ctype=ctype)
+        try:
+            restricted.allow_server_urls([f"http://127.0.0.1:{srv.port}/v1"])
+            eng = RemoteEngine(f"openai:http://127.0.0.1:{srv.port}/v1", RemoteConfig(max_retries=0, backoff_s=0.01))
+            with pytest.raises(ModelError) as e:
+                eng.connect()
+            text = e.value.message + (e.value.hint or "")
+            assert "CANARY" not in text and str(status) in text, text
+        finally:
+            srv.close()
+
+
+def test_credentials_in_a_server_url_are_refused_not_forwarded():
+    from workbench.engine.remote import parse_spec
+    from workbench.errors import ModelError
+
+    srv = _Internal(status=200, body=b'{"data": [{"id": "m"}]}', ctype="application/json")
+    try:
+        with pytest.raises(ModelError, match="user name or password") as e:
+            parse_spec(f"openai:http://admin:hunter2@127.0.0.1:{srv.port}/v1")
+        assert "hunter2" not in e.value.message
+        assert srv.hits == []
+    finally:
+        srv.close()

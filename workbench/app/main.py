@@ -144,7 +144,8 @@ class LoginLimiter:
 
 def launch(host: str | None = None, port: int = 7860, share: bool = False, auth: str | None = None,
            model: str = "default", data: str = "bbc", open_browser: bool = True, block: bool = True,
-           insecure: bool = False, data_dirs: list[str] | None = None, allowed_hosts: list[str] | None = None):
+           insecure: bool = False, data_dirs: list[str] | None = None, allowed_hosts: list[str] | None = None,
+           allowed_servers: list[str] | None = None):
     """Start the server (what `workbench serve` calls). Binds loopback unless told otherwise.
 
     Beyond loopback (another host, or share): a password is required unless `insecure`, and
@@ -171,6 +172,10 @@ def launch(host: str | None = None, port: int = 7860, share: bool = False, auth:
         msg = (f"WARNING: the workbench is reachable from other machines ({where}) without a password (--insecure).")
         print(msg, file=sys.stderr)
         log.warning(msg)
+    from workbench.engine.remote import is_remote
+
+    # the operator's own --model, when it is a server, is allowed like the list it gave
+    paths.allow_server_urls([*(allowed_servers or []), *([model] if is_remote(model) else [])])
     if exposed:
         paths.restrict_server_paths(data_dirs, allowed=(data, model))
         roots = ", ".join(str(r) for r in paths.server_data_roots())

@@ -18,6 +18,9 @@ def register(sub) -> None:
     p.add_argument("--data-dir", action="append", default=None, metavar="DIR",
                    help="a folder remote users may load data from (repeatable; default $WORKBENCH_HOME/data); "
                         "beyond loopback, server paths outside these folders and uploads are refused")
+    p.add_argument("--allowed-servers", action="append", default=None, metavar="URL",
+                   help="an inference server (http://HOST:PORT/v1) remote users may save and use (repeatable; also "
+                        "$WORKBENCH_ALLOWED_SERVERS). Beyond loopback, other server URLs are refused")
     p.add_argument("--model", default="default", help="model to load at start")
     p.add_argument("--data", default="bbc", help="dataset to open at start")
     p.add_argument("--no-browser", action="store_true")
@@ -29,5 +32,5 @@ def run(args) -> int:
 
     launch(host=args.host, port=args.port, share=args.share, auth=args.auth, model=args.model, data=args.data,
            open_browser=not args.no_browser, insecure=args.insecure, data_dirs=args.data_dir,
-           allowed_hosts=args.allowed_hosts)
+           allowed_hosts=args.allowed_hosts, allowed_servers=args.allowed_servers)
     return 0

@@ -74,6 +74,12 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
         raise ModelError(f"'{spec}' is not a server URL.",
                          hint="Write --model openai:http://HOST:PORT/v1 (optionally #SERVED-NAME), e.g. "
                               "openai:http://127.0.0.1:8000/v1 for `vllm serve`.")
+    if parts.username is not None or parts.password is not None:
+        # httpx would send them as Basic auth, and the URL is the engine's identity: it would
+        # land in run records, caches and bundles too. Refuse instead of forwarding silently.
+        raise ModelError(f"The server URL {parts.scheme}://…@{parts.hostname} holds a user name or password.",
+                         hint="Remove them from the URL; put an API key in WORKBENCH_API_KEY (sent as a Bearer "
+                              "token, never stored).")
     return url, (name or None)
 
 
@@ -107,6 +113,9 @@ class RemoteEngine:
     def __init__(self, spec: str, config: RemoteConfig | None = None):
         self.spec = spec
         self.base_url, self.requested_name = parse_spec(spec)
+        from workbench.paths import check_server_url
+
+        check_server_url(self.base_url)   # an exposed server connects only to the operator's allow-list
         self.config = config or RemoteConfig()
         self.served_name: str | None = None
         self.root: str | None = None           # what the server says it serves (vLLM: path / hub id)
@@ -144,7 +153,9 @@ class RemoteEngine:
 
             limits = httpx.Limits(max_connections=max(4, self.config.concurrency * 2),
                                   max_keepalive_connections=max(4, self.config.concurrency))
-            self._client = httpx.Client(timeout=httpx.Timeout(self.config.timeout_s, connect=10.0), limits=limits)
+            # no redirects: a redirect could lead an exposed server past its URL allow-list
+            self._client = httpx.Client(timeout=httpx.Timeout(self.config.timeout_s, connect=10.0), limits=limits,
+                                        follow_redirects=False)
         return self._client
 
     def _headers(self) -> dict:
@@ -628,16 +639,26 @@ def _token_id(token: str | None) -> int | None:
 
 
 def _error_text(r) -> str:
+    """A short, sanitised reason for an HTTP error: the standard reason phrase, plus the `error`
+    message of a JSON error object (as vLLM and OpenAI send) cut to 120 printable characters.
+    Never the raw body: it may hold whatever an internal endpoint returns (issue 29, item 5).
+    On an exposed server (paths restricted) only the reason phrase is shown."""
+    from workbench.paths import server_paths_restricted
+
+    phrase = r.reason_phrase or "error"
+    if server_paths_restricted():
+        return phrase
     try:
         d = r.json()
-        if isinstance(d, dict):
-            e = d.get("error", d.get("detail", d.get("message", d)))
-            if isinstance(e, dict):
-                e = e.get("message", e)
-            return str(e)[:300]
     except ValueError:
-        pass
-    return (r.text or "").strip()[:300] or r.reason_phrase
+        return phrase
+    e = d.get("error", d.get("detail", d.get("message"))) if isinstance(d, dict) else None
+    if isinstance(e, dict):
+        e = e.get("message")
+    if not isinstance(e, str) or not e.strip():
+        return phrase
+    clean = "".join(ch if ch.isprintable() else " " for ch in e).strip()
+    return f"{phrase}: {clean[:120]}{'…' if len(clean) > 120 else ''}"
 
 
 def _fix_for(cause: str, cfg: RemoteConfig) -> str:
