@@ -39,3 +39,70 @@ def test_matrix_download_csv_escapes_formula_cells(tmp_path, monkeypatch):
     assert back.loc[0, "gold"] == "'=1+1" and back.loc[0, "text"] == "'@SUM(A1)"
     assert back.loc[0, "note_tag"] == "'+x" and back.loc[0, "run · pred"] == "'=2"
     assert back.loc[0, "run · score · a"] == -0.5
+
+
+# ---------------------------------------------------------------------------- item 12: visible limits
+def test_zip_that_declares_far_more_than_it_holds_is_refused_under_the_size_cap(tmp_path):
+    """A few-MB zip declaring 1.5 GB used to be extracted in full under the 16 GB cap; here a
+    ~60 kB zip declaring 60 MB (1000x) is refused from its directory, before a byte is written."""
+    from test_hardening_bundles import make_bundle, write_manifest, zip_dir
+
+    from workbench.errors import DataError
+    from workbench.jobs.export import unzip_bundle
+
+    root = make_bundle(tmp_path)
+    (root / "adapter" / "adapter_model.safetensors").write_bytes(b"\0" * (60 << 20))
+    write_manifest(root)
+    z = zip_dir(root, tmp_path / "bomb.zip")
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(DataError, match="zip bomb"):
+        unzip_bundle(z, out)
+    assert not any(out.rglob("*"))
+
+
+def test_pickled_adapter_is_refused_saying_only_safetensors_load(tmp_path):
+    from test_hardening_bundles import _Session, make_bundle, write_manifest
+
+    from workbench.errors import DataError
+    from workbench.jobs.export import load_bundle
+
+    root = make_bundle(tmp_path)
+    (root / "adapter" / "adapter_model.safetensors").rename(root / "adapter" / "adapter_model.bin")
+    write_manifest(root)
+    with pytest.raises(DataError, match="Only safetensors adapters are loaded") as e:
+        load_bundle(root, session=_Session())
+    assert "run any code" in e.value.message
+
+
+def test_session_refuses_a_pickled_adapter_folder(tmp_path, monkeypatch):
+    from workbench.engine.session import ModelSession, SessionConfig
+    from workbench.errors import ModelError
+
+    (tmp_path / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    (tmp_path / "adapter_model.bin").write_bytes(b"not really a pickle")
+    s = ModelSession(SessionConfig(model="default"))
+    monkeypatch.setattr(s, "load", lambda: (_ for _ in ()).throw(AssertionError("must refuse before loading")))
+    with pytest.raises(ModelError, match="Only safetensors adapters are loaded"):
+        s.attach_adapter(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_uploads_over_the_limit_are_refused(monkeypatch):
+    import requests
+
+    import workbench.app.main as main
+    from remote_servers import free_port
+
+    monkeypatch.setenv("WORKBENCH_MAX_UPLOAD_MB", "1")
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    port = free_port()
+    demo = main.launch(host="127.0.0.1", port=port, data="bbc", model="no-such-model", open_browser=False, block=False)
+    try:
+        url = f"http://127.0.0.1:{port}/gradio_api/upload"
+        small = requests.post(url, files={"files": ("a.csv", b"text,label\na,b\n")}, timeout=30)
+        assert small.status_code == 200, small.text[:200]
+        big = requests.post(url, files={"files": ("big.csv", b"x" * (2 << 20))}, timeout=60)
+        assert big.status_code == 413, (big.status_code, big.text[:200])
+    finally:
+        demo.close()

@@ -142,6 +142,21 @@ class LoginLimiter:
         return bool(ok)
 
 
+DEFAULT_MAX_UPLOAD_MB = 200
+
+
+def max_upload_bytes() -> int:
+    """The largest file a user may upload ($WORKBENCH_MAX_UPLOAD_MB, default 200 MB; Gradio
+    refuses bigger uploads with HTTP 413 before they are stored)."""
+    from workbench.errors import ConfigError
+
+    raw = os.environ.get("WORKBENCH_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB
+    try:
+        return int(float(raw) * (1 << 20))
+    except ValueError:
+        raise ConfigError(f"WORKBENCH_MAX_UPLOAD_MB={raw!r} is not a number.", hint="Set it to a size in MB, e.g. 200.")
+
+
 def launch(host: str | None = None, port: int = 7860, share: bool = False, auth: str | None = None,
            model: str = "default", data: str = "bbc", open_browser: bool = True, block: bool = True,
            insecure: bool = False, data_dirs: list[str] | None = None, allowed_hosts: list[str] | None = None,
@@ -200,6 +215,7 @@ def launch(host: str | None = None, port: int = 7860, share: bool = False, auth:
     # variables after our guard has judged them; ssr_mode off, so no Node front server binds.
     demo.launch(server_name=host, server_port=port, share=share, auth=LoginLimiter(*creds).check if creds else None,
                 inbrowser=open_browser, prevent_thread_lock=not block, show_error=False, ssr_mode=False,
+                max_file_size=max_upload_bytes(),
                 app_kwargs=host_check_app_kwargs(bind, allowed_hosts), **launch_kwargs())
     return demo
 

@@ -49,6 +49,18 @@ ProgressFn = Callable[[int, int], None]
 _SHA_RX = re.compile(r"^[0-9a-f]{64}$")
 
 
+DEFAULT_MAX_ZIP_RATIO = 50   # weights and JSON compress ~1.1-5x; a zip bomb 1000x or more
+
+
+def max_zip_ratio() -> float:
+    """The largest ratio of a zip's extracted size to its compressed size ($WORKBENCH_MAX_ZIP_RATIO)."""
+    raw = os.environ.get("WORKBENCH_MAX_ZIP_RATIO") or DEFAULT_MAX_ZIP_RATIO
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"WORKBENCH_MAX_ZIP_RATIO={raw!r} is not a number.", hint="Set it to a number, e.g. 50.")
+
+
 def max_bundle_bytes() -> int:
     """The largest total size of a bundle that is read or extracted ($WORKBENCH_MAX_BUNDLE_MB)."""
     raw = os.environ.get("WORKBENCH_MAX_BUNDLE_MB") or DEFAULT_MAX_BUNDLE_MB
@@ -190,10 +202,15 @@ def check_manifest(manifest: Any, where: str = MANIFEST) -> dict:
             raise DataError(f"{where}: the adapter path {adapter!r} points outside the bundle.",
                             hint="A bundle's adapter must be its own adapter/ folder; re-export the bundle.")
         prefix = p.as_posix().rstrip("/") + "/"
-        if prefix + "adapter_config.json" not in files or not any(
-                prefix + fn in files for fn in ("adapter_model.safetensors", "adapter_model.bin")):
+        if prefix + "adapter_config.json" in files and prefix + "adapter_model.safetensors" not in files \
+                and prefix + "adapter_model.bin" in files:
+            raise DataError(f"{where}: the adapter is a pickled adapter_model.bin. Only safetensors adapters are "
+                            "loaded: unpickling a .bin file can run any code its author put in it.",
+                            hint="Convert it where you trust it (peft: model.save_pretrained(dir, "
+                                 "safe_serialization=True)) and re-export the bundle.")
+        if prefix + "adapter_config.json" not in files or prefix + "adapter_model.safetensors" not in files:
             raise DataError(f"{where}: the adapter folder {adapter!r} is not an adapter listed in the manifest "
-                            "(adapter_config.json and adapter_model.* with their checksums).",
+                            "(adapter_config.json and adapter_model.safetensors with their checksums).",
                             hint="Re-export the bundle; do not edit manifest.json.")
     return manifest
 
@@ -290,6 +307,14 @@ def unzip_bundle(zip_path: str | Path, dest_parent: str | Path) -> Path:
                     raise DataError(f"{zip_path}: entry {rel!r} is {info.file_size} bytes, but the manifest says "
                                     f"{files[rel]['size']} (size mismatch).", hint="Re-export the bundle.")
             todo.append(info)
+        # a zip bomb: a few MB that declare gigabytes (the manifest's total is capped above too)
+        packed = sum(i.compress_size for i in todo)
+        unpacked = sum(i.file_size for i in todo)
+        ratio = max_zip_ratio()
+        if unpacked > (1 << 20) and unpacked > ratio * max(1, packed):
+            raise DataError(f"{zip_path}: {packed / (1 << 20):.1f} MB that would extract to "
+                            f"{unpacked / (1 << 20):.1f} MB (more than {ratio:g}x: a zip bomb?).",
+                            hint="Raise WORKBENCH_MAX_ZIP_RATIO if you trust this bundle.")
         for info in todo:
             _extract_one(z, info, dest_parent / info.filename, zip_path)
     root = dest_parent / prefix.rstrip("/") if prefix else dest_parent
