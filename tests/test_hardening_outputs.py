@@ -106,3 +106,30 @@ def test_uploads_over_the_limit_are_refused(monkeypatch):
         assert big.status_code == 413, (big.status_code, big.text[:200])
     finally:
         demo.close()
+
+
+# ---------------------------------------------------------------------------- item 11: killed training
+def test_killed_training_run_is_listed_as_interrupted_at_once(tmp_path, capsys):
+    """After `kill -9` of a training process, `runs list --kind train` showed nothing until
+    something read its folder. Now the listing itself reads the folders of runs that started."""
+    import argparse
+
+    from test_hardening_jobs import _FAKE_TRAINER, _kill, _spawn, _wait_line
+
+    from workbench.commands import runs as runs_cmd
+
+    run = tmp_path / "elsewhere" / "run"          # --out outside $WORKBENCH_HOME/train
+    p = _spawn(_FAKE_TRAINER, str(run))
+    try:
+        _wait_line(p, "started")
+    finally:
+        _kill(p)
+    parser = argparse.ArgumentParser()
+    runs_cmd.register(parser.add_subparsers())
+    args = parser.parse_args(["runs", "list", "--kind", "train"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "interrupted" in out, out
+    from workbench.storage.runs import RunRegistry
+
+    assert [r.status for r in RunRegistry().list(kind="train")] == ["interrupted"]
