@@ -133,3 +133,67 @@ def test_killed_training_run_is_listed_as_interrupted_at_once(tmp_path, capsys):
     from workbench.storage.runs import RunRegistry
 
     assert [r.status for r in RunRegistry().list(kind="train")] == ["interrupted"]
+
+
+# ---------------------------------------------------------------------------- item 10: one-line errors
+@pytest.mark.parametrize("name", ["a\0.yaml", "x" * 5000 + ".yaml", ("d" * 300) + "/b.yaml"])
+def test_unusable_include_names_are_template_errors(tmp_path, name):
+    from workbench.core.lmeval_yaml import IncludeRoots
+    from workbench.errors import TemplateError
+
+    task = tmp_path / "t.yaml"
+    with pytest.raises(TemplateError, match="not a usable file name"):
+        IncludeRoots.for_file(task).resolve(name, task)
+
+
+def test_deeply_nested_bundle_json_is_a_data_error(tmp_path):
+    from test_hardening_bundles import _Session, make_bundle, write_manifest
+
+    from workbench.errors import DataError
+    from workbench.jobs.export import load_bundle
+
+    deep = "[" * 200_000 + "]" * 200_000
+    root = make_bundle(tmp_path / "a")
+    (root / "manifest.json").write_text(deep)
+    with pytest.raises(DataError, match="nested too deeply"):
+        load_bundle(root, session=_Session())
+    root = make_bundle(tmp_path / "b")
+    (root / "eval_config.json").write_text(deep)
+    write_manifest(root)
+    with pytest.raises(DataError, match="nested too deeply"):
+        load_bundle(root, session=_Session())
+
+
+def test_zip_entry_names_a_file_system_refuses_are_data_errors(tmp_path):
+    import zipfile
+
+    from test_hardening_bundles import make_bundle
+
+    from workbench.errors import DataError
+    from workbench.jobs.export import unzip_bundle
+
+    root = make_bundle(tmp_path / "src")
+    for i, extra in enumerate([["data", "data/x.txt"], ["n" * 300]]):
+        z = tmp_path / f"bad{i}.zip"
+        with zipfile.ZipFile(z, "w") as zf:
+            for p in sorted(root.rglob("*")):
+                if p.is_file():
+                    zf.write(p, f"b/{p.relative_to(root).as_posix()}")
+            for e in extra:
+                zf.writestr(f"b/{e}", "x")
+        out = tmp_path / f"out{i}"
+        out.mkdir()
+        with pytest.raises(DataError, match="both a file and a folder|longer than a file system"):
+            unzip_bundle(z, out)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_deeply_nested_json_data_is_a_data_error(tmp_path, suffix):
+    from workbench.core.data import load_dataset
+    from workbench.errors import DataError
+
+    deep = "[" * 200_000 + "]" * 200_000
+    p = tmp_path / f"d{suffix}"
+    p.write_text('{"text": ' + deep + ', "label": "a"}\n' if suffix == ".jsonl" else deep)
+    with pytest.raises(DataError, match="nested too deeply"):
+        load_dataset(str(p))

@@ -140,11 +140,20 @@ class IncludeRoots:
         if not isinstance(inc, str) or not s.strip():
             raise TemplateError(f"{including}: `include: {inc!r}` is not a file name",
                                 "write include: _base.yaml (a YAML file next to the task)")
+        if "\0" in s or len(s) > 1024 or any(len(part.encode("utf-8", "surrogatepass")) > 255
+                                                for part in s.replace("\\", "/").split("/")):
+            raise TemplateError(f"{including}: `include: {s[:60]!r}` is not a usable file name "
+                                "(a NUL character, or longer than a file system allows)",
+                                "write include: _base.yaml (a YAML file next to the task)")
         if Path(s).expanduser().is_absolute() or s.startswith("~"):
             raise TemplateError(f"{including}: `include: {s}` is an absolute path, which is not allowed",
                                 "include files relative to the task file (e.g. ../_base.yaml) inside a task folder "
                                 "you trust; name that folder with --include-path")
-        cand = (including.parent / s).resolve()
+        try:
+            cand = (including.parent / s).resolve()
+        except (OSError, ValueError, RuntimeError) as e:
+            raise TemplateError(f"{including}: `include: {s[:60]}` cannot be resolved ({type(e).__name__})",
+                                "write include: _base.yaml (a YAML file next to the task)") from None
         if self.upload_files is not None:
             if cand not in self.upload_files:
                 raise TemplateError(f"{including.name}: `include: {s}` refers to a file that was not part of this upload",

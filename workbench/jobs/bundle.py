@@ -220,6 +220,8 @@ def _read_manifest(mf: Path) -> dict:
         raise _bad_manifest(str(mf), f"the manifest is {mf.stat().st_size} bytes (at most {MAX_MANIFEST_BYTES}).")
     try:
         return json.loads(mf.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise DataError(f"{mf} is nested too deeply to be a manifest.", hint="Re-export the bundle.") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{mf} is not valid JSON (line {e.lineno}).", hint="Re-export the bundle.") from e
     except UnicodeDecodeError as e:
@@ -272,7 +274,15 @@ def unzip_bundle(zip_path: str | Path, dest_parent: str | Path) -> Path:
         names = [i.filename for i in infos]
         if len(set(names)) != len(names):
             raise DataError(f"{zip_path} holds the same entry twice.", hint="Re-export the bundle.")
+        files_named = {n.rstrip("/") for n in names if not n.endswith("/")}
         for info in infos:
+            parts = info.filename.rstrip("/").split("/")
+            if any(len(p.encode("utf-8", "surrogatepass")) > 255 for p in parts) or len(info.filename) > 1024:
+                raise DataError(f"{zip_path}: entry {info.filename[:80]!r}… has a name longer than a file system "
+                                "allows (255 bytes a part).", hint="Bundles hold short file names; re-export it.")
+            if any("/".join(parts[:k]) in files_named for k in range(1, len(parts))):
+                raise DataError(f"{zip_path}: {'/'.join(parts[:-1])[:80]!r} is both a file and a folder in the zip.",
+                                hint="Re-export the bundle.")
             _inside(dest_parent, info.filename)
             if (info.external_attr >> 16) & 0o170000 == 0o120000:
                 raise DataError(f"{zip_path}: entry {info.filename!r} is a symbolic link.",
@@ -288,6 +298,8 @@ def unzip_bundle(zip_path: str | Path, dest_parent: str | Path) -> Path:
             raise _bad_manifest(where, f"the manifest is {man_info.file_size} bytes (at most {MAX_MANIFEST_BYTES}).")
         try:
             manifest = json.loads(z.read(man_info).decode("utf-8"))
+        except RecursionError:
+            raise DataError(f"{where} is nested too deeply to be a manifest.", hint="Re-export the bundle.") from None
         except (ValueError, zipfile.BadZipFile) as e:
             raise DataError(f"{where} is not valid JSON ({e}).", hint="Re-export the bundle.") from e
         files = check_manifest(manifest, where)["files"]
@@ -323,9 +335,9 @@ def unzip_bundle(zip_path: str | Path, dest_parent: str | Path) -> Path:
 
 def _extract_one(z: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, zip_path) -> None:
     """Copy one entry, never more bytes than its directory entry declared."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     left = info.file_size
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with z.open(info) as src, open(target, "wb") as out:
             while True:
                 chunk = src.read(min(1 << 20, left + 1))
@@ -338,6 +350,10 @@ def _extract_one(z: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, zip_pa
                 out.write(chunk)
     except (zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise DataError(f"{zip_path}: entry {info.filename!r} is damaged ({e}).", hint="Re-download the bundle.") from e
+    except OSError as e:   # a full disk, a name the file system refuses: one line, not a traceback
+        raise DataError(f"{zip_path}: could not extract {info.filename[:80]!r} to {target.parent}: "
+                        f"{e.strerror or e}.", hint="Free disk space in the temp folder ($TMPDIR), or extract "
+                        "the bundle where there is room and pass the folder.") from e
 
 
 def _owner_pid(folder: Path) -> int | None:
@@ -564,6 +580,9 @@ def _eval_config(path: Path, cls):
     """The bundle's EvalConfig; a file of the wrong shape is a DataError, not a traceback."""
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise DataError(f"{path} (the bundle's eval_config.json) is nested too deeply.",
+                        hint="Re-export the bundle.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path} (the bundle's eval_config.json) is not valid JSON: {e}.", hint="Re-export the bundle.") from e
     if not isinstance(d, dict):
