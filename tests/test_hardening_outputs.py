@@ -197,3 +197,81 @@ def test_deeply_nested_json_data_is_a_data_error(tmp_path, suffix):
     p.write_text('{"text": ' + deep + ', "label": "a"}\n' if suffix == ".jsonl" else deep)
     with pytest.raises(DataError, match="nested too deeply"):
         load_dataset(str(p))
+
+
+def _result():
+    from workbench.jobs.inference import EvalResult
+
+    return EvalResult(task={"template": "t"}, metrics={"accuracy": 0.75, "n": 4}, records=[{"pred": "a"}] * 4,
+                      provenance={"warnings": []}, timings={"total_s": 1.0})
+
+
+def test_results_on_a_full_disk_are_rescued_and_no_temp_file_is_left(tmp_path, monkeypatch):
+    """Full disk simulated by a mocked ENOSPC at the write call (Path.write_text) into the out
+    folder: the .tmp file is removed and the finished results are kept elsewhere, named in the error."""
+    import errno
+    from pathlib import Path
+
+    from workbench.errors import ConfigError
+
+    out = tmp_path / "full" / "res_big.json"
+    real = Path.write_text
+
+    def write_text(self, *a, **kw):
+        if str(self).startswith(str(out.parent)):
+            real(self, "partial")          # a partial write, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "rescue"))
+    (tmp_path / "rescue").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    with pytest.raises(ConfigError, match="No space left on device") as e:
+        _result().save(out)
+    assert not list(out.parent.glob("*.tmp")), list(out.parent.iterdir())
+    rescued = list((tmp_path / "rescue").glob("workbench-rescued-*res_big.json"))
+    assert len(rescued) == 1 and str(rescued[0]) in e.value.message
+    assert json.loads(rescued[0].read_text())["metrics"]["accuracy"] == 0.75
+
+
+def test_registry_on_a_full_disk_does_not_cost_the_run(monkeypatch):
+    """A mocked 'database or disk is full' at the registry write: the run's result is kept and
+    says it was not recorded (before: sqlite3.OperationalError after scoring, results lost)."""
+    import sqlite3
+
+    from workbench.jobs import inference, runner
+    from workbench.storage import runs
+
+    monkeypatch.setattr(inference, "evaluate", lambda *a, **kw: _result())
+
+    def full(*a, **kw):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(runs, "record_eval", full)
+
+    class Spec:
+        class template:
+            @staticmethod
+            def load():
+                return None
+        eval = None
+
+    out = runner._eval(Spec, None, None, None, None, True)
+    assert out.run_id is None and out.result.metrics["accuracy"] == 0.75
+    assert any("not recorded in the run registry" in w for w in out.result.provenance["warnings"])
+
+
+def test_out_on_a_full_disk_is_refused_before_any_work(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from workbench.commands.common import check_out_path
+    from workbench.errors import ConfigError
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 << 30, 10 << 30, 1 << 20))
+    with pytest.raises(ConfigError, match="MB free"):
+        check_out_path(str(tmp_path / "res.json"))
