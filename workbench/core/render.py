@@ -65,8 +65,7 @@ _HINT = ("templates render under limits (docs/SECURITY.md): simplify the templat
          "with the environment variable {var} if this is legitimate")
 
 
-class RenderLimitError(TemplateError):
-    """A render went past its time, loop, size or regex budget."""
+from workbench.core.render_errors import RenderLimitError  # noqa: E402,F401 (re-exported)
 
 
 # ---------------------------------------------------------------------------- the budget
@@ -110,6 +109,10 @@ class Budget:
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def expanded(self, value: Any) -> int:
+        """expanded_size(value) up to this budget's size limit."""
+        return expanded_size(value, self.max_chars)
 
 
 _current: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("wb_render_budget", default=None)

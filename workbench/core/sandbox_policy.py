@@ -21,6 +21,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from workbench.core.render_errors import RenderLimitError
+
 # ---------------------------------------------------------------------------- methods
 _STR = frozenset("""capitalize casefold center count endswith expandtabs find format format_map index isalnum
 isalpha isascii isdecimal isdigit isidentifier islower isnumeric isprintable isspace istitle isupper join ljust
@@ -67,8 +69,6 @@ def method_allowed(obj: Any, attr: str) -> bool:
 
 def sort_check(b, n: int, what: str) -> None:
     if n > MAX_SORT_ITEMS:
-        from workbench.core.render import RenderLimitError
-
         raise RenderLimitError(f"template rendering stopped: {what} of {n:,} items (limit {MAX_SORT_ITEMS:,})",
                                "sort, group or de-duplicate smaller lists")
 
@@ -109,10 +109,8 @@ def nesting(value: Any, limit: int = 200) -> int:
 
 
 def _tojson_check(b, vals: list, kwargs: dict) -> None:
-    from workbench.core.render import RenderLimitError, expanded_size
-
     indent = _arg(vals, kwargs, 1, "indent", None)
-    e = expanded_size(vals[0] if vals else None, b.max_chars)
+    e = b.expanded(vals[0] if vals else None)
     if indent is None:
         b.size(6 * e, "the result of the filter `tojson`")   # '<' and '&' are escaped as \\u003c
         return
@@ -127,8 +125,6 @@ def _tojson_check(b, vals: list, kwargs: dict) -> None:
 def _sum_check(b, vals: list, kwargs: dict) -> None:
     start = _arg(vals, kwargs, 2, "start", 0)
     if isinstance(start, bool) or not isinstance(start, (int, float)):
-        from workbench.core.render import RenderLimitError
-
         # sum(start=[]) concatenates lists, copying the total for every item (quadratic)
         raise RenderLimitError("the filter `sum` adds numbers: its start must be a number",
                                "to join lists, loop over them or use `join` for strings")
@@ -137,8 +133,6 @@ def _sum_check(b, vals: list, kwargs: dict) -> None:
 def _slice_check(b, vals: list, kwargs: dict) -> None:
     n = _int(_arg(vals, kwargs, 1, "slices", 0))
     if n > MAX_SLICES:
-        from workbench.core.render import RenderLimitError
-
         raise RenderLimitError(f"template rendering stopped: slice({n:,}) (limit {MAX_SLICES:,} slices)",
                                "use fewer slices")
 
@@ -163,8 +157,6 @@ def _wordwrap_work(b, vals: list, kwargs: dict) -> None:
     longest = max((m.end() - m.start() for m in _WORD.finditer(s)), default=0)
     work = longest * longest // width + len(s)
     if work > MAX_WRAP_WORK:
-        from workbench.core.render import RenderLimitError
-
         raise RenderLimitError(f"template rendering stopped: wordwrap({width}) of a {longest:,}-character word "
                                f"would take {work:,} steps (limit {MAX_WRAP_WORK:,})",
                                "wrap shorter text, use a larger width, or break_long_words=false")
@@ -174,8 +166,6 @@ def _striptags_check(b, vals: list, kwargs: dict) -> None:
     s = str(vals[0]) if vals else ""
     work = (s.count("<!--") + s.count("<")) * len(s) // 8
     if work > MAX_STRIPTAGS_WORK:
-        from workbench.core.render import RenderLimitError
-
         raise RenderLimitError(f"template rendering stopped: striptags on {len(s):,} characters with "
                                f"{s.count('<'):,} tags (limit {MAX_STRIPTAGS_WORK:,} steps)", "strip fewer tags")
 
