@@ -92,7 +92,7 @@ def test_unknown_label_in_demo_is_actionable():
     "{{ ''.__class__.__mro__ }}",
     "{{ cycler.__init__.__globals__ }}",
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-    "{{ lipsum.__globals__['os'] }}",
+    "{{ joiner.__init__.__globals__['os'] }}",   # lipsum, the old payload, is no longer a global (issue 29)
     "{{ row.__class__ }}",
     "{% set x = ''.__class__ %}{{ x }}",
 ])

@@ -17,6 +17,10 @@ class WorkbenchError(Exception):
     def __str__(self) -> str:
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
 
+    def __reduce__(self):
+        # keep the hint across pickling (a render run in a child process hands its error back)
+        return (type(self), (self.message, self.hint))
+
 
 class DataError(WorkbenchError):
     """A dataset could not be read or does not fit the task."""

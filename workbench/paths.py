@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -70,7 +71,7 @@ def library_dir() -> Path:
 # user must not read arbitrary files of the host through inputs that take a server path (the
 # Data tab's path, a model folder, a training run folder). `launch()` switches the policy on;
 # the CLI and the Python API never restrict. docs/SECURITY.md describes it.
-_SERVER: dict = {"restricted": False, "roots": None, "allowed": set()}
+_SERVER: dict = {"restricted": False, "roots": None, "allowed": set(), "urls": []}
 
 
 def restrict_server_paths(roots=None, allowed: tuple = ()) -> None:
@@ -81,7 +82,7 @@ def restrict_server_paths(roots=None, allowed: tuple = ()) -> None:
 
 
 def unrestrict_server_paths() -> None:
-    _SERVER.update(restricted=False, roots=None, allowed=set())
+    _SERVER.update(restricted=False, roots=None, allowed=set(), urls=[])
 
 
 def server_paths_restricted() -> bool:
@@ -122,3 +123,84 @@ def check_server_path(spec: str, what: str = "path", roots=None) -> str:
     raise DataError(f"This server reads {what}s only from its data folders, not {str(spec)[:200]!r}.",
                     hint="Upload the file instead, or ask whoever runs the server to put it in one of: "
                          + ", ".join(str(r) for r in roots) + " (workbench serve --data-dir).")
+
+
+# A hub dataset id: `name` or `owner/name`, letters, digits, `-`, `_`, `.` (the hub's own rule).
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
+
+
+def check_hub_id(spec: str) -> str:
+    """`hf:owner/name[:config]` when a restricted server may load it, else a DataError.
+
+    `datasets.load_dataset` reads a *local folder* when its name is one (absolute, relative to
+    the working directory, or with `~`), so an `hf:` name would be a path around the data
+    folders (issue 29, item 1). Restricted, the name must be a hub id and must not name an
+    existing path; unrestricted it is returned as is."""
+    if not server_paths_restricted() or str(spec) in _SERVER["allowed"]:
+        return str(spec)
+    from workbench.errors import DataError
+
+    repo = str(spec)[len("hf:"):].partition(":")[0]
+    parts = repo.split("/")
+    hint = "Write hf:owner/name (a Hugging Face hub id), or upload the file instead."
+    if not _HUB_ID.fullmatch(repo) or any(p in (".", "..") or p.startswith(".") for p in parts):
+        raise DataError(f"{str(spec)[:200]!r} is not a hub dataset id (this server reads only its data folders).",
+                        hint=hint)
+    try:
+        local = Path(repo).expanduser().exists() or (Path.cwd() / repo).exists()
+    except (OSError, ValueError):
+        local = True
+    if local:
+        raise DataError(f"{str(spec)[:200]!r} names a folder on this server, not a hub dataset "
+                        "(this server reads only its data folders).", hint=hint)
+    return str(spec)
+
+
+# ---------------------------------------------------------------------------- inference-server URLs
+# A restricted (exposed) server must not become a proxy into its own network: a remote user
+# who saves "http://127.0.0.1:7890/internal/admin" as an inference server would otherwise make
+# the server request it (issue 29, item 5). Restricted, only URLs under an entry of the
+# operator's allow-list are used: `serve --allowed-servers URL` or $WORKBENCH_ALLOWED_SERVERS
+# (whitespace- or comma-separated). The CLI and a loopback app are not restricted.
+def allow_server_urls(urls) -> None:
+    _SERVER["urls"] = [str(u).strip() for u in (urls or []) if str(u).strip()]
+
+
+def allowed_server_urls() -> list[str]:
+    env = os.environ.get("WORKBENCH_ALLOWED_SERVERS", "").replace(",", " ").split()
+    return [*_SERVER["urls"], *env]
+
+
+def _url_parts(url: str):
+    from urllib.parse import urlsplit
+
+    u = url.strip()
+    u = u[len("openai:"):] if u.startswith("openai:") else u
+    p = urlsplit(u.partition("#")[0])
+    try:
+        port = p.port or {"http": 80, "https": 443}.get(p.scheme)
+    except ValueError:
+        return None
+    if p.scheme not in ("http", "https") or not p.hostname:
+        return None
+    return p.scheme, p.hostname.lower().rstrip("."), port, "/" + p.path.strip("/")
+
+
+def check_server_url(url: str) -> str:
+    """`url` when this process may send requests to it, else a ConfigError (see above)."""
+    if not server_paths_restricted():
+        return url
+    from workbench.errors import ConfigError
+
+    want = _url_parts(url)
+    for entry in allowed_server_urls():
+        ok = _url_parts(entry)
+        if want and ok and want[:3] == ok[:3] and (ok[3] == "/" or want[3] == ok[3]
+                                                 or want[3].startswith(ok[3].rstrip("/") + "/")):
+            return url
+    listed = allowed_server_urls()
+    where = "%s://%s:%s" % want[:3] if want else "that URL"
+    hint = ("Allowed: " + ", ".join(listed[:5]) + ".") if listed else "No inference server is allowed here yet."
+    raise ConfigError(f"This server may not connect to {where}: it is not on the operator's list of inference servers.",
+                      hint=hint + " Whoever runs the server can allow one with workbench serve --allowed-servers "
+                                  "http://HOST:PORT/v1 (or $WORKBENCH_ALLOWED_SERVERS).")

@@ -12,10 +12,8 @@ drive the app with `gradio_client` exactly as the page does.
 from __future__ import annotations
 
 import importlib
-import ipaddress
 import logging
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -101,15 +99,9 @@ def parse_auth(auth: str | None) -> tuple[str, str] | None:
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", "") or host.startswith("127."):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        try:
-            return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-        except OSError:
-            return False
+    from workbench.app.exposure import is_loopback as _is_loopback
+
+    return _is_loopback(host)
 
 
 class LoginLimiter:
@@ -150,19 +142,41 @@ class LoginLimiter:
         return bool(ok)
 
 
-def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth: str | None = None,
+DEFAULT_MAX_UPLOAD_MB = 200
+
+
+def max_upload_bytes() -> int:
+    """The largest file a user may upload ($WORKBENCH_MAX_UPLOAD_MB, default 200 MB; Gradio
+    refuses bigger uploads with HTTP 413 before they are stored)."""
+    from workbench.errors import ConfigError
+
+    raw = os.environ.get("WORKBENCH_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB
+    try:
+        return int(float(raw) * (1 << 20))
+    except ValueError:
+        raise ConfigError(f"WORKBENCH_MAX_UPLOAD_MB={raw!r} is not a number.", hint="Set it to a size in MB, e.g. 200.")
+
+
+def launch(host: str | None = None, port: int = 7860, share: bool = False, auth: str | None = None,
            model: str = "default", data: str = "bbc", open_browser: bool = True, block: bool = True,
-           insecure: bool = False, data_dirs: list[str] | None = None):
+           insecure: bool = False, data_dirs: list[str] | None = None, allowed_hosts: list[str] | None = None,
+           allowed_servers: list[str] | None = None):
     """Start the server (what `workbench serve` calls). Binds loopback unless told otherwise.
 
     Beyond loopback (another host, or share): a password is required unless `insecure`, and
     server-side paths are confined to the data folders (`data_dirs`, default
-    $WORKBENCH_HOME/data, plus uploads); see docs/SECURITY.md."""
+    $WORKBENCH_HOME/data, plus uploads); see docs/SECURITY.md. The bound address is decided
+    once (`exposure.decide_bind`: the flag, else $GRADIO_SERVER_NAME, else loopback) and every
+    check below judges that decision; requests whose Host header is not the bound address,
+    localhost or one of `allowed_hosts` are refused (DNS rebinding)."""
     from workbench import paths
+    from workbench.app.exposure import decide_bind, host_check_app_kwargs
     from workbench.errors import ConfigError
 
     creds = parse_auth(auth)
-    exposed = not is_loopback(host) or share
+    bind = decide_bind(host, share)
+    host, share = bind.host, bind.share
+    exposed = bind.exposed
     if exposed and creds is None:
         where = "a public share link" if share else host
         if not insecure:
@@ -173,6 +187,10 @@ def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth:
         msg = (f"WARNING: the workbench is reachable from other machines ({where}) without a password (--insecure).")
         print(msg, file=sys.stderr)
         log.warning(msg)
+    from workbench.engine.remote import is_remote
+
+    # the operator's own --model, when it is a server, is allowed like the list it gave
+    paths.allow_server_urls([*(allowed_servers or []), *([model] if is_remote(model) else [])])
     if exposed:
         paths.restrict_server_paths(data_dirs, allowed=(data, model))
         roots = ", ".join(str(r) for r in paths.server_data_roots())
@@ -193,8 +211,12 @@ def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth:
 
     threading.Thread(target=_warm, name="warm-model", daemon=True).start()
     _clean_debris()
+    # server_name and share are passed explicitly (never empty): Gradio must not re-read its
+    # variables after our guard has judged them; ssr_mode off, so no Node front server binds.
     demo.launch(server_name=host, server_port=port, share=share, auth=LoginLimiter(*creds).check if creds else None,
-                inbrowser=open_browser, prevent_thread_lock=not block, show_error=False, **launch_kwargs())
+                inbrowser=open_browser, prevent_thread_lock=not block, show_error=False, ssr_mode=False,
+                max_file_size=max_upload_bytes(),
+                app_kwargs=host_check_app_kwargs(bind, allowed_hosts), **launch_kwargs())
     return demo
 
 

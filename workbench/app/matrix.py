@@ -355,7 +355,9 @@ def to_csv(m: Matrix, path) -> str:
             for lab, s in (c["scores"] or {}).items():
                 d[f"{name} · score · {lab}"] = s
         rows.append(d)
-    pd.DataFrame(rows).to_csv(path, index=False)
+    from workbench.core.csv_safe import spreadsheet_safe
+
+    spreadsheet_safe(pd.DataFrame(rows)).to_csv(path, index=False)   # formula cells escaped (OWASP)
     return str(path)
 
 

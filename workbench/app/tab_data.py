@@ -42,8 +42,10 @@ def check_spec(spec: str) -> str:
 
     if not paths.server_paths_restricted():
         return spec
-    if spec in {b["name"] for b in builtin_datasets()} or spec.startswith("hf:"):
+    if spec in {b["name"] for b in builtin_datasets()}:
         return spec
+    if spec.startswith("hf:"):
+        return paths.check_hub_id(spec)
     if spec.startswith("bigbench:"):
         task = spec[len("bigbench:"):]
         if ".." in task.split("/") or task.startswith(("/", "~")):

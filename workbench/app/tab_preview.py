@@ -24,26 +24,34 @@ def preview(state: UIState, template_yaml: str, split: str, position: float, sho
             model: str = "default"):
     """Render one row as the model sees it. Returns (prompt text, token summary markdown, tokens
     as [(token, tag)], verbalizer table, warnings markdown, gold markdown)."""
+    from workbench.app.isolate import isolated
+
+    with user_errors("Preview"):
+        t = parse_template(template_yaml)
+        ds = state_dataset(state)
+        s = _session(model)
+        # the renders run in a child with hard limits, killed at the deadline (app/isolate.py)
+        return isolated(_render_preview, t, ds, s, state.split_seed, split, position, shots, seed,
+                        seconds=PREVIEW_SECONDS)
+
+
+def _render_preview(t, ds, s, split_seed, split, position, shots, seed):
     import pandas as pd
 
+    from workbench.core.render import limits as render_limits
     from workbench.core.spec import resolve_eval
     from workbench.jobs.inference import build_prompts, eval_rows
 
-    from workbench.core.render import limits as render_limits
-
-    with user_errors("Preview"), render_limits(seconds=PREVIEW_SECONDS):
-        t = parse_template(template_yaml)
-        ds = state_dataset(state)
+    with render_limits(seconds=PREVIEW_SECONDS):
         # the settings rule every door uses (workbench.core.spec): what is unset takes the template's default
         cfg = resolve_eval({"shots": None if shots is None else int(shots), "seed": None if seed is None else int(seed),
-                            "split": split or "test", "split_seed": state.split_seed}, t)
+                            "split": split or "test", "split_seed": split_seed}, t)
         rows, pool = eval_rows(ds, cfg)
         pos = int(position or 0)
         if not 0 <= pos < len(rows):
             raise gr.Error(f"Row {pos} is outside the {cfg.split} split (0–{len(rows) - 1}).",
                            title="Preview", print_exception=False)
         row_df = rows.iloc[[pos]]
-        s = _session(model)
         text = build_prompts(t, row_df, pool, cfg, s)[0]
         row = row_df.iloc[0]
         tok = s.scoring_tokenizer()     # the very tokenizer scoring uses (no transformers load on the fast path)

@@ -59,6 +59,10 @@ def list_runs(search: str = "", kind: str = "all kinds"):
 
     with user_errors("Listing runs"):
         k = None if kind in (None, "", "all kinds", "all") else kind
+        if k in (None, "train"):
+            from workbench.jobs.run_folder import sweep_interrupted
+
+            sweep_interrupted()   # killed training runs appear as interrupted at once
         recs = RunRegistry().list(kind=k, search=(search or "").strip() or None)
         rows = []
         for r in recs:

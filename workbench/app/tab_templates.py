@@ -323,7 +323,6 @@ def validate_template(state: UIState, yaml_text: str) -> str:
     sample row, and the tokenizer when a model is loaded), as markdown with line and column."""
     from workbench.errors import WorkbenchError
     from workbench.app.model_bar import current_session
-    from workbench.core.render import limits as render_limits
 
     try:
         t = parse_template(yaml_text)
@@ -338,10 +337,26 @@ def validate_template(state: UIState, yaml_text: str) -> str:
     except WorkbenchError:
         note = "  \n*Load a dataset to also check column names and labels.*"
     s = current_session()
+    from workbench.app.isolate import isolated
+
     try:
-        # one deadline for all of this request's renders: a runaway template answers in seconds
+        # the renders run in a child with hard memory/CPU limits, killed at the deadline, so a
+        # runaway template cannot starve the server (app/isolate.py); inside it, one
+        # cooperative deadline for all of this request's renders
+        return isolated(_validate_markdown, t, yaml_text, columns, labels, sample, s.tokenizer if s else None, note,
+                        seconds=VALIDATE_SECONDS)
+    except WorkbenchError as e:
+        return f"✗ **{e.message}**" + (f"  \n{e.hint}" if e.hint else "")
+    except Exception as e:  # noqa: BLE001 - validation must never take the page down
+        return f"✗ validation failed: {type(e).__name__}: {e}"
+
+
+def _validate_markdown(t, yaml_text: str, columns, labels, sample, tokenizer, note: str) -> str:
+    from workbench.core.render import limits as render_limits
+
+    try:
         with render_limits(seconds=VALIDATE_SECONDS):
-            probs = t.validate(columns=columns, labels=labels, tokenizer=s.tokenizer if s else None, sample_row=sample)
+            probs = t.validate(columns=columns, labels=labels, tokenizer=tokenizer, sample_row=sample)
     except Exception as e:  # noqa: BLE001 - validation must never take the page down
         return f"✗ validation failed: {type(e).__name__}: {e}"
     if not probs:
@@ -525,7 +540,10 @@ def build(ctx: Ctx) -> None:
         imp_names = gr.JSON(visible=False)      # template names in an imported file
         changed = ctx.templates_changed = gr.Number(0, visible=False)   # every picker listens to it
     api_apply.click(apply_fields, [editor] + fields, editor, api_name="apply_fields")
-    api_validate.click(validate_template, [ctx.state, editor], problems, api_name="validate_template")
+    # no queue limit: each check runs in its own killed-at-deadline child (app/isolate.py caps
+    # them at $WORKBENCH_RENDER_WORKERS), so runaway checks cannot hold up an ordinary one
+    api_validate.click(validate_template, [ctx.state, editor], problems, api_name="validate_template",
+                       concurrency_limit=None)
     api_list.click(list_templates, None, api_list_out, api_name="list_templates")
 
     loaded = load_btn.click(load_template_into_editor, [ctx.state, library, editor, discard], [ctx.state, editor, status],

@@ -119,6 +119,16 @@ def check_out_path(out: str | None, flag: str = "--out") -> None:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag} {out}: cannot write into {probe} (permission denied)",
                           hint=f"choose a {flag} path in a folder you can write to")
+    import shutil
+
+    free = shutil.disk_usage(probe).free
+    if free < MIN_FREE_BYTES:   # a full disk is found before the work, not after it
+        raise ConfigError(f"{flag} {out}: the disk holding {probe} has {free / (1 << 20):.1f} MB free "
+                          f"(at least {MIN_FREE_BYTES >> 20} MB needed for results)",
+                          hint=f"free some space, or choose a {flag} path on another disk")
+
+
+MIN_FREE_BYTES = 16 << 20
 
 
 def session_for(ref, *, keep_others: bool = False):

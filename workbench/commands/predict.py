@@ -60,6 +60,10 @@ def write_table(df, path: str) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp")
     suf = p.suffix.lower()
+    if suf not in (".jsonl", ".parquet"):
+        from workbench.core.csv_safe import spreadsheet_safe
+
+        df = spreadsheet_safe(df)   # formula cells escaped in files people open (JSONL / Parquet stay exact)
     if suf == ".tsv":
         df.to_csv(tmp, sep="\t", index=False)
     elif suf == ".jsonl":

@@ -22,6 +22,10 @@ def run(args) -> int:
         rec = reg.get(args.run_id)
         print(json.dumps(rec.to_dict(), indent=1, default=str))
         return 0
+    if args.kind in (None, "train"):
+        from workbench.jobs.run_folder import sweep_interrupted
+
+        sweep_interrupted()   # a training run whose process died is listed as interrupted at once
     rows = reg.list(kind=args.kind, limit=args.limit, search=args.search)
     if not rows:
         print(f"no runs yet in {reg.path}")
@@ -30,5 +34,5 @@ def run(args) -> int:
         score = m.get("accuracy", m.get("exact_match", m.get("test_winner_accuracy")))
         score = f"{score:.3f}" if isinstance(score, (int, float)) else "-"
         print(f"{r.id}  {r.kind:<8} {r.created_at[:19]}  {r.name[:32]:<32} {(r.data_name or '-')[:14]:<14} {score:>6}  "
-              f"{(r.adapter or '')[-30:]}")
+              f"{(r.adapter or '')[-30:]}" + (f"  [{r.status}]" if r.status and r.status != "done" else ""))
     return 0

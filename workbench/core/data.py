@@ -404,6 +404,9 @@ def _parse_jsonl(text: str, path: Path) -> pd.DataFrame:
             continue
         try:
             obj = json.loads(line)
+        except RecursionError:
+            raise DataError(f"{path.name}, line {i}: the JSON is nested too deeply to read.",
+                            hint="Flatten the record: one object of plain values per line.") from None
         except json.JSONDecodeError as e:
             raise DataError(f"{path.name}, line {i}: invalid JSON ({e.msg} at column {e.colno}).",
                             hint="Each line of a JSONL file must be one complete JSON object.") from e
@@ -417,6 +420,9 @@ def _parse_jsonl(text: str, path: Path) -> pd.DataFrame:
 def _parse_json(text: str, path: Path) -> _Raw:
     try:
         obj = json.loads(text)
+    except RecursionError:
+        raise DataError(f"{path.name}: the JSON is nested too deeply to read.",
+                        hint="Flatten the records: a list of objects of plain values.") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{path.name}, line {e.lineno} column {e.colno}: invalid JSON ({e.msg}).",
                         hint="Fix the JSON, or save one object per line as .jsonl.") from e
@@ -579,8 +585,8 @@ def _load_bigbench_dir(tdir: Path, name: str) -> _Raw:
     path = tdir / "task.json"
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"Could not parse BIG-bench {path}: {e}", hint="The task file is damaged; fetch it again "
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise DataError(f"Could not parse BIG-bench {path}: {type(e).__name__}", hint="The task file is damaged; fetch it again "
                         "with `python -m workbench.storage.fetch bigbench --force`.") from e
     if not obj.get("examples"):
         subs = _subtasks(tdir)

@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.core.lmeval_yaml import (FunctionRef, IncludeRoots, function_refs, installed_tasks_dir,
-                                        load_with_refs, read_task_yaml, resolve_includes)
+from workbench.core.lmeval_yaml import (FunctionRef, IncludeRoots, check_include_paths, function_refs,
+                                        installed_tasks_dir, load_with_refs, read_task_yaml, read_yaml_text,
+                                        resolve_includes)
 from workbench.core.templates import PromptTemplate, _from_lm_eval
 from workbench.errors import DataError, TemplateError
 
@@ -375,6 +376,7 @@ class TaskLibrary:
     user names (`--include-path`; later folders win, as in lm-eval)."""
 
     def __init__(self, include_paths: Sequence[str | Path] = (), *, installed: bool = True):
+        check_include_paths(include_paths)
         self.include_paths = [Path(p).expanduser().resolve() for p in include_paths]
         for p in self.include_paths:
             if not p.is_dir():
@@ -469,7 +471,7 @@ class TaskLibrary:
 
 def _index_root(root: Path) -> dict[str, Entry]:
     """{name: Entry} for one folder, cached on disk keyed by the files' names and mtimes."""
-    files = sorted(p for p in root.rglob("*.yaml") if "__pycache__" not in p.parts)
+    files = sorted(p for p in root.rglob("*.yaml") if "__pycache__" not in p.parts and p.is_file())
     key = hashlib.sha256(("\n".join(f"{p}:{p.stat().st_mtime_ns}" for p in files)).encode()).hexdigest()[:16]
     cache = None
     try:
@@ -494,7 +496,7 @@ def _index_root(root: Path) -> dict[str, Entry]:
 
     for p in files:
         try:
-            raw = load(p.read_text(encoding="utf-8"), str(p), p)
+            raw = load(read_yaml_text(p), str(p), p)   # regular files only: a FIFO would block
             if not isinstance(raw, Mapping):
                 continue
             cfg = resolve_includes(raw, p, roots, load)

@@ -33,6 +33,45 @@ from workbench.errors import TemplateError
 
 MAX_INCLUDE_DEPTH = 10
 MAX_INCLUDE_BYTES = 1 << 20   # lm-eval's largest task YAML is ~200 kB
+MAX_TASK_NODES = 200_000      # values of one task YAML, aliases expanded (core/yaml_budget.py)
+MAX_TASK_CHARS = 4_000_000    # characters of its values, aliases expanded
+
+
+def read_yaml_text(p: Path, origin: str | None = None) -> str:
+    """The text of task YAML file `p`: a regular file (not a FIFO, device or socket, which would
+    block or never end), at most MAX_INCLUDE_BYTES, UTF-8. Else a TemplateError."""
+    import os
+    import stat
+
+    origin = origin or str(p)
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then tells what it is
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise TemplateError(f"{origin}: cannot be read ({e.strerror})", "check the path") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise TemplateError(f"{origin}: not a regular file", "task folders may hold only regular YAML files")
+        if st.st_size > MAX_INCLUDE_BYTES:
+            raise TemplateError(f"{origin}: larger than {MAX_INCLUDE_BYTES // 1024} kB",
+                                "an lm-eval task YAML is a few kB")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            raw = f.read(MAX_INCLUDE_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TemplateError(f"{origin}: not UTF-8 text (byte {e.start})", "save the YAML as UTF-8") from e
+
+
+def check_include_paths(include_paths: Sequence[str | Path]) -> None:
+    """An empty --include-path would silently mean the current directory: refuse it."""
+    for p in include_paths:
+        if not str(p).strip():
+            raise TemplateError("--include-path is empty", "name a folder of lm-eval task YAML files, e.g. "
+                                "--include-path ./my_tasks (use . for the current folder)")
 _NOT_YAML = {".py", ".pyc", ".json", ".jsonl", ".csv", ".tsv", ".parquet", ".txt", ".md", ".zip", ".gz",
              ".so", ".bin", ".safetensors", ".pt", ".sh", ".cfg", ".ini", ".toml", ".pem", ".key"}
 
@@ -76,6 +115,7 @@ class IncludeRoots:
 
     @classmethod
     def for_file(cls, path: Path | None, include_paths: Sequence[str | Path] = ()) -> "IncludeRoots":
+        check_include_paths(include_paths)
         roots = [Path(p).expanduser().resolve() for p in include_paths]
         if path is not None:
             roots.insert(0, Path(path).expanduser().resolve().parent)
@@ -100,11 +140,20 @@ class IncludeRoots:
         if not isinstance(inc, str) or not s.strip():
             raise TemplateError(f"{including}: `include: {inc!r}` is not a file name",
                                 "write include: _base.yaml (a YAML file next to the task)")
+        if "\0" in s or len(s) > 1024 or any(len(part.encode("utf-8", "surrogatepass")) > 255
+                                                for part in s.replace("\\", "/").split("/")):
+            raise TemplateError(f"{including}: `include: {s[:60]!r}` is not a usable file name "
+                                "(a NUL character, or longer than a file system allows)",
+                                "write include: _base.yaml (a YAML file next to the task)")
         if Path(s).expanduser().is_absolute() or s.startswith("~"):
             raise TemplateError(f"{including}: `include: {s}` is an absolute path, which is not allowed",
                                 "include files relative to the task file (e.g. ../_base.yaml) inside a task folder "
                                 "you trust; name that folder with --include-path")
-        cand = (including.parent / s).resolve()
+        try:
+            cand = (including.parent / s).resolve()
+        except (OSError, ValueError, RuntimeError) as e:
+            raise TemplateError(f"{including}: `include: {s[:60]}` cannot be resolved ({type(e).__name__})",
+                                "write include: _base.yaml (a YAML file next to the task)") from None
         if self.upload_files is not None:
             if cand not in self.upload_files:
                 raise TemplateError(f"{including.name}: `include: {s}` refers to a file that was not part of this upload",
@@ -128,12 +177,7 @@ def read_included(p: Path, including: Path, load: Callable[[str, str, Path], Any
     if p.stat().st_size > MAX_INCLUDE_BYTES:
         raise TemplateError(f"{including}: included file {p.name} is larger than {MAX_INCLUDE_BYTES // 1024} kB",
                             "an lm-eval task YAML is a few kB; include the YAML, not a data file")
-    raw = p.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise TemplateError(f"{including}: included file {p.name} is not UTF-8 text (byte {e.start})",
-                            "include: may only name lm-eval YAML files") from e
+    text = read_yaml_text(p, f"{including}: included file {p.name}")
     if "\x00" in text:
         raise TemplateError(f"{including}: included file {p.name} is binary, not YAML", "include: may only name YAML files")
     try:
@@ -200,10 +244,24 @@ FunctionRefLoader.add_constructor("!function", _function_ctor)
 
 def load_with_refs(text: str, origin: str = "task", path: Path | None = None) -> Any:
     """Parse lm-eval YAML; `!function` tags become FunctionRef(name, path, line)."""
+    if len(text) > MAX_TASK_CHARS:
+        raise TemplateError(f"{origin}: {len(text):,} characters (limit {MAX_TASK_CHARS:,})", "an lm-eval task YAML is a few kB")
     loader = FunctionRefLoader(text)
     loader.source_path = path
     try:
-        return loader.get_single_data()
+        from workbench.core.yaml_budget import expanded
+
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        nodes, chars = expanded(node, MAX_TASK_NODES, MAX_TASK_CHARS)
+        if nodes > MAX_TASK_NODES or chars > MAX_TASK_CHARS:
+            raise TemplateError(f"{origin}: the YAML expands to more than {MAX_TASK_NODES:,} values or "
+                                f"{MAX_TASK_CHARS:,} characters through aliases (*name) — an alias bomb?",
+                                "write the values out instead of nesting aliases")
+        return loader.construct_document(node)
+    except RecursionError as e:
+        raise TemplateError(f"{origin}: the YAML is nested too deeply", "flatten the structure") from e
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -217,12 +275,9 @@ def load_with_refs(text: str, origin: str = "task", path: Path | None = None) ->
 def read_task_yaml(path: Path, roots: IncludeRoots) -> dict:
     """One lm-eval YAML file, includes merged, `!function` tags as FunctionRefs."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise TemplateError(f"task file not found: {path}", "check the path")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise TemplateError(f"{path}: not UTF-8 text (byte {e.start})", "save the YAML as UTF-8") from e
+    text = read_yaml_text(path)
     data = load_with_refs(text, str(path), path)
     if not isinstance(data, Mapping):
         raise TemplateError(f"{path}: expected a YAML mapping, got {type(data).__name__}", "an lm-eval task is `key: value` YAML")

@@ -55,15 +55,17 @@ MAX_CHARS = _env_num("WORKBENCH_RENDER_MAX_CHARS", 8_000_000, int)
 MAX_ITERATIONS = _env_num("WORKBENCH_RENDER_MAX_ITERATIONS", 1_000_000, int)
 ALLOC_FACTOR = 4                  # a render may create at most 4 x MAX_CHARS of strings and lists in all
 MAX_INT_BITS = 1 << 16            # ~19,700 decimal digits; Python refuses int->str beyond 4,300 anyway
-MAX_SOURCE_CHARS = 1_000_000      # one Jinja field; a template is a prompt, not a program
+# One Jinja field. A template is a prompt, not a program; compiling costs ~7 s and ~140 MB per
+# million characters (a 992,000-character template took 13.5 s and 1.39 GB to validate).
+MAX_SOURCE_CHARS = _env_num("WORKBENCH_TEMPLATE_MAX_CHARS", 100_000, int)
+CACHE_SOURCE_CHARS = 20_000       # longer fields are compiled each time, not kept (512 of them in memory)
 REGEX_SECONDS = 0.5               # one regex call's timeout (the engine overshoots ~3x on a loaded CPU)
 
 _HINT = ("templates render under limits (docs/SECURITY.md): simplify the template, or raise the limit "
          "with the environment variable {var} if this is legitimate")
 
 
-class RenderLimitError(TemplateError):
-    """A render went past its time, loop, size or regex budget."""
+from workbench.core.render_errors import RenderLimitError  # noqa: E402,F401 (re-exported)
 
 
 # ---------------------------------------------------------------------------- the budget
@@ -107,6 +109,10 @@ class Budget:
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def expanded(self, value: Any) -> int:
+        """expanded_size(value) up to this budget's size limit."""
+        return expanded_size(value, self.max_chars)
 
 
 _current: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("wb_render_budget", default=None)
@@ -250,7 +256,11 @@ def _check_format(fmt: str, args: Iterable[Any], what: str) -> None:
     b = _budget()
     widths = sum(int(n) for n in _FMT_NUM.findall(fmt) if len(n) < 12) + sum(
         10 ** 12 for n in _FMT_NUM.findall(fmt) if len(n) >= 12)
+    args = list(args)
     ints = sum(abs(a) for a in args if isinstance(a, int) and not isinstance(a, bool) and _int_bits(a) < 64)
+    from workbench.core.sandbox_policy import nested_format_widths
+
+    widths += nested_format_widths(fmt, args)   # '{:{}}'.format('a', '1500000000')
     b.charge(len(fmt) + widths + min(ints, 10 ** 12) + sum(_lenient_len(a) for a in args), what)
 
 
@@ -268,7 +278,10 @@ _BINOPS = {"**": _checked_pow, "*": _checked_mul, "+": _checked_add, "%": _check
 
 # ---------------------------------------------------------------------------- filters
 def _wrap_filter(name: str, fn):
-    pre = _FILTER_CHECKS.get(name)
+    from workbench.core.sandbox_policy import FILTER_CHECKS
+
+    checks = [c for c in (_FILTER_CHECKS.get(name), FILTER_CHECKS.get(name)) if c is not None]
+    pre = (lambda b, vals, kwargs: [c(b, vals, kwargs) for c in checks]) if checks else None
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -343,6 +356,9 @@ def _join_check(b: Budget, vals: list, kwargs: dict) -> None:
         n = len(items)
         b.size(expanded_size(items if not isinstance(items, str) else list(items[:0]), b.max_chars)
                + len(items if isinstance(items, str) else "") + max(0, n - 1) * len(sep), "the result of the filter `join`")
+    elif hasattr(items, "__len__"):   # a dict joins its keys, bytes their numbers (up to 3 digits each)
+        n = len(items)
+        b.size(expanded_size(items, b.max_chars) + n * (len(sep) + 3), "the result of the filter `join`")
 
 
 def _wordwrap_check(b: Budget, vals: list, kwargs: dict) -> None:
@@ -382,8 +398,9 @@ _FILTER_CHECKS = {
     "truncate": _truncate_check,
 }
 
-# Filters that have no use in a prompt and do work out of proportion to their input.
-_DROPPED_FILTERS = ("urlize", "xmlattr", "filesizeformat")
+# Filters that have no use in a prompt and do work out of proportion to their input
+# (pprint: pure-Python formatting of millions of items took 50 s in issue 29).
+from workbench.core.sandbox_policy import DROPPED_FILTERS as _DROPPED_FILTERS, DROPPED_GLOBALS  # noqa: E402
 
 
 def _counted(it: Iterable[Any], b: Budget | None = None) -> Iterator[Any]:
@@ -510,6 +527,8 @@ def _make_env():
     from jinja2.environment import Template
     from jinja2.sandbox import SandboxedEnvironment
 
+    from workbench.core.sandbox_policy import method_allowed
+
     class _BudgetCodeGenerator(CodeGenerator):
         """Wraps every for-loop's iterable in `environment.wb_loop_iter(...)`."""
 
@@ -587,6 +606,11 @@ def _make_env():
                 b.size(len(owner), f"a {type(owner).__name__} changed by .{getattr(__obj, '__name__', '?')}()")
             return _check_value(out, "the result of a call")
 
+        def is_safe_attribute(self, obj, attr, value):
+            # methods of built-in types: an allow-list (core/sandbox_policy.py), so e.g.
+            # str.translate or bytes.center cannot allocate gigabytes before a check
+            return super().is_safe_attribute(obj, attr, value) and method_allowed(obj, attr)
+
         def getattr(self, obj, attribute):
             _budget().tick()
             return _check_read(super().getattr(obj, attribute))
@@ -623,13 +647,9 @@ def _make_env():
                           finalize=_finalize)
     for name in _DROPPED_FILTERS:
         env.filters.pop(name, None)
-    lorem = env.globals.get("lipsum")
-    if lorem is not None:
-        @functools.wraps(lorem)
-        def lipsum(n=5, html=True, min=20, max=100):  # noqa: A002 - Jinja's signature
-            _budget().size(int(n) * int(max) * 12, "lipsum()")
-            return lorem(n, html, min, max)
-        env.globals["lipsum"] = lipsum
+    for name in DROPPED_GLOBALS:
+        # lipsum(30000000, False, -5, 0) ran 27 s: random text has no place in a prompt
+        env.globals.pop(name, None)
     env.filters["regex_replace"] = _regex_replace_filter
     env.filters = {k: _wrap_filter(k, f) for k, f in env.filters.items()}
     env.tests = {k: _wrap_test(f) for k, f in env.tests.items()}
@@ -697,6 +717,10 @@ def _check_call(b: Budget, fn: Any, args: tuple, kwargs: dict) -> None:
             items = args[0]
             if isinstance(items, (list, tuple)):
                 b.size(expanded_size(items, b.max_chars) + len(items) * len(owner), "the result of .join()")
+            elif isinstance(items, str):   # ('x'*8000).join('a'*1000000): a separator between characters
+                b.size(len(items) + max(0, len(items) - 1) * len(owner), "the result of .join()")
+            elif hasattr(items, "__len__"):
+                b.size(len(items) * (len(owner) + 1), "the result of .join()")
     # the sandbox hands out str.format as its own wrapper around the bound method
     wrapped_owner = getattr(getattr(fn, "__wrapped__", None), "__self__", None)
     if name in ("format", "format_map") and isinstance(wrapped_owner, str):
@@ -704,6 +728,10 @@ def _check_call(b: Budget, fn: Any, args: tuple, kwargs: dict) -> None:
         if name == "format_map" and args and isinstance(args[0], Mapping):
             vals = list(args[0].values())
         _check_format(wrapped_owner, vals, f"the result of .{name}()")
+    if isinstance(owner, list) and name == "sort":
+        from workbench.core.sandbox_policy import sort_check
+
+        sort_check(b, len(owner), ".sort()")
     if isinstance(owner, list) and name in ("extend", "__iadd__") and args:
         b.size(len(owner) + (len(args[0]) if hasattr(args[0], "__len__") else 0), f"a list grown by .{name}()")
 
@@ -714,12 +742,27 @@ def sandbox():
     return _make_env()
 
 
-@functools.lru_cache(maxsize=512)
 def compile_template(source: str):
     if len(source) > MAX_SOURCE_CHARS:
         raise RenderLimitError(f"a Jinja field is {len(source):,} characters long (limit {MAX_SOURCE_CHARS:,})",
-                               "keep templates short; put long text in the data, not in the template")
-    return sandbox().from_string(source)
+                               "keep templates short; put long text in the data, not in the template "
+                               "(or raise WORKBENCH_TEMPLATE_MAX_CHARS)")
+    if len(source) > CACHE_SOURCE_CHARS:
+        return _compile(source)
+    return _compile_cached(source)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile_cached(source: str):
+    return _compile(source)
+
+
+def _compile(source: str):
+    try:
+        return sandbox().from_string(source)
+    except RecursionError:
+        raise TemplateError("a Jinja expression is nested too deeply to compile",
+                            "split it into smaller expressions or {% set %} steps") from None
 
 
 def render(source: str, variables: Mapping) -> str:
@@ -740,4 +783,8 @@ def evaluate_expression(expr: str, variables: Mapping) -> Any:
 
 @functools.lru_cache(maxsize=512)
 def _compiled_expression(expr: str):
-    return sandbox().compile_expression(expr, undefined_to_none=False)
+    try:
+        return sandbox().compile_expression(expr, undefined_to_none=False)
+    except RecursionError:
+        raise TemplateError("a Jinja expression is nested too deeply to compile",
+                            "split it into smaller expressions") from None

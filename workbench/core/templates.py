@@ -218,41 +218,46 @@ _SafeLoader.add_constructor("!function", _reject_function)
 
 
 MAX_YAML_NODES = 200_000   # after expanding aliases; a template file has a few hundred
+# Characters of a YAML file, and of its values once every alias is expanded: an alias of a
+# 10 KB string, used 19,000 times, is 190 MB of text that every writer and reader copies
+# (issue 29, item 6). A template file is a few KB; a PromptSource file of many templates ~100 KB.
+MAX_YAML_CHARS = int(os.environ.get("WORKBENCH_TEMPLATE_MAX_YAML_CHARS", 4_000_000) or 4_000_000)
 
 
 def _expanded_nodes(root) -> int:
     """How many nodes the document has once every alias is expanded (memoized per node, so a
     "billion laughs" file is measured in microseconds, not built)."""
-    memo: dict[int, int] = {}
+    return _expanded(root)[0]
 
-    def count(n) -> int:
-        k = id(n)
-        if k in memo:
-            return memo[k]
-        memo[k] = MAX_YAML_NODES + 1   # a recursive alias counts as too big
-        if isinstance(n, yaml.SequenceNode):
-            total = 1 + sum(count(c) for c in n.value)
-        elif isinstance(n, yaml.MappingNode):
-            total = 1 + sum(count(a) + count(b) for a, b in n.value)
-        else:
-            total = 1
-        memo[k] = min(total, MAX_YAML_NODES + 1)
-        return memo[k]
 
-    return count(root)
+def _expanded(root) -> tuple[int, int]:
+    """(nodes, characters of scalar values) once every alias is expanded (core/yaml_budget.py)."""
+    from workbench.core.yaml_budget import expanded
+
+    return expanded(root, MAX_YAML_NODES, MAX_YAML_CHARS)
 
 
 def _yaml_load(text: str, origin: str = "template") -> Any:
+    if len(text) > MAX_YAML_CHARS:
+        raise TemplateError(f"{origin}: the file is {len(text):,} characters long (limit {MAX_YAML_CHARS:,})",
+                            "a template file holds prompts, not data; raise $WORKBENCH_TEMPLATE_MAX_YAML_CHARS "
+                            "if this one is legitimate")
     try:
         loader = _SafeLoader(text)
         try:
             node = loader.get_single_node()
             if node is None:
                 return None
-            if _expanded_nodes(node) > MAX_YAML_NODES:
+            nodes, chars = _expanded(node)
+            if nodes > MAX_YAML_NODES:
                 raise TemplateError(f"{origin}: the YAML expands to more than {MAX_YAML_NODES:,} values through "
                                     "aliases (*name) — an alias bomb?",
                                     "write the values out instead of nesting aliases of aliases")
+            if chars > MAX_YAML_CHARS:
+                raise TemplateError(f"{origin}: the YAML's values come to more than {MAX_YAML_CHARS:,} characters "
+                                    "once its aliases (*name) are expanded",
+                                    "write shorter values, or do not repeat long ones through aliases "
+                                    "(limit: $WORKBENCH_TEMPLATE_MAX_YAML_CHARS)")
             return loader.construct_document(node)
         finally:
             loader.dispose()

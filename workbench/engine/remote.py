@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
+from workbench.engine.remote_checks import BadResponse, check_completion_response, check_score_response, logprob
 from workbench.errors import Cancelled, ModelError
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,12 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
         raise ModelError(f"'{spec}' is not a server URL.",
                          hint="Write --model openai:http://HOST:PORT/v1 (optionally #SERVED-NAME), e.g. "
                               "openai:http://127.0.0.1:8000/v1 for `vllm serve`.")
+    if parts.username is not None or parts.password is not None:
+        # httpx would send them as Basic auth, and the URL is the engine's identity: it would
+        # land in run records, caches and bundles too. Refuse instead of forwarding silently.
+        raise ModelError(f"The server URL {parts.scheme}://…@{parts.hostname} holds a user name or password.",
+                         hint="Remove them from the URL; put an API key in WORKBENCH_API_KEY (sent as a Bearer "
+                              "token, never stored).")
     return url, (name or None)
 
 
@@ -106,6 +113,9 @@ class RemoteEngine:
     def __init__(self, spec: str, config: RemoteConfig | None = None):
         self.spec = spec
         self.base_url, self.requested_name = parse_spec(spec)
+        from workbench.paths import check_server_url
+
+        check_server_url(self.base_url)   # an exposed server connects only to the operator's allow-list
         self.config = config or RemoteConfig()
         self.served_name: str | None = None
         self.root: str | None = None           # what the server says it serves (vLLM: path / hub id)
@@ -115,6 +125,7 @@ class RemoteEngine:
         self.token_prompts = True              # the server takes token-id prompts
         self.scoring_ok: bool | None = None    # None: not checked yet
         self.scoring_problem: str | None = None
+        self.echo_extra: int | None = None     # generated entries the server appends to echoed log-probs
         self.checks: dict = {}
         self.requests_sent = 0
         self.sent_by_path: dict[str, int] = {}   # requests per endpoint (which route a job really took)
@@ -142,7 +153,9 @@ class RemoteEngine:
 
             limits = httpx.Limits(max_connections=max(4, self.config.concurrency * 2),
                                   max_keepalive_connections=max(4, self.config.concurrency))
-            self._client = httpx.Client(timeout=httpx.Timeout(self.config.timeout_s, connect=10.0), limits=limits)
+            # no redirects: a redirect could lead an exposed server past its URL allow-list
+            self._client = httpx.Client(timeout=httpx.Timeout(self.config.timeout_s, connect=10.0), limits=limits,
+                                        follow_redirects=False)
         return self._client
 
     def _headers(self) -> dict:
@@ -208,15 +221,25 @@ class RemoteEngine:
                                    "in /v1.") from exc
 
     def request(self, method: str, path: str, body: dict | None = None, *, retries: int | None = None,
-                cacheable: bool = False, cancel: Callable[[], bool] | None = None) -> dict:
-        """One API call with retries and backoff; cached by served model + exact body if asked."""
+                cacheable: bool = False, cancel: Callable[[], bool] | None = None,
+                validate: Callable[[dict], object] | None = None) -> dict:
+        """One API call with retries and backoff; cached by served model + exact body if asked.
+        `validate(answer)` raises BadResponse for a wrong answer: it runs before the answer is
+        used or cached, and on cache hits too (a wrong answer cached by an older version is
+        asked again rather than reused)."""
         cache = self._cache_store() if cacheable else None
         key = None
         if cache is not None:
             key = cache.key(f"{self.identity}|{self.root}", path, body or {})
             hit = cache.get(key)
             if hit is not None:
-                return hit
+                try:
+                    if validate is not None:
+                        validate(hit)
+                    return hit
+                except BadResponse:
+                    log.warning("%s: a cached answer for %s fails its checks; asking the server again", self.base_url,
+                                path)
         retries = self.config.max_retries if retries is None else retries
         attempt = 0
         while True:
@@ -240,6 +263,8 @@ class RemoteEngine:
                     if cancel and cancel():
                         raise Cancelled()
                     time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+        if validate is not None:
+            validate(out)          # raises before the answer is used or cached
         if cache is not None:
             cache.put(key, f"{self.identity}|{self.root}", path, out)
         return out
@@ -328,7 +353,11 @@ class RemoteEngine:
                 if len(plain) != 1:
                     continue          # not a single local token: try another probe
                 tok_id = plain[0]
-            g = float(g_lps[0])
+            try:
+                g = logprob(g_lps[0], self.base_url, "the log-probability of the probe's generated token")
+            except BadResponse as exc:
+                self._refuse(exc.message)
+                return {"ok": False}
             try:
                 echo = self._echo(ids + [tok_id], probe + (choice.get("text") or ""))
             except ServerError as exc:
@@ -338,7 +367,16 @@ class RemoteEngine:
             if len(e_lps) <= len(ids) or e_lps[len(ids)] is None or all(x is None for x in e_lps[:len(ids)]):
                 self._refuse("it does not return log-probabilities of the prompt tokens with echo=true")
                 return {"ok": False}
-            e = float(e_lps[len(ids)])
+            try:
+                e = logprob(e_lps[len(ids)], self.base_url, "the echoed log-probability of the probe's token")
+            except BadResponse as exc:
+                self._refuse(exc.message)
+                return {"ok": False}
+            extra = len(e_lps) - (len(ids) + 1)
+            if extra not in (0, 1):
+                self._refuse(f"it echoed {len(e_lps)} log-probabilities for {len(ids) + 1} prompt tokens")
+                return {"ok": False}
+            self.echo_extra = extra
             result = {"probe": probe, "token_id": tok_id, "generated_logprob": g, "echo_logprob": e}
             self.checks["echo"] = result
             if abs(e - g) > max(ECHO_TOLERANCE, 0.02 * abs(g)):
@@ -416,13 +454,14 @@ class RemoteEngine:
         def work(chunk):
             prompts = [list(keys[i]) for i in chunk]
             body = self._score_body(prompts if self.batch_prompts else prompts[0])
-            out = self.request("POST", "/v1/completions", body, cacheable=True, cancel=cancel)
-            choices = sorted(out.get("choices") or [], key=lambda c: c.get("index", 0))
-            if len(choices) != len(chunk):
-                raise ModelError(f"The server answered {len(choices)} choices for {len(chunk)} prompts.",
-                                 hint="Lower the prompts per request (concurrency settings), or report the server.")
-            for i, ch in zip(chunk, choices):
-                rows[i] = ch.get("logprobs") or {}
+            checked: list = []
+
+            def validate(answer):
+                checked[:] = check_score_response(answer, prompts, self.base_url, self.echo_extra)
+
+            self.request("POST", "/v1/completions", body, cacheable=True, cancel=cancel, validate=validate)
+            for i, lp in zip(chunk, checked):
+                rows[i] = lp
             return len(chunk)
 
         self._run(chunks, work, total=len(keys), progress=progress, cancel=cancel)
@@ -442,7 +481,7 @@ class RemoteEngine:
                 top = tops[j] if j < len(tops) and isinstance(tops[j], dict) else None
                 if top:
                     greedy = greedy and max(top.values()) <= tl[j] + 1e-4
-            out.append((float(sum(vals)), greedy))
+            out.append((float(sum(float(v) for v in vals)), greedy))
         return out
 
     def _run(self, chunks, work, *, total: int, progress=None, cancel=None) -> None:
@@ -489,10 +528,8 @@ class RemoteEngine:
                     else prompts[chunk[0]], "max_tokens": max_tokens, "temperature": temperature}
             body.update(_sampling_fields(temperature, top_p, seed, stop))
             out = self.request("POST", "/v1/completions", body, cacheable=temperature == 0 or seed is not None,
-                               cancel=cancel)
-            choices = sorted(out.get("choices") or [], key=lambda c: c.get("index", 0))
-            if len(choices) != len(chunk):
-                raise ModelError(f"The server answered {len(choices)} choices for {len(chunk)} prompts.")
+                               cancel=cancel, validate=lambda a: check_completion_response(a, len(chunk), self.base_url))
+            choices = check_completion_response(out, len(chunk), self.base_url)
             usage = out.get("usage") or {}
             for i, ch in zip(chunk, choices):
                 outs[i] = {"text": ch.get("text") or "", "finish_reason": ch.get("finish_reason"),
@@ -516,7 +553,8 @@ class RemoteEngine:
                     "temperature": temperature}
             body.update(_sampling_fields(temperature, top_p, seed, stop))
             out = self.request("POST", "/v1/chat/completions", body, cacheable=temperature == 0 or seed is not None,
-                               cancel=cancel)
+                               cancel=cancel,
+                               validate=lambda a: check_completion_response(a, 1, self.base_url, chat=True))
             ch = (out.get("choices") or [{}])[0]
             usage = out.get("usage") or {}
             outs[i] = {"text": (ch.get("message") or {}).get("content") or "", "finish_reason": ch.get("finish_reason"),
@@ -601,16 +639,26 @@ def _token_id(token: str | None) -> int | None:
 
 
 def _error_text(r) -> str:
+    """A short, sanitised reason for an HTTP error: the standard reason phrase, plus the `error`
+    message of a JSON error object (as vLLM and OpenAI send) cut to 120 printable characters.
+    Never the raw body: it may hold whatever an internal endpoint returns (issue 29, item 5).
+    On an exposed server (paths restricted) only the reason phrase is shown."""
+    from workbench.paths import server_paths_restricted
+
+    phrase = r.reason_phrase or "error"
+    if server_paths_restricted():
+        return phrase
     try:
         d = r.json()
-        if isinstance(d, dict):
-            e = d.get("error", d.get("detail", d.get("message", d)))
-            if isinstance(e, dict):
-                e = e.get("message", e)
-            return str(e)[:300]
     except ValueError:
-        pass
-    return (r.text or "").strip()[:300] or r.reason_phrase
+        return phrase
+    e = d.get("error", d.get("detail", d.get("message"))) if isinstance(d, dict) else None
+    if isinstance(e, dict):
+        e = e.get("message")
+    if not isinstance(e, str) or not e.strip():
+        return phrase
+    clean = "".join(ch if ch.isprintable() else " " for ch in e).strip()
+    return f"{phrase}: {clean[:120]}{'…' if len(clean) > 120 else ''}"
 
 
 def _fix_for(cause: str, cfg: RemoteConfig) -> str:

@@ -476,6 +476,13 @@ class ModelSession:
         if not (p / "adapter_config.json").exists():
             raise ModelError(f"No adapter at {p}: adapter_config.json is missing.",
                              hint="Pass the folder that holds adapter_config.json and adapter_model.safetensors.")
+        if not (p / "adapter_model.safetensors").exists():
+            pickled = (p / "adapter_model.bin").exists()
+            raise ModelError(f"No safetensors adapter at {p}" + (": it holds a pickled adapter_model.bin. Only "
+                             "safetensors adapters are loaded, because unpickling a .bin file can run any code its "
+                             "author put in it." if pickled else ": adapter_model.safetensors is missing."),
+                             hint="Save the adapter with safetensors (peft: model.save_pretrained(dir, "
+                                  "safe_serialization=True), the default since peft 0.6), where you trust its source.")
         self.load()
         base = adapter_base_model(p)
         if base and self.resolved is not None and base != self.resolved.identity:

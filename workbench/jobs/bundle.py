@@ -49,6 +49,18 @@ ProgressFn = Callable[[int, int], None]
 _SHA_RX = re.compile(r"^[0-9a-f]{64}$")
 
 
+DEFAULT_MAX_ZIP_RATIO = 50   # weights and JSON compress ~1.1-5x; a zip bomb 1000x or more
+
+
+def max_zip_ratio() -> float:
+    """The largest ratio of a zip's extracted size to its compressed size ($WORKBENCH_MAX_ZIP_RATIO)."""
+    raw = os.environ.get("WORKBENCH_MAX_ZIP_RATIO") or DEFAULT_MAX_ZIP_RATIO
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"WORKBENCH_MAX_ZIP_RATIO={raw!r} is not a number.", hint="Set it to a number, e.g. 50.")
+
+
 def max_bundle_bytes() -> int:
     """The largest total size of a bundle that is read or extracted ($WORKBENCH_MAX_BUNDLE_MB)."""
     raw = os.environ.get("WORKBENCH_MAX_BUNDLE_MB") or DEFAULT_MAX_BUNDLE_MB
@@ -190,10 +202,15 @@ def check_manifest(manifest: Any, where: str = MANIFEST) -> dict:
             raise DataError(f"{where}: the adapter path {adapter!r} points outside the bundle.",
                             hint="A bundle's adapter must be its own adapter/ folder; re-export the bundle.")
         prefix = p.as_posix().rstrip("/") + "/"
-        if prefix + "adapter_config.json" not in files or not any(
-                prefix + fn in files for fn in ("adapter_model.safetensors", "adapter_model.bin")):
+        if prefix + "adapter_config.json" in files and prefix + "adapter_model.safetensors" not in files \
+                and prefix + "adapter_model.bin" in files:
+            raise DataError(f"{where}: the adapter is a pickled adapter_model.bin. Only safetensors adapters are "
+                            "loaded: unpickling a .bin file can run any code its author put in it.",
+                            hint="Convert it where you trust it (peft: model.save_pretrained(dir, "
+                                 "safe_serialization=True)) and re-export the bundle.")
+        if prefix + "adapter_config.json" not in files or prefix + "adapter_model.safetensors" not in files:
             raise DataError(f"{where}: the adapter folder {adapter!r} is not an adapter listed in the manifest "
-                            "(adapter_config.json and adapter_model.* with their checksums).",
+                            "(adapter_config.json and adapter_model.safetensors with their checksums).",
                             hint="Re-export the bundle; do not edit manifest.json.")
     return manifest
 
@@ -203,6 +220,8 @@ def _read_manifest(mf: Path) -> dict:
         raise _bad_manifest(str(mf), f"the manifest is {mf.stat().st_size} bytes (at most {MAX_MANIFEST_BYTES}).")
     try:
         return json.loads(mf.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise DataError(f"{mf} is nested too deeply to be a manifest.", hint="Re-export the bundle.") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{mf} is not valid JSON (line {e.lineno}).", hint="Re-export the bundle.") from e
     except UnicodeDecodeError as e:
@@ -255,7 +274,15 @@ def unzip_bundle(zip_path: str | Path, dest_parent: str | Path) -> Path:
         names = [i.filename for i in infos]
         if len(set(names)) != len(names):
             raise DataError(f"{zip_path} holds the same entry twice.", hint="Re-export the bundle.")
+        files_named = {n.rstrip("/") for n in names if not n.endswith("/")}
         for info in infos:
+            parts = info.filename.rstrip("/").split("/")
+            if any(len(p.encode("utf-8", "surrogatepass")) > 255 for p in parts) or len(info.filename) > 1024:
+                raise DataError(f"{zip_path}: entry {info.filename[:80]!r}… has a name longer than a file system "
+                                "allows (255 bytes a part).", hint="Bundles hold short file names; re-export it.")
+            if any("/".join(parts[:k]) in files_named for k in range(1, len(parts))):
+                raise DataError(f"{zip_path}: {'/'.join(parts[:-1])[:80]!r} is both a file and a folder in the zip.",
+                                hint="Re-export the bundle.")
             _inside(dest_parent, info.filename)
             if (info.external_attr >> 16) & 0o170000 == 0o120000:
                 raise DataError(f"{zip_path}: entry {info.filename!r} is a symbolic link.",
@@ -271,6 +298,8 @@ def unzip_bundle(zip_path: str | Path, dest_parent: str | Path) -> Path:
             raise _bad_manifest(where, f"the manifest is {man_info.file_size} bytes (at most {MAX_MANIFEST_BYTES}).")
         try:
             manifest = json.loads(z.read(man_info).decode("utf-8"))
+        except RecursionError:
+            raise DataError(f"{where} is nested too deeply to be a manifest.", hint="Re-export the bundle.") from None
         except (ValueError, zipfile.BadZipFile) as e:
             raise DataError(f"{where} is not valid JSON ({e}).", hint="Re-export the bundle.") from e
         files = check_manifest(manifest, where)["files"]
@@ -290,6 +319,14 @@ def unzip_bundle(zip_path: str | Path, dest_parent: str | Path) -> Path:
                     raise DataError(f"{zip_path}: entry {rel!r} is {info.file_size} bytes, but the manifest says "
                                     f"{files[rel]['size']} (size mismatch).", hint="Re-export the bundle.")
             todo.append(info)
+        # a zip bomb: a few MB that declare gigabytes (the manifest's total is capped above too)
+        packed = sum(i.compress_size for i in todo)
+        unpacked = sum(i.file_size for i in todo)
+        ratio = max_zip_ratio()
+        if unpacked > (1 << 20) and unpacked > ratio * max(1, packed):
+            raise DataError(f"{zip_path}: {packed / (1 << 20):.1f} MB that would extract to "
+                            f"{unpacked / (1 << 20):.1f} MB (more than {ratio:g}x: a zip bomb?).",
+                            hint="Raise WORKBENCH_MAX_ZIP_RATIO if you trust this bundle.")
         for info in todo:
             _extract_one(z, info, dest_parent / info.filename, zip_path)
     root = dest_parent / prefix.rstrip("/") if prefix else dest_parent
@@ -298,9 +335,9 @@ def unzip_bundle(zip_path: str | Path, dest_parent: str | Path) -> Path:
 
 def _extract_one(z: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, zip_path) -> None:
     """Copy one entry, never more bytes than its directory entry declared."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     left = info.file_size
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with z.open(info) as src, open(target, "wb") as out:
             while True:
                 chunk = src.read(min(1 << 20, left + 1))
@@ -313,6 +350,10 @@ def _extract_one(z: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, zip_pa
                 out.write(chunk)
     except (zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise DataError(f"{zip_path}: entry {info.filename!r} is damaged ({e}).", hint="Re-download the bundle.") from e
+    except OSError as e:   # a full disk, a name the file system refuses: one line, not a traceback
+        raise DataError(f"{zip_path}: could not extract {info.filename[:80]!r} to {target.parent}: "
+                        f"{e.strerror or e}.", hint="Free disk space in the temp folder ($TMPDIR), or extract "
+                        "the bundle where there is room and pass the folder.") from e
 
 
 def _owner_pid(folder: Path) -> int | None:
@@ -539,6 +580,9 @@ def _eval_config(path: Path, cls):
     """The bundle's EvalConfig; a file of the wrong shape is a DataError, not a traceback."""
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise DataError(f"{path} (the bundle's eval_config.json) is nested too deeply.",
+                        hint="Re-export the bundle.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path} (the bundle's eval_config.json) is not valid JSON: {e}.", hint="Re-export the bundle.") from e
     if not isinstance(d, dict):

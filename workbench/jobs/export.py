@@ -356,7 +356,7 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
                 _write_merged(session, adapter_dir, tmp / "model")
             else:
                 (tmp / "adapter").mkdir()
-                for fn in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
+                for fn in ("adapter_config.json", "adapter_model.safetensors"):   # never a pickled .bin
                     if (adapter_dir / fn).exists():
                         shutil.copy2(adapter_dir / fn, tmp / "adapter" / fn)
         if train_config is not None:

@@ -82,12 +82,20 @@ class EvalResult:
         return asdict(self)
 
     def save(self, path: str | Path) -> Path:
+        """Write results.json atomically. A write that fails (a full disk: ENOSPC) removes its
+        partial temp file and must not cost the finished run: the results go to a rescue file
+        in the temp folder instead, and the error says where (issue 29, item 10)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.to_dict(), indent=1, ensure_ascii=False)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False))
-        tmp.replace(path)
-        return path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(text)
+            tmp.replace(path)
+            return path
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise _rescued(self, path, e) from None
 
     @classmethod
     def from_dict(cls, d: dict) -> "EvalResult":
@@ -505,3 +513,30 @@ def _versions() -> dict:
         except md.PackageNotFoundError:
             pass
     return out
+
+
+def _rescued(result: "EvalResult", path: Path, err: OSError):
+    """A ConfigError for a results file that could not be written, after keeping the results
+    in a rescue file elsewhere (the temp folder, else the working folder) when possible."""
+    import os
+    import tempfile
+
+    from workbench.errors import ConfigError
+
+    why = err.strerror or str(err)
+    compact = json.dumps(result.to_dict(), ensure_ascii=False)
+    for folder in (Path(tempfile.gettempdir()), Path.cwd()):
+        rescue = folder / f"workbench-rescued-{os.getpid()}-{int(time.time())}-{path.name}"
+        try:
+            rescue.write_text(compact)
+            return ConfigError(f"could not write {path} ({why}); the finished results were kept in {rescue}",
+                               hint=f"free some space, then move {rescue} to where you want it")
+        except OSError:
+            try:
+                rescue.unlink(missing_ok=True)
+            except OSError:
+                pass
+    return ConfigError(f"could not write {path} ({why}), nor a rescue copy; the metrics were: "
+                       f"{json.dumps(result.metrics, default=str)[:2000]}",
+                       hint="free some space and run again (finished requests of a remote model are cached)")
+

@@ -61,6 +61,8 @@ class RunLog:
         with self._lock, open(self.path, "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
+        if event == "start":
+            _remember(self.path.parent)
         return row
 
 
@@ -189,6 +191,67 @@ def request_cancel(run_dir: str | Path) -> None:
 def read_result(run_dir: str | Path) -> dict | None:
     p = Path(run_dir) / RESULT_NAME
     return json.loads(p.read_text()) if p.exists() else None
+
+
+# Run folders started and not yet seen to end, one path a line: so a listing finds a run that was
+# killed (kill -9) wherever its folder is (--out), not only under $WORKBENCH_HOME/train.
+LIVE_NAME = ".live_runs"
+
+
+def _live_file() -> Path:
+    from workbench.paths import train_dir
+
+    return train_dir() / LIVE_NAME
+
+
+def _remember(run_dir: Path) -> None:
+    try:
+        f = _live_file()
+        f.parent.mkdir(parents=True, exist_ok=True)
+        with open(f, "a", encoding="utf-8") as out:
+            out.write(str(Path(run_dir).resolve()) + "\n")
+    except OSError:
+        pass   # a read-only home: the listing still scans the train folder
+
+
+def sweep_interrupted() -> list[dict]:
+    """Read the status of every run folder that started and was not seen to end (those under
+    $WORKBENCH_HOME/train and those remembered at start): reading marks a run whose process
+    died as `interrupted` and records it in the registry. Called by every listing of runs
+    (`workbench runs list`, the Runs tab), so a killed run shows at once (issue 29, item 11)."""
+    from workbench.paths import train_dir
+
+    seen: dict[str, Path] = {}
+    root = train_dir()
+    if root.exists():
+        for p in root.iterdir():
+            if (p / LOG_NAME).exists():
+                seen[str(p.resolve())] = p
+    live = _live_file()
+    try:
+        for line in live.read_text(encoding="utf-8").splitlines():
+            p = Path(line.strip())
+            if line.strip() and (p / LOG_NAME).exists():
+                seen.setdefault(str(p.resolve()), p)
+    except OSError:
+        pass
+    out, still = [], []
+    for key, p in seen.items():
+        try:
+            st = read_status(p)
+        except Exception:  # noqa: BLE001 - one unreadable folder must not hide the others
+            continue
+        out.append(st)
+        if st.get("state") == "running":
+            still.append(key)
+    try:
+        if live.exists():
+            tmp = live.with_name(f"{LIVE_NAME}.{os.getpid()}.tmp")
+            tmp.write_text("".join(k + "\n" for k in still), encoding="utf-8")
+            tmp.replace(live)
+    except OSError:
+        pass
+    return out
 
 
 def list_runs(root: str | Path | None = None) -> list[dict]:

@@ -53,9 +53,18 @@ def _eval(spec, session, ds, progress, cancel, record) -> RunOutcome:
     result = evaluate(spec.template.load(), ds, session, spec.eval, progress=progress, cancel=cancel)
     run_id = None
     if record:
+        import sqlite3
+
         from workbench.storage.runs import record_eval
 
-        run_id = record_eval(result)
+        try:
+            run_id = record_eval(result)
+        except (sqlite3.OperationalError, OSError) as e:
+            # a full disk (or a broken registry) must not cost the finished run: keep the result,
+            # say that it was not recorded (provenance warnings reach the CLI and the Run tab)
+            result.provenance.setdefault("warnings", []).append(
+                f"the run was not recorded in the run registry ({type(e).__name__}: {str(e)[:120]}); "
+                "its results are complete")
     return RunOutcome(result, run_id)
 
 

@@ -33,6 +33,9 @@ def _check(name: str, ref: ModelRef) -> None:
     if not ref.remote:
         raise ConfigError(f"A saved engine needs an inference server URL, got '{ref.model}'.",
                           hint="Write it as openai:http://HOST:PORT/v1 (optionally #SERVED_NAME).")
+    from workbench.paths import check_server_url
+
+    check_server_url(ref.model)   # an exposed server saves (and uses) only allow-listed servers
     unknown = sorted(set(ref.engine) - set(ENGINE_DEFAULTS))
     if unknown:
         raise ConfigError(f"Unknown engine setting(s) {', '.join(unknown)}.",
