@@ -45,6 +45,8 @@ GRID = 2001                     # candidate differences -1, -0.999, ..., +1
 STEP = 2.0 / (GRID - 1)
 TRUNC = 0.75                    # bets at most 3/4 of the capital's room (WSR's c = 3/4)
 DECISIONS = ("B", "A", "equivalent", "not yet")
+# the RunSpec options that are the stopping rule (SequentialOptions' fields)
+SEQUENTIAL_KEYS = ("alpha", "margin", "first_batch", "growth", "order_seed", "price_per_mtok")
 
 
 def _check_alpha(alpha: float) -> float:
@@ -232,3 +234,41 @@ def batch_sizes(total: int, first: int = 32, growth: float = 1.5) -> list[int]:
         out.append(min(int(round(size)), total - sum(out)))
         size *= growth
     return out
+
+
+@dataclass
+class SequentialOptions:
+    """The stopping rule of a sequential comparison (RunSpec options; `workbench compare --sequential`)."""
+    alpha: float = field(default=0.05, metadata={"help": "error rate of the verdict, whenever it stops"})
+    margin: float = field(default=0.0, metadata={
+        "help": "stop as 'equivalent' when the difference is settled inside +-margin (0.01 = 1 point); 0 = never"})
+    first_batch: int = field(default=32, metadata={"help": "rows in the first batch; each next one is growth times larger"})
+    growth: float = field(default=1.5, metadata={"help": "batch growth factor"})
+    order_seed: int = field(default=0, metadata={"help": "seed of the random row order"})
+    price_per_mtok: float | None = field(default=None, metadata={
+        "help": "price per million tokens (forwarded + generated) of the model, to report a cost"})
+
+    def validate(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"alpha must be between 0 and 1, got {self.alpha}", "use e.g. --alpha 0.05")
+        if not 0 <= self.margin < 1:
+            raise ConfigError(f"margin must be in [0, 1) as a fraction, got {self.margin}",
+                              "e.g. --margin 0.01 for one accuracy point")
+        if self.first_batch < 1 or self.growth < 1:
+            raise ConfigError("first_batch must be >= 1 and growth >= 1", "e.g. --first-batch 32")
+        if self.price_per_mtok is not None and self.price_per_mtok < 0:
+            raise ConfigError(f"price_per_mtok must be >= 0, got {self.price_per_mtok}")
+
+    # the RunSpec options of a sequential comparison and their defaults (`workbench compare --sequential ...`)
+    @classmethod
+    def from_options(cls, o: dict) -> "SequentialOptions":
+        try:
+                opts = cls(alpha=float(o.get("alpha", 0.05)), margin=float(o.get("margin") or 0.0),
+                       first_batch=int(o.get("first_batch") or 32), growth=float(o.get("growth") or 1.5),
+                       order_seed=int(o.get("order_seed") or 0),
+                       price_per_mtok=None if o.get("price_per_mtok") is None else float(o["price_per_mtok"]))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"a sequential comparison's options must be numbers: {e}",
+                              "e.g. --alpha 0.05 --margin 0.01 --first-batch 32") from None
+        opts.validate()
+        return opts

@@ -728,7 +728,10 @@ def format_comparison(c: ComparisonResult) -> str:
     for row in table:
         lines.append("  ".join(cell.ljust(w) if i in left else cell.rjust(w)
                                for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
-    holm = "; Holm-adjusted p" if c.settings.get("holm") else ""
-    lines += ["", f"Verdicts (exact McNemar on discordant pairs; paired bootstrap CIs{holm}):"]
+    holm = "; p and interval Holm-adjusted" if c.settings.get("holm") else ""
+    if c.settings.get("sequential"):
+        lines += ["", "Verdicts (anytime-valid confidence sequences, docs/COMPARE.md; the table's p is always-valid):"]
+    else:
+        lines += ["", f"Verdicts (exact McNemar on discordant pairs, with its exact interval{holm}):"]
     lines += [f"  - {v['text']}" for v in c.verdicts]
     return "\n".join(lines)
