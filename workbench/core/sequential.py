@@ -70,11 +70,12 @@ class BetState:
 
 
 def advance(state: BetState, y: np.ndarray, m: np.ndarray, alpha: float, population: int | None = None,
-            ) -> tuple[BetState, np.ndarray]:
+            ) -> tuple[BetState, np.ndarray, np.ndarray]:
     """Feed rows y (S, T) in [0, 1] to S capital processes at candidate means m (G,).
 
-    Returns the new state and `hit` (S, G): whether K_t(m) >= 1/alpha at some row of this batch,
-    or m became impossible (without replacement: the unseen rows could not bring the mean to m).
+    Returns the new state, `hit` (S, G): whether K_t(m) >= 1/alpha at some row of this batch, or m
+    became impossible (without replacement: the unseen rows could not bring the mean to m), and
+    `peak` (S, G): the batch's largest log capital (inf where impossible).
     The bets of row i use only rows before i (predictable), which is what makes K a martingale.
     """
     y = np.asarray(y, dtype=float)
@@ -108,9 +109,11 @@ def advance(state: BetState, y: np.ndarray, m: np.ndarray, alpha: float, populat
     gap = mean_prev[:, :, None] - mu_c
     lam = np.clip(gap / (var_prev[:, :, None] + gap ** 2), -TRUNC / (1 - mu_c), TRUNC / mu_c)
     log_k = state.log_k[:, None, :] + np.cumsum(np.log1p(lam * (y[:, :, None] - mu_c)), axis=1)
-    hit = ((log_k >= math.log(1 / alpha)) | ~possible).any(axis=1)      # (S, G)
+    # the largest capital of the batch (an impossible m counts as infinite evidence against it)
+    peak = np.where(possible, log_k, np.inf).max(axis=1)                # (S, G)
+    hit = peak >= math.log(1 / alpha)
     new = BetState(state.t + n, s_incl[:, -1], sq_incl[:, -1], log_k[:, -1, :])
-    return new, hit
+    return new, hit, peak
 
 
 @dataclass
@@ -141,11 +144,11 @@ class PairedCS:
         if np.any(~np.isfinite(d)) or np.any(np.abs(d) > 1 + 1e-12):
             raise DataError("paired differences must lie in [-1, 1]",
                             "use per-row scores in [0, 1] for both sides (correctness 0/1, or a metric in [0, 1])")
-        self._state, hit = advance(self._state, (np.clip(d, -1, 1)[None, :] + 1) / 2, self._m, self.alpha,
+        self._state, hit, peak = advance(self._state, (np.clip(d, -1, 1)[None, :] + 1) / 2, self._m, self.alpha,
                                    self.population)
         self._rejected |= hit[0]
         self._sum_d += float(d.sum())
-        self._max_log_e = max(self._max_log_e, float(self._log_e()))
+        self._max_log_e = max(self._max_log_e, float(peak[0, self._zero]))   # every row is a look
         self.history.append({"n": self.n, "lo": self.interval()[0], "hi": self.interval()[1],
                              "estimate": self.estimate, "e_value": self.e_value})
         return self
@@ -171,7 +174,7 @@ class PairedCS:
     @property
     def p_value(self) -> float:
         """Always-valid p-value: 1 / the largest capital so far (P(ever <= alpha) <= alpha under the null)."""
-        return float(min(1.0, math.exp(-self._max_log_e)))
+        return float(min(1.0, math.exp(-min(self._max_log_e, 700.0))))
 
     def interval(self) -> tuple[float, float]:
         """The confidence sequence now: the hull of the differences not yet rejected, widened one grid step."""
@@ -213,7 +216,7 @@ def first_rejection(d: np.ndarray, alpha: float = 0.05, population: int | None =
         prev = 0
         first = np.zeros(len(y), dtype=int)
         for look in looks:
-            st, hit = advance(st, y[:, prev:look], np.array([0.5]), alpha, population)
+            st, hit, _ = advance(st, y[:, prev:look], np.array([0.5]), alpha, population)
             prev = look
             first[(first == 0) & hit[:, 0]] = look
         out[a:a + chunk] = first

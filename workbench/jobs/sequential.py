@@ -113,7 +113,12 @@ def compare_sequential(
                 raise Cancelled()
             nm = names[ci]
             if progress is not None:
-                progress(pos, budget, f"rows {pos + 1}-{pos + size} of {budget} · {nm}")
+                now = ""
+                shown = list(looks[-1]["pairs"].items())[:1] if looks else []
+                for pair, (lo, hi) in shown:   # the interval so far: the progress line shows it narrowing
+                    a, b = pair.split("|", 1)
+                    now = f" · {b} − {a} in [{lo * 100:+.1f}, {hi * 100:+.1f}] pts"
+                progress(pos, budget, f"rows {pos + 1}-{pos + size} of {budget} · {nm}{now}")
             u0 = usage.snapshot(session)
             res = evaluate(templates[ci], dataset, session, config, rows=batch, pool=pool, cancel=cancel)
             u = usage.since(u0, session)
