@@ -72,7 +72,7 @@ def test_sequential_job_with_a_fake_session(bbc):
     spec = build_spec("compare", templates=[TOPIC, PHRASE], data=bbc, eval={"limit": 200},
                       options={"sequential": True, "first_batch": 16})
     seen = []
-    res = execute(spec, FakeSession(), dataset=bbc, record=False, progress=lambda d, t, m="": seen.append(m)).result
+    res = execute(spec, FakeSession(), dataset=bbc, record=True, progress=lambda d, t, m="": seen.append(m)).result
     seq = res.settings["sequential"]
     assert seq["rows_scored"] == sum(seq["batches"]) <= 200
     assert [look["rows"] for look in seq["looks"]][-1] == seq["rows_scored"]
@@ -90,6 +90,13 @@ def test_sequential_job_with_a_fake_session(bbc):
     s, f = seq["spent"], seq["full_run_estimate"]
     assert s["tokens_forwarded"] > 0 and f["tokens_forwarded"] >= s["tokens_forwarded"]
     assert any(" in [" in m for m in seen[1:] if m.startswith("rows"))   # the interval in the progress line
+
+    # the Compare tab reopens it: the stop and the spend in the verdict, the sequence in the plot
+    from workbench.app.tab_compare import compare_open
+
+    views = compare_open(res.run_id)
+    assert "Stopping early" in views[1] and seq["stopped"] in views[1] and "confidence sequence" in views[1]
+    assert views[3].layout.title.text.startswith("Confidence sequence")
 
 
 @pytest.mark.model
