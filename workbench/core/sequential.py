@@ -1,8 +1,8 @@
 """Anytime-valid paired A/B test: a betting confidence sequence for the mean paired difference.
 
-    cs = PairedCS(alpha=0.05, population=1000)         # 1000 rows in all, sampled in random order
+    cs = PairedCS(alpha=0.05)                          # rows in a random order (i.i.d. from the task)
     cs.update(correct_b.astype(float) - correct_a)     # per-row differences in [-1, 1], any batch size
-    cs.interval()          # (lo, hi): holds for the full-data difference at every look at once
+    cs.interval()          # (lo, hi): holds for the true difference at every look at once
     cs.e_value, cs.p_value # evidence against "no difference"; p is always-valid
     cs.decision(margin=0.01)  # "B" | "A" | "equivalent" | "not yet"
 
@@ -21,11 +21,12 @@ when it is settled therefore keeps the error rate, which fixed-n tests (McNemar)
 i.i.d. case rows where A and B agree give y = m = 1/2 and leave K_t(1/2) unchanged: only the
 discordant rows move the test of "no difference", as in McNemar's test.
 
-Rows are drawn *without replacement* from a finite set of N rows (the row budget), and the target
-is the difference on all N rows (what a full-data run measures). mu_i(m) is then the mean of the
-rows not yet seen, (N m - S_{i-1}) / (N - i + 1) (Waudby-Smith & Ramdas' sampling-without-
-replacement martingale: "Confidence sequences for sampling without replacement", NeurIPS 2020), which keeps K a martingale and makes the sequence
-close on the full-data value as the rows run out; `population=None` is the i.i.d. case mu_i = m.
+With `population=N`, rows are taken as drawn *without replacement* from N rows and the target is
+the difference on exactly those N rows: mu_i(m) is then the mean of the rows not yet seen,
+(N m - S_{i-1}) / (N - i + 1) (Waudby-Smith & Ramdas, "Confidence sequences for sampling without
+replacement", NeurIPS 2020), which keeps K a martingale and closes the sequence on that value as
+the rows run out. `population=None` (what comparisons use) is the i.i.d. case mu_i = m: the
+target is the difference on the task the rows are sampled from, McNemar's target.
 
 The interval is computed on a grid of 2001 differences (step 0.001) and reported widened by one
 step. Decisions: "B" when the whole interval is above 0, "A" when below, "equivalent" when it lies

@@ -93,7 +93,11 @@ def compare_sequential(
     order = np.random.default_rng(opts.order_seed).permutation(budget)
     pairs = list(itertools.combinations(range(len(names)), 2))
     level = opts.alpha / len(pairs)        # Bonferroni over every pair: valid whoever leads when
-    css = {p: PairedCS(alpha=level, population=budget) for p in pairs}
+    # The target is the accuracy difference on the task the rows are drawn from (what McNemar tests),
+    # not on these very rows: a random order of an i.i.d. sample is i.i.d., so the i.i.d. sequence
+    # holds at every row count up to the budget and, unlike the finite-population form
+    # (population=budget), never calls a winner from the last rows' certainty about this sample alone.
+    css = {p: PairedCS(alpha=level) for p in pairs}
     active = list(range(len(names)))
     dropped: dict[str, dict] = {}
     records: dict[str, list] = {nm: [] for nm in names}
@@ -202,8 +206,8 @@ def compare_sequential(
            "budget": "the row budget was spent before the verdict settled"}[stop_reason]
     cmp.settings.update({
         "alpha": opts.alpha, "holm": False,
-        "sequential": {**asdict(opts), "method": "betting confidence sequence (Waudby-Smith & Ramdas 2024, aGRAPA, "
-                       "without replacement), Bonferroni over pairs", "alpha_per_pair": level,
+        "sequential": {**asdict(opts), "method": "betting confidence sequence (Waudby-Smith & Ramdas 2024, aGRAPA), "
+                       "Bonferroni over pairs", "alpha_per_pair": level,
                        "budget_rows": budget, "rows_scored": pos, "column_rows": cols_rows,
                        "batches": sizes[:len(looks)], "stop_reason": stop_reason,
                        "stopped": f"stopped after {pos} of {budget} rows: {why}",
