@@ -80,8 +80,7 @@ def test_type_one_error_by_simulation(discordance):
     looks = np.cumsum(batch_sizes(t, 16, 1.3))
     d = _pairs(rng, 10_000, t, discordance / 2, discordance / 2)
     rate = (first_rejection(d, 0.05, looks=looks) > 0).mean()
-    # the bound is alpha; 3 binomial standard errors of 10,000 sequences (0.0065) is the slack a
-    # correct test never needs, so this fails only for a test that really inflates the error
+    # no slack: the bound itself (observed 0.03-0.04; naive peeking with McNemar goes far above 0.05)
     assert rate <= 0.05, rate
 
 
