@@ -163,6 +163,9 @@ def compare_spec(state: UIState, model: str, models: str, shots: float, seed: fl
     from workbench.errors import ConfigError
     from workbench.jobs.compare import MAX_TEMPLATES
 
+    # the form's 8 template columns, then (optional, so older API clients keep working) the
+    # stopping rule: sequential (bool) and margin (points)
+    yamls, rule = yamls[:MAX_COLUMNS], list(yamls[MAX_COLUMNS:]) + [False, 0]
     templates = _templates(n, yamls)
     refs = model_refs(model, models)
     if len(refs) * len(templates) > MAX_TEMPLATES:
@@ -173,6 +176,9 @@ def compare_spec(state: UIState, model: str, models: str, shots: float, seed: fl
     opts = {"baseline": None if base in ("", BEST, "best") else base}
     if n_boot and int(n_boot) != 2000:
         opts["n_boot"] = int(n_boot)
+    if rule[0]:
+        # margin in points on the form, a fraction in the spec (as --margin)
+        opts.update(sequential=True, margin=float(rule[1] or 0) / 100 or None)
     spec = build_spec("compare", templates=templates, data=ds, model=refs if len(refs) > 1 else refs[0],
                       eval=_choices(state, shots, seed, method, calibration, split, limit), options=opts)
     return spec, templates, ds
@@ -340,12 +346,18 @@ def verdict_markdown(res) -> str:
                     else "<span class='wb-mark ns'>not significant</span>")
             lines.append(f"- {mark} **{v['a']}** vs **{v['b']}**: Δacc {v['delta_acc'] * 100:+.1f} pts, "
                          f"p={v['p_used']:.3g} ({v['only_a']} right only for the first, {v['only_b']} only for the second)")
+    seq = (res.settings or {}).get("sequential")
+    if seq:
+        from workbench.jobs.sequential import format_sequential
+
+        lines += ["", "**Stopping early** (anytime-valid):", "```", format_sequential(seq), "```"]
     if res.winner:
         lines += ["", f"<span class='wb-mark win'>winner</span> **{res.winner}**"]
-    lines += ["", f"<small>run `{res.run_id}` · exact McNemar on the discordant pairs; paired bootstrap "
-              f"({res.settings.get('n_boot')} resamples) for the Δ intervals"
-              + ("; p Holm-adjusted for the number of comparisons" if res.settings.get("holm") else "")
-              + "</small>"]
+    method = ("betting confidence sequences (Waudby-Smith & Ramdas 2024), valid at every look" if seq else
+              "exact McNemar on the discordant pairs with its exact interval; paired bootstrap "
+              f"({res.settings.get('n_boot')} resamples) for Δmacro-F1"
+              + ("; p and interval Holm-adjusted for the number of comparisons" if res.settings.get("holm") else ""))
+    lines += ["", f"<small>run `{res.run_id}` · {method}</small>"]
     return "\n".join(lines)
 
 
@@ -390,7 +402,10 @@ def compare_open(run_id: str, label: str = ALL_CLASSES):
         if getattr(res, "type", "comparison") != "comparison":
             raise gr.Error(f"Run {run_id} is a {res.type.replace('_', ' ')} study; open it under Robustness.",
                            print_exception=False)
-        lb = plots.leaderboard_ci(res.leaderboard, title="Accuracy with 95% Wilson CI")
+        seq = (res.settings or {}).get("sequential")
+        # a sequential comparison shows its confidence sequence narrowing, batch by batch
+        lb = (plots.confidence_sequence(seq["pairs"], seq.get("margin") or 0.0) if seq
+              else plots.leaderboard_ci(res.leaderboard, title="Accuracy with 95% Wilson CI"))
         f1 = (plots.grouped_f1({nm: res.metrics[nm] for nm in res.names}) if res.task == "classification"
               else empty_figure("no per-class F1 for generation"))
         left = res.reference
@@ -624,6 +639,11 @@ def build(ctx: Ctx) -> None:
             baseline = gr.Dropdown([BEST], value=BEST, label="Compare against", allow_custom_value=True,
                                    min_width=160, info="or a template name")
             n_boot = gr.Number(2000, label="Bootstrap", precision=0, minimum=100, min_width=90)
+        with gr.Row(equal_height=True):
+            sequential = gr.Checkbox(False, label="Stop when settled (sequential)", elem_id="compare-sequential",
+                                     info="rows in a random order, in growing batches; anytime-valid verdict at 5%")
+            margin = gr.Number(0, label="Equivalence margin (pts)", minimum=0, maximum=50, min_width=120,
+                               info="stop as 'equivalent' inside ±margin; 0 = never")
         with gr.Row():
             run_btn = gr.Button("Compare", variant="primary", elem_id="compare-btn")
             cancel_btn = gr.Button("■ Cancel", variant="stop")
@@ -715,7 +735,7 @@ def build(ctx: Ctx) -> None:
 
     # Comparison job.
     settings = [shots, seed, method, calibration, split, limit]
-    form = [ctx.state, ctx.model_name, models] + settings + [baseline, n_boot, n_cols] + codes
+    form = [ctx.state, ctx.model_name, models] + settings + [baseline, n_boot, n_cols] + codes + [sequential, margin]
     started = run_btn.click(start_compare, form, [job, job_box, progress, timer], api_name="compare_start")
     cmd_btn.click(compare_command, form, command, api_name="compare_command")
     views = [shown, verdicts, board, lb_plot, f1_plot, conf_a_name, conf_a, conf_b_name, conf_b, cls,

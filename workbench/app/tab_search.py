@@ -167,12 +167,13 @@ def summary_markdown(payload: dict, run_id: str | None) -> str:
                      f"(start {_pct(st.get('dev_accuracy'))}) — {w.get('describe') or 'no change'}")
     t = s.get("test")
     if t:
+        from workbench.jobs.search import dev_to_test_text
+
         # Text marks, not emoji: ✅ ➖ 🏆 🔎 render as boxes where no emoji font is installed.
         mark = ("<span class='wb-mark sig'>significant</span>" if t["verdict"]["significant"]
                 else "<span class='wb-mark ns'>not significant</span>")
         lines += [f"\n**Held-out test** (n={t['n']}, scored once): start {_pct(t['start_accuracy'])} → winner "
-                  f"**{_pct(t['winner_accuracy'])}** · dev-to-test drop of the winner "
-                  f"{t['dev_to_test_drop'] * 100:+.1f} pts",
+                  f"**{_pct(t['winner_accuracy'])}** · {dev_to_test_text(t)}",
                   f"\n- {mark} {t['verdict']['text']}",
                   f"- This test split has been used by **{t['test_uses']}** search(es)"
                   + (": every extra look makes one good result less convincing." if t["test_uses"] > 1 else ".")]

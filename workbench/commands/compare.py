@@ -35,6 +35,18 @@ def register(sub) -> None:
                    help="instead of comparing: format sensitivity of one template over N variants")
     p.add_argument("--seeds", default=None, metavar="S1,S2,...",
                    help="instead of comparing: few-shot variance of one template over these demo seeds")
+    g = p.add_argument_group("stopping early (anytime-valid; docs/COMPARE.md)")
+    g.add_argument("--sequential", action="store_true",
+                   help="score rows in a seeded random order in growing batches and stop as soon as the "
+                        "verdict is settled at --alpha (or at the row budget, --limit)")
+    g.add_argument("--margin", type=float, default=None,
+                   help="with --sequential: stop as 'equivalent' once the difference is settled within "
+                        "+-margin (a fraction: 0.01 = 1 point)")
+    g.add_argument("--first-batch", type=int, default=None, help="with --sequential: rows in the first batch (32)")
+    g.add_argument("--growth", type=float, default=None, help="with --sequential: batch growth factor (1.5)")
+    g.add_argument("--order-seed", type=int, default=None, help="with --sequential: seed of the row order (0)")
+    g.add_argument("--price-per-mtok", type=float, default=None,
+                   help="the model's price per million tokens, to report what the comparison cost")
     p.add_argument("--name", default=None, help="name of the run in the registry")
     p.add_argument("--out", default=None, help="write every statistic and per-example prediction as JSON")
     p.add_argument("--no-registry", action="store_true", help="neither reuse nor record runs")
@@ -75,6 +87,14 @@ def spec_from_args(args):
         opts["n_boot"] = args.n_boot
     if args.alpha != 0.05:
         opts["alpha"] = args.alpha
+    rule = {k: getattr(args, k) for k in ("margin", "first_batch", "growth", "order_seed", "price_per_mtok")}
+    if not args.sequential and any(v is not None for v in rule.values()):
+        from workbench.errors import ConfigError
+
+        given = ", ".join("--" + k.replace("_", "-") for k, v in rule.items() if v is not None)
+        raise ConfigError(f"{given} only apply to a sequential comparison", "add --sequential, or drop them")
+    if args.sequential:
+        opts.update(sequential=True, **rule)
     dataset = dataset_from_args(args)
     return build_spec("compare", templates=templates, data=dataset, model=model_refs(args),
                       eval=config_overrides(args, EvalConfig), options=opts), dataset
@@ -129,6 +149,9 @@ def run(args) -> int:
     finally:
         bar.close()
     print(res.summary())
+    if "sequential" in (res.settings if hasattr(res, "settings") else {}):
+        from workbench.jobs.sequential import format_sequential
+        print(format_sequential(res.settings["sequential"]))
     if "pairs" in (res.settings if hasattr(res, "settings") else {}):
         from workbench.jobs.compare_models import format_pairs
         print(format_pairs(res.settings["pairs"]))

@@ -200,3 +200,30 @@ def search_progress(curve: Sequence[Mapping], history: Sequence[Mapping] = (), s
         fig.add_hline(y=start, line_dash="dot", line_color="#E45756", annotation_text="start",
                       annotation_position="bottom right")
     return _layout(fig, title, "model tokens spent", "dev accuracy", yaxis_range=[0, 1.02])
+
+
+def confidence_sequence(pairs: Sequence[Mapping], margin: float = 0.0,
+                        title: str = "Confidence sequence of the accuracy difference") -> go.Figure:
+    """The anytime-valid interval of each pair narrowing as rows are scored (a sequential comparison).
+
+    `pairs`: [{"a", "b", "history": [{"n", "lo", "hi", "estimate"}]}] (fractions, B − A), as
+    `settings["sequential"]["pairs"]` holds them; a dashed band marks ±margin when one is set.
+    """
+    fig = go.Figure()
+    for k, p in enumerate(pairs):
+        h = p.get("history") or []
+        if not h:
+            continue
+        n = [r["n"] for r in h]
+        color = PALETTE[k % len(PALETTE)]
+        name = f"{p['b']} − {p['a']}"
+        fig.add_scatter(x=n + n[::-1], y=[r["hi"] * 100 for r in h] + [r["lo"] * 100 for r in h][::-1],
+                        fill="toself", fillcolor=color, opacity=0.2, line=dict(width=0), name=f"{name} interval",
+                        hoverinfo="skip")
+        fig.add_scatter(x=n, y=[r["estimate"] * 100 for r in h], mode="lines+markers", line=dict(color=color),
+                        name=name, hovertemplate="%{x} rows: %{y:+.1f} pts<extra></extra>")
+    fig.add_hline(y=0, line_color="gray")
+    if margin:
+        for y in (-margin * 100, margin * 100):
+            fig.add_hline(y=y, line_dash="dash", line_color="gray")
+    return _layout(fig, title, "rows scored", "accuracy difference (pts)")

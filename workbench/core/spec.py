@@ -313,6 +313,8 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
                                   test_fraction=tcfg.test_fraction, method=tcfg.eval_method)
     # an unset option and a false flag are the same choice (the command omits both)
     opts = {k: v for k, v in dict(options or {}).items() if v is not None and v is not False}
+    if kind == "compare" and opts.get("sequential"):
+        opts = _sequential_options(opts)
     return RunSpec(kind=kind, templates=trefs, data=dref, models=mrefs, eval=cfg, train=tcfg, options=opts)
 
 
@@ -331,6 +333,22 @@ def check_models(refs: Sequence[ModelRef]) -> None:
                           f"inference server {server} cannot take a local adapter.",
                           hint="Drop the adapter (or detach it in the model bar), or serve it on the server "
                                "(docs/SERVING.md) and list that served name.")
+
+
+def _sequential_options(opts: dict) -> dict:
+    """A sequential comparison's stopping rule, checked, with the defaults left out (so the command
+    and the spec hash are the same whichever door set them)."""
+    from workbench.core.sequential import SEQUENTIAL_KEYS, SequentialOptions
+
+    rule = SequentialOptions.from_options(opts)       # validates
+    default = SequentialOptions()
+    out = {k: v for k, v in opts.items() if k not in SEQUENTIAL_KEYS}
+    for k in SEQUENTIAL_KEYS:
+        v = getattr(rule, k)
+        if v != getattr(default, k):
+            out[k] = v
+    out["sequential"] = True
+    return out
 
 
 def _template_ref(t) -> tuple[TemplateRef, Any]:

@@ -95,6 +95,42 @@ def mcnemar_midp(b: int, c: int) -> float:
     return float(min(1.0, max(0.0, p)))
 
 
+def mcnemar_interval(b: int, c: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact interval for the accuracy difference B - A = (c - b) / n that agrees with `mcnemar_exact`.
+
+    Conditional on the b + c discordant pairs, c ~ Binomial(b + c, theta) and the difference is
+    (b + c) / n * (2 theta - 1); the Clopper-Pearson interval of theta (Clopper & Pearson 1934)
+    mapped through that line gives the interval. Its two tails are the exact test's tails, so the
+    interval excludes 0 exactly when `mcnemar_exact(b, c) < 1 - confidence`: the interval and the
+    p-value of one verdict never disagree (a bootstrap interval beside an exact p can).
+    """
+    from scipy.stats import beta
+
+    b, c, n = int(b), int(c), int(n)
+    if b < 0 or c < 0 or n < b + c:
+        raise DataError(f"mcnemar_interval needs 0 <= b, c and b + c <= n, got b={b}, c={c}, n={n}")
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be between 0 and 1, got {confidence}", "use e.g. 0.95")
+    k = b + c
+    if k == 0:
+        return (0.0, 0.0) if n else (-1.0, 1.0)
+    a = 1 - confidence
+    lo = 0.0 if c == 0 else float(beta.ppf(a / 2, c, k - c + 1))
+    hi = 1.0 if c == k else float(beta.ppf(1 - a / 2, c + 1, k - c))
+    scale = k / n
+    return (scale * (2 * lo - 1), scale * (2 * hi - 1))
+
+
+def change_text(before: float, after: float, what: str = "the winner", where: str = "from dev to test") -> str:
+    """A change between two accuracies in words whose sign agrees with the numbers:
+    "the winner lost 10.0 pts from dev to test (80.0% -> 70.0%)" or "... gained ..."; never
+    "a drop of -10" for a gain."""
+    d = (after - before) * 100
+    verb = "gained" if d > 0 else "lost" if d < 0 else "kept its accuracy"
+    amount = f" {abs(d):.1f} pts" if d else ""
+    return f"{what} {verb}{amount} {where} ({before * 100:.1f}% → {after * 100:.1f}%)"
+
+
 def discordant_counts(gold: Sequence, pred_a: Sequence, pred_b: Sequence) -> tuple[int, int, int, int]:
     """(both right, only A right, only B right, both wrong) over paired examples."""
     g, a, b = (np.asarray([str(x) for x in v], dtype=object) for v in (gold, pred_a, pred_b))
@@ -334,7 +370,7 @@ def verdict(
     observed difference and `min_effect`.
     """
     pts = lambda x: f"{x * 100:+.1f}"
-    conf = f"{confidence * 100:g}% CI"
+    conf = f"{round(confidence * 100, 1):g}% CI"
     if p < alpha and delta_acc != 0:
         if delta_acc > 0:
             better, worse, d, lo, hi = name_b, name_a, delta_acc, ci[0], ci[1]

@@ -627,10 +627,17 @@ class ModelSession:
         return [LogLik(*r) for r in out]
 
     # ------------------------------------------------------------------ generation
-    def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 32, temperature: float = 0.0,
-                 top_p: float = 1.0, stop: Sequence[str] | None = None, seed: int = 0, batch_size: int = 8,
-                 progress: ProgressFn | None = None, cancel: CancelFn | None = None,
-                 prefix_reuse: bool = True) -> list[Generation]:
+    def generate(self, prompts: Sequence[str], **kwargs) -> list[Generation]:
+        """Generate for each prompt (see `_generate` for the options); counts the generated tokens in
+        `stats["tokens_generated"]`, which a job's cost reads (jobs/usage.py)."""
+        outs = self._generate(prompts, **kwargs)
+        self.stats["tokens_generated"] = self.stats.get("tokens_generated", 0) + sum(o.n_tokens for o in outs)
+        return outs
+
+    def _generate(self, prompts: Sequence[str], *, max_new_tokens: int = 32, temperature: float = 0.0,
+                  top_p: float = 1.0, stop: Sequence[str] | None = None, seed: int = 0, batch_size: int = 8,
+                  progress: ProgressFn | None = None, cancel: CancelFn | None = None,
+                  prefix_reuse: bool = True) -> list[Generation]:
         if self.load().remote is not None:
             return self._remote_generate(prompts, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                          stop=stop, seed=seed, progress=progress, cancel=cancel)

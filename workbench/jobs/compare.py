@@ -235,7 +235,7 @@ def compare_results(
         v = {"a": reference, "b": nm, "n": n, "both_right": both, "only_a": only_a, "only_b": only_b,
              "both_wrong": neither, "p_disagree": (only_a + only_b) / n,
              "p_mcnemar": stats.mcnemar_exact(only_a, only_b), "p_midp": stats.mcnemar_midp(only_a, only_b),
-             "delta_acc": acc["delta"], "delta_acc_ci": [acc["ci_low"], acc["ci_high"]],
+             "delta_acc": acc["delta"], "delta_acc_ci_bootstrap": [acc["ci_low"], acc["ci_high"]],
              "p_bootstrap_acc": acc["p"], "delta_f1": None, "delta_f1_ci": None}
         if task == "classification":
             f1 = stats.paired_bootstrap(gold, preds[reference], preds[nm], labels, metric="macro_f1",
@@ -243,13 +243,7 @@ def compare_results(
             v["delta_f1"], v["delta_f1_ci"] = f1["delta"], [f1["ci_low"], f1["ci_high"]]
         verdicts.append(v)
     holm_applied = len(verdicts) > 1
-    adjusted = stats.holm([v["p_mcnemar"] for v in verdicts]) if holm_applied else [v["p_mcnemar"] for v in verdicts]
-    for v, p_adj in zip(verdicts, adjusted):
-        v["p_holm"] = p_adj if holm_applied else None
-        v["p_used"] = p_adj
-        v["significant"] = bool(p_adj < alpha and v["delta_acc"] != 0)
-        v["text"] = _verdict_text(v, holm_applied, len(verdicts), alpha, confidence)
-
+    finish_verdicts(verdicts, alpha, confidence, holm=holm_applied, what="comparisons")
     by_name = {v["b"]: v for v in verdicts}
     for r in ranked:
         v = by_name.get(r["name"])
@@ -282,13 +276,34 @@ def _template_info(d: dict) -> dict:
     return {"hash": t.get("hash"), "yaml": t.get("yaml"), "eval_run_id": None, "reused": False}
 
 
-def _verdict_text(v: dict, holm_applied: bool, m: int, alpha: float, confidence: float) -> str:
+def finish_verdicts(verdicts: list[dict], alpha: float, confidence: float = 0.95, *, holm: bool,
+                    what: str = "comparisons") -> None:
+    """p_holm, p_used, significant, the accuracy interval and the sentence of each verdict, from one
+    method: exact McNemar and its exact interval (stats.mcnemar_interval). The interval's level is
+    1 - alpha, scaled by the factor Holm applied to that p (p / p_holm), so it excludes 0 exactly
+    when the verdict is significant; the words, the interval and the p can never disagree."""
+    from workbench.core import stats
+
+    raw = [v["p_mcnemar"] for v in verdicts]
+    adjusted = stats.holm(raw) if holm else raw
+    for v, p, p_adj in zip(verdicts, raw, adjusted):
+        v["p_holm"] = p_adj if holm else None
+        v["p_used"] = p_adj
+        v["significant"] = bool(p_adj < alpha and v["delta_acc"] != 0)
+        level = 1 - alpha * (p / p_adj if p_adj > 0 else 1.0)
+        v["delta_acc_ci"] = list(stats.mcnemar_interval(v["only_a"], v["only_b"], v["n"], level))
+        v["delta_acc_ci_level"] = level
+        v["text"] = _verdict_text(v, holm, len(verdicts), alpha, confidence, what)
+
+
+def _verdict_text(v: dict, holm_applied: bool, m: int, alpha: float, confidence: float,
+                  what: str = "comparisons") -> str:
     from workbench.core.stats import verdict
 
     text = verdict(v["a"], v["b"], v["n"], v["delta_acc"], tuple(v["delta_acc_ci"]), v["p_used"], alpha,
-                   p_disagree=v["p_disagree"] or None, confidence=confidence)
+                   p_disagree=v["p_disagree"] or None, confidence=v.get("delta_acc_ci_level", 1 - alpha))
     if holm_applied:
-        text += f" [McNemar p Holm-adjusted over {m} comparisons]"
+        text += f" [McNemar p and interval Holm-adjusted over {m} {what}]"
     if v["delta_f1"] is not None:
         # Measured the same way round as the sentence: winner minus loser when it names a
         # winner, else B minus A (as its accuracy difference).
@@ -296,7 +311,7 @@ def _verdict_text(v: dict, holm_applied: bool, m: int, alpha: float, confidence:
         first, second = v["b"], v["a"]
         if text.startswith(f"{v['a']} beats "):
             d, lo, hi, first, second = -d, -hi, -lo, v["a"], v["b"]
-        text += (f". macro-F1 {first} − {second}: {d * 100:+.1f} pts, {confidence * 100:g}% CI "
+        text += (f". macro-F1 {first} − {second}: {d * 100:+.1f} pts, {confidence * 100:g}% bootstrap CI "
                  f"[{lo * 100:+.1f}, {hi * 100:+.1f}]")
     return text
 
@@ -713,7 +728,10 @@ def format_comparison(c: ComparisonResult) -> str:
     for row in table:
         lines.append("  ".join(cell.ljust(w) if i in left else cell.rjust(w)
                                for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
-    holm = "; Holm-adjusted p" if c.settings.get("holm") else ""
-    lines += ["", f"Verdicts (exact McNemar on discordant pairs; paired bootstrap CIs{holm}):"]
+    holm = "; p and interval Holm-adjusted" if c.settings.get("holm") else ""
+    if c.settings.get("sequential"):
+        lines += ["", "Verdicts (anytime-valid confidence sequences, docs/COMPARE.md; the table's p is always-valid):"]
+    else:
+        lines += ["", f"Verdicts (exact McNemar on discordant pairs, with its exact interval{holm}):"]
     lines += [f"  - {v['text']}" for v in c.verdicts]
     return "\n".join(lines)

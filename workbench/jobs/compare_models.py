@@ -152,8 +152,6 @@ def pairwise_verdicts(results: Sequence[tuple[str, object]], *, n_boot: int = 20
                       alpha: float = 0.05) -> list[dict]:
     """Paired tests between every two columns (McNemar Holm-adjusted over all pairs, paired
     bootstrap CIs), reusing compare_results on each pair."""
-    from workbench.core import stats
-
     out = []
     for (na, ra), (nb, rb) in itertools.combinations(results, 2):
         v = compare_results([(na, ra), (nb, rb)], baseline=na, n_boot=n_boot, boot_seed=boot_seed,
@@ -161,11 +159,9 @@ def pairwise_verdicts(results: Sequence[tuple[str, object]], *, n_boot: int = 20
         v["a"], v["b"] = na, nb
         out.append(v)
     if len(out) > 1:
-        for v, p in zip(out, stats.holm([v["p_mcnemar"] for v in out])):
-            v["p_holm"] = p
-            v["p_used"] = p
-            v["significant"] = bool(p < alpha and v["delta_acc"] != 0)
-            v["text"] += f" [McNemar p Holm-adjusted over {len(out)} pairs: {p:.3g}]"
+        from workbench.jobs.compare import finish_verdicts
+
+        finish_verdicts(out, alpha, holm=True, what="pairs")
     return out
 
 

@@ -399,6 +399,9 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
     session.load()
     t_load = time.perf_counter()
     work0 = _work_counters(session)
+    from workbench.jobs import usage
+
+    used0 = usage.snapshot(session)
     progress = staged(progress)
     prompts = build_prompts(template, rows, pool, config, session, demos_fn=demos_fn, progress=progress)
     n_truncated, window = count_truncated(template, rows, prompts, session)
@@ -441,6 +444,12 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
         # tokens the model read vs. the distinct (prefix, token) positions the requests needed
         timings["tokens_forwarded"] = work1[0] - work0[0]
         timings["tokens_minimal"] = work1[1] - work0[1]
+    # what the job spent (jobs/usage.py): generated tokens, server requests; a served model's scoring
+    # is not counted by the local scorer, so its prompts' token count stands in
+    spent = usage.since(used0, session)
+    timings["tokens_generated"], timings["requests"] = spent["tokens_generated"], spent["requests"]
+    if "tokens_forwarded" not in timings or getattr(session, "remote", None) is not None:
+        timings["tokens_forwarded"], timings["tokens_approx"] = int(n_tokens), True
     provenance = {
         "template": {"name": template.name, "hash": template.content_hash(), "yaml": template.to_yaml()},
         "model": {"name": session.config.model, "identity": session.identity, "adapter": session.adapter,

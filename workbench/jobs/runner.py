@@ -108,6 +108,18 @@ def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
     from workbench.jobs.compare import compare_templates
 
     o = spec.options
+    if o.get("sequential"):
+        # stop when settled: rows in a seeded random order, growing batches, anytime-valid verdict
+        from workbench.core.sequential import SequentialOptions
+        from workbench.jobs.sequential import compare_sequential
+
+        if len(spec.models) > 1:
+            raise ConfigError("A sequential comparison of several models is not supported yet.",
+                              hint="Compare templates on one model with --sequential, or drop --sequential.")
+        res = compare_sequential([t.load() for t in spec.templates], ds, session, spec.eval,
+                                 SequentialOptions.from_options(o), baseline=o.get("baseline"), name=o.get("name"),
+                                 progress=progress, cancel=cancel, store=record)
+        return RunOutcome(res, res.run_id)
     if len(spec.models) > 1:
         # models x templates: each model held in turn while its columns are scored (the single-owner
         # rule: nothing unloads it from under the job; remote ones hold no weights, so they stay

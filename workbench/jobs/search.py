@@ -170,6 +170,17 @@ def leaderboard(payload: dict) -> list[dict]:
     return rows
 
 
+def dev_to_test_text(t: dict) -> str:
+    """The winner's change from dev to test in words that agree with the sign ("gained" for a gain;
+    the stored `dev_to_test_drop` is dev minus test, so a gain is a negative drop)."""
+    from workbench.core.stats import change_text
+
+    dev = t.get("winner_dev_accuracy")
+    if dev is None:
+        return "no dev accuracy of the winner to compare with"
+    return change_text(dev, t["winner_accuracy"], "the winner", "from dev to test")
+
+
 def format_search(payload: dict, run_id: str | None = None) -> str:
     """Plain-text report (the CLI prints this)."""
     w = payload.get("winner") or {}
@@ -183,7 +194,7 @@ def format_search(payload: dict, run_id: str | None = None) -> str:
     t = payload.get("test")
     if t:
         lines += [f"test (n={t['n']}, scored once): start {_pct(t['start_accuracy'])} → winner "
-                  f"{_pct(t['winner_accuracy'])}; dev-to-test drop of the winner {t['dev_to_test_drop'] * 100:+.1f} pts",
+                  f"{_pct(t['winner_accuracy'])}; {dev_to_test_text(t)}",
                   f"verdict: {t['verdict']['text']}",
                   f"this test split has now been used by {t['test_uses']} search(es)"
                   + (" — each extra use makes a single good result less convincing" if t["test_uses"] > 1 else "")]

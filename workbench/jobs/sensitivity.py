@@ -71,12 +71,14 @@ def format_spread(
         ones = ["1"] * n
         boot = stats.paired_bootstrap(ones, ["1" if x else "0" for x in ca], ["1" if x else "0" for x in cb],
                                       ["0", "1"], seed=seed)
+        exact = stats.mcnemar_interval(b, c, n, 0.95)   # the verdict's interval: consistent with its p
         bw = {"best": out[best]["name"], "worst": out[worst]["name"], "only_worst": b, "only_best": c,
-              "p_mcnemar": p, "delta_acc": delta, "delta_acc_ci": [boot["ci_low"], boot["ci_high"]],
+              "p_mcnemar": p, "delta_acc": delta, "delta_acc_ci": list(exact),
+              "delta_acc_ci_bootstrap": [boot["ci_low"], boot["ci_high"]],
               # best/worst are picked after looking, so this p is optimistic; it still tells
               # whether even the extreme pair is within noise.
-              "text": stats.verdict(out[worst]["name"], out[best]["name"], n, delta,
-                                    (boot["ci_low"], boot["ci_high"]), p, p_disagree=(b + c) / n or None)}
+              "text": stats.verdict(out[worst]["name"], out[best]["name"], n, delta, exact, p,
+                                    p_disagree=(b + c) / n or None)}
     res = SpreadResult(template={"name": template.name, "hash": template.content_hash(), "yaml": template.to_yaml()},
                        n=len(rows), variants=out, accuracy=spread_stats([v["accuracy"] for v in out]),
                        macro_f1=spread_stats([v["macro_f1"] for v in out if v["macro_f1"] is not None]),
