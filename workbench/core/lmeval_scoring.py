@@ -45,6 +45,7 @@ BUILTIN = {
     "f1": ("f1", True, ("multiple_choice",)),
     "mcc": ("matthews_corrcoef", True, ("multiple_choice",)),
     "brier_score": ("brier_score", False, ("multiple_choice",)),
+    "likelihood": ("mean", True, ("multiple_choice",)),
     "perplexity": ("perplexity", False, ("loglikelihood",)),
     "word_perplexity": ("weighted_perplexity", False, ("loglikelihood_rolling",)),
     "byte_perplexity": ("weighted_perplexity", False, ("loglikelihood_rolling",)),
@@ -124,18 +125,23 @@ def metric_problems(config: Mapping, output_type: str, *, has_process_results: b
             if output_type != "generate_until":
                 probs.append(f"a task function as metric is only computed for generate_until tasks")
             continue              # task code: the trust check names it
-        if m.get("hf_evaluate"):
-            probs.append(f"metric {name!r} is loaded from Hugging Face evaluate (hf_evaluate: true)")
-            continue
+        custom_agg = agg is not None and not isinstance(agg, str)
         if isinstance(agg, str) and agg not in AGGREGATIONS and agg != "bypass":
             probs.append(f"metric {name!r}: unknown aggregation {agg!r}")
         if has_process_results:
             continue
-        if name not in BUILTIN:
+        if output_type != "generate_until":
+            # lm-eval's own process_results makes these items; a metric function (hf_evaluate
+            # or registered) is never called for them
+            if name not in BUILTIN or output_type not in BUILTIN[name][2]:
+                probs.append(f"metric {name!r} is not computed for output_type {output_type}")
+            continue
+        if m.get("hf_evaluate") or name not in BUILTIN:
             probs.append(f"metric {name!r} is not one of lm-eval's built-in metrics (lm-eval would fetch it "
                          "from Hugging Face evaluate)")
-        elif output_type not in BUILTIN[name][2]:
-            probs.append(f"metric {name!r} is not computed for output_type {output_type}")
+        elif name != "exact_match" and name not in CORPUS_AGGREGATIONS and not custom_agg:
+            probs.append(f"metric {name!r} on generate_until needs an aggregation function (lm-eval passes "
+                         "(reference, prediction) pairs)")
     return probs
 
 
@@ -195,6 +201,8 @@ def mc_items(specs: Sequence[MetricSpec], lls: Sequence[float], greedy: Sequence
     if "brier_score" in names:
         e = np.exp(lls_a - lls_a.max())
         out["brier_score"] = (g0, e / e.sum())
+    if "likelihood" in names:
+        out["likelihood"] = (g0, list(lls))
     if "acc_mutual_info" in names and lls_unconditional is not None:
         mi = [c - u for c, u in zip(lls, lls_unconditional, strict=True)]
         out["acc_mutual_info"] = float(int(np.argmax(mi)) == golds[0])
@@ -233,6 +241,9 @@ def generate_items(specs, result: Any, gold: Any, choices: Sequence[str] | None 
         elif s.name in _REFMETRIC:
             # lm-eval's passthrough: the (reference, prediction) pair, scored over the corpus
             out[s.name] = (gold, result)
+        elif s.name in BUILTIN:
+            # any other registered passthrough metric: lm-eval hands its aggregation [gold, result]
+            out[s.name] = [gold, result]
     return out
 
 
