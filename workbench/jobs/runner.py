@@ -37,7 +37,9 @@ def execute(spec: RunSpec, session, *, dataset=None, progress: Progress | None =
         # an lm-eval task's rows: the task loads its own data (jobs/task_compare.py)
         from workbench.jobs.task_compare import run_task_compare
 
-        res = run_task_compare(spec, progress=progress, cancel=cancel, record=record)
+        holder = describe(spec)
+        res = run_task_compare(spec, progress=progress, cancel=cancel, record=record,
+                               opener=lambda m: held_session(m, holder))
         return RunOutcome(res, res.run_id)
     ds = dataset if dataset is not None else spec.data.load()
     if spec.data.fingerprint and ds.fingerprint() != spec.data.fingerprint:
@@ -161,7 +163,9 @@ def train_plan(spec: RunSpec, *, dataset=None, registry: bool = True):
         # an lm-eval task's rows: the task loads its own data (jobs/task_compare.py)
         from workbench.jobs.task_compare import run_task_compare
 
-        res = run_task_compare(spec, progress=progress, cancel=cancel, record=record)
+        holder = describe(spec)
+        res = run_task_compare(spec, progress=progress, cancel=cancel, record=record,
+                               opener=lambda m: held_session(m, holder))
         return RunOutcome(res, res.run_id)
     ds = dataset if dataset is not None else spec.data.load()
     return prepare(spec.model.model, spec.template.load(), ds, spec.train, spec.options.get("out"), registry=registry)

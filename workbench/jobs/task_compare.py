@@ -65,12 +65,13 @@ def task_compare_spec(task: str, *, models=("default",), templates=(), trust_cod
 
 
 def run_task_compare(spec, *, progress: Callable | None = None, cancel: Callable | None = None,
-                     record: bool = True, session_for: Callable | None = None) -> TaskComparison:
+                     record: bool = True, opener: Callable) -> TaskComparison:
+    """`opener(model_ref)`: a context manager giving that model's session, held for the job
+    (the runner passes its held_session)."""
     from workbench.core.lmeval_scoring import metric_specs
     from workbench.core.lmeval_tasks import TaskLibrary
     from workbench.core.task_verdicts import verdicts
     from workbench.jobs.lmeval_run import run_task
-    from workbench.jobs.runner import describe, held_session
 
     o = spec.options
     lib = TaskLibrary(include_paths=o.get("include_path") or [])
@@ -80,8 +81,7 @@ def run_task_compare(spec, *, progress: Callable | None = None, cancel: Callable
     arms, results = [], {}
     multi_model = len(spec.models) > 1
     for m in spec.models:
-        ctx = session_for(m) if session_for else held_session(m, describe(spec))
-        with ctx as session:
+        with opener(m) as session:
             for tpl, tname in zip(user, tnames):
                 name = " · ".join(x for x in ((m.model if multi_model else ""), tname if len(user) > 1 else "") if x) or m.model
                 res = run_task(task, session, data=o.get("task_data"), num_fewshot=o.get("num_fewshot"),
