@@ -22,9 +22,16 @@ def register(sub) -> None:
     p = sub.add_parser("compare", help="A/B-test templates with paired significance tests", description=__doc__,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     add_model_args(p, multi=True)
-    add_data_args(p)
-    p.add_argument("--template", action="append", required=True,
-                   help="a template YAML; repeat for each template (2-8; one with --spread/--seeds)")
+    add_data_args(p, required=False)
+    p.add_argument("--template", action="append", default=[],
+                   help="a template YAML; repeat for each template (2-8; one with --spread/--seeds; with --task: "
+                        "scored against the task's own prompt on its rows)")
+    g = p.add_argument_group("lm-eval task (compare models / templates on a task's rows)")
+    g.add_argument("--task", default=None, help="an lm-eval task name: its rows, filters and metrics, a paired "
+                   "verdict per metric (McNemar for binary per-row metrics, paired bootstrap otherwise)")
+    g.add_argument("--trust-task-code", action="store_true", help="allow the task's `!function` code")
+    g.add_argument("--include-path", action="append", default=[], metavar="DIR", help="a folder of task YAMLs")
+    g.add_argument("--num-fewshot", type=int, default=None, help="override the task's num_fewshot")
     p.add_argument("--baseline", default=None, help="template name every other is compared with (default: the best)")
     from workbench.core.config import EvalConfig
 
@@ -104,6 +111,12 @@ def run(args) -> int:
     from workbench.errors import ConfigError
 
     check_out_path(args.out)   # before any work: a run must not score everything, then fail to save
+    if args.task:
+        return _run_task_compare(args)
+    if not args.template:
+        raise ConfigError("compare needs --template (2-8 of them) or --task NAME", "e.g. --template A.yaml --template B.yaml")
+    if not args.data:
+        raise ConfigError("compare --template needs --data", "name a dataset: bbc, a CSV/JSONL/Parquet file or a folder")
     single = args.spread is not None or args.seeds is not None
     if single and len(args.template) != 1:
         raise ConfigError("--spread and --seeds study one template; got "
@@ -161,4 +174,35 @@ def run(args) -> int:
     where = f"  → {args.out}" if args.out else ""
     rid = f"run {res.run_id}" if res.run_id else "not recorded"
     print(f"\n{rid}{where}", file=sys.stderr)
+    return 0
+
+
+def _run_task_compare(args) -> int:
+    """`--task T`: models x (the task's prompt + --template files) on the task's rows."""
+    from workbench.core.templates import load_template
+    from workbench.errors import ConfigError
+    from workbench.jobs.runner import execute
+    from workbench.jobs.task_compare import task_compare_spec
+
+    if args.spread is not None or args.seeds is not None:
+        raise ConfigError("--spread and --seeds do not apply to --task", "leave them out")
+    models = [m.model for m in model_refs(args)]
+    if len(models) < 2 and not args.template:
+        raise ConfigError("compare --task needs two models (--model A --model B) or a --template to compare "
+                          "with the task's own prompt", "add a second --model or a --template")
+    # the task is resolved (and anything unsupported refused) before data or a model loads
+    spec = task_compare_spec(args.task, models=models, templates=[(load_template(p), p) for p in args.template],
+                             trust_code=args.trust_task_code, include_paths=args.include_path, data=args.data,
+                             num_fewshot=args.num_fewshot, limit=args.limit, n_boot=args.n_boot if args.n_boot != 2000 else 1000,
+                             alpha=args.alpha, name=args.name)
+    bar = _Bar()
+    try:
+        res = execute(spec, None, progress=bar, record=not args.no_registry).result
+    finally:
+        bar.close()
+    print(res.summary())
+    if args.out:
+        from workbench.jobs.compare import _save_json
+        _save_json(res.to_dict(), args.out)
+    print(f"\n{len(res.arms)} arms on task {res.task}" + (f"  → {args.out}" if args.out else ""), file=sys.stderr)
     return 0

@@ -151,7 +151,8 @@ def task_table(run) -> str:
     """An lm-eval-style table: one line per task, then the group aggregates."""
     keys = [k for k in ("acc", "acc_norm", "exact_match", "token_f1") if any(k in r.metrics for r in run.results.values())]
     extra = sorted({k for r in run.results.values() for k, v in r.metrics.items()
-                    if isinstance(v, float) and k not in keys and k not in ("accuracy", "macro_f1", "weighted_f1",
+                    if isinstance(v, float) and k not in keys and not k.endswith(",none")   # = the bare name
+                    and k not in ("accuracy", "macro_f1", "weighted_f1",
                                                                              "majority_baseline", "contains")})
     cols = keys + extra
     width = max([len("task")] + [len(n) for n in run.order] + [len(g) for g in run.groups])

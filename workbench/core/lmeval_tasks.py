@@ -37,7 +37,7 @@ from workbench.core.lmeval_yaml import (FunctionRef, IncludeRoots, check_include
 from workbench.core.templates import PromptTemplate, _from_lm_eval
 from workbench.errors import DataError, TemplateError
 
-SUPPORTED_OUTPUT_TYPES = ("multiple_choice", "generate_until")
+SUPPORTED_OUTPUT_TYPES = ("multiple_choice", "loglikelihood", "loglikelihood_rolling", "generate_until")
 TRUST_HINT = ("pass --trust-task-code (CLI) or tick “Trust task code” (app, server folders only); code runs only "
               "from the installed lm-eval tasks folder or a folder named with --include-path")
 # Template fields that a !function may stand in for (lm-eval key -> our template field).
@@ -169,9 +169,25 @@ class LmEvalTemplate(PromptTemplate):
             return super().render_input(row)
         v = self._call("doc_to_text", row)
         if isinstance(v, int) and not isinstance(v, bool):
-            raise TemplateError(f"task '{self.name}' is a multiple-input task (doc_to_text gives a choice index)",
-                                "multiple-input tasks such as winogrande are not supported yet")
+            # A multiple-input task (winogrande): the text is the choice at that index, as
+            # lm-eval writes a demonstration; an eval doc gets one context per choice
+            # (multi_contexts).
+            return self._row_choices(row)[v]
         return str(v)
+
+    def is_multiple_input(self, row: Mapping) -> bool:
+        """lm-eval's test on a doc: doc_to_text gives a choice index."""
+        if "doc_to_text" not in self.functions or self.task != "classification":
+            return False
+        v = self._call("doc_to_text", row)
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def multi_contexts(self, row: Mapping, demos: Sequence[Mapping] = ()) -> list[str]:
+        """A multiple-input doc's contexts: description and demonstrations, then each choice
+        as the input (lm-eval's multiple_input_context, plain text)."""
+        full, inp = self.build_context(row, demos), self.render_input(row)
+        head = full[: len(full) - len(inp)]
+        return [head + c for c in self._row_choices(row)]
 
     def _row_choices(self, row: Mapping) -> list[str]:
         if "doc_to_choice" not in self.functions:
@@ -243,6 +259,58 @@ class LmEvalTask:
     template: PromptTemplate
     process_docs: Callable | None = None
     process_results: Callable | None = None
+    code: dict = field(default_factory=dict, repr=False)   # config with trusted !functions as callables
+
+    @property
+    def output_type(self) -> str:
+        return str(self.config.get("output_type", "generate_until"))
+
+    @property
+    def repeats(self) -> int:
+        return int(self.config.get("repeats") or 1)
+
+    @property
+    def target_delimiter(self) -> str:
+        v = self.config.get("target_delimiter", " ")
+        return " " if v is None else str(v)
+
+    @property
+    def generation_kwargs(self) -> dict:
+        """lm-eval's defaults: until the fewshot delimiter, greedy."""
+        gk = self.config.get("generation_kwargs")
+        if gk is None:
+            fd = self.config.get("fewshot_delimiter", "\n\n")
+            return {"until": None if fd is None else [fd], "do_sample": False, "temperature": 0}
+        return dict(gk)
+
+    def doc_target(self, row: Mapping) -> Any:
+        """lm-eval's doc_to_target value (an int, a list for multiple targets, else text)."""
+        spec = self.config.get("doc_to_target")
+        doc = to_doc(row)
+        if "doc_to_target" in getattr(self.template, "functions", {}):
+            return self.template._call("doc_to_target", row)
+        if isinstance(spec, (int, list)) and not isinstance(spec, bool):
+            return spec
+        if isinstance(spec, str) and spec in doc:
+            return doc[spec]
+        if spec is None:
+            return ""
+        from workbench.core.templates import _lm_field_to_jinja
+
+        # the task's own doc_to_target, not the template's (which maps indices to choice texts)
+        text = self.template._render("target", _lm_field_to_jinja(spec), row)
+        if text.isdigit() and self.config.get("doc_to_choice") is not None:
+            return int(text)
+        if len(text) >= 2 and text[0] == "[" and text[-1] == "]":
+            import ast
+            try:
+                return ast.literal_eval(text)
+            except (SyntaxError, ValueError):
+                return text
+        return text
+
+    def doc_choices(self, row: Mapping) -> list[str]:
+        return self.template._row_choices(row) if self.config.get("doc_to_choice") is not None else []
 
     @property
     def num_fewshot(self) -> int:
@@ -297,9 +365,15 @@ def task_from_config(config: Mapping, path: Path | None, *, trust_code: bool = F
                             "class-based lm-eval tasks are code, not a prompt; run them with lm_eval itself")
     out_type = cfg.get("output_type", "generate_until")
     if out_type not in SUPPORTED_OUTPUT_TYPES:
-        raise TemplateError(f"{where}: lm-eval task {name!r}: output_type {out_type!r} is not supported",
-                            "the workbench scores multiple_choice and generate_until tasks (not perplexity / "
-                            "loglikelihood tasks)")
+        raise TemplateError(f"{where}: lm-eval task {name!r}: output_type {out_type!r} is not an lm-eval output type",
+                            f"use one of {', '.join(SUPPORTED_OUTPUT_TYPES)}")
+    # Everything the workbench cannot reproduce is refused here, when the task is resolved,
+    # before any data or model loads (lmeval_refusals.py says why and what would work).
+    from workbench.core.lmeval_refusals import refusal
+
+    why = refusal(cfg, trusted=trust_code)
+    if why:
+        raise TemplateError(f"{where}: lm-eval task {name!r}: {why[0]}", why[1])
     refs = function_refs(cfg)
     if refs and not trust_code:
         key, ref = refs[0]
@@ -321,6 +395,11 @@ def task_from_config(config: Mapping, path: Path | None, *, trust_code: bool = F
         return fn
 
     t_cfg = dict(cfg)
+    if out_type in ("loglikelihood", "loglikelihood_rolling"):
+        # Rendered like a generation prompt: doc_to_text is the context, doc_to_target the
+        # continuation (loglikelihood) or the whole scored text (rolling).
+        t_cfg["output_type"] = "generate_until"
+        t_cfg.pop("doc_to_choice", None)
     for key in ("doc_to_text", "doc_to_target", "doc_to_choice"):
         if isinstance(cfg.get(key), FunctionRef):
             fns[key] = need(key, cfg[key])
@@ -332,9 +411,13 @@ def task_from_config(config: Mapping, path: Path | None, *, trust_code: bool = F
                        if isinstance(cfg.get("process_results"), FunctionRef) else None)
     # Everything else that names code (metrics, filters, samples) must import too: a task
     # that "loads" must be one whose code is all there.
+    resolved: dict[str, Callable] = {}
     for key, ref in refs:
         if key.split(".")[0] not in ("doc_to_text", "doc_to_target", "doc_to_choice", "process_docs", "process_results"):
-            need(key, ref)
+            resolved[key] = need(key, ref)
+    for key in ("doc_to_text", "doc_to_target", "doc_to_choice"):
+        if key in fns:
+            resolved[key] = fns[key]
     if isinstance(cfg.get("doc_to_choice"), FunctionRef) and cfg.get("doc_to_target") is None:
         raise TemplateError(f"{where}: lm-eval task {name!r} has no doc_to_target", "add doc_to_target")
     # Jinja/YAML-only fields map through the existing importer; function fields are placeholders.
@@ -358,7 +441,19 @@ def task_from_config(config: Mapping, path: Path | None, *, trust_code: bool = F
         demo_cfg.update(fmt)
         tpl.demo_template = task_from_config(demo_cfg, path, trust_code=trust_code, code_roots=code_roots).template
     return LmEvalTask(name=name, path=path, config=cfg, template=tpl, process_docs=process_docs,
-                      process_results=process_results)
+                      process_results=process_results, code=_with_code(cfg, resolved))
+
+
+def _with_code(obj: Any, resolved: Mapping[str, Callable], where: str = "") -> Any:
+    """The config with every trusted `!function` replaced by its callable (filters' classes
+    and filter_fn, metric aggregations): what the filter and metric layers run."""
+    if isinstance(obj, FunctionRef):
+        return resolved.get(where, obj)
+    if isinstance(obj, Mapping):
+        return {k: _with_code(v, resolved, f"{where}.{k}" if where else str(k)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_with_code(v, resolved, f"{where}[{i}]") for i, v in enumerate(obj)]
+    return obj
 
 
 # ---------------------------------------------------------------------------- the library

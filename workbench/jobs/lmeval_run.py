@@ -69,31 +69,52 @@ def lm_eval_metrics(task: LmEvalTask, result, rows) -> dict:
 
 def run_task(task: LmEvalTask, session, *, data=None, num_fewshot: int | None = None, limit: int | None = None,
              method: str = "acc", fewshot_seed: int = FEWSHOT_SEED, progress: Callable | None = None,
-             cancel: Callable | None = None):
-    """One task on its own rows; `session` is a ModelSession or a function returning one."""
+             cancel: Callable | None = None, template=None, max_length: int | None = None):
+    """One task on its own rows; `session` is a ModelSession or a function returning one.
+    `template`: score a user's template on the task's rows instead of the task's own prompt
+    (the task's output type, filters and metrics stay)."""
     from workbench.jobs.inference import evaluate
 
     k = task.num_fewshot if num_fewshot is None else int(num_fewshot)
     if k < 0:
         raise ConfigError(f"num_fewshot must be >= 0, got {k}")
-    if task.config.get("gen_prefix"):
-        raise ConfigError(f"task {task.name!r} uses gen_prefix, which the workbench does not reproduce yet",
-                          "run it with lm_eval itself")
     overrides = [key for key in ("gen_prefix", "fewshot_indices", "process_docs") if task.fewshot_config.get(key) is not None]
     if k > 0 and overrides:
         raise ConfigError(f"task {task.name!r} formats its few-shot examples differently (fewshot_config: "
                           f"{', '.join(overrides)}), which the workbench does not reproduce yet",
                           "run it zero-shot (--num-fewshot 0), or with lm_eval itself")
     td = task_data(task, data, num_fewshot=k, limit=limit)
+    tpl = template if template is not None else task.template
+    rows = td.eval.df
+    multi = template is None and hasattr(tpl, "is_multiple_input") and tpl.is_multiple_input(rows.iloc[0])
+    outputs = multi or task.output_type != "multiple_choice" or bool(task.config.get("filter_list")) \
+        or not set(task.metric_names()) <= {"acc", "acc_norm"}
+    if outputs and method != "acc":
+        raise ConfigError(f"--method {method} applies to multiple-choice tasks scored by acc / acc_norm, "
+                          f"not to task {task.name!r} ({task.output_type})", "leave --method out")
     if callable(session) and not hasattr(session, "loglikelihood"):
         session = session()  # a factory: the model loads only once the rows are there
     picker = FewshotPicker(task, td, k, seed=fewshot_seed) if k > 0 else None
     cfg = EvalConfig(shots=k, split="all", method=method, seed=fewshot_seed)
-    rows = td.eval.df
     pool = td.fewshot.df if td.fewshot is not None else rows
-    result = evaluate(task.template, td.eval, session, cfg, rows=rows, pool=pool,
-                      demos_fn=picker.for_row if picker else (lambda i, r: []), progress=progress, cancel=cancel)
-    result.metrics.update(lm_eval_metrics(task, result, rows))
+    demos_fn = picker.for_row if picker else (lambda i, r: [])
+    if outputs:
+        from workbench.jobs.inference import build_prompts
+        from workbench.jobs.lmeval_outputs import run_outputs
+
+        if multi:
+            contexts = [tpl.multi_contexts(row, demos_fn(i, row)) for i, row in rows.iterrows()]
+        elif task.output_type == "loglikelihood_rolling":
+            contexts = [""] * len(rows)      # the whole text is scored; there is no prompt
+        else:
+            contexts = build_prompts(tpl, rows, pool, cfg, session, demos_fn=demos_fn)
+        result = run_outputs(task, tpl, rows, contexts, session, max_length=max_length, seed=fewshot_seed,
+                             progress=progress, cancel=cancel, source=td.source)
+        result.provenance["data"]["split"] = td.eval_split
+    else:
+        result = evaluate(tpl, td.eval, session, cfg, rows=rows, pool=pool, demos_fn=demos_fn,
+                          progress=progress, cancel=cancel)
+        result.metrics.update(lm_eval_metrics(task, result, rows))
     result.provenance["data"]["split"] = td.eval_split
     result.provenance["lm_eval"] = {"task": task.name, "path": str(task.path) if task.path else None,
                                     "eval_split": td.eval_split, "fewshot_split": td.fewshot_split,

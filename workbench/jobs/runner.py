@@ -33,6 +33,14 @@ def execute(spec: RunSpec, session, *, dataset=None, progress: Progress | None =
     A model comparison (several models) opens and holds each model in turn itself, so its
     `session` may be None. `dataset`: the already loaded data (checked against the spec's
     fingerprint)."""
+    if spec.kind == "compare" and spec.options.get("task"):
+        # an lm-eval task's rows: the task loads its own data (jobs/task_compare.py)
+        from workbench.jobs.task_compare import run_task_compare
+
+        holder = describe(spec)
+        res = run_task_compare(spec, progress=progress, cancel=cancel, record=record,
+                               opener=lambda m: held_session(m, holder))
+        return RunOutcome(res, res.run_id)
     ds = dataset if dataset is not None else spec.data.load()
     if spec.data.fingerprint and ds.fingerprint() != spec.data.fingerprint:
         raise ConfigError("The loaded data is not the data this job was defined on.",
@@ -172,5 +180,13 @@ def train_plan(spec: RunSpec, *, dataset=None, registry: bool = True):
 
     if spec.kind != "train" or spec.train is None:
         raise ConfigError(f"Not a train spec (kind {spec.kind}).")
+    if spec.kind == "compare" and spec.options.get("task"):
+        # an lm-eval task's rows: the task loads its own data (jobs/task_compare.py)
+        from workbench.jobs.task_compare import run_task_compare
+
+        holder = describe(spec)
+        res = run_task_compare(spec, progress=progress, cancel=cancel, record=record,
+                               opener=lambda m: held_session(m, holder))
+        return RunOutcome(res, res.run_id)
     ds = dataset if dataset is not None else spec.data.load()
     return prepare(spec.model.model, spec.template.load(), ds, spec.train, spec.options.get("out"), registry=registry)
