@@ -65,12 +65,12 @@ def test_pointwise_score_is_the_expected_value_over_renormalised_words():
     lp = [math.log(0.1), math.log(0.2), math.log(0.1)]            # renormalised: 0.25, 0.5, 0.25
     s = j.pointwise_score(lp)
     assert s["score"] == pytest.approx(0.25 * 1 + 0.5 * 3 + 0.25 * 5)
-    assert s["dist"] == pytest.approx({1: 0.25, 3: 0.5, 5: 0.25}) and s["verdict"] == 3
+    assert s["dist"] == pytest.approx({"1": 0.25, "3": 0.5, "5": 0.25}) and s["verdict"] == 3
     # two surface forms of one value add up
     j2 = JudgeTemplate.from_dict({"name": "y", "rubric": "{{ output }}",
                                   "scores": {"yes": 1, "Yes": 1, "no": 0}})
     s2 = j2.pointwise_score([math.log(0.3), math.log(0.3), math.log(0.4)])
-    assert s2["score"] == pytest.approx(0.6) and s2["dist"][1] == pytest.approx(0.6)
+    assert s2["score"] == pytest.approx(0.6) and s2["dist"]["1"] == pytest.approx(0.6)
     # contextual calibration: a judge that says yes to anything (content-free P(yes)=0.8) is divided out
     j3 = JudgeTemplate.from_dict({"name": "c", "rubric": "{{ output }}", "scores": {"yes": 1, "no": 0},
                                   "calibration": "contextual"})

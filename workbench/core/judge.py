@@ -209,7 +209,8 @@ class JudgeTemplate:
         dist = self.value_dist(logprobs, cf_logprobs)
         score = sum(v * p for v, p in dist.items())
         verdict = max(dist.items(), key=lambda kv: (kv[1], -kv[0]))[0]
-        return {"score": score, "dist": {_num(v): p for v, p in sorted(dist.items())}, "verdict": _num(verdict)}
+        # string keys: the distribution is stored as JSON (results.json, the registry) and must read back equal
+        return {"score": score, "dist": {str(_num(v)): p for v, p in sorted(dist.items())}, "verdict": _num(verdict)}
 
     def p_first(self, logprobs: Sequence[float]) -> float:
         """Pairwise: P(the output shown first is better), over the two choice words."""
