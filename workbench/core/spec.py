@@ -363,6 +363,9 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
     jref = _judge_ref(judge, judge_model, judge_labels, mrefs[0]) if judge is not None else None
     if jref is not None and kind not in ("eval", "compare"):
         raise ConfigError(f"A judge scores eval and compare jobs, not {kind}.", hint="Leave out --judge.")
+    if jref is not None and any(getattr(t, "task", "generation") != "generation" for t in loaded):
+        raise ConfigError("A judge scores generated outputs; a classification template has none.",
+                          hint="Use --judge with generation templates (task: generation), or leave it out.")
     return RunSpec(kind=kind, templates=trefs, data=dref, models=mrefs, eval=cfg, train=tcfg, options=opts,
                    judge=jref)
 

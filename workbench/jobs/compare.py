@@ -490,12 +490,19 @@ def compare_templates(
         units = max(1, len(fresh)) * UNITS_PER_JOB
         progress(units, units, "statistics")
 
+    from workbench.jobs.judge import judge_results, strip_judge
+
+    for _, res in results:
+        strip_judge(res)   # a reused eval may carry an earlier judge's scores: only this job's judge counts
     judged = None
     if judge is not None:
-        from workbench.jobs.judge import judge_results
-
         judged = judge_results(judge, judge_session, session, results, dataset, templates, registry=reg,
                                labels=judge_labels, pairs_with=baseline, cancel=cancel)
+        if reg is not None and judge.mode == "pointwise":
+            # the stored evals carry the judge's scores and prompts, so the results matrix shows them
+            for (_, res), info in zip(results, infos):
+                if info.get("eval_run_id"):
+                    reg.update(info["eval_run_id"], payload=res.to_dict())
     cmp = compare_results(results, baseline=baseline, n_boot=n_boot, boot_seed=boot_seed, alpha=alpha,
                           texts=_row_texts(dataset, rows, templates))
     if judged is not None:

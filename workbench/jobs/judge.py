@@ -122,6 +122,17 @@ def _live(result) -> dict:
             "task": result.task, "timings": result.timings}
 
 
+def strip_judge(result) -> None:
+    """Remove a judge's scores from a result (in place)."""
+    d = _live(result)
+    for r in d["records"]:
+        r.pop("judge", None)
+        r.pop("judge_prompt", None)
+    d["metrics"].pop("judge_score", None)
+    d["metrics"].pop("judge_checks", None)
+    d["provenance"].pop("judge", None)
+
+
 def judge_identity(judge: JudgeTemplate, session) -> dict:
     return {"name": judge.name, "hash": judge.content_hash(), "mode": judge.mode, "version": JUDGE_VERSION,
             "model": session.model_identity()}
