@@ -251,6 +251,12 @@ def test_compare_results_gives_a_verdict_per_metric_and_per_judge():
     assert jv["delta"] == pytest.approx(0.3) and jv["text"].startswith("B beats A") and "d_z" in jv["text"]
     assert c.examples[0]["judge"] == {"A": 0.3, "B": 0.6}
     assert "Per-metric verdicts" in c.summary()
+    # two rows cannot carry a bootstrap verdict, however the resamples fall
+    tiny = compare_results([("A", _gen_result("A", ["x y", "y z"], ["x y z", "y z w"], [0.1, 0.2])),
+                            ("B", _gen_result("B", ["x y z", "y z w"], ["x y z", "y z w"], [0.8, 0.9]))],
+                           baseline="A", n_boot=200).generation
+    for v in tiny["metric_verdicts"] + tiny["judge_verdicts"]:
+        assert not v["significant"] and v["text"].startswith("too few rows for a verdict")
 
 
 # ------------------------------------------------------------------------ the spec

@@ -85,13 +85,32 @@ def _fmt_p(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
+MIN_BOOT_N = 10   # below this a bootstrap cannot support a verdict (2 rows give 3 possible means)
+
+
+def significant(delta: float, lo: float, hi: float, p: float, n: int, method: str, alpha: float = 0.05) -> bool:
+    """A difference is called only when the test's p is under alpha AND its interval excludes 0
+    (sacrebleu's p-value and the percentile interval can disagree near the edge; the words must
+    agree with both), and a bootstrap has at least MIN_BOOT_N rows."""
+    if "bootstrap" in method and n < MIN_BOOT_N:
+        return False
+    return bool(p < alpha and delta != 0 and (lo > 0 or hi < 0))
+
+
 def words(what: str, a: str, b: str, delta: float, lo: float, hi: float, p: float, method: str, *,
-          higher_is_better: bool = True, alpha: float = 0.05, scale: float = 1.0, unit: str = "") -> str:
-    """One sentence, words and sign agreeing: the winner first with a positive lead when p < alpha,
-    else 'no detectable difference' with B - A. `delta`, `lo`, `hi` are B - A."""
+          higher_is_better: bool = True, alpha: float = 0.05, scale: float = 1.0, unit: str = "",
+          n: int | None = None, sig: bool | None = None) -> str:
+    """One sentence, words and sign agreeing: the winner first with a positive lead when the
+    difference is `significant`, else 'no detectable difference' with B - A. `delta`, `lo`, `hi`
+    are B - A."""
     f = lambda x: f"{x * scale:+.3g}{unit}"  # noqa: E731
     better_b = (delta > 0) == higher_is_better
-    if p < alpha and delta != 0:
+    if n is not None and "bootstrap" in method and n < MIN_BOOT_N:
+        return (f"too few rows for a verdict in {what} between {a} and {b} (n={n} < {MIN_BOOT_N} for a bootstrap; "
+                f"{b} − {a}: {f(delta)})")
+    if sig is None:
+        sig = significant(delta, lo, hi, p, n if n is not None else MIN_BOOT_N, method, alpha)
+    if sig:
         if better_b:
             win, lose, d, l, h = b, a, delta, lo, hi
         else:
@@ -124,10 +143,13 @@ def metric_verdict(entry: str, name_a: str, name_b: str, preds_a: Sequence[str],
         v.update(method="paired bootstrap" + (" of the corpus score" if name in refmetrics.CORPUS_METRICS else ""),
                  p=boot["p_value"])
     scale, unit = (100.0, " pts") if name in ("exact_match", "regex", "token_f1", "rouge1", "rouge2", "rougeL") else (1.0, "")
-    v["significant"] = bool(v["p"] < alpha and v["delta"] != 0)
+    if v["method"] == "McNemar exact":   # an exact test: its p decides; the interval is the bootstrap's
+        v["significant"] = bool(v["p"] < alpha and v["delta"] != 0)
+    else:
+        v["significant"] = significant(v["delta"], *v["ci"], v["p"], v["n"], v["method"], alpha)
     v["text"] = words(_pretty(name) if not kw else metric_label(entry), name_a, name_b, v["delta"], v["ci"][0],
                       v["ci"][1], v["p"], v["method"], higher_is_better=v["higher_is_better"], alpha=alpha,
-                      scale=scale, unit=unit)
+                      scale=scale, unit=unit, n=v["n"], sig=v["significant"])
     return v
 
 
@@ -160,9 +182,9 @@ def score_verdict(what: str, name_a: str, name_b: str, scores_a: Sequence[float]
          "value_b": float(np.mean(scores_b)), "delta": r["delta"], "ci": [r["ci_low"], r["ci_high"]],
          "p": r["p_value"], "effect_size": r["effect_size"], "method": "paired bootstrap",
          "higher_is_better": True}
-    v["significant"] = bool(v["p"] < alpha and v["delta"] != 0)
-    v["text"] = words(what, name_a, name_b, v["delta"], v["ci"][0], v["ci"][1], v["p"], v["method"], alpha=alpha) \
-        + f"; effect size d_z {r['effect_size']:+.2f}"
+    v["significant"] = significant(v["delta"], *v["ci"], v["p"], v["n"], v["method"], alpha)
+    v["text"] = words(what, name_a, name_b, v["delta"], v["ci"][0], v["ci"][1], v["p"], v["method"], alpha=alpha,
+                      n=v["n"]) + f"; effect size d_z {r['effect_size']:+.2f}"
     return v
 
 
@@ -175,9 +197,9 @@ def pairwise_verdict(what: str, name_a: str, name_b: str, pref_b: Sequence[float
     v = {"metric": what, "a": name_a, "b": name_b, "n": len(p), "win_rate_b": float(p.mean()),
          "delta": r["delta"], "ci": [r["ci_low"], r["ci_high"]], "p": r["p_value"], "method": "pairwise judge, "
          "both orders, paired bootstrap", "higher_is_better": True}
-    v["significant"] = bool(v["p"] < alpha and v["delta"] != 0)
+    v["significant"] = significant(v["delta"], *v["ci"], v["p"], v["n"], v["method"], alpha)
     v["text"] = words(what + " preference (P(better) − 0.5)", name_a, name_b, v["delta"], v["ci"][0], v["ci"][1],
-                      v["p"], v["method"], alpha=alpha) + f"; {name_b} preferred with mean probability {p.mean():.2f}"
+                      v["p"], v["method"], alpha=alpha, n=v["n"]) + f"; {name_b} preferred with mean probability {p.mean():.2f}"
     return v
 
 
