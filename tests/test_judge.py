@@ -291,3 +291,38 @@ def test_judge_spec_is_the_same_from_python_and_the_cli():
     assert "judge" not in plain.to_dict()                           # old specs keep their JSON and hash
     with pytest.raises(ConfigError, match="needs --judge"):
         _cli_spec(["eval", "--data", data, "--template", str(PLAIN), "--judge-model", "x"])
+
+
+def test_pairwise_judge_in_a_comparison_cancels_position_and_words_the_verdict():
+    """compare_templates' pairwise path (jobs/judge.Judged.finish) on a constructed judge: B's
+    replies are longer ("q=" higher) and the judge pulls +1.5 logits to the first shown."""
+    import contextlib
+
+    from workbench.jobs.compare import compare_results
+    from workbench.jobs.judge import Judged
+
+    def rule(ctx, word):
+        qa = float(ctx.split("Reply A: q=")[1].split()[0])
+        qb = float(ctx.split("Reply B: q=")[1].split()[0])
+        p_a = 1 / (1 + math.exp(-((qa - qb) + 1.5)))
+        return p_a if word == " A" else 1 - p_a
+
+    golds = [f"g{i}" for i in range(20)]
+    a = _gen_result("A", [f"q={0.2 + i / 100:.2f} short" for i in range(20)], golds)
+    b = _gen_result("B", [f"q={1.2 + i / 100:.2f} longer reply" for i in range(20)], golds)
+    for d in (a, b):
+        d["provenance"].pop("judge")
+    cmp = compare_results([("A", a), ("B", b)], baseline="A", n_boot=300)
+    session = RuleSession(rule)
+    Judged(load_judge(PAIRWISE), lambda: contextlib.nullcontext(session), [("A", a), ("B", b)], None, {}, {},
+           None).finish(cmp)
+    v = cmp.generation["judge_verdicts"][0]
+    assert v["significant"] and v["text"].startswith("B beats A")
+    assert v["position_bias"]["value"] > 0.2 and "cancelled by asking in both orders" in v["text"]
+    # the pull (1.5) beats the quality gap (1.0): every row's verdict flips with the order, so one
+    # order alone would crown whichever template is shown first; both orders give B:
+    # (sigmoid(1 + 1.5) + 1 - sigmoid(-1 + 1.5)) / 2 = 0.651
+    assert v["consistent"] == 0.0
+    assert v["win_rate_b"] == pytest.approx((1 / (1 + math.exp(-2.5)) + 1 - 1 / (1 + math.exp(-0.5))) / 2, abs=1e-9)
+    pairs = cmp.generation["judge"]["pairs"]["A vs B"]
+    assert len(pairs) == 20 and "Reply A: q=1.2" in pairs[0]["prompt_xy"] and "Reply A: q=0.2" in pairs[0]["prompt_yx"]
