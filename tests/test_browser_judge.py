@@ -49,6 +49,12 @@ def test_generation_example_from_start_to_verdict(app_url, page, tmp_path, monke
     expect(page.locator("#judge-status")).to_contain_text("Judge: helpfulness_yesno", timeout=30_000)
     shot(page, "judge_1_section")
 
+    # --- Preview: the row's prompt and, under it, the judge's prompt with its exact tokens
+    open_tab(page, "Preview")
+    page.locator("#tab-preview").get_by_role("button", name="Preview").click()
+    expect(page.locator("#preview-judge")).to_contain_text("Judge prompt", timeout=120_000)
+    expect(page.locator("#preview-judge")).to_contain_text("Verdict continuations")
+
     # --- Run: 2 rows; reference metrics and the judge in the metrics; the judge prompt from a cell
     open_tab(page, "Run")
     limit = page.locator("#tab-run").get_by_label("Limit")

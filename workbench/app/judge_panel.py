@@ -71,7 +71,7 @@ def judge_clear(state: UIState):
     return state, _status(state)
 
 
-def judge_preview(state: UIState, judge_yaml: str, template_yaml: str) -> str:
+def judge_preview(state: UIState, judge_yaml: str, template_yaml: str, row_position: int = 0) -> str:
     """The judge's prompt for the first row of the loaded data, with the gold answer standing in for
     the model's output, and its tokens under the loaded model's tokenizer (the verdict words are
     scored right after the last token)."""
@@ -82,7 +82,7 @@ def judge_preview(state: UIState, judge_yaml: str, template_yaml: str) -> str:
     with user_errors("Previewing the judge"):
         j = load_judge(judge_yaml or "")
         ds = state_dataset(state)
-        row = ds.df.iloc[0]
+        row = ds.df.iloc[min(max(0, int(row_position or 0)), len(ds.df) - 1)]
         t = parse_template(template_yaml) if (template_yaml or "").strip() else None
         inp = t.render_input(row) if t is not None else str(row.iloc[0])
         ref = t.gold(row) if t is not None and t.task == "generation" else ""
@@ -96,6 +96,26 @@ def judge_preview(state: UIState, judge_yaml: str, template_yaml: str) -> str:
         return ("Judge prompt (the gold answer stands in for the output):\n\n```text\n"
                 + prompt.replace("```", "`\u200b``") + "\n```\n\n" + f"Verdict continuations: {words}\n\n"
                 + _tokens(prompt))
+
+
+def preview_judge(state: UIState, template_yaml: str, split: str, position: float) -> str:
+    """The Preview tab's judge part: the judge in use (Judge section) on the previewed row of a
+    generation template, with its exact tokens; '' when there is no judge or the template classifies."""
+    if not state or not state.judge_yaml:
+        return ""
+    from workbench.app.common import parse_template
+    from workbench.core.spec import resolve_eval
+    from workbench.jobs.inference import eval_rows
+
+    with user_errors("Previewing the judge"):
+        t = parse_template(template_yaml)
+        if t.task != "generation":
+            return ""
+        rows, _ = eval_rows(state_dataset(state), resolve_eval({"split": split or "test",
+                                                                "split_seed": state.split_seed}, t))
+        pos = min(max(0, int(position or 0)), len(rows) - 1)
+        where = list(state_dataset(state).df.index).index(rows.index[pos])
+        return "#### Judge\n\n" + judge_preview(state, state.judge_yaml, template_yaml, where)
 
 
 def judge_kwargs(state: UIState | None) -> dict:
