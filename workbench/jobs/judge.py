@@ -173,7 +173,18 @@ def judge_result(result, judge: JudgeTemplate, session, *, dataset=None, templat
     reused = rows is not None
     items = _items(d, dataset, template)
     if rows is None:
-        rows = score_items(judge, session, items, progress=progress, cancel=cancel)
+        from workbench.core.progress import staged
+
+        progress = staged(progress)
+        n = len(items)
+        # the backend counts requests; the stage counts rows ("judging 12/64 rows")
+        cb = None if progress is None else (lambda done, total, *_: progress(min(n, done * n // max(1, total)), n,
+                                                                              "judging"))
+        if progress is not None:
+            progress(0, n, "judging")
+        rows = score_items(judge, session, items, progress=cb, cancel=cancel)
+        if progress is not None:
+            progress(n, n, "judging")
         if reg is not None:
             reg.add("judge", name=f"{judge.name} on {d['provenance']['template']['name']}",
                     template_hash=judge.content_hash(), template_yaml=judge.to_yaml(),

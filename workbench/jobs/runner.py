@@ -62,7 +62,7 @@ def _eval(spec, session, ds, progress, cancel, record) -> RunOutcome:
 
         with judge_session(spec, session)() as js:
             judge_result(result, spec.judge.load(), js, dataset=ds, template=spec.template.load(),
-                         labels=spec.judge.labels, store=record, cancel=cancel)
+                         labels=spec.judge.labels, store=record, cancel=cancel, progress=progress)
         if run_id is not None:
             # the stored eval now carries the judge's scores and prompts (the Run tab and the results
             # matrix open it by id); a comparison reusing it strips them (jobs/compare.py)
