@@ -326,3 +326,34 @@ def test_pairwise_judge_in_a_comparison_cancels_position_and_words_the_verdict()
     assert v["win_rate_b"] == pytest.approx((1 / (1 + math.exp(-2.5)) + 1 - 1 / (1 + math.exp(-0.5))) / 2, abs=1e-9)
     pairs = cmp.generation["judge"]["pairs"]["A vs B"]
     assert len(pairs) == 20 and "Reply A: q=1.2" in pairs[0]["prompt_xy"] and "Reply A: q=0.2" in pairs[0]["prompt_yx"]
+
+
+def test_judge_spec_is_the_same_from_the_ui_the_cli_and_python():
+    """The Judge section's choice travels in the Run and Compare tabs' specs exactly as --judge."""
+    from workbench.app.common import UIState
+    from workbench.app.judge_panel import judge_pick, judge_use
+    from workbench.app.tab_compare import compare_spec
+    from workbench.app.tab_run import eval_spec
+    from workbench.core.spec import build_spec
+
+    data = str(ROOT / "tests" / "data" / "support_questions.jsonl")
+    state = UIState(data_spec=data, saved_yaml=PLAIN.read_text(), template_path=str(PLAIN))
+    state, status = judge_use(state, judge_pick("helpfulness_yesno"), "", "")
+    assert "Judge: helpfulness_yesno" in status and state.judge_path == str(HELPFUL)
+    ui, _, _ = eval_spec(state, PLAIN.read_text(), "default", None, None, "acc", "none", "all", 3)
+    cli = _cli_spec(["eval", "--data", data, "--template", str(PLAIN), "--split", "all", "--limit", "3",
+                     "--judge", str(HELPFUL)])
+    py = build_spec("eval", templates=[str(PLAIN)], data=data, eval={"split": "all", "limit": 3}, judge=str(HELPFUL))
+    assert ui.hash() == cli.hash() == py.hash() and ui.judge.hash == load_judge(HELPFUL).content_hash()
+    uc, _, _ = compare_spec(state, "default", "", None, None, "acc", "none", "all", 3, "", 2000, 2,
+                            PLAIN.read_text(), POLITE.read_text())
+    cc = _cli_spec(["compare", "--data", data, "--template", str(PLAIN), "--template", str(POLITE), "--split", "all",
+                    "--limit", "3", "--judge", str(HELPFUL)])
+    assert uc.hash() == cc.hash() and uc.judge == cc.judge
+    # a classification template in the editor is run without the judge (there is no output to judge)
+    topic = (ROOT / "templates_library" / "bbc_headline_topic.yaml").read_text()
+    assert eval_spec(UIState(data_spec="bbc", judge_yaml=state.judge_yaml), topic, "default", 0, 0, "acc", "none",
+                     "test", 3)[0].judge is None
+    with pytest.raises(ConfigError, match="classification template has none"):
+        build_spec("eval", templates=[str(ROOT / "templates_library" / "bbc_headline_topic.yaml")], data="bbc",
+                   judge=str(HELPFUL))
