@@ -125,8 +125,13 @@ def judge_kwargs(state: UIState | None) -> dict:
     from workbench.core.judge import load_judge
 
     j = load_judge(state.judge_yaml)
-    return {"judge": (j, state.judge_path), "judge_model": state.judge_model or None,
-            "judge_labels": state.judge_labels or None}
+    model = None
+    if state.judge_model:
+        from workbench.core.spec import ModelRef
+        from workbench.storage.engines import resolve
+
+        model = resolve(ModelRef(model=state.judge_model))   # a saved server's name: its URL and tokenizer
+    return {"judge": (j, state.judge_path), "judge_model": model, "judge_labels": state.judge_labels or None}
 
 
 def build(ctx: Ctx) -> None:

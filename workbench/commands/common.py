@@ -184,4 +184,15 @@ def judge_kwargs(args) -> dict:
             if getattr(args, flag, None):
                 raise ConfigError(f"--{flag.replace('_', '-')} needs --judge", "add --judge J.yaml")
         return {}
-    return {"judge": args.judge, "judge_model": args.judge_model, "judge_labels": args.judge_labels}
+    model = None
+    if args.judge_model and args.judge_model.strip():
+        from workbench.core.spec import ModelRef
+        from workbench.storage.engines import resolve
+
+        # a saved server's name becomes its URL and tokenizer; a raw openai: URL takes --tokenizer
+        name = args.judge_model.strip()
+        model = resolve(ModelRef(model=name, tokenizer=getattr(args, "tokenizer", None)
+                                 if name.startswith("openai:") else None))
+        if model.model == getattr(args, "model", None) or (isinstance(args.model, list) and [model.model] == args.model):
+            model = None   # the evaluated model judges: the same session
+    return {"judge": args.judge, "judge_model": model, "judge_labels": args.judge_labels}

@@ -383,7 +383,8 @@ def _judge_ref(judge, judge_model, labels, evaluated: ModelRef) -> JudgeRef:
         path, judge = judge, load_judge(judge)
     model = None
     if isinstance(judge_model, ModelRef):
-        model = judge_model
+        # the evaluated model (same name and adapter) judges in its own session
+        model = None if (judge_model.model, judge_model.adapter) == (evaluated.model, evaluated.adapter) else judge_model
     elif judge_model and judge_model.strip() and judge_model.strip() != evaluated.model:
         # another model judges; the evaluated model's name (or none) means the same session
         model = ModelRef(model=judge_model.strip())
