@@ -16,6 +16,7 @@ DATASETS = {
     "intent": (["input", "label"], ["add_to_playlist", "book_restaurant", "get_weather", "play_music",
                                     "search_screening_event", "search_creative_work", "rate_book"]),
     "strategyqa": (["input", "label", "target"], ["Yes", "No"]),
+    "support": (["id", "question", "reference"], None),   # generation: tests/data/support_questions.jsonl
 }
 SAMPLE = {
     "bbc": {"title": "Ad sales boost Time Warner profit", "label": "business",
@@ -23,6 +24,8 @@ SAMPLE = {
     "intent": {"input": "Utterance: Add this tune to my road trip playlist", "label": "add_to_playlist"},
     "strategyqa": {"input": "Could a llama birth twice during the War in Vietnam?", "label": "No",
                    "target": "No. The Vietnam War lasted about 20 years and a llama gestation is 11 months."},
+    "support": {"id": "q00", "question": "How do I cancel my subscription?",
+                "reference": "Go to Account > Subscription > Cancel plan."},
 }
 
 FILES = sorted(library_dir().glob("*.yaml"))

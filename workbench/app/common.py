@@ -30,6 +30,10 @@ class UIState:
     saved_yaml: str = ""                  # the editor content as last loaded or saved ("" = none)
     template_path: str | None = None      # where the editor content was loaded from / saved to
     last_run_id: str | None = None        # the run shown in the Run tab
+    judge_yaml: str = ""                  # the Judge section's judge in use ("" = none; app/judge_panel.py)
+    judge_path: str | None = None         # its library file, when it is one unchanged
+    judge_model: str = ""                 # "" = the model bar's model
+    judge_labels: str = ""                # a column of people's ratings ("" = none)
 
 
 @dataclass
@@ -138,6 +142,13 @@ def empty_figure(message: str):
     return fig
 
 
+class _Result:
+    """An EvalResult's dict read like the object (for format_judge)."""
+
+    def __init__(self, d: dict):
+        self.metrics, self.provenance = d["metrics"], d.get("provenance", {})
+
+
 def metrics_markdown(payload: dict) -> str:
     m, prov, t = payload["metrics"], payload.get("provenance", {}), payload.get("timings", {})
     cfg = prov.get("config", {})
@@ -156,6 +167,12 @@ def metrics_markdown(payload: dict) -> str:
            else f"method `{cfg.get('method', 'acc')}` · calibration `{cfg.get('calibration', 'none')}`")
     lines.append(f"{cfg.get('shots', 0)}-shot (seed {cfg.get('seed', 0)}) · {how} · {t.get('total_s', 0):.1f}s "
                  f"({t.get('examples_per_s', 0):.1f} examples/s)")
+    if m.get("reference_metrics"):
+        lines.append("reference metrics: " + " · ".join(f"{k} **{v:.4g}**" for k, v in m["reference_metrics"].items()))
+    if m.get("judge_score") is not None:
+        from workbench.jobs.judge import format_judge
+
+        lines.append("\n```text\n" + format_judge(_Result(payload)) + "\n```")
     for w in prov.get("warnings", []):   # e.g. prompts cut to the model's window
         lines.append(f"\n⚠ {w}")
     return "\n".join(lines)
@@ -172,8 +189,14 @@ def predictions_frame(payload: dict, errors_only: bool = False):
             continue
         tail = r.get("prompt", "")[-160:].replace("\n", " ⏎ ")
         if gen:
-            rows.append({"row": r["index"], "gold": _s(r["gold"]), "output": r.get("output", ""),
-                         "extracted": r["pred"], "match": "✓" if r["correct"] else "✗", "prompt (end)": tail})
+            d = {"row": r["index"], "gold": _s(r["gold"]), "output": r.get("output", ""),
+                 "extracted": r["pred"], "match": "✓" if r["correct"] else "✗"}
+            for m, v in (r.get("metrics") or {}).items():
+                d[m] = round(float(v), 3)
+            if isinstance(r.get("judge"), dict):
+                d["judge"] = round(float(r["judge"]["score"]), 3)
+            d["prompt (end)"] = tail
+            rows.append(d)
         else:
             d = {"row": r["index"], "gold": r["gold"], "pred": r["pred"], "correct": "✓" if r["correct"] else "✗"}
             for lab, s in (r.get("scores") or {}).items():

@@ -47,7 +47,8 @@ def _eval_column(payload: dict, run_id: str | None) -> tuple[dict, dict]:
     for r in payload.get("records", []):
         cells[str(r["index"])] = {"pred": r.get("pred"), "correct": r.get("correct"), "gold": r.get("gold"),
                                   "scores": r.get("scores") or {}, "prompt": r.get("prompt", ""),
-                                  "output": r.get("output")}
+                                  "output": r.get("output"), "judge": r.get("judge"),
+                                  "judge_prompt": r.get("judge_prompt"), "metrics": r.get("metrics")}
     return col, cells
 
 
@@ -167,7 +168,8 @@ def _cell_text(c: dict | None) -> str:
         return ""
     mark = "✓" if c.get("correct") else ("✗" if c.get("correct") is False else "·")
     pred = " | ".join(map(str, c["pred"])) if isinstance(c.get("pred"), list) else str(c.get("pred"))
-    return f"{mark} {pred}"
+    judge = f" · judge {float(c['judge']['score']):.2f}" if isinstance(c.get("judge"), dict) else ""
+    return f"{mark} {pred}{judge}"
 
 
 def frame(m: Matrix, label=None, only_disagree=False, only_errors=False, only_notes=False):
@@ -287,6 +289,17 @@ def cell_detail(spec: dict | None, row: str, column: str | None) -> str:
                 for k, v in sorted(scores.items(), key=lambda kv: -float(kv[1]))))
         if c.get("output"):
             out.append(f"Output: `{html.escape(str(c['output'])[:400])}`")
+        if c.get("metrics"):
+            out.append("Reference metrics: " + ", ".join(f"{html.escape(k)} {float(v):.3f}"
+                                                         for k, v in c["metrics"].items()))
+        if c.get("judge"):
+            j = c["judge"]
+            dist = ", ".join(f"{k}: {float(v):.3f}" for k, v in (j.get("dist") or {}).items())
+            out.append(f"**Judge score {float(j['score']):.3f}** (verdict {j.get('verdict')}; P per value {dist})")
+            if c.get("judge_prompt"):
+                out.append("Judge prompt (exactly as scored; the verdict word follows it):\n\n```text\n"
+                           + c["judge_prompt"].replace("```", "`​``") + "\n```")
+                out.append(_tokens(c["judge_prompt"]))
         if c.get("prompt"):
             out.append("Prompt (exactly as scored):\n\n```text\n" + c["prompt"].replace("```", "`​``") + "\n```")
             out.append(_tokens(c["prompt"]))

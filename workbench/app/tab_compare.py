@@ -20,6 +20,8 @@ parse inputs, start jobs and turn stored results into tables and figures.
 """
 from __future__ import annotations
 
+import html
+
 
 import gradio as gr
 
@@ -39,10 +41,11 @@ POLL_S = 1.0
 
 # ------------------------------------------------------------------------------------ library
 def library_choices() -> list[tuple[str, str]]:
-    """(label, value) of every classification template, the user's own first; value is 'path::name'."""
+    """(label, value) of every template (classification and generation: a generation comparison gives
+    per-metric and judge verdicts), the user's own first; value is 'path::name'."""
     from workbench.app import template_list
 
-    return template_list.choices(task="classification")
+    return template_list.choices()
 
 
 def library_yaml(choice: str) -> str:
@@ -69,7 +72,7 @@ def refresh_pickers(*current: str):
     or a page reload), each keeping its pick."""
     from workbench.app import template_list
 
-    return [template_list.refreshed(c, task="classification") for c in current]
+    return [template_list.refreshed(c) for c in current]
 
 
 def column_picker(i: int):
@@ -83,7 +86,7 @@ def column_picker(i: int):
             t = load_template(yaml_text)
         except Exception:  # noqa: BLE001 - half-typed YAML
             return gr.update(label=f"Template {i + 1}: (YAML does not parse)")
-        ref = template_list.resolve(current, task="classification") if current else None
+        ref = template_list.resolve(current) if current else None
         same = False
         if ref:
             try:
@@ -93,7 +96,7 @@ def column_picker(i: int):
                 same = False
         if same:
             return gr.update(label=f"Template {i + 1}: {t.name}")
-        match = template_list.resolve(t.name, task="classification")
+        match = template_list.resolve(t.name)
         if match:
             try:
                 p, _, n = match.rpartition("::")
@@ -159,6 +162,7 @@ def compare_spec(state: UIState, model: str, models: str, shots: float, seed: fl
                  split: str, limit: float, baseline: str, n_boot: float, n: float, *yamls: str):
     """The RunSpec of the Compare form (`workbench compare` builds the same one). `models`: extra
     models (see `extra_models`); with any, the spec compares the models × templates grid."""
+    from workbench.app.judge_panel import judge_kwargs
     from workbench.core.spec import build_spec
     from workbench.errors import ConfigError
     from workbench.jobs.compare import MAX_TEMPLATES
@@ -180,8 +184,13 @@ def compare_spec(state: UIState, model: str, models: str, shots: float, seed: fl
         # margin in points on the form, a fraction in the spec (as --margin)
         opts.update(sequential=True, margin=float(rule[1] or 0) / 100 or None)
     spec = build_spec("compare", templates=templates, data=ds, model=refs if len(refs) > 1 else refs[0],
-                      eval=_choices(state, shots, seed, method, calibration, split, limit), options=opts)
+                      eval=_choices(state, shots, seed, method, calibration, split, limit), options=opts,
+                      **(judge_kwargs(state) if _all_generation(templates) else {}))
     return spec, templates, ds
+
+
+def _all_generation(templates) -> bool:
+    return all(getattr(t[0] if isinstance(t, tuple) else t, "task", "") == "generation" for t in templates)
 
 
 def compare_command(state: UIState, model: str, models: str, shots: float, seed: float, method: str,
@@ -351,6 +360,19 @@ def verdict_markdown(res) -> str:
         from workbench.jobs.sequential import format_sequential
 
         lines += ["", "**Stopping early** (anytime-valid):", "```", format_sequential(seq), "```"]
+    g = getattr(res, "generation", None) or {}
+    if g.get("metric_verdicts") or g.get("judge_verdicts"):
+        # generation: one paired verdict per reference metric and per judge, each naming its test
+        lines += ["", "**Per metric and judge** (each line names its test):"]
+        for v in g.get("metric_verdicts", []) + g.get("judge_verdicts", []):
+            mark = ("<span class='wb-mark sig'>significant</span>" if v["significant"]
+                    else "<span class='wb-mark ns'>not significant</span>")
+            lines.append(f"- {mark} <span class='wb-gen-verdict'>{html.escape(v['text'])}</span>")
+        j = g.get("judge") or {}
+        for nm, sm in (j.get("summaries") or {}).items():
+            lb = sm.get("length_bias") or {}
+            lines.append(f"- judge check, {html.escape(nm)}: mean score {sm['mean']:.3f}, length bias "
+                         f"{lb.get('value', float('nan')):+.2f}" + (f" · **{html.escape(sm['flat'])}**" if sm.get("flat") else ""))
     if res.winner:
         lines += ["", f"<span class='wb-mark win'>winner</span> **{res.winner}**"]
     method = ("betting confidence sequences (Waudby-Smith & Ramdas 2024), valid at every look" if seq else

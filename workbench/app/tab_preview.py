@@ -121,10 +121,15 @@ def build(ctx: Ctx) -> None:
                                       max_height=320)
         tokens = gr.HighlightedText(label="Tokens", color_map={"a": "#dbeafe", "b": "#fde68a"}, show_legend=False,
                                     show_inline_category=False, show_whitespaces=True, combine_adjacent=False, elem_id="preview-tokens")
+        # the judge in use (Templates -> Judge) on this row: its exact prompt and tokens
+        judge_md = gr.Markdown("", elem_id="preview-judge")
     inputs = [ctx.state, ctx.editor, split, position, shots, seed, ctx.model_name]
     outputs = [text, summary, tokens, verbal, warn, gold]
     from workbench.app.model_bar import model_status
 
+    from workbench.app.judge_panel import preview_judge
+
     btn.click(preview, inputs, outputs, api_name="preview").then(
-        model_status, None, ctx.model_info, api_name="model_status_after_preview", api_visibility="private")
+        model_status, None, ctx.model_info, api_name="model_status_after_preview", api_visibility="private").then(
+        preview_judge, [ctx.state, ctx.editor, split, position], judge_md, api_name="preview_judge")
     position.submit(preview, inputs, outputs, api_name="preview_submit", api_visibility="private")

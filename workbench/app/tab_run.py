@@ -13,6 +13,7 @@ import gradio as gr
 
 from workbench.app.common import (Ctx, UIState, command_markdown, job_progress_html, result_views, run_payload,
                                   spec_command, state_dataset, template_source, user_errors)
+from workbench.app.judge_panel import judge_kwargs
 from workbench.jobs import service
 
 METHODS = ["acc", "acc_norm", "acc_bytes"]
@@ -33,7 +34,8 @@ def eval_spec(state: UIState, template_yaml: str, model: str, shots: float, seed
                       eval={"shots": _int(shots), "seed": _int(seed), "method": method or None,
                             "calibration": calibration or None, "split": split or None,
                             "split_seed": int(getattr(state, "split_seed", 0) or 0),
-                            "limit": int(limit) if limit else None}), t, ds
+                            "limit": int(limit) if limit else None},
+                      **(judge_kwargs(state) if t.task == "generation" else {})), t, ds
 
 
 def _int(v):

@@ -515,6 +515,9 @@ def build(ctx: Ctx) -> None:
                                              max_lines=40, elem_id="template-editor", value="")
                 gr.Markdown("#### Problems")
                 problems = gr.Markdown("", elem_id="problems")
+                from workbench.app import judge_panel
+
+                judge_panel.build(ctx)
 
     fields = [f_name, f_input, f_instr, f_choices, f_k, f_per_class, f_balanced, f_sampling, f_target, f_label_col,
               f_demo, f_cexpr]

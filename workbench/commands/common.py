@@ -173,3 +173,36 @@ class TqdmProgress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def add_judge_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model judge (generation templates; docs/JUDGE.md)")
+    g.add_argument("--judge", default=None, metavar="J.yaml",
+                   help="a judge template (e.g. templates_library/judges/helpfulness_yesno.yaml): scores every output")
+    g.add_argument("--judge-model", default=None, metavar="M",
+                   help="the judge model: a name, folder, .gguf or openai:URL (default: the evaluated model)")
+    g.add_argument("--judge-labels", default=None, metavar="COLUMN",
+                   help="a column of people's ratings: report the judge's agreement with them")
+
+
+def judge_kwargs(args) -> dict:
+    """build_spec's judge arguments from the command line."""
+    from workbench.errors import ConfigError
+
+    if not getattr(args, "judge", None):
+        for flag in ("judge_model", "judge_labels"):
+            if getattr(args, flag, None):
+                raise ConfigError(f"--{flag.replace('_', '-')} needs --judge", "add --judge J.yaml")
+        return {}
+    model = None
+    if args.judge_model and args.judge_model.strip():
+        from workbench.core.spec import ModelRef
+        from workbench.storage.engines import resolve
+
+        # a saved server's name becomes its URL and tokenizer; a raw openai: URL takes --tokenizer
+        name = args.judge_model.strip()
+        model = resolve(ModelRef(model=name, tokenizer=getattr(args, "tokenizer", None)
+                                 if name.startswith("openai:") else None))
+        if model.model == getattr(args, "model", None) or (isinstance(args.model, list) and [model.model] == args.model):
+            model = None   # the evaluated model judges: the same session
+    return {"judge": args.judge, "judge_model": model, "judge_labels": args.judge_labels}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from workbench.commands.common import (check_out_path, add_config_args, add_data_args, add_model_args, config_overrides,
+from workbench.commands.common import (add_judge_args, judge_kwargs, check_out_path, add_config_args, add_data_args, add_model_args, config_overrides,
                                        dataset_from_args, model_refs, session_for)
 
 
@@ -36,6 +36,7 @@ def register(sub) -> None:
     from workbench.core.config import EvalConfig
 
     add_config_args(p, EvalConfig, title="evaluation (EvalConfig; the same for every template)")
+    add_judge_args(p)
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates for the CIs")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdicts")
     p.add_argument("--spread", type=int, default=None, metavar="N",
@@ -104,7 +105,7 @@ def spec_from_args(args):
         opts.update(sequential=True, **rule)
     dataset = dataset_from_args(args)
     return build_spec("compare", templates=templates, data=dataset, model=model_refs(args),
-                      eval=config_overrides(args, EvalConfig), options=opts), dataset
+                      eval=config_overrides(args, EvalConfig), options=opts, **judge_kwargs(args)), dataset
 
 
 def run(args) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from workbench.commands.common import (check_out_path, TqdmProgress, add_config_args, add_data_args, add_model_args,
+from workbench.commands.common import (add_judge_args, judge_kwargs, check_out_path, TqdmProgress, add_config_args, add_data_args, add_model_args,
                                        config_overrides, dataset_from_args, model_refs, session_for)
 
 
@@ -38,6 +38,7 @@ def register(sub) -> None:
     g.add_argument("--fewshot-seed", type=int, default=1234, help="seed of lm-eval's default sampler (lm_eval --seed's fewshot part)")
     p.add_argument("--template-name", default=None, help="pick one template from a PromptSource file")
     add_config_args(p, EvalConfig, title="evaluation (EvalConfig)")
+    add_judge_args(p)
     p.add_argument("--out", default="results.json")
     p.add_argument("--no-registry", action="store_true", help="do not record the run in the run registry")
     p.set_defaults(func=run)
@@ -65,7 +66,7 @@ def spec_from_args(args):
     template = load_template(args.template, name=args.template_name)
     dataset = dataset_from_args(args)
     return build_spec("eval", templates=[(template, args.template)], data=dataset,
-                      model=model_refs(args), eval=config_overrides(args, EvalConfig)), dataset
+                      model=model_refs(args), eval=config_overrides(args, EvalConfig), **judge_kwargs(args)), dataset
 
 
 def run(args) -> int:
@@ -95,6 +96,10 @@ def run(args) -> int:
     print(format_table(result.metrics))
     for w in result.provenance.get("warnings", []):
         print(f"warning: {w}", file=sys.stderr)
+    if result.provenance.get("judge"):
+        from workbench.jobs.judge import format_judge
+
+        print(format_judge(result))
     t = result.timings
     print(f"\n{result.metrics['n']} examples in {t['total_s']:.1f}s ({t['examples_per_s']:.1f}/s on the model)  "
           f"→ {args.out}", file=sys.stderr)

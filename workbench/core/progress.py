@@ -25,7 +25,8 @@ from typing import Callable
 
 ProgressFn = Callable[..., None]
 
-STAGE_UNITS = {"building prompts": "", "embedding rows": "rows", "scoring": "rows", "generating": "rows"}
+STAGE_UNITS = {"building prompts": "", "embedding rows": "rows", "scoring": "rows", "generating": "rows",
+               "judging": "rows"}   # judging: a model judge reads every output after generation (jobs/judge.py)
 # Share of one evaluation's work per stage (for an overall bar): prompts are cheap next to the model.
 STAGE_SHARES = {"building prompts": (0.0, 0.1), "embedding rows": (0.0, 0.1),
                 "scoring": (0.1, 1.0), "generating": (0.1, 1.0)}

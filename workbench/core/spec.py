@@ -119,6 +119,39 @@ class ModelRef:
 
 
 @dataclass
+class JudgeRef:
+    name: str = field(metadata={"help": "The judge's name."})
+    hash: str = field(metadata={"help": "sha256 of its content (JudgeTemplate.content_hash)."})
+    yaml: str = field(metadata={"help": "The full judge template."})
+    path: str | None = field(default=None, metadata={"help": "The file it came from (for the command)."})
+    model: ModelRef | None = field(default=None, metadata={
+        "help": "The judge model; None = the model being evaluated (the same session)."})
+    labels: str | None = field(default=None, metadata={
+        "help": "A data column of people's ratings: the judge's agreement with them is reported."})
+
+    @classmethod
+    def of(cls, judge, path: str | None = None, model: ModelRef | None = None, labels: str | None = None) -> "JudgeRef":
+        return cls(name=judge.name, hash=judge.content_hash(), yaml=judge.to_yaml(),
+                   path=str(path) if path else None, model=model, labels=labels or None)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "JudgeRef":
+        d = dict(d)
+        if d.get("model") is not None:
+            d["model"] = ModelRef(**d["model"])
+        return cls(**d)
+
+    def load(self):
+        from workbench.core.judge import load_judge
+
+        j = load_judge(self.yaml)
+        if j.content_hash() != self.hash:
+            raise ConfigError(f"Judge '{self.name}' in the spec does not match its hash {self.hash[:12]}.",
+                              hint="The spec was edited by hand; build it again from the judge file.")
+        return j
+
+
+@dataclass
 class RunSpec:
     kind: str = field(metadata={"help": "eval | compare | train | export | search"})
     templates: list[TemplateRef] = field(metadata={"help": "The template(s); a comparison has two or more."})
@@ -130,10 +163,15 @@ class RunSpec:
         "help": "Kind-specific options that are not scoring settings: out (results/bundle path), "
                 "train_run, merge, zip, name, ..."})
     version: int = SPEC_VERSION
+    judge: JudgeRef | None = field(default=None, metadata={
+        "help": "A model judge of generated outputs (eval, compare): rubric, judge model, label column."})
 
     # -------------------------------------------------------------- serialisation
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d.get("judge") is None:
+            d.pop("judge", None)   # specs without a judge keep the JSON (and hash) they always had
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True, ensure_ascii=False)
@@ -148,7 +186,8 @@ class RunSpec:
                    data=DataRef(**d["data"]), models=[ModelRef(**m) for m in d["models"]],
                    eval=EvalConfig(**d["eval"]),
                    train=TrainConfig.from_dict(d["train"]) if d.get("train") else None,
-                   options=dict(d.get("options") or {}), version=d.get("version", SPEC_VERSION))
+                   options=dict(d.get("options") or {}), version=d.get("version", SPEC_VERSION),
+                   judge=JudgeRef.from_dict(d["judge"]) if d.get("judge") else None)
 
     @classmethod
     def from_json(cls, text: str) -> "RunSpec":
@@ -206,6 +245,12 @@ class RunSpec:
         else:
             # flags for what differs from the defaults build_spec would apply, the template's included
             out += config_flags(self.eval, resolve_eval({}, self.template.load()))
+        if self.judge is not None:
+            out += ["--judge", self.judge.path or f"<{self.judge.name}.yaml>"]
+            if self.judge.model is not None:
+                out += ["--judge-model", self.judge.model.model]
+            if self.judge.labels:
+                out += ["--judge-labels", self.judge.labels]
         for k, v in sorted(self.options.items()):
             if v is None or v is False:
                 continue
@@ -279,13 +324,17 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
                native: bool = True, trust_remote_code: bool = False,
                eval: Mapping[str, Any] | EvalConfig | None = None,
                train: Mapping[str, Any] | TrainConfig | None = None,
-               options: Mapping[str, Any] | None = None) -> RunSpec:
+               options: Mapping[str, Any] | None = None, judge=None, judge_model: str | ModelRef | None = None,
+               judge_labels: str | None = None) -> RunSpec:
     """The one way every door turns a user's choices into a RunSpec.
 
     `templates`: PromptTemplate objects, (template, path) pairs, TemplateRefs or paths.
     `data`: a loaded Dataset, a DataRef, or what load_dataset takes.
     `model`: a name, a ModelRef, or several (a model comparison); the keyword model options
-    apply to names given as strings. `eval`/`train`: dicts of user choices (None = unset)."""
+    apply to names given as strings. `eval`/`train`: dicts of user choices (None = unset).
+    `judge`: a JudgeTemplate, (judge, path), a JudgeRef or a path; `judge_model`: the judge's model
+    (None or the evaluated model's name: the same session); `judge_labels`: a column of people's
+    ratings to check the judge against."""
     if kind not in KINDS:
         raise ConfigError(f"Unknown job kind '{kind}'.", hint=f"Use one of: {', '.join(KINDS)}.")
     trefs, loaded = [], []
@@ -315,7 +364,35 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
     opts = {k: v for k, v in dict(options or {}).items() if v is not None and v is not False}
     if kind == "compare" and opts.get("sequential"):
         opts = _sequential_options(opts)
-    return RunSpec(kind=kind, templates=trefs, data=dref, models=mrefs, eval=cfg, train=tcfg, options=opts)
+    jref = _judge_ref(judge, judge_model, judge_labels, mrefs[0]) if judge is not None else None
+    if jref is not None and kind not in ("eval", "compare"):
+        raise ConfigError(f"A judge scores eval and compare jobs, not {kind}.", hint="Leave out --judge.")
+    if jref is not None and any(getattr(t, "task", "generation") != "generation" for t in loaded):
+        raise ConfigError("A judge scores generated outputs; a classification template has none.",
+                          hint="Use --judge with generation templates (task: generation), or leave it out.")
+    return RunSpec(kind=kind, templates=trefs, data=dref, models=mrefs, eval=cfg, train=tcfg, options=opts,
+                   judge=jref)
+
+
+def _judge_ref(judge, judge_model, labels, evaluated: ModelRef) -> JudgeRef:
+    from workbench.core.judge import load_judge
+
+    if isinstance(judge, JudgeRef):
+        judge.load()
+        return judge
+    path = None
+    if isinstance(judge, tuple):
+        judge, path = judge
+    elif isinstance(judge, str):
+        path, judge = judge, load_judge(judge)
+    model = None
+    if isinstance(judge_model, ModelRef):
+        # the evaluated model (same name and adapter) judges in its own session
+        model = None if (judge_model.model, judge_model.adapter) == (evaluated.model, evaluated.adapter) else judge_model
+    elif judge_model and judge_model.strip() and judge_model.strip() != evaluated.model:
+        # another model judges; the evaluated model's name (or none) means the same session
+        model = ModelRef(model=judge_model.strip())
+    return JudgeRef.of(judge, path, model, labels)
 
 
 def check_models(refs: Sequence[ModelRef]) -> None:

@@ -331,6 +331,7 @@ class PromptTemplate:
     choice_aggregate: str = field(default="max", metadata={"help": "Class score over its verbalizers: 'max' (default) or 'mean'."})
     fewshot: FewShotConfig = field(default_factory=FewShotConfig, metadata={"help": "Few-shot demonstration settings."})
     generation: GenerationConfig = field(default_factory=GenerationConfig, metadata={"help": "Generation settings (generation task, cot)."})
+    metrics: list[str] = field(default_factory=list, metadata={"help": "Generation: reference metrics scored per row and compared with paired tests: exact_match, token_f1, chrf, bleu, ter, rouge1, rouge2, rougeL, regex (the reference as pattern) or regex:PATTERN (core/gen_verdicts.py)."})
     description: str = field(default="", metadata={"help": "Free text for people; not part of the prompt."})
     metadata: dict = field(default_factory=dict, metadata={"help": "Free-form provenance (source, author, ...); excluded from the hash."})
     dataset: str | None = field(default=None, metadata={"help": "The dataset this template was written for, e.g. 'bbc'."})
@@ -491,6 +492,16 @@ class PromptTemplate:
             P("error", "fewshot.k", f"k must be >= 0, got {self.fewshot.k}")
         if not self.input.strip():
             P("error", "input", "input is empty: the model would see no text from the row")
+        for m in self.metrics:
+            from workbench.core.gen_verdicts import parse_metric
+            from workbench.errors import ConfigError as _CE
+
+            try:
+                parse_metric(m)
+            except _CE as e:
+                P("error", "metrics", f"{e.message}; {e.hint}")
+        if self.metrics and self.task != "generation":
+            P("warning", "metrics", "reference metrics apply to generation templates; classification reports accuracy and F1")
         if self.generation.extract:
             try:
                 if re.compile(self.generation.extract).groups != 1:
@@ -736,7 +747,8 @@ def _undeclared(ast_) -> set[str]:
 _FIELD_TYPES = {"name": "str", "input": "str", "task": "str", "kind": "str", "choices_expr": "str?", "target": "str?",
                 "label_column": "str", "target_delimiter": "str", "fewshot_delimiter": "str", "instruction": "str",
                 "instruction_delimiter": "str?", "demo_format": "str?", "chat": "bool", "choice_aggregate": "str",
-                "description": "str", "metadata": "dict", "dataset": "str?"}
+                "description": "str", "metadata": "dict", "dataset": "str?",
+                "metrics": "strlist"}
 _SUB_TYPES = {"fewshot": {"k": "int", "per_class": "bool", "balanced": "bool", "sampling": "str", "seed": "int"},
               "generation": {"max_new_tokens": "int", "stop": "strlist", "extract": "str?", "temperature": "float",
                              "top_p": "float"}}

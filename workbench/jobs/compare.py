@@ -67,6 +67,8 @@ class ComparisonResult:
     settings: dict = field(default_factory=dict, metadata={"help": "n_boot, boot_seed, alpha, confidence, holm."})
     run_id: str | None = field(default=None, metadata={"help": "Registry id of this comparison, once stored."})
     winner: str | None = field(default=None, metadata={"help": "Template marked as the winner, if any."})
+    generation: dict = field(default_factory=dict, metadata={
+        "help": "Generation templates: paired verdicts per reference metric and per judge (core/gen_verdicts.py)."})
     type: str = field(default="comparison", metadata={"help": "Payload type tag (registry 'compare' runs hold several)."})
     schema_version: int = SCHEMA_VERSION
 
@@ -262,7 +264,17 @@ def compare_results(
             ex["text"] = texts[i]
         examples.append(ex)
 
+    generation = {}
+    if task == "generation":
+        from workbench.core.gen_verdicts import generation_verdicts
+
+        generation = generation_verdicts(names, dicts, reference, n_boot=min(n_boot, 1000), seed=boot_seed,
+                                         alpha=alpha)
+        for ex, i in zip(examples, range(n)):
+            ex["metrics"] = {nm: rs[i].get("metrics") for nm, rs in zip(names, recs)}
+            ex["judge"] = {nm: (rs[i].get("judge") or {}).get("score") for nm, rs in zip(names, recs)}
     return ComparisonResult(
+        generation=generation,
         names=names, reference=reference, reference_mode="baseline" if baseline else "best", task=task, n=n,
         labels=labels, leaderboard=ranked, verdicts=verdicts, metrics=metrics, examples=examples,
         inputs={"row_indices_hash": _hash(index0), "n": n},
@@ -432,8 +444,15 @@ def compare_templates(
     alpha: float = 0.05,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
+    judge=None,
+    judge_session=None,
+    judge_labels: str | None = None,
 ) -> ComparisonResult:
     """Score every template on identical rows and demos, then compare them (see module doc).
+
+    `judge` (a core.judge.JudgeTemplate) scores generation outputs on `judge_session()` (a
+    context manager giving the judge model's session; default: this session) once every template
+    is scored; its verdicts join the comparison's `generation` part (jobs/judge.py).
 
     `registry` defaults to the user's run registry (reuse + storing); `store=False` with no
     registry skips both. `progress(done, total, message)` is called as templates advance.
@@ -486,8 +505,23 @@ def compare_templates(
         units = max(1, len(fresh)) * UNITS_PER_JOB
         progress(units, units, "statistics")
 
+    from workbench.jobs.judge import judge_results, strip_judge
+
+    for _, res in results:
+        strip_judge(res)   # a reused eval may carry an earlier judge's scores: only this job's judge counts
+    judged = None
+    if judge is not None:
+        judged = judge_results(judge, judge_session, session, results, dataset, templates, registry=reg,
+                               labels=judge_labels, pairs_with=baseline, cancel=cancel)
+        if reg is not None and judge.mode == "pointwise":
+            # the stored evals carry the judge's scores and prompts, so the results matrix shows them
+            for (_, res), info in zip(results, infos):
+                if info.get("eval_run_id"):
+                    reg.update(info["eval_run_id"], payload=res.to_dict())
     cmp = compare_results(results, baseline=baseline, n_boot=n_boot, boot_seed=boot_seed, alpha=alpha,
                           texts=_row_texts(dataset, rows, templates))
+    if judged is not None:
+        judged.finish(cmp)
     for info, t_info, t in zip(infos, cmp.templates, templates):
         t_info.update(info, hash=t.content_hash(), yaml=t.to_yaml())
     row_hash = results[0][1].provenance["data"]["row_indices_hash"]
@@ -734,4 +768,8 @@ def format_comparison(c: ComparisonResult) -> str:
     else:
         lines += ["", f"Verdicts (exact McNemar on discordant pairs, with its exact interval{holm}):"]
     lines += [f"  - {v['text']}" for v in c.verdicts]
+    if c.generation:
+        from workbench.core.gen_verdicts import format_generation
+
+        lines += ["", format_generation(c.generation)]
     return "\n".join(lines)

@@ -428,6 +428,15 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
         per = gm["per_example"]
         for r, f1, contained in zip(records, per["token_f1"], per["contains"]):
             r["token_f1"], r["contains"] = f1, contained
+        if template.metrics:
+            # the template's own reference metrics (sacrebleu / rouge-score), kept per row for paired verdicts
+            from workbench.core.gen_verdicts import metric_corpus, metric_rows
+
+            golds, preds = [r["gold"] for r in records], [r["pred"] for r in records]
+            per_metric = metric_rows(template.metrics, preds, golds)
+            for i, r in enumerate(records):
+                r["metrics"] = {m: round(float(v[i]), 6) for m, v in per_metric.items()}
+            metrics["reference_metrics"] = metric_corpus(template.metrics, preds, golds)
     else:
         records = classify(template, rows, prompts, session, config, progress=progress, cancel=cancel, pool=pool)
         labels = _label_order(template, records)

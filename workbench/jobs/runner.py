@@ -73,7 +73,29 @@ def _eval(spec, session, ds, progress, cancel, record) -> RunOutcome:
             result.provenance.setdefault("warnings", []).append(
                 f"the run was not recorded in the run registry ({type(e).__name__}: {str(e)[:120]}); "
                 "its results are complete")
+    if spec.judge is not None:
+        # after recording: the stored eval stays judge-free; judge scores are stored (and reused) apart
+        from workbench.jobs.judge import judge_result
+
+        with judge_session(spec, session)() as js:
+            judge_result(result, spec.judge.load(), js, dataset=ds, template=spec.template.load(),
+                         labels=spec.judge.labels, store=record, cancel=cancel, progress=progress)
+        if run_id is not None:
+            # the stored eval now carries the judge's scores and prompts (the Run tab and the results
+            # matrix open it by id); a comparison reusing it strips them (jobs/compare.py)
+            from workbench.storage.runs import RunRegistry
+
+            RunRegistry().update(run_id, payload=result.to_dict())
     return RunOutcome(result, run_id)
+
+
+def judge_session(spec: RunSpec, session):
+    """A context-manager factory giving the judge model's session: the job's own session when
+    the judge model is the evaluated one, else the judge's ModelRef held for the job."""
+    ref = spec.judge.model if spec.judge is not None else None
+    if ref is None or (ref.model == spec.model.model and ref.adapter == spec.model.adapter):
+        return lambda: contextlib.nullcontext(session)
+    return lambda: held_session(ref, describe(spec) + " (judge)")
 
 
 def apply_adapter(session, adapter: str | None) -> None:
@@ -116,6 +138,9 @@ def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
     from workbench.jobs.compare import compare_templates
 
     o = spec.options
+    if o.get("sequential") and spec.judge is not None:
+        raise ConfigError("A sequential comparison stops on accuracy; it does not run a judge yet.",
+                          hint="Drop --sequential to judge every row, or drop --judge to stop early.")
     if o.get("sequential"):
         # stop when settled: rows in a seeded random order, growing batches, anytime-valid verdict
         from workbench.core.sequential import SequentialOptions
@@ -128,6 +153,9 @@ def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
                                  SequentialOptions.from_options(o), baseline=o.get("baseline"), name=o.get("name"),
                                  progress=progress, cancel=cancel, store=record)
         return RunOutcome(res, res.run_id)
+    if len(spec.models) > 1 and spec.judge is not None:
+        raise ConfigError("A judge runs on template comparisons of one model.",
+                          hint="Compare the models without --judge, or compare templates on one model with it.")
     if len(spec.models) > 1:
         # models x templates: each model held in turn while its columns are scored (the single-owner
         # rule: nothing unloads it from under the job; remote ones hold no weights, so they stay
@@ -146,7 +174,9 @@ def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
     res = compare_templates([t.load() for t in spec.templates], ds, session, spec.eval,
                             baseline=o.get("baseline"), name=o.get("name"), n_boot=int(o.get("n_boot", 2000)),
                             alpha=float(o.get("alpha", 0.05)), progress=progress, cancel=cancel,
-                            store=record)
+                            store=record, judge=spec.judge.load() if spec.judge else None,
+                            judge_session=judge_session(spec, session) if spec.judge else None,
+                            judge_labels=spec.judge.labels if spec.judge else None)
     return RunOutcome(res, res.run_id)
 
 

@@ -38,7 +38,7 @@ from typing import Any, Iterator
 
 from workbench.errors import ConfigError
 
-KINDS = ("eval", "compare", "train", "export", "search")
+KINDS = ("eval", "compare", "train", "export", "search", "judge")
 
 # Settings that change speed but not predictions; left out of `settings_key` so that an eval
 # rerun with a different batch size is still recognised as the same work.
