@@ -14,7 +14,7 @@ a child forked for the request:
 - the child inherits the loaded dataset and tokenizer copy-on-write, so nothing is loaded again.
 
 A validation costs ~80-95 ms this way instead of ~10 ms in the server's thread (measured side by
-side on a loaded 2-core machine, /tmp script in the issue-29 report). Where
+side on a loaded 2-core machine; docs/SECURITY.md). Where
 fork is unavailable (not POSIX), or with `WORKBENCH_ISOLATE_RENDERS=0`, `fn` runs in the calling
 thread under the cooperative budget alone.
 """
