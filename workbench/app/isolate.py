@@ -13,7 +13,8 @@ a child forked for the request:
   to collect a result the child had just finished);
 - the child inherits the loaded dataset and tokenizer copy-on-write, so nothing is loaded again.
 
-A fork costs a few milliseconds (page tables of a process with a model loaded: ~10-40 ms). Where
+A validation costs ~80-95 ms this way instead of ~10 ms in the server's thread (measured side by
+side on a loaded 2-core machine; docs/SECURITY.md). Where
 fork is unavailable (not POSIX), or with `WORKBENCH_ISOLATE_RENDERS=0`, `fn` runs in the calling
 thread under the cooperative budget alone.
 """

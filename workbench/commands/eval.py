@@ -137,8 +137,14 @@ def run_task(args) -> int:
         path = out.with_name(f"{out.stem}.{name}{out.suffix or '.json'}") if many else out
         result.save(path)
         if not args.no_registry:
+            import sqlite3
+
             from workbench.storage.runs import record_eval
-            record_eval(result)
+            try:
+                record_eval(result)
+            except (sqlite3.OperationalError, OSError) as e:   # a full disk must not cost the finished task
+                print(f"warning: {name} was not recorded in the run registry ({e}); its results are in {path}",
+                      file=sys.stderr)
 
     run = run_tasks(lib, args.task, lambda: session_for(model_refs(args)[0]), trust_code=args.trust_task_code, data=args.data,
                     num_fewshot=args.num_fewshot, limit=args.limit, method=args.method or "acc",

@@ -775,7 +775,8 @@ def evaluate_expression(expr: str, variables: Mapping) -> Any:
     if len(expr) > MAX_SOURCE_CHARS:
         raise RenderLimitError(f"an expression is {len(expr):,} characters long (limit {MAX_SOURCE_CHARS:,})",
                                "keep expressions short")
-    value = _compiled_expression(expr)(**dict(variables))
+    compiled = _compile_expression(expr) if len(expr) > CACHE_SOURCE_CHARS else _compiled_expression(expr)
+    value = compiled(**dict(variables))
     # an expression's value is data (e.g. the choices); check it as we check printed values
     _start()
     return _check_value(value, "the value of the expression")
@@ -783,6 +784,10 @@ def evaluate_expression(expr: str, variables: Mapping) -> Any:
 
 @functools.lru_cache(maxsize=512)
 def _compiled_expression(expr: str):
+    return _compile_expression(expr)
+
+
+def _compile_expression(expr: str):
     try:
         return sandbox().compile_expression(expr, undefined_to_none=False)
     except RecursionError:
