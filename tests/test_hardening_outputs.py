@@ -258,6 +258,7 @@ def test_registry_on_a_full_disk_does_not_cost_the_run(monkeypatch):
             def load():
                 return None
         eval = None
+        judge = None
 
     out = runner._eval(Spec, None, None, None, None, True)
     assert out.run_id is None and out.result.metrics["accuracy"] == 0.75

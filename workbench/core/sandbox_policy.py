@@ -48,6 +48,8 @@ _ALLOWED: tuple[tuple[type, frozenset], ...] = (
 MAX_SORT_ITEMS = 200_000
 # `slice(n)` makes n lists; `batch` is bounded by its input.
 MAX_SLICES = 100_000
+# characters a filter may create from its arguments' product (e.g. groupby's default per item)
+MAX_CHARS_WORK = 20_000_000
 # textwrap copies the rest of a long word for every line it breaks off: L**2 / width work.
 MAX_WRAP_WORK = 200_000_000
 # markupsafe's striptags rebuilds the string for every comment it removes.
@@ -145,6 +147,19 @@ def _sort_like(name: str):
     return check
 
 
+def _groupby_check(b, vals: list, kwargs: dict) -> None:
+    """groupby(attribute, default): every item whose attribute is missing gets `default` as its key, and
+    case-insensitive grouping (the default) lower-cases each key, so a long string default costs
+    items x len(default) characters: bound that product before Jinja allocates it."""
+    _sort_like("groupby")(b, vals, kwargs)
+    v = vals[0] if vals else None
+    default = _arg(vals, kwargs, 2, "default", None)
+    if hasattr(v, "__len__") and isinstance(default, (str, bytes)) and len(v) * len(default) > MAX_CHARS_WORK:
+        raise RenderLimitError(f"template rendering stopped: groupby of {len(v):,} items with a "
+                               f"{len(default):,}-character default (limit {MAX_CHARS_WORK:,} characters)",
+                               "use a short default, or group a smaller list")
+
+
 _WORD = re.compile(r"\S+")
 
 
@@ -184,7 +199,7 @@ FILTER_CHECKS = {
     "slice": _slice_check,
     "sort": _sort_like("sort"),
     "dictsort": _sort_like("dictsort"),
-    "groupby": _sort_like("groupby"),
+    "groupby": _groupby_check,
     "unique": _sort_like("unique"),
     "striptags": _striptags_check,
     "wordwrap": _wordwrap_work,
