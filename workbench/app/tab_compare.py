@@ -350,6 +350,14 @@ def verdict_markdown(res) -> str:
                     else "<span class='wb-mark ns'>not significant</span>")
             lines.append(f"- {mark} **{v['a']}** vs **{v['b']}**: Δacc {v['delta_acc'] * 100:+.1f} pts, "
                          f"p={v['p_used']:.3g} ({v['only_a']} right only for the first, {v['only_b']} only for the second)")
+    from workbench.core.collapse import one_class_text
+
+    flags = [one_class_text(res.metrics.get(nm), nm) for nm in res.names]   # issue 28, item 4
+    if any(flags):
+        base = next((m.get("majority_baseline") for m in res.metrics.values() if "majority_baseline" in m), None)
+        lines += [""] + [f"- {f}" for f in flags if f]
+        if base is not None:
+            lines.append(f"- majority baseline on these rows: {base:.1%}")
     if res.winner:
         lines += ["", f"<span class='wb-mark win'>winner</span> **{res.winner}**"]
     lines += ["", f"<small>run `{res.run_id}` · exact McNemar on the discordant pairs; paired bootstrap "
@@ -712,8 +720,16 @@ def build(ctx: Ctx) -> None:
     if ctx.templates_changed is not None:
         ctx.templates_changed.change(refresh_pickers, pickers, pickers, api_name="compare_refresh_pickers",
                                      api_visibility="private", show_progress="hidden")
-    ctx.demo.load(refresh_pickers, pickers, pickers, api_name="compare_pickers_on_load", api_visibility="private",
-                  show_progress="hidden")
+    # Loaded data (a click, an upload, the page load): the pickers list the templates that fit it
+    # first, and no column keeps one that cannot render on it (issue 28, item 1; app/fit.py).
+    from workbench.app import fit
+
+    fit_in = [ctx.state, ctx.editor if ctx.editor is not None else gr.State(""), n_cols] + pickers + codes
+    for i, key in enumerate(("page_load_data", "data_loaded", "data_uploaded")):
+        if key in ctx.events:
+            ctx.events[key].then(fit.compare_fit_data, fit_in, pickers + codes,
+                                 api_name="compare_fit_data" if i == 1 else f"compare_fit_data_{key}",
+                                 api_visibility="public" if i == 1 else "private", show_progress="hidden")
     baseline_in = [ctx.model_name, models, n_cols] + codes
     for code in codes:
         code.change(_baseline_choices, baseline_in, baseline, api_name="compare_baselines",

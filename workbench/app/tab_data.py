@@ -112,10 +112,41 @@ def page_rows(ds, page: int) -> tuple:
     return df, f"page {page} of {pages} · rows {start}–{min(start + PAGE_SIZE, len(ds.df)) - 1}", page
 
 
+def failed_load_note(error: str, state: UIState | None) -> str:
+    """The Data panel's lasting note after a failed load (issue 28, item 3): what failed, and
+    that the previous dataset is still the one every tab uses."""
+    import html
+
+    kept = (f"The previous dataset is still loaded and used by every tab: <code>{html.escape(str(state.data_spec))}</code>."
+            if state is not None and state.data_spec else "No dataset is loaded.")
+    return (f"<div class='wb-warn' id='data-load-error'>⚠ <b>Loading failed</b>: {html.escape(error)}<br>"
+            f"{kept}</div>\n\n")
+
+
 def load_data(state: UIState, source: str, upload: str | None, path: str, text_column: str | None,
               label_column: str | None, split_seed: float):
     """Load a dataset for this session. Returns (state, summary, splits, class-balance plot,
     first page of rows, page label, text-column choice, label-column choice)."""
+    try:
+        return _load_data(state, source, upload, path, text_column, label_column, split_seed)
+    except gr.Error as e:
+        # A failed load leaves the previous dataset fully in place (state, pickers, rows) and
+        # says so in the panel itself, not only in a toast that fades (issue 28, item 3).
+        if state is None or not state.data_spec:
+            raise
+        gr.Warning(str(e.message), title=e.title)
+        try:
+            ds = state_dataset(state)
+        except Exception:  # noqa: BLE001 - the previous file went away too
+            raise e from None
+        df, label, _ = page_rows(ds, 1)
+        summary = failed_load_note(str(e.message).split("\n\n")[0], state) + _summary(ds)
+        return (state, summary, split_sizes(ds, state.split_seed), _balance(ds), df, label,
+                ds.text_column, ds.label_column, 1)
+
+
+def _load_data(state: UIState, source: str, upload: str | None, path: str, text_column: str | None,
+               label_column: str | None, split_seed: float):
     with user_errors("Loading the data"):
         spec = check_spec(_spec(source, upload, path))
         ds = get_dataset(spec, text_column or None, label_column or None)
@@ -258,8 +289,9 @@ def build(ctx: Ctx, data: str = "bbc") -> None:
                        api_visibility="private", queue=False).then(
         load_data, inputs, outputs, api_name="load_data_on_upload", api_visibility="private").then(
         column_choices, ctx.state, [text_col, label_col], api_name="column_choices_upload", api_visibility="private")
-    upload.clear(reset_columns, None, [text_col, label_col], api_name="reset_columns_clear", api_visibility="private",
-                 queue=False)
+    # Clearing the upload box loads nothing: the pickers keep the loaded dataset's columns (issue 28, item 3).
+    upload.clear(column_choices, ctx.state, [text_col, label_col], api_name="reset_columns_clear",
+                 api_visibility="private", queue=False)
     if stored is not None:
         for d in (dep, up):
             d.then(remember, ctx.state, stored, api_name=None, api_visibility="private", queue=False)

@@ -172,7 +172,13 @@ def summary_markdown(payload: dict, run_id: str | None) -> str:
                   f"{t['dev_to_test_drop'] * 100:+.1f} pts",
                   f"\n- {mark} {t['verdict']['text']}",
                   f"- This test split has been used by **{t['test_uses']}** search(es)"
-                  + (": every extra look makes one good result less convincing." if t["test_uses"] > 1 else ".")]
+                  + (": every extra look makes one good result less convincing." if (t["test_uses"] or 0) > 1 else ".")]
+        if t.get("majority_baseline") is not None:
+            lines.append(f"- majority baseline on these rows: {_pct(t['majority_baseline'])}")
+        for role, c in (t.get("one_class") or {}).items():
+            if c:   # issue 28, item 4
+                lines.append(f"- ⚠ the {role} predicts one class for {c['share']:.0%} of rows (*{c['label']}*): "
+                             f"accuracy {_pct(c['accuracy'])} vs majority baseline {_pct(c['majority_baseline'])}")
     if s.get("saved_path"):
         lines.append(f"\nSaved as a user template: `{s['saved_path']}` (in every template picker).")
     return "\n".join(lines)
@@ -293,6 +299,15 @@ def build(ctx: Ctx) -> None:
         api_status_out, api_cancel_out = gr.JSON(visible=False), gr.HTML(visible=False)
 
     lib.change(use_library, lib, start_yaml, api_name="search_library_yaml")
+    # Loaded data: templates that fit it first; a start that cannot render on it is replaced (issue 28, item 1).
+    from workbench.app import fit
+
+    fit_in = [ctx.state, ctx.editor if ctx.editor is not None else gr.State(""), start_yaml]
+    for i, key in enumerate(("page_load_data", "data_loaded", "data_uploaded")):
+        if key in ctx.events:
+            ctx.events[key].then(fit.search_fit_data, fit_in, [lib, start_yaml],
+                                 api_name="search_fit_data" if i == 1 else f"search_fit_data_{key}",
+                                 api_visibility="public" if i == 1 else "private", show_progress="hidden")
     if ctx.editor is not None:
         from_editor.click(lambda y: y, ctx.editor, start_yaml, api_name="search_from_editor", api_visibility="private")
     form = [ctx.state, ctx.model_name, start_yaml, axes, budget_tokens, budget_seconds, max_dev, test_limit, shots,

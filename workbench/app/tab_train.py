@@ -130,6 +130,14 @@ def result_markdown(res: dict | None, st: dict) -> str:
     for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("weighted_f1", "weighted F1")):
         if key in b and key in a:
             lines.append(f"| {name} | {b[key]:.3f} | **{a[key]:.3f}** | {a[key] - b[key]:+.3f} |")
+    from workbench.core.collapse import one_class_text
+
+    if "majority_baseline" in a:
+        lines.append(f"| majority baseline | {b.get('majority_baseline', a['majority_baseline']):.3f} | "
+                     f"{a['majority_baseline']:.3f} | |")
+    for who, m in (("the base model", b), ("the adapter", a)):   # issue 28, item 4
+        if one_class_text(m):
+            lines += ["", one_class_text(m, who)]
     lines += ["", "| class | support | P base | P adapter | R base | R adapter | F1 base | F1 adapter |",
               "|---|---|---|---|---|---|---|---|"]
     for lab, pb in (b.get("per_class") or {}).items():

@@ -592,6 +592,7 @@ class _Search:
             results.append((label, res))
             ids.append({"eval_run_id": rid, "reused": reused})
         cmp = compare_results(results, baseline=results[0][0], n_boot=self.cfg.n_boot)
+        from workbench.core.collapse import one_class
         v = cmp.verdicts[0]
         acc = {nm: next(r["accuracy"] for r in cmp.leaderboard if r["name"] == nm) for nm, _ in results}
         w_dev = s["winner"]["dev_accuracy"]
@@ -602,7 +603,11 @@ class _Search:
                      "verdict": {k: v[k] for k in ("text", "significant", "p_mcnemar", "delta_acc", "delta_acc_ci",
                                                    "only_a", "only_b", "n")},
                      "evals": ids, "row_indices_hash": cmp.inputs.get("row_indices_hash"),
-                     "test_uses": None}
+                     "test_uses": None,
+                     # a winner that answers one class for most rows (issue 28, item 4)
+                     "majority_baseline": (cmp.metrics.get(results[0][0]) or {}).get("majority_baseline"),
+                     "one_class": {role: one_class(cmp.metrics.get(nm))
+                                   for role, (nm, _) in zip(("start", "winner"), results)}}
         self.checkpoint(force=True)
         s["test"]["test_uses"] = test_uses(self.ds, self.eval_cfg, self.reg) if self.reg is not None else 1
 

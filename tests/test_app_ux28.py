@@ -1,0 +1,178 @@
+"""Issue 28 (the browser workbench with one's own data, second pass), without a model: each
+numbered problem's handler called directly or through gradio_client. docs/UX_TESTS.md lists
+which test covers which problem and how it failed before the fix."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from test_browser_ux import write_reviews
+
+INTENTS = ["billing", "technical", "other", "account"]
+
+
+def write_tickets(path, n: int = 40):
+    """Support messages with columns message,intent (the issue's data shape)."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["message", "intent"])
+        for i in range(n):
+            w.writerow([f"customer message number {i} about {INTENTS[i % 4]}", INTENTS[i % 4]])
+    return path
+
+
+def _library_yaml(name: str) -> str:
+    from workbench.core.templates import load_template
+    from workbench.paths import library_dir
+
+    return load_template(library_dir() / f"{name}.yaml").to_yaml()
+
+
+def test_pickers_offer_templates_that_fit_the_loaded_data(tmp_path):
+    """(1) With one's own data loaded, Compare's columns and Search's start never keep a BBC
+    template that cannot render; the editor's template and the user's saved ones come first."""
+    from workbench.app import fit
+    from workbench.app.common import UIState, state_dataset
+    from workbench.app.tab_compare import MAX_COLUMNS
+    from workbench.app.tab_search import EXAMPLE_START
+    from workbench.app.tab_templates import template_from_data
+    from workbench.paths import user_templates_dir
+
+    state = UIState(data_spec=str(write_tickets(tmp_path / "tickets.csv")))
+    ds = state_dataset(state)
+    editor = template_from_data(ds, "intent_plain").to_yaml()
+    saved = template_from_data(ds, "intent_queue").to_yaml().replace("Intent:", "Queue:")
+    user_templates_dir().mkdir(parents=True, exist_ok=True)
+    (user_templates_dir() / "intent_queue.yaml").write_text(saved)
+
+    bbc = [_library_yaml("bbc_headline_topic"), _library_yaml("bbc_headline_question")]
+    picks = [None] * MAX_COLUMNS
+    codes = bbc + [""] * (MAX_COLUMNS - 2)
+    out = fit.compare_fit_data(state, editor, 2, *picks, *codes)
+    pickers, new_codes = out[:MAX_COLUMNS], out[MAX_COLUMNS:]
+    assert new_codes[0] == editor and "name: intent_queue" in new_codes[1]
+    assert all("title" not in c for c in new_codes[:2] if isinstance(c, str))
+    first = pickers[0]["choices"][0]
+    assert "intent_queue" in first[0] and "does not fit" not in first[0]
+    assert any("bbc_headline_topic" in lab and "does not fit" in lab for lab, _ in pickers[0]["choices"])
+    # Search: the BBC start (`{{ title }}`) is replaced by the editor's template.
+    _lib, start = fit.search_fit_data(state, editor, EXAMPLE_START)
+    assert start == editor
+    # Nothing fits: the column is left empty rather than holding a template that fails.
+    (user_templates_dir() / "intent_queue.yaml").unlink()
+    assert fit.fill_for_data(state, "", 1, [(None, bbc[0])]) == [(None, "")]
+    # On the BBC data the BBC templates fit and stay.
+    bbc_state = UIState(data_spec="bbc")
+    assert fit.fill_for_data(bbc_state, editor, 2, [(None, bbc[0]), (None, bbc[1])]) == [(None, bbc[0]), (None, bbc[1])]
+
+
+@pytest.fixture()
+def app():
+    from test_app_api import App
+
+    a = App()
+    try:
+        yield a
+    finally:
+        a.close()
+
+
+def test_failed_upload_keeps_the_previous_dataset_and_says_so(app, tmp_path):
+    """(3) A broken file leaves the previous dataset fully loaded (summary, columns, rows) and
+    the Data panel says, in the panel itself, that loading failed and what is still loaded."""
+    c = app.client
+    good = write_reviews(tmp_path / "reviews.csv")
+    out = c.predict("file or path…", None, str(good), None, None, 0, api_name="/load_data")
+    assert "42 rows" in out[0]
+    broken = tmp_path / "broken.csv"
+    broken.write_text('id,review,sentiment\n1,"unterminated,pos\n2,fine,neg\n')
+    out = c.predict("file or path…", None, str(broken), None, None, 0, api_name="/load_data")
+    summary = out[0]
+    assert "Loading failed" in summary and "broken.csv" in summary
+    assert "previous dataset is still loaded" in summary and "reviews.csv" in summary and "42 rows" in summary
+    assert out[5] == "review" and out[6] == "sentiment"          # the column pickers keep their values
+    info = c.predict(api_name="/data_info")
+    assert info["rows"] == 42 and info["spec"] == str(good)
+
+
+def _metrics(gold, pred):
+    from workbench.core.metrics import classification_metrics
+
+    return classification_metrics(gold, pred)
+
+
+def test_one_class_prompt_is_flagged_with_the_majority_baseline():
+    """(4) A prompt that answers one class for every row is flagged in Run, Compare, Search and
+    Train, with the majority baseline beside the accuracy."""
+    from workbench.app import tab_compare, tab_search, tab_train
+    from workbench.app.common import metrics_markdown
+    from workbench.jobs.compare import compare_results
+
+    gold = [INTENTS[0]] * 8 + [INTENTS[1]] * 8 + [INTENTS[2]] * 7 + [INTENTS[3]] * 7     # billing 8/30 = 26.7%
+    flat = ["billing"] * 30
+    good = list(gold[:25]) + ["other"] * 5
+    m = _metrics(gold, flat)
+    run = metrics_markdown({"task": "classification", "metrics": m, "records": [], "provenance": {}, "timings": {}})
+    assert "predicts one class for 100% of rows" in run and "majority baseline" in run and "0.267" in run
+    assert "95% interval" in run
+    ok = metrics_markdown({"task": "classification", "metrics": _metrics(gold, good), "records": [],
+                           "provenance": {}, "timings": {}})
+    assert "predicts one class" not in ok and "majority baseline" in ok
+
+    recs = lambda preds: [{"index": i, "gold": g, "pred": p, "correct": g == p, "scores": {}}  # noqa: E731
+                          for i, (g, p) in enumerate(zip(gold, preds))]
+    res = compare_results([("intent_plain", {"task": "classification", "records": recs(good), "metrics": {}}),
+                           ("intent_queue", {"task": "classification", "records": recs(flat), "metrics": {}})],
+                          n_boot=200)
+    res.run_id = "x"
+    verdict = tab_compare.verdict_markdown(res)
+    assert "**intent_queue** predicts one class for 100% of rows" in verdict and "majority baseline" in verdict
+    assert "**intent_plain** predicts" not in verdict
+
+    train = tab_train.result_markdown({"status": "done", "steps": 4, "test": {"base": _metrics(gold, good),
+                                                                              "adapter": m}}, {"state": "done"})
+    assert "**the adapter** predicts one class for 100% of rows" in train and "majority baseline" in train
+
+    from workbench.core.collapse import one_class
+    payload = {"status": "done", "start": {"dev_accuracy": 0.5}, "winner": {"name": "w", "dev_accuracy": 0.6},
+               "test": {"n": 30, "start_accuracy": 0.8, "winner_accuracy": 0.267, "dev_to_test_drop": 0.3,
+                        "verdict": {"significant": True, "text": "start beats w"}, "test_uses": 1,
+                        "majority_baseline": m["majority_baseline"],
+                        "one_class": {"start": None, "winner": one_class(m)}}}
+    s = tab_search.summary_markdown(payload, "r1")
+    assert "the winner predicts one class for 100% of rows" in s and "majority baseline" in s
+
+
+def test_downloaded_json_holds_metrics_verdicts_intervals_and_spec(tmp_path):
+    """(8) Run's and Compare's Download JSON carry what the screen shows, not only the matrix."""
+    from test_matrix import _store
+
+    from workbench.app import matrix
+    from workbench.storage.runs import RunRegistry
+
+    reg = RunRegistry()
+    a = _store(reg, "short", ["pos", "neg", "pos", "pos"])
+    doc = json.loads(open(matrix.download_json({"runs": [a]})).read())
+    run = doc["runs"][0]
+    assert run["metrics"]["accuracy"] == 0.75 and run["accuracy_interval"]["method"] == "wilson"
+    assert run["provenance"]["template"]["name"] == "short" and run["spec"]["kind"] == "eval"
+    assert len(doc["rows"]) == 4
+
+    from workbench.jobs.compare import compare_results
+
+    gold = ["pos", "neg", "neu", "pos"] * 5
+    recs = lambda preds: [{"index": i, "gold": g, "pred": p, "correct": g == p, "scores": {}}  # noqa: E731
+                          for i, (g, p) in enumerate(zip(gold, preds))]
+    res = compare_results([("a", {"task": "classification", "records": recs(gold), "metrics": {}}),
+                           ("b", {"task": "classification", "records": recs(["pos"] * 20), "metrics": {}})], n_boot=200)
+    rid = reg.add("compare", name="compare: a vs b", metrics={"type": "comparison"}, payload=res.to_dict())
+    doc = json.loads(open(matrix.download_json({"compare": rid})).read())
+    cmp = doc["comparison"]
+    v = cmp["verdicts"][0]
+    assert "p_mcnemar" in v and "delta_acc_ci" in v and v["text"]
+    assert cmp["leaderboard"][0]["ci_low"] is not None and "per_class" in cmp["metrics"]["a"]
+    assert cmp["one_class"]["b"]["label"] == "pos" and cmp["spec"]["kind"] == "compare"
+    assert len(doc["rows"]) == 20
