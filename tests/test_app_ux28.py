@@ -176,3 +176,70 @@ def test_downloaded_json_holds_metrics_verdicts_intervals_and_spec(tmp_path):
     assert cmp["leaderboard"][0]["ci_low"] is not None and "per_class" in cmp["metrics"]["a"]
     assert cmp["one_class"]["b"]["label"] == "pos" and cmp["spec"]["kind"] == "compare"
     assert len(doc["rows"]) == 20
+
+
+def _result(gold, preds) -> dict:
+    return {"task": "classification", "metrics": {},
+            "records": [{"index": i, "gold": g, "pred": p, "correct": g == p, "scores": {}}
+                        for i, (g, p) in enumerate(zip(gold, preds))]}
+
+
+def test_adapter_that_does_not_beat_the_base_is_said_in_train_and_export(tmp_path):
+    """(6) The Train tab shows the paired base-vs-adapter verdict; Export says, before writing,
+    that the adapter did not beat the base."""
+    from workbench.app import export_plan, tab_train
+
+    gold = INTENTS * 8
+    base = list(gold)
+    base[0] = "other"                                        # base: 31/32
+    adapter = list(gold)
+    for i in range(0, 8):
+        adapter[i] = "billing" if gold[i] != "billing" else "other"   # adapter: 24/32
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "base_results.json").write_text(json.dumps(_result(gold, base)))
+    (run / "adapter_results.json").write_text(json.dumps(_result(gold, adapter)))
+    v = export_plan.adapter_verdict(run)
+    assert v["delta_acc"] < 0 and not v["better"]
+    res = {"status": "done", "steps": 20, "test": {"base": _metrics(gold, base), "adapter": _metrics(gold, adapter)}}
+    md = tab_train.result_markdown(res, {"state": "done"}, str(run))
+    assert "Paired verdict" in md and "did not beat the base model" in md and "base model" in md
+    plan = export_plan.bundle_contents("training run", str(run), False, False, 0, "tickets.csv")
+    assert "did not beat the base model" in plan and "adapter/" in plan
+
+
+def test_uploads_are_kept_under_their_name_and_raw_rows_are_opt_in(tmp_path, monkeypatch, workbench_home):
+    """(9) An upload is copied into $WORKBENCH_HOME/data/ as NAME-HASH.csv, and Show command
+    names that copy; the Export command has no --overwrite unless the box is ticked.
+    (7) Raw rows go into a bundle of one's own data only when ticked, and the contents are
+    listed before writing."""
+    from workbench.app import tab_data, tab_export
+    from workbench.app.common import UIState
+    from workbench.app.tab_templates import template_from_data
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    up = tmp_path / "gradio" / "0123abcd" / "support_tickets.csv"
+    up.parent.mkdir(parents=True)
+    write_tickets(up)
+    state = tab_data.load_data(UIState(), "file or path…", str(up), "", None, None, 0)[0]
+    kept = workbench_home / "data"
+    copies = list(kept.glob("support_tickets-*.csv"))
+    assert len(copies) == 1 and state.data_spec == str(copies[0])
+    assert copies[0].read_bytes() == up.read_bytes()
+    # the same content uploaded again is the same copy
+    assert tab_data.load_data(UIState(), "file or path…", str(up), "", None, None, 0)[0].data_spec == state.data_spec
+
+    from workbench.app.common import state_dataset
+    yaml_text = template_from_data(state_dataset(state), "intent_plain").to_yaml()
+    form = (state, "default", yaml_text, "editor", "", "tickets", False, 0, 0, "acc", "test", 30)
+    cmd = tab_export.export_command(*form)
+    assert str(copies[0]) in cmd and "gradio" not in cmd
+    assert "--overwrite" not in cmd and "--no-data" in cmd
+    assert "--overwrite" in tab_export.export_command(*form, True)
+    assert "--no-data" not in tab_export.export_command(*form, False, True)
+    # (7) the contents, listed before writing: no raw rows unless ticked
+    assert tab_export.rows_default(state) is False and tab_export.rows_default(UIState(data_spec="bbc")) is True
+    listed = tab_export.export_contents(state, "editor", "", False, False, 0)
+    assert "The bundle will hold" in listed and "data/test.jsonl" not in listed and "No raw rows" in listed
+    listed = tab_export.export_contents(state, "editor", "", False, True, 2)
+    assert "data/test.jsonl" in listed and "raw test rows" in listed and "data/fewshot.jsonl" in listed

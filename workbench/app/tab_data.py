@@ -145,10 +145,49 @@ def load_data(state: UIState, source: str, upload: str | None, path: str, text_c
                 ds.text_column, ds.label_column, 1)
 
 
+def is_upload(spec: str) -> bool:
+    """True for a file in Gradio's temporary upload folder."""
+    import os
+
+    from workbench import paths
+
+    real, root = os.path.realpath(spec), os.path.realpath(paths.upload_dir())
+    return os.path.isfile(real) and real.startswith(root + os.sep)
+
+
+def keep_upload(spec: str) -> str:
+    """Copy an upload out of Gradio's temporary folder into $WORKBENCH_HOME/data/ as
+    NAME-HASH12.EXT (its own name, a content hash so two files of one name never clash), and
+    return the copy's path: commands, cards and reloads then name a file that stays (issue 28,
+    item 9). The same content gives the same file, so uploading twice copies once."""
+    import hashlib
+    import re
+    import shutil
+    from pathlib import Path
+
+    from workbench import paths
+
+    src = Path(spec)
+    h = hashlib.sha256()
+    with open(src, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    stem = re.sub(r"[^\w.-]+", "_", src.stem)[:80] or "data"
+    dest = paths.home() / "data" / f"{stem}-{h.hexdigest()[:12]}{src.suffix.lower()}"
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dest)
+    return str(dest)
+
+
 def _load_data(state: UIState, source: str, upload: str | None, path: str, text_column: str | None,
                label_column: str | None, split_seed: float):
     with user_errors("Loading the data"):
         spec = check_spec(_spec(source, upload, path))
+        if upload and is_upload(spec):
+            spec = keep_upload(spec)
         ds = get_dataset(spec, text_column or None, label_column or None)
         state = state or UIState()
         state.data_spec, state.text_column, state.label_column = spec, ds.text_column, ds.label_column
@@ -229,7 +268,8 @@ def load_data_on_start(state: UIState, stored: dict | None, source: str, upload:
             gr.skip(), gr.skip(), gr.skip())
     if spec in [v for _, v in builtin_choices()]:
         return out + (spec, gr.skip(), "")
-    # Gradio keeps uploads in its temp folder: show them in the upload box, other paths in the path box.
+    # Gradio keeps uploads in its temp folder: show them in the upload box, other paths in the path box
+    # (an upload kept in $WORKBENCH_HOME/data by keep_upload is a server path from now on).
     is_upload = spec.startswith(tempfile.gettempdir()) or "gradio" in spec
     return out + (OTHER, spec if is_upload else gr.skip(), "" if is_upload else spec)
 

@@ -110,8 +110,9 @@ def eval_table(rows: list[dict]):
     return pd.DataFrame(out) if out else pd.DataFrame(columns=["step", "dev acc", "dev macro-F1", "best"])
 
 
-def result_markdown(res: dict | None, st: dict) -> str:
-    """Base vs base + adapter on the test split: headline metrics and per-class P/R/F1."""
+def result_markdown(res: dict | None, st: dict, run_dir: str | None = None) -> str:
+    """Base vs base + adapter on the test split: headline metrics, the paired verdict (when
+    the run folder holds both test results) and per-class P/R/F1."""
     if not res:
         if st.get("state") in ("pending", "running"):
             return "*The comparison with the base model appears here when the run ends.*"
@@ -132,6 +133,12 @@ def result_markdown(res: dict | None, st: dict) -> str:
             lines.append(f"| {name} | {b[key]:.3f} | **{a[key]:.3f}** | {a[key] - b[key]:+.3f} |")
     from workbench.core.collapse import one_class_text
 
+    if run_dir:   # the paired base-vs-adapter verdict (issue 28, item 6)
+        from workbench.app.export_plan import adapter_verdict, verdict_markdown
+
+        v = verdict_markdown(adapter_verdict(run_dir))
+        if v:
+            lines += ["", v, ""]
     if "majority_baseline" in a:
         lines.append(f"| majority baseline | {b.get('majority_baseline', a['majority_baseline']):.3f} | "
                      f"{a['majority_baseline']:.3f} | |")
@@ -285,7 +292,7 @@ def train_open(run_dir: str):
         rows = read_log(p)
         figs = result_figures(p)
         wait = "appears when the run ends" if st["state"] in ("pending", "running") else "no test comparison"
-        return (progress_html(st), figs["curves"], eval_table(rows), result_markdown(read_result(p), st),
+        return (progress_html(st), figs["curves"], eval_table(rows), result_markdown(read_result(p), st, str(p)),
                 figs.get("per_class") or empty_figure(f"per-class F1: {wait}"),
                 figs.get("confusion_base") or empty_figure(f"confusion (base): {wait}"),
                 figs.get("confusion_adapter") or empty_figure(f"confusion (adapter): {wait}"))
