@@ -243,3 +243,33 @@ def test_uploads_are_kept_under_their_name_and_raw_rows_are_opt_in(tmp_path, mon
     assert "The bundle will hold" in listed and "data/test.jsonl" not in listed and "No raw rows" in listed
     listed = tab_export.export_contents(state, "editor", "", False, True, 2)
     assert "data/test.jsonl" in listed and "raw test rows" in listed and "data/fewshot.jsonl" in listed
+
+
+def test_train_and_search_forms_are_restored_from_the_attached_job(tmp_path):
+    """(2) After a reload, the Train and Search forms show the settings of the job they are
+    attached to (a 20-step, eval-every-5 run; a 150 s search from intent_queue), not the page's
+    defaults (60 steps / eval every 20; bbc_weak_start, 600 s)."""
+    from dataclasses import asdict
+
+    from workbench.app import form_restore
+    from workbench.core.config import TrainConfig
+    from workbench.storage.runs import RunRegistry
+
+    run = tmp_path / "train-run"
+    run.mkdir()
+    cfg = TrainConfig(max_steps=20, eval_every=5, shots_per_class=8, lr=1e-3, test_limit=30)
+    (run / "log.jsonl").write_text(json.dumps({"event": "start", "config": asdict(cfg), "total_steps": 20}) + "\n")
+    values = dict(zip(form_restore.TRAIN_FIELDS, form_restore.train_form(str(run))))
+    assert values["steps"] == 20 and values["eval_every"] == 5 and values["k"] == 8 and values["lr"] == 1e-3
+    assert values["data_mode"] == "k per class" and values["test_limit"] == 30
+    assert form_restore.train_values("") is None and form_restore.train_values(str(tmp_path / "gone")) is None
+
+    start = "name: intent_queue\ninput: '{{ message }}'\nanswer_choices: {billing: [billing]}\n"
+    settings = {"axes": ["verbalizer", "format"], "budget_tokens": None, "budget_seconds": 150.0,
+                "max_dev_rows": 40, "test_limit": 30, "shots": [0, 2], "selections": ["random"],
+                "calibrations": ["none"], "propose_instructions": 0, "evaluate_test": True, "winner_name": None}
+    rid = RunRegistry().add("search", name="search intent_queue", metrics={},
+                            payload={"settings": settings, "start": {"yaml": start, "config": {}}})
+    values = dict(zip(form_restore.SEARCH_FIELDS, form_restore.search_values(run_id=rid).values()))
+    assert values["start_yaml"] == start and values["budget_seconds"] == 150.0 and values["max_dev"] == 40
+    assert values["shots"] == "0,2" and values["axes"] == ["verbalizer", "format"]

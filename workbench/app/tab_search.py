@@ -310,6 +310,8 @@ def build(ctx: Ctx) -> None:
                                  api_visibility="public" if i == 1 else "private", show_progress="hidden")
     if ctx.editor is not None:
         from_editor.click(lambda y: y, ctx.editor, start_yaml, api_name="search_from_editor", api_visibility="private")
+    from workbench.app import form_restore
+
     form = [ctx.state, ctx.model_name, start_yaml, axes, budget_tokens, budget_seconds, max_dev, test_limit, shots,
             selections, calibrations, propose, evaluate_test, winner_name]
     start_btn.click(search_start, form, [job_state, job_box, progress, timer], api_name="search_start")
@@ -324,4 +326,7 @@ def build(ctx: Ctx) -> None:
     api_status.click(search_status, job_box, api_status_out, api_name="search_status", concurrency_limit=None)
     api_cancel.click(search_cancel, job_box, api_cancel_out, api_name="search_cancel", concurrency_limit=None)
     ctx.demo.load(poll_search, job_state, [progress, timer] + views, api_name="search_reconnect",
-                  api_visibility="private")
+                  api_visibility="private").then(
+        # the form shows the attached search's settings, not the page's defaults (issue 28, item 2)
+        form_restore.search_form, job_state, form[2:], api_name="search_form_on_load", api_visibility="private",
+        show_progress="hidden")

@@ -525,6 +525,10 @@ def build(ctx: Ctx) -> None:
             api_json = gr.JSON()
 
     views = [progress, curves, evals, result_md, per_class, conf_base, conf_adapter]
+    from workbench.app import form_restore
+
+    form_fields = [data_mode, k, lora_r, lora_alpha, lora_dropout, targets, lr, epochs, steps, batch, accum, max_len,
+                   warmup, seed, eval_every, patience, mode, dev_limit, test_limit]   # form_restore.TRAIN_FIELDS
     inputs = [ctx.state, ctx.editor, ctx.model_name, data_mode, k, lora_r, lora_alpha, lora_dropout, targets, lr,
               epochs, steps, batch, accum, max_len, warmup, seed, eval_every, patience, mode, dev_limit, test_limit]
     cmd_btn.click(train_command, inputs, command, api_name="train_command")
@@ -556,4 +560,12 @@ def build(ctx: Ctx) -> None:
     ctx.demo.load(reconnect, run_state, [run_state, timer, seen] + views, api_name="train_reconnect",
                   api_visibility="private").then(
         refresh_runs, run_state, past, api_name="train_runs_on_load", api_visibility="private").then(
-        show_defaults, ctx.model_name, targets, api_name="train_defaults_on_load", api_visibility="private")
+        show_defaults, ctx.model_name, targets, api_name="train_defaults_on_load", api_visibility="private").then(
+        form_restore.train_form, run_state, form_fields, api_name="train_form_on_load", api_visibility="private",
+        show_progress="hidden")
+    # The form shows the settings of the run it is attached to (issue 28, item 2): after a reload,
+    # on opening a past run, and on showing the tab while that run still goes on.
+    past.select(form_restore.train_form, past, form_fields, api_name="train_form_on_open",
+                api_visibility="private", show_progress="hidden")
+    tab.select(form_restore.train_form_if_running, run_state, form_fields, api_name="train_form_on_select",
+               api_visibility="private", show_progress="hidden")
