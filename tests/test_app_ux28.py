@@ -273,3 +273,50 @@ def test_train_and_search_forms_are_restored_from_the_attached_job(tmp_path):
     values = dict(zip(form_restore.SEARCH_FIELDS, form_restore.search_values(run_id=rid).values()))
     assert values["start_yaml"] == start and values["budget_seconds"] == 150.0 and values["max_dev"] == 40
     assert values["shots"] == "0,2" and values["axes"] == ["verbalizer", "format"]
+
+
+def test_search_output_can_be_trusted(tmp_path):
+    """(5) Search: the ETA stays within the time budget; the axes never reached are named;
+    stop-word / unrelated label words are warned about (with an option to race without them);
+    the user's best saved template on the same test rows is reported beside the winner."""
+    from workbench.app import tab_search
+    from workbench.core.label_checks import word_problems
+    from workbench.jobs.search import SearchConfig
+    from workbench.paths import user_templates_dir
+    from workbench.storage.runs import RunRegistry
+
+    st = {"state": "running", "done": 10, "total": 300000, "eta_s": 6498.0, "elapsed_s": 60.0, "message": "format",
+          "meta": {"template": "intent_queue", "data": "tickets.csv", "budget_seconds": 150.0}}
+    html = tab_search.progress_html(st)
+    assert "ETA 1.5 min" in html and "108" not in html          # 150 s budget - 60 s elapsed
+
+    winner = ("name: intent_queue-search-1\ninput: '{{ message }}'\nanswer_choices:\n  technical: [the]\n"
+              "  other: [Marketing]\n  billing: [pays]\n  account: [account]\n")
+    probs = {(p["label"], p["word"], p["why"]) for p in word_problems({"technical": ["the"], "other": ["Marketing"],
+                                                                       "billing": ["pays"], "account": ["account"]})}
+    assert probs == {("technical", "the", "stop-word"), ("other", "Marketing", "unrelated"),
+                     ("billing", "pays", "unrelated")}
+    assert SearchConfig(plain_label_words=True).plain_label_words   # the option the warning names
+
+    reg = RunRegistry()
+    user_templates_dir().mkdir(parents=True, exist_ok=True)
+    (user_templates_dir() / "intent_plain.yaml").write_text(
+        "name: intent_plain\ninput: '{{ message }}'\nanswer_choices: {billing: [billing], other: [other]}\n")
+    reg.add("eval", name="intent_plain", model="default", data_fingerprint="fp-t", metrics={"accuracy": 0.867},
+            payload={"task": "classification", "metrics": {"accuracy": 0.867, "n": 30},
+                     "provenance": {"data": {"row_indices_hash": "rows30"}}, "records": []})
+    payload = {"status": "done", "budget_exhausted": True, "tokens": 1000, "seconds": 150, "dev_rows": 40,
+               "candidates": {}, "curve": [],
+               "settings": {"axes": ["verbalizer", "format", "instruction", "demos", "calibration"]},
+               "stages": [{"stage": "verbalizer"}, {"stage": "format"}],
+               "start": {"name": "intent_queue", "dev_accuracy": 0.5},
+               "winner": {"name": "intent_queue-search-1", "dev_accuracy": 0.7, "yaml": winner},
+               "test": {"n": 30, "start_accuracy": 0.267, "winner_accuracy": 0.633, "dev_to_test_drop": 0.07,
+                        "verdict": {"significant": True, "text": "winner beats start"}, "test_uses": 1,
+                        "row_indices_hash": "rows30"}}
+    rid = reg.add("search", name="search intent_queue", model="default", data_fingerprint="fp-t", metrics={},
+                  payload=payload)
+    md = tab_search.summary_markdown(payload, rid)
+    assert "Never reached: **instruction, demos, calibration**" in md
+    assert "technical→the (stop-word)" in md and "billing→pays (unrelated)" in md and "Only plain label words" in md
+    assert "**intent_plain** 86.7%" in md and "23.4 pts below" in md

@@ -16,7 +16,7 @@ TRAIN_FIELDS = ["data_mode", "k", "lora_r", "lora_alpha", "lora_dropout", "targe
                 "test_limit"]
 # Search form, in tab_search's order after (state, model).
 SEARCH_FIELDS = ["start_yaml", "axes", "budget_tokens", "budget_seconds", "max_dev", "test_limit", "shots",
-                 "selections", "calibrations", "propose", "evaluate_test", "winner_name"]
+                 "selections", "calibrations", "propose", "evaluate_test", "winner_name", "plain_words"]
 
 
 def train_values(run_dir: str | None) -> dict | None:
@@ -83,7 +83,7 @@ def search_values(job_id: str | None = None, run_id: str | None = None) -> dict 
             "test_limit": s.get("test_limit") or 0, "shots": ",".join(str(x) for x in s.get("shots") or [0]),
             "selections": s.get("selections"), "calibrations": s.get("calibrations"),
             "propose": s.get("propose_instructions") or 0, "evaluate_test": bool(s.get("evaluate_test", True)),
-            "winner_name": s.get("winner_name") or ""}
+            "winner_name": s.get("winner_name") or "", "plain_words": bool(s.get("plain_label_words"))}
 
 
 def search_form(job_id: str | None):

@@ -58,6 +58,8 @@ class SearchConfig:
     words_per_class: int = field(default=3, metadata={"help": "label words kept per class"})
     n_verbalizers: int = field(default=6, metadata={"help": "verbalizer combinations raced"})
     label_names: bool = field(default=True, metadata={"help": "also race the class names as label words, when each is one whole word"})
+    plain_label_words: bool = field(default=False, metadata={
+        "help": "race only verbalizers without stop-words or words unrelated to their class name (core/label_checks.py)"})
     n_formats: int = field(default=6, metadata={"help": "FormatSpread variants raced"})
     instructions: list[str] = field(default_factory=lambda: list(INSTRUCTIONS), metadata={
         "help": "instruction library; {choices} becomes the label words"})
@@ -385,6 +387,11 @@ class _Search:
 
         if stage == "verbalizer":
             verbs, origin = self.verbalizers(best)
+            if self.cfg.plain_label_words:   # issue 28, item 5: no "the" or "pays" as label words
+                from workbench.core.label_checks import plain_words
+
+                kept = [(v, o) for v, o in zip(verbs, origin or [None] * len(verbs)) if plain_words(v)]
+                verbs, origin = [v for v, _ in kept], ([o for _, o in kept] if origin else origin)
             return ss.verbalizer_candidates(best, verbs, origin)
         if stage == "format":
             from workbench.core.formats import format_variants
