@@ -320,3 +320,40 @@ def test_search_output_can_be_trusted(tmp_path):
     assert "Never reached: **instruction, demos, calibration**" in md
     assert "technical→the (stop-word)" in md and "billing→pays (unrelated)" in md and "Only plain label words" in md
     assert "**intent_plain** 86.7%" in md and "23.4 pts below" in md
+
+
+def test_small_things(tmp_path):
+    """(10) A fresh editor is "not saved yet", not "unsaved edits (from not saved yet)"; the
+    library picker names the editor's file; a search's Runs headline is its result, not "done",
+    and a long model name is cut; a running training run's list entry shows no stale step; the
+    search chart of one point has a sane token axis; Run shows the accuracy's interval and the
+    majority baseline (test_one_class_prompt_is_flagged_with_the_majority_baseline)."""
+    from types import SimpleNamespace
+
+    from workbench.app import tab_runs, tab_train
+    from workbench.app.common import UIState
+    from workbench.app.tab_templates import _edit_status, library_for_editor
+    from workbench.core.plots import search_progress
+    from workbench.paths import library_dir
+
+    assert _edit_status(UIState(), "name: x\ninput: '{{ t }}'\n") == "● **not saved yet** (Save as keeps it in your templates)"
+    upd = library_for_editor(UIState(template_path=str(library_dir() / "bbc_headline_topic.yaml")))
+    assert upd["value"].endswith("bbc_headline_topic.yaml::bbc_headline_topic")
+
+    search = SimpleNamespace(kind="search", status="done", metrics={"test_winner_accuracy": 0.633,
+                                                                    "test_start_accuracy": 0.267, "significant": True})
+    assert tab_runs._headline(search) == "winner 63.3% test (start 26.7%) · significant"
+    assert len(tab_runs._short("a-very-long-local-model-folder-name-with-a-date-2026")) == 24
+
+    import workbench.app.tab_train as tt
+    orig = tt.train_runs
+    tt.train_runs = lambda: [{"run_dir": "/r1", "name": "r1", "state": "running", "step": 0, "total_steps": 20},
+                             {"run_dir": "/r0", "name": "r0", "state": "done", "step": 20, "total_steps": 20}]
+    try:
+        labels = [lab for lab, _ in tab_train._run_choices()]
+    finally:
+        tt.train_runs = orig
+    assert labels == ["r1 · running", "r0 · done · step 20/20"]
+
+    fig = search_progress([{"tokens": 4615, "best": 0.6}], [{"tokens": 4615, "accuracy": 0.6, "n": 16, "stage": "x"}])
+    assert tuple(fig.layout.xaxis.range)[0] == 0 and fig.layout.xaxis.range[1] > 4615

@@ -355,7 +355,11 @@ def train_runs() -> list[dict]:
 # ------------------------------------------------------------------------------------ page glue
 def _run_choices():
     runs = train_runs()
-    return [(f"{r['name']} · {r['state']} · step {r['step']}/{r['total_steps'] or '?'}", r["run_dir"]) for r in runs]
+    # A running run's step would be stale at once (the list is not redrawn every tick): the
+    # progress line above shows it live (issue 28, item 10).
+    return [(f"{r['name']} · {r['state']}" + ("" if r["state"] in ("pending", "running")
+                                             else f" · step {r['step']}/{r['total_steps'] or '?'}"), r["run_dir"])
+            for r in runs]
 
 
 def refresh_runs(current: str):
