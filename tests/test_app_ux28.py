@@ -357,3 +357,27 @@ def test_small_things(tmp_path):
 
     fig = search_progress([{"tokens": 4615, "best": 0.6}], [{"tokens": 4615, "accuracy": 0.6, "n": 16, "stage": "x"}])
     assert tuple(fig.layout.xaxis.range)[0] == 0 and fig.layout.xaxis.range[1] > 4615
+
+
+def test_compare_form_is_restored_from_its_job():
+    """(2) Compare: after a reload its form shows the attached comparison's templates and
+    settings (intent_plain vs intent_queue, 2 shots, limit 30), not the BBC pickers."""
+    import threading
+
+    from workbench.app import form_restore
+    from workbench.jobs import queue as jobs
+
+    a = "name: intent_plain\ninput: '{{ message }}'\nanswer_choices: {billing: [billing]}\n"
+    b = a.replace("intent_plain", "intent_queue")
+    spec = {"kind": "compare", "templates": [{"name": "intent_plain", "yaml": a}, {"name": "intent_queue", "yaml": b}],
+            "models": [{"model": "default"}], "eval": {"shots": 2, "seed": 1, "method": "acc", "calibration": "none",
+                                                      "split": "test", "limit": 30}}
+    gate = threading.Event()
+    job = jobs.start("compare", lambda ctx: gate.wait(10), meta={"spec": spec})
+    try:
+        out = form_restore.compare_form(job, 8)
+    finally:
+        gate.set()
+    assert list(out[:6]) == [2, 1, "acc", "none", "test", 30] and out[6] == "" and out[7] == 2
+    assert out[8] == a and out[9] == b and len(out) == 16
+    assert form_restore.compare_values("") is None

@@ -90,3 +90,31 @@ def search_form(job_id: str | None):
     """UI glue: the Search form's components set from the attached search (else unchanged)."""
     v = search_values(job_id)
     return tuple(gr.skip() for _ in SEARCH_FIELDS) if v is None else tuple(v[f] for f in SEARCH_FIELDS)
+
+
+def compare_values(job_id: str | None) -> dict | None:
+    """Compare's form of a comparison job, from the spec its job carries: {"settings": [shots,
+    seed, method, calibration, split, limit], "models": text, "n": columns, "yamls": [...]}."""
+    from workbench.jobs import service
+
+    if not (job_id or "").strip():
+        return None
+    st = service.status(job_id)
+    spec = (st.get("meta") or {}).get("spec")
+    if st.get("state") == "unknown" or not spec or spec.get("kind") != "compare":
+        return None
+    e = spec.get("eval") or {}
+    models = [m.get("model") for m in spec.get("models") or []][1:]   # the first is the model bar's
+    return {"settings": [e.get("shots", 0), e.get("seed", 0), e.get("method", "acc"), e.get("calibration", "none"),
+                         e.get("split", "test"), e.get("limit") or 0],
+            "models": "\n".join(m for m in models if m), "n": len(spec.get("templates") or []),
+            "yamls": [t.get("yaml", "") for t in spec.get("templates") or []]}
+
+
+def compare_form(job_id: str | None, n_codes: int):
+    """UI glue: Compare's settings, models, column count and column YAMLs from its job."""
+    v = compare_values(job_id)
+    if v is None:
+        return tuple(gr.skip() for _ in range(8 + n_codes))
+    yamls = v["yamls"] + [gr.skip()] * (n_codes - len(v["yamls"]))
+    return tuple(v["settings"]) + (v["models"], max(1, v["n"])) + tuple(yamls[:n_codes])

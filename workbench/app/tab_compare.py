@@ -740,6 +740,8 @@ def build(ctx: Ctx) -> None:
                   api_visibility="private", queue=False, show_progress="hidden")
 
     # Comparison job.
+    from workbench.app import form_restore
+
     settings = [shots, seed, method, calibration, split, limit]
     form = [ctx.state, ctx.model_name, models] + settings + [baseline, n_boot, n_cols] + codes
     started = run_btn.click(start_compare, form, [job, job_box, progress, timer], api_name="compare_start")
@@ -761,7 +763,10 @@ def build(ctx: Ctx) -> None:
     api_status.click(compare_status, job_box, api_status_out, api_name="compare_status", concurrency_limit=None)
     api_cancel.click(cancel_compare, job_box, api_cancel_out, api_name="compare_cancel", concurrency_limit=None)
     ctx.demo.load(poll_compare, [shown, job, cls], [progress, timer] + views, api_name="compare_reconnect",
-                  api_visibility="private")
+                  api_visibility="private").then(
+        # the form of the attached comparison, not the page's defaults (issue 28, item 2)
+        lambda j: form_restore.compare_form(j, len(codes)), job, settings + [models, n_cols] + codes,
+        api_name="compare_form_on_load", api_visibility="private", show_progress="hidden")
 
     # Browsing a comparison.
     open_api.click(compare_open, [run_box, cls], views, api_name="compare_open")
