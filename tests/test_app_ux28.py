@@ -336,7 +336,7 @@ def test_small_things(tmp_path):
     from workbench.core.plots import search_progress
     from workbench.paths import library_dir
 
-    assert _edit_status(UIState(), "name: x\ninput: '{{ t }}'\n") == "● **not saved yet** (Save as keeps it in your templates)"
+    assert _edit_status(UIState(), "name: x\ninput: '{{ t }}'\n") == "● **unsaved edits**, not in a file yet (Save as keeps them in your templates)"
     upd = library_for_editor(UIState(template_path=str(library_dir() / "bbc_headline_topic.yaml")))
     assert upd["value"].endswith("bbc_headline_topic.yaml::bbc_headline_topic")
 

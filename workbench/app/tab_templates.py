@@ -88,7 +88,7 @@ def _edit_status(state: UIState, yaml_text: str) -> str:
     where = f"`{Path(state.template_path).name}`" if state.template_path else "not saved yet"
     if not state.template_path and (yaml_text or "").strip():
         # nothing was loaded or saved yet: there are no edits "from" anything (issue 28, item 10)
-        return "● **not saved yet** (Save as keeps it in your templates)"
+        return "● **unsaved edits**, not in a file yet (Save as keeps them in your templates)"
     if _is_dirty(state, yaml_text):
         return f"● **unsaved edits** (from {where})"
     return f"✓ saved · {where}"
