@@ -173,6 +173,16 @@ def metrics_markdown(payload: dict) -> str:
         from workbench.jobs.judge import format_judge
 
         lines.append("\n```text\n" + format_judge(_Result(payload)) + "\n```")
+    if payload.get("task") != "generation" and isinstance(m.get("accuracy"), (int, float)) and m.get("n"):
+        # the accuracy's 95% interval and the majority baseline beside it (issue 28, items 4 and 10)
+        from workbench.core.collapse import one_class_text
+        from workbench.core.stats import wilson_interval
+
+        lo, hi = wilson_interval(round(m["accuracy"] * m["n"]), int(m["n"]))
+        lines.append(f"\naccuracy 95% interval [{lo:.3f}, {hi:.3f}] (Wilson, n={m['n']})"
+                     + (f" · majority baseline **{m['majority_baseline']:.3f}**" if "majority_baseline" in m else ""))
+        if one_class_text(m):
+            lines.append("\n" + one_class_text(m))
     for w in prov.get("warnings", []):   # e.g. prompts cut to the model's window
         lines.append(f"\n⚠ {w}")
     return "\n".join(lines)

@@ -374,11 +374,11 @@ def to_csv(m: Matrix, path) -> str:
     return str(path)
 
 
-def to_json(m: Matrix, path) -> str:
+def to_json(m: Matrix, path, extra: dict | None = None) -> str:
     from pathlib import Path
 
     doc = {"title": m.title, "data_fingerprint": m.fingerprint, "columns": m.columns, "labels": m.labels,
-           "rows": records(m)}
+           **(extra or {}), "rows": records(m)}
     Path(path).write_text(json.dumps(doc, indent=1, ensure_ascii=False, default=str))
     return str(path)
 
@@ -397,7 +397,12 @@ def download(spec: dict | None, fmt: str) -> str:
             raise ConfigError("There are no results to download yet.", hint="Run an evaluation or a comparison first.")
         stem = re.sub(r"[^\w.-]+", "_", m.title)[:60] or "matrix"
         path = Path(tempfile.mkdtemp(prefix="wb-matrix-")) / f"results_{stem}.{fmt}"
-        return to_csv(m, path) if fmt == "csv" else to_json(m, path)
+        if fmt == "csv":
+            return to_csv(m, path)
+        from workbench.app.download_doc import results_doc
+
+        # what the screen shows beside the rows: metrics, verdicts, intervals, provenance, spec (issue 28, item 8)
+        return to_json(m, path, results_doc(spec))
 
 
 def download_csv(spec: dict | None) -> str:

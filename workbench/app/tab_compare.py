@@ -373,6 +373,14 @@ def verdict_markdown(res) -> str:
             lb = sm.get("length_bias") or {}
             lines.append(f"- judge check, {html.escape(nm)}: mean score {sm['mean']:.3f}, length bias "
                          f"{lb.get('value', float('nan')):+.2f}" + (f" · **{html.escape(sm['flat'])}**" if sm.get("flat") else ""))
+    from workbench.core.collapse import one_class_text
+
+    flags = [one_class_text(res.metrics.get(nm), nm) for nm in res.names]   # issue 28, item 4
+    if any(flags):
+        base = next((m.get("majority_baseline") for m in res.metrics.values() if "majority_baseline" in m), None)
+        lines += [""] + [f"- {f}" for f in flags if f]
+        if base is not None:
+            lines.append(f"- majority baseline on these rows: {base:.1%}")
     if res.winner:
         lines += ["", f"<span class='wb-mark win'>winner</span> **{res.winner}**"]
     method = ("betting confidence sequences (Waudby-Smith & Ramdas 2024), valid at every look" if seq else
@@ -744,8 +752,16 @@ def build(ctx: Ctx) -> None:
     if ctx.templates_changed is not None:
         ctx.templates_changed.change(refresh_pickers, pickers, pickers, api_name="compare_refresh_pickers",
                                      api_visibility="private", show_progress="hidden")
-    ctx.demo.load(refresh_pickers, pickers, pickers, api_name="compare_pickers_on_load", api_visibility="private",
-                  show_progress="hidden")
+    # Loaded data (a click, an upload, the page load): the pickers list the templates that fit it
+    # first, and no column keeps one that cannot render on it (issue 28, item 1; app/fit.py).
+    from workbench.app import fit
+
+    fit_in = [ctx.state, ctx.editor if ctx.editor is not None else gr.State(""), n_cols] + pickers + codes
+    for i, key in enumerate(("page_load_data", "data_loaded", "data_uploaded")):
+        if key in ctx.events:
+            ctx.events[key].then(fit.compare_fit_data, fit_in, pickers + codes,
+                                 api_name="compare_fit_data" if i == 1 else f"compare_fit_data_{key}",
+                                 api_visibility="public" if i == 1 else "private", show_progress="hidden")
     baseline_in = [ctx.model_name, models, n_cols] + codes
     for code in codes:
         code.change(_baseline_choices, baseline_in, baseline, api_name="compare_baselines",
@@ -756,6 +772,8 @@ def build(ctx: Ctx) -> None:
                   api_visibility="private", queue=False, show_progress="hidden")
 
     # Comparison job.
+    from workbench.app import form_restore
+
     settings = [shots, seed, method, calibration, split, limit]
     form = [ctx.state, ctx.model_name, models] + settings + [baseline, n_boot, n_cols] + codes + [sequential, margin]
     started = run_btn.click(start_compare, form, [job, job_box, progress, timer], api_name="compare_start")
@@ -777,7 +795,10 @@ def build(ctx: Ctx) -> None:
     api_status.click(compare_status, job_box, api_status_out, api_name="compare_status", concurrency_limit=None)
     api_cancel.click(cancel_compare, job_box, api_cancel_out, api_name="compare_cancel", concurrency_limit=None)
     ctx.demo.load(poll_compare, [shown, job, cls], [progress, timer] + views, api_name="compare_reconnect",
-                  api_visibility="private")
+                  api_visibility="private").then(
+        # the form of the attached comparison, not the page's defaults (issue 28, item 2)
+        lambda j: form_restore.compare_form(j, len(codes)), job, settings + [models, n_cols] + codes,
+        api_name="compare_form_on_load", api_visibility="private", show_progress="hidden")
 
     # Browsing a comparison.
     open_api.click(compare_open, [run_box, cls], views, api_name="compare_open")

@@ -114,12 +114,82 @@ def page_rows(ds, page: int) -> tuple:
     return df, f"page {page} of {pages} · rows {start}–{min(start + PAGE_SIZE, len(ds.df)) - 1}", page
 
 
+def failed_load_note(error: str, state: UIState | None) -> str:
+    """The Data panel's lasting note after a failed load (issue 28, item 3): what failed, and
+    that the previous dataset is still the one every tab uses."""
+    import html
+
+    kept = (f"The previous dataset is still loaded and used by every tab: <code>{html.escape(str(state.data_spec))}</code>."
+            if state is not None and state.data_spec else "No dataset is loaded.")
+    return (f"<div class='wb-warn' id='data-load-error'>⚠ <b>Loading failed</b>: {html.escape(error)}<br>"
+            f"{kept}</div>\n\n")
+
+
 def load_data(state: UIState, source: str, upload: str | None, path: str, text_column: str | None,
               label_column: str | None, split_seed: float):
     """Load a dataset for this session. Returns (state, summary, splits, class-balance plot,
     first page of rows, page label, text-column choice, label-column choice)."""
+    try:
+        return _load_data(state, source, upload, path, text_column, label_column, split_seed)
+    except gr.Error as e:
+        # A failed load leaves the previous dataset fully in place (state, pickers, rows) and
+        # says so in the panel itself, not only in a toast that fades (issue 28, item 3).
+        if state is None or not state.data_spec:
+            raise
+        gr.Warning(str(e.message), title=e.title)
+        try:
+            ds = state_dataset(state)
+        except Exception:  # noqa: BLE001 - the previous file went away too
+            raise e from None
+        df, label, _ = page_rows(ds, 1)
+        summary = failed_load_note(str(e.message).split("\n\n")[0], state) + _summary(ds)
+        return (state, summary, split_sizes(ds, state.split_seed), _balance(ds), df, label,
+                ds.text_column, ds.label_column, 1)
+
+
+def is_upload(spec: str) -> bool:
+    """True for a file in Gradio's temporary upload folder."""
+    import os
+
+    from workbench import paths
+
+    real, root = os.path.realpath(spec), os.path.realpath(paths.upload_dir())
+    return os.path.isfile(real) and real.startswith(root + os.sep)
+
+
+def keep_upload(spec: str) -> str:
+    """Copy an upload out of Gradio's temporary folder into $WORKBENCH_HOME/data/ as
+    NAME-HASH12.EXT (its own name, a content hash so two files of one name never clash), and
+    return the copy's path: commands, cards and reloads then name a file that stays (issue 28,
+    item 9). The same content gives the same file, so uploading twice copies once."""
+    import hashlib
+    import re
+    import shutil
+    from pathlib import Path
+
+    from workbench import paths
+
+    src = Path(spec)
+    h = hashlib.sha256()
+    with open(src, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    stem = re.sub(r"[^\w.-]+", "_", src.stem)[:80] or "data"
+    dest = paths.home() / "data" / f"{stem}-{h.hexdigest()[:12]}{src.suffix.lower()}"
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dest)
+    return str(dest)
+
+
+def _load_data(state: UIState, source: str, upload: str | None, path: str, text_column: str | None,
+               label_column: str | None, split_seed: float):
     with user_errors("Loading the data"):
         spec = check_spec(_spec(source, upload, path))
+        if upload and is_upload(spec):
+            spec = keep_upload(spec)
         ds = get_dataset(spec, text_column or None, label_column or None)
         state = state or UIState()
         state.data_spec, state.text_column, state.label_column = spec, ds.text_column, ds.label_column
@@ -200,7 +270,8 @@ def load_data_on_start(state: UIState, stored: dict | None, source: str, upload:
             gr.skip(), gr.skip(), gr.skip())
     if spec in [v for _, v in builtin_choices()]:
         return out + (spec, gr.skip(), "")
-    # Gradio keeps uploads in its temp folder: show them in the upload box, other paths in the path box.
+    # Gradio keeps uploads in its temp folder: show them in the upload box, other paths in the path box
+    # (an upload kept in $WORKBENCH_HOME/data by keep_upload is a server path from now on).
     is_upload = spec.startswith(tempfile.gettempdir()) or "gradio" in spec
     return out + (OTHER, spec if is_upload else gr.skip(), "" if is_upload else spec)
 
@@ -260,8 +331,9 @@ def build(ctx: Ctx, data: str = "bbc") -> None:
                        api_visibility="private", queue=False).then(
         load_data, inputs, outputs, api_name="load_data_on_upload", api_visibility="private").then(
         column_choices, ctx.state, [text_col, label_col], api_name="column_choices_upload", api_visibility="private")
-    upload.clear(reset_columns, None, [text_col, label_col], api_name="reset_columns_clear", api_visibility="private",
-                 queue=False)
+    # Clearing the upload box loads nothing: the pickers keep the loaded dataset's columns (issue 28, item 3).
+    upload.clear(column_choices, ctx.state, [text_col, label_col], api_name="reset_columns_clear",
+                 api_visibility="private", queue=False)
     if stored is not None:
         for d in (dep, up):
             d.then(remember, ctx.state, stored, api_name=None, api_visibility="private", queue=False)

@@ -48,9 +48,14 @@ def _export_job(ctx, spec, session, dataset) -> str:
 
 
 def export_spec(state: UIState, model: str, template_yaml: str, source: str, train_run: str, name: str,
-                merge: bool, shots: float, seed: float, method: str, split: str, limit: float):
+                merge: bool, shots: float, seed: float, method: str, split: str, limit: float,
+                overwrite: bool = False, include_rows: bool | None = None):
     """The RunSpec of the Export form (`workbench export` builds the same one). `source`:
-    "editor", "winner" (the latest marked comparison winner) or "training run"."""
+    "editor", "winner" (the latest marked comparison winner) or "training run". `overwrite`
+    replaces a bundle of the same name (off unless ticked); `include_rows` writes the raw test
+    rows (None: only for the built-in demo data, export_plan.default_include_rows)."""
+    from workbench.app.export_plan import default_include_rows
+
     from workbench import paths
     from workbench.core.spec import build_spec
     from workbench.core.templates import load_template
@@ -61,7 +66,13 @@ def export_spec(state: UIState, model: str, template_yaml: str, source: str, tra
     if source not in SOURCES:
         raise ConfigError(f"Unknown source {source!r}.", hint=f"Use one of: {', '.join(SOURCES)}.")
     ds = state_dataset(state)
-    opts: dict = {"overwrite": True, "merge": bool(merge)}
+    if include_rows is None:
+        include_rows = default_include_rows(getattr(state, "data_spec", None))
+    opts: dict = {"merge": bool(merge)}
+    if overwrite:   # only when the form says so (issue 28, item 9)
+        opts["overwrite"] = True
+    if not include_rows:   # raw rows are opt-in for one's own data (issue 28, item 7)
+        opts["no_data"] = True
     if source == "editor":
         templates = [template_source(state, template_yaml)]
     elif source == "winner":
@@ -94,25 +105,53 @@ def export_spec(state: UIState, model: str, template_yaml: str, source: str, tra
 
 
 def export_command(state: UIState, model: str, template_yaml: str, source: str, train_run: str, name: str,
-                   merge: bool, shots: float, seed: float, method: str, split: str, limit: float) -> str:
+                   merge: bool, shots: float, seed: float, method: str, split: str, limit: float,
+                   overwrite: bool = False, include_rows: bool | None = None) -> str:
     """The `workbench export ...` command that writes this very bundle (markdown)."""
     with user_errors("Showing the command"):
         spec, _ = export_spec(state, model, template_yaml, source, train_run, name, merge, shots, seed, method,
-                              split, limit)
+                              split, limit, overwrite, include_rows)
         return command_markdown(spec_command(spec))
 
 
 def start_export(state: UIState, model: str, template_yaml: str, source: str, train_run: str, name: str,
-                 merge: bool, shots: float, seed: float, method: str, split: str, limit: float):
+                 merge: bool, shots: float, seed: float, method: str, split: str, limit: float,
+                 overwrite: bool = False, include_rows: bool | None = None):
     """Start exporting a bundle. `source`: "editor" (the YAML passed), "winner" (the latest
     marked comparison winner) or "training run" (`train_run` is its folder). `limit` 0 = the
     whole split. Returns (job id, status text, poll timer); poll `export_status(job_id)` and,
     when done, `export_open(job_id)` for the card and the zip."""
     with user_errors("Starting the export"):
         spec, ds = export_spec(state, model, template_yaml, source, train_run, name, merge, shots, seed, method,
-                               split, limit)
+                               split, limit, overwrite, include_rows)
         job_id = service.submit(spec, _export_job, dataset=ds, meta={"name": Path(spec.options["out"]).name})
-        return job_id, f"Exporting **{Path(spec.options['out']).name}** …", gr.Timer(active=True)
+        msg = f"Exporting **{Path(spec.options['out']).name}** …"
+        if spec.options.get("train_run"):   # say it when the adapter did not beat its base (issue 28, item 6)
+            from workbench.app.export_plan import adapter_verdict, verdict_markdown
+
+            v = adapter_verdict(spec.options["train_run"])
+            if v and not v["better"]:
+                msg += "\n\n" + verdict_markdown(v)
+        return job_id, msg, gr.Timer(active=True)
+
+
+def export_contents(state: UIState, source: str, train_run: str, merge: bool, include_rows: bool, shots: float) -> str:
+    """Markdown: what the bundle of this form will hold (files, raw rows or not, and whether a
+    training run's adapter beat its base), shown before exporting."""
+    from workbench.app.export_plan import bundle_contents
+
+    try:
+        name = state_dataset(state).name
+    except Exception:  # noqa: BLE001 - no data yet
+        name = None
+    return bundle_contents(source or "editor", train_run, bool(merge), bool(include_rows), shots, name)
+
+
+def rows_default(state: UIState) -> bool:
+    """UI glue: the raw-rows box's default for the loaded data."""
+    from workbench.app.export_plan import default_include_rows
+
+    return default_include_rows(getattr(state, "data_spec", None))
 
 
 def export_status(job_id: str) -> dict:
@@ -207,6 +246,9 @@ def build(ctx: Ctx) -> None:
         with gr.Row(equal_height=True):
             name = gr.Textbox(label="Bundle name", placeholder="default: the template's name", max_lines=1)
             merge = gr.Checkbox(False, label="Merge the adapter into the base weights")
+            replace = gr.Checkbox(False, label="Replace a bundle of the same name", elem_id="export-overwrite")
+            include_rows = gr.Checkbox(True, label="Include the raw rows (data/*.jsonl)", elem_id="export-include-rows",
+                                       info="off by default for your own data")
         with gr.Row(equal_height=True):
             shots = gr.Number(0, label="Shots", precision=0, minimum=0)
             seed = gr.Number(0, label="Seed", precision=0)
@@ -217,6 +259,7 @@ def build(ctx: Ctx) -> None:
             export_btn = gr.Button("Export bundle", variant="primary")
             cmd_btn = gr.Button("Show command", variant="secondary", elem_id="export-command-btn", scale=0, min_width=150)
         command = gr.Markdown("", elem_id="export-command")
+        contents = gr.Markdown("", elem_id="export-contents")
         job = gr.Textbox(visible=False)
         status = gr.Markdown("")
         summary = gr.Markdown("")
@@ -243,7 +286,16 @@ def build(ctx: Ctx) -> None:
            api_visibility="private", show_progress="hidden", queue=False)
     ctx.demo.load(refresh_train_runs, None, train_run, api_name="export_train_runs_on_load", api_visibility="private")
     tab.select(refresh_train_runs, None, train_run, api_name="export_train_runs_on_select", api_visibility="private")
-    form = [ctx.state, ctx.model_name, ctx.editor, source, train_run, name, merge, shots, seed, method, split, limit]
+    form = [ctx.state, ctx.model_name, ctx.editor, source, train_run, name, merge, shots, seed, method, split, limit,
+            replace, include_rows]
+    # The bundle's contents are listed before it is written, and follow the form (issue 28, item 7).
+    plan_in = [ctx.state, source, train_run, merge, include_rows, shots]
+    for ev in (source.change, train_run.change, merge.change, include_rows.change, shots.change, tab.select):
+        ev(export_contents, plan_in, contents, api_name=None, api_visibility="private", show_progress="hidden")
+    for key in ("page_load_data", "data_loaded", "data_uploaded"):
+        if key in ctx.events:   # one's own data: raw rows off until ticked
+            ctx.events[key].then(rows_default, ctx.state, include_rows, api_name=None, api_visibility="private",
+                                 show_progress="hidden")
     export_btn.click(start_export, form, [job, status, timer], api_name="export_start")
     cmd_btn.click(export_command, form, command, api_name="export_command")
     timer.tick(poll_export, job, [status, timer, summary, zip_file, card], api_name="export_poll",

@@ -30,11 +30,22 @@ def _headline(r) -> str:
     if r.kind == "train":
         a, b = pct(m.get("adapter_accuracy")), pct(m.get("base_accuracy"))
         return (f"adapter {a}" if a else r.status) + (f" (base {b})" if b else "")
+    if r.kind == "search":   # issue 28, item 10: not just "done"
+        if m.get("test_winner_accuracy") is not None:
+            return (f"winner {pct(m['test_winner_accuracy'])} test (start {pct(m.get('test_start_accuracy'))})"
+                    + (" · significant" if m.get("significant") else ""))
+        if m.get("best_dev_accuracy") is not None:
+            return f"best {pct(m['best_dev_accuracy'])} dev · {r.status}"
     if r.kind == "export":
         a = m.get("accuracy")
         a = a.get("value") if isinstance(a, dict) else a
         return f"acc {pct(a)}" if pct(a) else r.status
     return r.status
+
+
+def _short(text: str, n: int = 24) -> str:
+    """A model name short enough that data and time stay on screen (issue 28, item 10)."""
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _shots(r):
@@ -68,7 +79,7 @@ def list_runs(search: str = "", kind: str = "all kinds"):
         for r in recs:
             m = r.metrics or {}
             rows.append({"kind": r.kind, "headline": _headline(r), "name": r.name,
-                         "model": (r.model or "").split("/")[-1][:40] + (" + adapter" if r.adapter else ""),
+                         "model": _short((r.model or "").rstrip("/").split("/")[-1]) + (" + adapter" if r.adapter else ""),
                          "shots": _shots(r), "data": r.data_name or "", "n": m.get("n"),
                          "created": r.created_at[:16].replace("T", " "), "id": r.id})
         return pd.DataFrame(rows, columns=COLUMNS)

@@ -71,7 +71,7 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def _config(axes, budget_tokens, budget_seconds, max_dev_rows, test_limit, shots, selections, calibrations,
-            propose, evaluate_test, winner_name):
+            propose, evaluate_test, winner_name, plain_words=False):
     from workbench.jobs.search import SearchConfig
 
     cfg = SearchConfig(axes=[a for a in AXES if a in (axes or [])],
@@ -81,14 +81,14 @@ def _config(axes, budget_tokens, budget_seconds, max_dev_rows, test_limit, shots
                        test_limit=int(test_limit) if test_limit else None, shots=_ints(shots, "Shots") or [0],
                        selections=list(selections or ["random"]), calibrations=list(calibrations or ["none"]),
                        propose_instructions=int(propose or 0), evaluate_test=bool(evaluate_test),
-                       winner_name=(winner_name or "").strip() or None)
+                       winner_name=(winner_name or "").strip() or None, plain_label_words=bool(plain_words))
     cfg.validate()
     return cfg
 
 
 def search_start(state: UIState, model: str, start_yaml: str, axes: list, budget_tokens: float,
                  budget_seconds: float, max_dev_rows: float, test_limit: float, shots: str, selections: list,
-                 calibrations: list, propose: float, evaluate_test: bool, winner_name: str):
+                 calibrations: list, propose: float, evaluate_test: bool, winner_name: str, plain_words: bool = False):
     """Start a search from `start_yaml` on this session's dataset. `axes` ⊆ verbalizer, format,
     instruction, demos, calibration; budgets 0 = no limit; `max_dev_rows`/`test_limit` 0 = all.
     Returns (job id, job id, progress HTML, poll timer). Poll `search_status(job_id)`; when
@@ -99,10 +99,11 @@ def search_start(state: UIState, model: str, start_yaml: str, axes: list, budget
         start = parse_template(start_yaml)
         ds = state_dataset(state)
         cfg = _config(axes, budget_tokens, budget_seconds, max_dev_rows, test_limit, shots, selections,
-                      calibrations, propose, evaluate_test, winner_name)
+                      calibrations, propose, evaluate_test, winner_name, plain_words)
         model = (model or "").strip() or "default"
         job_id = jobs.start("search", _search_job, resource="model", start=start, dataset=ds, model=model,
-                            config=cfg, resume=None, meta={"template": start.name, "data": ds.name, "model": model})
+                            config=cfg, resume=None, meta={"template": start.name, "data": ds.name, "model": model,
+                                                           "budget_seconds": cfg.budget_seconds})
         return job_id, job_id, progress_html(jobs.status(job_id)), gr.Timer(active=True)
 
 
@@ -121,14 +122,16 @@ def search_resume(state: UIState, model: str, run_id: str, budget_tokens: float,
         model = (model or "").strip() or "default"
         job_id = jobs.start("search", _search_job, resource="model", start=None, dataset=ds, model=model, config=cfg,
                             resume=run_id, meta={"template": prev.payload["start"]["name"], "data": ds.name,
-                                                 "model": model})
+                                                 "model": model, "budget_seconds": cfg.budget_seconds})
         return job_id, job_id, progress_html(jobs.status(job_id)), gr.Timer(active=True)
 
 
 def search_status(job_id: str) -> dict:
     """{"state", "done", "total", "eta_s", "message", "error", "result_id", "run_id", ...};
     `run_id` is the search's registry id as soon as it exists (for a live `search_open`)."""
-    st = jobs.status(job_id or "")
+    from workbench.app.search_report import capped_eta
+
+    st = capped_eta(jobs.status(job_id or ""))   # the ETA stays within the time budget (issue 28, item 5)
     st["run_id"] = _LIVE.get(job_id or "") or st.get("result_id")
     return st
 
@@ -141,6 +144,9 @@ def search_cancel(job_id: str) -> str:
 
 
 def progress_html(st: dict | None) -> str:
+    from workbench.app.search_report import capped_eta
+
+    st = capped_eta(st) if st else st
     meta = (st or {}).get("meta") or {}
     what = f"search from {meta.get('template', '')} on {meta.get('data', '')}" if meta else ""
     return job_progress_html(st, what=what, idle="No search running.")
@@ -176,7 +182,18 @@ def summary_markdown(payload: dict, run_id: str | None) -> str:
                   f"**{_pct(t['winner_accuracy'])}** · {dev_to_test_text(t)}",
                   f"\n- {mark} {t['verdict']['text']}",
                   f"- This test split has been used by **{t['test_uses']}** search(es)"
-                  + (": every extra look makes one good result less convincing." if t["test_uses"] > 1 else ".")]
+                  + (": every extra look makes one good result less convincing." if (t["test_uses"] or 0) > 1 else ".")]
+        if t.get("majority_baseline") is not None:
+            lines.append(f"- majority baseline on these rows: {_pct(t['majority_baseline'])}")
+        for role, c in (t.get("one_class") or {}).items():
+            if c:   # issue 28, item 4
+                lines.append(f"- ⚠ the {role} predicts one class for {c['share']:.0%} of rows (*{c['label']}*): "
+                             f"accuracy {_pct(c['accuracy'])} vs majority baseline {_pct(c['majority_baseline'])}")
+    from workbench.app.search_report import report_lines
+
+    extra = report_lines(s, run_id)   # unreached axes, doubtful label words, your best template (issue 28, item 5)
+    if extra:
+        lines += [""] + extra
     if s.get("saved_path"):
         lines.append(f"\nSaved as a user template: `{s['saved_path']}` (in every template picker).")
     return "\n".join(lines)
@@ -274,6 +291,8 @@ def build(ctx: Ctx) -> None:
                                     info="APE-style; 0 = library only")
                 evaluate_test = gr.Checkbox(True, label="Score the winner once on test at the end")
                 winner_name = gr.Textbox("", label="Winner's name", info="empty = <start>-search-<id>")
+                plain_words = gr.Checkbox(False, label="Only plain label words", elem_id="search-plain-words",
+                                          info="no stop-words, no words unrelated to the class name")
         with gr.Row():
             start_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
             cancel_btn = gr.Button("■ Cancel", variant="stop", elem_id="search-cancel-btn")
@@ -297,10 +316,21 @@ def build(ctx: Ctx) -> None:
         api_status_out, api_cancel_out = gr.JSON(visible=False), gr.HTML(visible=False)
 
     lib.change(use_library, lib, start_yaml, api_name="search_library_yaml")
+    # Loaded data: templates that fit it first; a start that cannot render on it is replaced (issue 28, item 1).
+    from workbench.app import fit
+
+    fit_in = [ctx.state, ctx.editor if ctx.editor is not None else gr.State(""), start_yaml]
+    for i, key in enumerate(("page_load_data", "data_loaded", "data_uploaded")):
+        if key in ctx.events:
+            ctx.events[key].then(fit.search_fit_data, fit_in, [lib, start_yaml],
+                                 api_name="search_fit_data" if i == 1 else f"search_fit_data_{key}",
+                                 api_visibility="public" if i == 1 else "private", show_progress="hidden")
     if ctx.editor is not None:
         from_editor.click(lambda y: y, ctx.editor, start_yaml, api_name="search_from_editor", api_visibility="private")
+    from workbench.app import form_restore
+
     form = [ctx.state, ctx.model_name, start_yaml, axes, budget_tokens, budget_seconds, max_dev, test_limit, shots,
-            selections, calibrations, propose, evaluate_test, winner_name]
+            selections, calibrations, propose, evaluate_test, winner_name, plain_words]
     start_btn.click(search_start, form, [job_state, job_box, progress, timer], api_name="search_start")
     resume_btn.click(search_resume, [ctx.state, ctx.model_name, resume_id, budget_tokens, budget_seconds],
                      [job_state, job_box, progress, timer], api_name="search_resume")
@@ -313,4 +343,7 @@ def build(ctx: Ctx) -> None:
     api_status.click(search_status, job_box, api_status_out, api_name="search_status", concurrency_limit=None)
     api_cancel.click(search_cancel, job_box, api_cancel_out, api_name="search_cancel", concurrency_limit=None)
     ctx.demo.load(poll_search, job_state, [progress, timer] + views, api_name="search_reconnect",
-                  api_visibility="private")
+                  api_visibility="private").then(
+        # the form shows the attached search's settings, not the page's defaults (issue 28, item 2)
+        form_restore.search_form, job_state, form[2:], api_name="search_form_on_load", api_visibility="private",
+        show_progress="hidden")

@@ -56,6 +56,15 @@ def refresh_library(selected: str | None = None):
     return template_list.refreshed(selected)
 
 
+def library_for_editor(state: UIState):
+    """UI glue: the library picker names the file the editor's template came from (issue 28, item 10)."""
+    path = getattr(state, "template_path", None)
+    if not path:
+        return gr.skip()
+    ref = next((d["ref"] for d in template_list.entries() if str(Path(d["file"])) == str(Path(path))), None)
+    return gr.update(value=ref) if ref else gr.skip()
+
+
 def _split_ref(ref: str) -> tuple[str, str | None]:
     path, _, name = (ref or "").partition("::")
     return path, (name or None)
@@ -77,6 +86,9 @@ def _guard(state: UIState, current_yaml: str, discard: bool) -> bool:
 
 def _edit_status(state: UIState, yaml_text: str) -> str:
     where = f"`{Path(state.template_path).name}`" if state.template_path else "not saved yet"
+    if not state.template_path and (yaml_text or "").strip():
+        # nothing was loaded or saved yet: there are no edits "from" anything (issue 28, item 10)
+        return "● **unsaved edits**, not in a file yet (Save as keeps them in your templates)"
     if _is_dirty(state, yaml_text):
         return f"● **unsaved edits** (from {where})"
     return f"✓ saved · {where}"
@@ -454,7 +466,8 @@ def build(ctx: Ctx) -> None:
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
                 gr.Markdown("#### Library")
-                library = gr.Dropdown(_library_choices(), label="Templates", elem_id="library",
+                # no value: a dropdown would otherwise show its first choice, not the editor's template
+                library = gr.Dropdown(_library_choices(), value=None, label="Templates", elem_id="library",
                                       info="templates_library/ and your own folder")
                 discard = gr.Checkbox(False, label="Discard my unsaved edits when loading")
                 new_btn = gr.Button("+ New template from my data", size="sm", elem_id="new-from-data",
@@ -489,7 +502,7 @@ def build(ctx: Ctx) -> None:
                         f_input = gr.Code(language="jinja2", label="Input (Jinja: the row's columns are variables)",
                                           lines=4, elem_id="field-input")
                         f_instr = gr.Code(language="jinja2", label="Instruction (before the demonstrations; optional)",
-                                          lines=2)
+                                          lines=2, wrap_lines=True, elem_id="field-instruction")
                         f_choices = gr.Dataframe(headers=CHOICE_HEADERS, datatype=["str", "str"], interactive=True,
                                                  label="Answer choices: label → verbalizer words (first word is used in demos)",
                                                  row_count=5, column_count=2, elem_id="field-choices")
@@ -598,7 +611,9 @@ def build(ctx: Ctx) -> None:
     # Page load (after the data): restore the draft from localStorage, else the default template.
     ctx.events["page_load_data"].then(restore_draft, [ctx.state, ctx.draft], [ctx.state, editor, status],
                                       api_name="restore_draft", api_visibility="private").then(
-        template_fields, editor, fields + [f_task], api_name="template_fields_on_start", api_visibility="private")
+        template_fields, editor, fields + [f_task], api_name="template_fields_on_start", api_visibility="private").then(
+        library_for_editor, ctx.state, library, api_name="library_for_editor", api_visibility="private",
+        show_progress="hidden")
     # New data: re-check the template against its columns and labels.
     ctx.events["data_loaded"].then(validate_template, [ctx.state, editor], problems,
                                    api_name="validate_after_data", api_visibility="private")

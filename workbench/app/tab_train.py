@@ -110,8 +110,9 @@ def eval_table(rows: list[dict]):
     return pd.DataFrame(out) if out else pd.DataFrame(columns=["step", "dev acc", "dev macro-F1", "best"])
 
 
-def result_markdown(res: dict | None, st: dict) -> str:
-    """Base vs base + adapter on the test split: headline metrics and per-class P/R/F1."""
+def result_markdown(res: dict | None, st: dict, run_dir: str | None = None) -> str:
+    """Base vs base + adapter on the test split: headline metrics, the paired verdict (when
+    the run folder holds both test results) and per-class P/R/F1."""
     if not res:
         if st.get("state") in ("pending", "running"):
             return "*The comparison with the base model appears here when the run ends.*"
@@ -130,6 +131,20 @@ def result_markdown(res: dict | None, st: dict) -> str:
     for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("weighted_f1", "weighted F1")):
         if key in b and key in a:
             lines.append(f"| {name} | {b[key]:.3f} | **{a[key]:.3f}** | {a[key] - b[key]:+.3f} |")
+    from workbench.core.collapse import one_class_text
+
+    if run_dir:   # the paired base-vs-adapter verdict (issue 28, item 6)
+        from workbench.app.export_plan import adapter_verdict, verdict_markdown
+
+        v = verdict_markdown(adapter_verdict(run_dir))
+        if v:
+            lines += ["", v, ""]
+    if "majority_baseline" in a:
+        lines.append(f"| majority baseline | {b.get('majority_baseline', a['majority_baseline']):.3f} | "
+                     f"{a['majority_baseline']:.3f} | |")
+    for who, m in (("the base model", b), ("the adapter", a)):   # issue 28, item 4
+        if one_class_text(m):
+            lines += ["", one_class_text(m, who)]
     lines += ["", "| class | support | P base | P adapter | R base | R adapter | F1 base | F1 adapter |",
               "|---|---|---|---|---|---|---|---|"]
     for lab, pb in (b.get("per_class") or {}).items():
@@ -282,7 +297,7 @@ def train_open(run_dir: str):
         rows = read_log(p)
         figs = result_figures(p)
         wait = "appears when the run ends" if st["state"] in ("pending", "running") else "no test comparison"
-        return (progress_html(st), figs["curves"], eval_table(rows), result_markdown(read_result(p), st),
+        return (progress_html(st), figs["curves"], eval_table(rows), result_markdown(read_result(p), st, str(p)),
                 figs.get("per_class") or empty_figure(f"per-class F1: {wait}"),
                 figs.get("confusion_base") or empty_figure(f"confusion (base): {wait}"),
                 figs.get("confusion_adapter") or empty_figure(f"confusion (adapter): {wait}"))
@@ -345,7 +360,11 @@ def train_runs() -> list[dict]:
 # ------------------------------------------------------------------------------------ page glue
 def _run_choices():
     runs = train_runs()
-    return [(f"{r['name']} · {r['state']} · step {r['step']}/{r['total_steps'] or '?'}", r["run_dir"]) for r in runs]
+    # A running run's step would be stale at once (the list is not redrawn every tick): the
+    # progress line above shows it live (issue 28, item 10).
+    return [(f"{r['name']} · {r['state']}" + ("" if r["state"] in ("pending", "running")
+                                             else f" · step {r['step']}/{r['total_steps'] or '?'}"), r["run_dir"])
+            for r in runs]
 
 
 def refresh_runs(current: str):
@@ -515,6 +534,10 @@ def build(ctx: Ctx) -> None:
             api_json = gr.JSON()
 
     views = [progress, curves, evals, result_md, per_class, conf_base, conf_adapter]
+    from workbench.app import form_restore
+
+    form_fields = [data_mode, k, lora_r, lora_alpha, lora_dropout, targets, lr, epochs, steps, batch, accum, max_len,
+                   warmup, seed, eval_every, patience, mode, dev_limit, test_limit]   # form_restore.TRAIN_FIELDS
     inputs = [ctx.state, ctx.editor, ctx.model_name, data_mode, k, lora_r, lora_alpha, lora_dropout, targets, lr,
               epochs, steps, batch, accum, max_len, warmup, seed, eval_every, patience, mode, dev_limit, test_limit]
     cmd_btn.click(train_command, inputs, command, api_name="train_command")
@@ -546,4 +569,12 @@ def build(ctx: Ctx) -> None:
     ctx.demo.load(reconnect, run_state, [run_state, timer, seen] + views, api_name="train_reconnect",
                   api_visibility="private").then(
         refresh_runs, run_state, past, api_name="train_runs_on_load", api_visibility="private").then(
-        show_defaults, ctx.model_name, targets, api_name="train_defaults_on_load", api_visibility="private")
+        show_defaults, ctx.model_name, targets, api_name="train_defaults_on_load", api_visibility="private").then(
+        form_restore.train_form, run_state, form_fields, api_name="train_form_on_load", api_visibility="private",
+        show_progress="hidden")
+    # The form shows the settings of the run it is attached to (issue 28, item 2): after a reload,
+    # on opening a past run, and on showing the tab while that run still goes on.
+    past.select(form_restore.train_form, past, form_fields, api_name="train_form_on_open",
+                api_visibility="private", show_progress="hidden")
+    tab.select(form_restore.train_form_if_running, run_state, form_fields, api_name="train_form_on_select",
+               api_visibility="private", show_progress="hidden")

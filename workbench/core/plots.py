@@ -199,6 +199,11 @@ def search_progress(curve: Sequence[Mapping], history: Sequence[Mapping] = (), s
     if start is not None:
         fig.add_hline(y=start, line_dash="dot", line_color="#E45756", annotation_text="start",
                       annotation_position="bottom right")
+    xs = [h["tokens"] for h in history] + [c["tokens"] for c in curve]
+    if xs and max(xs) == min(xs):
+        # one point: plotly would zoom to ±0.5 token ("4,615 / 4,615.5 / 4,616"); start at 0 instead
+        fig.update_xaxes(range=[0, max(1, max(xs)) * 1.15])
+    fig.update_xaxes(tickformat="~s")
     return _layout(fig, title, "model tokens spent", "dev accuracy", yaxis_range=[0, 1.02])
 
 

@@ -58,6 +58,8 @@ class SearchConfig:
     words_per_class: int = field(default=3, metadata={"help": "label words kept per class"})
     n_verbalizers: int = field(default=6, metadata={"help": "verbalizer combinations raced"})
     label_names: bool = field(default=True, metadata={"help": "also race the class names as label words, when each is one whole word"})
+    plain_label_words: bool = field(default=False, metadata={
+        "help": "race only verbalizers without stop-words or words unrelated to their class name (core/label_checks.py)"})
     n_formats: int = field(default=6, metadata={"help": "FormatSpread variants raced"})
     instructions: list[str] = field(default_factory=lambda: list(INSTRUCTIONS), metadata={
         "help": "instruction library; {choices} becomes the label words"})
@@ -396,6 +398,11 @@ class _Search:
 
         if stage == "verbalizer":
             verbs, origin = self.verbalizers(best)
+            if self.cfg.plain_label_words:   # issue 28, item 5: no "the" or "pays" as label words
+                from workbench.core.label_checks import plain_words
+
+                kept = [(v, o) for v, o in zip(verbs, origin or [None] * len(verbs)) if plain_words(v)]
+                verbs, origin = [v for v, _ in kept], ([o for _, o in kept] if origin else origin)
             return ss.verbalizer_candidates(best, verbs, origin)
         if stage == "format":
             from workbench.core.formats import format_variants
@@ -603,6 +610,7 @@ class _Search:
             results.append((label, res))
             ids.append({"eval_run_id": rid, "reused": reused})
         cmp = compare_results(results, baseline=results[0][0], n_boot=self.cfg.n_boot)
+        from workbench.core.collapse import one_class
         v = cmp.verdicts[0]
         acc = {nm: next(r["accuracy"] for r in cmp.leaderboard if r["name"] == nm) for nm, _ in results}
         w_dev = s["winner"]["dev_accuracy"]
@@ -613,7 +621,11 @@ class _Search:
                      "verdict": {k: v[k] for k in ("text", "significant", "p_mcnemar", "delta_acc", "delta_acc_ci",
                                                    "only_a", "only_b", "n")},
                      "evals": ids, "row_indices_hash": cmp.inputs.get("row_indices_hash"),
-                     "test_uses": None}
+                     "test_uses": None,
+                     # a winner that answers one class for most rows (issue 28, item 4)
+                     "majority_baseline": (cmp.metrics.get(results[0][0]) or {}).get("majority_baseline"),
+                     "one_class": {role: one_class(cmp.metrics.get(nm))
+                                   for role, (nm, _) in zip(("start", "winner"), results)}}
         self.checkpoint(force=True)
         s["test"]["test_uses"] = test_uses(self.ds, self.eval_cfg, self.reg) if self.reg is not None else 1
 

@@ -54,7 +54,9 @@ def submit(spec: RunSpec, work: Callable[..., Any] | None = None, *, dataset=Non
             return out.run_id if out.run_id else out.result
 
     info = {"template": " vs ".join(t.name for t in spec.templates), "data": spec.data.name,
-            "model": " vs ".join(m.model for m in spec.models), "command": spec.command(), **(meta or {})}
+            "model": " vs ".join(m.model for m in spec.models), "command": spec.command(),
+            "spec": spec.to_dict(),   # a reloaded page restores its form from it (issue 28, item 2)
+            **(meta or {})}
     return queue.start(spec.kind, job, resource=MODEL, meta=info)
 
 
