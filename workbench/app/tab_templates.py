@@ -104,7 +104,13 @@ def load_template_into_editor(state: UIState, ref: str, current_yaml: str, disca
 
 def save_template_as(state: UIState, yaml_text: str, name: str, overwrite: bool):
     """Save the editor's template under `name` in $WORKBENCH_HOME/templates/. Returns
-    (state, editor YAML with the new name, edit status, library ref of the saved file)."""
+    (state, editor YAML with the new name, edit status, library ref of the saved file, draft).
+
+    The draft (the browser's localStorage copy that a reload restores) is an output of this
+    very event, so the browser stores "saved, at PATH" together with the save's success
+    message: a reload at any moment after the save reports success restores "✓ saved". (It used
+    to be written by a follow-up event, and a reload in between restored the old draft:
+    "unsaved edits (from not saved yet)".)"""
     from workbench.paths import user_templates_dir
 
     state = state or UIState()
@@ -122,12 +128,13 @@ def save_template_as(state: UIState, yaml_text: str, name: str, overwrite: bool)
         text = t.to_yaml()
         state.saved_yaml, state.template_path = text, str(path)
         gr.Info(f"Saved to {path}")
-        return state, text, _edit_status(state, text), f"{path}::{t.name}"
+        return state, text, _edit_status(state, text), f"{path}::{t.name}", draft_of(state, text)
 
 
 def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: bool):
     """Copy a library template to the user folder as `<name>_copy` and open the copy.
-    Returns (state, editor YAML, edit status, library ref of the copy)."""
+    Returns (state, editor YAML, edit status, library ref of the copy, draft); the draft is
+    stored with the result, as in `save_template_as`."""
     from workbench.paths import user_templates_dir
     from workbench.core.templates import load_template
 
@@ -136,7 +143,7 @@ def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: boo
         if not ref:
             raise gr.Error("Pick a template from the library first.", print_exception=False)
         if not _guard(state, current_yaml, discard):
-            return state, current_yaml, _edit_status(state, current_yaml), ref
+            return state, current_yaml, _edit_status(state, current_yaml), ref, draft_of(state, current_yaml)
         path, name = _split_ref(ref)
         t = load_template(path, name=name) if name else load_template(path)
         base, i = f"{t.name}_copy", 1
@@ -148,7 +155,7 @@ def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: boo
         dest = t.save(user_templates_dir() / f"{new}.yaml")
         text = t.to_yaml()
         state.saved_yaml, state.template_path = text, str(dest)
-        return state, text, _edit_status(state, text), f"{dest}::{new}"
+        return state, text, _edit_status(state, text), f"{dest}::{new}", draft_of(state, text)
 
 
 def template_from_data(ds, name: str | None = None):
@@ -361,20 +368,23 @@ def validate_template(state: UIState, yaml_text: str) -> str:
     return head + "\n\n" + "\n".join(f"- {x}" for x in out) + note
 
 
+def draft_of(state: UIState, yaml_text: str) -> dict:
+    """The localStorage draft: the editor's text, its saved copy and the file it came from."""
+    return {"yaml": yaml_text, "saved": state.saved_yaml, "path": state.template_path}
+
+
 def editor_changed(state: UIState, yaml_text: str):
     """Live check on every edit: (problems markdown, edit status, draft for localStorage)."""
     state = state or UIState()
-    draft = {"yaml": yaml_text, "saved": state.saved_yaml, "path": state.template_path}
-    return validate_template(state, yaml_text), _edit_status(state, yaml_text), draft
+    return validate_template(state, yaml_text), _edit_status(state, yaml_text), draft_of(state, yaml_text)
 
 
 def sync_draft(state: UIState, yaml_text: str):
-    """After a load or save: the edit status and the localStorage draft, written now. A save
-    that leaves the text as it was fires no editor change, so without this the stored draft
-    kept the old "saved" copy and path, and a reload showed false "unsaved edits" naming the
-    old file."""
+    """After a load: the edit status and the localStorage draft, written now. A load that
+    leaves the text as it was fires no editor change, so without this the stored draft kept the
+    old "saved" copy and path, and a reload showed false "unsaved edits" naming the old file."""
     state = state or UIState()
-    return _edit_status(state, yaml_text), {"yaml": yaml_text, "saved": state.saved_yaml, "path": state.template_path}
+    return _edit_status(state, yaml_text), draft_of(state, yaml_text)
 
 
 def _saved_file(yaml_text: str, hint_path: str | None) -> str | None:
@@ -534,8 +544,8 @@ def build(ctx: Ctx) -> None:
                    api_visibility="private", queue=False)
     loaded.then(template_fields, editor, fields + [f_task],
                                                   api_name="template_fields_after_load", api_visibility="private")
-    dup = dup_btn.click(duplicate_template, [ctx.state, library, editor, discard], [ctx.state, editor, status, lib_ref],
-                        api_name="duplicate_template")
+    dup = dup_btn.click(duplicate_template, [ctx.state, library, editor, discard],
+                        [ctx.state, editor, status, lib_ref, ctx.draft], api_name="duplicate_template")
     dup.then(template_fields, editor, fields + [f_task], api_name="template_fields_after_dup", api_visibility="private")
     dup.success(template_list.bump, changed, changed, api_name="templates_changed_after_dup", api_visibility="private",
                 queue=False)
@@ -545,10 +555,7 @@ def build(ctx: Ctx) -> None:
                                                           api_visibility="private")
     refresh_btn.click(refresh_library, library, library, api_name="refresh_library", api_visibility="private")
     saved = save_btn.click(save_template_as, [ctx.state, editor, save_name, overwrite],
-                           [ctx.state, editor, status, lib_ref], api_name="save_template")
-    for i, ev in enumerate((saved, dup)):
-        ev.success(sync_draft, [ctx.state, editor], [status, ctx.draft], api_name=f"sync_draft_{i}",
-                   api_visibility="private", queue=False)
+                           [ctx.state, editor, status, lib_ref, ctx.draft], api_name="save_template")
     saved.then(template_fields, editor, fields + [f_task], api_name="template_fields_after_save",
                api_visibility="private")
     saved.success(
