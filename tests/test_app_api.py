@@ -128,8 +128,15 @@ def test_every_endpoint_drives_the_prompt_loop():
         # --- preview
         text, tok_summary, tokens, verbal, warn, gold = c.predict(GOOD, "test", 0, 0, 0, "default", api_name="/preview")
         assert text.startswith("Headline: ") and text.endswith("Topic:")
-        headline = text.split("\n")[0][len("Headline: "):]
-        assert headline and headline in {r[1] for r in table["data"]} | {headline}
+        # Row 0 of the test split, the very row an eval scores first (not any row, not the table's).
+        from workbench.core.data import load_dataset
+        from workbench.core.spec import resolve_eval
+        from workbench.core.templates import load_template
+        from workbench.jobs.inference import eval_rows
+
+        rows, _ = eval_rows(load_dataset("bbc"), resolve_eval({"shots": 0, "seed": 0, "split": "test",
+                                                               "split_seed": 0}, load_template(GOOD)))
+        assert text.split("\n")[0] == f"Headline: {rows.iloc[0]['title']}"
         n_tokens = int(tok_summary.split("**")[1].split()[0])
         assert n_tokens == len([t for t in tokens if t["class_or_confidence"]])
         assert "Gold label:" in gold

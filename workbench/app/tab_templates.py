@@ -25,16 +25,10 @@ def list_templates() -> list[dict]:
     """Every template in templates_library/ and $WORKBENCH_HOME/templates/:
     [{"name", "file", "ref", "dataset", "task", "source", "error"?}, ...]; pass `ref` to
     load_template / duplicate_template. (The key is not "path": gradio_client would take a
-    dict with "path" for a file to download.)"""
-    from workbench.core.templates import list_library
-
+    dict with "path" for a file to download.) The user's templates come first (docs/API.md):
+    it is the one list every picker shows (app/template_list.py)."""
     with user_errors("Listing templates"):
-        out = []
-        for t in list_library():
-            d = {k: v for k, v in t.items() if k != "path"}
-            d["file"], d["ref"] = t["path"], f"{t['path']}::{t['name']}"
-            out.append(d)
-        return out
+        return template_list.entries()
 
 
 def _library_choices() -> list[tuple[str, str]]:
