@@ -41,3 +41,7 @@ def bbc():
     from workbench.core.data import load_dataset
 
     return load_dataset("bbc")
+
+
+# Shared fixtures from tests/support/ (the launched app, per module or per test).
+from support.fixtures import app, fresh_app  # noqa: E402,F401 - fixtures, registered by import
