@@ -27,12 +27,12 @@ def test_save_as_returns_the_saved_draft_and_a_reload_reads_saved():
     state = UIState()
     # The user types a template: the draft stored so far says "not saved yet".
     _, status, before = editor_changed(state, TYPED)
-    assert "unsaved edits" in status and before["path"] is None
+    assert "unsaved edits" in status and before["file"] is None
     # Save as under another name than the YAML's (the name, and so the text, change).
     state, text, status, ref, draft = save_template_as(state, TYPED, "my_saved", False)
     assert "✓ saved" in status and "name: my_saved" in text
     # The save's own outputs carry the draft a reload restores: saved text and file.
-    assert draft == {"yaml": text, "saved": text, "path": ref.split("::")[0]}
+    assert draft == {"yaml": text, "saved": text, "file": ref.split("::")[0]}
     _, restored, status = restore_draft(UIState(), draft)
     assert restored == text and status.startswith("✓ saved") and "my_saved.yaml" in status
     # The pre-save draft is what the old wiring left in the browser until a second event ran;
@@ -47,8 +47,11 @@ def test_duplicate_returns_the_copy_as_saved_draft():
     ref = str(library_dir() / "bbc_headline_topic.yaml")
     state, text, status, copy_ref, draft = duplicate_template(UIState(), ref, "", True)
     assert "bbc_headline_topic_copy" in text and draft == draft_of(state, text)
-    assert draft["path"] == copy_ref.split("::")[0]
+    assert draft["file"] == copy_ref.split("::")[0]
     assert restore_draft(UIState(), draft)[2].startswith("✓ saved")
+    # A draft stored by an older version (key "path") still restores.
+    old = {"yaml": text, "saved": text, "path": draft["file"]}
+    assert restore_draft(UIState(), old)[2].startswith("✓ saved")
 
 
 def test_save_and_duplicate_events_write_the_draft_themselves():

@@ -13,6 +13,8 @@ from pathlib import Path
 import gradio as gr
 
 from workbench.app import template_list
+# The editor's saved/unsaved state; shared with the tabs that load templates into the editor.
+from workbench.app.editor_state import edit_status as _edit_status, guard as _guard, is_dirty as _is_dirty
 from workbench.app.common import DEFAULT_TEMPLATE, Ctx, UIState, parse_template, state_dataset, user_errors
 
 CHOICE_HEADERS = ["label", "verbalizers (comma-separated)"]
@@ -53,27 +55,6 @@ def refresh_library(selected: str | None = None):
 def _split_ref(ref: str) -> tuple[str, str | None]:
     path, _, name = (ref or "").partition("::")
     return path, (name or None)
-
-
-def _is_dirty(state: UIState, current_yaml: str) -> bool:
-    cur = (current_yaml or "").strip()
-    return bool(cur) and cur != (state.saved_yaml or "").strip()
-
-
-def _guard(state: UIState, current_yaml: str, discard: bool) -> bool:
-    """True if loading may replace the editor content; otherwise warn and keep the edits."""
-    if _is_dirty(state, current_yaml) and not discard:
-        gr.Warning("The editor has unsaved edits. Save them with “Save as”, or tick “Discard my unsaved edits” "
-                   "and load again.", title="Unsaved edits kept")
-        return False
-    return True
-
-
-def _edit_status(state: UIState, yaml_text: str) -> str:
-    where = f"`{Path(state.template_path).name}`" if state.template_path else "not saved yet"
-    if _is_dirty(state, yaml_text):
-        return f"● **unsaved edits** (from {where})"
-    return f"✓ saved · {where}"
 
 
 def load_template_into_editor(state: UIState, ref: str, current_yaml: str, discard: bool):
@@ -363,8 +344,10 @@ def validate_template(state: UIState, yaml_text: str) -> str:
 
 
 def draft_of(state: UIState, yaml_text: str) -> dict:
-    """The localStorage draft: the editor's text, its saved copy and the file it came from."""
-    return {"yaml": yaml_text, "saved": state.saved_yaml, "path": state.template_path}
+    """The localStorage draft: the editor's text, its saved copy and the file it came from. The
+    key is "file", not "path": the save's outputs include the draft, and gradio_client takes a
+    dict with "path" for a file to download."""
+    return {"yaml": yaml_text, "saved": state.saved_yaml, "file": state.template_path}
 
 
 def editor_changed(state: UIState, yaml_text: str):
@@ -410,11 +393,13 @@ def restore_draft(state: UIState, draft: dict | None):
 
     state = state or UIState()
     if draft and (draft.get("yaml") or "").strip():
-        state.saved_yaml, state.template_path = draft.get("saved") or "", draft.get("path")
+        # "path": the key of drafts stored before it was renamed "file"
+        file = draft.get("file") or draft.get("path")
+        state.saved_yaml, state.template_path = draft.get("saved") or "", file
         if _is_dirty(state, draft["yaml"]):
             # The stored "saved" copy can lag behind (a save whose text did not change fires
             # no editor event): ask the disk whether this very template is saved, and where.
-            on_disk = _saved_file(draft["yaml"], draft.get("path"))
+            on_disk = _saved_file(draft["yaml"], file)
             if on_disk:
                 state.saved_yaml, state.template_path = draft["yaml"], on_disk
         return state, draft["yaml"], _edit_status(state, draft["yaml"])
