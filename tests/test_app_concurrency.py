@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from test_app_api import GOOD, App, free_port  # noqa: F401 - shared launcher
+from support import App
+from test_app_api import GOOD
 
 pytestmark = pytest.mark.model
 

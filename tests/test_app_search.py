@@ -2,10 +2,9 @@
 search on the real default model, poll it (live run id), open it, cancel another and resume it."""
 from __future__ import annotations
 
-import time
 
 import pytest
-from remote_servers import free_port
+from support import App, load_data, wait_for, wait_job
 
 pytestmark = pytest.mark.model
 
@@ -22,37 +21,20 @@ answer_choices:
 """
 
 
-def _wait(client, job_id: str, timeout: float = 300) -> dict:
-    end = time.time() + timeout
-    st = {}
-    while time.time() < end:
-        st = client.predict(job_id, api_name="/search_status")
-        if st["state"] in ("done", "failed", "cancelled"):
-            return st
-        time.sleep(0.5)
-    raise AssertionError(f"search job {job_id} did not finish: {st}")
-
-
 def test_search_tab_end_to_end(session):
-    from gradio_client import Client
-
-    from workbench.app.main import build_app, launch_kwargs
     from workbench.core.templates import list_library, load_template
 
-    demo = build_app(model="default", data="bbc")
+    app = App()
     try:
-        port = free_port()
-        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    **launch_kwargs())
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        client.predict("bbc", None, "", None, None, 0, api_name="/load_data")
+        client = app.client
+        load_data(client, "bbc")
 
         # model, start YAML, axes, token budget, seconds, max dev rows, test rows, shots, selections,
         # calibrations, proposed instructions, score on test, winner name
         form = ["default", WEAK, ["calibration"], 0, 0, 8, 12, "0", ["random"], ["none", "pmi"], 0, True, "ui_winner"]
         out = client.predict(*form, api_name="/search_start")
         job_id = out[0]
-        st = _wait(client, job_id)
+        st = wait_job(client, "/search_status", job_id)
         assert st["state"] == "done", st
         run_id = st["result_id"]
         assert st["run_id"] == run_id
@@ -69,17 +51,14 @@ def test_search_tab_end_to_end(session):
         form2[2], form2[-1] = ["calibration"], "ui_winner_2"
         out = client.predict(*form2, api_name="/search_start")
         job2 = out[0]
-        for _ in range(200):   # wait until the run exists, then cancel
-            st2 = client.predict(job2, api_name="/search_status")
-            if st2.get("run_id") or st2["state"] in ("done", "failed", "cancelled"):
-                break
-            time.sleep(0.1)
+        wait_for(lambda: (lambda st: st.get("run_id") or st["state"] in ("done", "failed", "cancelled"))(
+            client.predict(job2, api_name="/search_status")), 20, "the search run to exist")   # then cancel
         client.predict(job2, api_name="/search_cancel")
-        st2 = _wait(client, job2)
+        st2 = wait_job(client, "/search_status", job2)
         run2 = st2["run_id"]
         if st2["state"] == "cancelled":
             out = client.predict("default", run2, 0, 0, api_name="/search_resume")
-            st3 = _wait(client, out[0])
+            st3 = wait_job(client, "/search_status", out[0])
             assert st3["state"] == "done", st3
             assert st3["result_id"] == run2
         else:   # it finished before the cancel arrived: still a valid, complete run
@@ -87,4 +66,4 @@ def test_search_tab_end_to_end(session):
         _, md2, *_ = client.predict(run2, api_name="/search_open")
         assert "Held-out test" in md2
     finally:
-        demo.close()
+        app.close()
