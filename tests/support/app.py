@@ -13,7 +13,7 @@ from remote_servers import free_port
 class App:
     """The workbench app, launched in this process; `client` talks to it as a script would."""
 
-    def __init__(self, model: str = "default", data: str = "bbc"):
+    def __init__(self, model: str = "default", data: str = "bbc", **launch):
         from gradio_client import Client
 
         from workbench.app.main import build_app, launch_kwargs
@@ -23,7 +23,7 @@ class App:
         self.url = f"http://127.0.0.1:{self.port}/"
         try:
             self.demo.launch(server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True, quiet=True,
-                             **launch_kwargs())
+                             **{**launch_kwargs(), **launch})
             self.client = Client(self.url, verbose=False)
         except BaseException:
             self.demo.close()

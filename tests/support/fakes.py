@@ -5,6 +5,7 @@ instead of a model. Every behaviour checked with a fake also has a real-model te
     FakeSession()                          # pseudo log-likelihoods from a hash of (context, continuation)
     FakeSession(table={(ctx, cont): p})    # log p looked up in a table (worked-out cases by hand)
     FakeSession(batch=7)                   # progress after every 7 requests, as the prefix-tree scorer reports
+    FakeSession(logprob_fn=lambda ctx, cont: -len(cont), encode_fn=list)   # any scoring rule, tokens
     s.calls, s.requests                    # what was asked
 """
 from __future__ import annotations
@@ -28,13 +29,15 @@ class FakeSession:
     encode_pair, apply_chat, loglikelihood, generate) without a model."""
 
     def __init__(self, identity: str = "fake-model@1", *, table: dict[tuple[str, str], float] | None = None,
-                 batch: int | None = None, generate_fn: Callable[[str], str] | None = None):
+                 batch: int | None = None, generate_fn: Callable[[str], str] | None = None,
+                 logprob_fn: Callable[[str, str], float] | None = None, encode_fn: Callable[[str], list] | None = None):
         self.config = types.SimpleNamespace(model="fake")
         self.identity = identity
         self.adapter = None
         self.device, self.dtype = "cpu", "float32"
         self.backend = "fake"
         self.table, self.batch, self.generate_fn = table, batch, generate_fn
+        self.logprob_fn, self.encode_fn = logprob_fn, encode_fn
         self.calls = 0
         self.requests: list[tuple[str, str]] = []
         self.prompts: list[str] = []
@@ -47,7 +50,7 @@ class FakeSession:
         return {"engine": "fake", "model": self.identity, "adapter_sha256": None}
 
     def encode(self, text: str) -> list:
-        return text.split()
+        return self.encode_fn(text) if self.encode_fn else text.split()
 
     def encode_pair(self, context: str, continuation: str) -> tuple[list, list]:
         return self.encode(context), self.encode(continuation)
@@ -57,6 +60,8 @@ class FakeSession:
 
     # --- scoring and generation
     def logprob(self, context: str, continuation: str) -> float:
+        if self.logprob_fn is not None:
+            return self.logprob_fn(context, continuation)
         if self.table is not None:
             return math.log(self.table[(context, continuation)])
         return hashed_logprob(context, continuation)
