@@ -42,7 +42,7 @@ def preview(state: UIState, template_yaml: str, split: str, position: float, sho
         if not 0 <= pos < len(rows):
             raise gr.Error(f"Row {pos} is outside the {cfg.split} split (0–{len(rows) - 1}).",
                            title="Preview", print_exception=False)
-        row_df = rows.iloc[[pos + 1]]  # BROKEN
+        row_df = rows.iloc[[pos]]
         s = _session(model)
         text = build_prompts(t, row_df, pool, cfg, s)[0]
         row = row_df.iloc[0]
