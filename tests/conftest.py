@@ -63,3 +63,7 @@ def pytest_runtest_makereport(item, call):
                 deaths.append(why)
     if deaths:
         rep.longrepr = "\n\n".join(deaths) + "\n\n--- the test's own failure ---\n" + str(rep.longrepr)
+
+
+# Shared fixtures from tests/support/ (the launched app, per module or per test).
+from support.fixtures import app, fresh_app  # noqa: E402,F401 - fixtures, registered by import

@@ -3,41 +3,24 @@ comparison of two library templates on the real default model, poll it, open it,
 disagreements, mark a winner, and run a small format-spread study."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
-from remote_servers import free_port
+from support import App, load_data, wait_job
 
 pytestmark = pytest.mark.model
 
 LIB = Path("templates_library")
 
 
-def _wait(client, status_api: str, job_id: str, timeout: float = 240) -> dict:
-    end = time.time() + timeout
-    while time.time() < end:
-        st = client.predict(job_id, api_name=status_api)
-        if st["state"] in ("done", "failed", "cancelled"):
-            return st
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} did not finish: {st}")
-
-
 def test_compare_tab_end_to_end(session):
-    from gradio_client import Client
-
-    from workbench.app.main import build_app, launch_kwargs
     from workbench.jobs.compare import get_winner_info
     from workbench.core.templates import load_template
 
-    demo = build_app(model="default", data="bbc")
+    app = App()
     try:
-        port = free_port()
-        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    **launch_kwargs())
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        client.predict("bbc", None, "", None, None, 0, api_name="/load_data")
+        client = app.client
+        load_data(client, "bbc")
 
         a = (LIB / "bbc_headline_topic.yaml").read_text()
         choice = f"{(LIB / 'bbc_headline_question.yaml').resolve()}::bbc_headline_question"
@@ -48,7 +31,7 @@ def test_compare_tab_end_to_end(session):
         out = client.predict("default", "", 0, 0, "acc", "none", "test", 40, "", 300, 2, *yamls,
                              api_name="/compare_start")
         job_id = out[0]
-        st = _wait(client, "/compare_status", job_id)
+        st = wait_job(client, "/compare_status", job_id, timeout=240)
         assert st["state"] == "done", st
         run_id = st["result_id"]
 
@@ -91,9 +74,9 @@ def test_compare_tab_end_to_end(session):
 
         # A format-spread study on column 1 (2 variants, 8 rows).
         out = client.predict("default", 1, 2, 0, 0, "acc", "none", "test", 8, *yamls, api_name="/robustness_spread")
-        st = _wait(client, "/compare_status", out[0])
+        st = wait_job(client, "/compare_status", out[0], timeout=240)
         assert st["state"] == "done", st
         md, _fig, table = client.predict(st["result_id"], api_name="/robustness_open")
         assert "Format spread of bbc_headline_topic" in md and len(table["data"]) == 3
     finally:
-        demo.close()
+        app.close()

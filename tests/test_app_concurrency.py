@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from test_app_api import GOOD, App, free_port  # noqa: F401 - shared launcher
+from support import App, load_data
+from test_app_api import GOOD
 
 pytestmark = pytest.mark.model
 
@@ -42,7 +43,7 @@ def test_preview_run_and_model_switch_at_once(tmp_path, session, bbc):
         a = app.client
         b = Client(f"http://127.0.0.1:{app.port}/", verbose=False)
         for c in (a, b):
-            c.predict("bbc", None, "", None, None, 0, api_name="/load_data")
+            load_data(c, "bbc")
         job_id = a.predict(GOOD, "default", 2, 1, "acc", "none", "test", 150, api_name="/run_eval")[0]
         end = time.time() + 120
         while a.predict(job_id, api_name="/run_status")["state"] != "running":

@@ -4,11 +4,11 @@ predictions match; then import the bundle back through the upload endpoint."""
 from __future__ import annotations
 
 import json
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
+from support import App, load_data, wait_job
 
 pytestmark = pytest.mark.model
 
@@ -16,27 +16,20 @@ LIB = Path(__file__).resolve().parent.parent / "templates_library"
 
 
 def test_export_tab_download_zip(session, tmp_path, workbench_home):
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
-    from workbench.app.main import build_app
     from workbench.jobs.export import load_bundle, unzip_bundle
 
-    demo = build_app(model="default", data="bbc")
+    app = App(show_error=True)
     try:
-        demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, show_error=True)
-        client = Client(f"http://127.0.0.1:{demo.server_port}/", verbose=False)
-        client.predict("bbc", None, "", None, None, 0, api_name="/load_data")
+        client = app.client
+        load_data(client, "bbc")
         yaml_text = (LIB / "bbc_headline_topic.yaml").read_text()
         # model, editor YAML, source, train run, name, merge, shots, seed, method, split, limit
         out = client.predict("default", yaml_text, "editor", "", "../ui bundle", False, 0, 0, "acc", "test", 6,
                              api_name="/export_start")
         job_id = out[0]
-        end = time.time() + 300
-        while True:
-            st = client.predict(job_id, api_name="/export_status")
-            if st["state"] in ("done", "failed", "cancelled") or time.time() > end:
-                break
-            time.sleep(0.5)
+        st = wait_job(client, "/export_status", job_id, timeout=300)
         assert st["state"] == "done", st
         bundle_dir = Path(st["result_id"])
         assert bundle_dir.name == "ui-bundle" and bundle_dir.parent == workbench_home / "exports"
@@ -61,4 +54,4 @@ def test_export_tab_download_zip(session, tmp_path, workbench_home):
         assert "bbc_headline_topic.yaml" in msg
         assert (workbench_home / "templates" / "bbc_headline_topic.yaml").exists()
     finally:
-        demo.close()
+        app.close()

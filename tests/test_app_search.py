@@ -2,10 +2,9 @@
 search on the real default model, poll it (live run id), open it, cancel another and resume it."""
 from __future__ import annotations
 
-import time
 
 import pytest
-from remote_servers import free_port
+from support import App, load_data, wait_for, wait_job
 
 pytestmark = pytest.mark.model
 
@@ -22,33 +21,18 @@ answer_choices:
 """
 
 
-def _wait(client, job_id: str, timeout: float = 300) -> dict:
-    end = time.time() + timeout
-    st = {}
-    while time.time() < end:
-        st = client.predict(job_id, api_name="/search_status")
-        if st["state"] in ("done", "failed", "cancelled"):
-            return st
-        time.sleep(0.5)
-    raise AssertionError(f"search job {job_id} did not finish: {st}")
-
-
 def test_search_tab_end_to_end(session, tmp_path):
     from gradio_client import Client
     from test_app_concurrency import _tiny_model_folder
 
-    tiny_model = _tiny_model_folder(tmp_path)
-
-    from workbench.app.main import build_app, launch_kwargs
     from workbench.core.templates import list_library, load_template
 
-    demo = build_app(model="default", data="bbc")
+    tiny_model = _tiny_model_folder(tmp_path)
+
+    app = App()
     try:
-        port = free_port()
-        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    **launch_kwargs())
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        client.predict("bbc", None, "", None, None, 0, api_name="/load_data")
+        client = app.client
+        load_data(client, "bbc")
 
         # model, start YAML, axes, token budget, seconds, max dev rows, test rows, shots, selections,
         # calibrations, proposed instructions, score on test, winner name
@@ -57,14 +41,12 @@ def test_search_tab_end_to_end(session, tmp_path):
         out = client.predict(*form, api_name="/search_start")
         job_id = out[0]
         # A second user tries to switch the model while the search runs: refused, naming the search.
-        end = time.time() + 120
-        while client.predict(job_id, api_name="/search_status")["state"] not in ("running", "done", "failed"):
-            assert time.time() < end, "the search never started"
-            time.sleep(0.1)
-        other = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        wait_for(lambda: client.predict(job_id, api_name="/search_status")["state"] in ("running", "done", "failed"),
+                 120, "the search to start")
+        other = Client(f"http://127.0.0.1:{app.port}/", verbose=False)
         with pytest.raises(Exception, match="search from bbc_weak_start on bbc"):
             other.predict(tiny_model, api_name="/load_model")
-        st = _wait(client, job_id)
+        st = wait_job(client, "/search_status", job_id)
         assert st["state"] == "done", st
         run_id = st["result_id"]
         assert st["run_id"] == run_id
@@ -86,17 +68,14 @@ def test_search_tab_end_to_end(session, tmp_path):
         form2[2], form2[-1] = ["calibration"], "ui_winner_2"
         out = client.predict(*form2, api_name="/search_start")
         job2 = out[0]
-        for _ in range(200):   # wait until the run exists, then cancel
-            st2 = client.predict(job2, api_name="/search_status")
-            if st2.get("run_id") or st2["state"] in ("done", "failed", "cancelled"):
-                break
-            time.sleep(0.1)
+        wait_for(lambda: (lambda st: st.get("run_id") or st["state"] in ("done", "failed", "cancelled"))(
+            client.predict(job2, api_name="/search_status")), 20, "the search run to exist")   # then cancel
         client.predict(job2, api_name="/search_cancel")
-        st2 = _wait(client, job2)
+        st2 = wait_job(client, "/search_status", job2)
         run2 = st2["run_id"]
         if st2["state"] == "cancelled":
             out = client.predict("default", run2, 0, 0, api_name="/search_resume")
-            st3 = _wait(client, out[0])
+            st3 = wait_job(client, "/search_status", out[0])
             assert st3["state"] == "done", st3
             assert st3["result_id"] == run2
         else:   # it finished before the cancel arrived: still a valid, complete run
@@ -104,4 +83,4 @@ def test_search_tab_end_to_end(session, tmp_path):
         _, md2, *_ = client.predict(run2, api_name="/search_open")
         assert "Held-out test" in md2
     finally:
-        demo.close()
+        app.close()

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from remote_servers import free_port
+from support import App, load_data
 
 pytestmark = pytest.mark.model
 
@@ -18,17 +18,12 @@ TINY = ["k per class", 2, 8, 16, 0.05, [], 5e-4, 1, 3, 4, 1, 64, 0.1, 0, 2, 3, "
 
 
 def test_train_tab_start_poll_attach_detach(workbench_home):
-    from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    from workbench.app.main import build_app
-
-    demo = build_app(model="default", data="bbc")
+    app = App(show_error=True)
     try:
-        port = free_port()
-        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, show_error=True)
-        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        c.predict("bbc", None, "", None, None, 0, api_name="/load_data")
+        c = app.client
+        load_data(c, "bbc")
         ref = next(t["ref"] for t in c.predict(api_name="/list_templates") if t["name"] == "bbc_headline_topic")
         yaml_text = c.predict(ref, "", True, api_name="/load_template")[0]
         assert "bbc_headline_topic" in yaml_text
@@ -96,7 +91,7 @@ def test_train_tab_start_poll_attach_detach(workbench_home):
         s = current_session()
         if s is not None and s.adapter:
             s.detach_adapter()
-        demo.close()
+        app.close()
 
 
 def _fig(v) -> dict:

@@ -6,25 +6,18 @@ from __future__ import annotations
 
 import pytest
 
-from test_app_api import App
+from support import load_data
 from test_browser_ux import write_reviews
 from test_matrix import _store
 
 
-@pytest.fixture()
-def app():
-    a = App()
-    try:
-        yield a
-    finally:
-        a.close()
-
-
 def test_own_data_templates_and_runs(app, tmp_path):
+    """`app`: the module's one launched app (support/fixtures.py); each test has its own
+    WORKBENCH_HOME, which the app reads on every call."""
     c = app.client
     # (2) a `sentiment` column is found (typical name, few values): no warning.
     path = write_reviews(tmp_path / "reviews.csv")
-    out = c.predict("file or path…", None, str(path), None, None, 0, api_name="/load_data")
+    out = load_data(c, "file or path…", path=str(path))
     assert "42 rows" in out[0] and "3 classes" in out[0] and "label column `sentiment`" in out[0]
     assert "label-warning" not in out[0]
     # (3) a template from the data: text column in, label column as gold, labels as choices.
@@ -34,24 +27,27 @@ def test_own_data_templates_and_runs(app, tmp_path):
     # (1) saved, it is listed first and Compare loads it by its bare name.
     c.predict(yaml_text, "my_reviews_a", False, api_name="/save_template")
     lib = c.predict(api_name="/list_templates")
-    assert lib[0]["name"] == "my_reviews_a" or any(t["name"] == "my_reviews_a" for t in lib)
+    assert lib[0]["name"] == "my_reviews_a" and lib[0]["source"] == "user"
     assert "name: my_reviews_a" in c.predict("my_reviews_a", api_name="/compare_library_yaml")
 
     # (2) a column guessed only from its values: the summary says so and asks.
     odd = tmp_path / "odd.csv"
     odd.write_text("words,grp\n" + "".join(f"sentence number {i},{'xy'[i % 2]}\n" for i in range(20)))
-    out = c.predict("file or path…", None, str(odd), None, None, 0, api_name="/load_data")
+    out = load_data(c, "file or path…", path=str(odd))
     assert "Is <code>grp</code> the label column?" in out[0]
     none = tmp_path / "none.csv"
     none.write_text("words\n" + "".join(f"sentence number {i}\n" for i in range(20)))
-    out = c.predict("file or path…", None, str(none), None, None, 0, api_name="/load_data")
+    out = load_data(c, "file or path…", path=str(none))
     assert "No label column found" in out[0]
 
 
-def test_one_runs_view_and_diff(app):
+def test_one_runs_view_and_diff():
+    """The Runs tab's handlers, called directly (formatting needs no server; the gradio_client
+    path of /list_runs and /open_run runs in test_app_api)."""
+    from workbench.app import matrix
+    from workbench.app.tab_runs import diff_runs, list_runs
     from workbench.storage.runs import RunRegistry
 
-    c = app.client
     reg = RunRegistry()
     a = _store(reg, "short", ["pos", "neg", "pos", "pos"])
     b = _store(reg, "long", ["pos", "pos", "neu", "pos"])
@@ -61,8 +57,8 @@ def test_one_runs_view_and_diff(app):
     reg.add("train", name="lora short", metrics={"adapter_accuracy": 0.9, "base_accuracy": 0.5},
             settings={"shots_per_class": 8})
     reg.add("export", name="bundle short", metrics={"accuracy": {"value": 0.8}})
-    table = c.predict("", "all kinds", api_name="/list_runs")
-    headers, rows = table["headers"], table["data"]
+    table = list_runs("", "all kinds")
+    headers, rows = list(table.columns), table.values.tolist()
     assert headers[:2] == ["kind", "headline"] and "shots" in headers
     kinds = [r[0] for r in rows]
     assert set(kinds) == {"eval", "compare", "train", "export"}
@@ -70,16 +66,19 @@ def test_one_runs_view_and_diff(app):
     assert by_kind["train"][1] == "adapter 90.0% (base 50.0%)"
     assert by_kind["compare"][headers.index("shots")] == 2
     assert by_kind["export"][1] == "acc 80.0%"
-    only = c.predict("", "train", api_name="/list_runs")["data"]
+    only = list_runs("", "train").values.tolist()
     assert [r[0] for r in only] == ["train"]
     # Two evals of the same rows: a paired comparison, worded with the winner first.
-    verdict = c.predict([a, b], api_name="/runs_diff")   # (the matrix below it gets the ids)
+    verdict, shown = diff_runs([a, b])   # (the matrix below it gets the ids)
+    assert shown == [a, b]
     import json
 
-    m = c.predict(json.dumps({"runs": [a, b]}), api_name="/results_matrix")
+    m = matrix.matrix_json(json.dumps({"runs": [a, b]}))
     assert [col["name"] for col in m["columns"]] == ["short", "long"] and len(m["rows"]) == 4
     assert "2 templates on the same 4 examples" in verdict
-    assert ("no detectable difference between" in verdict) or (" beats " in verdict)
+    # Both are right on 3 of 4 rows, each on a row the other misses: one discordant pair each
+    # way, so there is no detectable difference (and nothing "beats").
+    assert "no detectable difference between" in verdict and " beats " not in verdict
 
 
 def test_template_badge_names_the_template():

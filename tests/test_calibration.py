@@ -12,20 +12,8 @@ import pytest
 
 from workbench.core.config import EvalConfig
 from workbench.core.templates import load_template
-from workbench.engine.session import LogLik
+from support.fakes import FakeSession
 from workbench.jobs.inference import classify
-
-
-class FakeSession:
-    """loglikelihood() looks each (context, continuation) up in a table of probabilities."""
-
-    def __init__(self, probs: dict[tuple[str, str], float]):
-        self.probs = probs
-        self.asked: list[tuple[str, str]] = []
-
-    def loglikelihood(self, requests, **_):
-        self.asked.extend(requests)
-        return [LogLik(math.log(self.probs[r]), False, 1) for r in requests]
 
 
 def _template(extra: str = "") -> object:
@@ -39,7 +27,7 @@ CF = "Text: N/A\nLabel:"
 
 
 def test_contextual_calibration_by_hand():
-    s = FakeSession({(CTX, " good"): 0.2, (CTX, " bad"): 0.6, (CF, " good"): 0.1, (CF, " bad"): 0.5})
+    s = FakeSession(table={(CTX, " good"): 0.2, (CTX, " bad"): 0.6, (CF, " good"): 0.1, (CF, " bad"): 0.5})
     cfg = EvalConfig(calibration="contextual", content_free=["N/A"])
     rec = classify(_template(), ROWS, [CTX], s, cfg, pool=ROWS)[0]
     # p(x) = softmax(log .2, log .6) = (.25, .75); p_cf = (1/6, 5/6)
@@ -61,7 +49,7 @@ def test_contextual_calibration_per_choice_set():
              (cb, " red"): 0.2, (cb, " green"): 0.2, (cb, " blue"): 0.2,
              (cf, " yes"): 0.6, (cf, " no"): 0.2,
              (cf, " red"): 0.5, (cf, " green"): 0.3, (cf, " blue"): 0.2}
-    s = FakeSession(probs)
+    s = FakeSession(table=probs)
     recs = classify(t, rows, [ca, cb], s, EvalConfig(calibration="contextual", content_free=["N/A"]), pool=rows)
     # row a: p = (.5, .5), p_cf = (.75, .25) -> log(2/3), log 2 -> "no"
     assert recs[0]["scores"]["yes"] == pytest.approx(math.log(0.5 / 0.75), abs=1e-6)
@@ -72,11 +60,11 @@ def test_contextual_calibration_per_choice_set():
     assert recs[1]["scores"]["red"] == pytest.approx(math.log((1 / 3) / 0.5), abs=1e-6)
     assert recs[1]["pred"] == "blue"
     # every content-free request was for a real choice set: none with row 0's words on row b's set
-    assert {(c, w) for c, w in s.asked if c == cf} == {k for k in probs if k[0] == cf}
+    assert {(c, w) for c, w in s.requests if c == cf} == {k for k in probs if k[0] == cf}
 
 
 def test_pmi_by_hand():
-    s = FakeSession({(CTX, " good"): 0.2, (CTX, " bad"): 0.3, ("", " good"): 0.1, ("", " bad"): 0.5})
+    s = FakeSession(table={(CTX, " good"): 0.2, (CTX, " bad"): 0.3, ("", " good"): 0.1, ("", " bad"): 0.5})
     rec = classify(_template(), ROWS, [CTX], s, EvalConfig(calibration="pmi"), pool=ROWS)[0]
     # log p(y|x) - log p(y): log(.2/.1) = log 2 and log(.3/.5) = log .6 -> pos
     assert rec["scores"]["pos"] == pytest.approx(math.log(2.0), abs=1e-6)
@@ -90,8 +78,8 @@ def test_choice_aggregate_mean_and_max_by_hand():
     probs = {(CTX, " good"): 0.5, (CTX, " great"): 0.02, (CTX, " bad"): 0.2}
     t_max = load_template(base)
     t_mean = load_template(base + "choice_aggregate: mean\n")
-    r_max = classify(t_max, ROWS, [CTX], FakeSession(probs), EvalConfig(), pool=ROWS)[0]
-    r_mean = classify(t_mean, ROWS, [CTX], FakeSession(probs), EvalConfig(), pool=ROWS)[0]
+    r_max = classify(t_max, ROWS, [CTX], FakeSession(table=probs), EvalConfig(), pool=ROWS)[0]
+    r_mean = classify(t_mean, ROWS, [CTX], FakeSession(table=probs), EvalConfig(), pool=ROWS)[0]
     assert r_max["scores"]["pos"] == pytest.approx(math.log(0.5), abs=1e-6)
     # mean of log-probs: (log .5 + log .02) / 2 = log(sqrt(.01)) = log .1 < log .2 -> neg
     assert r_mean["scores"]["pos"] == pytest.approx(math.log(0.1), abs=1e-6)
@@ -102,7 +90,7 @@ def test_acc_norm_and_acc_bytes_by_hand():
     t = load_template("name: t\ninput: 'Text: {{ text }}\n\n  Label:'\nanswer_choices:\n"
                       "  pos: [café]\n  neg: [no]\n")
     probs = {(CTX, " café"): 0.01, (CTX, " no"): 0.02}
-    s = FakeSession(probs)
+    s = FakeSession(table=probs)
     norm = classify(t, ROWS, [CTX], s, EvalConfig(method="acc_norm"), pool=ROWS)[0]
     byt = classify(t, ROWS, [CTX], s, EvalConfig(method="acc_bytes"), pool=ROWS)[0]
     # lm-eval divides by the choice's own length, without the target delimiter

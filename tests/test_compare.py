@@ -8,10 +8,8 @@ against hand-worked discordant tables.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import statistics
-import types
 
 import pytest
 
@@ -33,45 +31,9 @@ from workbench.jobs.inference import EvalConfig, eval_rows
 from workbench.storage.runs import RunRegistry
 from workbench.core.templates import load_template
 
+from support.fakes import FakeSession  # noqa: E402 - the shared fake (tests/support/fakes.py)
+
 LIB = "templates_library"
-
-
-class FakeSession:
-    """Deterministic pseudo log-likelihoods; counts loglikelihood calls and requests."""
-
-    def __init__(self, identity: str = "fake-model@1"):
-        self.config = types.SimpleNamespace(model="fake")
-        self.identity = identity
-        self.adapter = None
-        self.device, self.dtype = "cpu", "float32"
-        self.backend = "fake"
-        self.calls = 0
-        self.requests: list[tuple[str, str]] = []
-
-    def load(self):
-        return self
-
-    def model_identity(self):
-        return {"engine": "fake", "model": self.identity, "adapter_sha256": None}
-
-    def encode(self, text):
-        return text.split()
-
-    def apply_chat(self, text):
-        return text
-
-    def loglikelihood(self, reqs, progress=None, cancel=None, prefix_cache=True):
-        from workbench.engine.session import LogLik
-
-        self.calls += 1
-        self.requests += list(reqs)
-        out = []
-        for ctx, cont in reqs:
-            h = int(hashlib.sha256(f"{ctx}|{cont}".encode()).hexdigest()[:8], 16) / 2**32
-            out.append(LogLik(-5 * h, False, 1))
-        if progress:
-            progress(len(reqs), len(reqs))
-        return out
 
 
 @pytest.fixture(scope="module")

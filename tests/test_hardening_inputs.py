@@ -205,7 +205,7 @@ def test_one_class_run_says_so_in_results(tmp_path):
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_compare import FakeSession
+    from support.fakes import FakeSession
 
     from workbench.jobs.inference import EvalConfig, evaluate
 
@@ -233,7 +233,7 @@ def test_many_requests_warn_before_scoring(tmp_path, caplog):
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_compare import FakeSession
+    from support.fakes import FakeSession
 
     from workbench.jobs.inference import EvalConfig, evaluate
 
@@ -258,7 +258,7 @@ def test_ten_thousand_classes_give_small_metrics(tmp_path):
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_compare import FakeSession
+    from support.fakes import FakeSession
 
     from workbench.jobs.inference import EvalConfig, evaluate
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import load_data
 
 from workbench.errors import ConfigError
 
@@ -371,7 +372,7 @@ def test_server_killed_mid_training(tmp_path, workbench_home):
             except Exception:  # noqa: BLE001 - not up yet
                 assert p.poll() is None and time.monotonic() - t0 < 300, "server did not start"
                 time.sleep(1)
-        c.predict("bbc", None, "", None, None, 0, api_name="/load_data")
+        load_data(c, "bbc")
         # k=2 per class, 500 steps, no dev evaluation: it trains for minutes unless killed
         args = ["k per class", 2, 8, 16, 0.05, [], 5e-4, 1, 500, 4, 1, 64, 0.1, 0, 0, 3, "lm", 10, 10]
         run_dir = c.predict(TEMPLATE.read_text(), "default", *args, api_name="/train_start")[0]

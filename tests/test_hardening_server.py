@@ -8,6 +8,7 @@ import asyncio
 import time
 
 import pytest
+from support import load_data as api_load_data  # the /load_data endpoint (tab_data.load_data is the handler)
 
 from workbench.errors import ConfigError, DataError
 from remote_servers import free_port
@@ -192,7 +193,7 @@ def test_live_restricted_server_refuses_load_data_of_a_server_file(tmp_path, res
     try:
         c = Client(f"http://127.0.0.1:{port}/", verbose=False)
         with pytest.raises(Exception) as e:
-            c.predict("file or path…", None, str(secret), None, None, 0, api_name="/load_data")
+            api_load_data(c, "file or path…", path=str(secret))
         assert "the secret row" not in str(e.value)
         assert "data folders" in str(e.value)
     finally:

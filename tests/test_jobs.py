@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+from support import wait_for
+
 from workbench.errors import Cancelled, DataError
 from workbench.jobs.queue import JobRegistry
 
@@ -60,9 +62,10 @@ def test_jobs_sharing_a_resource_run_one_at_a_time():
     release = threading.Event()
     first = reg.start("eval", lambda ctx: release.wait(5) and "a", resource="model")
     second = reg.start("train", lambda ctx: "b", resource="model")
-    time.sleep(0.3)
-    assert reg.status(first)["state"] == "running"
-    assert reg.status(second)["state"] == "queued" and "waiting" in reg.status(second)["message"]
+    # The first holds the resource until released, so once it runs the second can only queue.
+    wait_for(lambda: reg.status(first)["state"] == "running", 5, "the first job to start")
+    wait_for(lambda: "waiting" in reg.status(second)["message"], 5, "the second job to say it waits")
+    assert reg.status(first)["state"] == "running" and reg.status(second)["state"] == "queued"
     assert [j["id"] for j in reg.active(resource="model")] == [first, second]
     release.set()
     assert reg.wait(second, timeout=5)["result_id"] == "b"
@@ -70,7 +73,7 @@ def test_jobs_sharing_a_resource_run_one_at_a_time():
     release.clear()
     third = reg.start("eval", lambda ctx: release.wait(5), resource="model")
     fourth = reg.start("eval", lambda ctx: "never", resource="model")
-    time.sleep(0.1)
+    wait_for(lambda: reg.status(third)["state"] == "running", 5, "the third job to start")
     reg.cancel(fourth)
     assert reg.wait(fourth, timeout=5)["state"] == "cancelled"
     release.set()

@@ -2,10 +2,10 @@
 and renders on real rows when the data layer can provide them."""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pytest
+from support import require_data
 
 from workbench.paths import library_dir
 from workbench.core.templates import PromptTemplate, list_library, load_templates
@@ -72,14 +72,15 @@ def test_list_library(monkeypatch, tmp_path):
     assert all(e["source"] == "library" and "error" not in e for e in listed)
 
 
+@pytest.mark.model
 def test_headline_topic_verbalizers_are_single_tokens():
-    """With the real SmolLM2 tokenizer (converted copy), when it is available."""
-    tok_dir = Path("/tmp/smol_st")
-    if not (tok_dir / "tokenizer.json").is_file():
-        pytest.skip("converted SmolLM2 tokenizer not available")
+    """With the default model's real tokenizer (SmolLM2, converted once per machine). It used to
+    read a hard-coded /tmp folder that no setup creates, so it always skipped."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    from workbench.engine.models import resolve_model
+
+    tok = AutoTokenizer.from_pretrained(resolve_model("default").path)
     t = next(t for _, t in TEMPLATES if t.name == "bbc_headline_topic")
     assert [p for p in t.validate(tokenizer=tok) if p.field == "answer_choices"] == []
     # The multi-word intent template must draw the multi-token warning.
@@ -88,12 +89,9 @@ def test_headline_topic_verbalizers_are_single_tokens():
 
 
 def _real_rows(name: str):
-    try:
-        data = importlib.import_module("workbench.core.data")
-        ds = data.load_dataset(name)
-    except Exception as e:  # noqa: BLE001 - data layer missing or data unavailable offline
-        pytest.skip(f"data for {name!r} not loadable here: {type(e).__name__}: {e}")
-    return ds.df.head(5).to_dict("records")
+    # Loaded for real: a missing dataset skips (fails under WORKBENCH_REQUIRE_DATA), a broken
+    # loader fails the test.
+    return require_data(name).df.head(5).to_dict("records")
 
 
 @pytest.mark.parametrize("dataset", sorted(DATASETS))

@@ -197,25 +197,12 @@ def test_mmlu_prompts_with_first_n_shots_equal_lm_eval(tmp_path):
     assert prompts[0].startswith("The following are multiple choice questions (with answers) about anatomy.\n\nd question 0?")
 
 
-class _FakeSession:
+def _FakeSession():
     """Scores a continuation by minus its length (fast plumbing test; the real model is in
     test_hellaswag_with_task_code_equals_lm_eval)."""
-    from types import SimpleNamespace as _NS
-    config = _NS(model="fake")
-    identity, adapter, device, dtype, backend = "fake", None, "cpu", "float32", "fake"
+    from support.fakes import FakeSession
 
-    def load(self):
-        return self
-
-    def model_identity(self):
-        return {"engine": "fake", "model": "fake"}
-
-    def encode(self, text):
-        return list(text)
-
-    def loglikelihood(self, reqs, **kw):
-        from types import SimpleNamespace
-        return [SimpleNamespace(logprob=-float(len(c))) for _, c in reqs]
+    return FakeSession("fake", logprob_fn=lambda ctx, cont: -float(len(cont)), encode_fn=list)
 
 
 def test_group_runs_every_task_and_reports_the_aggregate(tmp_path):

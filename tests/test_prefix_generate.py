@@ -13,8 +13,11 @@ from workbench.paths import library_dir
 DEMO = ("Answer each question with a short fact.\n\nQuestion: What is the capital of France?\nAnswer: Paris\n\n"
         "Question: Who wrote Hamlet?\nAnswer: William Shakespeare\n\n")
 QUESTIONS = ["What is the capital of Italy?", "Who painted the Mona Lisa?", "What is 2+2?",
-             "Which planet is the largest?", "What language is spoken in Brazil?", "How many legs does a spider have?"]
+             "Which planet is the largest?"]
+# Four prompts in batches of two: still two batches per call (the prefix kept across batches and
+# calls is what is checked), with about half the generated tokens of six prompts in batches of four.
 PROMPTS = [DEMO + f"Question: {q}\nAnswer:" for q in QUESTIONS]
+BATCH = 2
 
 
 def test_common_prefix_leaves_every_row_a_token():
@@ -33,11 +36,11 @@ def test_batch_inputs_put_pads_between_prefix_and_suffix():
 
 @pytest.mark.model
 def test_prefix_generation_equals_full_prompts(session):
-    plain = session.generate(PROMPTS, max_new_tokens=10, stop=["\n"], batch_size=4, prefix_reuse=False)
+    plain = session.generate(PROMPTS, max_new_tokens=8, stop=["\n"], batch_size=BATCH, prefix_reuse=False)
     session._gen_prefix.clear()
     before = dict(session.stats)
-    first = session.generate(PROMPTS, max_new_tokens=10, stop=["\n"], batch_size=4)
-    again = session.generate(PROMPTS[:3], max_new_tokens=10, stop=["\n"], batch_size=4)
+    first = session.generate(PROMPTS, max_new_tokens=8, stop=["\n"], batch_size=BATCH)
+    again = session.generate(PROMPTS[:3], max_new_tokens=8, stop=["\n"], batch_size=BATCH)
     assert [g.text for g in first] == [g.text for g in plain]
     assert [g.text for g in again] == [g.text for g in plain[:3]]
     assert [g.stop_reason for g in first] == [g.stop_reason for g in plain]
@@ -54,12 +57,12 @@ def test_prefix_generation_with_an_adapter(session, tmp_path):
     from adapters import write_random_lora
 
     write_random_lora(session.resolved.path, tmp_path / "adapter", scale=0.2)
-    without = session.generate(PROMPTS, max_new_tokens=8, stop=["\n"])     # fills the cache, base weights
+    without = session.generate(PROMPTS, max_new_tokens=6, stop=["\n"], batch_size=BATCH)   # fills the cache, base weights
     session.attach_adapter(str(tmp_path / "adapter"))
     try:
         assert not session._gen_prefix.layers                            # attaching dropped it
-        plain = session.generate(PROMPTS, max_new_tokens=8, stop=["\n"], prefix_reuse=False)
-        cached = session.generate(PROMPTS, max_new_tokens=8, stop=["\n"])
+        plain = session.generate(PROMPTS, max_new_tokens=6, stop=["\n"], batch_size=BATCH, prefix_reuse=False)
+        cached = session.generate(PROMPTS, max_new_tokens=6, stop=["\n"], batch_size=BATCH)
     finally:
         session.detach_adapter()
     assert [x.text for x in cached] == [x.text for x in plain]

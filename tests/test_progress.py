@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from test_compare import FakeSession
+from support.fakes import FakeSession
 
 from workbench.core.config import EvalConfig
 from workbench.core.progress import Nested, SteadyEta, stage_text, staged
@@ -17,21 +17,10 @@ from workbench.core.templates import load_template
 LIB = "templates_library"
 
 
-class BatchSession(FakeSession):
-    """test_compare's deterministic pseudo log-likelihoods, reporting (done requests, total
-    requests) after each batch of `batch` requests, as the prefix-tree scorer does."""
-
-    def __init__(self, batch: int = 7):
-        super().__init__("fake@1")
-        self.batch = batch
-
-    def loglikelihood(self, reqs, progress=None, cancel=None, prefix_cache=True):
-        out = super().loglikelihood(reqs, cancel=cancel, prefix_cache=prefix_cache)
-        if progress:
-            for i in range(len(reqs)):
-                if (i + 1) % self.batch == 0 or i + 1 == len(reqs):
-                    progress(i + 1, len(reqs))
-        return out
+def BatchSession(batch: int = 7) -> FakeSession:
+    """Deterministic pseudo log-likelihoods, reporting (done requests, total requests) after each
+    batch of `batch` requests, as the prefix-tree scorer does."""
+    return FakeSession("fake@1", batch=batch)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ def _compare(session, bbc, registry):
 
 def test_reuse_key_follows_the_model_identity(bbc):
     """Fast: the fake session of test_compare with a changing identity."""
-    from test_compare import FakeSession
+    from support.fakes import FakeSession
 
     from workbench.storage.runs import RunRegistry
 

@@ -58,24 +58,35 @@ def test_payload_round_trip_compressed(tmp_path):
     assert len(blob) < size / 5  # repetitive JSON compresses well
 
 
-def test_find_matching_reuses_identical_evals(tmp_path):
+def _eval_result(model_identity: dict, *, shots: int = 0, accuracy: float = 0.5) -> dict:
+    """The parts of an EvalResult's JSON that record_eval and result_key read."""
+    return {"metrics": {"n": 4, "accuracy": accuracy},
+            "provenance": {"template": {"name": "t", "hash": "t1", "yaml": "name: t"},
+                           "data": {"name": "bbc", "fingerprint": "d1", "row_indices_hash": "r1"},
+                           "config": {"shots": shots, "seed": 0, "method": "acc"},
+                           "model": {"identity": "default", "adapter": None, "model_identity": model_identity}}}
+
+
+def test_stored_evals_are_found_by_their_reuse_key(tmp_path):
+    """What `jobs.compare.evaluate_or_reuse` runs: record_eval stores a result under its reuse key,
+    find_by_key finds the newest finished one, and any change of settings or model identity
+    (an adapter's hash, the dtype) is another key."""
+    from workbench.storage.runs import record_eval, result_key
+
     reg = RunRegistry(tmp_path / "r.sqlite")
-    settings = {"method": "acc", "num_fewshot": 0}
-    old = _add_eval(reg, "old")
-    new = _add_eval(reg, "new", settings={"num_fewshot": 0, "method": "acc", "batch_size": 64})
-    _add_eval(reg, "failed", status="failed")
-    key = settings_key(settings)
-    hit = reg.find_matching(template_hash="t1", model="default", adapter=None,
-                            data_fingerprint="d1", settings_key=key)
-    assert hit is not None and hit.id == new  # newest done run; batch size ignored
-    assert reg.find_matching(template_hash="t1", model="default", adapter="lora-a",
-                             data_fingerprint="d1", settings_key=key) is None
-    assert reg.find_matching(template_hash="t1", model="default", adapter=None,
-                             data_fingerprint="d1",
-                             settings_key=settings_key({**settings, "num_fewshot": 5})) is None
-    reg.delete(new)
-    assert reg.find_matching(template_hash="t1", model="default", adapter=None,
-                             data_fingerprint="d1", settings_key=key).id == old
+    ident = {"engine": "local", "model": "default", "dtype": "float32", "device_kind": "cpu",
+             "adapter_sha256": None, "scoring_version": 1}
+    old = record_eval(_eval_result(ident, accuracy=0.25), reg)
+    new = record_eval(_eval_result(ident, accuracy=0.75), reg)
+    key = result_key(_eval_result(ident))
+    assert reg.find_by_key(key).id == new and reg.payload(new)["metrics"]["accuracy"] == 0.75
+    for other in (_eval_result(ident, shots=5), _eval_result({**ident, "adapter_sha256": "ab"}),
+                  _eval_result({**ident, "dtype": "bfloat16"})):
+        assert result_key(other) != key and reg.find_by_key(result_key(other)) is None
+    reg.update(new, status="failed")
+    assert reg.find_by_key(key).id == old     # only finished runs are reused
+    reg.delete(old)
+    assert reg.find_by_key(key) is None
 
 
 def test_settings_key_is_canonical():

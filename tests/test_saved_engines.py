@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 import pytest
+from support import load_data
 
 from workbench.core.spec import ModelRef
 from workbench.errors import ConfigError
@@ -83,7 +84,7 @@ def test_the_model_bar_saves_loads_and_compares_a_named_server(session):
             assert "**ref-srv**" in listing and ref.url in listing and "concurrency=4" in listing
             assert "ref-srv" in client.predict(api_name="/list_engines")
             # Compare's model columns take the name; the command shows the URL itself
-            client.predict("bbc", None, "", None, None, 0, api_name="/load_data")
+            load_data(client, "bbc")
             yaml = (ROOT / "templates_library" / "bbc_headline_topic.yaml").read_text()
             form = ("default", "ref-srv", 0, 0, "acc", "none", "test", 8, "", 100, 1, yaml, *[""] * 7)
             md = client.predict(*form, api_name="/compare_command")

@@ -11,6 +11,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from support import require_data
+
 from workbench.errors import ConfigError, DataError
 from workbench.core.retriever import (BM25Retriever, HookRetriever, answer_from_passage, as_retriever, facts_corpus,
                                  load_retriever, read_corpus)
@@ -356,24 +358,10 @@ def test_retriever_hooks(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------- real model
-FALLBACK_QUESTIONS = pd.DataFrame({
-    "input": ["Could a penguin swim across the Atlantic Ocean?", "Is the Eiffel Tower taller than a giraffe?",
-              "Would a snowman survive a summer day in the Sahara?"],
-    "label": ["No", "Yes", "No"],
-    "target": ["No. Penguins live in the Southern Hemisphere and swim short distances.",
-               "Yes. The Eiffel Tower is about 330 metres tall. A giraffe is about 5 metres tall.",
-               "No. The Sahara is very hot in summer. Snow melts above 0 degrees Celsius."],
-})
-
-
 def _strategyqa_rows(n=3):
-    try:
-        from workbench.core.data import load_dataset
-
-        df = load_dataset("strategyqa").df
-    except Exception:  # noqa: BLE001 - the data layer is optional for this test
-        df = FALLBACK_QUESTIONS
-    return df.iloc[:n].reset_index(drop=True)
+    # The real questions: skipped where the data is absent (failed under WORKBENCH_REQUIRE_DATA),
+    # never replaced by other rows.
+    return require_data("strategyqa").df.iloc[:n].reset_index(drop=True)
 
 
 @pytest.mark.model

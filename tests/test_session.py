@@ -92,10 +92,18 @@ def test_generate_reports_length_and_stop(session):
     assert stop.stop_reason == "stop" and "," not in stop.text
 
 
-def test_generate_is_seeded(session):
-    a = session.generate(["Once upon a time"], max_new_tokens=12, temperature=0.9, seed=3)
-    b = session.generate(["Once upon a time"], max_new_tokens=12, temperature=0.9, seed=3)
+def test_generate_is_seeded_and_temperature_samples(session):
+    """Same seed, same text; and temperature really samples: other seeds give other texts,
+    and not the greedy one each time (a product that ignored temperature would decode
+    greedily, and every seed would give the greedy text)."""
+    prompt = ["Once upon a time"]
+    a = session.generate(prompt, max_new_tokens=12, temperature=0.9, seed=3)
+    b = session.generate(prompt, max_new_tokens=12, temperature=0.9, seed=3)
     assert a[0].text == b[0].text
+    greedy = session.generate(prompt, max_new_tokens=12)[0].text
+    assert session.generate(prompt, max_new_tokens=12)[0].text == greedy
+    sampled = {session.generate(prompt, max_new_tokens=12, temperature=0.9, seed=s)[0].text for s in (3, 4, 5)}
+    assert len(sampled) > 1 and sampled != {greedy}, (sampled, greedy)
 
 
 def test_chat_template_wraps_user_turn(session):

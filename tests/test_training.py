@@ -156,7 +156,8 @@ def test_default_targets_per_architecture(tiny_model):
 def test_answer_token_loss_masks_the_prompt(tmp_path, template, tiny_model, small_bbc):
     import torch
 
-    from workbench.core.train_data import IGNORE, collate
+    from workbench.core.train_data import IGNORE
+    from workbench.jobs.training import collate
 
     plan = prepare(tiny_model, template, small_bbc, TrainConfig(**{**FAST, "shots_per_class": 1}), tmp_path / "run",
                    registry=False)

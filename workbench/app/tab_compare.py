@@ -51,20 +51,8 @@ def library_choices() -> list[tuple[str, str]]:
 def library_yaml(choice: str) -> str:
     """The YAML of a template chosen (or typed by name) in a column ('path::name' or a name)."""
     from workbench.app import template_list
-    from workbench.core.templates import load_template
-    from workbench.errors import TemplateError
 
-    if not choice:
-        return gr.skip()
-    with user_errors("Loading the template"):
-        ref = template_list.resolve(choice)
-        if ref is None:
-            raise TemplateError(f"No template named '{choice}'.",
-                                hint="Pick one from the list; save your editor's template first (Templates → Save as).")
-        path, _, name = ref.rpartition("::")
-        from workbench import paths
-        paths.check_server_path(path or ref, "template", roots=[paths.library_dir(), paths.user_templates_dir()])
-        return load_template(path or ref, name=name or None).to_yaml()
+    return template_list.template_yaml(choice)
 
 
 def refresh_pickers(*current: str):
@@ -507,7 +495,7 @@ def cleared_views(message: str = "*Comparing… the verdict appears here when th
 def winner_to_editor(state: UIState, run_id: str, name: str, current_yaml: str):
     """Put template `name` of comparison `run_id` into the Templates editor, where Run, Train
     and Export take it from (asks before replacing unsaved edits). Returns (state, YAML, status)."""
-    from workbench.app.tab_templates import _edit_status, _guard
+    from workbench.app.editor_state import edit_status as _edit_status, guard as _guard
 
     state = state or UIState()
     with user_errors("Opening the winner"):

@@ -187,7 +187,7 @@ def run_template(state: UIState, run_id: str, current_yaml: str, discard: bool):
     """Load a run's template into the editor (asks before replacing unsaved edits).
     Returns (state, editor YAML, edit status)."""
     from workbench.storage.runs import RunRegistry
-    from workbench.app.tab_templates import _edit_status, _guard
+    from workbench.app.editor_state import edit_status as _edit_status, guard as _guard
 
     state = state or UIState()
     with user_errors("Loading the run's template"):

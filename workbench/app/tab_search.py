@@ -254,13 +254,13 @@ def poll_search(job_id: str):
 
 
 def use_library(choice: str):
-    from workbench.app.tab_compare import library_yaml
+    from workbench.app import template_list
 
-    return library_yaml(choice)
+    return template_list.template_yaml(choice)
 
 
 def build(ctx: Ctx) -> None:
-    from workbench.app.tab_compare import library_choices
+    from workbench.app import template_list
 
     job_state = ctx.browser.get("search_job") or gr.BrowserState("", storage_key="workbench_search_job")
     with gr.Tab("Search", id="search", elem_id="tab-search"):
@@ -269,7 +269,7 @@ def build(ctx: Ctx) -> None:
                     "the best on more), then scores the winner **once** on the held-out test split against the "
                     "start. See docs/SEARCH.md.")
         with gr.Row():
-            lib = gr.Dropdown(library_choices(), value=None, label="Start from a library template", scale=3,
+            lib = gr.Dropdown(template_list.choices(task="classification"), value=None, label="Start from a library template", scale=3,
                               elem_id="search-library")
             from_editor = gr.Button("Use the Templates editor's template", scale=1, elem_id="search-from-editor")
         start_yaml = gr.Code(EXAMPLE_START, language="yaml", label="Start template", lines=10, elem_id="search-start-yaml")

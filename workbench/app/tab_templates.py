@@ -13,6 +13,8 @@ from pathlib import Path
 import gradio as gr
 
 from workbench.app import template_list
+# The editor's saved/unsaved state; shared with the tabs that load templates into the editor.
+from workbench.app.editor_state import edit_status as _edit_status, guard as _guard, is_dirty as _is_dirty
 from workbench.app.common import DEFAULT_TEMPLATE, Ctx, UIState, parse_template, state_dataset, user_errors
 
 CHOICE_HEADERS = ["label", "verbalizers (comma-separated)"]
@@ -25,16 +27,10 @@ def list_templates() -> list[dict]:
     """Every template in templates_library/ and $WORKBENCH_HOME/templates/:
     [{"name", "file", "ref", "dataset", "task", "source", "error"?}, ...]; pass `ref` to
     load_template / duplicate_template. (The key is not "path": gradio_client would take a
-    dict with "path" for a file to download.)"""
-    from workbench.core.templates import list_library
-
+    dict with "path" for a file to download.) The user's templates come first (docs/API.md):
+    it is the one list every picker shows (app/template_list.py)."""
     with user_errors("Listing templates"):
-        out = []
-        for t in list_library():
-            d = {k: v for k, v in t.items() if k != "path"}
-            d["file"], d["ref"] = t["path"], f"{t['path']}::{t['name']}"
-            out.append(d)
-        return out
+        return template_list.entries()
 
 
 def _library_choices() -> list[tuple[str, str]]:
@@ -70,30 +66,6 @@ def _split_ref(ref: str) -> tuple[str, str | None]:
     return path, (name or None)
 
 
-def _is_dirty(state: UIState, current_yaml: str) -> bool:
-    cur = (current_yaml or "").strip()
-    return bool(cur) and cur != (state.saved_yaml or "").strip()
-
-
-def _guard(state: UIState, current_yaml: str, discard: bool) -> bool:
-    """True if loading may replace the editor content; otherwise warn and keep the edits."""
-    if _is_dirty(state, current_yaml) and not discard:
-        gr.Warning("The editor has unsaved edits. Save them with “Save as”, or tick “Discard my unsaved edits” "
-                   "and load again.", title="Unsaved edits kept")
-        return False
-    return True
-
-
-def _edit_status(state: UIState, yaml_text: str) -> str:
-    where = f"`{Path(state.template_path).name}`" if state.template_path else "not saved yet"
-    if not state.template_path and (yaml_text or "").strip():
-        # nothing was loaded or saved yet: there are no edits "from" anything (issue 28, item 10)
-        return "● **unsaved edits**, not in a file yet (Save as keeps them in your templates)"
-    if _is_dirty(state, yaml_text):
-        return f"● **unsaved edits** (from {where})"
-    return f"✓ saved · {where}"
-
-
 def load_template_into_editor(state: UIState, ref: str, current_yaml: str, discard: bool):
     """Load a library template (`path` or `path::name`) into the editor unless that would drop
     unsaved edits. Returns (state, editor YAML, edit status)."""
@@ -116,7 +88,13 @@ def load_template_into_editor(state: UIState, ref: str, current_yaml: str, disca
 
 def save_template_as(state: UIState, yaml_text: str, name: str, overwrite: bool):
     """Save the editor's template under `name` in $WORKBENCH_HOME/templates/. Returns
-    (state, editor YAML with the new name, edit status, library ref of the saved file)."""
+    (state, editor YAML with the new name, edit status, library ref of the saved file, draft).
+
+    The draft (the browser's localStorage copy that a reload restores) is an output of this
+    very event, so the browser stores "saved, at PATH" together with the save's success
+    message: a reload at any moment after the save reports success restores "✓ saved". (It used
+    to be written by a follow-up event, and a reload in between restored the old draft:
+    "unsaved edits (from not saved yet)".)"""
     from workbench.paths import user_templates_dir
 
     state = state or UIState()
@@ -134,12 +112,13 @@ def save_template_as(state: UIState, yaml_text: str, name: str, overwrite: bool)
         text = t.to_yaml()
         state.saved_yaml, state.template_path = text, str(path)
         gr.Info(f"Saved to {path}")
-        return state, text, _edit_status(state, text), f"{path}::{t.name}"
+        return state, text, _edit_status(state, text), f"{path}::{t.name}", draft_of(state, text)
 
 
 def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: bool):
     """Copy a library template to the user folder as `<name>_copy` and open the copy.
-    Returns (state, editor YAML, edit status, library ref of the copy)."""
+    Returns (state, editor YAML, edit status, library ref of the copy, draft); the draft is
+    stored with the result, as in `save_template_as`."""
     from workbench.paths import user_templates_dir
     from workbench.core.templates import load_template
 
@@ -148,7 +127,7 @@ def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: boo
         if not ref:
             raise gr.Error("Pick a template from the library first.", print_exception=False)
         if not _guard(state, current_yaml, discard):
-            return state, current_yaml, _edit_status(state, current_yaml), ref
+            return state, current_yaml, _edit_status(state, current_yaml), ref, draft_of(state, current_yaml)
         path, name = _split_ref(ref)
         t = load_template(path, name=name) if name else load_template(path)
         base, i = f"{t.name}_copy", 1
@@ -160,7 +139,7 @@ def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: boo
         dest = t.save(user_templates_dir() / f"{new}.yaml")
         text = t.to_yaml()
         state.saved_yaml, state.template_path = text, str(dest)
-        return state, text, _edit_status(state, text), f"{dest}::{new}"
+        return state, text, _edit_status(state, text), f"{dest}::{new}", draft_of(state, text)
 
 
 def template_from_data(ds, name: str | None = None):
@@ -388,20 +367,25 @@ def _validate_markdown(t, yaml_text: str, columns, labels, sample, tokenizer, no
     return head + "\n\n" + "\n".join(f"- {x}" for x in out) + note
 
 
+def draft_of(state: UIState, yaml_text: str) -> dict:
+    """The localStorage draft: the editor's text, its saved copy and the file it came from. The
+    key is "file", not "path": the save's outputs include the draft, and gradio_client takes a
+    dict with "path" for a file to download."""
+    return {"yaml": yaml_text, "saved": state.saved_yaml, "file": state.template_path}
+
+
 def editor_changed(state: UIState, yaml_text: str):
     """Live check on every edit: (problems markdown, edit status, draft for localStorage)."""
     state = state or UIState()
-    draft = {"yaml": yaml_text, "saved": state.saved_yaml, "path": state.template_path}
-    return validate_template(state, yaml_text), _edit_status(state, yaml_text), draft
+    return validate_template(state, yaml_text), _edit_status(state, yaml_text), draft_of(state, yaml_text)
 
 
 def sync_draft(state: UIState, yaml_text: str):
-    """After a load or save: the edit status and the localStorage draft, written now. A save
-    that leaves the text as it was fires no editor change, so without this the stored draft
-    kept the old "saved" copy and path, and a reload showed false "unsaved edits" naming the
-    old file."""
+    """After a load: the edit status and the localStorage draft, written now. A load that
+    leaves the text as it was fires no editor change, so without this the stored draft kept the
+    old "saved" copy and path, and a reload showed false "unsaved edits" naming the old file."""
     state = state or UIState()
-    return _edit_status(state, yaml_text), {"yaml": yaml_text, "saved": state.saved_yaml, "path": state.template_path}
+    return _edit_status(state, yaml_text), draft_of(state, yaml_text)
 
 
 def _saved_file(yaml_text: str, hint_path: str | None) -> str | None:
@@ -433,11 +417,13 @@ def restore_draft(state: UIState, draft: dict | None):
 
     state = state or UIState()
     if draft and (draft.get("yaml") or "").strip():
-        state.saved_yaml, state.template_path = draft.get("saved") or "", draft.get("path")
+        # "path": the key of drafts stored before it was renamed "file"
+        file = draft.get("file") or draft.get("path")
+        state.saved_yaml, state.template_path = draft.get("saved") or "", file
         if _is_dirty(state, draft["yaml"]):
             # The stored "saved" copy can lag behind (a save whose text did not change fires
             # no editor event): ask the disk whether this very template is saved, and where.
-            on_disk = _saved_file(draft["yaml"], draft.get("path"))
+            on_disk = _saved_file(draft["yaml"], file)
             if on_disk:
                 state.saved_yaml, state.template_path = draft["yaml"], on_disk
         return state, draft["yaml"], _edit_status(state, draft["yaml"])
@@ -568,8 +554,8 @@ def build(ctx: Ctx) -> None:
                    api_visibility="private", queue=False)
     loaded.then(template_fields, editor, fields + [f_task],
                                                   api_name="template_fields_after_load", api_visibility="private")
-    dup = dup_btn.click(duplicate_template, [ctx.state, library, editor, discard], [ctx.state, editor, status, lib_ref],
-                        api_name="duplicate_template")
+    dup = dup_btn.click(duplicate_template, [ctx.state, library, editor, discard],
+                        [ctx.state, editor, status, lib_ref, ctx.draft], api_name="duplicate_template")
     dup.then(template_fields, editor, fields + [f_task], api_name="template_fields_after_dup", api_visibility="private")
     dup.success(template_list.bump, changed, changed, api_name="templates_changed_after_dup", api_visibility="private",
                 queue=False)
@@ -579,10 +565,7 @@ def build(ctx: Ctx) -> None:
                                                           api_visibility="private")
     refresh_btn.click(refresh_library, library, library, api_name="refresh_library", api_visibility="private")
     saved = save_btn.click(save_template_as, [ctx.state, editor, save_name, overwrite],
-                           [ctx.state, editor, status, lib_ref], api_name="save_template")
-    for i, ev in enumerate((saved, dup)):
-        ev.success(sync_draft, [ctx.state, editor], [status, ctx.draft], api_name=f"sync_draft_{i}",
-                   api_visibility="private", queue=False)
+                           [ctx.state, editor, status, lib_ref, ctx.draft], api_name="save_template")
     saved.then(template_fields, editor, fields + [f_task], api_name="template_fields_after_save",
                api_visibility="private")
     saved.success(

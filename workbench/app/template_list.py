@@ -68,3 +68,23 @@ def refreshed(current: str | None = None, task: str | None = None):
 def bump(n: float | None) -> int:
     """UI glue: the next value of the "templates changed" counter."""
     return int(n or 0) + 1
+
+
+def template_yaml(choice: str) -> str:
+    """The YAML of a template chosen (or typed by name) in a picker ('path::name' or a name);
+    gr.skip() for no choice. Only the library and the user's folder are read."""
+    from workbench.app.common import user_errors
+    from workbench.core.templates import load_template
+    from workbench.errors import TemplateError
+
+    if not choice:
+        return gr.skip()
+    with user_errors("Loading the template"):
+        ref = resolve(choice)
+        if ref is None:
+            raise TemplateError(f"No template named '{choice}'.",
+                                hint="Pick one from the list; save your editor's template first (Templates → Save as).")
+        path, _, name = ref.rpartition("::")
+        from workbench import paths
+        paths.check_server_path(path or ref, "template", roots=[paths.library_dir(), paths.user_templates_dir()])
+        return load_template(path or ref, name=name or None).to_yaml()

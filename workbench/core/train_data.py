@@ -2,7 +2,7 @@
 
     rows = select_train_rows(template, splits.train, shots_per_class=16, seed=1)
     examples = build_examples(template, rows, prompts, encode_pair, label_ids)   # -> [TrainExample]
-    batch = collate(examples[:4], pad_id)                                         # -> dict of tensors
+    batch = jobs.training.collate(examples[:4], pad_id)    # -> dict of tensors (torch stays out of core)
 
 A training example is the rendered prompt followed by the gold class's first verbalizer, tokenized
 exactly as scoring tokenizes it (`ModelSession.encode_pair`, the lm-eval convention), so what the
@@ -106,22 +106,3 @@ def check_lengths(examples: Sequence[TrainExample], max_length: int) -> None:
         raise ConfigError(f"max_length {max_length} is shorter than the longest prompt + answer: "
                           f"{len(longest.input_ids)} tokens (row {longest.index}).",
                           hint=f"Set max_length to at least {len(longest.input_ids)}, or shorten the template.")
-
-
-def collate(examples: Sequence[TrainExample], pad_id: int) -> dict:
-    """Right-padded tensors: input_ids, attention_mask, labels [B, L]; class_ids, last [B]."""
-    import torch
-
-    L = max(len(e.input_ids) for e in examples)
-    B = len(examples)
-    ids = torch.full((B, L), pad_id, dtype=torch.long)
-    mask = torch.zeros((B, L), dtype=torch.long)
-    labels = torch.full((B, L), IGNORE, dtype=torch.long)
-    for b, e in enumerate(examples):
-        n = len(e.input_ids)
-        ids[b, :n] = torch.tensor(e.input_ids)
-        mask[b, :n] = 1
-        labels[b, :n] = torch.tensor(e.labels)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels,
-            "class_ids": torch.tensor([e.class_id for e in examples]),
-            "last": torch.tensor([e.prompt_len - 1 for e in examples])}

@@ -279,8 +279,6 @@ def run_training(plan: TrainPlan, *, progress: ProgressFn | None = None,
     """Train, evaluate on dev, keep the best adapter, then compare base vs adapter on test."""
     import torch
 
-    from workbench.core.train_data import collate
-
     cfg, model, head, run_dir = plan.config, plan.model, plan.head, plan.run_dir
     log = RunLog(run_dir)
     cancel_file = run_dir / CANCEL_NAME
@@ -433,6 +431,27 @@ def train(model: str, template, dataset, config: TrainConfig | None = None, run_
 
 
 # ---------------------------------------------------------------------------- helpers of the loop
+def collate(examples: "Sequence[TrainExample]", pad_id: int) -> dict:
+    """Right-padded tensors (here, not in core/train_data.py: core imports no torch): input_ids, attention_mask, labels [B, L]; class_ids, last [B]."""
+    import torch
+
+    from workbench.core.train_data import IGNORE
+
+    L = max(len(e.input_ids) for e in examples)
+    B = len(examples)
+    ids = torch.full((B, L), pad_id, dtype=torch.long)
+    mask = torch.zeros((B, L), dtype=torch.long)
+    labels = torch.full((B, L), IGNORE, dtype=torch.long)
+    for b, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[b, :n] = torch.tensor(e.input_ids)
+        mask[b, :n] = 1
+        labels[b, :n] = torch.tensor(e.labels)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels,
+            "class_ids": torch.tensor([e.class_id for e in examples]),
+            "last": torch.tensor([e.prompt_len - 1 for e in examples])}
+
+
 def _trainable(model, head):
     yield from (p for p in model.parameters() if p.requires_grad)
     if head is not None:
@@ -500,7 +519,7 @@ def _head_predict(plan: TrainPlan, rows, cancelled) -> tuple[list[str], list[str
             if cancelled():
                 raise Cancelled()
             chunk = exs[i:i + 16]
-            b = {k: v.to(plan.device) for k, v in td.collate(chunk, plan.tokenizer.pad_token_id).items()}
+            b = {k: v.to(plan.device) for k, v in collate(chunk, plan.tokenizer.pad_token_id).items()}
             hidden = lm.get_decoder()(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
             h = hidden[torch.arange(len(chunk), device=hidden.device), b["last"]]
             pred = plan.head(h.to(plan.head.weight.dtype)).argmax(-1).tolist()

@@ -4,8 +4,7 @@
     rid = reg.add("eval", name="sentiment v2", template_hash=t.content_hash(), model="default",
                   data_fingerprint=ds.fingerprint(), settings=cfg, metrics=m, payload=results)
     reg.list(kind="eval", search="sentiment")  # newest first
-    reg.find_matching(template_hash=..., model=..., adapter=None, data_fingerprint=...,
-                      settings_key=settings_key(cfg))   # reuse an identical eval
+    reg.find_by_key(result_key(result))          # reuse an identical eval (see record_eval)
 
 Storage is one SQLite file (stdlib `sqlite3`). The small, listable fields live in `runs`; the
 full results JSON (per-example predictions, can be megabytes) lives zlib-compressed in a
@@ -395,27 +394,6 @@ class RunRegistry:
         args.append(int(limit))
         with self._connect() as con:
             return [self._record(r) for r in con.execute(sql, args).fetchall()]
-
-    def find_matching(
-        self,
-        *,
-        template_hash: str | None,
-        model: str | None,
-        adapter: str | None,
-        data_fingerprint: str | None,
-        settings_key: str,
-        kind: str = "eval",
-    ) -> RunRecord | None:
-        """The newest finished run with the same template, model, adapter, data and settings,
-        so identical work can be reused instead of recomputed. `IS` compares NULLs as equal
-        (no adapter matches no adapter)."""
-        sql = ("SELECT * FROM runs WHERE kind = ? AND status = 'done' AND template_hash IS ? "
-               "AND model IS ? AND adapter IS ? AND data_fingerprint IS ? AND settings_key = ? "
-               "ORDER BY created_at DESC, rowid DESC LIMIT 1")
-        with self._connect() as con:
-            row = con.execute(sql, (kind, template_hash, model, adapter, data_fingerprint,
-                                    settings_key)).fetchone()
-        return None if row is None else self._record(row)
 
     def find_by_key(self, key: str, kind: str = "eval") -> RunRecord | None:
         """The newest finished run stored under reuse key `key` (see `record_eval`)."""

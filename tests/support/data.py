@@ -1,0 +1,22 @@
+"""Built-in data for tests: loaded for real, skipped only where it is truly absent, and never
+skipped under WORKBENCH_REQUIRE_DATA (what `make test` sets)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def require_data(name: str):
+    """The built-in dataset `name`, loaded. A dataset this machine does not have skips the test,
+    or fails it when WORKBENCH_REQUIRE_DATA is set; a dataset that is there but fails to load
+    fails the test (no fallback rows, no skip that hides a broken loader)."""
+    from workbench.core.data import builtin_datasets, load_dataset
+
+    known = {b["name"]: b for b in builtin_datasets()}
+    assert name in known, f"{name!r} is not a built-in dataset ({sorted(known)})"
+    if not known[name]["available"]:
+        if os.environ.get("WORKBENCH_REQUIRE_DATA"):
+            pytest.fail(f"dataset {name!r} is missing but WORKBENCH_REQUIRE_DATA is set")
+        pytest.skip(f"dataset {name!r} is not available here")
+    return load_dataset(name)
