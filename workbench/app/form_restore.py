@@ -15,13 +15,14 @@ TRAIN_FIELDS = ["data_mode", "k", "lora_r", "lora_alpha", "lora_dropout", "targe
                 "batch", "accum", "max_len", "warmup", "seed", "eval_every", "patience", "mode", "dev_limit",
                 "test_limit"]
 # Search form, in tab_search's order after (state, model).
+# the Train form's data choices (tab_train shows them; the restore maps a run's settings back to them)
+DATA_ALL, DATA_K = "all of the train split", "k per class"
 SEARCH_FIELDS = ["start_yaml", "axes", "budget_tokens", "budget_seconds", "max_dev", "test_limit", "shots",
                  "selections", "calibrations", "propose", "evaluate_test", "winner_name", "plain_words"]
 
 
 def train_values(run_dir: str | None) -> dict | None:
     """The Train form's values of a run, from its `start` log row; None without one."""
-    from workbench.app.tab_train import DATA_ALL, DATA_K
     from workbench.jobs.training import read_log
 
     if not (run_dir or "").strip():
@@ -66,9 +67,9 @@ def search_values(job_id: str | None = None, run_id: str | None = None) -> dict 
     from workbench.jobs.search import open_search
 
     if not run_id and (job_id or "").strip():
-        from workbench.app.tab_search import search_status
+        from workbench.app.search_live import run_id_of
 
-        run_id = search_status(job_id).get("run_id")
+        run_id = run_id_of(job_id)
     if not run_id:
         return None
     try:

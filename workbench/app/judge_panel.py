@@ -76,7 +76,7 @@ def judge_preview(state: UIState, judge_yaml: str, template_yaml: str, row_posit
     the model's output, and its tokens under the loaded model's tokenizer (the verdict words are
     scored right after the last token)."""
     from workbench.app.common import parse_template
-    from workbench.app.matrix import _tokens
+    from workbench.app.matrix import tokens_text
     from workbench.core.judge import load_judge
 
     with user_errors("Previewing the judge"):
@@ -95,7 +95,7 @@ def judge_preview(state: UIState, judge_yaml: str, template_yaml: str, row_posit
         words = ", ".join(f"`{html.escape(j.delimiter + w)}`" for w in j.words())
         return ("Judge prompt (the gold answer stands in for the output):\n\n```text\n"
                 + prompt.replace("```", "`\u200b``") + "\n```\n\n" + f"Verdict continuations: {words}\n\n"
-                + _tokens(prompt))
+                + tokens_text(prompt))
 
 
 def preview_judge(state: UIState, template_yaml: str, split: str, position: float) -> str:

@@ -249,7 +249,7 @@ def matrix_view_files(spec: dict | None, label: str = ALL, only_disagree: bool =
 
 
 # ------------------------------------------------------------------------------------ a cell
-def _tokens(prompt: str) -> str:
+def tokens_text(prompt: str) -> str:
     """The prompt's tokens with the loaded model's scoring tokenizer (no model is loaded for this)."""
     from workbench.engine.session import current_session
 
@@ -299,10 +299,10 @@ def cell_detail(spec: dict | None, row: str, column: str | None) -> str:
             if c.get("judge_prompt"):
                 out.append("Judge prompt (exactly as scored; the verdict word follows it):\n\n```text\n"
                            + c["judge_prompt"].replace("```", "`​``") + "\n```")
-                out.append(_tokens(c["judge_prompt"]))
+                out.append(tokens_text(c["judge_prompt"]))
         if c.get("prompt"):
             out.append("Prompt (exactly as scored):\n\n```text\n" + c["prompt"].replace("```", "`​``") + "\n```")
-            out.append(_tokens(c["prompt"]))
+            out.append(tokens_text(c["prompt"]))
         else:
             out.append("*The prompt was not stored with this comparison.*")
     return "\n\n".join(out)

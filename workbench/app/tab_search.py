@@ -10,12 +10,12 @@ below parse the form, start jobs and render stored results.
 """
 from __future__ import annotations
 
-import threading
 
 import gradio as gr
 
 from workbench.app.common import Ctx, UIState, empty_figure, job_progress_html, state_dataset, user_errors
 from workbench.core.search_space import AXES
+from workbench.app import search_live
 from workbench.jobs import queue as jobs
 
 POLL_S = 1.0
@@ -35,8 +35,6 @@ answer_choices:
   tech: [E]
 """
 
-_LIVE: dict[str, str] = {}          # job id -> search run id, set as soon as the run is registered
-_LIVE_LOCK = threading.Lock()
 
 
 # ------------------------------------------------------------------------------------ jobs
@@ -45,8 +43,7 @@ def _search_job(ctx: jobs.JobContext, start, dataset, model: str, config, resume
     from workbench.jobs.search import search
 
     def on_start(run_id: str) -> None:
-        with _LIVE_LOCK:
-            _LIVE[ctx.job_id] = run_id
+        search_live.remember(ctx.job_id, run_id)
 
     ctx.message(f"loading model {model}")
     # Held for the whole search, like every model job: another user's model switch or adapter change
@@ -56,8 +53,11 @@ def _search_job(ctx: jobs.JobContext, start, dataset, model: str, config, resume
     with hold_session(model, holder) as session:
         if resume:
             on_start(resume)
-        res = search(start, dataset, session, config, progress=ctx.progress, cancel=ctx.cancelled, resume=resume,
-                     on_start=on_start)
+        try:
+            res = search(start, dataset, session, config, progress=ctx.progress, cancel=ctx.cancelled,
+                         resume=resume, on_start=on_start)
+        finally:
+            search_live.forget(ctx.job_id)     # from here on the job's result id names the run
     return res.run_id
 
 
@@ -132,7 +132,7 @@ def search_status(job_id: str) -> dict:
     from workbench.app.search_report import capped_eta
 
     st = capped_eta(jobs.status(job_id or ""))   # the ETA stays within the time budget (issue 28, item 5)
-    st["run_id"] = _LIVE.get(job_id or "") or st.get("result_id")
+    st["run_id"] = search_live.run_id_of(job_id, st)
     return st
 
 

@@ -21,7 +21,7 @@ from workbench.app.common import (Ctx, UIState, command_markdown, empty_figure, 
 
 POLL_S = 1.5
 MODES = ["lm", "head"]
-DATA_ALL, DATA_K = "all of the train split", "k per class"
+from workbench.app.form_restore import DATA_ALL, DATA_K  # noqa: E402 - the form's data choices
 FINISHED = ("done", "cancelled", "failed", "interrupted")
 
 

@@ -128,9 +128,9 @@ class JudgeTemplate:
             out.append("a verdict word is empty or only whitespace")
         try:
             from workbench.core.render import sandbox
-            from workbench.core.templates import _undeclared
+            from workbench.core.templates import undeclared_names
 
-            used = _undeclared(sandbox().parse(self.rubric)) - set(sandbox().globals)
+            used = undeclared_names(sandbox().parse(self.rubric)) - set(sandbox().globals)
         except Exception as e:  # noqa: BLE001 - a syntax error is a problem to report, not a crash
             out.append(f"the rubric does not parse: {e}")
             return out
@@ -157,9 +157,9 @@ class JudgeTemplate:
         return {k: v for k, v in d.items() if k in ("name", "rubric") or v != defaults.get(k)}
 
     def to_yaml(self) -> str:
-        from workbench.core.templates import _dump
+        from workbench.core.templates import dump_yaml
 
-        return _dump(self.to_dict())
+        return dump_yaml(self.to_dict())
 
     def content_hash(self) -> str:
         """sha256 of what decides the judge's scores (name and description left out)."""
@@ -235,7 +235,7 @@ def pair_preference(p_first_xy: float, p_first_yx: float) -> dict:
 
 def load_judge(path_or_text: str | Path) -> JudgeTemplate:
     """A judge from a YAML file or YAML text."""
-    from workbench.core.templates import _yaml_load
+    from workbench.core.templates import yaml_load
 
     text, origin = str(path_or_text), "judge"
     p = Path(text) if "\n" not in text and len(text) < 1024 else None
@@ -244,7 +244,7 @@ def load_judge(path_or_text: str | Path) -> JudgeTemplate:
             raise TemplateError(f"judge file not found: {p}",
                                 "give a judge YAML path, e.g. templates_library/judges/helpfulness_yesno.yaml")
         text, origin = p.read_text(encoding="utf-8"), f"judge {p.name}"
-    return JudgeTemplate.from_dict(_yaml_load(text, origin))
+    return JudgeTemplate.from_dict(yaml_load(text, origin))
 
 
 def library_judges(root: str | Path | None = None) -> list[Path]:

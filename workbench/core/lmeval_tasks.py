@@ -295,10 +295,10 @@ class LmEvalTask:
             return doc[spec]
         if spec is None:
             return ""
-        from workbench.core.templates import _lm_field_to_jinja
+        from workbench.core.templates import lm_field_to_jinja
 
         # the task's own doc_to_target, not the template's (which maps indices to choice texts)
-        text = self.template._render("target", _lm_field_to_jinja(spec), row)
+        text = self.template._render("target", lm_field_to_jinja(spec), row)
         if text.isdigit() and self.config.get("doc_to_choice") is not None:
             return int(text)
         if len(text) >= 2 and text[0] == "[" and text[-1] == "]":

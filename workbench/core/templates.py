@@ -237,7 +237,7 @@ def _expanded(root) -> tuple[int, int]:
     return expanded(root, MAX_YAML_NODES, MAX_YAML_CHARS)
 
 
-def _yaml_load(text: str, origin: str = "template") -> Any:
+def yaml_load(text: str, origin: str = "template") -> Any:
     if len(text) > MAX_YAML_CHARS:
         raise TemplateError(f"{origin}: the file is {len(text):,} characters long (limit {MAX_YAML_CHARS:,})",
                             "a template file holds prompts, not data; raise $WORKBENCH_TEMPLATE_MAX_YAML_CHARS "
@@ -302,7 +302,7 @@ _Dumper.add_representer(_PSTemplate, lambda d, v: d.represent_mapping("!Template
 _Dumper.add_representer(_PSMetadata, lambda d, v: d.represent_mapping("!TemplateMetadata", dict(v)))
 
 
-def _dump(data: Any) -> str:
+def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
@@ -464,7 +464,7 @@ class PromptTemplate:
         names: set[str] = set()
         for f, src, _ in self._field_sources():
             try:
-                found = _undeclared(env.parse(src))
+                found = undeclared_names(env.parse(src))
             except Exception:  # noqa: BLE001 - syntax errors are reported by validate()
                 continue
             if f == "demo_format":
@@ -528,10 +528,10 @@ class PromptTemplate:
             if cols is None:
                 continue
             extra = {"answer", ROW_VARIABLE} if f == "demo_format" else {ROW_VARIABLE}
-            if ROW_VARIABLE in cols and ROW_VARIABLE in _undeclared(ast_):
+            if ROW_VARIABLE in cols and ROW_VARIABLE in undeclared_names(ast_):
                 P("warning", f, f"`{ROW_VARIABLE}` is the whole row; the data's column '{ROW_VARIABLE}' is "
                   f"{ROW_VARIABLE}['{ROW_VARIABLE}']", *_locate(src, ROW_VARIABLE, offset))
-            for var in sorted(_undeclared(ast_) - set(env.globals) - extra):
+            for var in sorted(undeclared_names(ast_) - set(env.globals) - extra):
                 if var not in cols:
                     close = difflib.get_close_matches(var, cols, n=1)
                     line, col = _locate(src, var, offset)
@@ -604,7 +604,7 @@ class PromptTemplate:
         if self.target is None:
             return str(value)
         try:
-            used = _undeclared(_env().parse(self.target))
+            used = undeclared_names(_env().parse(self.target))
         except Exception:  # noqa: BLE001
             return str(value)
         if used <= {self.label_column}:
@@ -645,7 +645,7 @@ class PromptTemplate:
         return out
 
     def to_yaml(self) -> str:
-        return _dump(self._compact_dict())
+        return dump_yaml(self._compact_dict())
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "PromptTemplate":
@@ -700,7 +700,7 @@ class PromptTemplate:
 
     @classmethod
     def from_yaml(cls, text: str) -> "PromptTemplate":
-        return cls.from_dict(_yaml_load(text))
+        return cls.from_dict(yaml_load(text))
 
     def save(self, path: str | Path) -> Path:
         """Write to_yaml() atomically (temp file in the same folder, then rename)."""
@@ -729,7 +729,7 @@ class PromptTemplate:
         return hashlib.sha256(canon.encode("utf-8")).hexdigest()
 
 
-def _undeclared(ast_) -> set[str]:
+def undeclared_names(ast_) -> set[str]:
     from jinja2 import meta, nodes
     from jinja2.exceptions import TemplateAssertionError
 
@@ -885,7 +885,7 @@ def load_templates(path_or_text: str | Path, *, include_roots=None) -> list[Prom
     `include:` may read; default: the file's own folder and the installed lm-eval tasks."""
     text, path = _read(path_or_text)
     origin = str(path) if path else "template"
-    data = _yaml_load(text, origin)
+    data = yaml_load(text, origin)
     if not isinstance(data, Mapping):
         raise TemplateError(f"{origin}: expected a YAML mapping, got {type(data).__name__}",
                             "a template file is a mapping with `name:` and `input:` (or lm-eval / PromptSource YAML)")
@@ -925,7 +925,7 @@ def load_template(path_or_text: str | Path, name: str | None = None, *, include_
 _IDENT = re.compile(r"^[A-Za-z_]\w*$")
 
 
-def _lm_field_to_jinja(v: Any) -> str:
+def lm_field_to_jinja(v: Any) -> str:
     """lm-eval evaluates a bare column name as that column, anything else as Jinja. We cannot
     see the dataset's columns, so an identifier-only string is taken as a column name."""
     s = str(v)
@@ -945,7 +945,7 @@ def _resolve_include(data: dict, path: Path | None, roots=None) -> dict:
 
     if roots is None and path is not None:
         roots = IncludeRoots.for_file(path)
-    return resolve_includes(data, path, roots, lambda text, origin, _p: _yaml_load(text, origin))
+    return resolve_includes(data, path, roots, lambda text, origin, _p: yaml_load(text, origin))
 
 
 def _lm_str(data: Mapping, key: str, default: str, name: str) -> str:
@@ -969,7 +969,7 @@ def _from_lm_eval(data: Mapping, path: Path | None, roots=None) -> PromptTemplat
         raise TemplateError(f"lm-eval task {name!r} has no doc_to_text", "add doc_to_text (a Jinja string or a column name)")
     kw: dict[str, Any] = {
         "name": name,
-        "input": _lm_field_to_jinja(data["doc_to_text"]),
+        "input": lm_field_to_jinja(data["doc_to_text"]),
         "target_delimiter": _lm_str(data, "target_delimiter", " ", name),
         "fewshot_delimiter": _lm_str(data, "fewshot_delimiter", "\n\n", name),
         "metadata": {"source": "lm-eval", **({"dataset_path": data["dataset_path"]} if data.get("dataset_path") else {})},
@@ -987,7 +987,7 @@ def _from_lm_eval(data: Mapping, path: Path | None, roots=None) -> PromptTemplat
     tgt = data.get("doc_to_target")
     if out_type == "generate_until":
         kw["task"] = "generation"
-        kw["target"] = _lm_field_to_jinja(tgt) if tgt is not None else None
+        kw["target"] = lm_field_to_jinja(tgt) if tgt is not None else None
         gk = data.get("generation_kwargs") or {}
         until = gk.get("until", ["\n\n"])
         g = GenerationConfig(stop=[until] if isinstance(until, str) else list(until))
@@ -1019,7 +1019,7 @@ def _from_lm_eval(data: Mapping, path: Path | None, roots=None) -> PromptTemplat
         if isinstance(tgt, int):
             kw["target"] = "{{ %s }}" % _jinja_str(choices[tgt])
         else:
-            src = _lm_field_to_jinja(tgt)
+            src = lm_field_to_jinja(tgt)
             col = _lm_plain_column(src)
             if col:
                 kw["label_column"] = col
@@ -1028,7 +1028,7 @@ def _from_lm_eval(data: Mapping, path: Path | None, roots=None) -> PromptTemplat
     else:
         c = str(choice)
         kw["choices_expr"] = c  # a column name is a valid Jinja expression; templates stay templates
-        kw["target"] = _lm_field_to_jinja(tgt) if not isinstance(tgt, int) else str(tgt)
+        kw["target"] = lm_field_to_jinja(tgt) if not isinstance(tgt, int) else str(tgt)
         col = _lm_plain_column(kw["target"])
         if col:
             kw["label_column"] = col
@@ -1086,7 +1086,7 @@ def to_lm_eval_yaml(template: PromptTemplate, dataset_path: str = "json", data_f
     d["num_fewshot"] = t.fewshot.k
     if t.chat:
         comments.append("# This template is chat-style: run lm-eval with --apply_chat_template.")
-    return "\n".join(comments) + "\n" + _dump(d)
+    return "\n".join(comments) + "\n" + dump_yaml(d)
 
 
 # ---- PromptSource -----------------------------------------------------------------------------
@@ -1198,7 +1198,7 @@ def to_promptsource_yaml(template: PromptTemplate, dataset: str | None = None, t
                                      "original_task": True})
     entry["name"] = t.name
     entry["reference"] = t.description
-    return _dump({"dataset": dataset or t.dataset or "unknown", "templates": {tid: _PSTemplate(entry)}})
+    return dump_yaml({"dataset": dataset or t.dataset or "unknown", "templates": {tid: _PSTemplate(entry)}})
 
 
 # --------------------------------------------------------------------------------------------

@@ -470,7 +470,7 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
                  "n_truncated": n_truncated},
         "warnings": warnings,
         "config": asdict(config),
-        "versions": _versions(),
+        "versions": versions(),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return EvalResult(task=template.task, metrics=metrics, records=records, provenance=provenance, timings=timings)
@@ -521,7 +521,7 @@ def _label_order(template, records) -> list[str]:
 
 
 
-def _versions() -> dict:
+def versions() -> dict:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
