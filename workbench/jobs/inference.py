@@ -391,6 +391,10 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
     session.load()
     t_load = time.perf_counter()
     work0 = _work_counters(session)
+    stats0 = dict(getattr(session, "stats", None) or {})
+    device = getattr(session, "device", None) if getattr(session, "remote", None) is None else None
+    from workbench.engine.device_memory import memory_report, reset_peak
+    reset_peak(device)
     progress = staged(progress)
     prompts = build_prompts(template, rows, pool, config, session, demos_fn=demos_fn, progress=progress)
     n_truncated, window = count_truncated(template, rows, prompts, session)
@@ -433,6 +437,13 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
         # tokens the model read vs. the distinct (prefix, token) positions the requests needed
         timings["tokens_forwarded"] = work1[0] - work0[0]
         timings["tokens_minimal"] = work1[1] - work0[1]
+        st1 = getattr(session, "stats", None) or {}
+        # padded tokens, LM-head rows and forward seconds: what a FLOP count (MFU) needs
+        for k in ("padded", "head_positions", "forward_s", "oom_halvings"):
+            if k in st1:
+                timings[k] = round(st1[k] - stats0.get(k, 0), 4)
+    # every result says what memory it took (on CUDA: now and at peak during this evaluation)
+    timings["memory"] = memory_report(device)
     provenance = {
         "template": {"name": template.name, "hash": template.content_hash(), "yaml": template.to_yaml()},
         "model": {"name": session.config.model, "identity": session.identity, "adapter": session.adapter,
