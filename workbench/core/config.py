@@ -97,6 +97,9 @@ class TrainConfig:
     eval_method: str = field(default="acc", metadata={"help": "scoring for dev/test: acc | acc_norm | acc_bytes"})
     final_eval: bool = field(default=True, metadata={"help": "compare base and base+adapter on the test split at the end"})
     device: str | None = field(default=None, metadata={"help": "cuda | mps | cpu; None = auto (bf16 autocast on a GPU that supports it)"})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "recompute each layer's activations in the backward pass: far less memory for long rows or "
+                "large models, ~30% more compute per step"})
 
     def validate(self) -> None:
         """Checks that need no data or model (the rest is in `prepare`)."""

@@ -40,7 +40,7 @@ def next_token_logprobs(session, contexts: Sequence[str], *, cancel: Callable[[]
             if cancel and cancel():
                 raise Cancelled()
             L = len(ids[order[i]])
-            bsz = max(1, min(session.config.max_batch, session.token_budget // max(1, L)))
+            bsz = max(1, min(getattr(session, "max_batch", None) or session.config.max_batch or 64, session.token_budget // max(1, L)))
             batch = order[i:i + bsz]
             i += len(batch)
             t = torch.full((len(batch), L), pad, dtype=torch.long)

@@ -27,12 +27,14 @@ full-prompt scoring, and `tokens_minimal` / `tokens_forwarded` is reported per c
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from typing import Callable, Sequence
 
 from workbench.engine.prefix_tree import build_tree
 from workbench.errors import Cancelled
 
+log = logging.getLogger(__name__)
 Result = tuple[float, bool, int]     # (sum of log p, every token greedy, continuation length)
 
 
@@ -203,35 +205,53 @@ def score(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], runner, *, max_l
           progress: Callable[[int, int], None] | None = None,
           cancel: Callable[[], bool] | None = None) -> tuple[list[Result], dict]:
     """lm-eval's loglikelihood of every (context ids, continuation ids) pair, each distinct
-    prefix computed once. Returns (results, info); info has tokens_minimal, tokens_forwarded
-    and prefix_runs (group prefixes cached). `stats` (the session's counters) is updated in place.
-    Call under torch.inference_mode()."""
+    prefix computed once. Returns (results, info); info has tokens_minimal, tokens_forwarded,
+    prefix_runs (group prefixes cached) and oom_halvings. `stats` (the session's counters) is
+    updated in place. Call under torch.inference_mode().
+
+    On an accelerator the loop never waits for the device: the picked log-probs stay on the
+    device until the end (one copy back for the whole call), and each batch's index tensors
+    travel in one pinned, non-blocking copy. A batch that runs out of device memory is retried
+    with half the token budget (for it and every later batch), and `oom_halvings` says so."""
     import torch
 
+    from workbench.engine.device_memory import is_oom, release
+
     tree = build_tree(pairs, max_len, share_prefixes=share_prefixes)
-    st = {"tokens": 0, "padded": 0, "head_positions": 0, "forward_s": 0.0}
+    st = {"tokens": 0, "padded": 0, "head_positions": 0, "forward_s": 0.0, "oom_halvings": 0}
     n_req = len(tree.requests)
-    lp = [0.0] * n_req
-    greedy = [True] * n_req
     feed_reqs: list[list[int]] = [[] for _ in tree.feeds]
     for ri, r in enumerate(tree.requests):
         if r.feed is not None:
             feed_reqs[r.feed].append(ri)
     dev = runner.device
+    on_gpu = str(dev).startswith("cuda")
     prefix_runs, done = 0, 0
+    budget = [token_budget]          # halved on each out-of-memory
+    found: list[tuple[list, object, object]] = []   # (picks, log p [N] on device, argmax [N] on device)
 
-    def collect(logits, picks):
-        """Add log p(target) at each head row to its request; picks: (head row, request, token)."""
-        logp = torch.log_softmax(logits.float(), dim=-1)                     # [N, V]
+    def to_dev(*ts):
+        """Host tensors -> device; on CUDA one pinned non-blocking copy (a pageable copy would
+        wait for every queued kernel, a host sync per batch)."""
+        if not on_gpu:
+            return [t.to(dev) for t in ts]
+        flat = torch.cat([t.reshape(-1) for t in ts]).pin_memory().to(dev, non_blocking=True)
+        out, o = [], 0
+        for t in ts:
+            out.append(flat[o:o + t.numel()].view(t.shape))
+            o += t.numel()
+        return out
+
+    def collect(logits, picks, r_idx, t_idx, sink):
+        """Log p(target) and the argmax at each pick (head row, request, token); kept on the device."""
         if not picks:
             return
-        r_idx = torch.tensor([p[0] for p in picks], device=logp.device)
-        t_idx = torch.tensor([p[2] for p in picks], device=logp.device)
-        vals = logp[r_idx, t_idx].tolist()
-        best = logp.argmax(-1)[r_idx].tolist()
-        for (_, ri, tok), v, b in zip(picks, vals, best):
-            lp[ri] += v
-            greedy[ri] = greedy[ri] and b == tok
+        logp = torch.log_softmax(logits.float(), dim=-1)                     # [N, V]
+        sink.append((picks, logp[r_idx, t_idx], logp.argmax(-1)[r_idx]))
+
+    def index_tensors(picks):
+        return (torch.tensor([p[0] for p in picks], dtype=torch.long),
+                torch.tensor([p[2] for p in picks], dtype=torch.long))
 
     def count(t0, real, padded, heads):
         st["forward_s"] += time.perf_counter() - t0
@@ -239,15 +259,29 @@ def score(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], runner, *, max_l
         st["padded"] += padded
         st["head_positions"] += heads
 
-    def run_feeds(ctx_batch, kv, ctx_lens, prefix_kv, P):
+    def halve(exc, what: str):
+        """Out of memory: release the cache, halve the budget for everything after (says so)."""
+        budget[0] = max(1, budget[0] // 2)
+        st["oom_halvings"] += 1
+        release(dev)
+        log.warning("out of device memory on a %s batch: token budget halved to %d and the batch retried (%s)",
+                    what, budget[0], str(exc).splitlines()[0][:200])
+
+    def run_feeds(ctx_batch, kv, ctx_lens, prefix_kv, P, sink):
         """Level 3: the continuation feeds of one batch of contexts, on top of their caches."""
         C = kv[0][0].shape[2]
         items = [(f, b) for b, ci in enumerate(ctx_batch) for f in tree.contexts[ci].feeds]
         items.sort(key=lambda fb: -len(tree.feeds[fb[0]].tokens))
         f_lens = [len(tree.feeds[f].tokens) for f, _ in items]
-        for j0, j1 in pack(f_lens, lambda T: max(1, min(4 * max_batch, token_budget // max(1, T + (P + C) // 4)))):
+
+        def cap(T):
+            return max(1, min(4 * max_batch, budget[0] // max(1, T + (P + C) // 4)))
+
+        plan, k, pos = pack(f_lens, cap), 0, 0
+        while pos < len(items):
             if cancel and cancel():
                 raise Cancelled()
+            j0, j1 = plan[k]
             Tmax = f_lens[j0]
             part = items[j0:j1]
             ids = torch.full((len(part), Tmax), pad_id, dtype=torch.long)
@@ -260,13 +294,25 @@ def score(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], runner, *, max_l
                         picks.append((len(rows), ri, tree.requests[ri].targets[t + 1]))
                     rows.append(b)
                     cols.append(t)
-            lens = torch.tensor([len(tree.feeds[f].tokens) for f, _ in part], device=dev)
-            row_index = torch.tensor([b for _, b in part], device=dev)
+            real = sum(f_lens[j0:j1])
+            lens_h = torch.tensor(f_lens[j0:j1], dtype=torch.long)
+            r_h, t_h = index_tensors(picks)
             t0 = time.perf_counter()
-            logits = runner.continuations(ids.to(dev), lens, prefix_kv, kv, row_index, ctx_lens,
-                                          torch.tensor(rows, device=dev), torch.tensor(cols, device=dev))
-            collect(logits, picks)
-            count(t0, int(lens.sum()), len(part) * Tmax, len(rows))
+            try:
+                ids_d, lens, row_index, rows_d, cols_d, r_idx, t_idx = to_dev(
+                    ids, lens_h, torch.tensor([b for _, b in part], dtype=torch.long),
+                    torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long), r_h, t_h)
+                logits = runner.continuations(ids_d, lens, prefix_kv, kv, row_index, ctx_lens, rows_d, cols_d)
+                collect(logits, picks, r_idx, t_idx, sink)
+                del logits
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled
+                if not is_oom(exc) or j1 - j0 == 1:
+                    raise
+                halve(exc, "continuation")
+                plan, k = [(pos + a, pos + b) for a, b in pack(f_lens[pos:], cap)], 0
+                continue
+            count(t0, real, len(part) * Tmax, len(rows))
+            pos, k = j1, k + 1
 
     for g in tree.groups:
         P = len(g.prefix)
@@ -278,9 +324,15 @@ def score(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], runner, *, max_l
             prefix_runs += 1
         order = sorted(g.contexts, key=lambda c: -tree.contexts[c].length)
         c_lens = [tree.contexts[c].length for c in order]
-        for i0, i1 in pack(c_lens, lambda L: max(1, min(max_batch, token_budget // max(1, L + P // 4)))):
+
+        def cap(L, P=P):
+            return max(1, min(max_batch, budget[0] // max(1, L + P // 4)))
+
+        plan, k, pos = pack(c_lens, cap), 0, 0
+        while pos < len(order):
             if cancel and cancel():
                 raise Cancelled()
+            i0, i1 = plan[k]
             Lmax = c_lens[i0]
             batch = order[i0:i1]
             ids = torch.full((len(batch), Lmax), pad_id, dtype=torch.long)
@@ -289,21 +341,50 @@ def score(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], runner, *, max_l
                 c = tree.contexts[ci]
                 ids[b, :c.length] = torch.tensor(c.tokens)
                 picks += [(b, ri, tree.requests[ri].targets[0]) for ri in c.requests]
-            lens = torch.tensor([tree.contexts[ci].length for ci in batch], device=dev)
+            lens_h = torch.tensor(c_lens[i0:i1], dtype=torch.long)
             want_kv = any(tree.contexts[ci].feeds for ci in batch)
+            r_h, t_h = index_tensors(picks)
+            sink: list = []           # this batch's picks; kept only once all of it ran
             t0 = time.perf_counter()
-            logits, kv = runner.contexts(ids.to(dev), lens, prefix_kv, torch.arange(len(batch), device=dev),
-                                         lens - 1, want_kv)
-            collect(logits, picks)
-            count(t0, int(lens.sum()), len(batch) * Lmax, len(batch))
-            if want_kv:
-                run_feeds(batch, kv, lens, prefix_kv, P)
-            del kv
+            try:
+                ids_d, lens, r_idx, t_idx = to_dev(ids, lens_h, r_h, t_h)
+                logits, kv = runner.contexts(ids_d, lens, prefix_kv, torch.arange(len(batch), device=dev),
+                                             lens - 1, want_kv)
+                collect(logits, picks, r_idx, t_idx, sink)
+                del logits
+                count(t0, sum(c_lens[i0:i1]), len(batch) * Lmax, len(batch))
+                if want_kv:
+                    run_feeds(batch, kv, lens, prefix_kv, P, sink)
+                del kv
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled
+                kv = None
+                if not is_oom(exc) or i1 - i0 == 1:
+                    raise
+                halve(exc, "context")
+                plan, k = [(pos + a, pos + b) for a, b in pack(c_lens[pos:], cap)], 0
+                continue
+            found.extend(sink)
+            pos, k = i1, k + 1
             done += sum(len(tree.contexts[ci].requests) for ci in batch)
             if progress:
                 progress(min(done, n_req), n_req)
 
-    info = {"tokens_minimal": tree.tokens_minimal, "tokens_forwarded": st["tokens"], "prefix_runs": prefix_runs}
+    # one copy back for the whole call
+    lp = [0.0] * n_req
+    greedy = [True] * n_req
+    if found:
+        vals = torch.cat([v for _, v, _ in found]).tolist()
+        best = torch.cat([b for _, _, b in found]).tolist()
+        i = 0
+        for picks, _, _ in found:
+            for _, ri, tok in picks:
+                lp[ri] += vals[i]
+                greedy[ri] = greedy[ri] and best[i] == tok
+                i += 1
+    if on_gpu:
+        torch.cuda.synchronize(dev)
+    info = {"tokens_minimal": tree.tokens_minimal, "tokens_forwarded": st["tokens"], "prefix_runs": prefix_runs,
+            "oom_halvings": st["oom_halvings"]}
     if stats is not None:
         for k, v in st.items():
             stats[k] = stats.get(k, 0) + v

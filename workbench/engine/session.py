@@ -86,8 +86,10 @@ class SessionConfig:
     revision: str | None = field(default=None, metadata={"help": "hub revision"})
     token_budget: int | None = field(default=None, metadata={
         "help": "max padded tokens per scoring batch; None = 2048 on CPU (small batches stay in cache: "
-                "measured fastest, see BENCHMARKS.md), 32768 on a GPU"})
-    max_batch: int = field(default=64, metadata={"help": "max sequences per scoring batch"})
+                "measured fastest, see BENCHMARKS.md), on a GPU from its free memory "
+                "(engine/device_memory.py; an out-of-memory batch halves it)"})
+    max_batch: int | None = field(default=None, metadata={
+        "help": "max sequences per scoring batch; None = 64 on CPU, 256 on a GPU (wide matrix products)"})
     native: bool = field(default=True, metadata={
         "help": "score Llama-family models with the built-in decoder (llama_native.py) once fastpath.py has "
                 "verified it against transformers for this model; False always scores through transformers"})
@@ -439,7 +441,21 @@ class ModelSession:
     def token_budget(self) -> int:
         if self.config.token_budget:
             return self.config.token_budget
-        return 2048 if (self.device or "cpu") == "cpu" else 32768
+        from workbench.engine.device_memory import bytes_per_token, token_budget_for
+
+        if not str(self.device or "cpu").startswith("cuda"):
+            return token_budget_for(self.device, 1)
+        import torch
+
+        cfg = self._cfg or (self.model.config.to_dict() if self._base is not None else {})
+        elt = torch.empty((), dtype=self.dtype).element_size() if self.dtype is not None else 2
+        return token_budget_for(self.device, bytes_per_token(cfg, elt))
+
+    @property
+    def max_batch(self) -> int:
+        if self.config.max_batch:
+            return self.config.max_batch
+        return 256 if str(self.device or "cpu").startswith("cuda") else 64
 
     @property
     def max_length(self) -> int:
@@ -621,7 +637,7 @@ class ModelSession:
         with self.lock, torch.inference_mode():
             out, info = prefix_scoring.score(
                 pairs, runner, max_len=self.max_length, token_budget=self.token_budget,
-                max_batch=self.config.max_batch, pad_id=self.scoring_tokenizer().pad_token_id,
+                max_batch=self.max_batch, pad_id=self.scoring_tokenizer().pad_token_id,
                 share_prefixes=prefix_cache, stats=self.stats, progress=progress, cancel=cancel)
         self._prefix_cache_hits += info["prefix_runs"]
         return [LogLik(*r) for r in out]

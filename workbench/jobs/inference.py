@@ -402,6 +402,10 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
     from workbench.jobs import usage
 
     used0 = usage.snapshot(session)
+    stats0 = dict(getattr(session, "stats", None) or {})
+    device = getattr(session, "device", None) if getattr(session, "remote", None) is None else None
+    from workbench.engine.device_memory import memory_report, reset_peak
+    reset_peak(device)
     progress = staged(progress)
     prompts = build_prompts(template, rows, pool, config, session, demos_fn=demos_fn, progress=progress)
     n_truncated, window = count_truncated(template, rows, prompts, session)
@@ -453,12 +457,19 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
         # tokens the model read vs. the distinct (prefix, token) positions the requests needed
         timings["tokens_forwarded"] = work1[0] - work0[0]
         timings["tokens_minimal"] = work1[1] - work0[1]
+        st1 = getattr(session, "stats", None) or {}
+        # padded tokens, LM-head rows and forward seconds: what a FLOP count (MFU) needs
+        for k in ("padded", "head_positions", "forward_s", "oom_halvings"):
+            if k in st1:
+                timings[k] = round(st1[k] - stats0.get(k, 0), 4)
     # what the job spent (jobs/usage.py): generated tokens, server requests; a served model's scoring
     # is not counted by the local scorer, so its prompts' token count stands in
     spent = usage.since(used0, session)
     timings["tokens_generated"], timings["requests"] = spent["tokens_generated"], spent["requests"]
     if "tokens_forwarded" not in timings or getattr(session, "remote", None) is not None:
         timings["tokens_forwarded"], timings["tokens_approx"] = int(n_tokens), True
+    # every result says what memory it took (on CUDA: now and at peak during this evaluation)
+    timings["memory"] = memory_report(device)
     provenance = {
         "template": {"name": template.name, "hash": template.content_hash(), "yaml": template.to_yaml()},
         "model": {"name": session.config.model, "identity": session.identity, "adapter": session.adapter,

@@ -181,6 +181,10 @@ def prepare(model: str, template, dataset, config: TrainConfig, run_dir: str | P
     from peft import LoraConfig, get_peft_model
     lcfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=targets, bias="none", task_type="CAUSAL_LM")
+    if config.gradient_checkpointing:
+        # non-reentrant checkpointing works with frozen inputs (LoRA: only adapter weights need grad)
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base.config.use_cache = False
     peft_model = get_peft_model(base, lcfg)
     head = None
     if config.mode == "head":
@@ -302,7 +306,9 @@ def run_training(plan: TrainPlan, *, progress: ProgressFn | None = None,
               trainable_params=sum(p.numel() for p in _trainable(model, head)))
 
     params = list(_trainable(model, head))
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # On CUDA the fused AdamW kernel updates every adapter tensor in one launch per step.
+    fused = {"fused": True} if plan.device.startswith("cuda") else {}
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
     # Linear warm-up then linear decay to 0 (the schedule of transformers' get_linear_schedule_with_warmup).
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (T - s) / max(1, T - warm)))
@@ -559,7 +565,10 @@ def _summary(plan: TrainPlan, result: TrainResult, train_s: float, t_start: floa
 
     import torch
 
+    from workbench.engine.device_memory import memory_report
+
     mem = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    mem.update(memory_report(plan.device))
     if plan.device.startswith("cuda"):
         mem["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return {"config": asdict(plan.config), "model": plan.model_name, "identity": plan.identity,
