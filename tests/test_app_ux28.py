@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import load_data
 
 from test_browser_ux import write_reviews
 
@@ -71,7 +72,7 @@ def test_pickers_offer_templates_that_fit_the_loaded_data(tmp_path):
 
 @pytest.fixture()
 def app():
-    from test_app_api import App
+    from support import App
 
     a = App()
     try:
@@ -85,11 +86,11 @@ def test_failed_upload_keeps_the_previous_dataset_and_says_so(app, tmp_path):
     the Data panel says, in the panel itself, that loading failed and what is still loaded."""
     c = app.client
     good = write_reviews(tmp_path / "reviews.csv")
-    out = c.predict("file or path…", None, str(good), None, None, 0, api_name="/load_data")
+    out = load_data(c, "file or path…", path=str(good))
     assert "42 rows" in out[0]
     broken = tmp_path / "broken.csv"
     broken.write_text('id,review,sentiment\n1,"unterminated,pos\n2,fine,neg\n')
-    out = c.predict("file or path…", None, str(broken), None, None, 0, api_name="/load_data")
+    out = load_data(c, "file or path…", path=str(broken))
     summary = out[0]
     assert "Loading failed" in summary and "broken.csv" in summary
     assert "previous dataset is still loaded" in summary and "reviews.csv" in summary and "42 rows" in summary

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from support import load_data
 
 from remote_servers import free_port
 
@@ -67,7 +68,7 @@ def test_four_runaway_validations_do_not_hold_up_the_server():
     try:
         url = f"http://127.0.0.1:{port}/"
         c = Client(url, verbose=False)
-        c.predict("bbc", None, "", None, None, 0, api_name="/load_data")
+        load_data(c, "bbc")
         assert c.predict(FINE, api_name="/validate_template").startswith("✓")
         jobs = [c.submit(RUNAWAY, api_name="/validate_template") for _ in range(4)]
         time.sleep(1.0)   # the four are running

@@ -103,9 +103,11 @@ def compare_fit_data(state: UIState, editor_yaml: str, n: float, *picks_and_code
     half = len(picks_and_codes) // 2
     picks, codes = list(picks_and_codes[:half]), list(picks_and_codes[half:])
     cols = _columns(state)
-    choices = ordered_choices(cols)
+    # Compare takes classification and generation templates alike (a generation pair gets its
+    # per-metric and judge verdicts), so every task is offered
+    choices = ordered_choices(cols, task=None)
     n_shown = max(2, int(n or 2))
-    filled = fill_for_data(state, editor_yaml, min(n_shown, half), list(zip(picks, codes)))
+    filled = fill_for_data(state, editor_yaml, min(n_shown, half), list(zip(picks, codes)), task=None)
     pick_out, code_out = [], []
     for i in range(half):
         if i < len(filled):

@@ -53,11 +53,8 @@ def _search_job(ctx: jobs.JobContext, start, dataset, model: str, config, resume
     with hold_session(model, holder) as session:
         if resume:
             on_start(resume)
-        try:
-            res = search(start, dataset, session, config, progress=ctx.progress, cancel=ctx.cancelled,
-                         resume=resume, on_start=on_start)
-        finally:
-            search_live.forget(ctx.job_id)     # from here on the job's result id names the run
+        res = search(start, dataset, session, config, progress=ctx.progress, cancel=ctx.cancelled, resume=resume,
+                     on_start=on_start)
     return res.run_id
 
 
