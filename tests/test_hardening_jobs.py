@@ -26,8 +26,9 @@ TEMPLATE = REPO / "templates_library" / "bbc_headline_topic.yaml"
 
 
 def _spawn(code: str, *args: str) -> subprocess.Popen:
+    # tests/ too: a child that imports this module needs its `support` import
     return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+                            env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"})
 
 
 def _kill(p: subprocess.Popen) -> None:
