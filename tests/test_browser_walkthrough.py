@@ -141,7 +141,9 @@ def test_new_user_walks_the_whole_loop(app_url, page, tmp_path):  # noqa: F811 -
     expect(page.locator("#export-template-badge")).to_contain_text("reviews_question")
     page.locator("#tab-export").get_by_label("Rows (0 = all)").fill("0")
     page.locator("#tab-export").get_by_role("button", name="Export bundle").click()
-    expect(page.locator("#tab-export")).to_contain_text("accuracy", timeout=240_000)
+    # (the contents list shown before writing also says "accuracy": wait for the written bundle's line)
+    expect(page.locator("#tab-export")).to_contain_text(re.compile(r"Bundle \S+ · \d+ files"), timeout=240_000)
+    expect(page.locator("#tab-export")).to_contain_text("accuracy")
     # The note made in the Run tab's matrix travels in the bundle (and its manifest).
     bundle = re.search(r"Bundle (\S+) ·", page.locator("#tab-export").inner_text()).group(1)
     notes = json.loads((Path(bundle) / "notes.json").read_text())
