@@ -72,7 +72,9 @@ def check_score_response(out: Any, prompts: list[list[int]], url: str, extra: in
     if any(isinstance(i, bool) or not isinstance(i, int) for i in idx) or sorted(idx) != list(range(len(prompts))):
         raise _refuse(url, f"the choices' indexes are {str(idx[:10])[:80]}, not 0..{len(prompts) - 1}")
     ordered = [c for _, c in sorted(zip(idx, choices), key=lambda t: t[0])]
-    allowed = (extra,) if extra is not None else (0, 1)
+    # `extra` generated entries follow the prompt's (learned at connect time); none when the model stopped
+    # at once on a stop token, which servers leave out of the echo (the reference server does)
+    allowed = tuple(sorted({0, extra})) if extra is not None else (0, 1)
     result = []
     for p, (ids, ch) in enumerate(zip(prompts, ordered)):
         lp = ch.get("logprobs")
