@@ -84,6 +84,10 @@ def test_adapter_of_another_base_model_is_refused(tmp_path, session):
     src.mkdir()
     (src / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
     (src / "train_config.json").write_text(json.dumps({"base_model": "someone/other-model@main"}))
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(1)}, str(src / "adapter_model.safetensors"))   # only safetensors adapters load
     with pytest.raises(ModelError, match="trained on someone/other-model@main"):
         session.attach_adapter(str(src))
     assert session.adapter is None
