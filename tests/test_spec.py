@@ -119,7 +119,7 @@ def test_train_and_export_specs_same_from_every_door(bbc_small):
     from workbench.paths import exports_dir
 
     cli_ex = _cli_spec(["export", "--data", "bbc", "--template", str(TOPIC), "--limit", "25",
-                        "--out", str(exports_dir() / "mybundle"), "--overwrite"])
+                        "--out", str(exports_dir() / "mybundle")])   # the form's "Replace" box is off
     assert cli_ex.eval == ex.eval and cli_ex.options == ex.options and cli_ex.hash() == ex.hash()
     # ...and the UI's shown command round-trips through the shell and the parser.
     assert _cli_spec(shlex.split(" ".join(shlex.quote(a) for a in ex.argv()[1:]))).hash() == ex.hash()

@@ -38,7 +38,7 @@ def test_save_as_returns_the_saved_draft_and_a_reload_reads_saved():
     # The pre-save draft is what the old wiring left in the browser until a second event ran;
     # restoring it shows the race's symptom (so the assertion above is not vacuous).
     _, _, old_status = restore_draft(UIState(), before)
-    assert "unsaved edits" in old_status and "not saved yet" in old_status
+    assert "unsaved edits" in old_status and "not in a file yet" in old_status and "✓ saved" not in old_status
 
 
 def test_duplicate_returns_the_copy_as_saved_draft():
