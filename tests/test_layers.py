@@ -41,7 +41,7 @@ EXCEPTIONS: dict[tuple[str, str, str | None], str] = {
     **{("workbench.jobs.sensitivity", "workbench.jobs.compare", n): _WHY_COMPARE
        for n in ("_provenance", "_resolve_registry", "_stage_progress", "_store")},
     **{("workbench.jobs.sequential", "workbench.jobs.compare", n): _WHY_COMPARE
-       for n in ("_provenance", "_resolve_registry", "_row_texts", "_store", "_unique_names")},
+       for n in ("_provenance", "_row_texts", "_store")},
     ("workbench.commands.compare", "workbench.jobs.compare", "_save_json"): _WHY_COMPARE,
     **{("workbench.jobs.export", "workbench.jobs.bundle", n): _WHY_BUNDLE
        for n in ("_inside", "_list_files", "_restore_adapter", "_pid_alive")},

@@ -429,6 +429,32 @@ def _provenance(dataset, session, config) -> dict:
             "config": asdict(config), "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
+def paired_setup(templates, dataset, config, baseline, registry, store):
+    """What every template comparison (fixed-n here, sequential in jobs/sequential.py) checks and draws
+    before scoring: the config, unique column names, a known baseline, the registry, and one draw of rows,
+    demo pool and demos for everyone, which is what makes the comparison paired.
+    Returns (config, names, registry, rows, pool, demos by name)."""
+    from workbench.jobs.inference import EvalConfig, eval_rows
+
+    config = config or EvalConfig()
+    config.validate()
+    if not MIN_TEMPLATES <= len(templates) <= MAX_TEMPLATES:
+        raise ConfigError(f"a comparison needs {MIN_TEMPLATES} to {MAX_TEMPLATES} templates, got {len(templates)}",
+                          "add or remove templates")
+    names = _unique_names([t.name for t in templates])
+    if baseline is not None and baseline not in names:
+        raise ConfigError(f"baseline {baseline!r} is not one of the compared templates",
+                          f"choose one of: {', '.join(names)}")
+    reg = _resolve_registry(registry, store)
+    rows, pool = eval_rows(dataset, config)
+    demos = {nm: demo_indices(t, rows, pool, config) for nm, t in zip(names, templates)}
+    for nm in names[1:]:
+        if demos[nm] != demos[names[0]]:
+            raise ConfigError(f"template {nm!r} would get other few-shot demos than {names[0]!r}",
+                              "give every template the same label_column, so demos are drawn alike")
+    return config, names, reg, rows, pool, demos
+
+
 def compare_templates(
     templates: Sequence,
     dataset,
@@ -457,27 +483,11 @@ def compare_templates(
     `registry` defaults to the user's run registry (reuse + storing); `store=False` with no
     registry skips both. `progress(done, total, message)` is called as templates advance.
     """
-    from workbench.jobs.inference import EvalConfig, jsonable, eval_rows
+    from workbench.jobs.inference import jsonable
 
-    config = config or EvalConfig()
-    config.validate()
-    if not MIN_TEMPLATES <= len(templates) <= MAX_TEMPLATES:
-        raise ConfigError(f"a comparison needs {MIN_TEMPLATES} to {MAX_TEMPLATES} templates, got {len(templates)}",
-                          "add or remove templates")
-    names = _unique_names([t.name for t in templates])
-    if baseline is not None and baseline not in names:
-        raise ConfigError(f"baseline {baseline!r} is not one of the compared templates",
-                          f"choose one of: {', '.join(names)}")
-    reg = _resolve_registry(registry, store)
-    # One draw of rows and demo pool for everyone: this is what makes the comparison paired.
-    rows, pool = eval_rows(dataset, config)
+    config, names, reg, rows, pool, demos = paired_setup(templates, dataset, config, baseline, registry, store)
     indices = [jsonable(i) for i in rows.index]
-    demos = {nm: demo_indices(t, rows, pool, config) for nm, t in zip(names, templates)}
     first = demos[names[0]]
-    for nm in names[1:]:
-        if demos[nm] != first:
-            raise ConfigError(f"template {nm!r} would get other few-shot demos than {names[0]!r}",
-                              "give every template the same label_column, so demos are drawn alike")
 
     # Reused evals are looked up first and left out of the count: an instant jump over a reused
     # template would make the rate, and so the ETA, far too optimistic.

@@ -27,7 +27,7 @@ from dataclasses import asdict
 import numpy as np
 
 from workbench.core.sequential import SequentialOptions
-from workbench.errors import Cancelled, ConfigError, DataError
+from workbench.errors import Cancelled, DataError
 
 
 def pair_text(a: str, b: str, cs, margin: float, conf: str, budget: int) -> tuple[str, bool]:
@@ -68,27 +68,12 @@ def compare_sequential(
     look (each pair's interval), the drops, why it stopped, and what it spent against the full run."""
     from workbench.core.sequential import PairedCS, batch_sizes
     from workbench.jobs import usage
-    from workbench.jobs.compare import (MAX_TEMPLATES, MIN_TEMPLATES, _provenance, _resolve_registry, _row_texts,
-                                        _store, _unique_names, compare_results, demo_indices)
-    from workbench.jobs.inference import EvalConfig, EvalResult, eval_rows, evaluate, jsonable
+    from workbench.jobs.compare import _provenance, _row_texts, _store, compare_results, paired_setup
+    from workbench.jobs.inference import EvalResult, evaluate, jsonable
 
-    config = config or EvalConfig()
-    config.validate()
     opts = opts or SequentialOptions()
     opts.validate()
-    if not MIN_TEMPLATES <= len(templates) <= MAX_TEMPLATES:
-        raise ConfigError(f"a comparison needs {MIN_TEMPLATES} to {MAX_TEMPLATES} templates, got {len(templates)}",
-                          "add or remove templates")
-    names = _unique_names([t.name for t in templates])
-    if baseline is not None and baseline not in names:
-        raise ConfigError(f"baseline {baseline!r} is not one of the compared templates",
-                          f"choose one of: {', '.join(names)}")
-    reg = _resolve_registry(registry, store)
-    rows, pool = eval_rows(dataset, config)
-    demos = {nm: demo_indices(t, rows, pool, config) for nm, t in zip(names, templates)}
-    if any(demos[nm] != demos[names[0]] for nm in names[1:]):
-        raise ConfigError("the templates would get different few-shot demos",
-                          "give every template the same label_column, so demos are drawn alike")
+    config, names, reg, rows, pool, demos = paired_setup(templates, dataset, config, baseline, registry, store)
     budget = len(rows)
     order = np.random.default_rng(opts.order_seed).permutation(budget)
     pairs = list(itertools.combinations(range(len(names)), 2))
