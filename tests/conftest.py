@@ -67,3 +67,30 @@ def pytest_runtest_makereport(item, call):
 
 # Shared fixtures from tests/support/ (the launched app, per module or per test).
 from support.fixtures import app, fresh_app  # noqa: E402,F401 - fixtures, registered by import
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The last lines name the machine, so that a CI log says which CPU (AMD, or Intel with AMX)
+    this suite passed or failed on, and which llama.cpp build ran there."""
+    import platform
+
+    model, flags = "?", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == "?":
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    isa = ", ".join(f for f in ("avx2", "avx512f", "amx_tile", "amx_bf16") if f in flags) or "none of avx2/avx512/amx"
+    llama = "not installed"
+    try:
+        from importlib.metadata import version
+
+        llama = version("llama_cpp_python")
+    except Exception:
+        pass
+    terminalreporter.write_line(f"machine: {model} · {os.cpu_count()} cores · {platform.machine()} · {isa} · "
+                                f"llama-cpp-python {llama} (portable build: scripts/build_llama_cpp.sh)")

@@ -92,3 +92,25 @@ def test_notes_table_migrates_from_version_1(tmp_path):
     assert again.get(rid).name == "old run"
     again.set_note("fp", 7, "ambiguous", "")
     assert again.notes("fp") == {"7": {"tag": "ambiguous", "comment": "", "updated_at": again.notes("fp")["7"]["updated_at"]}}
+
+
+def test_matrix_resyncs_after_a_poll_only_when_the_run_shown_changed():
+    """`follow`'s step: a poll that finished a run redraws the matrix even when the browser
+    dropped the metrics' change event; a poll with nothing new changes nothing."""
+    import gradio as gr
+
+    from workbench.app import matrix
+    from workbench.app.common import UIState
+
+    reg = RunRegistry()
+    rid = _store(reg, "short", ["pos", "neg", "pos", "pos"])
+    state = UIState()
+    filters = (matrix.ALL, False, False, False)
+    idle = matrix.matrix_sync(matrix.run_spec, 1, None, state, *filters)
+    assert len(idle) == 6 and all(isinstance(x, type(gr.skip())) for x in idle)
+    state.last_run_id = rid
+    spec, summary, table, *_ = matrix.matrix_sync(matrix.run_spec, 1, None, state, *filters)
+    assert spec == {"runs": [rid]}
+    assert summary.startswith("4 examples × 1 column(s)")
+    again = matrix.matrix_sync(matrix.run_spec, 1, spec, state, *filters)
+    assert all(isinstance(x, type(gr.skip())) for x in again)

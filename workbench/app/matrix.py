@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass, field
+from functools import partial
 
 import gradio as gr
 
@@ -447,9 +448,40 @@ def matrix_json(spec_json: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------ UI block
-def add(ctx, prefix: str, trigger, inputs: list, spec_fn, open_: bool = True):
+@dataclass
+class Block:
+    """One matrix block's wiring, so that `follow` can chain a resync after another event."""
+    prefix: str
+    spec: object            # gr.State: the spec shown
+    inputs: list            # what spec_fn reads
+    filters: list           # [spec, class, disagree, errors, noted]
+    view_out: list          # [summary, table, class, csv, json]
+    spec_fn: object
+
+
+def matrix_sync(spec_fn, n_inputs: int, current: dict | None, *rest):
+    """(spec, view...) when spec_fn now gives another spec than the one shown; all skips otherwise.
+    rest = spec_fn's inputs, then the four filters."""
+    new = spec_fn(*rest[:n_inputs])
+    if new == current:
+        return tuple(gr.skip() for _ in range(6))
+    return (new,) + matrix_view_files(new, *rest[n_inputs:])
+
+
+def follow(block: Block, dependency) -> None:
+    """Resync the block after `dependency` (e.g. a job poll's tick). `trigger.change` alone is
+    not enough: the browser can drop or reorder a change event that lands while an earlier one
+    is pending (seen under load: the metrics showed a finished run, the matrix "No results yet")."""
+    dependency.then(partial(matrix_sync, block.spec_fn, len(block.inputs)),
+                    [block.spec] + block.inputs + block.filters[1:], [block.spec] + block.view_out,
+                    api_name=f"{block.prefix}_matrix_sync", api_visibility="private", show_progress="hidden",
+                    concurrency_limit=None)
+
+
+def add(ctx, prefix: str, trigger, inputs: list, spec_fn, open_: bool = True) -> Block:
     """The matrix block inside the current layout. `trigger.change` (a component showing new
-    results) calls `spec_fn(*inputs)` for the spec, then redraws. Returns the spec gr.State."""
+    results) calls `spec_fn(*inputs)` for the spec, then redraws. Returns the block's wiring
+    (see `follow`)."""
     from workbench.storage.runs import NOTE_TAGS
 
     spec = gr.State(None)
@@ -491,4 +523,4 @@ def add(ctx, prefix: str, trigger, inputs: list, spec_fn, open_: bool = True):
     note_btn.click(save_note, [spec, row_box, tag, comment], note_md, api_name=f"{prefix}_matrix_note",
                    api_visibility="private").success(
         matrix_view_files, filters, view_out, api_name=f"{prefix}_matrix_after_note", api_visibility="private")
-    return spec
+    return Block(prefix, spec, list(inputs), filters, view_out, spec_fn)

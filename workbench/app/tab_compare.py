@@ -692,7 +692,7 @@ def build(ctx: Ctx) -> None:
         from workbench.app import matrix
 
         shown = gr.State("")                 # this user's comparison on screen (run id)
-        matrix.add(ctx, "compare", shown, [shown], matrix.compare_spec, open_=False)
+        mblock = matrix.add(ctx, "compare", shown, [shown], matrix.compare_spec, open_=False)
         with gr.Row(equal_height=True):
             winner = gr.Dropdown([], label="Winner", scale=2, allow_custom_value=True)
             win_btn = gr.Button("Mark as winner", scale=1, elem_id="compare-mark-winner")
@@ -774,8 +774,10 @@ def build(ctx: Ctx) -> None:
     from workbench.app.model_bar import model_status
 
     # The comparison job loads the model in the background: keep the model bar truthful.
-    timer.tick(poll_compare, [shown, job, cls], [progress, timer] + views, api_name="compare_poll",
-               api_visibility="private", show_progress="hidden", concurrency_limit=None).then(
+    tick = timer.tick(poll_compare, [shown, job, cls], [progress, timer] + views, api_name="compare_poll",
+                      api_visibility="private", show_progress="hidden", concurrency_limit=None)
+    matrix.follow(mblock, tick)
+    tick.then(
         model_status, None, ctx.model_info, api_name="model_status_after_compare", api_visibility="private",
         show_progress="hidden", concurrency_limit=None)
     cancel_btn.click(cancel_compare, job, progress, api_name="compare_cancel_ui", api_visibility="private",

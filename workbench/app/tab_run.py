@@ -178,7 +178,7 @@ def build(ctx: Ctx) -> None:
         timer = gr.Timer(POLL_S, active=False)
         from workbench.app import matrix
 
-        matrix.add(ctx, "run", metrics, [ctx.state], matrix.run_spec)
+        mblock = matrix.add(ctx, "run", metrics, [ctx.state], matrix.run_spec)
 
     with tab:
         job_box = gr.Textbox(visible=False)   # the job id, as a plain API output/input
@@ -193,8 +193,10 @@ def build(ctx: Ctx) -> None:
     poll_out = [ctx.state, progress, timer, metrics, bar, conf, table]
     from workbench.app.model_bar import model_status
 
-    timer.tick(poll_run, [ctx.state, ctx.job, errors_only], poll_out, api_name="poll_run", api_visibility="private",
-               show_progress="hidden", concurrency_limit=None).then(
+    tick = timer.tick(poll_run, [ctx.state, ctx.job, errors_only], poll_out, api_name="poll_run",
+                      api_visibility="private", show_progress="hidden", concurrency_limit=None)
+    matrix.follow(mblock, tick)
+    tick.then(
         model_status, None, ctx.model_info, api_name="model_status_on_tick", api_visibility="private",
         show_progress="hidden", concurrency_limit=None)
     cancel_btn.click(cancel_run, ctx.job, progress, api_name="cancel_run_ui", api_visibility="private",
@@ -203,6 +205,6 @@ def build(ctx: Ctx) -> None:
     api_status.click(run_status, job_box, api_status_out, api_name="run_status", concurrency_limit=None)
     api_cancel.click(cancel_run, job_box, api_cancel_out, api_name="cancel_run", concurrency_limit=None)
     errors_only.change(filter_predictions, [ctx.state, errors_only], table, api_name="filter_predictions")
-    ctx.demo.load(reconnect, [ctx.state, ctx.job, errors_only], poll_out, api_name="reconnect",
-                  api_visibility="private")
+    matrix.follow(mblock, ctx.demo.load(reconnect, [ctx.state, ctx.job, errors_only], poll_out, api_name="reconnect",
+                                        api_visibility="private"))
     ctx.events["run_shown"] = (poll_out, errors_only)
