@@ -29,11 +29,9 @@ from workbench.app.common import (Ctx, UIState, command_markdown, empty_figure, 
                                   state_dataset, user_errors)
 from workbench.jobs import queue as jobs
 from workbench.jobs import service
+from workbench.core.config import METHODS, CALIBRATIONS, SPLITS   # the one source of the choice lists
 
 MAX_COLUMNS = 8
-METHODS = ["acc", "acc_norm", "acc_bytes"]
-CALIBRATIONS = ["none", "contextual", "pmi"]
-SPLITS = ["test", "dev", "train", "all"]
 BEST = "best (highest accuracy)"
 ALL_CLASSES = "all classes"
 POLL_S = 1.0

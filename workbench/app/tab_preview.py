@@ -6,9 +6,9 @@ from __future__ import annotations
 import gradio as gr
 
 from workbench.app.common import Ctx, UIState, parse_template, state_dataset, user_errors
+from workbench.core.config import SPLITS   # the one source of the choice lists
 
 MAX_TOKENS_SHOWN = 1500   # HighlightedText gets slow beyond this; the count is always exact
-SPLITS = ["test", "dev", "train", "all"]
 PREVIEW_SECONDS = 10.0    # every render of one preview request together (docs/SECURITY.md)
 
 

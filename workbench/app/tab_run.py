@@ -15,10 +15,8 @@ from workbench.app.common import (Ctx, UIState, command_markdown, job_progress_h
                                   spec_command, state_dataset, template_source, user_errors)
 from workbench.app.judge_panel import judge_kwargs
 from workbench.jobs import service
+from workbench.core.config import METHODS, CALIBRATIONS, SPLITS   # the one source of the choice lists
 
-METHODS = ["acc", "acc_norm", "acc_bytes"]
-CALIBRATIONS = ["none", "contextual", "pmi"]
-SPLITS = ["test", "dev", "train", "all"]
 POLL_S = 1.0
 
 

@@ -17,10 +17,10 @@ from workbench.app.common import Ctx, UIState, empty_figure, job_progress_html, 
 from workbench.core.search_space import AXES
 from workbench.app import search_live
 from workbench.jobs import queue as jobs
+from workbench.core.config import CALIBRATIONS   # the one source of the choice lists
 
 POLL_S = 1.0
 SELECTIONS = ["random", "similar"]
-CALIBRATIONS = ["none", "contextual", "pmi"]
 # A deliberately weak start for the bbc demo data (opaque verbalizers A-E, plain format).
 EXAMPLE_START = """name: bbc_weak_start
 dataset: bbc
@@ -282,7 +282,7 @@ def build(ctx: Ctx) -> None:
                 shots = gr.Textbox("0,2,4", label="Demonstration counts", info="comma-separated")
                 selections = gr.CheckboxGroup(SELECTIONS, value=SELECTIONS, label="Demo selection",
                                               info="similar = nearest by sentence embedding")
-                calibrations = gr.CheckboxGroup(CALIBRATIONS, value=CALIBRATIONS, label="Calibrations")
+                calibrations = gr.CheckboxGroup(list(CALIBRATIONS), value=list(CALIBRATIONS), label="Calibrations")
             with gr.Row():
                 propose = gr.Number(0, label="Model-proposed instructions", precision=0, minimum=0,
                                     info="APE-style; 0 = library only")
