@@ -65,13 +65,10 @@ PROBE_TEXTS = [
 
 
 def _versions() -> str:
-    out = []
-    for pkg in ("torch", "transformers", "tokenizers"):
-        try:
-            out.append(f"{pkg}={metadata.version(pkg)}")
-        except metadata.PackageNotFoundError:
-            out.append(f"{pkg}=none")
-    return ",".join(out)
+    from workbench.engine.versions import package_versions
+
+    v = package_versions(("torch", "transformers", "tokenizers"), missing="none")
+    return ",".join(f"{k}={v[k]}" for k in ("torch", "transformers", "tokenizers"))
 
 
 def _folder_signature(folder: Path) -> list:

@@ -58,6 +58,7 @@ from workbench.jobs.bundle import (FORMAT, FORMAT_VERSION, MANIFEST, Bundle, Pro
                                    load_bundle, max_bundle_bytes, read_jsonl_frame, sanitize_name,
                                    sweep_temp_folders, tokenizer_fingerprint, unzip_bundle, verify_bundle)
 from workbench.jobs.model_card import _fmt_ci, model_card, per_class_svg  # noqa: F401
+from workbench.engine.versions import package_versions
 
 
 # ---------------------------------------------------------------------------- config
@@ -102,18 +103,6 @@ def _write_jsonl(path: Path, df, columns: Sequence[str], with_index: bool = Fals
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
-
-def _versions() -> dict:
-    import importlib.metadata as md
-    import platform
-
-    out = {"python": platform.python_version()}
-    for pkg in ("prompt-workbench", "torch", "transformers", "peft", "lm_eval"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
 
 
 def _hub_id(name: str, identity: str, source: str | None) -> str | None:
@@ -374,7 +363,7 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
                      "n_test": len(res["records"]), "columns": cols},
             "lm_eval": {"task": task_name if lm_written else None,
                         "reproduces_predictions": lm_written and not lm_notes, "notes": lm_notes},
-            "versions": _versions(),
+            "versions": package_versions(),
         }
         (tmp / "README.md").write_text(model_card(manifest, metrics, template, config, train_config), encoding="utf-8")
         manifest["files"] = {rel: {"sha256": sha256_file(tmp / rel), "size": (tmp / rel).stat().st_size}

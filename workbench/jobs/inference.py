@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any, Callable, Sequence
 from workbench.core.config import CALIBRATIONS, METHODS, SPLITS, EvalConfig  # noqa: F401 (re-exported)
 from workbench.core.progress import staged
 from workbench.core.records import hash_indices, jsonable
+from workbench.engine.versions import package_versions
 from workbench.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -481,7 +481,7 @@ def evaluate(template, dataset, session, config: EvalConfig | None = None, *,
                  "n_truncated": n_truncated},
         "warnings": warnings,
         "config": asdict(config),
-        "versions": versions(),
+        "versions": package_versions(),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return EvalResult(task=template.task, metrics=metrics, records=records, provenance=provenance, timings=timings)
@@ -532,16 +532,6 @@ def _label_order(template, records) -> list[str]:
 
 
 
-def versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("prompt-workbench", "torch", "transformers", "peft"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
 
 
 def _rescued(result: "EvalResult", path: Path, err: OSError):

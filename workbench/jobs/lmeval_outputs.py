@@ -190,7 +190,8 @@ def run_outputs(task: LmEvalTask, template, rows, contexts: Sequence, session, *
                 source: str = "") -> "Any":
     """Score `rows` (a DataFrame of the task's docs) whose contexts are given (a string per
     row, or a list of strings per row for a multiple-input task); an EvalResult."""
-    from workbench.jobs.inference import EvalResult, versions
+    from workbench.engine.versions import package_versions
+    from workbench.jobs.inference import EvalResult
 
     t0 = time.perf_counter()
     out_type = task.output_type
@@ -294,7 +295,7 @@ def run_outputs(task: LmEvalTask, template, rows, contexts: Sequence, session, *
                                                 "kwargs": _jsonable({k: v for k, v in s.kwargs.items() if not callable(v)})}
                                        for s in specs},
                            "repeats": task.repeats if out_type == "generate_until" else 1},
-        "versions": versions(),
+        "versions": package_versions(),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     timings = {"total_s": round(t_end - t0, 3), "load_s": round(t_load - t0, 3), "model_s": round(t_end - t_load, 3),
