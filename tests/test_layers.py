@@ -44,7 +44,7 @@ EXCEPTIONS: dict[tuple[str, str, str | None], str] = {
        for n in ("_provenance", "_row_texts", "_store")},
     ("workbench.commands.compare", "workbench.jobs.compare", "_save_json"): _WHY_COMPARE,
     **{("workbench.jobs.export", "workbench.jobs.bundle", n): _WHY_BUNDLE
-       for n in ("_inside", "_list_files", "_restore_adapter", "_pid_alive")},
+       for n in ("_inside", "_list_files", "_restore_adapter")},
     ("workbench.jobs.export", "workbench.jobs.model_card", "_fmt_ci"): _WHY_BUNDLE,
     ("workbench.jobs.training", "workbench.jobs.run_folder", "_write_json_atomic"):
         "run_folder owns the training run's files; training writes its checkpoints' JSON the same atomic way",

@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -704,17 +703,9 @@ class PromptTemplate:
 
     def save(self, path: str | Path) -> Path:
         """Write to_yaml() atomically (temp file in the same folder, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.to_yaml())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        from workbench.core.fileutil import write_text_atomic
+
+        return write_text_atomic(path, self.to_yaml())
 
     def content_hash(self) -> str:
         """sha256 of what shapes the prompts and scores.

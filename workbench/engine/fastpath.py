@@ -23,10 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-from importlib import metadata
 from pathlib import Path
 
+from workbench.core.fileutil import write_text_atomic
 from workbench.paths import cache_home
 
 log = logging.getLogger(__name__)
@@ -110,9 +109,7 @@ def _save(folder, dtype: str, device: str, verdict: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _prune(path.parent)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(verdict, indent=1))
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(verdict, indent=1))
     except OSError as exc:     # a read-only cache only costs speed
         log.warning("could not store the fast-path verdict at %s: %s", path, exc)
 

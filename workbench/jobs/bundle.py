@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from workbench.core.fileutil import sha256_file
+from workbench.jobs.pids import pid_alive
 from workbench.errors import ConfigError, DataError, ModelError, TemplateError
 
 FORMAT = "prompt-workbench-bundle"
@@ -362,15 +363,6 @@ def _owner_pid(folder: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True   # exists, but belongs to someone else
-    return True
-
 
 def sweep_temp_folders() -> list[Path]:
     """Remove wb-bundle-* folders whose owner process is gone (a predict killed by SIGKILL leaves
@@ -382,7 +374,7 @@ def sweep_temp_folders() -> list[Path]:
         return removed
     for d in candidates:
         pid = _owner_pid(d)
-        if pid is None or pid == os.getpid() or _pid_alive(pid) or not d.is_dir() or d.is_symlink():
+        if pid is None or pid == os.getpid() or pid_alive(pid) or not d.is_dir() or d.is_symlink():
             continue
         shutil.rmtree(d, ignore_errors=True)
         removed.append(d)

@@ -115,12 +115,9 @@ class ComparisonResult:
 
 
 def _save_json(d: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(d, indent=1, ensure_ascii=False, default=str))
-    tmp.replace(path)
-    return path
+    from workbench.core.fileutil import write_text_atomic
+
+    return write_text_atomic(path, json.dumps(d, indent=1, ensure_ascii=False, default=str))
 
 
 # ---------------------------------------------------------------------------- pure part

@@ -505,13 +505,13 @@ def glob_escape(name: str) -> str:
 
 
 def _owner_gone(p: Path) -> bool:
-    from workbench.jobs.bundle import _pid_alive
+    from workbench.jobs.pids import pid_alive
 
     m = _DEBRIS_RX.match(p.name)
     if not m:
         return False
     pid = int(m.group("pid"))
-    return pid != os.getpid() and not _pid_alive(pid)
+    return pid != os.getpid() and not pid_alive(pid)
 
 
 def _clean(paths, done: list[str]) -> list[str]:

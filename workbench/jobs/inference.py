@@ -85,16 +85,13 @@ class EvalResult:
         """Write results.json atomically. A write that fails (a full disk: ENOSPC) removes its
         partial temp file and must not cost the finished run: the results go to a rescue file
         in the temp folder instead, and the error says where (issue 29, item 10)."""
+        from workbench.core.fileutil import write_text_atomic
+
         path = Path(path)
         text = json.dumps(self.to_dict(), indent=1, ensure_ascii=False)
-        tmp = path.with_name(path.name + ".tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(text)
-            tmp.replace(path)
-            return path
+            return write_text_atomic(path, text)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise _rescued(self, path, e) from None
 
     @classmethod

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from workbench.core.config import TrainConfig
+from workbench.core.fileutil import write_text_atomic
+from workbench.jobs.pids import pid_alive
 
 LOG_NAME, RESULT_NAME, CANCEL_NAME, ADAPTER_NAME = "log.jsonl", "result.json", "CANCEL", "adapter"
 INTERRUPTED_NAME = "INTERRUPTED"
@@ -142,7 +144,7 @@ def owner_alive(start: dict) -> bool | None:
         return None
     if start.get("host") and start["host"] != socket.gethostname():
         return None
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return False
     want = start.get("pid_start")
     if want is not None:
@@ -246,9 +248,7 @@ def sweep_interrupted() -> list[dict]:
             still.append(key)
     try:
         if live.exists():
-            tmp = live.with_name(f"{LIVE_NAME}.{os.getpid()}.tmp")
-            tmp.write_text("".join(k + "\n" for k in still), encoding="utf-8")
-            tmp.replace(live)
+            write_text_atomic(live, "".join(k + "\n" for k in still))
     except OSError:
         pass
     return out
@@ -266,24 +266,6 @@ def list_runs(root: str | Path | None = None) -> list[dict]:
     return [read_status(p) for p in sorted(dirs, key=lambda p: (p / LOG_NAME).stat().st_mtime, reverse=True)]
 
 
-def _pid_alive(pid) -> bool:
-    """Whether a process with this pid exists and is not a zombie (killed, not yet reaped)."""
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True    # it exists, owned by another user
-    except (OSError, ValueError):
-        return False
-    try:
-        with open(f"/proc/{int(pid)}/stat", "rb") as f:
-            return f.read().decode("ascii", "replace").rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
 
 def _json_default(o):
     if hasattr(o, "tolist"):
@@ -294,9 +276,7 @@ def _json_default(o):
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default, ensure_ascii=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1, default=_json_default, ensure_ascii=False))
 
 
 # ---------------------------------------------------------------------------- adapter files
