@@ -26,7 +26,7 @@ def test_write_text_atomic_keeps_the_old_file_when_the_write_fails(tmp_path, mon
 
     from workbench.core.fileutil import write_text_atomic
 
-    p = tmp_path / "t.yaml"
+    p = tmp_path / "out" / "t.yaml"
     write_text_atomic(p, "kept")
     real = Path.write_text
 
@@ -39,7 +39,7 @@ def test_write_text_atomic_keeps_the_old_file_when_the_write_fails(tmp_path, mon
         write_text_atomic(p, "new")
     monkeypatch.undo()
     assert p.read_text() == "kept"
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["t.yaml"]
+    assert sorted(x.name for x in p.parent.iterdir()) == ["t.yaml"]
 
 
 def test_pid_alive_tells_live_dead_and_zombie_processes_apart():
