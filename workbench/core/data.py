@@ -397,19 +397,24 @@ def _parse_csv(text: str, path: Path, sep: str) -> pd.DataFrame:
                                   "and give every row as many fields as the header.") from e
 
 
+def _json_loads(text: str, where: str, at, hint_nested: str, hint_invalid: str):
+    """json.loads with the data-file errors: `where` names the file (and line), `at(e)` the place."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise DataError(f"{where}: the JSON is nested too deeply to read.", hint=hint_nested) from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where}: invalid JSON ({e.msg} {at(e)}).", hint=hint_invalid) from e
+
+
 def _parse_jsonl(text: str, path: Path) -> pd.DataFrame:
     records = []
     for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except RecursionError:
-            raise DataError(f"{path.name}, line {i}: the JSON is nested too deeply to read.",
-                            hint="Flatten the record: one object of plain values per line.") from None
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path.name}, line {i}: invalid JSON ({e.msg} at column {e.colno}).",
-                            hint="Each line of a JSONL file must be one complete JSON object.") from e
+        obj = _json_loads(line, f"{path.name}, line {i}", lambda e: f"at column {e.colno}",
+                          "Flatten the record: one object of plain values per line.",
+                          "Each line of a JSONL file must be one complete JSON object.")
         if not isinstance(obj, dict):
             raise DataError(f"{path.name}, line {i}: expected a JSON object, found {type(obj).__name__}.",
                             hint='Write one object per line, e.g. {"text": "...", "label": "..."}.')
@@ -418,14 +423,9 @@ def _parse_jsonl(text: str, path: Path) -> pd.DataFrame:
 
 
 def _parse_json(text: str, path: Path) -> _Raw:
-    try:
-        obj = json.loads(text)
-    except RecursionError:
-        raise DataError(f"{path.name}: the JSON is nested too deeply to read.",
-                        hint="Flatten the records: a list of objects of plain values.") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path.name}, line {e.lineno} column {e.colno}: invalid JSON ({e.msg}).",
-                        hint="Fix the JSON, or save one object per line as .jsonl.") from e
+    obj = _json_loads(text, path.name, lambda e: f"at line {e.lineno} column {e.colno}",
+                      "Flatten the records: a list of objects of plain values.",
+                      "Fix the JSON, or save one object per line as .jsonl.")
     if isinstance(obj, dict) and isinstance(obj.get("examples"), list):
         return _bigbench_raw(obj, path, f"bigbench:{obj.get('name') or path.parent.name}")
     if isinstance(obj, list):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+import traceback
 from typing import Callable, Sequence
 
 from workbench.engine.prefix_tree import build_tree
@@ -267,6 +268,27 @@ def score(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], runner, *, max_l
         log.warning("out of device memory on a %s batch: token budget halved to %d and the batch retried (%s)",
                     what, budget[0], str(exc).splitlines()[0][:200])
 
+    def packed(lens, cap, what: str, step) -> None:
+        """Run `step(i0, i1)` over the batches `pack` cuts from `lens` (longest first), in order.
+        A batch that runs out of device memory halves the budget and is cut again from where it
+        started; one row that does not fit raises. The failed step's frames are cleared first, so
+        its tensors are free before the cache is released."""
+        plan, k, pos = pack(lens, cap), 0, 0
+        while pos < len(lens):
+            if cancel and cancel():
+                raise Cancelled()
+            i0, i1 = plan[k]
+            try:
+                step(i0, i1)
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled
+                if not is_oom(exc) or i1 - i0 == 1:
+                    raise
+                traceback.clear_frames(exc.__traceback__)
+                halve(exc, what)
+                plan, k = [(pos + a, pos + b) for a, b in pack(lens[pos:], cap)], 0
+                continue
+            pos, k = i1, k + 1
+
     def run_feeds(ctx_batch, kv, ctx_lens, prefix_kv, P, sink):
         """Level 3: the continuation feeds of one batch of contexts, on top of their caches."""
         C = kv[0][0].shape[2]
@@ -277,11 +299,7 @@ def score(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], runner, *, max_l
         def cap(T):
             return max(1, min(4 * max_batch, budget[0] // max(1, T + (P + C) // 4)))
 
-        plan, k, pos = pack(f_lens, cap), 0, 0
-        while pos < len(items):
-            if cancel and cancel():
-                raise Cancelled()
-            j0, j1 = plan[k]
+        def step(j0, j1):
             Tmax = f_lens[j0]
             part = items[j0:j1]
             ids = torch.full((len(part), Tmax), pad_id, dtype=torch.long)
@@ -298,21 +316,15 @@ def score(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], runner, *, max_l
             lens_h = torch.tensor(f_lens[j0:j1], dtype=torch.long)
             r_h, t_h = index_tensors(picks)
             t0 = time.perf_counter()
-            try:
-                ids_d, lens, row_index, rows_d, cols_d, r_idx, t_idx = to_dev(
-                    ids, lens_h, torch.tensor([b for _, b in part], dtype=torch.long),
-                    torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long), r_h, t_h)
-                logits = runner.continuations(ids_d, lens, prefix_kv, kv, row_index, ctx_lens, rows_d, cols_d)
-                collect(logits, picks, r_idx, t_idx, sink)
-                del logits
-            except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled
-                if not is_oom(exc) or j1 - j0 == 1:
-                    raise
-                halve(exc, "continuation")
-                plan, k = [(pos + a, pos + b) for a, b in pack(f_lens[pos:], cap)], 0
-                continue
+            ids_d, lens, row_index, rows_d, cols_d, r_idx, t_idx = to_dev(
+                ids, lens_h, torch.tensor([b for _, b in part], dtype=torch.long),
+                torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long), r_h, t_h)
+            logits = runner.continuations(ids_d, lens, prefix_kv, kv, row_index, ctx_lens, rows_d, cols_d)
+            collect(logits, picks, r_idx, t_idx, sink)
+            del logits
             count(t0, real, len(part) * Tmax, len(rows))
-            pos, k = j1, k + 1
+
+        packed(f_lens, cap, "continuation", step)
 
     for g in tree.groups:
         P = len(g.prefix)
@@ -328,11 +340,8 @@ def score(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], runner, *, max_l
         def cap(L, P=P):
             return max(1, min(max_batch, budget[0] // max(1, L + P // 4)))
 
-        plan, k, pos = pack(c_lens, cap), 0, 0
-        while pos < len(order):
-            if cancel and cancel():
-                raise Cancelled()
-            i0, i1 = plan[k]
+        def step(i0, i1):
+            nonlocal done
             Lmax = c_lens[i0]
             batch = order[i0:i1]
             ids = torch.full((len(batch), Lmax), pad_id, dtype=torch.long)
@@ -346,28 +355,21 @@ def score(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], runner, *, max_l
             r_h, t_h = index_tensors(picks)
             sink: list = []           # this batch's picks; kept only once all of it ran
             t0 = time.perf_counter()
-            try:
-                ids_d, lens, r_idx, t_idx = to_dev(ids, lens_h, r_h, t_h)
-                logits, kv = runner.contexts(ids_d, lens, prefix_kv, torch.arange(len(batch), device=dev),
-                                             lens - 1, want_kv)
-                collect(logits, picks, r_idx, t_idx, sink)
-                del logits
-                count(t0, sum(c_lens[i0:i1]), len(batch) * Lmax, len(batch))
-                if want_kv:
-                    run_feeds(batch, kv, lens, prefix_kv, P, sink)
-                del kv
-            except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled
-                kv = None
-                if not is_oom(exc) or i1 - i0 == 1:
-                    raise
-                halve(exc, "context")
-                plan, k = [(pos + a, pos + b) for a, b in pack(c_lens[pos:], cap)], 0
-                continue
+            ids_d, lens, r_idx, t_idx = to_dev(ids, lens_h, r_h, t_h)
+            logits, kv = runner.contexts(ids_d, lens, prefix_kv, torch.arange(len(batch), device=dev),
+                                         lens - 1, want_kv)
+            collect(logits, picks, r_idx, t_idx, sink)
+            del logits
+            count(t0, sum(c_lens[i0:i1]), len(batch) * Lmax, len(batch))
+            if want_kv:
+                run_feeds(batch, kv, lens, prefix_kv, P, sink)
+            del kv
             found.extend(sink)
-            pos, k = i1, k + 1
             done += sum(len(tree.contexts[ci].requests) for ci in batch)
             if progress:
                 progress(min(done, n_req), n_req)
+
+        packed(c_lens, cap, "context", step)
 
     # one copy back for the whole call
     lp = [0.0] * n_req

@@ -210,13 +210,5 @@ def train_plan(spec: RunSpec, *, dataset=None, registry: bool = True):
 
     if spec.kind != "train" or spec.train is None:
         raise ConfigError(f"Not a train spec (kind {spec.kind}).")
-    if spec.kind == "compare" and spec.options.get("task"):
-        # an lm-eval task's rows: the task loads its own data (jobs/task_compare.py)
-        from workbench.jobs.task_compare import run_task_compare
-
-        holder = describe(spec)
-        res = run_task_compare(spec, progress=progress, cancel=cancel, record=record,
-                               opener=lambda m: held_session(m, holder))
-        return RunOutcome(res, res.run_id)
     ds = dataset if dataset is not None else spec.data.load()
     return prepare(spec.model.model, spec.template.load(), ds, spec.train, spec.options.get("out"), registry=registry)
