@@ -175,12 +175,12 @@ def test_job_status_eta_comes_from_the_steady_estimator(monkeypatch):
 
 
 def test_cli_bar_shows_the_build_stage(bbc, topic, monkeypatch):
-    from workbench.commands.common import TqdmProgress
+    from workbench.commands.progress import CliProgress
     from workbench.jobs.inference import evaluate
 
     err = io.StringIO()
     monkeypatch.setattr("sys.stderr", err)
-    bar = TqdmProgress(topic.name)
+    bar = CliProgress(topic.name)
     try:
         evaluate(topic, bbc, BatchSession(), EvalConfig(limit=12), progress=bar)
     finally:
@@ -188,3 +188,22 @@ def test_cli_bar_shows_the_build_stage(bbc, topic, monkeypatch):
     text = err.getvalue()
     assert "building prompts" in text and "12/12" in text
     assert "scoring" in text and "rows" in text
+
+
+def test_cli_bar_takes_messages_and_restarts_when_the_count_goes_back(monkeypatch):
+    """The one CLI bar: a free message (a comparison's or training's text) shows after the bar,
+    the total can change, and a count that goes back (the next nested job) starts a new bar."""
+    from workbench.commands.progress import CliProgress
+
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    bar = CliProgress("compare")
+    bar(0, 100, "topic (1/2) · scoring 0/50 rows")
+    bar(100, 100, "topic (1/2) · scoring 50/50 rows")
+    first = bar.bar
+    bar(10, 80, "loose (2/2) · scoring 5/40 rows")    # back to a lower count, a new total
+    assert bar.bar is not first and bar.bar.total == 80 and bar.bar.n == 10
+    bar(80, 80, "loose (2/2) · scoring 40/40 rows")
+    bar.close()
+    text = err.getvalue()
+    assert "topic (1/2)" in text and "loose (2/2) · scoring 40/40 rows" in text and "80/80" in text

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import MISSING, fields
 
 
@@ -146,33 +145,6 @@ def dataset_from_args(args):
     from workbench.core.data import load_dataset
 
     return load_dataset(args.data, text_column=args.text_column, label_column=args.label_column)
-
-
-class TqdmProgress:
-    """A (done, total, stage) callback drawing one tqdm bar per stage on stderr ("building
-    prompts", "scoring": core/progress.py), each with its own counts and unit."""
-
-    def __init__(self, desc: str):
-        self.desc = desc
-        self.bar = None
-        self.stage: str | None = None
-
-    def __call__(self, done: int, total: int, stage: str = "") -> None:
-        from tqdm import tqdm
-
-        from workbench.core.progress import STAGE_UNITS
-
-        if self.bar is None or stage != self.stage or total != self.bar.total:
-            self.close()
-            self.stage = stage
-            desc = f"{self.desc} · {stage}" if stage else self.desc
-            self.bar = tqdm(total=total, desc=desc, unit=STAGE_UNITS.get(stage, "req"), file=sys.stderr,
-                            dynamic_ncols=True)
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def add_judge_args(p: argparse.ArgumentParser) -> None:

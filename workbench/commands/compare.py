@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 
+from workbench.commands.progress import CliProgress
 from workbench.commands.common import (add_judge_args, judge_kwargs, check_out_path, add_config_args, add_data_args, add_model_args, config_overrides,
                                        dataset_from_args, model_refs, session_for)
 
@@ -59,28 +60,6 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="write every statistic and per-example prediction as JSON")
     p.add_argument("--no-registry", action="store_true", help="neither reuse nor record runs")
     p.set_defaults(func=run)
-
-
-class _Bar:
-    """progress(done, total, message) drawn as one tqdm bar on stderr."""
-
-    def __init__(self):
-        self.bar = None
-
-    def __call__(self, done: int, total: int, message: str = "") -> None:
-        from tqdm import tqdm
-
-        if self.bar is None:
-            self.bar = tqdm(total=total, file=sys.stderr, dynamic_ncols=True, bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
-        if total != self.bar.total:   # reused templates are left out of the count
-            self.bar.total = total
-        if message:   # "topic (2/3) · scoring 40/100 rows": the stage's real counts
-            self.bar.set_description(message[:60])
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def spec_from_args(args):
@@ -144,7 +123,7 @@ def run(args) -> int:
         from workbench.storage.runs import RunRegistry
         registry = RunRegistry()
     common = {"registry": registry, "store": not args.no_registry}
-    bar = _Bar()
+    bar = CliProgress("compare")
     try:
         if args.spread is not None:
             from workbench.jobs.sensitivity import format_spread
@@ -196,7 +175,7 @@ def _run_task_compare(args) -> int:
                              trust_code=args.trust_task_code, include_paths=args.include_path, data=args.data,
                              num_fewshot=args.num_fewshot, limit=args.limit, n_boot=args.n_boot if args.n_boot != 2000 else 1000,
                              alpha=args.alpha, name=args.name)
-    bar = _Bar()
+    bar = CliProgress("compare")
     try:
         res = execute(spec, None, progress=bar, record=not args.no_registry).result
     finally:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from workbench.commands.common import (add_judge_args, judge_kwargs, check_out_path, TqdmProgress, add_config_args, add_data_args, add_model_args,
+from workbench.commands.progress import CliProgress
+from workbench.commands.common import (add_judge_args, judge_kwargs, check_out_path, add_config_args, add_data_args, add_model_args,
                                        config_overrides, dataset_from_args, model_refs, session_for)
 
 
@@ -87,7 +88,7 @@ def run(args) -> int:
     _checks(args)
     spec, dataset = spec_from_args(args)
     session = session_for(spec.model)
-    bar = TqdmProgress(spec.template.name)
+    bar = CliProgress(spec.template.name)
     try:
         result = execute(spec, session, dataset=dataset, progress=bar, record=not args.no_registry).result
     finally:

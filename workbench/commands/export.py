@@ -14,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from workbench.commands.common import (check_out_path, TqdmProgress, add_config_args, add_data_args, add_model_args, config_overrides,
+from workbench.commands.progress import CliProgress
+from workbench.commands.common import (check_out_path, add_config_args, add_data_args, add_model_args, config_overrides,
                                        dataset_from_args, model_refs, session_for)
 
 
@@ -80,7 +81,7 @@ def run(args) -> int:
 
     spec, dataset = spec_from_args(args)
     session = session_for(spec.model) if not spec.options.get("train_run") else None
-    bar = TqdmProgress("export")
+    bar = CliProgress("export")
     try:
         path = execute(spec, session, dataset=dataset, progress=bar).result
     finally:

@@ -78,7 +78,7 @@ def write_table(df, path: str) -> None:
 def run(args) -> int:
     from workbench.errors import DataError
     from workbench.jobs.export import load_bundle
-    from workbench.commands.common import TqdmProgress
+    from workbench.commands.progress import CliProgress
 
     clf = load_bundle(args.bundle, model=args.model, force=args.force, device=args.device, dtype=args.dtype)
     with clf:   # a .zip bundle's temp folder is removed however this ends
@@ -88,7 +88,7 @@ def run(args) -> int:
                 raise DataError(f"{args.input} has no column '{args.text_column}' (columns: "
                                 f"{', '.join(map(str, df.columns))}).", hint="Pass one of those to --text-column.")
             df = df.rename(columns={args.text_column: clf.input_column()})
-        bar = TqdmProgress("predict")
+        bar = CliProgress("predict")
         try:
             out = clf.predict_frame(df, batch_size=args.batch_size, progress=bar)
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from workbench.commands.progress import CliProgress
 from workbench.commands.common import add_config_args, add_data_args, config_overrides, dataset_from_args
 
 # Short forms for the settings people type most.
@@ -65,23 +66,6 @@ def spec_from_args(args):
                       options={"out": args.out}), dataset
 
 
-class _Bar:
-    def __init__(self):
-        self.bar = None
-
-    def __call__(self, done: int, total: int, message: str) -> None:
-        from tqdm import tqdm
-
-        if self.bar is None:
-            self.bar = tqdm(total=total, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
-        self.bar.update(done - self.bar.n)
-        self.bar.set_postfix_str(message, refresh=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def run(args) -> int:
     from workbench.jobs.runner import train_plan
     from workbench.jobs.training import run_training
@@ -92,7 +76,7 @@ def run(args) -> int:
     print(f"training {template.name} on {dataset.name}: {len(plan.examples)} rows, mode {cfg.mode}, "
           f"LoRA r={cfg.lora_r} on {', '.join(plan.target_modules)}, device {plan.device}"
           f"{' (bf16 autocast)' if plan.amp_dtype is not None else ''}\nrun folder: {plan.run_dir}", file=sys.stderr)
-    bar = _Bar()
+    bar = CliProgress("train", unit="step")
     try:
         result = run_training(plan, progress=bar)   # Ctrl-C inside counts as cancel (best adapter kept)
     finally:
