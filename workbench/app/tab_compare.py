@@ -422,7 +422,8 @@ def compare_open(run_id: str, label: str = ALL_CLASSES):
                            print_exception=False)
         seq = (res.settings or {}).get("sequential")
         # a sequential comparison shows its confidence sequence narrowing, batch by batch
-        lb = (plots.confidence_sequence(seq["pairs"], seq.get("margin") or 0.0) if seq
+        lb = (plots.confidence_sequence(leader_pairs(seq["pairs"], res.leaderboard[0]["name"]), seq.get("margin") or 0.0)
+              if seq
               else plots.leaderboard_ci(res.leaderboard, title="Accuracy with 95% Wilson CI"))
         f1 = (plots.grouped_f1({nm: res.metrics[nm] for nm in res.names}) if res.task == "classification"
               else empty_figure("no per-class F1 for generation"))
@@ -433,6 +434,22 @@ def compare_open(run_id: str, label: str = ALL_CLASSES):
         return (res.run_id, verdict_markdown(res), leaderboard_frame(res), lb, f1, left, _confusion(res, left),
                 right, _confusion(res, right), label, disagreements_frame(res, label),
                 res.winner or res.leaderboard[0]["name"])
+
+
+def leader_pairs(pairs: list[dict], leader: str) -> list[dict]:
+    """With more than two columns (a models x templates grid), the plot shows each column against the
+    leader, as the rule drops them, oriented column − leader; two columns keep their one pair as is."""
+    if len(pairs) <= 1:
+        return pairs
+    out = []
+    for p in pairs:
+        if leader not in (p["a"], p["b"]):
+            continue
+        if p["b"] == leader:    # measured leader − column: flip it to column − leader
+            p = {**p, "a": p["b"], "b": p["a"], "history": [
+                {**h, "lo": -h["hi"], "hi": -h["lo"], "estimate": -h["estimate"]} for h in p.get("history") or []]}
+        out.append(p)
+    return out
 
 
 def view_choices(run_id: str):
