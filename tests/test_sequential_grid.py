@@ -232,3 +232,92 @@ def test_compare_tab_shows_the_grid_stops(bbc, templates, tmp_path, monkeypatch)
     leader = res.leaderboard[0]["name"]
     lines = [t.name for t in fig.data if not t.name.endswith("interval")]
     assert len(lines) == 3 and all(leader in nm for nm in lines)
+
+
+# ------------------------------------------------------------------------------------ real models
+ROWS = 16     # two looks (8 + 8 rows): enough to drive the rule, the holds and the report end to end
+
+
+@pytest.fixture(scope="module")
+def ref():
+    from remote_servers import ServerProcess
+
+    with ServerProcess.reference() as srv:
+        yield srv
+
+
+@pytest.mark.model
+def test_real_grid_with_a_server_same_result_from_execute_and_cli(ref, session, bbc, tmp_path, capsys):
+    """The default model and the reference server (serving the same weights): the sequential grid through
+    execute(spec) and through the CLI reach the same stops on the same rows; the server's column predicts
+    what the local one does, so the pair never settles; the report has each column's stop and spend (the
+    server's requests counted). One template keeps it to two columns on a shared 2-core machine."""
+    from workbench.cli import main
+    from workbench.core.templates import load_template
+    from workbench.jobs.runner import execute
+
+    spec = build_spec("compare", templates=[(load_template(str(TOPIC)), str(TOPIC))],
+                      data=bbc, model=[ModelRef("default"), ModelRef(ref.url)], eval={"limit": ROWS},
+                      options={"sequential": True, "first_batch": 8, "price_per_mtok": 0.5})
+    res = execute(spec, None, dataset=bbc, record=False).result
+    seq = res.settings["sequential"]
+    host = ref.url.split("//", 1)[1].split("/", 1)[0]
+    local, remote = "default", host          # one template: the columns are the models
+    assert res.settings["grid"]["models"] == [local, remote] and res.names == [local, remote]
+    assert seq["models"]["mode"] == "resident" and "inference servers hold no weights" in seq["models"]["why"]
+    assert seq["batches"] == [8, 8] and seq["rows_scored"] == ROWS and seq["stop_reason"] == "budget"
+    assert all(ex["preds"][local] == ex["preds"][remote] for ex in res.examples) and len(res.examples) == ROWS
+    (p,) = seq["pairs"]
+    assert p["decision"] == "not yet" and p["delta_acc"] == 0
+    cols = seq["columns"]
+    assert cols[remote]["spent"]["requests"] > 0 and cols[local]["spent"]["requests"] == 0
+    assert cols[local]["spent"]["tokens_forwarded"] > 0 and cols[remote]["spent"]["tokens_forwarded"] > 0
+    assert all(c["stopped"] == f"still in when the budget of {ROWS} rows was spent" for c in cols.values())
+    assert seq["cost"] == pytest.approx((seq["spent"]["tokens_forwarded"] + seq["spent"]["tokens_generated"]) * 0.5 / 1e6)
+
+    out = tmp_path / "grid.json"
+    assert main(spec.argv()[1:] + ["--out", str(out), "--no-registry"]) == 0
+    printed = capsys.readouterr().out
+    assert "sequential: stopped after" in printed and "column-rows" in printed
+    cli = json.loads(out.read_text())["settings"]["sequential"]
+    for k in ("rows_scored", "dropped", "stop_reason", "batches"):
+        assert cli[k] == seq[k], k
+    assert {nm: c["rows"] for nm, c in cli["columns"].items()} == {nm: c["rows"] for nm, c in seq["columns"].items()}
+    assert cli["pairs"][0]["cs"] == pytest.approx(p["cs"])
+
+
+@pytest.mark.model
+def test_real_grid_switching_two_local_models(session, bbc, monkeypatch):
+    """Two local models (the default model under its two names) held one at a time, as when they do
+    not fit together: the alternating order costs one switch per batch, and the result is the resident one."""
+    from workbench.core.templates import load_template
+    from workbench.engine import session as engine
+    from workbench.jobs import sequential_grid
+    from workbench.jobs.runner import execute
+
+    hub = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    spec = build_spec("compare", templates=[(load_template(str(TOPIC)), str(TOPIC))], data=bbc,
+                      model=[ModelRef("default"), ModelRef(hub)], eval={"limit": 16},
+                      options={"sequential": True, "first_batch": 8})
+    try:
+        monkeypatch.setattr(sequential_grid, "plan_holding", lambda refs: ("switched", "forced by the test"))
+        switched = execute(spec, None, dataset=bbc, record=False).result
+        monkeypatch.setattr(sequential_grid, "plan_holding", lambda refs: ("resident", "forced by the test"))
+        resident = execute(spec, None, dataset=bbc, record=False).result
+    finally:
+        # give the session-wide fixture back its place: switching freed it (other tests hold it loaded)
+        with engine._SESSIONS_LOCK:
+            for s in list(engine._SESSIONS.values()):
+                if s is not session:
+                    s.unload()
+            engine._SESSIONS.clear()
+            engine._SESSIONS[engine._key("default", {})] = session
+        session.load()
+    ss, sr = switched.settings["sequential"], resident.settings["sequential"]
+    assert ss["batches"] == [8, 8] and ss["models"]["mode"] == "switched"
+    assert ss["models"]["switches"] == 3            # default, SmolLM2 | SmolLM2 (still loaded), default
+    assert sr["models"]["mode"] == "resident" and sr["models"]["switches"] == 2
+    assert [ex["preds"] for ex in switched.examples] == [ex["preds"] for ex in resident.examples]
+    (p,) = ss["pairs"]
+    assert p["delta_acc"] == 0 and p["decision"] == "not yet" and ss["stop_reason"] == "budget"
+    assert engine.session_holders() == []
