@@ -72,7 +72,7 @@ class Opener:
         return hold()
 
 
-def fake_grid(bbc, templates, log, *, limit=300, mode="switched", **opts):
+def fake_grid(bbc, templates, log, *, limit=300, mode="switched", progress=None, **opts):
     from workbench.core.config import EvalConfig
     from workbench.jobs.sequential_grid import compare_grid_sequential
 
@@ -81,7 +81,7 @@ def fake_grid(bbc, templates, log, *, limit=300, mode="switched", **opts):
     models = {"good": Opener("good", good, log), "weak": Opener("weak", weak, log)}
     return compare_grid_sequential(models, templates, bbc, EvalConfig(limit=limit),
                                    SequentialOptions(**{"first_batch": 16, **opts}), holding=(mode, "test"),
-                                   store=False)
+                                   store=False, progress=progress)
 
 
 def test_holding_rule_by_hand():
@@ -100,7 +100,8 @@ def test_holding_rule_by_hand():
 
 def test_grid_drops_the_weak_model_columns_early(bbc, templates):
     log: list = []
-    res = fake_grid(bbc, templates, log)
+    seen: list = []
+    res = fake_grid(bbc, templates, log, progress=lambda d, t, m="": seen.append(m))
     seq = res.settings["sequential"]
     names = ["bbc_headline_topic @ good", "bbc_headline_question @ good",
              "bbc_headline_topic @ weak", "bbc_headline_question @ weak"]
@@ -140,6 +141,12 @@ def test_grid_drops_the_weak_model_columns_early(bbc, templates):
         assert f"  {nm}: {cols[nm]['rows']} of 300 rows, " in text
     assert "column-rows" in text and "model switches" in text
     assert all(v["sequential"] and "confidence sequence" in v["text"] for v in res.verdicts)
+    # the live progress line: the leader's interval narrowing, and how many columns are left
+    late = [m for m in seen if m.startswith("rows") and "2 of 4 columns left" in m]
+    assert late
+    for m in late:      # the pair shown is the leader's, and only good columns are left to pair it with
+        pair = next(part for part in m.split(" · ") if " in [" in part)
+        assert pair.count("@ good") == 2 and pair.endswith("pts")
 
 
 def test_holding_never_changes_the_result(bbc, templates):

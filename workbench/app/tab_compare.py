@@ -676,7 +676,8 @@ def build(ctx: Ctx) -> None:
             n_boot = gr.Number(2000, label="Bootstrap", precision=0, minimum=100, min_width=90)
         with gr.Row(equal_height=True):
             sequential = gr.Checkbox(False, label="Stop when settled (sequential)", elem_id="compare-sequential",
-                                     info="rows in a random order, in growing batches; anytime-valid verdict at 5%")
+                                     info="rows in a random order, in growing batches; anytime-valid verdict at 5%; "
+                                          "with Models, a column stops once settled worse")
             margin = gr.Number(0, label="Equivalence margin (pts)", minimum=0, maximum=50, min_width=120,
                                info="stop as 'equivalent' inside ±margin; 0 = never")
         with gr.Row():

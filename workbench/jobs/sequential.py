@@ -16,6 +16,10 @@ valid whatever column leads at any moment). After each batch:
   * the comparison stops when one column is left, when all columns left are settled equivalent
     within the margin, or when the budget is spent (then the verdict says "not settled").
 Asking for all rows (a fixed-n comparison, `sequential` off) keeps the full-data McNemar verdict.
+
+`race` (the batch loop) and `finish` (the result) are shared with the sequential models x templates
+grid (jobs/sequential_grid.py): its columns are template @ model, each model held while its columns
+score a batch; here every column is a template on the one session (`OneSession`).
 """
 from __future__ import annotations
 
@@ -130,6 +134,7 @@ def race(columns: Sequence[Column], dataset, config, opts: SequentialOptions, ro
         batch = rows.iloc[st.order[pos:pos + size]]
         correct = {}
         labels = models.labels if bi % 2 == 0 else models.labels[::-1]
+        lead = names[_leader(names, st.active, st.records)] if st.looks else None
         for ml in labels:
             mine = [ci for ci in st.active if columns[ci].model == ml]
             if not mine:
@@ -141,11 +146,14 @@ def race(columns: Sequence[Column], dataset, config, opts: SequentialOptions, ro
                     nm = names[ci]
                     if progress is not None:
                         now = ""
-                        shown = list(st.looks[-1]["pairs"].items())[:1] if st.looks else []
+                        # the leader's pair first (a grid has many pairs; the leader's are the ones that drop columns)
+                        last = list(st.looks[-1]["pairs"].items()) if st.looks else []
+                        shown = ([kv for kv in last if lead in kv[0].split("|", 1)] or last)[:1]
                         for pair, (lo, hi) in shown:   # the interval so far: the progress line shows it narrowing
                             a, b = pair.split("|", 1)
                             now = f" · {b} − {a} in [{lo * 100:+.1f}, {hi * 100:+.1f}] pts"
-                        progress(pos, budget, f"rows {pos + 1}-{pos + size} of {budget} · {nm}{now}")
+                        left = f" · {len(st.active)} of {len(names)} columns left" if len(st.active) < len(names) else ""
+                        progress(pos, budget, f"rows {pos + 1}-{pos + size} of {budget} · {nm}{now}{left}")
                     u0 = usage.snapshot(session)
                     res = evaluate(columns[ci].template, dataset, session, config, rows=batch, pool=pool, cancel=cancel)
                     u = usage.since(u0, session)

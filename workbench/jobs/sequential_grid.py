@@ -19,7 +19,7 @@ models differs, and it never changes a prediction, so the result is the same whi
     every active column of one model while it is held, then the next model; the model order alternates
     from batch to batch (A B | B A | ...), so the model last used in a batch starts the next one
     without a load. With two local models that is one load per batch; the growing batches (x1.5) keep
-    the batches, hence the loads, to about log(budget / first batch) / log(1.5), e.g. 8 for 1,000 rows.
+    the batches, hence the loads, to about log(budget / first batch) / log(1.5): 7 for 1,000 rows from 32.
     The switches and the seconds spent opening models are reported, and counted in the wall time.
 """
 from __future__ import annotations
