@@ -311,6 +311,7 @@ def test_real_grid_switching_two_local_models(session, bbc, monkeypatch):
         switched = execute(spec, None, dataset=bbc, record=False).result
         monkeypatch.setattr(sequential_grid, "plan_holding", lambda refs: ("resident", "forced by the test"))
         resident = execute(spec, None, dataset=bbc, record=False).result
+        held_hub = [s for s in engine._SESSIONS.values() if s.config.model == hub]
     finally:
         # give the session-wide fixture back its place: switching freed it (other tests hold it loaded)
         with engine._SESSIONS_LOCK:
@@ -324,6 +325,7 @@ def test_real_grid_switching_two_local_models(session, bbc, monkeypatch):
     assert ss["batches"] == [8, 8] and ss["models"]["mode"] == "switched"
     assert ss["models"]["switches"] == 3            # default, SmolLM2 | SmolLM2 (still loaded), default
     assert sr["models"]["mode"] == "resident" and sr["models"]["switches"] == 2
+    assert not held_hub[0].loaded      # resident: the second local model is freed at the end
     assert [ex["preds"] for ex in switched.examples] == [ex["preds"] for ex in resident.examples]
     (p,) = ss["pairs"]
     assert p["delta_acc"] == 0 and p["decision"] == "not yet" and ss["stop_reason"] == "budget"

@@ -128,6 +128,11 @@ than the one last held: a load, when local) and the seconds spent opening models
 
     def __exit__(self, *exc) -> None:
         self._stack.close()
+        # resident: free the local models loaded next to the first one (as a fixed-n grid leaves only one
+        # local model in memory), so the first model (the UI's model bar's) is the one left loaded
+        local = [s for s in self._resident.values() if getattr(s, "remote", None) is None and hasattr(s, "unload")]
+        for s in local[1:]:
+            s.unload()
 
     def _open(self, label: str, stack: contextlib.ExitStack):
         from workbench.jobs.compare_models import _open
