@@ -420,7 +420,8 @@ def compare_open(run_id: str, label: str = ALL_CLASSES):
                            print_exception=False)
         seq = (res.settings or {}).get("sequential")
         # a sequential comparison shows its confidence sequence narrowing, batch by batch
-        lb = (plots.confidence_sequence(seq["pairs"], seq.get("margin") or 0.0) if seq
+        lb = (plots.confidence_sequence(leader_pairs(seq["pairs"], res.leaderboard[0]["name"]), seq.get("margin") or 0.0)
+              if seq
               else plots.leaderboard_ci(res.leaderboard, title="Accuracy with 95% Wilson CI"))
         f1 = (plots.grouped_f1({nm: res.metrics[nm] for nm in res.names}) if res.task == "classification"
               else empty_figure("no per-class F1 for generation"))
@@ -431,6 +432,22 @@ def compare_open(run_id: str, label: str = ALL_CLASSES):
         return (res.run_id, verdict_markdown(res), leaderboard_frame(res), lb, f1, left, _confusion(res, left),
                 right, _confusion(res, right), label, disagreements_frame(res, label),
                 res.winner or res.leaderboard[0]["name"])
+
+
+def leader_pairs(pairs: list[dict], leader: str) -> list[dict]:
+    """With more than two columns (a models x templates grid), the plot shows each column against the
+    leader, as the rule drops them, oriented column − leader; two columns keep their one pair as is."""
+    if len(pairs) <= 1:
+        return pairs
+    out = []
+    for p in pairs:
+        if leader not in (p["a"], p["b"]):
+            continue
+        if p["b"] == leader:    # measured leader − column: flip it to column − leader
+            p = {**p, "a": p["b"], "b": p["a"], "history": [
+                {**h, "lo": -h["hi"], "hi": -h["lo"], "estimate": -h["estimate"]} for h in p.get("history") or []]}
+        out.append(p)
+    return out
 
 
 def view_choices(run_id: str):
@@ -657,7 +674,8 @@ def build(ctx: Ctx) -> None:
             n_boot = gr.Number(2000, label="Bootstrap", precision=0, minimum=100, min_width=90)
         with gr.Row(equal_height=True):
             sequential = gr.Checkbox(False, label="Stop when settled (sequential)", elem_id="compare-sequential",
-                                     info="rows in a random order, in growing batches; anytime-valid verdict at 5%")
+                                     info="rows in a random order, in growing batches; anytime-valid verdict at 5%; "
+                                          "with Models, a column stops once settled worse")
             margin = gr.Number(0, label="Equivalence margin (pts)", minimum=0, maximum=50, min_width=120,
                                info="stop as 'equivalent' inside ±margin; 0 = never")
         with gr.Row():

@@ -6,6 +6,8 @@
     workbench compare --data bbc --template A.yaml --shots 4 --seeds 0,1,2,3,4   # few-shot variance
     workbench compare --data bbc --model default --model openai:http://127.0.0.1:8000/v1 \
         --template A.yaml --template B.yaml            # models x templates grid, paired verdicts
+    workbench compare --data bbc --template A.yaml --template B.yaml --sequential --margin 0.01
+        # stop when settled (anytime-valid); with several --model, the grid drops columns settled worse
 
 Evals already in the run registry with the same template, model, data and settings are
 reused, not rescored; the comparison itself is recorded there too (unless --no-registry).

@@ -426,17 +426,19 @@ def _provenance(dataset, session, config) -> dict:
             "config": asdict(config), "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def paired_setup(templates, dataset, config, baseline, registry, store):
-    """What every template comparison (fixed-n here, sequential in jobs/sequential.py) checks and draws
-    before scoring: the config, unique column names, a known baseline, the registry, and one draw of rows,
-    demo pool and demos for everyone, which is what makes the comparison paired.
+def paired_setup(templates, dataset, config, baseline, registry, store, *, min_templates: int = MIN_TEMPLATES):
+    """What every template comparison (fixed-n here, sequential in jobs/sequential.py, the models x
+    templates grids in jobs/compare_models.py) checks and draws before scoring: the config, unique
+    column names, a known baseline, the registry, and one draw of rows, demo pool and demos for
+    everyone, which is what makes the comparison paired. A grid passes min_templates=1 (its columns
+    are models x templates) and checks its baseline against its own column names.
     Returns (config, names, registry, rows, pool, demos by name)."""
     from workbench.jobs.inference import EvalConfig, eval_rows
 
     config = config or EvalConfig()
     config.validate()
-    if not MIN_TEMPLATES <= len(templates) <= MAX_TEMPLATES:
-        raise ConfigError(f"a comparison needs {MIN_TEMPLATES} to {MAX_TEMPLATES} templates, got {len(templates)}",
+    if not min_templates <= len(templates) <= MAX_TEMPLATES:
+        raise ConfigError(f"a comparison needs {min_templates} to {MAX_TEMPLATES} templates, got {len(templates)}",
                           "add or remove templates")
     names = _unique_names([t.name for t in templates])
     if baseline is not None and baseline not in names:

@@ -24,8 +24,8 @@ from dataclasses import asdict
 from typing import Callable, Mapping, Sequence
 
 from workbench.errors import ConfigError, DataError
-from workbench.jobs.compare import (MAX_TEMPLATES, ComparisonResult, _resolve_registry, _row_texts, _stage_progress,
-                                    _store, _unique_names, compare_results, demo_indices, evaluate_or_reuse)
+from workbench.jobs.compare import (MAX_TEMPLATES, ComparisonResult, _row_texts, _stage_progress, _store,
+                                    _unique_names, compare_results, evaluate_or_reuse)
 
 
 def column_name(template_name: str, model_label: str, n_models: int, n_templates: int) -> str:
@@ -61,28 +61,13 @@ def compare_grid(
     cancel: Callable[[], bool] | None = None,
 ) -> ComparisonResult:
     """Score every (model, template) on identical rows, then compare the columns (see module doc)."""
-    from workbench.jobs.inference import EvalConfig, eval_rows, jsonable
+    from workbench.jobs.inference import jsonable
 
-    config = config or EvalConfig()
-    config.validate()
-    labels = _unique_names(list(models))
-    k = len(labels) * len(templates)
-    if not 2 <= k <= MAX_TEMPLATES:
-        raise ConfigError(f"a comparison needs 2 to {MAX_TEMPLATES} columns (models × templates), got {k}",
-                          "use fewer models or templates")
-    tnames = _unique_names([t.name for t in templates])
-    cols = [(column_name(tn, ml, len(labels), len(templates)), ml, t) for ml in labels for tn, t in zip(tnames, templates)]
+    config, labels, tnames, cols, reg, rows, pool, demos = grid_setup(models, templates, dataset, config, baseline,
+                                                                       registry, store)
     names = [c[0] for c in cols]
-    if baseline is not None and baseline not in names:
-        raise ConfigError(f"baseline {baseline!r} is not one of the columns", f"choose one of: {', '.join(names)}")
-    reg = _resolve_registry(registry, store)
-    rows, pool = eval_rows(dataset, config)
+    k = len(cols)
     indices = [jsonable(i) for i in rows.index]
-    demos = [demo_indices(t, rows, pool, config) for t in templates]
-    if any(d != demos[0] for d in demos[1:]):
-        raise ConfigError("the templates would get different few-shot demos",
-                          "give every template the same label_column, so demos are drawn alike")
-
     results, infos, model_info = [], [], {}
     sessions = dict(zip(labels, models.values()))
     i = 0
@@ -120,7 +105,7 @@ def compare_grid(
         t_info.update(info, hash=t.content_hash(), yaml=t.to_yaml())
     cmp.settings["pairs"] = pairwise_verdicts(results, n_boot=n_boot, boot_seed=boot_seed, alpha=alpha)
     cmp.settings["grid"] = {"models": labels, "templates": tnames}
-    cmp.inputs = {"identical": True, "n": len(indices), "demo_indices": demos[0], "shots": config.shots,
+    cmp.inputs = {"identical": True, "n": len(indices), "demo_indices": demos[tnames[0]], "shots": config.shots,
                   "sampling": config.sampling, "seed": config.seed,
                   "row_indices_hash": results[0][1].provenance["data"]["row_indices_hash"],
                   "row_indices_hash_per_template": {nm: r.provenance["data"]["row_indices_hash"] for nm, r in results}}
@@ -136,6 +121,28 @@ def compare_grid(
                                              "best_accuracy": cmp.leaderboard[0]["accuracy"], "templates": names,
                                              "models": [m["identity"] for m in model_info.values()]})
     return cmp
+
+
+def grid_setup(models: Mapping[str, object], templates: Sequence, dataset, config, baseline, registry, store):
+    """What both grids (this one and the sequential one, jobs/sequential_grid.py) check and draw before
+    scoring: 2-8 columns, their names (template @ model), a baseline among them, and the paired setup
+    of the templates (compare.paired_setup: one draw of rows and demos, the same-demos check).
+    Returns (config, model labels, template names, [(column name, model label, template)], registry,
+    rows, pool, demos by template name)."""
+    from workbench.jobs.compare import paired_setup
+
+    labels = _unique_names(list(models))
+    k = len(labels) * len(templates)
+    if not 2 <= k <= MAX_TEMPLATES:
+        raise ConfigError(f"a comparison needs 2 to {MAX_TEMPLATES} columns (models × templates), got {k}",
+                          "use fewer models or templates")
+    config, tnames, reg, rows, pool, demos = paired_setup(templates, dataset, config, None, registry, store,
+                                                          min_templates=1)
+    cols = [(column_name(tn, ml, len(labels), len(templates)), ml, t) for ml in labels for tn, t in zip(tnames, templates)]
+    names = [c[0] for c in cols]
+    if baseline is not None and baseline not in names:
+        raise ConfigError(f"baseline {baseline!r} is not one of the columns", f"choose one of: {', '.join(names)}")
+    return config, labels, tnames, cols, reg, rows, pool, demos
 
 
 def _open(model, stack: contextlib.ExitStack):

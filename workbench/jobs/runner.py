@@ -114,13 +114,15 @@ def describe(spec: RunSpec) -> str:
 
 
 @contextlib.contextmanager
-def held_session(ref, holder: str):
+def held_session(ref, holder: str, *, keep_others: bool | None = None):
     """The session of a ModelRef, held for a job (engine.session.hold_session: loading another
     model or changing the adapter from another thread raises ModelBusy naming `holder`), its
-    adapter applied. A remote model holds no weights here, so holding it keeps the local one."""
+    adapter applied. A remote model holds no weights here, so holding it keeps the local one;
+    `keep_others=True` keeps the other loaded models too (a sequential grid whose models fit)."""
     from workbench.engine.session import hold_session
 
-    with hold_session(ref.model, holder, keep_others=ref.remote, **ref.session_kwargs()) as s:
+    keep = ref.remote if keep_others is None else keep_others
+    with hold_session(ref.model, holder, keep_others=keep, **ref.session_kwargs()) as s:
         apply_adapter(s, ref.adapter)
         yield s
 
@@ -147,8 +149,18 @@ def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
         from workbench.jobs.sequential import compare_sequential
 
         if len(spec.models) > 1:
-            raise ConfigError("A sequential comparison of several models is not supported yet.",
-                              hint="Compare templates on one model with --sequential, or drop --sequential.")
+            # the models x templates grid, columns dropped once settled worse (jobs/sequential_grid.py);
+            # the models stay loaded together when they fit, else one is loaded at a time
+            from workbench.jobs.sequential_grid import compare_grid_sequential, grid_openers, plan_holding
+
+            labels = grid_labels(spec)
+            holding = plan_holding(spec.models)
+            res = compare_grid_sequential(grid_openers(spec.models, labels, describe(spec), holding[0]),
+                                          [t.load() for t in spec.templates], ds, spec.eval,
+                                          SequentialOptions.from_options(o), holding=holding,
+                                          baseline=o.get("baseline"), name=o.get("name"), progress=progress,
+                                          cancel=cancel, store=record)
+            return RunOutcome(res, res.run_id)
         res = compare_sequential([t.load() for t in spec.templates], ds, session, spec.eval,
                                  SequentialOptions.from_options(o), baseline=o.get("baseline"), name=o.get("name"),
                                  progress=progress, cancel=cancel, store=record)
@@ -160,11 +172,9 @@ def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
         # models x templates: each model held in turn while its columns are scored (the single-owner
         # rule: nothing unloads it from under the job; remote ones hold no weights, so they stay
         # open next to a local one); `session`, if given, is not used
-        from workbench.jobs.compare_models import compare_grid, model_label
+        from workbench.jobs.compare_models import compare_grid
 
-        labels = [model_label(m.model) for m in spec.models]
-        if len(set(labels)) != len(labels):
-            labels = [f"{lab} [{i + 1}]" for i, lab in enumerate(labels)]
+        labels = grid_labels(spec)
         holder = describe(spec)
         opener = {lab: (lambda m=m: held_session(m, holder)) for lab, m in zip(labels, spec.models)}
         res = compare_grid(opener, [t.load() for t in spec.templates], ds, spec.eval, baseline=o.get("baseline"),
@@ -178,6 +188,16 @@ def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
                             judge_session=judge_session(spec, session) if spec.judge else None,
                             judge_labels=spec.judge.labels if spec.judge else None)
     return RunOutcome(res, res.run_id)
+
+
+def grid_labels(spec: RunSpec) -> list[str]:
+    """The grid's model labels (column names TEMPLATE @ LABEL): short names, numbered if two clash."""
+    from workbench.jobs.compare_models import model_label
+
+    labels = [model_label(m.model) for m in spec.models]
+    if len(set(labels)) != len(labels):
+        labels = [f"{lab} [{i + 1}]" for i, lab in enumerate(labels)]
+    return labels
 
 
 def export_config(spec: RunSpec):
