@@ -105,7 +105,14 @@ def resolve_function(ref: FunctionRef, code_roots: Sequence[Path]) -> Callable:
             if root not in py.parents:
                 raise TemplateError(f"{ref.where()}: `{ref}` resolves to {py}, outside the trusted task folder",
                                     "keep the module next to the task YAML")
-            mod = _load_module(py, lib)
+            try:
+                mod = _load_module(py, lib)
+            except ImportError as e:
+                from workbench.core.lmeval_compat import provide
+
+                if not provide(getattr(e, "name", None)):  # a module lm-eval's code needs, gone from this
+                    raise                                   # environment, that we provide (lmeval_compat.py)
+                mod = _load_module(py, lib)
         elif mod_path.split(".")[0] == "lm_eval":
             mod = importlib.import_module(mod_path)  # lm-eval's own code, as trusted as lm-eval
         else:
