@@ -13,6 +13,7 @@ a file or folder on the server (`--data`), e.g. for offline use.
 """
 from __future__ import annotations
 
+import re
 import shlex
 
 import gradio as gr
@@ -28,15 +29,21 @@ EMPTY = "*Pick an lm-eval task and press “Compare on task”.*"
 def task_spec(task: str, trust: bool, data: str, num_fewshot, limit, with_columns: bool, model: str, models,
               n: float, *yamls: str):
     """The RunSpec of the form (the one `workbench compare --task` builds), and the templates."""
-    from workbench.app.tab_compare import _templates, extra_models
-    from workbench.errors import ConfigError
+    from workbench.app.common import parse_template
+    from workbench.errors import ConfigError, TemplateError
     from workbench.jobs.task_compare import task_compare_spec
 
     task = (task or "").strip()
     if not task:
         raise ConfigError("No lm-eval task picked.", "Search for a task by name and pick one.")
-    names = [service.current_model_ref(model).model] + extra_models(models)
-    templates = _templates(n, yamls) if with_columns else []
+    names = [service.current_model_ref(model).model] + [m.strip() for m in re.split(r"[\n,]+", str(models or ""))
+                                                         if m.strip()]
+    templates = []
+    for i, text in enumerate(list(yamls)[: max(1, int(n or 1))] if with_columns else []):
+        try:
+            templates.append(parse_template(text))
+        except TemplateError as e:
+            raise TemplateError(f"column {i + 1}: {e.message}", e.hint) from None
     if len(names) < 2 and not templates:
         raise ConfigError("A task comparison needs two models or a template to compare with the task's own prompt.",
                           "List a second model under Models, or tick “with the columns' templates”.")
@@ -72,8 +79,6 @@ def task_command(task: str, trust: bool, data: str, num_fewshot, limit, with_col
 
 
 def _template_file(t) -> str:
-    import re
-
     from workbench import paths
 
     if t.path:

@@ -57,14 +57,13 @@ def provide(missing: str | None) -> bool:
         return False
     if _SQUAD in sys.modules:
         return False
-    import transformers.data as parent   # present in transformers 5; only its metrics are gone
-
+    # only sys.modules entries: `import a.b.c.d as m` and `from a.b.c import d` both find them
+    # there (the real transformers.data is imported by the task code itself, not here)
     metrics = sys.modules.get("transformers.data.metrics") or types.ModuleType("transformers.data.metrics")
     squad = types.ModuleType(_SQUAD, "SQuAD 2.0 answer metrics (workbench stand-in; see workbench.core.lmeval_compat)")
     for fn in (normalize_answer, get_tokens, compute_exact, compute_f1):
         setattr(squad, fn.__name__, fn)
     metrics.squad_metrics = squad
-    parent.metrics = metrics
     sys.modules.setdefault("transformers.data.metrics", metrics)
     sys.modules[_SQUAD] = squad
     return True
