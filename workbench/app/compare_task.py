@@ -121,11 +121,16 @@ def result_markdown(d: dict) -> str:
     if not d:
         return EMPTY
     keys = sorted({k for a in d["arms"] for k, v in a["metrics"].items() if "," in k and isinstance(v, (int, float))})
+    if not keys:
+        # a single-input multiple-choice task on the template path reports lm-eval's bare names
+        keys = [k for k in ("acc", "acc_norm") if all(k in a["metrics"] for a in d["arms"])]
     lines = [f"**lm-eval task {d['task']}**, {d['settings'].get('n', '?')} rows; baseline: "
-             f"**{d['settings'].get('baseline')}**", "", "| arm | " + " | ".join(keys) + " |",
-             "|---|" + "---|" * len(keys)]
-    for a in d["arms"]:
-        lines.append(f"| {a['name']} | " + " | ".join(f"{a['metrics'].get(k, float('nan')):.4f}" for k in keys) + " |")
+             f"**{d['settings'].get('baseline')}**", ""]
+    if keys:
+        lines += ["| arm | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        for a in d["arms"]:
+            lines.append(f"| {a['name']} | " + " | ".join(f"{a['metrics'].get(k, float('nan')):.4f}" for k in keys)
+                         + " |")
     for pair, vs in d["verdicts"].items():
         lines += ["", f"**{pair}**", "", "| metric | test | Δ | 95% CI | p | verdict |", "|---|---|---|---|---|---|"]
         for key, v in vs.items():
