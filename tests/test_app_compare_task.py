@@ -80,3 +80,19 @@ def test_task_form_refuses_clearly_before_any_job():
         start_task_compare("mmlu_anatomy", False, "", None, 5, False, "default", "", 1, *[""] * 8)
     with pytest.raises(gr.Error, match="Trust task code|trust-task-code"):
         start_task_compare("hellaswag", False, "", None, 5, True, "default", "", 1, MINE, *[""] * 7)
+
+
+def test_task_on_two_models_builds_the_cli_spec(tmp_path):
+    """Without the columns, the task's prompt on the model bar's model and the Models box: the
+    form's spec is the one `workbench compare --task T --model A --model B` builds."""
+    from workbench.app.compare_task import task_command, task_spec
+    from workbench.jobs.task_compare import task_compare_spec
+
+    data = _data(tmp_path)
+    form = ("mmlu_anatomy", False, str(data), None, 5, False, "default", "openai:http://127.0.0.1:9/v1", 2, *[""] * 8)
+    md = task_command(*form)
+    command = re.search(r"```bash\n(.+?)\n```", md, re.S).group(1)
+    assert "--model default --model openai:http://127.0.0.1:9/v1" in command and "--template" not in command
+    ui = task_spec(*form)
+    cli = task_compare_spec("mmlu_anatomy", models=["default", "openai:http://127.0.0.1:9/v1"], data=str(data), limit=5)
+    assert ui.to_json() == cli.to_json()
