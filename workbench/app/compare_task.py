@@ -28,7 +28,7 @@ EMPTY = "*Pick an lm-eval task and press “Compare on task”.*"
 
 def task_spec(task: str, trust: bool, data: str, num_fewshot, limit, with_columns: bool, model: str, models,
               n: float, *yamls: str):
-    """The RunSpec of the form (the one `workbench compare --task` builds), and the templates."""
+    """The RunSpec of the form: the one `workbench compare --task` builds from the same choices."""
     from workbench.app.common import parse_template
     from workbench.errors import ConfigError, TemplateError
     from workbench.jobs.task_compare import task_compare_spec
@@ -47,11 +47,10 @@ def task_spec(task: str, trust: bool, data: str, num_fewshot, limit, with_column
     if len(names) < 2 and not templates:
         raise ConfigError("A task comparison needs two models or a template to compare with the task's own prompt.",
                           "List a second model under Models, or tick “with the columns' templates”.")
-    spec = task_compare_spec(task, models=names, templates=templates, trust_code=bool(trust), include_paths=[],
+    return task_compare_spec(task, models=names, templates=templates, trust_code=bool(trust), include_paths=[],
                              data=(data or "").strip() or None,
                              num_fewshot=None if num_fewshot in (None, "") else int(num_fewshot),
                              limit=int(limit) if limit else None)
-    return spec
 
 
 def task_command(task: str, trust: bool, data: str, num_fewshot, limit, with_columns: bool, model: str, models,
