@@ -100,6 +100,19 @@ def test_squad_metrics_stand_in_by_hand():
         assert out == {"f1": pytest.approx(0.8), "exact_match": 0}
 
 
+@pytest.mark.skipif(LIB is None, reason="lm-eval is not installed")
+def test_task_code_refusals_say_what_is_missing():
+    """A task whose code fetches a Hugging Face `evaluate` metric at import, or calls the
+    removed datasets.load_metric, is refused with that reason (not 'pip install datasets')."""
+    lib = TaskLibrary()
+    with pytest.raises(WorkbenchError) as e:
+        lib.load("humaneval", trust_code=True)
+    assert "`evaluate` metric 'code_eval'" in e.value.hint
+    with pytest.raises(WorkbenchError) as e:
+        lib.load("bec2016eu", trust_code=True)
+    assert "datasets.load_metric" in e.value.hint
+
+
 # ---- names, groups, samplers (fast) -----------------------------------------------------------
 @pytest.fixture(scope="module")
 def lib():

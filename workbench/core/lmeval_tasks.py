@@ -125,11 +125,21 @@ def resolve_function(ref: FunctionRef, code_roots: Sequence[Path]) -> Callable:
         raise TemplateError(f"{ref.where()}: `{ref}`: the module has no {fn_name!r}", "check the function name") from e
     except ImportError as e:
         missing = getattr(e, "name", None)
-        raise TemplateError(f"{ref.where()}: the task code `{ref}` could not be imported: {e}",
-                            f"install what it needs (pip install {missing})" if missing else "install the packages the task needs") from e
+        if "load_metric" in str(e) and missing == "datasets":
+            hint = ("the task's code calls datasets.load_metric, which datasets 3 removed (and which fetches the "
+                    "metric from the hub); run it with lm_eval where datasets<3 is installed")
+        else:
+            hint = f"install what it needs (pip install {missing})" if missing else "install the packages the task needs"
+        raise TemplateError(f"{ref.where()}: the task code `{ref}` could not be imported: {e}", hint) from e
     except (Exception, SystemExit) as e:  # noqa: BLE001 - foreign code (some call sys.exit on import)
+        import re
+
+        hub = re.search(r"module script at \S*?([\w-]+)\.py", str(e))
+        hint = (f"the task's code loads the Hugging Face `evaluate` metric {hub.group(1)!r} from the hub when it is "
+                "imported: with network access (HF_EVALUATE_OFFLINE unset) it loads, or run it with lm_eval"
+                if hub else "the task's module fails to import on this machine")
         raise TemplateError(f"{ref.where()}: importing the task code `{ref}` failed: {type(e).__name__}: {e}",
-                            "the task's module fails to import on this machine") from e
+                            hint) from e
     return fn
 
 
