@@ -75,16 +75,16 @@ def test_aggregations_equal_lm_eval():
 
 
 def test_refused_when_the_task_is_resolved(tmp_path, capsys):
-    """gen_prefix and a Hugging Face evaluate metric are refused by name before any data or
-    model loads (the data file does not even exist)."""
+    """Multimodal input and a Hugging Face evaluate metric are refused by name before any data
+    or model loads (the data file does not even exist)."""
     from workbench.cli import main
 
     (tmp_path / "gp.yaml").write_text("task: gp_task\noutput_type: generate_until\ndataset_path: json\n"
                                       "dataset_kwargs:\n  data_files:\n    test: /nonexistent.jsonl\ntest_split: test\n"
-                                      "doc_to_text: '{{q}}'\ndoc_to_target: '{{a}}'\ngen_prefix: 'Answer:'\n")
+                                      "doc_to_text: '{{q}}'\ndoc_to_target: '{{a}}'\ndoc_to_image: image\n")
     (tmp_path / "hf.yaml").write_text("task: hf_task\noutput_type: generate_until\ndataset_path: json\ntest_split: test\n"
                                       "doc_to_text: '{{q}}'\ndoc_to_target: '{{a}}'\nmetric_list:\n  - metric: sari\n")
-    for name, what in (("gp_task", "gen_prefix"), ("hf_task", "metric 'sari'")):
+    for name, what in (("gp_task", "multimodal input"), ("hf_task", "metric 'sari'")):
         rc = main(["eval", "--task", name, "--include-path", str(tmp_path), "--no-registry", "--out", str(tmp_path / "o.json")])
         err = capsys.readouterr().err
         assert rc == 1 and what in err and "Traceback" not in err and "/nonexistent" not in err, err

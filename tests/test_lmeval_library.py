@@ -1,16 +1,23 @@
 """Every installed lm-eval task YAML, loaded through the workbench (issue #18).
 
-With --trust-task-code at least 94% load (issue #25's target is 99%: gen_prefix, refused up front,
-is 477 files and task code whose packages are not installed is 163; docs/TEMPLATES.md counts them) (tasks become templates, groups expand); without
-it every file loads or is refused with a message that names the reason; nothing raises
-anything but a WorkbenchError. The counts are written to artifacts/lmeval_library.json."""
+With --trust-task-code at least 98.7% load (tasks become templates, groups expand; issue #25
+asks for 99%, and what is left is refused for reasons the workbench cannot remove: task code
+that fetches Hugging Face `evaluate` metrics or needs large or non-PyPI packages, multimodal
+input, Python Task classes; docs/TEMPLATES.md counts them); without it every file loads or is
+refused with a message that names the reason; nothing raises anything but a WorkbenchError.
+The counts are written to artifacts/lmeval_library.json."""
 from __future__ import annotations
 
 import collections
 import json
+import os
 import re
 import time
 from pathlib import Path
+
+# Task code that loads a Hugging Face `evaluate` metric at import asks the hub (and retries)
+# unless evaluate is told it is offline; the suite is offline anyway (conftest: HF_HUB_OFFLINE).
+os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 
 import pytest
 
@@ -24,7 +31,7 @@ pytestmark = pytest.mark.skipif(LIB is None, reason="lm-eval is not installed")
 
 
 def _reason(msg: str) -> str:
-    m = re.search(r"lm-eval task '[^']*': (multimodal input|promptsource prompt|gen_prefix|few-shot sampler|"
+    m = re.search(r"lm-eval task '[^']*': (multimodal input|promptsource prompt|few-shot sampler|"
                   r"filter pipeline|metric)", msg)
     if m:
         return m.group(1)
@@ -73,8 +80,37 @@ def test_every_installed_lm_eval_task_yaml_loads_or_is_refused_clearly():
     (ART / "lmeval_library.json").write_text(json.dumps(report, indent=1))
     tr, un = report["trusted"], report["untrusted"]
     assert tr["n_crashes"] == 0 and un["n_crashes"] == 0, (tr["crashes"], un["crashes"])
-    assert tr["loaded"] / tr["files"] >= 0.94, tr
+    assert tr["loaded"] / tr["files"] >= 0.987, tr
     assert un["loaded"] + un["refused"] == un["files"], un
+
+
+def test_squad_metrics_stand_in_by_hand():
+    """transformers 5 has no squad_metrics; the stand-in lm-eval's xquad/coqa/record code
+    imports gives the SQuAD 2.0 numbers, worked out by hand."""
+    from workbench.core import lmeval_compat as C
+
+    assert C.normalize_answer("The  Cat, sat!") == "cat sat"
+    assert C.compute_exact("The cat", "cat.") == 1 and C.compute_exact("cat", "dog") == 0
+    # pred 'a cat sat down' -> [cat, sat, down]; gold 'the cat sat' -> [cat, sat]: P 2/3, R 1
+    assert C.compute_f1("the cat sat", "a cat sat down") == pytest.approx(2 * (2 / 3) / (2 / 3 + 1))
+    assert C.compute_f1("", "") == 1 and C.compute_f1("x", "") == 0 and C.compute_f1("x", "y") == 0
+    if LIB is not None:
+        task = TaskLibrary().load("xquad_en", trust_code=True)     # its utils import squad_metrics
+        out = task.process_results({"answers": {"text": ["the cat sat"]}}, ["a cat sat down"])
+        assert out == {"f1": pytest.approx(0.8), "exact_match": 0}
+
+
+@pytest.mark.skipif(LIB is None, reason="lm-eval is not installed")
+def test_task_code_refusals_say_what_is_missing():
+    """A task whose code fetches a Hugging Face `evaluate` metric at import, or calls the
+    removed datasets.load_metric, is refused with that reason (not 'pip install datasets')."""
+    lib = TaskLibrary()
+    with pytest.raises(WorkbenchError) as e:
+        lib.load("humaneval", trust_code=True)
+    assert "`evaluate` metric 'code_eval'" in e.value.hint
+    with pytest.raises(WorkbenchError) as e:
+        lib.load("bec2016eu", trust_code=True)
+    assert "datasets.load_metric" in e.value.hint
 
 
 # ---- names, groups, samplers (fast) -----------------------------------------------------------

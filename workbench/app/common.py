@@ -286,7 +286,9 @@ def job_progress_html(st: dict | None, *, what: str = "", idle: str = "Nothing r
     elif state == "queued":
         detail = html.escape(st.get("message") or "queued")
     elif state == "done":
-        detail = f"finished in {fmt_seconds(st.get('elapsed_s'))} · run <code>{html.escape(str(st.get('result_id')))}</code>"
+        rid = st.get("result_id")      # None: a job whose result is not a registry run (a task comparison)
+        detail = f"finished in {fmt_seconds(st.get('elapsed_s'))}" + (f" · run <code>{html.escape(str(rid))}</code>"
+                                                                       if rid else "")
     elif state == "failed":
         detail = "failed: " + html.escape(st.get("error") or "")
     else:

@@ -684,6 +684,9 @@ def build(ctx: Ctx) -> None:
             cmd_btn = gr.Button("Show command", variant="secondary", elem_id="compare-command-btn", scale=0,
                                 min_width=150)
         command = gr.Markdown("", elem_id="compare-command")
+        from workbench.app import compare_task      # an lm-eval task's rows instead of the loaded data
+
+        compare_task.add(ctx, n_cols=n_cols, models=models, codes=codes, limit=limit)
         progress = gr.HTML(progress_html(None), elem_id="compare-progress")
         verdicts = gr.Markdown("*Run a comparison to see the verdict here.*", elem_id="compare-verdict")
         board = gr.Dataframe(headers=["#", "template", "accuracy %", "95% CI", "macro-F1 %", "Δacc pts", "p"],

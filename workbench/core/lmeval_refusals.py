@@ -15,7 +15,7 @@ from workbench.core.lmeval_scoring import metric_problems
 from workbench.core.lmeval_yaml import FunctionRef
 
 RUN_WITH_LM_EVAL = "run it with lm_eval itself"
-REASONS = ("multimodal input", "promptsource prompt", "gen_prefix", "few-shot sampler", "filter", "metric")
+REASONS = ("multimodal input", "promptsource prompt", "few-shot sampler", "filter", "metric")
 
 
 def refusal(cfg: Mapping, *, trusted: bool) -> tuple[str, str] | None:
@@ -26,8 +26,6 @@ def refusal(cfg: Mapping, *, trusted: bool) -> tuple[str, str] | None:
     if cfg.get("use_prompt") is not None:
         return (f"promptsource prompt (use_prompt: {cfg['use_prompt']}) is not supported",
                 "write the prompt as doc_to_text / doc_to_target, or " + RUN_WITH_LM_EVAL)
-    if cfg.get("gen_prefix"):
-        return ("gen_prefix (a prefix of the model's answer) is not reproduced yet", RUN_WITH_LM_EVAL)
     fc = cfg.get("fewshot_config") if isinstance(cfg.get("fewshot_config"), Mapping) else {}
     sampler = fc.get("sampler", "default")
     if not isinstance(sampler, FunctionRef) and sampler not in ("default", "first_n", None):

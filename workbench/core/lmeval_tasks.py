@@ -105,7 +105,14 @@ def resolve_function(ref: FunctionRef, code_roots: Sequence[Path]) -> Callable:
             if root not in py.parents:
                 raise TemplateError(f"{ref.where()}: `{ref}` resolves to {py}, outside the trusted task folder",
                                     "keep the module next to the task YAML")
-            mod = _load_module(py, lib)
+            try:
+                mod = _load_module(py, lib)
+            except ImportError as e:
+                from workbench.core.lmeval_compat import provide
+
+                if not provide(getattr(e, "name", None)):  # a module lm-eval's code needs, gone from this
+                    raise                                   # environment, that we provide (lmeval_compat.py)
+                mod = _load_module(py, lib)
         elif mod_path.split(".")[0] == "lm_eval":
             mod = importlib.import_module(mod_path)  # lm-eval's own code, as trusted as lm-eval
         else:
@@ -118,11 +125,21 @@ def resolve_function(ref: FunctionRef, code_roots: Sequence[Path]) -> Callable:
         raise TemplateError(f"{ref.where()}: `{ref}`: the module has no {fn_name!r}", "check the function name") from e
     except ImportError as e:
         missing = getattr(e, "name", None)
-        raise TemplateError(f"{ref.where()}: the task code `{ref}` could not be imported: {e}",
-                            f"install what it needs (pip install {missing})" if missing else "install the packages the task needs") from e
+        if "load_metric" in str(e) and missing == "datasets":
+            hint = ("the task's code calls datasets.load_metric, which datasets 3 removed (and which fetches the "
+                    "metric from the hub); run it with lm_eval where datasets<3 is installed")
+        else:
+            hint = f"install what it needs (pip install {missing})" if missing else "install the packages the task needs"
+        raise TemplateError(f"{ref.where()}: the task code `{ref}` could not be imported: {e}", hint) from e
     except (Exception, SystemExit) as e:  # noqa: BLE001 - foreign code (some call sys.exit on import)
+        import re
+
+        hub = re.search(r"module script at \S*?([\w-]+)\.py", str(e))
+        hint = (f"the task's code loads the Hugging Face `evaluate` metric {hub.group(1)!r} from the hub when it is "
+                "imported: with network access (HF_EVALUATE_OFFLINE unset) it loads, or run it with lm_eval"
+                if hub else "the task's module fails to import on this machine")
         raise TemplateError(f"{ref.where()}: importing the task code `{ref}` failed: {type(e).__name__}: {e}",
-                            "the task's module fails to import on this machine") from e
+                            hint) from e
     return fn
 
 
@@ -138,19 +155,48 @@ class LmEvalTemplate(PromptTemplate):
     code_hash: str = field(default="", metadata={"help": "sha256 of the task code's source files."})
     demo_template: Any = field(default=None, compare=False, repr=False, metadata={
         "help": "How demonstrations are written when fewshot_config overrides doc_to_text / doc_to_target / "
-                "doc_to_choice / delimiters (lm-eval's FewshotConfig); None = like the eval doc."})
+                "doc_to_choice / delimiters / gen_prefix (lm-eval's FewshotConfig); None = like the eval doc."})
+    gen_prefix: str | None = field(default=None, metadata={
+        "help": "lm-eval's gen_prefix: the start of the model's answer, written after the input (a column name "
+                "or Jinja); demonstrations carry it before their answer (core/lmeval_prefix.py)."})
 
     def build_context(self, row: Mapping, demos: Sequence[Mapping] = ()) -> str:
         dt = self.demo_template
-        if dt is None or not demos:
+        if (dt is None or not demos) and not self._any_prefix():
             return super().build_context(row, demos)
         # description (+ delimiter), then each demo in the few-shot format, then the input
         head, inp = super().build_context(row, ()), self.render_input(row)
         parts = [head[: len(head) - len(inp)]]
         for d in demos:
-            demo = dt.render_demo(d)
-            parts.append(demo if dt._answer_text(d) == "" else demo + dt.fewshot_delimiter)
-        return "".join(parts) + inp
+            parts.append((dt or self).lm_demo(d))
+        return "".join(parts) + self.lm_eval_turn(inp, row)
+
+    def _any_prefix(self) -> bool:
+        return bool(self.gen_prefix) or bool(self.demo_template is not None and self.demo_template.gen_prefix)
+
+    def prefix_for(self, row: Mapping) -> str | None:
+        """The row's gen_prefix as lm-eval resolves it: the column of that name, else Jinja."""
+        if not self.gen_prefix:
+            return None
+        doc = to_doc(row)
+        if self.gen_prefix in doc:
+            v = doc[self.gen_prefix]
+            return None if v is None else str(v)
+        return self._render("gen_prefix", self.gen_prefix, row)
+
+    def lm_demo(self, row: Mapping) -> str:
+        """One demonstration with what follows it, as lm-eval's build_qa_turn writes it."""
+        from workbench.core.lmeval_prefix import qa_turn
+
+        return qa_turn(self.render_input(row), self._answer_text(row), self.prefix_for(row),
+                       self.target_delimiter, self.fewshot_delimiter)
+
+    def lm_eval_turn(self, inp: str, row: Mapping, *, target_delimiter: str | None = None) -> str:
+        """The eval doc's turn: its input, then the gen_prefix (delimited as lm-eval does)."""
+        from workbench.core.lmeval_prefix import qa_turn
+
+        tgt = self.target_delimiter if target_delimiter is None else target_delimiter
+        return qa_turn(inp, None, self.prefix_for(row), tgt, "")
 
     def _render(self, what: str, source: str, row: Mapping) -> str:
         return super()._render(what, source, to_doc(row))
@@ -186,8 +232,9 @@ class LmEvalTemplate(PromptTemplate):
         """A multiple-input doc's contexts: description and demonstrations, then each choice
         as the input (lm-eval's multiple_input_context, plain text)."""
         full, inp = self.build_context(row, demos), self.render_input(row)
-        head = full[: len(full) - len(inp)]
-        return [head + c for c in self._row_choices(row)]
+        head = full[: len(full) - len(self.lm_eval_turn(inp, row))]
+        # each choice is the input of its own turn, with no target delimiter before the prefix
+        return [head + self.lm_eval_turn(c, row, target_delimiter="") for c in self._row_choices(row)]
 
     def _row_choices(self, row: Mapping) -> list[str]:
         if "doc_to_choice" not in self.functions:
@@ -232,6 +279,8 @@ class LmEvalTemplate(PromptTemplate):
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(PromptTemplate)}
         d = dataclasses.asdict(PromptTemplate(**d))
         d["metadata"] = {**d.get("metadata", {}), "functions": dict(self.function_names), "code_hash": self.code_hash}
+        if self.gen_prefix:
+            d["metadata"]["gen_prefix"] = self.gen_prefix
         return d
 
     def _compact_dict(self) -> dict:
@@ -239,14 +288,18 @@ class LmEvalTemplate(PromptTemplate):
         d = base._compact_dict()
         if self.function_names:
             d["metadata"] = {**d.get("metadata", {}), "functions": dict(self.function_names), "code_hash": self.code_hash}
+        if self.gen_prefix:
+            # shown to the user; a plain template has no such field, so the prefix is not re-imported
+            d["metadata"] = {**d.get("metadata", {}), "gen_prefix": self.gen_prefix}
         return d
 
     def content_hash(self) -> str:
         h = super().content_hash()
-        if not self.function_names and self.demo_template is None:
+        if not self.function_names and self.demo_template is None and not self.gen_prefix:
             return h
         demo = self.demo_template.content_hash() if self.demo_template is not None else None
-        extra = json.dumps([self.function_names, self.code_hash, demo], sort_keys=True)
+        extra = json.dumps([self.function_names, self.code_hash, demo] + ([self.gen_prefix] if self.gen_prefix else []),
+                           sort_keys=True)
         return hashlib.sha256((h + extra).encode()).hexdigest()
 
 
@@ -426,14 +479,20 @@ def task_from_config(config: Mapping, path: Path | None, *, trust_code: bool = F
         if key in t_cfg:
             clean[key] = t_cfg[key]
     clean.pop("include", None)
+    clean.pop("gen_prefix", None)       # not a plain-template field: LmEvalTemplate.gen_prefix
     clean["task"] = name
     base = _from_lm_eval(clean, None)
     kw = {f.name: getattr(base, f.name) for f in dataclasses.fields(PromptTemplate)}
     kw["metadata"] = {**kw["metadata"], "lm_eval_task": name, **({"path": str(path)} if path else {})}
-    tpl = LmEvalTemplate(**kw, functions=fns, function_names=names, code_hash=_code_hash(files) if files else "")
+    gp = cfg.get("gen_prefix")
+    if gp is not None and not isinstance(gp, str):
+        raise TemplateError(f"{where}: lm-eval task {name!r}: gen_prefix must be text (a column name or Jinja)",
+                            "write gen_prefix: \"Answer:\"")
+    tpl = LmEvalTemplate(**kw, functions=fns, function_names=names, code_hash=_code_hash(files) if files else "",
+                         gen_prefix=gp or None)
     fc = cfg.get("fewshot_config") if isinstance(cfg.get("fewshot_config"), Mapping) else {}
-    fmt = {k: fc[k] for k in ("doc_to_text", "doc_to_target", "doc_to_choice", "target_delimiter", "fewshot_delimiter")
-           if fc.get(k) is not None}
+    fmt = {k: fc[k] for k in ("doc_to_text", "doc_to_target", "doc_to_choice", "target_delimiter", "fewshot_delimiter",
+                              "gen_prefix") if fc.get(k) is not None}
     if fmt:
         # lm-eval's FewshotConfig: demos use these fields, the rest is inherited from the task
         demo_cfg = {k: v for k, v in cfg.items() if k not in ("fewshot_config", "process_docs", "process_results",

@@ -958,6 +958,10 @@ def _from_lm_eval(data: Mapping, path: Path | None, roots=None) -> PromptTemplat
                             "only multiple_choice (classification) and generate_until (generation) map to a prompt template")
     if "doc_to_text" not in data:
         raise TemplateError(f"lm-eval task {name!r} has no doc_to_text", "add doc_to_text (a Jinja string or a column name)")
+    if data.get("gen_prefix"):
+        # a plain template has no answer prefix: importing it would silently change the prompt
+        raise TemplateError(f"lm-eval task {name!r} uses gen_prefix, which a plain template cannot hold",
+                            f"run it as an lm-eval task: workbench eval --task {name} (with --include-path for your folder)")
     kw: dict[str, Any] = {
         "name": name,
         "input": lm_field_to_jinja(data["doc_to_text"]),

@@ -78,7 +78,7 @@ def run_task(task: LmEvalTask, session, *, data=None, num_fewshot: int | None = 
     k = task.num_fewshot if num_fewshot is None else int(num_fewshot)
     if k < 0:
         raise ConfigError(f"num_fewshot must be >= 0, got {k}")
-    overrides = [key for key in ("gen_prefix", "fewshot_indices", "process_docs") if task.fewshot_config.get(key) is not None]
+    overrides = [key for key in ("fewshot_indices", "process_docs") if task.fewshot_config.get(key) is not None]
     if k > 0 and overrides:
         raise ConfigError(f"task {task.name!r} formats its few-shot examples differently (fewshot_config: "
                           f"{', '.join(overrides)}), which the workbench does not reproduce yet",

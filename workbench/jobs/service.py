@@ -39,7 +39,9 @@ def submit(spec: RunSpec, work: Callable[..., Any] | None = None, *, dataset=Non
 
     if spec.kind == "train":
         raise ConfigError("Training runs in its own lane.", hint="Use service.start_training(spec).")
-    several = len(spec.models) > 1
+    # several models, or an lm-eval task comparison (which opens its model(s) itself): the job
+    # holds each model in turn while its arms are scored
+    several = len(spec.models) > 1 or bool(spec.kind == "compare" and spec.options.get("task"))
     if several and work is not None:
         raise ConfigError("This study runs on one model.", hint="Pick one model (no extra models) and run it again.")
 
