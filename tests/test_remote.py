@@ -220,11 +220,17 @@ def test_eval_through_server_matches_local_and_lm_eval(ref, session, bbc, tmp_pa
 # ---------------------------------------------------------------------------- models side by side
 @pytest.mark.model
 @pytest.mark.slow
-def test_compare_local_and_remote_models_side_by_side(ref, tmp_path):
+def test_compare_local_and_remote_models_side_by_side(ref, session, tmp_path, capsys):
+    """The CLI's compare in this process (its argument parsing, job and output; the CLI's own process and exit
+    code are tested by the eval parity test above), so the local model is the one already loaded here."""
+    from workbench.cli import main as cli_main
+
     out = tmp_path / "cmp.json"
-    p = cli("compare", "--data", "bbc", "--model", "default", "--model", ref.url, "--tokenizer", "default",
-            "--template", TOPIC, "--template", QUESTION, "--limit", "6", "--n-boot", "200", "--out", out)
-    assert p.returncode == 0, p.stderr[-3000:]
+    rc = cli_main(["compare", "--data", "bbc", "--model", "default", "--model", ref.url, "--tokenizer", "default",
+                   "--template", str(TOPIC), "--template", str(QUESTION), "--limit", "6", "--n-boot", "200",
+                   "--out", str(out)])
+    p = capsys.readouterr()
+    assert rc == 0, p.err[-3000:]
     d = json.loads(out.read_text())
     assert len(d["names"]) == 4 and all(" @ " in n for n in d["names"])
     assert d["settings"]["grid"]["models"][0] == "default" and len(d["settings"]["pairs"]) == 6
@@ -234,7 +240,7 @@ def test_compare_local_and_remote_models_side_by_side(ref, tmp_path):
     assert pair["only_a"] == pair["only_b"] == 0 and not pair["significant"]     # same weights, same predictions
     for ex in d["examples"]:
         assert ex["preds"][topic[0]] == ex["preds"][topic[1]]
-    assert "Every pair of columns" in p.stdout
+    assert "Every pair of columns" in p.out
 
 
 # ---------------------------------------------------------------------------- faults
