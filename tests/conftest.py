@@ -65,8 +65,8 @@ def pytest_runtest_makereport(item, call):
         rep.longrepr = "\n\n".join(deaths) + "\n\n--- the test's own failure ---\n" + str(rep.longrepr)
 
 
-# Shared fixtures from tests/support/ (the launched app, per module or per test).
-from support.fixtures import app, fresh_app  # noqa: E402,F401 - fixtures, registered by import
+# Shared fixtures from tests/support/ (the launched app, per module or per test; the reference server).
+from support.fixtures import app, fresh_app, ref, reference_server  # noqa: E402,F401 - fixtures, registered by import
 
 
 def pytest_terminal_summary(terminalreporter):

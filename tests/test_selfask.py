@@ -20,7 +20,6 @@ from workbench.core.retriever import (BM25Retriever, HookRetriever, answer_from_
 from workbench.jobs.selfask import (END_REASONS, SelfAskConfig, compositionality_gap, dispatch_generation,
                                extract_cot_answer, final_answer_text, parse_selfask, run_selfask_records,
                                trace_metrics, trace_to_markdown)
-from workbench.engine.session import Generation, cut_at_stop
 from workbench.core.templates import PromptTemplate, load_template
 from workbench.paths import library_dir
 
