@@ -65,8 +65,11 @@ def pytest_runtest_makereport(item, call):
         rep.longrepr = "\n\n".join(deaths) + "\n\n--- the test's own failure ---\n" + str(rep.longrepr)
 
 
-# Shared fixtures from tests/support/ (the launched app, per module or per test).
-from support.fixtures import app, fresh_app  # noqa: E402,F401 - fixtures, registered by import
+# CPU seconds per test on request (WORKBENCH_TEST_CPU=15): a measure that other work on the machine barely moves.
+pytest_plugins = ["support.cpu_time"]
+
+# Shared fixtures from tests/support/ (the launched app, per module or per test; the reference server).
+from support.fixtures import app, fresh_app, ref, reference_server  # noqa: E402,F401 - fixtures, registered by import
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -18,6 +18,8 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# The reference server's fault settings at rest: what a test sharing the server may assume at its start.
+NO_FAULTS = dict(delay=0, fail_429=0, fail_500=0, drop=0, no_echo=False, offset=False)
 
 
 def free_port() -> int:
@@ -73,7 +75,7 @@ class ServerProcess:
             if ready:
                 self._send_probe()
                 return self
-            time.sleep(0.5)
+            time.sleep(0.1)   # a refused connection answers at once: poll often, the model load takes seconds
         self.stop()
         raise RuntimeError(f"{self.name} server not ready after {self.ready_timeout:.0f}s:\n{self.log_tail()}")
 

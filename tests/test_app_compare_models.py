@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from remote_servers import ServerProcess
 from support import App, load_data, wait_job
 
 pytestmark = pytest.mark.model
@@ -22,12 +21,6 @@ QUESTION = ROOT / "templates_library" / "bbc_headline_question.yaml"
 # 12 rows prove the same as 24: the remote column equals the local one row by row, and Python's
 # execute(spec) equals the UI's run; each column is scored twice (UI, then Python), on two engines.
 ROWS = 12
-
-
-@pytest.fixture(scope="module")
-def ref():
-    with ServerProcess.reference() as srv:
-        yield srv
 
 
 def _cli_spec(command: str):

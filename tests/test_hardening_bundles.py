@@ -17,28 +17,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support.fakes import FakeSession, FakeTokenizer
 
 from workbench.errors import DataError, WorkbenchError
 
 LIB = Path(__file__).resolve().parent.parent / "templates_library"
 TEMPLATE = LIB / "bbc_headline_topic.yaml"
-
-
-class _Tok:
-    """Just enough of a tokenizer for `tokenizer_fingerprint`."""
-
-    all_special_tokens = ["<s>"]
-    bos_token = eos_token = "<s>"
-    chat_template = None
-
-    def get_vocab(self):
-        return {"<s>": 0, "a": 1}
-
-
-class _Session:
-    identity = "stand-in-model"
-    tokenizer = _Tok()
-    adapter = None
+STAND_IN = "stand-in-model"   # the fake session's identity, written into the hand-made manifests
 
 
 def _sha(p: Path) -> str:
@@ -53,8 +38,8 @@ def write_manifest(root: Path, **changes) -> dict:
              for p in sorted(root.rglob("*")) if p.is_file() and p.name != "manifest.json"}
     m = {"format": "prompt-workbench-bundle", "format_version": 1, "name": root.name,
          "template": {"name": "bbc_headline_topic", "hash": "x"},
-         "base_model": {"name": "stand-in", "identity": _Session.identity,
-                        "tokenizer_hash": tokenizer_fingerprint(_Tok()), "hub_id": None},
+         "base_model": {"name": "stand-in", "identity": STAND_IN,
+                        "tokenizer_hash": tokenizer_fingerprint(FakeTokenizer()), "hub_id": None},
          "adapter": "adapter" if (root / "adapter").is_dir() else None, "merged": False,
          "files": files}
     m.update(changes)
@@ -89,7 +74,7 @@ def test_a_hand_made_bundle_loads(tmp_path):
     from workbench.jobs.export import import_path, load_bundle
 
     root = make_bundle(tmp_path)
-    b = load_bundle(root, session=_Session())
+    b = load_bundle(root, session=FakeSession(STAND_IN))
     assert Path(b.adapter_path) == (root / "adapter").resolve()
     assert import_path(root, tmp_path / "tpl")
 
@@ -118,7 +103,7 @@ def test_adapter_outside_or_unverified_is_refused(tmp_path, where):
     else:
         write_manifest(root, adapter="data")   # a folder that holds no adapter
     with pytest.raises(DataError, match="adapter"):
-        load_bundle(root, session=_Session())
+        load_bundle(root, session=FakeSession(STAND_IN))
     with pytest.raises(DataError, match="adapter"):
         import_path(root, tmp_path / "tpl")
 
@@ -141,7 +126,7 @@ def test_malformed_manifest_is_a_clear_error(tmp_path, change):
 
     root = make_bundle(tmp_path)
     write_manifest(root, **change)
-    for call in (lambda: load_bundle(root, session=_Session()), lambda: import_path(root, tmp_path / "tpl")):
+    for call in (lambda: load_bundle(root, session=FakeSession(STAND_IN)), lambda: import_path(root, tmp_path / "tpl")):
         with pytest.raises(DataError) as e:
             call()
         assert "manifest" in str(e.value) or "format" in str(e.value)
@@ -153,7 +138,7 @@ def test_manifest_that_is_not_an_object(tmp_path):
     root = make_bundle(tmp_path)
     (root / "manifest.json").write_text("[1, 2]")
     with pytest.raises(DataError, match="manifest"):
-        load_bundle(root, session=_Session())
+        load_bundle(root, session=FakeSession(STAND_IN))
 
 
 def test_missing_base_model_or_eval_config(tmp_path):
@@ -164,19 +149,19 @@ def test_missing_base_model_or_eval_config(tmp_path):
     del m["base_model"]
     (root / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(DataError, match="base_model"):
-        load_bundle(root, session=_Session())
+        load_bundle(root, session=FakeSession(STAND_IN))
 
     root2 = make_bundle(tmp_path, "b2")
     (root2 / "eval_config.json").unlink()
     write_manifest(root2)
     with pytest.raises(DataError, match="eval_config.json"):
-        load_bundle(root2, session=_Session())
+        load_bundle(root2, session=FakeSession(STAND_IN))
 
     root3 = make_bundle(tmp_path, "b3")
     (root3 / "eval_config.json").write_text('"a string"')
     write_manifest(root3)
     with pytest.raises(DataError, match="eval_config.json"):
-        load_bundle(root3, session=_Session())
+        load_bundle(root3, session=FakeSession(STAND_IN))
 
 
 def test_non_zip_zip_is_a_clear_error(tmp_path):
@@ -185,7 +170,7 @@ def test_non_zip_zip_is_a_clear_error(tmp_path):
     z = tmp_path / "not.zip"
     z.write_text("this is not a zip file")
     with pytest.raises(DataError, match="not a zip"):
-        load_bundle(z, session=_Session())
+        load_bundle(z, session=FakeSession(STAND_IN))
     with pytest.raises(DataError, match="not a zip"):
         import_path(z, tmp_path / "tpl")
 
@@ -247,19 +232,16 @@ def test_zip_bundle_temp_folder_is_removed(tmp_path, monkeypatch):
     tmpdir.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
     z = zip_dir(make_bundle(tmp_path), tmp_path / "ok.zip")
-    b = load_bundle(z, session=_Session())
+    b = load_bundle(z, session=FakeSession(STAND_IN))
     assert list(tmpdir.glob("wb-bundle-*")) and Path(b.adapter_path).exists()
     b.close()
     assert not list(tmpdir.glob("wb-bundle-*"))
-    with load_bundle(z, session=_Session()) as b2:
+    with load_bundle(z, session=FakeSession(STAND_IN)) as b2:
         assert b2.labels
     assert not list(tmpdir.glob("wb-bundle-*"))
 
-    class _Other(_Session):
-        identity = "another-model"
-
     with pytest.raises(WorkbenchError):
-        load_bundle(z, session=_Other())
+        load_bundle(z, session=FakeSession("another-model"))
     assert not list(tmpdir.glob("wb-bundle-*"))
 
 
@@ -275,9 +257,10 @@ def test_temp_folder_of_a_killed_predict_is_swept(tmp_path, monkeypatch):
     tmpdir.mkdir()
     z = zip_dir(make_bundle(tmp_path), tmp_path / "ok.zip")
     code = ("import sys, time, tempfile; sys.path.insert(0, sys.argv[3]); tempfile.tempdir = sys.argv[2]\n"
-            "from tests.test_hardening_bundles import _Session\n"
+            "sys.path.insert(0, sys.argv[3] + '/tests'); from support.fakes import FakeSession\n"
             "from workbench.jobs.export import load_bundle\n"
-            "b = load_bundle(sys.argv[1], session=_Session()); print('ready', flush=True); time.sleep(60)\n")
+            f"b = load_bundle(sys.argv[1], session=FakeSession({STAND_IN!r})); print('ready', flush=True); "
+            "time.sleep(60)\n")
     repo = str(Path(__file__).resolve().parent.parent)
     p = subprocess.Popen([sys.executable, "-c", code, str(z), str(tmpdir), repo], stdout=subprocess.PIPE, text=True,
                          env={**os.environ, "PYTHONPATH": repo})
@@ -290,7 +273,7 @@ def test_temp_folder_of_a_killed_predict_is_swept(tmp_path, monkeypatch):
         p.kill()
     assert len(list(tmpdir.glob("wb-bundle-*"))) == 1
     monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
-    with load_bundle(z, session=_Session()):
+    with load_bundle(z, session=FakeSession(STAND_IN)):
         # the dead process's folder is gone; ours is there while the bundle is open
         assert len(list(tmpdir.glob("wb-bundle-*"))) == 1
     assert not list(tmpdir.glob("wb-bundle-*"))
@@ -360,5 +343,5 @@ def test_zip_of_a_bundle_with_lm_eval_output_loads(tmp_path):
     (root / "lm_eval_out").mkdir()
     (root / "lm_eval_out" / "results.json").write_text("{}")
     z = zip_bundle(root)
-    with load_bundle(z, session=_Session()) as b:
+    with load_bundle(z, session=FakeSession(STAND_IN)) as b:
         assert not (b.path / "lm_eval_out").exists()

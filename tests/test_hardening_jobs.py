@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from support import load_data
+from support.fakes import FakeSession
 
 from workbench.errors import ConfigError
 
@@ -157,26 +158,7 @@ def test_model_card_says_the_run_was_interrupted():
 
 
 # ---------------------------------------------------------------------------- exports
-class _Tok:
-    all_special_tokens = ["<s>"]
-    bos_token = eos_token = "<s>"
-    chat_template = None
-
-    def get_vocab(self):
-        return {"<s>": 0, "a": 1}
-
-
-class _Resolved:
-    source = "local"
-
-
-class _Session:
-    """What export_bundle reads of a session when the result is given: no model needed."""
-
-    identity = "stand-in-model"
-    tokenizer = _Tok()
-    dtype = "float32"
-    resolved = _Resolved()
+STAND_IN = "stand-in-model"   # the fake session's identity (support/fakes.py): export reads no model
 
 
 def stand_in_result(limit: int = 8):
@@ -195,7 +177,7 @@ def stand_in_result(limit: int = 8):
              "scores": {lab: 0.0 for lab in t.answer_choices}} for i, g in zip(rows.index, rows[t.label_column])]
     res = {"provenance": {"template": {"hash": t.content_hash(), "name": t.name, "yaml": t.to_yaml()},
                           "data": {"fingerprint": ds.fingerprint(), "name": ds.name},
-                          "config": asdict(cfg), "model": {"identity": _Session.identity, "name": "stand-in"}},
+                          "config": asdict(cfg), "model": {"identity": STAND_IN, "name": "stand-in"}},
            "records": recs}
     return t, ds, res
 
@@ -204,7 +186,7 @@ def export_once(out: Path, zip_too: bool = False, record: bool = True) -> Path:
     from workbench.jobs.export import ExportConfig, export_bundle
 
     t, ds, res = stand_in_result()
-    return export_bundle(t, ds, result=res, session=_Session(), model="stand-in",
+    return export_bundle(t, ds, result=res, session=FakeSession(STAND_IN), model="stand-in",
                          export=ExportConfig(name="best", out_dir=str(out), overwrite=True, comparison=False,
                                              record=record, zip=zip_too))
 

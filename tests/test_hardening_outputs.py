@@ -62,7 +62,8 @@ def test_zip_that_declares_far_more_than_it_holds_is_refused_under_the_size_cap(
 
 
 def test_pickled_adapter_is_refused_saying_only_safetensors_load(tmp_path):
-    from test_hardening_bundles import _Session, make_bundle, write_manifest
+    from support.fakes import FakeSession
+    from test_hardening_bundles import STAND_IN, make_bundle, write_manifest
 
     from workbench.errors import DataError
     from workbench.jobs.export import load_bundle
@@ -71,7 +72,7 @@ def test_pickled_adapter_is_refused_saying_only_safetensors_load(tmp_path):
     (root / "adapter" / "adapter_model.safetensors").rename(root / "adapter" / "adapter_model.bin")
     write_manifest(root)
     with pytest.raises(DataError, match="Only safetensors adapters are loaded") as e:
-        load_bundle(root, session=_Session())
+        load_bundle(root, session=FakeSession(STAND_IN))
     assert "run any code" in e.value.message
 
 
@@ -147,7 +148,8 @@ def test_unusable_include_names_are_template_errors(tmp_path, name):
 
 
 def test_deeply_nested_bundle_json_is_a_data_error(tmp_path):
-    from test_hardening_bundles import _Session, make_bundle, write_manifest
+    from support.fakes import FakeSession
+    from test_hardening_bundles import STAND_IN, make_bundle, write_manifest
 
     from workbench.errors import DataError
     from workbench.jobs.export import load_bundle
@@ -156,12 +158,12 @@ def test_deeply_nested_bundle_json_is_a_data_error(tmp_path):
     root = make_bundle(tmp_path / "a")
     (root / "manifest.json").write_text(deep)
     with pytest.raises(DataError, match="nested too deeply"):
-        load_bundle(root, session=_Session())
+        load_bundle(root, session=FakeSession(STAND_IN))
     root = make_bundle(tmp_path / "b")
     (root / "eval_config.json").write_text(deep)
     write_manifest(root)
     with pytest.raises(DataError, match="nested too deeply"):
-        load_bundle(root, session=_Session())
+        load_bundle(root, session=FakeSession(STAND_IN))
 
 
 def test_zip_entry_names_a_file_system_refuses_are_data_errors(tmp_path):

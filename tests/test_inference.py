@@ -189,18 +189,24 @@ def test_predictions_equal_lm_eval_harness(session, bbc, tmp_path):
 
     from workbench.engine.models import resolve_model
 
+    # One `lm_eval` process scores the three cases' tasks (each in its own folder under tmp_path, found by
+    # --include_path's walk): the harness's import and model load once, not once per case (~10 s each).
+    cases = {}
     for template, shots in ((TOPIC, 0), (TOPIC, 2), (PHRASES, 0)):
-        w = tmp_path / f"{template.stem}_s{shots}"
-        tpl, task, rows = prepare(str(template), "bbc", 12, shots, 1, w)
+        tpl, task, rows = prepare(str(template), "bbc", 12, shots, 1, tmp_path / "tasks" / f"{template.stem}_s{shots}")
+        cases[task] = (template, shots, tpl, rows)
+    assert len(cases) == 3, sorted(cases)   # distinct task names, or one case would read another's samples
+    env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
+    lm_eval = Path(sys.executable).parent / "lm_eval"
+    subprocess.run([str(lm_eval), "--model", "hf", "--model_args",
+                    f"pretrained={resolve_model('default').path},dtype=float32", "--tasks", ",".join(cases),
+                    "--include_path", str(tmp_path / "tasks"), "--batch_size", "8", "--device", "cpu", "--log_samples",
+                    "--output_path", str(tmp_path / "out")], check=True, env=env, capture_output=True)
+    for task, (template, shots, tpl, rows) in cases.items():
         ours = evaluate(load_template(template), bbc, session, EvalConfig(limit=12, shots=shots, seed=1))
-        env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
-        lm_eval = Path(sys.executable).parent / "lm_eval"
-        subprocess.run([str(lm_eval), "--model", "hf", "--model_args",
-                        f"pretrained={resolve_model('default').path},dtype=float32", "--tasks", task,
-                        "--include_path", str(w), "--batch_size", "8", "--device", "cpu", "--log_samples",
-                        "--output_path", str(w / "out")], check=True, env=env, capture_output=True)
-        preds, lls = lmeval_predictions(w / "out", task)
+        preds, lls = lmeval_predictions(tmp_path / "out", task)
         choices = choice_lists(tpl, rows)
+        assert len(preds) == len(ours.records) == 12
         assert [c.index(r["pred"]) for c, r in zip(choices, ours.records)] == preds
         for r, ll, labels in zip(ours.records, lls, choices):
             for j, lab in enumerate(labels):

@@ -62,11 +62,11 @@ def test_pointwise_judge_agrees_with_people_above_chance(local_scores, labelled)
     assert judge_checks.flat_judge(scores, (0, 1)) is None
 
 
-def test_remote_engine_gives_the_same_scores(local_scores, labelled, session, tmp_path, monkeypatch):
-    """The whole labelled set through the reference server (echo log-probs over HTTP); then an
-    eval on the local model judged by the server (--judge-model openai:URL) scores like the local judge."""
-    from remote_servers import ServerProcess
-
+def test_remote_engine_gives_the_same_scores(local_scores, labelled, session, ref, tmp_path, monkeypatch):
+    """Four questions' four rated replies (ratings 5 to 1, 16 rows) through the reference server (echo
+    log-probs over HTTP) score like the local judge; then an eval on the local model judged by the server
+    (--judge-model openai:URL) scores like the local judge. 16 rows prove the same request path as the whole
+    set of 64 (every row is one independent request) at a quarter of the server's time."""
     from workbench.core.data import load_dataset
     from workbench.core.spec import ModelRef, build_spec
     from workbench.core.templates import load_template
@@ -75,24 +75,25 @@ def test_remote_engine_gives_the_same_scores(local_scores, labelled, session, tm
     from workbench.jobs.judge import score_items
 
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
-    with ServerProcess.reference() as srv:
-        remote = ModelSession(srv.url, tokenizer="default", response_cache=False).load()
-        got = score_items(load_judge(HELPFUL), remote, [{"input": r["question"], "output": r["reply"]}
-                                                        for r in labelled])
-        t = load_template(PLAIN.read_text().replace("max_new_tokens: 48", "max_new_tokens: 8"))
-        ds = load_dataset(str(QUESTIONS))
-        spec = build_spec("eval", templates=[t], data=ds, eval={"split": "all", "limit": 2}, judge=str(HELPFUL),
-                          judge_model=ModelRef(model=srv.url, tokenizer="default"))
-        assert spec.judge.model.model == srv.url
-        res = execute(spec, session, dataset=ds, record=False).result
-        assert res.provenance["judge"]["model"]["engine"] != session.model_identity()["engine"]
-        here = score_items(load_judge(HELPFUL), session, [{"input": t.render_input(ds.df.loc[r["index"]]),
-                                                           "output": r["output"]} for r in res.records])
-        assert [r["judge"]["score"] for r in res.records] == pytest.approx([h["score"] for h in here], abs=2e-3)
-    assert [g["prompt"] for g in got] == [s["prompt"] for s in local_scores]
+    n = 16
+    srv = ref      # the run's shared reference server (support/fixtures.py)
+    remote = ModelSession(srv.url, tokenizer="default", response_cache=False).load()
+    got = score_items(load_judge(HELPFUL), remote, [{"input": r["question"], "output": r["reply"]}
+                                                    for r in labelled[:n]])
+    t = load_template(PLAIN.read_text().replace("max_new_tokens: 48", "max_new_tokens: 8"))
+    ds = load_dataset(str(QUESTIONS))
+    spec = build_spec("eval", templates=[t], data=ds, eval={"split": "all", "limit": 2}, judge=str(HELPFUL),
+                      judge_model=ModelRef(model=srv.url, tokenizer="default"))
+    assert spec.judge.model.model == srv.url
+    res = execute(spec, session, dataset=ds, record=False).result
+    assert res.provenance["judge"]["model"]["engine"] != session.model_identity()["engine"]
+    here = score_items(load_judge(HELPFUL), session, [{"input": t.render_input(ds.df.loc[r["index"]]),
+                                                       "output": r["output"]} for r in res.records])
+    assert [r["judge"]["score"] for r in res.records] == pytest.approx([h["score"] for h in here], abs=2e-3)
+    assert len(got) == n and [g["prompt"] for g in got] == [s["prompt"] for s in local_scores[:n]]
     diffs = [abs(g["score"] - s["score"]) for g, s in zip(got, local_scores)]
     assert max(diffs) < 2e-3, max(diffs)
-    assert [g["verdict"] for g in got] == [s["verdict"] for s in local_scores]
+    assert [g["verdict"] for g in got] == [s["verdict"] for s in local_scores[:n]]
 
 
 def test_pairwise_both_orders_on_the_real_model(session, labelled):

@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TOPIC = ROOT / "templates_library" / "bbc_headline_topic.yaml"
 QUESTION = ROOT / "templates_library" / "bbc_headline_question.yaml"
 SECRET = "sk-workbench-test-secret-4242"
-NO_FAULTS = dict(delay=0, fail_429=0, fail_500=0, drop=0, no_echo=False, offset=False)
 
 
 def cli(*args, timeout=900) -> subprocess.CompletedProcess:
@@ -44,18 +43,10 @@ def remote_session(url: str, **kw):
     return ModelSession(url, tokenizer=kw.pop("tokenizer", "default"), **kw).load()
 
 
-@pytest.fixture(scope="module")
-def ref():
-    with ServerProcess.reference() as srv:
-        yield srv
-
-
 @pytest.fixture
 def server(ref):
-    """The module's reference server with no faults set, before and after the test."""
-    ref.set_faults(**NO_FAULTS)
-    yield ref
-    ref.set_faults(**NO_FAULTS)
+    """The run's shared reference server (support/fixtures.py: `ref`), with no faults set before and after."""
+    return ref
 
 
 REQS = [("Headline: Oil prices rise again\nTopic:", " business"), ("Headline: Oil prices rise again\nTopic:", " sport"),
@@ -220,11 +211,17 @@ def test_eval_through_server_matches_local_and_lm_eval(ref, session, bbc, tmp_pa
 # ---------------------------------------------------------------------------- models side by side
 @pytest.mark.model
 @pytest.mark.slow
-def test_compare_local_and_remote_models_side_by_side(ref, tmp_path):
+def test_compare_local_and_remote_models_side_by_side(ref, session, tmp_path, capsys):
+    """The CLI's compare in this process (its argument parsing, job and output; the CLI's own process and exit
+    code are tested by the eval parity test above), so the local model is the one already loaded here."""
+    from workbench.cli import main as cli_main
+
     out = tmp_path / "cmp.json"
-    p = cli("compare", "--data", "bbc", "--model", "default", "--model", ref.url, "--tokenizer", "default",
-            "--template", TOPIC, "--template", QUESTION, "--limit", "6", "--n-boot", "200", "--out", out)
-    assert p.returncode == 0, p.stderr[-3000:]
+    rc = cli_main(["compare", "--data", "bbc", "--model", "default", "--model", ref.url, "--tokenizer", "default",
+                   "--template", str(TOPIC), "--template", str(QUESTION), "--limit", "6", "--n-boot", "200",
+                   "--out", str(out)])
+    p = capsys.readouterr()
+    assert rc == 0, p.err[-3000:]
     d = json.loads(out.read_text())
     assert len(d["names"]) == 4 and all(" @ " in n for n in d["names"])
     assert d["settings"]["grid"]["models"][0] == "default" and len(d["settings"]["pairs"]) == 6
@@ -234,7 +231,7 @@ def test_compare_local_and_remote_models_side_by_side(ref, tmp_path):
     assert pair["only_a"] == pair["only_b"] == 0 and not pair["significant"]     # same weights, same predictions
     for ex in d["examples"]:
         assert ex["preds"][topic[0]] == ex["preds"][topic[1]]
-    assert "Every pair of columns" in p.stdout
+    assert "Every pair of columns" in p.out
 
 
 # ---------------------------------------------------------------------------- faults
@@ -242,11 +239,12 @@ def test_compare_local_and_remote_models_side_by_side(ref, tmp_path):
 def test_429_storm_500s_and_dropped_connections_are_retried(server, session):
     s = remote_session(server.url, concurrency=2, max_retries=8)
     s.remote.config.backoff_s = 0.05          # the storm hits one request 8 times: keep the test short
+    before = server.faults()["seen"]     # the server is shared: its counters add up over the run
     server.set_faults(fail_429=4, fail_500=2, drop=2)
     got = s.loglikelihood(REQS)
     want = session.loglikelihood(REQS)
     assert [g.logprob for g in got] == pytest.approx([w.logprob for w in want], abs=2e-3)
-    seen = server.faults()["seen"]
+    seen = {k: v - before[k] for k, v in server.faults()["seen"].items()}
     assert seen["429"] == 4 and seen["500"] == 2 and seen["dropped"] == 2
     assert s.remote.retries >= 8
 

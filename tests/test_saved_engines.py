@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 import pytest
-from support import load_data
+from support import App, load_data
 
 from workbench.core.spec import ModelRef
 from workbench.errors import ConfigError
@@ -66,36 +66,28 @@ def test_the_cli_resolves_a_saved_name(workbench_home):
 
 
 @pytest.mark.model
-def test_the_model_bar_saves_loads_and_compares_a_named_server(session):
-    from gradio_client import Client
+def test_the_model_bar_saves_loads_and_compares_a_named_server(session, ref):
+    """`ref` is the run's shared reference server (support/fixtures.py)."""
+    app = App()
+    try:
+        client = app.client
+        url = ref.url.removeprefix("openai:")
+        listing = client.predict("ref-srv", url, "default", 4, api_name="/save_engine")
+        assert "**ref-srv**" in listing and ref.url in listing and "concurrency=4" in listing
+        assert "ref-srv" in client.predict(api_name="/list_engines")
+        # Compare's model columns take the name; the command shows the URL itself
+        load_data(client, "bbc")
+        yaml = (ROOT / "templates_library" / "bbc_headline_topic.yaml").read_text()
+        form = ("default", "ref-srv", 0, 0, "acc", "none", "test", 8, "", 100, 1, yaml, *[""] * 7)
+        md = client.predict(*form, api_name="/compare_command")
+        assert f"--model {ref.url}" in md and "ref-srv" not in md.split("```bash")[1]
+        # the model bar loads it by name: a server session
+        info = client.predict("ref-srv", api_name="/load_model")
+        assert "serves" in info and "scoring ✓" in info, info
+        listing = client.predict("ref-srv", api_name="/delete_engine")
+        assert "No saved servers" in listing
+    finally:
+        app.close()
+        from workbench.jobs import service
 
-    from remote_servers import ServerProcess, free_port
-    from workbench.app.main import build_app, launch_kwargs
-
-    with ServerProcess.reference() as ref:
-        demo = build_app(model="default", data="bbc")
-        try:
-            port = free_port()
-            demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                        **launch_kwargs())
-            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            url = ref.url.removeprefix("openai:")
-            listing = client.predict("ref-srv", url, "default", 4, api_name="/save_engine")
-            assert "**ref-srv**" in listing and ref.url in listing and "concurrency=4" in listing
-            assert "ref-srv" in client.predict(api_name="/list_engines")
-            # Compare's model columns take the name; the command shows the URL itself
-            load_data(client, "bbc")
-            yaml = (ROOT / "templates_library" / "bbc_headline_topic.yaml").read_text()
-            form = ("default", "ref-srv", 0, 0, "acc", "none", "test", 8, "", 100, 1, yaml, *[""] * 7)
-            md = client.predict(*form, api_name="/compare_command")
-            assert f"--model {ref.url}" in md and "ref-srv" not in md.split("```bash")[1]
-            # the model bar loads it by name: a server session
-            info = client.predict("ref-srv", api_name="/load_model")
-            assert "serves" in info and "scoring ✓" in info, info
-            listing = client.predict("ref-srv", api_name="/delete_engine")
-            assert "No saved servers" in listing
-        finally:
-            demo.close()
-            from workbench.jobs import service
-
-            service.load_model("default")
+        service.load_model("default")

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from support import require_data
+from support.fakes import FakeSession
 
 from workbench.errors import ConfigError, DataError
 from workbench.core.retriever import (BM25Retriever, HookRetriever, answer_from_passage, as_retriever, facts_corpus,
@@ -19,7 +20,6 @@ from workbench.core.retriever import (BM25Retriever, HookRetriever, answer_from_
 from workbench.jobs.selfask import (END_REASONS, SelfAskConfig, compositionality_gap, dispatch_generation,
                                extract_cot_answer, final_answer_text, parse_selfask, run_selfask_records,
                                trace_metrics, trace_to_markdown)
-from workbench.engine.session import Generation, cut_at_stop
 from workbench.core.templates import PromptTemplate, load_template
 from workbench.paths import library_dir
 
@@ -32,34 +32,11 @@ CORPUS = [
 
 
 # ---------------------------------------------------------------------------- fakes
-class ScriptedSession:
-    """A fake model for fast tests: `fn(prompt)` gives the whole continuation it would write;
-    generate() honours stop strings and max_new_tokens like ModelSession.generate (one
-    "token" = one whitespace-led word), so the runner sees stop/length/eos as it would."""
-
-    def __init__(self, fn):
-        self.fn = fn
-        self.prompts: list[str] = []
-        self.max_tokens: list[int] = []
-
-    def generate(self, prompts, *, max_new_tokens=32, temperature=0.0, top_p=1.0, stop=None, seed=0,
-                 progress=None, cancel=None, **_):
-        outs = []
-        for p in prompts:
-            self.prompts.append(p)
-            self.max_tokens.append(max_new_tokens)
-            pieces = re.findall(r"\s*\S+|\s+$", self.fn(p))
-            text, reason, n = "", "eos", 0
-            for n, _piece in enumerate(pieces, 1):
-                text, hit = cut_at_stop("".join(pieces[:n]), stop or [])
-                if hit:
-                    reason = "stop"
-                    break
-                if n >= max_new_tokens:
-                    reason = "length"
-                    break
-            outs.append(Generation(text=text, n_tokens=n, stop_reason=reason))
-        return outs
+def ScriptedSession(fn) -> FakeSession:
+    """The shared fake (tests/support/fakes.py) with `fn(prompt)` as the whole continuation it would
+    write: generate() honours stop strings and max_new_tokens like ModelSession.generate (one "token" =
+    one whitespace-led word), so the runner sees stop/length/eos as it would."""
+    return FakeSession(generate_fn=fn)
 
 
 def continuing(script: str):

@@ -6,16 +6,35 @@ instead of a model. Every behaviour checked with a fake also has a real-model te
     FakeSession(table={(ctx, cont): p})    # log p looked up in a table (worked-out cases by hand)
     FakeSession(batch=7)                   # progress after every 7 requests, as the prefix-tree scorer reports
     FakeSession(logprob_fn=lambda ctx, cont: -len(cont), encode_fn=list)   # any scoring rule, tokens
-    s.calls, s.requests                    # what was asked
+    FakeSession(generate_fn=lambda prompt: " the whole continuation")   # scripted generation
+    FakeSession("stand-in-model")          # what export and bundles read: identity, tokenizer, dtype, resolved
+    s.calls, s.requests, s.prompts, s.max_tokens   # what was asked
+
+Generation follows ModelSession.generate's contract with one "token" per whitespace-led word: the
+continuation is cut before the earliest stop string ("stop"), after max_new_tokens words ("length"),
+or ends on its own ("eos"), so a job sees the stop reasons and token counts it would see on a model.
 """
 from __future__ import annotations
 
 import hashlib
 import math
+import re
+import threading
 import types
 from typing import Callable, Sequence
 
-from workbench.engine.session import Generation, LogLik
+from workbench.engine.session import Generation, LogLik, cut_at_stop
+
+
+class FakeTokenizer:
+    """Just enough of a transformers tokenizer for `jobs.export.tokenizer_fingerprint`."""
+
+    all_special_tokens = ["<s>"]
+    bos_token = eos_token = "<s>"
+    chat_template = None
+
+    def get_vocab(self) -> dict:
+        return {"<s>": 0, "a": 1}
 
 
 def hashed_logprob(context: str, continuation: str) -> float:
@@ -26,7 +45,8 @@ def hashed_logprob(context: str, continuation: str) -> float:
 
 class FakeSession:
     """The ModelSession protocol the jobs use (load, model_identity, identity, encode,
-    encode_pair, apply_chat, loglikelihood, generate) without a model."""
+    encode_pair, apply_chat, loglikelihood, generate, attach/detach_adapter, and the attributes
+    export reads: identity, tokenizer, dtype, resolved, lock) without a model."""
 
     def __init__(self, identity: str = "fake-model@1", *, table: dict[tuple[str, str], float] | None = None,
                  batch: int | None = None, generate_fn: Callable[[str], str] | None = None,
@@ -36,11 +56,15 @@ class FakeSession:
         self.adapter = None
         self.device, self.dtype = "cpu", "float32"
         self.backend = "fake"
+        self.tokenizer = FakeTokenizer()
+        self.resolved = types.SimpleNamespace(source="local", path=None)
+        self.lock = threading.RLock()
         self.table, self.batch, self.generate_fn = table, batch, generate_fn
         self.logprob_fn, self.encode_fn = logprob_fn, encode_fn
         self.calls = 0
         self.requests: list[tuple[str, str]] = []
         self.prompts: list[str] = []
+        self.max_tokens: list[int] = []
 
     # --- what a loaded session offers
     def load(self, progress=None) -> "FakeSession":
@@ -57,6 +81,12 @@ class FakeSession:
 
     def apply_chat(self, text: str, system: str | None = None) -> str:
         return text
+
+    def attach_adapter(self, path: str) -> None:
+        self.adapter = path
+
+    def detach_adapter(self) -> None:
+        self.adapter = None
 
     # --- scoring and generation
     def logprob(self, context: str, continuation: str) -> float:
@@ -82,15 +112,21 @@ class FakeSession:
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_p: float = 1.0, stop: Sequence[str] | None = None, seed: int = 0, batch_size: int = 8,
                  progress=None, cancel=None, prefix_reuse: bool = True) -> list[Generation]:
-        self.prompts += list(prompts)
         out = []
         for p in prompts:
-            text = self.generate_fn(p) if self.generate_fn else " fake"
-            reason = "length"
-            for s in stop or []:
-                if s and s in text:
-                    text, reason = text[:text.index(s)], "stop"
-            out.append(Generation(text, len(text.split()), reason))
+            self.prompts.append(p)
+            self.max_tokens.append(max_new_tokens)
+            words = re.findall(r"\s*\S+|\s+$", self.generate_fn(p) if self.generate_fn else " fake")
+            text, reason, n = "", "eos", 0
+            for n in range(1, len(words) + 1):
+                text, hit = cut_at_stop("".join(words[:n]), stop or [])
+                if hit:
+                    reason = "stop"
+                    break
+                if n >= max_new_tokens:
+                    reason = "length"
+                    break
+            out.append(Generation(text=text, n_tokens=n, stop_reason=reason))
         if progress:
             progress(len(prompts), len(prompts))
         return out

@@ -30,7 +30,7 @@ def wait_job(client, status_api: str, job_id: str, timeout: float = 300) -> dict
         box["st"] = client.predict(job_id, api_name=status_api)
         return box["st"]["state"] in FINAL
     try:
-        wait_for(finished, timeout, f"job {job_id} ({status_api}) to finish", interval=0.5)
+        wait_for(finished, timeout, f"job {job_id} ({status_api}) to finish", interval=0.2)
     except AssertionError as e:
         raise AssertionError(f"{e}; status: {box.get('st')}") from None
     return box["st"]
