@@ -245,14 +245,6 @@ def test_compare_tab_shows_the_grid_stops(bbc, templates, tmp_path, monkeypatch)
 ROWS = 16     # two looks (8 + 8 rows): enough to drive the rule, the holds and the report end to end
 
 
-@pytest.fixture(scope="module")
-def ref():
-    from remote_servers import ServerProcess
-
-    with ServerProcess.reference() as srv:
-        yield srv
-
-
 @pytest.mark.model
 def test_real_grid_with_a_server_same_result_from_execute_and_cli(ref, session, bbc, tmp_path, capsys):
     """The default model and the reference server (serving the same weights): the sequential grid through
