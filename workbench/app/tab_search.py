@@ -68,7 +68,7 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def _config(axes, budget_tokens, budget_seconds, max_dev_rows, test_limit, shots, selections, calibrations,
-            propose, evaluate_test, winner_name, plain_words=False):
+            propose, evaluate_test, winner_name, plain_words=False, metric="", racing="halving", alpha=0.05):
     from workbench.jobs.search import SearchConfig
 
     cfg = SearchConfig(axes=[a for a in AXES if a in (axes or [])],
@@ -78,16 +78,22 @@ def _config(axes, budget_tokens, budget_seconds, max_dev_rows, test_limit, shots
                        test_limit=int(test_limit) if test_limit else None, shots=_ints(shots, "Shots") or [0],
                        selections=list(selections or ["random"]), calibrations=list(calibrations or ["none"]),
                        propose_instructions=int(propose or 0), evaluate_test=bool(evaluate_test),
-                       winner_name=(winner_name or "").strip() or None, plain_label_words=bool(plain_words))
+                       winner_name=(winner_name or "").strip() or None, plain_label_words=bool(plain_words),
+                       metric=(metric or "").strip() or None, racing=racing or "halving",
+                       alpha=float(alpha) if alpha else 0.05)
     cfg.validate()
     return cfg
 
 
 def search_start(state: UIState, model: str, start_yaml: str, axes: list, budget_tokens: float,
                  budget_seconds: float, max_dev_rows: float, test_limit: float, shots: str, selections: list,
-                 calibrations: list, propose: float, evaluate_test: bool, winner_name: str, plain_words: bool = False):
+                 calibrations: list, propose: float, evaluate_test: bool, winner_name: str, plain_words: bool = False,
+                 metric: str = "", racing: str = "halving", alpha: float = 0.05):
     """Start a search from `start_yaml` on this session's dataset. `axes` ⊆ verbalizer, format,
-    instruction, demos, calibration; budgets 0 = no limit; `max_dev_rows`/`test_limit` 0 = all.
+    instruction, demos, calibration (generation templates: format, instruction, demos); budgets
+    0 = no limit; `max_dev_rows`/`test_limit` 0 = all. `metric`: a generation template's metric
+    to search on (empty = its first `metrics:` entry); `racing`: halving or sequential (drops a
+    candidate once settled worse at `alpha`).
     Returns (job id, job id, progress HTML, poll timer). Poll `search_status(job_id)`; when
     "done", `result_id` is the search's run id for `search_open`."""
     from workbench.app.common import parse_template
@@ -96,7 +102,7 @@ def search_start(state: UIState, model: str, start_yaml: str, axes: list, budget
         start = parse_template(start_yaml)
         ds = state_dataset(state)
         cfg = _config(axes, budget_tokens, budget_seconds, max_dev_rows, test_limit, shots, selections,
-                      calibrations, propose, evaluate_test, winner_name, plain_words)
+                      calibrations, propose, evaluate_test, winner_name, plain_words, metric, racing, alpha)
         model = (model or "").strip() or "default"
         job_id = jobs.start("search", _search_job, resource="model", start=start, dataset=ds, model=model,
                             config=cfg, resume=None, meta={"template": start.name, "data": ds.name, "model": model,
@@ -266,7 +272,7 @@ def build(ctx: Ctx) -> None:
                     "the best on more), then scores the winner **once** on the held-out test split against the "
                     "start. See docs/SEARCH.md.")
         with gr.Row():
-            lib = gr.Dropdown(template_list.choices(task="classification"), value=None, label="Start from a library template", scale=3,
+            lib = gr.Dropdown(template_list.choices(), value=None, label="Start from a library template", scale=3,
                               elem_id="search-library")
             from_editor = gr.Button("Use the Templates editor's template", scale=1, elem_id="search-from-editor")
         start_yaml = gr.Code(EXAMPLE_START, language="yaml", label="Start template", lines=10, elem_id="search-start-yaml")
@@ -290,6 +296,13 @@ def build(ctx: Ctx) -> None:
                 winner_name = gr.Textbox("", label="Winner's name", info="empty = <start>-search-<id>")
                 plain_words = gr.Checkbox(False, label="Only plain label words", elem_id="search-plain-words",
                                           info="no stop-words, no words unrelated to the class name")
+            with gr.Row():
+                metric = gr.Textbox("", label="Metric (generation templates)", elem_id="search-metric",
+                                    info="empty = the template's first `metrics:` entry, e.g. chrf, rougeL, exact_match")
+                racing = gr.Radio(["halving", "sequential"], value="halving", label="Racing", elem_id="search-racing",
+                                  info="sequential: drop a candidate once settled worse (anytime-valid)")
+                alpha = gr.Number(0.05, label="Alpha (sequential racing)", minimum=0.001, maximum=0.5,
+                                  elem_id="search-alpha")
         with gr.Row():
             start_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
             cancel_btn = gr.Button("■ Cancel", variant="stop", elem_id="search-cancel-btn")
@@ -327,7 +340,7 @@ def build(ctx: Ctx) -> None:
     from workbench.app import form_restore
 
     form = [ctx.state, ctx.model_name, start_yaml, axes, budget_tokens, budget_seconds, max_dev, test_limit, shots,
-            selections, calibrations, propose, evaluate_test, winner_name, plain_words]
+            selections, calibrations, propose, evaluate_test, winner_name, plain_words, metric, racing, alpha]
     start_btn.click(search_start, form, [job_state, job_box, progress, timer], api_name="search_start")
     resume_btn.click(search_resume, [ctx.state, ctx.model_name, resume_id, budget_tokens, budget_seconds],
                      [job_state, job_box, progress, timer], api_name="search_resume")
