@@ -253,3 +253,21 @@ def test_real_model_generation_search(session, tmp_path):
     assert any(c["accuracy"] > 0 for c in cands)                  # SmolLM2's replies share characters with the references
     assert res.test["n"] == 3 and "paired bootstrap" in res.test["verdict"]["method"]
     assert "chrF" in res.summary() and p["tokens"] > 0
+
+
+def test_report_signs_a_dev_to_test_gain_as_a_gain():
+    """Issue 27's quoted case: the winner went from 60% on dev to 70% on test. The report says it
+    gained 10 points; it never says "drop of -10"."""
+    from workbench.jobs.search_report import format_search
+
+    yaml = "name: s\ninput: '{{ t }}'\nanswer_choices:\n  a: [x]\n  b: [y]\n"
+    payload = {"status": "done", "start": {"name": "s", "yaml": yaml, "key": "k0", "config": {}, "dev_accuracy": 0.5},
+               "winner": {"key": "k0", "name": "w", "dev_accuracy": 0.6, "describe": "x"},
+               "candidates": {"k0": {"n": 10, "accuracy": 0.6, "stage": "start", "change": "start", "config": {},
+                                     "yaml": yaml}},
+               "test": {"n": 10, "start_accuracy": 0.5, "winner_accuracy": 0.7, "winner_dev_accuracy": 0.6,
+                        "dev_to_test_drop": -0.1, "test_uses": 1, "verdict": {"text": "v"}}}
+    text = format_search(payload)
+    assert "the winner gained 10.0 pts from dev to test (60.0% → 70.0%)" in text
+    assert "-10" not in text and "−10" not in text and "drop" not in text
+    assert "objective: accuracy" in text and "racing: successive halving" in text

@@ -161,19 +161,24 @@ def _pct(x) -> str:
 
 
 def summary_markdown(payload: dict, run_id: str | None) -> str:
+    from workbench.jobs.search_report import objective_of, racing_text
+
     s = payload
     w = s.get("winner") or {}
     st = s["start"]
+    obj = objective_of(s)
+    show, what = obj.show, obj.label     # "accuracy", or the generation metric searched on
     lines = [f"**Search** `{run_id}` · {s.get('status')} · {s.get('tokens', 0):,} tokens · "
              f"{s.get('seconds', 0):.0f} s · {len(s.get('candidates', {}))} candidates · "
-             f"{s.get('dev_rows')} dev rows" + (" · budget used up" if s.get("budget_exhausted") else "")]
+             f"{s.get('dev_rows')} dev rows · objective: **{what}** · {racing_text(s)}"
+             + (" · budget used up" if s.get("budget_exhausted") else "")]
     best = s["curve"][-1]["best"] if s.get("curve") else None
     if s.get("status") == "running":
-        lines.append(f"\nBest so far on all dev rows: **{_pct(best)}** (start {_pct(st.get('dev_accuracy'))}) · "
+        lines.append(f"\nBest so far on all dev rows: **{show(best)}** {what} (start {show(st.get('dev_accuracy'))}) · "
                      f"stage {len(s.get('stages', [])) + 1}")
     if w:
-        lines.append(f"\n<span class='wb-mark win'>winner</span> **{w.get('name')}**: dev {_pct(w.get('dev_accuracy'))} "
-                     f"(start {_pct(st.get('dev_accuracy'))}) — {w.get('describe') or 'no change'}")
+        lines.append(f"\n<span class='wb-mark win'>winner</span> **{w.get('name')}**: dev {what} {show(w.get('dev_accuracy'))} "
+                     f"(start {show(st.get('dev_accuracy'))}) — {w.get('describe') or 'no change'}")
     t = s.get("test")
     if t:
         from workbench.jobs.search import dev_to_test_text
@@ -181,8 +186,8 @@ def summary_markdown(payload: dict, run_id: str | None) -> str:
         # Text marks, not emoji: ✅ ➖ 🏆 🔎 render as boxes where no emoji font is installed.
         mark = ("<span class='wb-mark sig'>significant</span>" if t["verdict"]["significant"]
                 else "<span class='wb-mark ns'>not significant</span>")
-        lines += [f"\n**Held-out test** (n={t['n']}, scored once): start {_pct(t['start_accuracy'])} → winner "
-                  f"**{_pct(t['winner_accuracy'])}** · {dev_to_test_text(t)}",
+        lines += [f"\n**Held-out test** (n={t['n']}, scored once): start {show(t['start_accuracy'])} → winner "
+                  f"**{show(t['winner_accuracy'])}** {what} · {dev_to_test_text(t, obj)}",
                   f"\n- {mark} {t['verdict']['text']}",
                   f"- This test split has been used by **{t['test_uses']}** search(es)"
                   + (": every extra look makes one good result less convincing." if (t["test_uses"] or 0) > 1 else ".")]
@@ -206,11 +211,22 @@ def leaderboard_frame(payload: dict):
     import pandas as pd
 
     from workbench.jobs.search import leaderboard
+    from workbench.jobs.search_report import objective_of
 
+    show = objective_of(payload).show
+    # the column keeps its name for accuracy searches; a generation search names its metric
+    col = "dev acc" if objective_of(payload).is_accuracy else f"dev {objective_of(payload).label}"
     rows = [{"#": r["rank"], "": "winner" if r["is_winner"] else ("start" if r["is_start"] else ""),
-             "stage": r["stage"], "change": r["change"], "dev acc": _pct(r["dev_accuracy"]), "dev rows": r["n"],
+             "stage": r["stage"], "change": r["change"], col: show(r["dev_accuracy"]), "dev rows": r["n"],
              "tokens": r["tokens"], "diff vs start": r["diff"]} for r in leaderboard(payload)]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["#", "stage", "change", "dev acc", "dev rows", "tokens"])
+
+
+def _what(payload: dict) -> str:
+    from workbench.jobs.search_report import objective_of
+
+    o = objective_of(payload)
+    return o.label if o.is_accuracy else f"{o.label} (÷100, mean per row)" if o.name in ("chrf", "bleu") else o.label
 
 
 def _views(payload: dict, run_id: str | None):
@@ -218,7 +234,7 @@ def _views(payload: dict, run_id: str | None):
     from workbench.core.search_space import template_diff
 
     fig = (plots.search_progress(payload.get("curve", []), payload.get("history", []),
-                                 start=payload["start"].get("dev_accuracy"))
+                                 start=payload["start"].get("dev_accuracy"), what=_what(payload))
            if payload.get("history") else empty_figure("no candidate scored yet"))
     w = payload.get("winner") or {}
     diff = template_diff(payload["start"]["yaml"], w["yaml"], {k: v for k, v in w.get("config", {}).items()
