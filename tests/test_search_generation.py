@@ -271,3 +271,19 @@ def test_report_signs_a_dev_to_test_gain_as_a_gain():
     assert "the winner gained 10.0 pts from dev to test (60.0% → 70.0%)" in text
     assert "-10" not in text and "−10" not in text and "drop" not in text
     assert "objective: accuracy" in text and "racing: successive halving" in text
+
+
+def test_search_tab_views_name_the_metric(tmp_path):
+    """The Search tab's summary, leaderboard and plot of a generation search say chrF, not accuracy."""
+    from workbench.app.tab_search import _views
+    from workbench.jobs.inference import EvalConfig
+    from workbench.jobs.search import SearchConfig, search
+
+    cfg = SearchConfig(axes=["instruction"], budget_tokens=None, budget_seconds=None, first_rows=4, metric="chrf",
+                       n_boot=200, save_winner=False, racing="sequential")
+    res = search(_gen(["chrf"]), _qa_dataset(tmp_path), _fake_session(), cfg, EvalConfig(max_new_tokens=8), store=False)
+    md, fig, board, _diff, _yaml = _views(res.payload, None)
+    assert "objective: **chrF**" in md and "racing: sequential" in md and "kept its score" in md
+    assert "accuracy" not in md and "Never reached" not in md
+    assert "dev chrF" in board.columns and "dev acc" not in board.columns
+    assert "chrF" in fig.layout.yaxis.title.text
