@@ -62,8 +62,9 @@ def replay(keys: list[str], table: dict[str, np.ndarray], order: np.ndarray, siz
 
     if rule == "halving":
         res = race(keys, score, sizes, keep=keep, prefer=keys[0])
-    else:
-        res = race_sequential(keys, rows, sizes, alpha=alpha, prefer=keys[0])
+    else:   # "sequential" (what the search runs: the dev rows as the population) or "sequential-iid"
+        pop = sizes[-1] if rule == "sequential" else None
+        res = race_sequential(keys, rows, sizes, alpha=alpha, prefer=keys[0], population=pop)
     winner = res.winner if res.winner_n == sizes[-1] else None
     return {"winner": winner, "pairs": sum(seen.values()), "rungs": len(res.rungs)}
 
@@ -127,7 +128,8 @@ def main() -> int:
     sizes = rung_sizes(n, args.first_rows, 2.0)
     rng = np.random.default_rng(0)
     orders = [np.arange(n)] + [rng.permutation(n) for _ in range(args.orders - 1)]
-    rows_out, totals = [], {"full": 0, "halving": 0.0, "sequential": 0.0}
+    rules = ("halving", "sequential", "sequential-iid")
+    rows_out, totals = [], {"full": 0, **{r: 0.0 for r in rules}}
     for stage, keys in saved["races"]:
         acc = {k: table[k].mean() for k in keys}
         best = max(acc.values())
@@ -135,7 +137,7 @@ def main() -> int:
         r = {"stage": stage, "candidates": len(keys), "full_pairs": len(keys) * n, "best_dev": best,
              "spread": best - min(acc.values()), "truth": truth}
         totals["full"] += len(keys) * n
-        for rule in ("halving", "sequential"):
+        for rule in rules:
             outs = [replay(keys, table, o, sizes, rule, args.alpha) for o in orders]
             pairs = np.array([o["pairs"] for o in outs], float)
             regret = np.array([best - acc[o["winner"]] if o["winner"] else best for o in outs])
@@ -151,15 +153,16 @@ def main() -> int:
     Path(args.out).write_text(json.dumps(out, indent=1))
 
     print(f"\ndev rows {n}, looks {sizes}, alpha {args.alpha}, {len(orders)} row orders replayed")
-    print("\n| stage | candidates | accuracy spread (pts) | full race rows | halving rows | halving misses best | "
-          "halving mean regret (pts) | sequential rows | sequential misses best | sequential mean regret (pts) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n(rows = (candidate, dev row) pairs scored, mean over the orders; miss = the winner is not the full "
+          "race's; regret = the full-race best's dev accuracy minus the winner's, points)")
+    print("\n| stage | candidates | accuracy spread (pts) | full race rows | " +
+          " | ".join(f"{r} rows | {r} miss | {r} mean regret" for r in rules) + " |")
+    print("|---|---|---|---|" + "---|---|---|" * len(rules))
     for r in rows_out:
-        h, s = r["halving"], r["sequential"]
-        print(f"| {r['stage']} | {r['candidates']} | {r['spread'] * 100:.1f} | {r['full_pairs']:,} | "
-              f"{h['pairs_mean']:,.0f} | {h['miss_rate']:.0%} | {h['mean_regret_pts']:.2f} | "
-              f"{s['pairs_mean']:,.0f} | {s['miss_rate']:.0%} | {s['mean_regret_pts']:.2f} |")
-    print(f"| **all** | | | {totals['full']:,} | {totals['halving']:,.0f} | | | {totals['sequential']:,.0f} | | |")
+        cells = " | ".join(f"{r[x]['pairs_mean']:,.0f} | {r[x]['miss_rate']:.0%} | {r[x]['mean_regret_pts']:.2f}"
+                           for x in rules)
+        print(f"| {r['stage']} | {r['candidates']} | {r['spread'] * 100:.1f} | {r['full_pairs']:,} | {cells} |")
+    print(f"| **all** | | | {totals['full']:,} | " + " | ".join(f"**{totals[x]:,.0f}** | | " for x in rules) + "|")
     if saved.get("full_s"):
         print(f"\nfull race (every candidate on every dev row): {saved['full_s']:.0f} s, {saved['tokens']:,} tokens; "
               f"load average {os.getloadavg()[0]:.1f}")

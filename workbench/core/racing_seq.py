@@ -33,17 +33,22 @@ from workbench.errors import ConfigError, DataError
 
 def race_sequential(candidates: Sequence[Hashable], rows: Callable[[Hashable, int], Sequence[float]],
                     sizes: Sequence[int], *, alpha: float = 0.05, out_of_budget: Callable[[], bool] = lambda: False,
-                    prefer: Hashable | None = None) -> RaceResult:
+                    prefer: Hashable | None = None, population: int | None = None) -> RaceResult:
     """Race `candidates` over the growing prefixes `sizes` (see the module docstring). Ties are
     broken in favour of `prefer` (the incumbent), then by the order given. Each rung records
-    n, scores (mean per candidate), kept and dropped ({candidate: the one settled better})."""
+    n, scores (mean per candidate), kept and dropped ({candidate: the one settled better}).
+
+    `population=N`: the rows are a uniformly random order of exactly N rows and the question is
+    who is better on those N rows (a search keeps the best on all dev rows), so the sequences
+    are the without-replacement ones (core/sequential.py), which tighten as the unseen rows run
+    out. None: the rows are i.i.d. draws from the task (the difference on the task is the target)."""
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be between 0 and 1, got {alpha}", "e.g. 0.05")
     alive = list(dict.fromkeys(candidates))
     order = {c: i for i, c in enumerate(alive)}
     pairs = list(itertools.combinations(alive, 2))
     level = alpha / max(1, len(pairs))
-    css = {p: PairedCS(alpha=level) for p in pairs}
+    css = {p: PairedCS(alpha=level, population=population) for p in pairs}
     res = RaceResult(winner=None, winner_score=None, winner_n=0)
     ri = 0
     while ri < len(sizes):

@@ -487,8 +487,10 @@ class _Search:
                     self.state["candidates"].setdefault(c.key, self._cand_dict(c))
                 keys = [best.key] + [c.key for c in cands if c.key != best.key]
                 if self.cfg.racing == "sequential":
+                    # the target is the winner on all dev rows (a seeded random order of them): the
+                    # finite-population sequences, which close on that very set as rows run out
                     res = race_sequential(keys, self.row_scores, sizes, alpha=self.cfg.alpha,
-                                          out_of_budget=self.budget.out, prefer=best.key)
+                                          out_of_budget=self.budget.out, prefer=best.key, population=len(self.dev))
                 else:
                     res = race(keys, self.score, sizes, keep=self.cfg.keep, out_of_budget=self.budget.out,
                                prefer=best.key)
