@@ -79,12 +79,15 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
     ap.add_argument("--save", default=None, help="write the full race's per-row table here (JSON)")
     ap.add_argument("--replay", default=None, help="replay a saved table instead of running the model")
+    ap.add_argument("--live", action="store_true",
+                    help="also run the search end to end with each rule (halving, sequential), same settings: "
+                         "wall time, tokens, rows scored, the winner")
     ap.add_argument("--out", default=str(ROOT / "artifacts" / "bench_search_racing.json"))
     args = ap.parse_args()
     from workbench.core.racing import rung_sizes
 
     t0 = time.perf_counter()
-    if args.replay:
+    if args.replay and not args.live:
         saved = json.loads(Path(args.replay).read_text())
     else:
         if args.threads:
@@ -95,6 +98,8 @@ def main() -> int:
             os.environ.setdefault("WORKBENCH_CACHE", str(Path.home() / ".cache" / "prompt-workbench"))
             os.environ["WORKBENCH_HOME"] = tempfile.mkdtemp(prefix="wb-bench-racing-")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        from dataclasses import replace
+
         from bench_search import weak_start
 
         from workbench.core.data import load_dataset
@@ -107,10 +112,31 @@ def main() -> int:
         ds = load_dataset("bbc")
         cfg = SearchConfig(axes=[a.strip() for a in args.axes.split(",") if a.strip()], budget_tokens=None,
                            budget_seconds=None, first_rows=args.first_rows, max_dev_rows=args.max_dev_rows,
-                           keep=0.999, shots=[0], evaluate_test=False, save_winner=False)
+                           keep=0.999, shots=[0], evaluate_test=False, save_winner=False, alpha=args.alpha)
 
         def progress(done, total, msg=""):
             print(f"  [{time.perf_counter() - t0:6.0f}s] {msg}", file=sys.stderr, flush=True)
+
+        if args.live:
+            live = {}
+            for rule in ("halving", "sequential"):
+                t1 = time.perf_counter()
+                r = search(weak_start(), ds, session, replace(cfg, keep=0.5, racing=rule), EvalConfig(), store=False,
+                           progress=progress)
+                p = r.payload
+                live[rule] = {"s": round(time.perf_counter() - t1, 1), "tokens": p["tokens"],
+                              "rows": sum(len(v) for v in p["cache"].values()), "winner": r.winner["describe"],
+                              "winner_dev": r.winner["dev_accuracy"], "start_dev": p["start"]["dev_accuracy"],
+                              "stages": [(st["stage"], st["winner"] and p["candidates"][st["winner"]]["change"],
+                                          st["changed"]) for st in p["stages"]]}
+            print("\n| rule (live search, same settings) | wall s | tokens | (candidate, row) pairs | winner dev acc | winner |")
+            print("|---|---|---|---|---|---|")
+            for rule, v in live.items():
+                print(f"| {rule} | {v['s']:.0f} | {v['tokens']:,} | {v['rows']:,} | {v['winner_dev'] * 100:.1f} | "
+                      f"{v['winner']} |")
+            Path(args.out).with_suffix(".live.json").write_text(json.dumps(live, indent=1))
+            if args.replay:
+                return 0
 
         t1 = time.perf_counter()
         res = search(weak_start(), ds, session, cfg, EvalConfig(), store=False, progress=progress)
