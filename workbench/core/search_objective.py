@@ -96,10 +96,13 @@ class Objective:
 ACCURACY = Objective(metric="accuracy", name="accuracy", label="accuracy", binary=True, task="classification")
 
 
-def _label(entry: str, name: str) -> str:
-    from workbench.core.gen_verdicts import _pretty
+# how reports write each metric (the same names Compare's verdicts use)
+PRETTY = {"exact_match": "exact match", "token_f1": "token F1", "chrf": "chrF", "bleu": "BLEU", "ter": "TER",
+          "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "regex": "regex"}
 
-    pretty = _pretty(name)
+
+def _label(entry: str, name: str) -> str:
+    pretty = PRETTY.get(name, name)
     if name == "ter":
         return "1 − TER/100"
     return pretty if ":" not in entry else entry
