@@ -18,7 +18,8 @@ TRAIN_FIELDS = ["data_mode", "k", "lora_r", "lora_alpha", "lora_dropout", "targe
 # the Train form's data choices (tab_train shows them; the restore maps a run's settings back to them)
 DATA_ALL, DATA_K = "all of the train split", "k per class"
 SEARCH_FIELDS = ["start_yaml", "axes", "budget_tokens", "budget_seconds", "max_dev", "test_limit", "shots",
-                 "selections", "calibrations", "propose", "evaluate_test", "winner_name", "plain_words"]
+                 "selections", "calibrations", "propose", "evaluate_test", "winner_name", "plain_words",
+                 "metric", "racing", "alpha"]
 
 
 def train_values(run_dir: str | None) -> dict | None:
@@ -84,7 +85,8 @@ def search_values(job_id: str | None = None, run_id: str | None = None) -> dict 
             "test_limit": s.get("test_limit") or 0, "shots": ",".join(str(x) for x in s.get("shots") or [0]),
             "selections": s.get("selections"), "calibrations": s.get("calibrations"),
             "propose": s.get("propose_instructions") or 0, "evaluate_test": bool(s.get("evaluate_test", True)),
-            "winner_name": s.get("winner_name") or "", "plain_words": bool(s.get("plain_label_words"))}
+            "winner_name": s.get("winner_name") or "", "plain_words": bool(s.get("plain_label_words")),
+            "metric": s.get("metric") or "", "racing": s.get("racing") or "halving", "alpha": s.get("alpha", 0.05)}
 
 
 def search_form(job_id: str | None):

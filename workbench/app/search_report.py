@@ -19,7 +19,10 @@ def capped_eta(st: dict) -> dict:
 
 def unreached(payload: dict) -> list[str]:
     """The chosen axes no stage of the search got to (budget used up or the search stopped)."""
-    chosen = list((payload.get("settings") or {}).get("axes") or [])
+    from workbench.core.search_objective import Objective
+
+    applies = Objective.from_dict(payload.get("objective")).axes   # generation has no verbalizer/calibration stage
+    chosen = [a for a in (payload.get("settings") or {}).get("axes") or [] if a in applies]
     done = {s.get("stage") for s in payload.get("stages") or []}
     return [a for a in chosen if a not in done]
 
@@ -46,7 +49,7 @@ def best_saved_on_rows(payload: dict, run_id: str | None) -> dict | None:
 
     t = payload.get("test") or {}
     rows_hash = t.get("row_indices_hash")
-    if not rows_hash or not run_id:
+    if not rows_hash or not run_id or (payload.get("objective") or {}).get("metric", "accuracy") != "accuracy":
         return None
     reg = RunRegistry()
     try:

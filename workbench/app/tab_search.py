@@ -68,7 +68,7 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def _config(axes, budget_tokens, budget_seconds, max_dev_rows, test_limit, shots, selections, calibrations,
-            propose, evaluate_test, winner_name, plain_words=False):
+            propose, evaluate_test, winner_name, plain_words=False, metric="", racing="halving", alpha=0.05):
     from workbench.jobs.search import SearchConfig
 
     cfg = SearchConfig(axes=[a for a in AXES if a in (axes or [])],
@@ -78,16 +78,22 @@ def _config(axes, budget_tokens, budget_seconds, max_dev_rows, test_limit, shots
                        test_limit=int(test_limit) if test_limit else None, shots=_ints(shots, "Shots") or [0],
                        selections=list(selections or ["random"]), calibrations=list(calibrations or ["none"]),
                        propose_instructions=int(propose or 0), evaluate_test=bool(evaluate_test),
-                       winner_name=(winner_name or "").strip() or None, plain_label_words=bool(plain_words))
+                       winner_name=(winner_name or "").strip() or None, plain_label_words=bool(plain_words),
+                       metric=(metric or "").strip() or None, racing=racing or "halving",
+                       alpha=float(alpha) if alpha else 0.05)
     cfg.validate()
     return cfg
 
 
 def search_start(state: UIState, model: str, start_yaml: str, axes: list, budget_tokens: float,
                  budget_seconds: float, max_dev_rows: float, test_limit: float, shots: str, selections: list,
-                 calibrations: list, propose: float, evaluate_test: bool, winner_name: str, plain_words: bool = False):
+                 calibrations: list, propose: float, evaluate_test: bool, winner_name: str, plain_words: bool = False,
+                 metric: str = "", racing: str = "halving", alpha: float = 0.05):
     """Start a search from `start_yaml` on this session's dataset. `axes` ⊆ verbalizer, format,
-    instruction, demos, calibration; budgets 0 = no limit; `max_dev_rows`/`test_limit` 0 = all.
+    instruction, demos, calibration (generation templates: format, instruction, demos); budgets
+    0 = no limit; `max_dev_rows`/`test_limit` 0 = all. `metric`: a generation template's metric
+    to search on (empty = its first `metrics:` entry); `racing`: halving or sequential (drops a
+    candidate once settled worse at `alpha`).
     Returns (job id, job id, progress HTML, poll timer). Poll `search_status(job_id)`; when
     "done", `result_id` is the search's run id for `search_open`."""
     from workbench.app.common import parse_template
@@ -96,7 +102,7 @@ def search_start(state: UIState, model: str, start_yaml: str, axes: list, budget
         start = parse_template(start_yaml)
         ds = state_dataset(state)
         cfg = _config(axes, budget_tokens, budget_seconds, max_dev_rows, test_limit, shots, selections,
-                      calibrations, propose, evaluate_test, winner_name, plain_words)
+                      calibrations, propose, evaluate_test, winner_name, plain_words, metric, racing, alpha)
         model = (model or "").strip() or "default"
         job_id = jobs.start("search", _search_job, resource="model", start=start, dataset=ds, model=model,
                             config=cfg, resume=None, meta={"template": start.name, "data": ds.name, "model": model,
@@ -155,19 +161,24 @@ def _pct(x) -> str:
 
 
 def summary_markdown(payload: dict, run_id: str | None) -> str:
+    from workbench.jobs.search_report import objective_of, racing_text
+
     s = payload
     w = s.get("winner") or {}
     st = s["start"]
+    obj = objective_of(s)
+    show, what = obj.show, obj.label     # "accuracy", or the generation metric searched on
     lines = [f"**Search** `{run_id}` · {s.get('status')} · {s.get('tokens', 0):,} tokens · "
              f"{s.get('seconds', 0):.0f} s · {len(s.get('candidates', {}))} candidates · "
-             f"{s.get('dev_rows')} dev rows" + (" · budget used up" if s.get("budget_exhausted") else "")]
+             f"{s.get('dev_rows')} dev rows · objective: **{what}** · {racing_text(s)}"
+             + (" · budget used up" if s.get("budget_exhausted") else "")]
     best = s["curve"][-1]["best"] if s.get("curve") else None
     if s.get("status") == "running":
-        lines.append(f"\nBest so far on all dev rows: **{_pct(best)}** (start {_pct(st.get('dev_accuracy'))}) · "
+        lines.append(f"\nBest so far on all dev rows: **{show(best)}** {what} (start {show(st.get('dev_accuracy'))}) · "
                      f"stage {len(s.get('stages', [])) + 1}")
     if w:
-        lines.append(f"\n<span class='wb-mark win'>winner</span> **{w.get('name')}**: dev {_pct(w.get('dev_accuracy'))} "
-                     f"(start {_pct(st.get('dev_accuracy'))}) — {w.get('describe') or 'no change'}")
+        lines.append(f"\n<span class='wb-mark win'>winner</span> **{w.get('name')}**: dev {what} {show(w.get('dev_accuracy'))} "
+                     f"(start {show(st.get('dev_accuracy'))}) — {w.get('describe') or 'no change'}")
     t = s.get("test")
     if t:
         from workbench.jobs.search import dev_to_test_text
@@ -175,8 +186,8 @@ def summary_markdown(payload: dict, run_id: str | None) -> str:
         # Text marks, not emoji: ✅ ➖ 🏆 🔎 render as boxes where no emoji font is installed.
         mark = ("<span class='wb-mark sig'>significant</span>" if t["verdict"]["significant"]
                 else "<span class='wb-mark ns'>not significant</span>")
-        lines += [f"\n**Held-out test** (n={t['n']}, scored once): start {_pct(t['start_accuracy'])} → winner "
-                  f"**{_pct(t['winner_accuracy'])}** · {dev_to_test_text(t)}",
+        lines += [f"\n**Held-out test** (n={t['n']}, scored once): start {show(t['start_accuracy'])} → winner "
+                  f"**{show(t['winner_accuracy'])}** {what} · {dev_to_test_text(t, obj)}",
                   f"\n- {mark} {t['verdict']['text']}",
                   f"- This test split has been used by **{t['test_uses']}** search(es)"
                   + (": every extra look makes one good result less convincing." if (t["test_uses"] or 0) > 1 else ".")]
@@ -200,11 +211,22 @@ def leaderboard_frame(payload: dict):
     import pandas as pd
 
     from workbench.jobs.search import leaderboard
+    from workbench.jobs.search_report import objective_of
 
+    show = objective_of(payload).show
+    # the column keeps its name for accuracy searches; a generation search names its metric
+    col = "dev acc" if objective_of(payload).is_accuracy else f"dev {objective_of(payload).label}"
     rows = [{"#": r["rank"], "": "winner" if r["is_winner"] else ("start" if r["is_start"] else ""),
-             "stage": r["stage"], "change": r["change"], "dev acc": _pct(r["dev_accuracy"]), "dev rows": r["n"],
+             "stage": r["stage"], "change": r["change"], col: show(r["dev_accuracy"]), "dev rows": r["n"],
              "tokens": r["tokens"], "diff vs start": r["diff"]} for r in leaderboard(payload)]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["#", "stage", "change", "dev acc", "dev rows", "tokens"])
+
+
+def _what(payload: dict) -> str:
+    from workbench.jobs.search_report import objective_of
+
+    o = objective_of(payload)
+    return o.label if o.is_accuracy else f"{o.label} (÷100, mean per row)" if o.name in ("chrf", "bleu") else o.label
 
 
 def _views(payload: dict, run_id: str | None):
@@ -212,7 +234,7 @@ def _views(payload: dict, run_id: str | None):
     from workbench.core.search_space import template_diff
 
     fig = (plots.search_progress(payload.get("curve", []), payload.get("history", []),
-                                 start=payload["start"].get("dev_accuracy"))
+                                 start=payload["start"].get("dev_accuracy"), what=_what(payload))
            if payload.get("history") else empty_figure("no candidate scored yet"))
     w = payload.get("winner") or {}
     diff = template_diff(payload["start"]["yaml"], w["yaml"], {k: v for k, v in w.get("config", {}).items()
@@ -266,7 +288,7 @@ def build(ctx: Ctx) -> None:
                     "the best on more), then scores the winner **once** on the held-out test split against the "
                     "start. See docs/SEARCH.md.")
         with gr.Row():
-            lib = gr.Dropdown(template_list.choices(task="classification"), value=None, label="Start from a library template", scale=3,
+            lib = gr.Dropdown(template_list.choices(), value=None, label="Start from a library template", scale=3,
                               elem_id="search-library")
             from_editor = gr.Button("Use the Templates editor's template", scale=1, elem_id="search-from-editor")
         start_yaml = gr.Code(EXAMPLE_START, language="yaml", label="Start template", lines=10, elem_id="search-start-yaml")
@@ -290,6 +312,13 @@ def build(ctx: Ctx) -> None:
                 winner_name = gr.Textbox("", label="Winner's name", info="empty = <start>-search-<id>")
                 plain_words = gr.Checkbox(False, label="Only plain label words", elem_id="search-plain-words",
                                           info="no stop-words, no words unrelated to the class name")
+            with gr.Row():
+                metric = gr.Textbox("", label="Metric (generation templates)", elem_id="search-metric",
+                                    info="empty = the template's first `metrics:` entry, e.g. chrf, rougeL, exact_match")
+                racing = gr.Radio(["halving", "sequential"], value="halving", label="Racing", elem_id="search-racing",
+                                  info="sequential: drop a candidate once settled worse (anytime-valid)")
+                alpha = gr.Number(0.05, label="Alpha (sequential racing)", minimum=0.001, maximum=0.5,
+                                  elem_id="search-alpha")
         with gr.Row():
             start_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
             cancel_btn = gr.Button("■ Cancel", variant="stop", elem_id="search-cancel-btn")
@@ -327,7 +356,7 @@ def build(ctx: Ctx) -> None:
     from workbench.app import form_restore
 
     form = [ctx.state, ctx.model_name, start_yaml, axes, budget_tokens, budget_seconds, max_dev, test_limit, shots,
-            selections, calibrations, propose, evaluate_test, winner_name, plain_words]
+            selections, calibrations, propose, evaluate_test, winner_name, plain_words, metric, racing, alpha]
     start_btn.click(search_start, form, [job_state, job_box, progress, timer], api_name="search_start")
     resume_btn.click(search_resume, [ctx.state, ctx.model_name, resume_id, budget_tokens, budget_seconds],
                      [job_state, job_box, progress, timer], api_name="search_resume")

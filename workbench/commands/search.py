@@ -4,6 +4,8 @@ from a start template on train + dev, then score the winner once on held-out tes
     workbench search --data bbc --template start.yaml --budget-tokens 300000 --budget-seconds 600
     workbench search --data bbc --template start.yaml --axes verbalizer,calibration --test-limit 200
     workbench search --data bbc --resume 20261130-140102-ab12cd        # continue a cancelled search
+    workbench search --data tests/data/support_questions.jsonl --template templates_library/support_reply_plain.yaml \
+        --axes instruction,demos --metric chrf --racing sequential --alpha 0.05   # a generation template
 
 Ctrl-C stops the search; its state is in the run registry, and --resume RUN_ID continues it
 without scoring anything twice. The winner is saved as a user template (metadata.search holds
@@ -53,6 +55,14 @@ def register(sub) -> None:
     p.add_argument("--selections", default="random,similar", help="random and/or similar (sentence embeddings)")
     p.add_argument("--calibrations", default="none,contextual,pmi")
     p.add_argument("--method", default="acc", choices=["acc", "acc_norm", "acc_bytes"])
+    p.add_argument("--metric", default=None,
+                   help="generation templates: the reference metric searched on (default: the template's first "
+                        "`metrics:` entry), e.g. chrf, rougeL, exact_match; classification searches accuracy")
+    p.add_argument("--racing", default="halving", choices=["halving", "sequential"],
+                   help="halving: keep a fixed share per rung; sequential: drop a candidate once settled worse "
+                        "(anytime-valid confidence sequence at --alpha)")
+    p.add_argument("--alpha", type=float, default=0.05, help="sequential racing: error rate of the drops")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="generation: override the template's limit")
     p.add_argument("--seed", type=int, default=0, help="seed of dev order, label-word rows and format draws")
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--test-limit", type=int, default=None, help="score only the first N test rows at the end")
@@ -81,14 +91,15 @@ def run(args) -> int:
                        n_formats=args.formats, propose_instructions=args.propose_instructions,
                        shots=_ints(args.shots), demo_seeds=_ints(args.demo_seeds), selections=_words(args.selections),
                        calibrations=_words(args.calibrations), seed=args.seed, evaluate_test=not args.no_test,
-                       test_limit=args.test_limit, save_winner=not args.no_save, winner_name=args.winner_name)
+                       test_limit=args.test_limit, save_winner=not args.no_save, winner_name=args.winner_name,
+                       metric=args.metric, racing=args.racing, alpha=args.alpha)
     cfg.validate()
     start = load_template(args.template) if args.template else None
     ev = None
     if start is not None:
         fs = start.fewshot
         ev = EvalConfig(shots=fs.k, per_class=fs.per_class, balanced=fs.balanced, sampling=fs.sampling, seed=fs.seed,
-                        method=args.method, split_seed=args.split_seed)
+                        method=args.method, split_seed=args.split_seed, max_new_tokens=args.max_new_tokens)
     dataset = dataset_from_args(args)
     session = session_from_args(args)
     reg = RunRegistry()

@@ -210,14 +210,17 @@ def _signature(t) -> tuple:
 
 
 def format_variants(template, n_variants: int = 8, seed: int = 0, *, columns: Sequence[str] | None = None,
-                    labels: Sequence[str] | None = None, sample_row: Mapping | None = None) -> list:
+                    labels: Sequence[str] | None = None, sample_row: Mapping | None = None,
+                    generation: bool = False) -> list:
     """Up to `n_variants` distinct, valid, meaning-preserving variants of `template`.
 
     Grammar points are drawn at random (seeded) with each axis changed with probability 1/2,
     as FormatSpread samples formats; a draw that is invalid, renders like the original or
     repeats an earlier variant is skipped. Fewer variants come back when the template offers
     fewer (e.g. an input with no field labels and no newlines)."""
-    if template.task != "classification":
+    # prompt search also varies generation templates' formats (`generation=True`); the spread job
+    # reports accuracy over classes, so it keeps to classification
+    if template.task != "classification" and not (generation and template.task == "generation"):
         raise ConfigError(f"format spread scores classification templates; {template.name!r} is {template.task}",
                           "use a classification template")
     if n_variants < 1:

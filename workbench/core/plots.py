@@ -180,9 +180,11 @@ def leaderboard_ci(rows: Sequence[Mapping], title: str = "Accuracy with 95% CI")
 
 
 def search_progress(curve: Sequence[Mapping], history: Sequence[Mapping] = (), start: float | None = None,
-                    title: str = "Prompt search: best dev accuracy so far vs budget") -> go.Figure:
+                    title: str | None = None, what: str = "accuracy") -> go.Figure:
     """Best-so-far dev accuracy (on all dev rows) against model tokens spent, with every scoring
-    of a candidate as a dot (its accuracy on the rows of that rung; size grows with the rows)."""
+    of a candidate as a dot (its accuracy on the rows of that rung; size grows with the rows).
+    `what` names the objective (a generation search's metric, as a mean per-row value in [0, 1])."""
+    title = title or f"Prompt search: best dev {what} so far vs budget"
     fig = go.Figure()
     if history:
         ns = [h["n"] for h in history]
@@ -191,7 +193,7 @@ def search_progress(curve: Sequence[Mapping], history: Sequence[Mapping] = (), s
                         name="a candidate on n dev rows", marker=dict(color="#BAB0AC", size=[5 + 9 * n / big for n in ns],
                                                                      opacity=0.6),
                         text=[f"{h['stage']} · n={h['n']}" for h in history],
-                        hovertemplate="%{text}<br>acc %{y:.3f}<br>%{x:,} tokens<extra></extra>")
+                        hovertemplate="%{text}<br>" + what + " %{y:.3f}<br>%{x:,} tokens<extra></extra>")
     if curve:
         fig.add_scatter(x=[c["tokens"] for c in curve], y=[c["best"] for c in curve], mode="lines+markers",
                         line_shape="hv", name="best so far (all dev rows)", line=dict(color=COLORS["accuracy"], width=3),
@@ -204,7 +206,7 @@ def search_progress(curve: Sequence[Mapping], history: Sequence[Mapping] = (), s
         # one point: plotly would zoom to ±0.5 token ("4,615 / 4,615.5 / 4,616"); start at 0 instead
         fig.update_xaxes(range=[0, max(1, max(xs)) * 1.15])
     fig.update_xaxes(tickformat="~s")
-    return _layout(fig, title, "model tokens spent", "dev accuracy", yaxis_range=[0, 1.02])
+    return _layout(fig, title, "model tokens spent", f"dev {what}", yaxis_range=[0, 1.02])
 
 
 def confidence_sequence(pairs: Sequence[Mapping], margin: float = 0.0,

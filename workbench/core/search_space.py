@@ -32,6 +32,15 @@ INSTRUCTIONS = [
     "Decide what the text is about. Possible answers: {choices}.",
 ]
 
+# Instructions for generation templates (no classes to list): task-agnostic ways of asking for a
+# short, faithful answer. Written for this project.
+GENERATION_INSTRUCTIONS = [
+    "Answer briefly and precisely.",
+    "Read the input carefully and write the answer in one short sentence.",
+    "You are a helpful assistant. Reply to the input below clearly and concisely.",
+    "Write only the answer, with no explanation.",
+]
+
 # The EvalConfig fields that decide a candidate's predictions (the rest are speed or rows).
 PREDICTION_FIELDS = ("shots", "per_class", "balanced", "sampling", "seed", "method", "calibration", "content_free")
 

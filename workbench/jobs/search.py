@@ -8,11 +8,18 @@ held-out test rows.
     res.saved_path                     # the winner as a normal user template (metadata.search)
     search(start, ds, session, cfg, resume=res.run_id)   # continue a cancelled / out-of-budget search
 
+What it maximises (core/search_objective.py): accuracy for a classification template; for a
+generation template, one reference metric averaged per dev row (the template's first `metrics:`
+entry, or `SearchConfig.metric`), on the axes that exist for generation (format, instruction,
+demos), with the final test verdict of that metric (McNemar if binary, else a paired bootstrap).
+
 How it works (docs/SEARCH.md has the details):
 - One axis at a time (verbalizer, format, instruction, demos, calibration; each can be
   switched off), the incumbent's variants along that axis race each other by successive
   halving (`core.racing`) on prefixes of one fixed order of the dev rows; the race's winner on
-  all dev rows becomes the incumbent. The incumbent is in every race and wins ties.
+  all dev rows becomes the incumbent. The incumbent is in every race and wins ties. With
+  `racing="sequential"` (`core.racing_seq`) a candidate leaves the race only once an anytime-valid
+  confidence sequence settles it worse than another on the paired dev rows, at `alpha`.
 - Label words come from the model's next-token log-probabilities after φ(x) over training
   rows (`core.label_words`, LM-BFF / PETAL likelihood ratio); formats from the FormatSpread
   grammar (`core.formats`); instructions from a small library plus, optionally, ones the model
@@ -40,6 +47,7 @@ from workbench.core.search_space import AXES, INSTRUCTIONS, Candidate
 from workbench.errors import Cancelled, ConfigError, DataError
 
 SCHEMA_VERSION = 1
+RACINGS = ("halving", "sequential")
 Progress = Callable[..., None]   # progress(done, total, message)
 
 
@@ -77,6 +85,14 @@ class SearchConfig:
     n_boot: int = field(default=2000, metadata={"help": "bootstrap resamples of the test verdict"})
     save_winner: bool = field(default=True, metadata={"help": "save the winner as a user template"})
     winner_name: str | None = field(default=None, metadata={"help": "name of the saved winner (default: <start>-search-<id>)"})
+    metric: str | None = field(default=None, metadata={
+        "help": "generation: the reference metric searched on (default: the template's first `metrics:` entry), "
+                "averaged per dev row; classification searches accuracy"})
+    racing: str = field(default="halving", metadata={
+        "help": "how candidates race on dev: halving (keep a fixed share per rung) or sequential (drop a candidate "
+                "once an anytime-valid confidence sequence settles it worse, at alpha)"})
+    alpha: float = field(default=0.05, metadata={"help": "sequential racing: the chance of ever dropping a candidate "
+                                                         "that is not worse (Bonferroni over pairs)"})
 
     def validate(self) -> None:
         bad = [a for a in self.axes if a not in AXES]
@@ -86,6 +102,10 @@ class SearchConfig:
             raise ConfigError(f"budget_tokens must be >= 1, got {self.budget_tokens}", "or None for no limit")
         if self.budget_seconds is not None and self.budget_seconds <= 0:
             raise ConfigError(f"budget_seconds must be > 0, got {self.budget_seconds}", "or None for no limit")
+        if self.racing not in RACINGS:
+            raise ConfigError(f"unknown racing {self.racing!r}", f"use {' or '.join(RACINGS)}")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"alpha must be between 0 and 1, got {self.alpha}", "e.g. 0.05")
         if self.first_rows < 1 or self.eta <= 1 or not 0 < self.keep < 1:
             raise ConfigError("racing needs first_rows >= 1, eta > 1 and 0 < keep < 1", "e.g. 16, 2, 0.5")
         if any(int(k) < 0 for k in self.shots):
@@ -104,126 +124,30 @@ class SearchConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-# ---------------------------------------------------------------------------- result
-@dataclass
-class SearchResult:
-    """A finished (or stopped) search: `payload` is what the registry holds."""
-
-    payload: dict
-    run_id: str | None = None
-
-    @property
-    def status(self) -> str:
-        return self.payload.get("status", "?")
-
-    @property
-    def winner(self) -> dict:
-        return self.payload.get("winner") or {}
-
-    @property
-    def test(self) -> dict | None:
-        return self.payload.get("test")
-
-    @property
-    def saved_path(self) -> str | None:
-        return self.payload.get("saved_path")
-
-    def winner_template(self):
-        from workbench.core.templates import PromptTemplate
-
-        return PromptTemplate.from_yaml(self.winner["yaml"])
-
-    def leaderboard(self) -> list[dict]:
-        return leaderboard(self.payload)
-
-    def to_dict(self) -> dict:
-        return {**self.payload, "run_id": self.run_id}
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False, default=str))
-        return path
-
-    def summary(self) -> str:
-        return format_search(self.payload, self.run_id)
-
-
-def leaderboard(payload: dict) -> list[dict]:
-    """Candidates tried, best first: those scored on more dev rows first (scores on different
-    slices are not comparable), then by dev accuracy."""
-    from workbench.core.search_space import template_diff
-
-    start_yaml = payload["start"]["yaml"]
-    start_cfg = payload["start"]["config"]
-    win = (payload.get("winner") or {}).get("key")
-    rows = []
-    for key, c in payload["candidates"].items():
-        if not c.get("n"):
-            continue
-        extra = {k: v for k, v in c["config"].items() if start_cfg.get(k) != v}
-        rows.append({"key": key, "stage": c["stage"], "change": c["change"], "changes": c.get("changes", {}),
-                     "n": c["n"], "dev_accuracy": c["accuracy"], "tokens": c.get("tokens", 0),
-                     "is_start": key == payload["start"]["key"], "is_winner": key == win,
-                     "diff": template_diff(start_yaml, c["yaml"], extra)})
-    rows.sort(key=lambda r: (-r["n"], -r["dev_accuracy"], not r["is_start"]))
-    for i, r in enumerate(rows, 1):
-        r["rank"] = i
-    return rows
-
-
-def dev_to_test_text(t: dict) -> str:
-    """The winner's change from dev to test in words that agree with the sign ("gained" for a gain;
-    the stored `dev_to_test_drop` is dev minus test, so a gain is a negative drop)."""
-    from workbench.core.stats import change_text
-
-    dev = t.get("winner_dev_accuracy")
-    if dev is None:
-        return "no dev accuracy of the winner to compare with"
-    return change_text(dev, t["winner_accuracy"], "the winner", "from dev to test")
-
-
-def format_search(payload: dict, run_id: str | None = None) -> str:
-    """Plain-text report (the CLI prints this)."""
-    w = payload.get("winner") or {}
-    st = payload["start"]
-    lines = [f"search {run_id or ''} · {payload.get('status')} · {payload.get('tokens', 0):,} tokens · "
-             f"{payload.get('seconds', 0):.0f} s · {len(payload.get('candidates', {}))} candidates · "
-             f"dev rows {payload.get('dev_rows')}",
-             f"start  {st['name']}: dev accuracy {_pct(st.get('dev_accuracy'))}",
-             f"winner {w.get('name', '-')}: dev accuracy {_pct(w.get('dev_accuracy'))}"
-             f" ({w.get('describe') or 'no change'})"]
-    t = payload.get("test")
-    if t:
-        lines += [f"test (n={t['n']}, scored once): start {_pct(t['start_accuracy'])} → winner "
-                  f"{_pct(t['winner_accuracy'])}; {dev_to_test_text(t)}",
-                  f"verdict: {t['verdict']['text']}",
-                  f"this test split has now been used by {t['test_uses']} search(es)"
-                  + (" — each extra use makes a single good result less convincing" if t["test_uses"] > 1 else "")]
-    if payload.get("saved_path"):
-        lines.append(f"saved: {payload['saved_path']}")
-    lines += ["", "top candidates (dev accuracy on n rows):"]
-    for r in leaderboard(payload)[:10]:
-        mark = "*" if r["is_winner"] else ("s" if r["is_start"] else " ")
-        lines.append(f" {mark} {_pct(r['dev_accuracy']):>6} n={r['n']:<4} {r['tokens']:>8,} tok  "
-                     f"[{r['stage']}] {r['change'][:90]}")
-    return "\n".join(lines)
-
-
-def _pct(x) -> str:
-    return "-" if x is None else f"{x * 100:.1f}%"
+from workbench.jobs.search_report import (SearchResult, dev_to_test_text, format_search,  # noqa: E402,F401 (re-exported)
+                                         leaderboard)
 
 
 # ---------------------------------------------------------------------------- the search
+def _stats(session) -> dict:
+    """The session's counters (a stand-in session without them gets an empty dict to count in)."""
+    st = getattr(session, "stats", None)
+    if not isinstance(st, dict):
+        st = {}
+        session.stats = st
+    st.setdefault("tokens", 0)
+    return st
+
+
 class _Budget:
     def __init__(self, cfg: SearchConfig, tokens0: int, seconds0: float, session):
         self.cfg, self.session = cfg, session
         self.tokens0, self.seconds0 = tokens0, seconds0          # spent before this (resumed) run
-        self.t0, self.s0 = time.perf_counter(), session.stats["tokens"]
+        self.t0, self.s0 = time.perf_counter(), _stats(session)["tokens"]
 
     @property
     def tokens(self) -> int:
-        return self.tokens0 + (self.session.stats["tokens"] - self.s0)
+        return self.tokens0 + (_stats(self.session)["tokens"] - self.s0)
 
     @property
     def seconds(self) -> float:
@@ -258,10 +182,13 @@ class _Memo:
 class _Search:
     """One search run: state, scorer, stages. `search()` below is the entry point."""
 
-    def __init__(self, start, dataset, session, cfg: SearchConfig, eval_cfg, registry, progress, cancel, name):
+    def __init__(self, start, dataset, session, cfg: SearchConfig, eval_cfg, registry, progress, cancel, name,
+                 objective=None):
         from workbench.core.data import split_dataset
+        from workbench.core.search_objective import ACCURACY
 
         self.start, self.ds, self.session, self.cfg = start, dataset, session, cfg
+        self.objective = objective or ACCURACY
         self.eval_cfg, self.reg, self.progress, self.cancel = eval_cfg, registry, progress, cancel
         self.name = name
         sp = split_dataset(dataset, seed=eval_cfg.split_seed, dev=eval_cfg.dev_fraction, test=eval_cfg.test_fraction)
@@ -286,7 +213,7 @@ class _Search:
     def new_state(self) -> dict:
         start = Candidate(template=self.start, config=self._cand_config(self.eval_cfg))
         return {"type": "search", "schema_version": SCHEMA_VERSION, "status": "running",
-                "settings": asdict(self.cfg), "eval": asdict(self.eval_cfg),
+                "settings": asdict(self.cfg), "eval": asdict(self.eval_cfg), "objective": self.objective.to_dict(),
                 "start": {"name": self.start.name, "yaml": self.start.to_yaml(), "key": start.key,
                           "config": _pred_cfg(start.config), "dev_accuracy": None},
                 "incumbent": self._cand_dict(start), "incumbent_key": start.key,
@@ -332,7 +259,8 @@ class _Search:
                 "best_dev_accuracy": best, "winner": w.get("name"), "winner_dev_accuracy": w.get("dev_accuracy"),
                 "test_used": bool(t), "test_start_accuracy": t.get("start_accuracy"),
                 "test_winner_accuracy": t.get("winner_accuracy"), "significant": (t.get("verdict") or {}).get("significant"),
-                "split": _split_key(self.eval_cfg), "stage": self._stage_name()}
+                "split": _split_key(self.eval_cfg), "stage": self._stage_name(), "objective": self.objective.label,
+                "racing": self.cfg.racing}
 
     def _stage_name(self) -> str | None:
         axes = self.stages
@@ -341,7 +269,8 @@ class _Search:
 
     @property
     def stages(self) -> list[str]:
-        return [a for a in AXES if a in self.cfg.axes]
+        # generation has no label words or calibration: those axes are skipped (new_state notes it)
+        return [a for a in AXES if a in self.cfg.axes and a in self.objective.axes]
 
     # ---------------------------------------------------------------- scoring
     def score(self, key: str, n: int) -> float:
@@ -358,13 +287,17 @@ class _Search:
             if self._test_index.intersection(missing.index) or self._test_index.intersection(self.train.index):
                 raise DataError("prompt search was about to score test rows", "this is a bug: please report it")
             c = self._candidate(key)
-            tok0 = self.session.stats["tokens"]
+            tok0 = _stats(self.session)["tokens"]
             prompts = build_prompts(c.template, missing, self.train, c.config, self.scorer)
-            recs = classify(c.template, missing, prompts, self.scorer, c.config, pool=self.train, cancel=self.cancel)
-            for r in recs:
-                cache[str(r["index"])] = [r["pred"], bool(r["correct"])]
-            cand["tokens"] += self.session.stats["tokens"] - tok0
-        acc = sum(cache[str(jsonable(i))][1] for i in rows.index) / len(rows)
+            if self.objective.task == "generation":
+                for r in self._generate(c, missing, prompts):
+                    cache[str(r["index"])] = [r["pred"], r["utility"]]
+            else:
+                recs = classify(c.template, missing, prompts, self.scorer, c.config, pool=self.train, cancel=self.cancel)
+                for r in recs:
+                    cache[str(r["index"])] = [r["pred"], bool(r["correct"])]
+            cand["tokens"] += _stats(self.session)["tokens"] - tok0
+        acc = sum(float(cache[str(jsonable(i))][1]) for i in rows.index) / len(rows)
         if n >= cand["n"]:
             cand["n"], cand["accuracy"] = n, acc
         cand["scores"][str(n)] = acc
@@ -376,15 +309,41 @@ class _Search:
                 s["start"]["dev_accuracy"] = acc
             best = max([acc] + [p["best"] for p in s["curve"][-1:]])
             s["curve"].append({"tokens": self.budget.tokens, "seconds": round(self.budget.seconds, 2), "best": best})
-        self._report(f"{cand['stage']}: {cand['change'][:50]} · {acc * 100:.1f}% on {n} dev rows")
+        self._report(f"{cand['stage']}: {cand['change'][:50]} · {self.objective.show(acc)} on {n} dev rows")
         self.checkpoint()
         return acc
+
+    def row_scores(self, key: str, n: int):
+        """Per-row scores in [0, 1] of candidate `key` on the first n dev rows (sequential racing)."""
+        import numpy as np
+
+        from workbench.jobs.inference import jsonable
+
+        self.score(key, n)
+        cache = self.state["cache"][key]
+        return np.array([float(cache[str(jsonable(i))][1]) for i in self.dev.index[:n]])
+
+    def _generate(self, c: Candidate, rows, prompts) -> list[dict]:
+        """Generate for `rows` and score each output by the objective's metric (utility in [0, 1])."""
+        from workbench.jobs.selfask import dispatch_generation
+
+        before = _stats(self.session).get("tokens_generated", 0)
+        recs = dispatch_generation(c.template, rows, prompts, self.session, c.config, cancel=self.cancel)
+        # generation does not pass the scorer's token count: charge prompts + outputs to the budget
+        st = _stats(self.session)
+        made = st.get("tokens_generated", 0) - before
+        if not made:   # a session that does not count what it generates
+            made = sum(len(self.session.encode(str(r.get("output", r["pred"])))) for r in recs)
+        st["tokens"] += sum(len(self.session.encode(p)) for p in prompts) + made
+        for r, u in zip(recs, self.objective.utilities([r["pred"] for r in recs], [r["gold"] for r in recs])):
+            r["utility"] = round(float(u), 6)
+        return recs
 
     def _report(self, what: str) -> None:
         if self.progress is None:
             return
         best = self.state["curve"][-1]["best"] if self.state["curve"] else None
-        head = f"best so far {best * 100:.1f}% dev · " if best is not None else ""
+        head = f"best so far {self.objective.show(best)} dev {self.objective.label} · " if best is not None else ""
         total = self.cfg.budget_tokens or 0
         if total:
             self.progress(min(self.budget.tokens, total), total, head + what)
@@ -411,12 +370,15 @@ class _Search:
             try:
                 variants = format_variants(best.template, n_variants=self.cfg.n_formats, seed=self.cfg.seed,
                                            columns=[str(c) for c in self.ds.df.columns], labels=self.ds.labels,
-                                           sample_row=self.train.iloc[0])
+                                           sample_row=self.train.iloc[0], generation=True)
             except TemplateError:
                 return []   # nothing to vary (no field labels, no newlines)
             return ss.format_candidates(best, variants)
         if stage == "instruction":
-            out = ss.instruction_candidates(best, self.cfg.instructions, "library")
+            library = self.cfg.instructions
+            if self.objective.task == "generation" and list(library) == list(INSTRUCTIONS):
+                library = ss.GENERATION_INSTRUCTIONS   # the default library is about classes
+            out = ss.instruction_candidates(best, library, "library")
             if self.cfg.propose_instructions:
                 out += ss.instruction_candidates(best, self.proposed_instructions(best), "proposed")
             return out
@@ -498,6 +460,7 @@ class _Search:
     # ---------------------------------------------------------------- run
     def run(self, resume: dict | None, store: bool) -> SearchResult:
         from workbench.core.racing import race, rung_sizes
+        from workbench.core.racing_seq import race_sequential
 
         self.session.load()      # model loading is not search time
         self.state = resume if resume is not None else self.new_state()
@@ -523,8 +486,14 @@ class _Search:
                 for c in cands:
                     self.state["candidates"].setdefault(c.key, self._cand_dict(c))
                 keys = [best.key] + [c.key for c in cands if c.key != best.key]
-                res = race(keys, self.score, sizes, keep=self.cfg.keep, out_of_budget=self.budget.out,
-                           prefer=best.key)
+                if self.cfg.racing == "sequential":
+                    # the target is the winner on all dev rows (a seeded random order of them): the
+                    # finite-population sequences, which close on that very set as rows run out
+                    res = race_sequential(keys, self.row_scores, sizes, alpha=self.cfg.alpha,
+                                          out_of_budget=self.budget.out, prefer=best.key, population=len(self.dev))
+                else:
+                    res = race(keys, self.score, sizes, keep=self.cfg.keep, out_of_budget=self.budget.out,
+                               prefer=best.key)
                 n_all = len(self.dev)
                 changed = res.winner is not None and res.winner_n == n_all and res.winner != best.key
                 if changed:
@@ -535,7 +504,9 @@ class _Search:
                                              "winner": res.winner, "winner_accuracy": res.winner_score,
                                              "winner_n": res.winner_n, "changed": changed,
                                              "rungs": [{"n": r["n"], "scored": len(r["scores"]),
-                                                        "kept": len(r["kept"])} for r in res.rungs]})
+                                                        "kept": len(r["kept"]),
+                                                        **({"dropped": r["dropped"]} if "dropped" in r else {})}
+                                                       for r in res.rungs]})
                 if not res.complete and not changed:
                     # The budget stops exploring, not judging: the open race's leader is scored on
                     # all dev rows (one candidate: a bounded overshoot) and replaces the incumbent
@@ -609,6 +580,9 @@ class _Search:
                                                  registry=self.reg, cancel=self.cancel)
             results.append((label, res))
             ids.append({"eval_run_id": rid, "reused": reused})
+        if self.objective.task == "generation":
+            self._final_test_generation(results, ids)
+            return
         cmp = compare_results(results, baseline=results[0][0], n_boot=self.cfg.n_boot)
         from workbench.core.collapse import one_class
         v = cmp.verdicts[0]
@@ -626,6 +600,32 @@ class _Search:
                      "majority_baseline": (cmp.metrics.get(results[0][0]) or {}).get("majority_baseline"),
                      "one_class": {role: one_class(cmp.metrics.get(nm))
                                    for role, (nm, _) in zip(("start", "winner"), results)}}
+        self.checkpoint(force=True)
+        s["test"]["test_uses"] = test_uses(self.ds, self.eval_cfg, self.reg) if self.reg is not None else 1
+
+    def _final_test_generation(self, results, ids) -> None:
+        """The objective's metric on the test rows, start vs winner, with Compare's paired verdict
+        for that metric (gen_verdicts.metric_verdict: McNemar if binary, else a paired bootstrap)."""
+        from workbench.core.gen_verdicts import metric_verdict
+        from workbench.core.records import hash_indices
+
+        s = self.state
+        obj = self.objective
+        (la, ra), (lb, rb) = [(lab, r if isinstance(r, dict) else r.to_dict()) for lab, r in results]
+        golds = [r["gold"] for r in ra["records"]]
+        if [r["index"] for r in ra["records"]] != [r["index"] for r in rb["records"]]:
+            raise DataError("start and winner were scored on other test rows", "this is a bug: please report it")
+        pa, pb = [r["pred"] for r in ra["records"]], [r["pred"] for r in rb["records"]]
+        v = metric_verdict(obj.metric, la, lb, pa, pb, golds, n_boot=min(self.cfg.n_boot, 1000))
+        u_start, u_win = float(obj.utilities(pa, golds).mean()), float(obj.utilities(pb, golds).mean())
+        w_dev = s["winner"]["dev_accuracy"]
+        s["test"] = {"n": len(golds), "objective": obj.to_dict(), "start_accuracy": u_start, "winner_accuracy": u_win,
+                     "start_dev_accuracy": s["start"]["dev_accuracy"], "winner_dev_accuracy": w_dev,
+                     "dev_to_test_drop": (w_dev - u_win) if w_dev is not None else 0.0,
+                     "verdict": {k: v.get(k) for k in ("text", "significant", "p", "method", "metric", "delta", "ci",
+                                                       "value_a", "value_b", "only_a", "only_b", "n")},
+                     "evals": ids, "row_indices_hash": hash_indices([r["index"] for r in ra["records"]]),
+                     "test_uses": None, "majority_baseline": None, "one_class": {}}
         self.checkpoint(force=True)
         s["test"]["test_uses"] = test_uses(self.ds, self.eval_cfg, self.reg) if self.reg is not None else 1
 
@@ -724,11 +724,14 @@ def search(start, dataset, session, config: SearchConfig | None = None, eval_con
         name = name or rec.name
     if start is None:
         raise ConfigError("prompt search needs a start template", "pass one, or the run id of a search to resume")
-    if start.task != "classification" or not start.answer_choices:
-        raise ConfigError(f"prompt search needs a classification template with answer_choices; {start.name!r} is not",
-                          "start from a classification template (label -> verbalizer words)")
     config = config or SearchConfig()
     config.validate()
+    from workbench.core.search_objective import objective_for
+
+    objective = objective_for(start, config.metric)   # accuracy, or the generation metric searched on
+    if not [a for a in config.axes if a in objective.axes]:
+        raise ConfigError(f"none of the axes {config.axes} applies to a {start.task} template",
+                          f"use some of: {', '.join(objective.axes)}")
     eval_config = eval_config or EvalConfig(shots=start.fewshot.k, sampling=start.fewshot.sampling,
                                             seed=start.fewshot.seed, per_class=start.fewshot.per_class,
                                             balanced=start.fewshot.balanced)
@@ -740,7 +743,7 @@ def search(start, dataset, session, config: SearchConfig | None = None, eval_con
         raise TemplateError(f"the start template {start.name!r} has errors: " + "; ".join(str(p) for p in problems[:3]),
                             "fix it in the Templates tab first")
     s = _Search(start, dataset, session, config, eval_config, reg if store or resume else None, progress, cancel,
-                name or f"search: {start.name} on {dataset.name}")
+                name or f"search: {start.name} on {dataset.name}", objective=objective)
     s.run_id = resume
     s.on_start = on_start
     return s.run(state, store)
