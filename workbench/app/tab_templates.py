@@ -188,7 +188,9 @@ def template_from_data(ds, name: str | None = None):
     if not re.fullmatch(r"[A-Za-z_]\w*", ds.text_column) or not re.fullmatch(r"[A-Za-z_]\w*", ds.label_column):
         raise DataError(f"The columns '{ds.text_column}' / '{ds.label_column}' are not usable as template variables.",
                         hint="Rename them to letters, digits and _ in the file (e.g. 'review_text').")
-    stem = re.sub(r"\W+", "_", Path(str(ds.name)).stem).strip("_") or "my"
+    # an upload is kept as NAME-HASH12.EXT (tab_data.keep_upload): the template is named after NAME
+    stem = re.sub(r"-[0-9a-f]{12}$", "", Path(str(ds.name)).stem)
+    stem = re.sub(r"\W+", "_", stem).strip("_") or "my"
     title = lambda c: c.replace("_", " ").capitalize()  # noqa: E731
     return PromptTemplate(
         name=(name or f"{stem}_{ds.label_column}").strip(),
