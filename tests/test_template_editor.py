@@ -107,3 +107,22 @@ def test_save_and_duplicate_events_write_the_draft_themselves():
     for api in ("save_template", "duplicate_template"):
         outs = {b._id for b in by_name[api].outputs}
         assert draft_ids <= outs, f"/{api} does not write the browser draft itself"
+
+
+def test_form_keep_restores_only_without_a_running_job():
+    """Issue 28, item 2: the kept form comes back by field name when no job runs; a running job's
+    own settings win; nothing stored changes nothing."""
+    import gradio as gr
+
+    from workbench.app.form_keep import restore_values, snapshot
+
+    names = ["steps", "eval_every", "mode"]
+    stored = snapshot(names)(7, 5, "lora")
+    assert stored == {"fields": {"steps": 7, "eval_every": 5, "mode": "lora"}}
+    assert restore_values(names, stored, job_running=False) == (7, 5, "lora")
+    skip = gr.skip()
+    assert all(v == skip for v in restore_values(names, stored, job_running=True))
+    assert all(v == skip for v in restore_values(names, {}, job_running=False))
+    # a field the stored form did not have keeps its default
+    got = restore_values(names + ["new_field"], stored, job_running=False)
+    assert got[:3] == (7, 5, "lora") and got[3] == skip

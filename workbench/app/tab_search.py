@@ -339,8 +339,14 @@ def build(ctx: Ctx) -> None:
                      concurrency_limit=None)
     api_status.click(search_status, job_box, api_status_out, api_name="search_status", concurrency_limit=None)
     api_cancel.click(search_cancel, job_box, api_cancel_out, api_name="search_cancel", concurrency_limit=None)
-    ctx.demo.load(poll_search, job_state, [progress, timer] + views, api_name="search_reconnect",
-                  api_visibility="private").then(
+    loaded = ctx.demo.load(poll_search, job_state, [progress, timer] + views, api_name="search_reconnect",
+                           api_visibility="private").then(
         # the form shows the attached search's settings, not the page's defaults (issue 28, item 2)
         form_restore.search_form, job_state, form[2:], api_name="search_form_on_load", api_visibility="private",
         show_progress="hidden")
+    # ...and without a running search, the form as the user last edited it
+    if "search_form" in ctx.browser:
+        from workbench.app import form_keep
+
+        form_keep.wire(ctx, form_restore.SEARCH_FIELDS, form[2:], ctx.browser["search_form"], job_state,
+                       lambda job: search_status(job)["state"] in ("queued", "running"), "search", after=loaded)

@@ -415,6 +415,12 @@ def poll_train(run_dir: str, seen: int):
     return (views[0], gr.Timer(active=False), len(read_log(run_dir))) + tuple(views[1:]) + (refresh_runs(run_dir),)
 
 
+def _running(run_dir: str) -> bool:
+    from workbench.jobs.train_job import TrainJob
+
+    return TrainJob.attach(run_dir).status()["state"] in ("pending", "running")
+
+
 def reconnect(run_dir: str):
     """Page load / tab shown: redraw the run stored in localStorage and keep polling it if it
     still runs. Without a stored run, the run in progress on this server (there is at most one)."""
@@ -566,12 +572,18 @@ def build(ctx: Ctx) -> None:
     api_defaults_btn.click(train_defaults, ctx.model_name, api_json, api_name="train_defaults")
     tab.select(reconnect, run_state, [run_state, timer, seen] + views, api_name="train_reconnect_on_select",
                api_visibility="private", show_progress="hidden")
-    ctx.demo.load(reconnect, run_state, [run_state, timer, seen] + views, api_name="train_reconnect",
-                  api_visibility="private").then(
+    loaded = ctx.demo.load(reconnect, run_state, [run_state, timer, seen] + views, api_name="train_reconnect",
+                           api_visibility="private").then(
         refresh_runs, run_state, past, api_name="train_runs_on_load", api_visibility="private").then(
         show_defaults, ctx.model_name, targets, api_name="train_defaults_on_load", api_visibility="private").then(
         form_restore.train_form, run_state, form_fields, api_name="train_form_on_load", api_visibility="private",
         show_progress="hidden")
+    # Without a running job, the form the user last edited comes back after a reload (issue 28, item 2).
+    if "train_form" in ctx.browser:
+        from workbench.app import form_keep
+
+        form_keep.wire(ctx, form_restore.TRAIN_FIELDS, form_fields, ctx.browser["train_form"], run_state,
+                       _running, "train", after=loaded)
     # The form shows the settings of the run it is attached to (issue 28, item 2): after a reload,
     # on opening a past run, and on showing the tab while that run still goes on.
     past.select(form_restore.train_form, past, form_fields, api_name="train_form_on_open",
