@@ -128,9 +128,19 @@ def result_markdown(res: dict | None, st: dict, run_dir: str | None = None) -> s
     b, a = test["base"], test["adapter"]
     lines = [head, "", f"Test split, {a.get('n', '?')} examples, same template and rows:", "",
              "| | base | base + adapter | Δ |", "|---|---|---|---|"]
+    def bold_higher(x: float, y: float) -> tuple[str, str]:
+        # the better side in bold, neither on a tie (a worse adapter used to be bold, issue 28, item 6)
+        fx, fy = f"{x:.3f}", f"{y:.3f}"
+        return (f"**{fx}**", fy) if x > y else ((fx, f"**{fy}**") if y > x else (fx, fy))
+
     for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("weighted_f1", "weighted F1")):
         if key in b and key in a:
-            lines.append(f"| {name} | {b[key]:.3f} | **{a[key]:.3f}** | {a[key] - b[key]:+.3f} |")
+            cb, ca = bold_higher(b[key], a[key])
+            lines.append(f"| {name} | {cb} | {ca} | {a[key] - b[key]:+.3f} |")
+    # inside the table (a row after the verdict below was printed as plain "| … |" text)
+    if "majority_baseline" in a:
+        lines.append(f"| majority baseline | {b.get('majority_baseline', a['majority_baseline']):.3f} | "
+                     f"{a['majority_baseline']:.3f} | |")
     from workbench.core.collapse import one_class_text
 
     if run_dir:   # the paired base-vs-adapter verdict (issue 28, item 6)
@@ -138,10 +148,7 @@ def result_markdown(res: dict | None, st: dict, run_dir: str | None = None) -> s
 
         v = verdict_markdown(adapter_verdict(run_dir))
         if v:
-            lines += ["", v, ""]
-    if "majority_baseline" in a:
-        lines.append(f"| majority baseline | {b.get('majority_baseline', a['majority_baseline']):.3f} | "
-                     f"{a['majority_baseline']:.3f} | |")
+            lines += ["", v]
     for who, m in (("the base model", b), ("the adapter", a)):   # issue 28, item 4
         if one_class_text(m):
             lines += ["", one_class_text(m, who)]
