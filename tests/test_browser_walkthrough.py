@@ -83,6 +83,13 @@ def save_as(page, name: str) -> None:
         f"() => document.querySelector('#edit-status')?.innerText.includes('{name}.yaml')", timeout=30_000)
 
 
+def stored(page, key: str) -> None:
+    """Wait until the browser has stored the job it follows (a gr.BrowserState in localStorage):
+    a reload in the instant between the job's first progress line and that write found no job
+    to reconnect to ("No search running.")."""
+    page.wait_for_function("k => !!localStorage.getItem(k)", arg=key, timeout=30_000)
+
+
 def started(progress) -> str:
     """Wait until a job's progress line shows it under way (or already over: a fast machine
     may finish before a poll shows it running); returns the state seen."""
@@ -210,10 +217,11 @@ def test_new_user_walks_the_whole_loop(app_url, page, tmp_path):  # noqa: F811 -
     page.locator("#search-btn").click()
     progress = page.locator("#search-progress")
     print("search at the reload:", started(progress))
+    stored(page, "workbench_search_job")
     page.reload()
     open_tab(page, "Search")
     # picked up again: the same search's progress, its form (not the page's defaults), its result
-    expect(progress).to_contain_text("search from tickets_question", timeout=60_000)
+    expect(progress).to_contain_text("search from tickets_question", timeout=120_000)
     expect(page.locator("#tab-search").get_by_label("Token budget")).to_have_value("400", timeout=30_000)
     search_summary = page.locator("#search-summary")
     expect(search_summary).to_contain_text("Held-out test", timeout=300_000)
@@ -232,6 +240,7 @@ def test_new_user_walks_the_whole_loop(app_url, page, tmp_path):  # noqa: F811 -
     page.locator("#train-start").click()
     train_progress = page.locator("#train-progress")
     print("training at the reload:", started(train_progress))
+    stored(page, "workbench_train_run")
     page.reload()
     open_tab(page, "Train")
     expect(page.locator("#train-steps input").first).to_have_value("6", timeout=60_000)    # its form, not 60
