@@ -141,7 +141,7 @@ def duplicate_ask(ref: str):
         return gr.update(visible=True), free_copy_name(t.name)
 
 
-def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: bool, name: str = ""):
+def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: bool, name: str | None = None):
     """Copy a library template to the user folder under `name` (empty: the first free
     `<name>_copy`) and open the copy. An existing file of that name is never replaced: the
     copy is refused with a message naming the file (Save as with *overwrite* replaces files).
