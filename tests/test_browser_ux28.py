@@ -1,7 +1,9 @@
 """Issue 28 in the page, where only the page shows it (no model: nothing is scored): after
 one's own CSV is uploaded, Compare's columns and Search's start no longer hold BBC templates
 that cannot render on it (item 1); a broken upload afterwards leaves that dataset in place and
-the Data panel says so, still after the toast has gone (item 3)."""
+the Data panel says so, still after the toast has gone (item 3); *Duplicate* asks for a name
+before it writes a copy and never replaces a template (item 10); the Train and Search forms are
+kept across a reload when no job is attached (item 2)."""
 from __future__ import annotations
 
 import re
