@@ -205,6 +205,11 @@ def test_adapter_that_does_not_beat_the_base_is_said_in_train_and_export(tmp_pat
     res = {"status": "done", "steps": 20, "test": {"base": _metrics(gold, base), "adapter": _metrics(gold, adapter)}}
     md = tab_train.result_markdown(res, {"state": "done"}, str(run))
     assert "Paired verdict" in md and "did not beat the base model" in md and "base model" in md
+    # the table is whole (the baseline row inside it, before the verdict), the worse adapter not bold
+    table = md[md.index("| | base |"):md.index("**Paired verdict**")].strip().splitlines()
+    assert table[-1].startswith("| majority baseline |") and all(r.startswith("|") for r in table)
+    acc = next(r for r in table if r.startswith("| accuracy |"))
+    assert acc.split("|")[2].strip().startswith("**") and not acc.split("|")[3].strip().startswith("**")
     plan = export_plan.bundle_contents("training run", str(run), False, False, 0, "tickets.csv")
     assert "did not beat the base model" in plan and "adapter/" in plan
 

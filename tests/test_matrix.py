@@ -114,3 +114,27 @@ def test_matrix_resyncs_after_a_poll_only_when_the_run_shown_changed():
     assert summary.startswith("4 examples × 1 column(s)")
     again = matrix.matrix_sync(matrix.run_spec, 1, spec, state, *filters)
     assert all(isinstance(x, type(gr.skip())) for x in again)
+
+
+def test_a_late_empty_trigger_does_not_blank_a_followed_matrix():
+    """The Run walkthrough under load: the metrics cleared at a run's start fired a change event
+    that ran after the run's last poll and drew "No results yet" over the finished run; no poll
+    came after to redraw it. The trigger's redraw (`matrix_auto`) now draws spec and view in one
+    step and leaves an empty spec to `follow`'s resync where one follows the block; the Runs
+    tab's picker (no resync) still draws its empty selection."""
+    import gradio as gr
+
+    from workbench.app import matrix
+    from workbench.app.common import UIState
+
+    reg = RunRegistry()
+    rid = _store(reg, "short", ["pos", "neg", "pos", "pos"])
+    filters = (matrix.ALL, False, False, False)
+    shown = {"runs": [rid]}
+    late = matrix.matrix_auto(matrix.run_spec, 1, {"on": True}, shown, UIState(), *filters)
+    assert all(x == gr.skip() for x in late)
+    spec, summary, *_ = matrix.matrix_auto(matrix.run_spec, 1, {"on": False}, shown, UIState(), *filters)
+    assert spec is None and summary.startswith("*No results yet")
+    done = UIState(last_run_id=rid)
+    spec, summary, *_ = matrix.matrix_auto(matrix.run_spec, 1, {"on": True}, shown, done, *filters)
+    assert spec == shown and summary.startswith("4 examples × 1 column(s)")     # redrawn even if unchanged

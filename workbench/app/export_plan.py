@@ -62,8 +62,10 @@ def default_include_rows(data_spec: str | None) -> bool:
 
 
 def bundle_contents(source: str, train_run: str | None, merge: bool, include_rows: bool, shots: float | None,
-                    data_name: str | None = None) -> str:
-    """Markdown: the files the bundle will hold, and warnings, before anything is written."""
+                    data_name: str | None = None, notes: int = 0) -> str:
+    """Markdown: the files the bundle will hold, and warnings, before anything is written.
+    `notes`: how many rows of the data carry a tag or comment (the export writes them to
+    notes.json, jobs/export.py `_write_notes`), so the list names that file too."""
     files = [("template.yaml", "the template, stamped with its content hash"),
              ("eval_config.json", "the scoring settings"),
              ("metrics.json", "accuracy and F1 with confidence intervals, the data's fingerprint"),
@@ -77,6 +79,10 @@ def bundle_contents(source: str, train_run: str | None, merge: bool, include_row
         if shots:
             files.insert(6, ("data/fewshot.jsonl, data/pool.jsonl", "**raw rows** used as demonstrations"))
         files.append(("lm_eval_task.yaml", "an lm-eval task over data/test.jsonl"))
+    if notes:
+        # the user's own words about their rows: said, like the raw rows, before writing
+        files.insert(-1, ("notes.json", f"your tags and comments on {notes} row{'s' if notes != 1 else ''} "
+                                        "of this data (from the results matrix)"))
     if source == "training run":
         files.insert(1, ("model/" if merge else "adapter/", "the merged model" if merge else "the LoRA adapter"))
         files.append(("train_config.json", "the training settings"))

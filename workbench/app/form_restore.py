@@ -95,6 +95,18 @@ def search_form(job_id: str | None):
     return tuple(gr.skip() for _ in SEARCH_FIELDS) if v is None else tuple(v[f] for f in SEARCH_FIELDS)
 
 
+def search_form_if_running(job_id: str | None):
+    """UI glue (tab shown): restore the Search form only while its search still goes on, so
+    edits made for the next search are not undone by switching tabs."""
+    from workbench.jobs import queue as jobs
+
+    try:
+        running = bool((job_id or "").strip()) and jobs.status(job_id)["state"] in ("queued", "running")
+    except Exception:  # noqa: BLE001
+        running = False
+    return search_form(job_id) if running else tuple(gr.skip() for _ in SEARCH_FIELDS)
+
+
 def compare_values(job_id: str | None) -> dict | None:
     """Compare's form of a comparison job, from the spec its job carries: {"settings": [shots,
     seed, method, calibration, split, limit], "models": text, "n": columns, "yamls": [...]}."""

@@ -64,6 +64,9 @@ def build_app(model: str = "default", data: str = "bbc") -> gr.Blocks:
                   draft=gr.BrowserState({}, storage_key="workbench_template_draft"),
                   browser={key: gr.BrowserState("", storage_key=f"workbench_{key}")
                            for key in ("compare_job", "robust_job", "train_run", "data_choice", "search_job")})
+        # forms kept across reloads when no job holds them (app/form_keep.py)
+        ctx.browser.update({key: gr.BrowserState({}, storage_key=f"workbench_{key}")
+                            for key in ("train_form", "search_form")})
         with gr.Row(elem_id="header"):
             gr.Markdown("## Prompt Workbench\n<span class='subtitle'>design prompts for Hugging Face LMs: "
                         "data → template → preview → run → runs</span>")

@@ -457,6 +457,7 @@ class Block:
     filters: list           # [spec, class, disagree, errors, noted]
     view_out: list          # [summary, table, class, csv, json]
     spec_fn: object
+    followed: dict = None   # {"on": bool}: a resync follows this block (then the trigger leaves empty specs to it)
 
 
 def matrix_sync(spec_fn, n_inputs: int, current: dict | None, *rest):
@@ -468,10 +469,25 @@ def matrix_sync(spec_fn, n_inputs: int, current: dict | None, *rest):
     return (new,) + matrix_view_files(new, *rest[n_inputs:])
 
 
+def matrix_auto(spec_fn, n_inputs: int, followed: dict, current: dict | None, *rest):
+    """The trigger's redraw (results shown changed): the spec and the view in one event, from the
+    inputs as they are when it runs, never a step apart. An empty spec draws nothing here: a
+    change event that ran late (the metrics cleared at a run's start, processed after the run's
+    last poll) drew "No results yet" over the finished run's matrix, and no later poll redrew it.
+    A spec that really becomes empty (a failed run) is drawn by `follow`'s resync; a block
+    without one (`followed["on"]` false: the Runs tab's picker) draws it here."""
+    new = spec_fn(*rest[:n_inputs])
+    if new is None and followed.get("on"):
+        return tuple(gr.skip() for _ in range(6))
+    return (new,) + matrix_view_files(new, *rest[n_inputs:])
+
+
 def follow(block: Block, dependency) -> None:
     """Resync the block after `dependency` (e.g. a job poll's tick). `trigger.change` alone is
     not enough: the browser can drop or reorder a change event that lands while an earlier one
     is pending (seen under load: the metrics showed a finished run, the matrix "No results yet")."""
+    if block.followed is not None:
+        block.followed["on"] = True
     dependency.then(partial(matrix_sync, block.spec_fn, len(block.inputs)),
                     [block.spec] + block.inputs + block.filters[1:], [block.spec] + block.view_out,
                     api_name=f"{block.prefix}_matrix_sync", api_visibility="private", show_progress="hidden",
@@ -511,10 +527,9 @@ def add(ctx, prefix: str, trigger, inputs: list, spec_fn, open_: bool = True) ->
                 note_md = gr.Markdown("")
     filters = [spec, cls, dis, err, noted]
     view_out = [summary, table, cls, csv_btn, json_btn]
-    trigger.change(spec_fn, inputs, spec, api_name=f"{prefix}_matrix_spec", api_visibility="private",
-                   show_progress="hidden").then(
-        matrix_view_files, filters, view_out, api_name=f"{prefix}_matrix_view_auto", api_visibility="private",
-        show_progress="hidden")
+    followed = {"on": False}     # set by `follow`
+    trigger.change(partial(matrix_auto, spec_fn, len(inputs), followed), [spec] + list(inputs) + filters[1:], [spec] + view_out,
+                   api_name=f"{prefix}_matrix_view_auto", api_visibility="private", show_progress="hidden")
     for i, comp in enumerate((cls, dis, err, noted)):
         comp.input(matrix_view_files, filters, view_out, api_name=f"{prefix}_matrix_filter_{i}", api_visibility="private",
                    show_progress="hidden")
@@ -523,4 +538,4 @@ def add(ctx, prefix: str, trigger, inputs: list, spec_fn, open_: bool = True) ->
     note_btn.click(save_note, [spec, row_box, tag, comment], note_md, api_name=f"{prefix}_matrix_note",
                    api_visibility="private").success(
         matrix_view_files, filters, view_out, api_name=f"{prefix}_matrix_after_note", api_visibility="private")
-    return Block(prefix, spec, list(inputs), filters, view_out, spec_fn)
+    return Block(prefix, spec, list(inputs), filters, view_out, spec_fn, followed)

@@ -141,10 +141,23 @@ def export_contents(state: UIState, source: str, train_run: str, merge: bool, in
     from workbench.app.export_plan import bundle_contents
 
     try:
-        name = state_dataset(state).name
+        ds = state_dataset(state)
     except Exception:  # noqa: BLE001 - no data yet
-        name = None
-    return bundle_contents(source or "editor", train_run, bool(merge), bool(include_rows), shots, name)
+        ds = None
+    return bundle_contents(source or "editor", train_run, bool(merge), bool(include_rows), shots,
+                           ds.name if ds is not None else None, _note_count(ds))
+
+
+def _note_count(ds) -> int:
+    """Rows of the loaded data with a tag or comment (they go into the bundle's notes.json)."""
+    from workbench.storage.runs import RunRegistry
+
+    if ds is None:
+        return 0
+    try:
+        return len(RunRegistry().notes(ds.fingerprint()))
+    except Exception:  # noqa: BLE001 - as in the export itself: notes are a courtesy
+        return 0
 
 
 def rows_default(state: UIState) -> bool:

@@ -282,7 +282,7 @@ def build(ctx: Ctx) -> None:
     from workbench.app import template_list
 
     job_state = ctx.browser.get("search_job") or gr.BrowserState("", storage_key="workbench_search_job")
-    with gr.Tab("Search", id="search", elem_id="tab-search"):
+    with gr.Tab("Search", id="search", elem_id="tab-search") as tab:
         gr.Markdown("Start from a template; the search tries label words, formats, instructions, demonstrations "
                     "and calibration on the **train and dev** splits (racing: many candidates on a few dev rows, "
                     "the best on more), then scores the winner **once** on the held-out test split against the "
@@ -368,8 +368,21 @@ def build(ctx: Ctx) -> None:
                      concurrency_limit=None)
     api_status.click(search_status, job_box, api_status_out, api_name="search_status", concurrency_limit=None)
     api_cancel.click(search_cancel, job_box, api_cancel_out, api_name="search_cancel", concurrency_limit=None)
-    ctx.demo.load(poll_search, job_state, [progress, timer] + views, api_name="search_reconnect",
-                  api_visibility="private").then(
+    loaded = ctx.demo.load(poll_search, job_state, [progress, timer] + views, api_name="search_reconnect",
+                           api_visibility="private").then(
         # the form shows the attached search's settings, not the page's defaults (issue 28, item 2)
         form_restore.search_form, job_state, form[2:], api_name="search_form_on_load", api_visibility="private",
         show_progress="hidden")
+    # The page-load event can see the job's BrowserState before the browser has read it back from
+    # localStorage (seen once in the walkthrough: "No search running." after a reload during a
+    # search); showing the tab reconnects again with the stored value, as the Train tab does.
+    tab.select(poll_search, job_state, [progress, timer] + views, api_name="search_reconnect_on_select",
+               api_visibility="private", show_progress="hidden", concurrency_limit=None).then(
+        form_restore.search_form_if_running, job_state, form[2:], api_name="search_form_on_select",
+        api_visibility="private", show_progress="hidden")
+    # ...and without a running search, the form as the user last edited it
+    if "search_form" in ctx.browser:
+        from workbench.app import form_keep
+
+        form_keep.wire(ctx, form_restore.SEARCH_FIELDS, form[2:], ctx.browser["search_form"], job_state,
+                       lambda job: search_status(job)["state"] in ("queued", "running"), "search", after=loaded)

@@ -115,8 +115,36 @@ def save_template_as(state: UIState, yaml_text: str, name: str, overwrite: bool)
         return state, text, _edit_status(state, text), f"{path}::{t.name}", draft_of(state, text)
 
 
-def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: bool):
-    """Copy a library template to the user folder as `<name>_copy` and open the copy.
+def free_copy_name(name: str) -> str:
+    """The first `<name>_copy`, `<name>_copy2`, ... with no file in the user folder."""
+    from workbench.paths import user_templates_dir
+
+    base, i = f"{name}_copy", 1
+    new = base
+    while (user_templates_dir() / f"{new}.yaml").exists():
+        i += 1
+        new = f"{base}{i}"
+    return new
+
+
+def duplicate_ask(ref: str):
+    """UI glue for *Duplicate*: nothing is written yet. Opens the "name of the copy" box,
+    prefilled with a free name, which *Create copy* confirms (issue 28, item 10: Duplicate used
+    to write `<name>_copy.yaml` at once). Returns (the box's visibility, the proposed name)."""
+    from workbench.core.templates import load_template
+
+    with user_errors("Duplicating the template"):
+        if not ref:
+            raise gr.Error("Pick a template from the library first.", print_exception=False)
+        path, name = _split_ref(ref)
+        t = load_template(path, name=name) if name else load_template(path)
+        return gr.update(visible=True), free_copy_name(t.name)
+
+
+def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: bool, name: str | None = None):
+    """Copy a library template to the user folder under `name` (empty: the first free
+    `<name>_copy`) and open the copy. An existing file of that name is never replaced: the
+    copy is refused with a message naming the file (Save as with *overwrite* replaces files).
     Returns (state, editor YAML, edit status, library ref of the copy, draft); the draft is
     stored with the result, as in `save_template_as`."""
     from workbench.paths import user_templates_dir
@@ -128,17 +156,21 @@ def duplicate_template(state: UIState, ref: str, current_yaml: str, discard: boo
             raise gr.Error("Pick a template from the library first.", print_exception=False)
         if not _guard(state, current_yaml, discard):
             return state, current_yaml, _edit_status(state, current_yaml), ref, draft_of(state, current_yaml)
-        path, name = _split_ref(ref)
-        t = load_template(path, name=name) if name else load_template(path)
-        base, i = f"{t.name}_copy", 1
-        new = base
-        while (user_templates_dir() / f"{new}.yaml").exists():
-            i += 1
-            new = f"{base}{i}"
+        path, old = _split_ref(ref)
+        t = load_template(path, name=old) if old else load_template(path)
+        new = (name or "").strip() or free_copy_name(t.name)
+        if not re.fullmatch(r"[\w.\- ]+", new):
+            raise gr.Error(f"“{new}” is not a usable file name: use letters, digits, '_', '-', '.' or spaces.",
+                           title="Duplicate", print_exception=False)
+        dest = user_templates_dir() / f"{new.replace(' ', '_')}.yaml"
+        if dest.exists():
+            raise gr.Error(f"{dest} already exists; Duplicate never replaces a template. Choose another name "
+                           f"(e.g. {free_copy_name(t.name)}).", title="Duplicate", print_exception=False)
         t.name = new
-        dest = t.save(user_templates_dir() / f"{new}.yaml")
+        dest = t.save(dest)
         text = t.to_yaml()
         state.saved_yaml, state.template_path = text, str(dest)
+        gr.Info(f"Copied to {dest}")
         return state, text, _edit_status(state, text), f"{dest}::{new}", draft_of(state, text)
 
 
@@ -156,7 +188,9 @@ def template_from_data(ds, name: str | None = None):
     if not re.fullmatch(r"[A-Za-z_]\w*", ds.text_column) or not re.fullmatch(r"[A-Za-z_]\w*", ds.label_column):
         raise DataError(f"The columns '{ds.text_column}' / '{ds.label_column}' are not usable as template variables.",
                         hint="Rename them to letters, digits and _ in the file (e.g. 'review_text').")
-    stem = re.sub(r"\W+", "_", Path(str(ds.name)).stem).strip("_") or "my"
+    # an upload is kept as NAME-HASH12.EXT (tab_data.keep_upload): the template is named after NAME
+    stem = re.sub(r"-[0-9a-f]{12}$", "", Path(str(ds.name)).stem)
+    stem = re.sub(r"\W+", "_", stem).strip("_") or "my"
     title = lambda c: c.replace("_", " ").capitalize()  # noqa: E731
     return PromptTemplate(
         name=(name or f"{stem}_{ds.label_column}").strip(),
@@ -460,8 +494,15 @@ def build(ctx: Ctx) -> None:
                                     variant="primary")
                 with gr.Row():
                     load_btn = gr.Button("Load", variant="primary", size="sm")
-                    dup_btn = gr.Button("Duplicate", size="sm")
+                    dup_btn = gr.Button("Duplicate", size="sm", elem_id="dup-btn")
                     refresh_btn = gr.Button("↻", size="sm", min_width=40, scale=0)
+                # Duplicate asks for the copy's name first (prefilled with a free one).
+                with gr.Group(visible=False, elem_id="dup-ask") as dup_box:
+                    dup_name = gr.Textbox(label="Name of the copy", max_lines=1, elem_id="dup-name",
+                                          info="saved in your templates folder; an existing file is never replaced")
+                    with gr.Row():
+                        dup_ok = gr.Button("Create copy", size="sm", variant="primary", elem_id="dup-confirm")
+                        dup_cancel = gr.Button("Cancel", size="sm", elem_id="dup-cancel")
                 gr.Markdown("#### Save as")
                 # One per line: in the narrow library column a checkbox beside the name was cut
                 # to "overwri".
@@ -554,8 +595,13 @@ def build(ctx: Ctx) -> None:
                    api_visibility="private", queue=False)
     loaded.then(template_fields, editor, fields + [f_task],
                                                   api_name="template_fields_after_load", api_visibility="private")
-    dup = dup_btn.click(duplicate_template, [ctx.state, library, editor, discard],
-                        [ctx.state, editor, status, lib_ref, ctx.draft], api_name="duplicate_template")
+    dup_btn.click(duplicate_ask, library, [dup_box, dup_name], api_name="duplicate_ask", api_visibility="private")
+    dup_cancel.click(lambda: gr.update(visible=False), None, dup_box, api_name=None, api_visibility="private",
+                     queue=False)
+    dup = dup_ok.click(duplicate_template, [ctx.state, library, editor, discard, dup_name],
+                       [ctx.state, editor, status, lib_ref, ctx.draft], api_name="duplicate_template")
+    dup.success(lambda: gr.update(visible=False), None, dup_box, api_name=None, api_visibility="private",
+                queue=False)
     dup.then(template_fields, editor, fields + [f_task], api_name="template_fields_after_dup", api_visibility="private")
     dup.success(template_list.bump, changed, changed, api_name="templates_changed_after_dup", api_visibility="private",
                 queue=False)

@@ -128,9 +128,19 @@ def result_markdown(res: dict | None, st: dict, run_dir: str | None = None) -> s
     b, a = test["base"], test["adapter"]
     lines = [head, "", f"Test split, {a.get('n', '?')} examples, same template and rows:", "",
              "| | base | base + adapter | Δ |", "|---|---|---|---|"]
+    def bold_higher(x: float, y: float) -> tuple[str, str]:
+        # the better side in bold, neither on a tie (a worse adapter used to be bold, issue 28, item 6)
+        fx, fy = f"{x:.3f}", f"{y:.3f}"
+        return (f"**{fx}**", fy) if x > y else ((fx, f"**{fy}**") if y > x else (fx, fy))
+
     for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("weighted_f1", "weighted F1")):
         if key in b and key in a:
-            lines.append(f"| {name} | {b[key]:.3f} | **{a[key]:.3f}** | {a[key] - b[key]:+.3f} |")
+            cb, ca = bold_higher(b[key], a[key])
+            lines.append(f"| {name} | {cb} | {ca} | {a[key] - b[key]:+.3f} |")
+    # inside the table (a row after the verdict below was printed as plain "| … |" text)
+    if "majority_baseline" in a:
+        lines.append(f"| majority baseline | {b.get('majority_baseline', a['majority_baseline']):.3f} | "
+                     f"{a['majority_baseline']:.3f} | |")
     from workbench.core.collapse import one_class_text
 
     if run_dir:   # the paired base-vs-adapter verdict (issue 28, item 6)
@@ -138,10 +148,7 @@ def result_markdown(res: dict | None, st: dict, run_dir: str | None = None) -> s
 
         v = verdict_markdown(adapter_verdict(run_dir))
         if v:
-            lines += ["", v, ""]
-    if "majority_baseline" in a:
-        lines.append(f"| majority baseline | {b.get('majority_baseline', a['majority_baseline']):.3f} | "
-                     f"{a['majority_baseline']:.3f} | |")
+            lines += ["", v]
     for who, m in (("the base model", b), ("the adapter", a)):   # issue 28, item 4
         if one_class_text(m):
             lines += ["", one_class_text(m, who)]
@@ -415,6 +422,12 @@ def poll_train(run_dir: str, seen: int):
     return (views[0], gr.Timer(active=False), len(read_log(run_dir))) + tuple(views[1:]) + (refresh_runs(run_dir),)
 
 
+def _running(run_dir: str) -> bool:
+    from workbench.jobs.train_job import TrainJob
+
+    return TrainJob.attach(run_dir).status()["state"] in ("pending", "running")
+
+
 def reconnect(run_dir: str):
     """Page load / tab shown: redraw the run stored in localStorage and keep polling it if it
     still runs. Without a stored run, the run in progress on this server (there is at most one)."""
@@ -566,12 +579,18 @@ def build(ctx: Ctx) -> None:
     api_defaults_btn.click(train_defaults, ctx.model_name, api_json, api_name="train_defaults")
     tab.select(reconnect, run_state, [run_state, timer, seen] + views, api_name="train_reconnect_on_select",
                api_visibility="private", show_progress="hidden")
-    ctx.demo.load(reconnect, run_state, [run_state, timer, seen] + views, api_name="train_reconnect",
-                  api_visibility="private").then(
+    loaded = ctx.demo.load(reconnect, run_state, [run_state, timer, seen] + views, api_name="train_reconnect",
+                           api_visibility="private").then(
         refresh_runs, run_state, past, api_name="train_runs_on_load", api_visibility="private").then(
         show_defaults, ctx.model_name, targets, api_name="train_defaults_on_load", api_visibility="private").then(
         form_restore.train_form, run_state, form_fields, api_name="train_form_on_load", api_visibility="private",
         show_progress="hidden")
+    # Without a running job, the form the user last edited comes back after a reload (issue 28, item 2).
+    if "train_form" in ctx.browser:
+        from workbench.app import form_keep
+
+        form_keep.wire(ctx, form_restore.TRAIN_FIELDS, form_fields, ctx.browser["train_form"], run_state,
+                       _running, "train", after=loaded)
     # The form shows the settings of the run it is attached to (issue 28, item 2): after a reload,
     # on opening a past run, and on showing the tab while that run still goes on.
     past.select(form_restore.train_form, past, form_fields, api_name="train_form_on_open",
