@@ -37,7 +37,8 @@ _WHY_HF = ("`datasets` reads Hugging Face dataset folders and hub datasets (hf:o
            "imported lazily inside the loaders; moving these loaders to storage/ is a larger change left open")
 EXCEPTIONS: dict[tuple[str, str, str | None], str] = {
     **{("workbench.jobs.compare_models", "workbench.jobs.compare", n): _WHY_COMPARE
-       for n in ("_resolve_registry", "_row_texts", "_stage_progress", "_store", "_unique_names")},
+       for n in ("_row_texts", "_stage_progress", "_store", "_unique_names")},
+    ("workbench.jobs.sequential_grid", "workbench.jobs.compare", "_store"): _WHY_COMPARE,
     **{("workbench.jobs.sensitivity", "workbench.jobs.compare", n): _WHY_COMPARE
        for n in ("_provenance", "_resolve_registry", "_stage_progress", "_store")},
     **{("workbench.jobs.sequential", "workbench.jobs.compare", n): _WHY_COMPARE

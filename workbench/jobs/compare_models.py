@@ -73,7 +73,7 @@ def compare_grid(
     i = 0
     for ml in labels:
         with contextlib.ExitStack() as stack:
-            session = _open(sessions[ml], stack)
+            session = open_model(sessions[ml], stack)
             session.load()
             model_info[ml] = {"name": session.config.model, "identity": session.identity, "adapter": session.adapter,
                               "backend": session.backend}
@@ -145,7 +145,7 @@ def grid_setup(models: Mapping[str, object], templates: Sequence, dataset, confi
     return config, labels, tnames, cols, reg, rows, pool, demos
 
 
-def _open(model, stack: contextlib.ExitStack):
+def open_model(model, stack: contextlib.ExitStack):
     """A grid entry's session: the session itself, or what a zero-argument callable returns; a
     context manager (the model service's hold on the model) is entered on `stack`, so the model
     is held while its columns are scored and released before the next model is opened."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from workbench.core.spec import RunSpec
 from workbench.errors import ConfigError
@@ -151,7 +151,7 @@ def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
         if len(spec.models) > 1:
             # the models x templates grid, columns dropped once settled worse (jobs/sequential_grid.py);
             # the models stay loaded together when they fit, else one is loaded at a time
-            from workbench.jobs.sequential_grid import compare_grid_sequential, grid_openers, plan_holding
+            from workbench.jobs.sequential_grid import compare_grid_sequential, plan_holding
 
             labels = grid_labels(spec)
             holding = plan_holding(spec.models)
@@ -188,6 +188,17 @@ def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
                             judge_session=judge_session(spec, session) if spec.judge else None,
                             judge_labels=spec.judge.labels if spec.judge else None)
     return RunOutcome(res, res.run_id)
+
+
+def grid_openers(refs, labels: Sequence[str], holder: str, mode: str) -> dict[str, Callable]:
+    """label -> a zero-argument callable giving the model's hold (runner.held_session). Resident: only
+    the first local model frees what else is loaded; the others keep it (keep_others), so all stay in."""
+    out, first_local = {}, True
+    for lab, ref in zip(labels, refs):
+        keep = ref.remote or (mode == "resident" and not first_local)
+        first_local = first_local and ref.remote
+        out[lab] = (lambda r=ref, k=keep: held_session(r, holder, keep_others=k))
+    return out
 
 
 def grid_labels(spec: RunSpec) -> list[str]:

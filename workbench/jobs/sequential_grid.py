@@ -88,19 +88,6 @@ def plan_holding(refs) -> tuple[str, str]:
     return choose_holding([weight_bytes(r) for r in local], free_bytes(local))
 
 
-def grid_openers(refs, labels: Sequence[str], holder: str, mode: str) -> dict[str, Callable]:
-    """label -> a zero-argument callable giving the model's hold (runner.held_session). Resident: only
-    the first local model frees what else is loaded; the others keep it (keep_others), so all stay in."""
-    from workbench.jobs.runner import held_session
-
-    out, first_local = {}, True
-    for lab, ref in zip(labels, refs):
-        keep = ref.remote or (mode == "resident" and not first_local)
-        first_local = first_local and ref.remote
-        out[lab] = (lambda r=ref, k=keep: held_session(r, holder, keep_others=k))
-    return out
-
-
 class GridModels:
     """The grid's models for `race`: `hold(label)` gives that model's session. Resident: every model
     is opened on entry and held until exit. Switched: a model is opened for each hold and released after
@@ -135,10 +122,10 @@ than the one last held: a load, when local) and the seconds spent opening models
             s.unload()
 
     def _open(self, label: str, stack: contextlib.ExitStack):
-        from workbench.jobs.compare_models import _open
+        from workbench.jobs.compare_models import open_model
 
         t0 = time.perf_counter()
-        session = _open(self.models[label], stack)
+        session = open_model(self.models[label], stack)
         session.load()
         dt = time.perf_counter() - t0
         self.hold_s += dt
