@@ -63,3 +63,13 @@ def test_recorded_versions_share_one_list():
     assert v["python"].count(".") == 2
     assert {"torch", "transformers"} <= set(v) <= {"python", *RECORDED}
     assert package_versions(("surely-not-installed-pkg",), missing="none")["surely-not-installed-pkg"] == "none"
+
+
+def test_export_status_names_no_task_when_the_bundle_has_none():
+    """An export without raw rows writes no lm-eval task; the page said "lm-eval task `None`"."""
+    from workbench.app.tab_export import lm_eval_line
+
+    line = lm_eval_line({"task": None, "reproduces_predictions": False, "notes": ["no raw rows: exported without data"]})
+    assert "None" not in line and line.startswith("no lm-eval task in this bundle: no raw rows")
+    assert lm_eval_line({"task": "wb_topic", "reproduces_predictions": True, "notes": []}) == \
+        "lm-eval task `wb_topic`: reproduces these predictions"

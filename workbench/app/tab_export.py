@@ -198,9 +198,18 @@ def export_open(job_id: str):
               f" · {m['n']} test examples · "
               + ("adapter merged into `model/`" if man["merged"] else "adapter in `adapter/`" if man["adapter"]
                  else "no adapter")
-              + "\n\nlm-eval task `" + str(lm["task"]) + "`: "
-              + ("reproduces these predictions" if lm["reproduces_predictions"] else "; ".join(lm["notes"])))
+              + "\n\n" + lm_eval_line(lm))
         return md, str(z), card_markdown((path / "README.md").read_text())
+
+
+def lm_eval_line(lm: dict) -> str:
+    """The manifest's lm-eval entry in words. No task is written when the bundle carries no raw
+    rows (the export then says why in its notes), so there is no task name to show."""
+    notes = "; ".join(lm.get("notes") or [])
+    if not lm.get("task"):
+        return "no lm-eval task in this bundle" + (f": {notes}" if notes else "")
+    return (f"lm-eval task `{lm['task']}`: "
+            + ("reproduces these predictions" if lm.get("reproduces_predictions") else notes or "not checked"))
 
 
 def card_markdown(card: str) -> str:
