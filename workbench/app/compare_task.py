@@ -180,6 +180,9 @@ def add(ctx, *, n_cols, models, codes, limit) -> None:
         timer = gr.Timer(POLL_S, active=False)
         api_result, api_result_out = gr.Button(visible=False), gr.JSON(visible=False)
     query.change(lmeval_picker.search_tasks, query, task, api_name="compare_task_search", queue=False)
+    # Enter searches again: a change event the page dropped (seen once under load in CI) costs one key
+    query.submit(lmeval_picker.search_tasks, query, task, api_name="compare_task_search_enter",
+                 api_visibility="private", queue=False)
     form = [task, trust, data, fewshot, limit, with_cols, ctx.model_name, models, n_cols] + list(codes)
     go.click(start_task_compare, form, [job, job_box, progress, timer], api_name="compare_task_start")
     cmd.click(task_command, form, command, api_name="compare_task_command")
