@@ -23,13 +23,6 @@ def _cli_spec(argv):
     return spec_from_args(build_parser().parse_args(argv))[0]
 
 
-@pytest.fixture(scope="module")
-def bbc():
-    from workbench.core.data import load_dataset
-
-    return load_dataset("bbc")
-
-
 def test_the_stopping_rule_is_one_spec_from_every_door(bbc):
     from workbench.app.common import UIState
     from workbench.app.tab_compare import compare_spec

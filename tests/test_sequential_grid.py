@@ -22,13 +22,6 @@ QUESTION = ROOT / "templates_library" / "bbc_headline_question.yaml"
 
 
 @pytest.fixture(scope="module")
-def bbc():
-    from workbench.core.data import load_dataset
-
-    return load_dataset("bbc")
-
-
-@pytest.fixture(scope="module")
 def templates():
     from workbench.core.templates import load_template
 
