@@ -28,21 +28,16 @@ CORE_FORBIDDEN = ("torch", "transformers", "peft", "accelerate", "safetensors", 
                   "gradio", "gradio_client")
 # (importer, imported module, name or None): why the rule does not hold there
 # (docs/ARCHITECTURE.md, "Exceptions to the import rules").
-_WHY_COMPARE = ("jobs/compare.py's run plumbing (registry, stage progress, storing, provenance), shared by "
-                "compare_models and sensitivity; to become a public module (jobs/compare_common.py) once the "
-                "parallel verdict work on jobs/compare.py (#26, #27) is merged")
+_WHY_COMPARE = ("the old private names of jobs/compare.py's run plumbing, kept as aliases for one stop; the "
+                "public names are in jobs/compare_common.py (and compare_result.save_json): switch these "
+                "imports once the parallel work on sensitivity.py and commands/compare.py is merged")
 _WHY_BUNDLE = ("jobs/export.py writes what jobs/bundle.py reads: one job (bundles) split in two files by reader "
                "and writer; the shared file checks stay private to that pair")
 _WHY_HF = ("`datasets` reads Hugging Face dataset folders and hub datasets (hf:owner/name, lm-eval task data); "
            "imported lazily inside the loaders; moving these loaders to storage/ is a larger change left open")
 EXCEPTIONS: dict[tuple[str, str, str | None], str] = {
-    **{("workbench.jobs.compare_models", "workbench.jobs.compare", n): _WHY_COMPARE
-       for n in ("_row_texts", "_stage_progress", "_store", "_unique_names")},
-    ("workbench.jobs.sequential_grid", "workbench.jobs.compare", "_store"): _WHY_COMPARE,
     **{("workbench.jobs.sensitivity", "workbench.jobs.compare", n): _WHY_COMPARE
        for n in ("_provenance", "_resolve_registry", "_stage_progress", "_store")},
-    **{("workbench.jobs.sequential", "workbench.jobs.compare", n): _WHY_COMPARE
-       for n in ("_provenance", "_row_texts", "_store")},
     ("workbench.commands.compare", "workbench.jobs.compare", "_save_json"): _WHY_COMPARE,
     **{("workbench.jobs.export", "workbench.jobs.bundle", n): _WHY_BUNDLE
        for n in ("_inside", "_list_files", "_restore_adapter")},

@@ -177,9 +177,9 @@ def test_grid_checks_its_inputs(bbc, templates, monkeypatch):
     with pytest.raises(ConfigError, match="2 to 8 columns"):
         compare_grid_sequential({f"m{i}": FakeSession() for i in range(5)}, templates, bbc, EvalConfig(limit=20),
                                 store=False)
-    # the same-demos check of compare.paired_setup, which both grids now share: a template whose demos
+    # the same-demos check of compare_common.paired_setup, which both grids now share: a template whose demos
     # would differ is named before anything is scored
-    monkeypatch.setattr("workbench.jobs.compare.demo_indices",
+    monkeypatch.setattr("workbench.jobs.compare_common.demo_indices",
                         lambda t, rows, pool, config: [1, 2] if t.name == templates[1].name else [1, 3])
     with pytest.raises(ConfigError, match="'bbc_headline_question' would get other few-shot demos"):
         compare_grid_sequential({"a": FakeSession(), "b": FakeSession()}, templates, bbc,

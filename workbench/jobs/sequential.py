@@ -209,7 +209,8 @@ def finish(st: Race, dataset, rows, config, opts: SequentialOptions, *, baseline
     and `settings["sequential"]`: the rule, every look, when and why each column stopped, the spend
     against the full run's."""
     from workbench.jobs import usage
-    from workbench.jobs.compare import _row_texts, compare_results
+    from workbench.jobs.compare_common import row_texts
+    from workbench.jobs.compare_result import compare_results
 
     names = [c.name for c in st.columns]
     templates = [c.template for c in st.columns]
@@ -223,7 +224,7 @@ def finish(st: Race, dataset, rows, config, opts: SequentialOptions, *, baseline
         results.append((nm, d))
     texts_rows = rows.iloc[st.order[:n_common]]
     cmp = compare_results(results, baseline=baseline if baseline in names else None,
-                          texts=_row_texts(dataset, texts_rows, templates), alpha=opts.alpha, n_boot=200)
+                          texts=row_texts(dataset, texts_rows, templates), alpha=opts.alpha, n_boot=200)
     conf = f"{round((1 - opts.alpha) * 100, 1):g}%"
     seq_pairs = []
     for (i, j), cs in st.css.items():
@@ -307,7 +308,7 @@ def compare_sequential(
     """Score the templates batch by batch on identical rows until the verdict is settled (module doc).
     Returns a ComparisonResult over the rows scored; `settings["sequential"]` holds the rule, every
     look (each pair's interval), the drops, why it stopped, and what it spent against the full run."""
-    from workbench.jobs.compare import _provenance, _store, paired_setup
+    from workbench.jobs.compare_common import paired_setup, run_provenance, store_comparison
 
     opts = opts or SequentialOptions()
     opts.validate()
@@ -316,14 +317,13 @@ def compare_sequential(
     st = race(columns, dataset, config, opts, rows, pool, OneSession(session), progress=progress, cancel=cancel)
     cmp = finish(st, dataset, rows, config, opts, baseline=baseline)
     cmp.inputs["demo_indices"] = demos[names[0]]
-    cmp.provenance = _provenance(dataset, session, config)
+    cmp.provenance = run_provenance(dataset, session, config)
     if reg is not None:
-        cmp.run_id = _store(reg, cmp.to_dict(), name or "sequential compare: " + " vs ".join(names), dataset,
-                            session, config, metrics={"n": cmp.n, "reference": cmp.reference,
-                                                      "best": cmp.leaderboard[0]["name"],
-                                                      "best_accuracy": cmp.leaderboard[0]["accuracy"],
-                                                      "templates": names, "sequential": True,
-                                                      "rows_scored": st.pos, "budget_rows": st.budget})
+        cmp.run_id = store_comparison(reg, cmp.to_dict(), name or "sequential compare: " + " vs ".join(names),
+                                      dataset, session, config,
+                                      metrics={"n": cmp.n, "reference": cmp.reference, "best": cmp.leaderboard[0]["name"],
+                                               "best_accuracy": cmp.leaderboard[0]["accuracy"], "templates": names,
+                                               "sequential": True, "rows_scored": st.pos, "budget_rows": st.budget})
     return cmp
 
 

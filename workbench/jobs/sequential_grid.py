@@ -171,9 +171,7 @@ def compare_grid_sequential(
     compare_models.compare_grid (label -> session, or a callable giving a session or a hold on one);
     `holding`: (mode, why) from plan_holding. Returns a ComparisonResult like compare_grid's (columns
     TEMPLATE @ MODEL, settings["grid"]) with settings["sequential"] as compare_sequential's."""
-    import dataclasses
-
-    from workbench.jobs.compare import _store
+    from workbench.jobs.compare_common import run_provenance, store_comparison
     from workbench.jobs.compare_models import grid_setup
     from workbench.jobs.sequential import Column, finish, race
 
@@ -191,18 +189,16 @@ def compare_grid_sequential(
     cmp.settings["grid"] = {"models": labels, "templates": tnames}
     cmp.inputs["demo_indices"] = demos[tnames[0]]
     first = holder.info[labels[0]]
-    cmp.provenance = {"models": holder.info, "model": first,
-                      "data": {"name": dataset.name, "source": getattr(dataset, "source", None),
-                               "fingerprint": dataset.fingerprint(), "split": config.split,
-                               "split_seed": config.split_seed},
-                      "config": dataclasses.asdict(config), "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                      time.gmtime())}
+    # labels' order, so the first model is `model` (holder.info is in the order the models were opened)
+    cmp.provenance = run_provenance(dataset, None, config,
+                                    models={lab: holder.info[lab] for lab in labels if lab in holder.info})
     if reg is not None:
         names = [c.name for c in columns]
-        who = types.SimpleNamespace(identity=first["identity"], adapter=first["adapter"])   # what _store records
-        cmp.run_id = _store(reg, cmp.to_dict(), name or "sequential compare: " + " vs ".join(names), dataset, who,
-                            config, metrics={"n": cmp.n, "reference": cmp.reference, "best": cmp.leaderboard[0]["name"],
-                                             "best_accuracy": cmp.leaderboard[0]["accuracy"], "templates": names,
-                                             "models": [m["identity"] for m in holder.info.values()],
-                                             "sequential": True, "rows_scored": st.pos, "budget_rows": st.budget})
+        who = types.SimpleNamespace(identity=first["identity"], adapter=first["adapter"])   # what store_comparison records
+        cmp.run_id = store_comparison(reg, cmp.to_dict(), name or "sequential compare: " + " vs ".join(names),
+                                      dataset, who, config,
+                                      metrics={"n": cmp.n, "reference": cmp.reference, "best": cmp.leaderboard[0]["name"],
+                                               "best_accuracy": cmp.leaderboard[0]["accuracy"], "templates": names,
+                                               "models": [m["identity"] for m in holder.info.values()],
+                                               "sequential": True, "rows_scored": st.pos, "budget_rows": st.budget})
     return cmp
