@@ -36,12 +36,12 @@ def test_sanitize_name(raw, safe):
 
 
 def test_inside_refuses_escapes(tmp_path):
-    from workbench.jobs.export import _inside
+    from workbench.jobs.export import inside
 
-    assert _inside(tmp_path, "data/test.jsonl") == (tmp_path / "data" / "test.jsonl").resolve()
+    assert inside(tmp_path, "data/test.jsonl") == (tmp_path / "data" / "test.jsonl").resolve()
     for bad in ("../x", "/etc/passwd", "data/../../x", "a\\..\\b"):
         with pytest.raises(DataError, match="outside"):
-            _inside(tmp_path, bad)
+            inside(tmp_path, bad)
 
 
 def test_metrics_with_ci_by_hand():

@@ -54,10 +54,11 @@ from workbench.core.fileutil import sha256_file
 from workbench.errors import ConfigError, DataError, ModelError, TemplateError
 # Reading names re-exported for `from workbench.jobs.export import ...` callers.
 from workbench.jobs.bundle import (FORMAT, FORMAT_VERSION, MANIFEST, Bundle, ProgressFn,  # noqa: F401
-                                   _inside, _list_files, _restore_adapter, check_manifest, import_path,
-                                   load_bundle, max_bundle_bytes, read_jsonl_frame, sanitize_name,
-                                   sweep_temp_folders, tokenizer_fingerprint, unzip_bundle, verify_bundle)
-from workbench.jobs.model_card import _fmt_ci, model_card, per_class_svg  # noqa: F401
+                                   check_manifest, import_path, inside, list_files, load_bundle, max_bundle_bytes,
+                                   read_jsonl_frame, restore_adapter, sanitize_name, sweep_temp_folders,
+                                   tokenizer_fingerprint, unzip_bundle, verify_bundle)
+from workbench.jobs.export_debris import clean_dead, clean_export_debris, drop_stale_zip, glob_escape  # noqa: F401
+from workbench.jobs.model_card import model_card, per_class_svg  # noqa: F401
 from workbench.engine.versions import package_versions
 
 
@@ -212,7 +213,7 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
     name = sanitize_name(ex.name)
     parent = Path(ex.out_dir) if ex.out_dir else paths.exports_dir()
     parent.mkdir(parents=True, exist_ok=True)
-    final = _inside(parent, name)
+    final = inside(parent, name)
     clean_export_debris(parent, name)
     if final.exists() and not ex.overwrite:
         raise ConfigError(f"Bundle {final} already exists.", hint="Pick another name, or pass overwrite (--overwrite).")
@@ -242,7 +243,7 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
                     session.detach_adapter()
                 result = evaluate(template, dataset, session, config, progress=progress)
             finally:
-                _restore_adapter(session, prev)
+                restore_adapter(session, prev)
     res = result.to_dict() if isinstance(result, EvalResult) else dict(result)
     prov = res["provenance"]
     if prov["template"]["hash"] != template.content_hash():
@@ -367,13 +368,13 @@ def export_bundle(template, dataset, *, result=None, session=None, model: str = 
         }
         (tmp / "README.md").write_text(model_card(manifest, metrics, template, config, train_config), encoding="utf-8")
         manifest["files"] = {rel: {"sha256": sha256_file(tmp / rel), "size": (tmp / rel).stat().st_size}
-                             for rel in _list_files(tmp)}
+                             for rel in list_files(tmp)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
         _swap_in(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _drop_stale_zip(final)
+    drop_stale_zip(final)
     if ex.zip:
         zip_bundle(final)
     # Recorded last: a row in the registry means a complete bundle (and zip) is on disk.
@@ -480,7 +481,7 @@ def zip_bundle(path: str | Path, dest: str | Path | None = None) -> Path:
     path = Path(path)
     manifest = verify_bundle(path)
     dest = Path(dest) if dest else path.parent / f"{path.name}.zip"
-    _clean(dest.parent.glob(f".{glob_escape(dest.name)}.tmp-*"), [])
+    clean_dead(dest.parent.glob(f".{glob_escape(dest.name)}.tmp-*"), [])
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
@@ -492,86 +493,3 @@ def zip_bundle(path: str | Path, dest: str | Path | None = None) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return dest
-
-
-# ---------------------------------------------------------------------------- debris of killed exports
-_DEBRIS_RX = re.compile(r"^\.(?P<name>.+?)\.(?P<kind>tmp|old|zip\.tmp)-(?P<pid>\d+)(?:-\d+)?$")
-
-
-def glob_escape(name: str) -> str:
-    import glob
-
-    return glob.escape(name)
-
-
-def _owner_gone(p: Path) -> bool:
-    from workbench.jobs.pids import pid_alive
-
-    m = _DEBRIS_RX.match(p.name)
-    if not m:
-        return False
-    pid = int(m.group("pid"))
-    return pid != os.getpid() and not pid_alive(pid)
-
-
-def _clean(paths, done: list[str]) -> list[str]:
-    for p in paths:
-        if _owner_gone(p):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-            done.append(f"removed {p}")
-    return done
-
-
-def _zip_manifest(z: Path, name: str) -> bytes | None:
-    try:
-        with zipfile.ZipFile(z) as f:
-            return f.read(f"{name}/{MANIFEST}")
-    except (zipfile.BadZipFile, KeyError, OSError):
-        return None
-
-
-def _drop_stale_zip(final: Path, done: list[str] | None = None) -> None:
-    """Remove <name>.zip beside a bundle folder when it is not that folder's zip (an export was
-    killed after the new folder went in, before its zip was rewritten)."""
-    z = final.parent / f"{final.name}.zip"
-    if not z.is_file() or not (final / MANIFEST).is_file():
-        return
-    inside = _zip_manifest(z, final.name)
-    if inside is not None and inside != (final / MANIFEST).read_bytes():
-        z.unlink(missing_ok=True)
-        if done is not None:
-            done.append(f"removed stale {z}")
-
-
-def clean_export_debris(parent: str | Path, name: str | None = None) -> list[str]:
-    """Clean up after exports that were killed (SIGKILL, power loss) in `parent`, for bundle
-    `name` or all: temp folders and zip temp files of dead processes go; a previous bundle moved
-    aside (`.NAME.old-*`) goes back into place when the new one never arrived, else goes; a zip
-    that does not match its folder goes. Files of live exports are left alone. Returns what
-    was done."""
-    parent = Path(parent)
-    if not parent.is_dir():
-        return []
-    done: list[str] = []
-    pat = glob_escape(name) if name else "*"
-    _clean(parent.glob(f".{pat}.tmp-*"), done)
-    _clean(parent.glob(f".{pat}.zip.tmp-*"), done)
-    for old in sorted(parent.glob(f".{pat}.old-*")):
-        m = _DEBRIS_RX.match(old.name)
-        if not m or m.group("kind") != "old" or not _owner_gone(old):
-            continue
-        final = parent / m.group("name")
-        if not final.exists() and (old / MANIFEST).is_file():
-            os.replace(old, final)
-            done.append(f"restored {final} from {old.name}")
-        else:
-            shutil.rmtree(old, ignore_errors=True)
-            done.append(f"removed {old}")
-    for final in ([parent / name] if name else [p for p in parent.iterdir() if p.is_dir()]):
-        _drop_stale_zip(final, done)
-    return done
-
-
