@@ -44,9 +44,6 @@ EXCEPTIONS: dict[tuple[str, str, str | None], str] = {
     ("workbench.core.lmeval_tasks", "workbench.core.templates", "_from_lm_eval"):
         "one lm-eval import path: the task library builds templates with the template module's own converter "
         "(#25 reworks core/lmeval_tasks.py)",
-    ("workbench.app.tab_runs", "workbench.app.tab_compare", "verdict_markdown"):
-        "Runs shows a stored comparison with Compare's own verdict text; moving it to app/ (not a tab) waits "
-        "for the verdict changes of #26/#27 in tab_compare.py",
     ("workbench.core.data", "datasets", None): _WHY_HF,
     ("workbench.core.lmeval_tasks", "datasets", None): _WHY_HF,
 }

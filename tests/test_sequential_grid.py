@@ -223,7 +223,7 @@ def test_compare_tab_shows_the_grid_stops(bbc, templates, tmp_path, monkeypatch)
                                   SequentialOptions(first_batch=16), registry=reg)
     from workbench.jobs.compare import open_run
 
-    monkeypatch.setattr("workbench.app.tab_compare._load", lambda run_id: open_run(run_id, registry=reg))
+    monkeypatch.setattr("workbench.app.compare_views.load_run", lambda run_id: open_run(run_id, registry=reg))
     views = compare_open(res.run_id)
     md, fig = views[1], views[3]
     assert "4 columns (2 models × 2 templates)" in md and "Stopping early" in md

@@ -15,90 +15,30 @@ the models × templates grid on the same rows (`compare_models.compare_grid`, fr
 RunSpec `workbench compare --model A --model B ...` builds), holding each model in turn, and the
 verdict adds every pair of columns (`TEMPLATE @ MODEL`).
 
-All logic lives in `workbench.jobs.compare` / `workbench.jobs.sensitivity`; the handlers below only
-parse inputs, start jobs and turn stored results into tables and figures.
+All logic lives in `workbench.jobs.compare` / `workbench.jobs.sensitivity`; the handlers only parse
+inputs, start jobs and turn stored results into tables and figures. This module holds the form's
+spec, the jobs, the robustness studies and the layout; beside it: `compare_columns` (the columns'
+pickers and the model list), `compare_views` (the handlers of the comparison on screen) and
+`compare_render` (verdict text, tables, figures). Their handlers are re-exported here.
 """
 from __future__ import annotations
 
-import html
-
-
 import gradio as gr
 
-from workbench.app.common import (Ctx, UIState, command_markdown, empty_figure, job_progress_html, spec_command,
-                                  state_dataset, user_errors)
+from workbench.app.common import Ctx, UIState, command_markdown, spec_command, state_dataset, user_errors
+from workbench.app.compare_columns import (BEST, MAX_COLUMNS, baseline_choices, column_picker,  # noqa: F401
+                                           extra_models, initial_columns, library_choices, library_yaml,
+                                           refresh_pickers, show_columns)
+from workbench.app.compare_render import (ALL_CLASSES, cleared_views, disagreements_frame,  # noqa: F401
+                                          leaderboard_frame, pct as _pct, progress_html, verdict_markdown)
+from workbench.app.compare_views import (compare_confusion, compare_disagreements, compare_mark_winner,  # noqa: F401
+                                         compare_open, list_stored, load_run, poll_compare, stored_choices,
+                                         view_choices, winner_to_editor)
 from workbench.jobs import queue as jobs
 from workbench.jobs import service
 from workbench.core.config import METHODS, CALIBRATIONS, SPLITS   # the one source of the choice lists
 
-MAX_COLUMNS = 8
-BEST = "best (highest accuracy)"
-ALL_CLASSES = "all classes"
 POLL_S = 1.0
-
-
-# ------------------------------------------------------------------------------------ library
-def library_choices() -> list[tuple[str, str]]:
-    """(label, value) of every template (classification and generation: a generation comparison gives
-    per-metric and judge verdicts), the user's own first; value is 'path::name'."""
-    from workbench.app import template_list
-
-    return template_list.choices()
-
-
-def library_yaml(choice: str) -> str:
-    """The YAML of a template chosen (or typed by name) in a column ('path::name' or a name)."""
-    from workbench.app import template_list
-
-    return template_list.template_yaml(choice)
-
-
-def refresh_pickers(*current: str):
-    """UI glue: every column's picker with the fresh template list (after a save, an import
-    or a page reload), each keeping its pick."""
-    from workbench.app import template_list
-
-    return [template_list.refreshed(c) for c in current]
-
-
-def column_picker(i: int):
-    """UI glue: the picker of column `i` names what the column's YAML holds (its name, and
-    "edited" when it no longer equals the picked file)."""
-    def fn(yaml_text: str, current: str | None):
-        from workbench.app import template_list
-        from workbench.core.templates import load_template
-
-        try:
-            t = load_template(yaml_text)
-        except Exception:  # noqa: BLE001 - half-typed YAML
-            return gr.update(label=f"Template {i + 1}: (YAML does not parse)")
-        ref = template_list.resolve(current) if current else None
-        same = False
-        if ref:
-            try:
-                path, _, name = ref.rpartition("::")
-                same = load_template(path, name=name or None).content_hash() == t.content_hash()
-            except Exception:  # noqa: BLE001 - the file was removed meanwhile
-                same = False
-        if same:
-            return gr.update(label=f"Template {i + 1}: {t.name}")
-        match = template_list.resolve(t.name)
-        if match:
-            try:
-                p, _, n = match.rpartition("::")
-                if load_template(p, name=n or None).content_hash() == t.content_hash():
-                    return gr.update(label=f"Template {i + 1}: {t.name}", value=match)
-            except Exception:  # noqa: BLE001
-                pass
-        return gr.update(label=f"Template {i + 1}: {t.name} (edited, not saved)", value=None)
-    fn.__name__ = f"column_picker_{i + 1}"
-    return fn
-
-
-def show_columns(n: float):
-    # one template is enough when models are compared (build_spec says so when it is not)
-    n = max(1, min(MAX_COLUMNS, int(n or 2)))
-    return [gr.Column(visible=i < n) for i in range(MAX_COLUMNS)]
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -121,15 +61,6 @@ def _choices(state: UIState, shots, seed, method, calibration, split, limit) -> 
     return {"shots": None if shots is None else int(shots), "seed": None if seed is None else int(seed),
             "method": method or None, "calibration": calibration or None, "split": split or None,
             "split_seed": int(getattr(state, "split_seed", 0) or 0), "limit": int(limit) if limit else None}
-
-
-def extra_models(models) -> list[str]:
-    """The Models box: the models to compare besides the model bar's, one per line or
-    comma-separated (a list is taken as it is)."""
-    import re
-
-    items = models if isinstance(models, (list, tuple)) else re.split(r"[\n,]+", str(models or ""))
-    return [m.strip() for m in items if m and str(m).strip()]
 
 
 def model_refs(model: str, models) -> list:
@@ -286,259 +217,7 @@ def cancel_compare(job_id: str) -> str:
     return progress_html(jobs.status(job_id) if job_id else None)
 
 
-def progress_html(st: dict | None) -> str:
-    meta = (st or {}).get("meta") or {}
-    return job_progress_html(st, what=f"{meta.get('study', '')} {meta.get('template', '')} on {meta.get('data', '')}".strip())
-
-
-# ------------------------------------------------------------------------------------ views
-def _load(run_id: str):
-    from workbench.jobs.compare import open_run
-
-    return open_run(run_id)
-
-
-def _pct(x) -> str:
-    return "–" if x is None else f"{x * 100:.1f}"
-
-
-def leaderboard_frame(res):
-    import pandas as pd
-
-    rows = []
-    for r in res.leaderboard:
-        rows.append({"#": r["rank"], "template": r["name"] + (" (reference)" if r["is_reference"] else ""),
-                     "accuracy %": _pct(r["accuracy"]), "95% CI": f"[{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]",
-                     "macro-F1 %": _pct(r["macro_f1"]),
-                     "F1 95% CI": "–" if r["macro_f1"] is None else f"[{_pct(r['f1_ci_low'])}, {_pct(r['f1_ci_high'])}]",
-                     "Δacc pts": "ref" if r["is_reference"] else f"{r['delta_acc'] * 100:+.1f}",
-                     "p" + (" (Holm)" if res.settings.get("holm") else ""): "" if r["p"] is None else f"{r['p']:.4f}"})
-    return pd.DataFrame(rows)
-
-
-def verdict_markdown(res) -> str:
-    inp = res.inputs or {}
-    demos = (f"{inp.get('shots')} {inp.get('sampling')} demos (seed {inp.get('seed')}, rows {inp.get('demo_indices')})"
-             if inp.get("shots") else "zero-shot")
-    grid = (res.settings or {}).get("grid")
-    what = (f"{len(res.names)} columns ({len(grid['models'])} models × {len(grid['templates'])} "
-            f"template{'s' if len(grid['templates']) > 1 else ''})" if grid else f"{len(res.names)} templates")
-    head = (f"**{what} on the same {res.n} examples** · rows `{inp.get('row_indices_hash')}` · "
-            f"{demos} · reference **{res.reference}** "
-            f"({'chosen baseline' if res.reference_mode == 'baseline' else 'best accuracy'})")
-    lines = [head, ""]
-    for v in res.verdicts:
-        # Text marks, not emoji: ✅ ➖ 🏆 render as boxes where no emoji font is installed.
-        mark = ("<span class='wb-mark sig'>significant</span>" if v["significant"]
-                else "<span class='wb-mark ns'>not significant</span>")
-        lines.append(f"- {mark} {v['text']}")
-    pairs = (res.settings or {}).get("pairs") or []
-    if pairs:
-        # a models x templates grid: every two columns, not only each against the reference
-        lines += ["", f"**Every pair of columns** (McNemar{', Holm over ' + str(len(pairs)) + ' pairs' if len(pairs) > 1 else ''}):"]
-        for v in pairs:
-            mark = ("<span class='wb-mark sig'>significant</span>" if v["significant"]
-                    else "<span class='wb-mark ns'>not significant</span>")
-            lines.append(f"- {mark} **{v['a']}** vs **{v['b']}**: Δacc {v['delta_acc'] * 100:+.1f} pts, "
-                         f"p={v['p_used']:.3g} ({v['only_a']} right only for the first, {v['only_b']} only for the second)")
-    seq = (res.settings or {}).get("sequential")
-    if seq:
-        from workbench.jobs.sequential import format_sequential
-
-        lines += ["", "**Stopping early** (anytime-valid):", "```", format_sequential(seq), "```"]
-    g = getattr(res, "generation", None) or {}
-    if g.get("metric_verdicts") or g.get("judge_verdicts"):
-        # generation: one paired verdict per reference metric and per judge, each naming its test
-        lines += ["", "**Per metric and judge** (each line names its test):"]
-        for v in g.get("metric_verdicts", []) + g.get("judge_verdicts", []):
-            mark = ("<span class='wb-mark sig'>significant</span>" if v["significant"]
-                    else "<span class='wb-mark ns'>not significant</span>")
-            lines.append(f"- {mark} <span class='wb-gen-verdict'>{html.escape(v['text'])}</span>")
-        j = g.get("judge") or {}
-        for nm, sm in (j.get("summaries") or {}).items():
-            lb = sm.get("length_bias") or {}
-            lines.append(f"- judge check, {html.escape(nm)}: mean score {sm['mean']:.3f}, length bias "
-                         f"{lb.get('value', float('nan')):+.2f}" + (f" · **{html.escape(sm['flat'])}**" if sm.get("flat") else ""))
-    from workbench.core.collapse import one_class_text
-
-    flags = [one_class_text(res.metrics.get(nm), nm) for nm in res.names]   # issue 28, item 4
-    if any(flags):
-        base = next((m.get("majority_baseline") for m in res.metrics.values() if "majority_baseline" in m), None)
-        lines += [""] + [f"- {f}" for f in flags if f]
-        if base is not None:
-            lines.append(f"- majority baseline on these rows: {base:.1%}")
-    if res.winner:
-        lines += ["", f"<span class='wb-mark win'>winner</span> **{res.winner}**"]
-    method = ("betting confidence sequences (Waudby-Smith & Ramdas 2024), valid at every look" if seq else
-              "exact McNemar on the discordant pairs with its exact interval; paired bootstrap "
-              f"({res.settings.get('n_boot')} resamples) for Δmacro-F1"
-              + ("; p and interval Holm-adjusted for the number of comparisons" if res.settings.get("holm") else ""))
-    lines += ["", f"<small>run `{res.run_id}` · {method}</small>"]
-    return "\n".join(lines)
-
-
-def disagreements_frame(res, label: str | None = None):
-    import pandas as pd
-
-    label = None if label in (None, "", ALL_CLASSES) else label
-    rows = []
-    for ex in res.disagreements(label=label):
-        d = {"row": ex["index"], "gold": ex["gold"]}
-        if ex.get("text") is not None:
-            d["text"] = ex["text"]
-        for nm in res.names:
-            ok = "✓" if ex["correct"][nm] else "✗"
-            d[nm] = f"{ok} {ex['preds'][nm]}"
-            sc = ex["scores"].get(nm) or {}
-            if sc:
-                d[f"{nm} · scores"] = ", ".join(f"{k} {float(v):.2f}" for k, v in sc.items())
-        rows.append(d)
-    if not rows:
-        return pd.DataFrame(columns=["row", "gold"] + list(res.names))
-    return pd.DataFrame(rows)
-
-
-def _confusion(res, name: str | None):
-    from workbench.core import plots
-
-    if not name or name not in res.metrics or "confusion" not in res.metrics[name]:
-        return empty_figure("no confusion matrix")
-    return plots.confusion_heatmap(res.metrics[name], title=f"Confusion: {name}")
-
-
-def compare_open(run_id: str, label: str = ALL_CLASSES):
-    """Show a stored comparison. Returns (verdict markdown, leaderboard table, accuracy-CI
-    plot, per-class F1 plot, left template name, its confusion matrix, right template name,
-    its confusion matrix, class filter, disagreements table, winner name) (the page also keeps
-    the run id for the filters below)."""
-    from workbench.core import plots
-
-    with user_errors("Opening the comparison"):
-        res = _load(run_id)
-        if getattr(res, "type", "comparison") != "comparison":
-            raise gr.Error(f"Run {run_id} is a {res.type.replace('_', ' ')} study; open it under Robustness.",
-                           print_exception=False)
-        seq = (res.settings or {}).get("sequential")
-        # a sequential comparison shows its confidence sequence narrowing, batch by batch
-        lb = (plots.confidence_sequence(leader_pairs(seq["pairs"], res.leaderboard[0]["name"]), seq.get("margin") or 0.0)
-              if seq
-              else plots.leaderboard_ci(res.leaderboard, title="Accuracy with 95% Wilson CI"))
-        f1 = (plots.grouped_f1({nm: res.metrics[nm] for nm in res.names}) if res.task == "classification"
-              else empty_figure("no per-class F1 for generation"))
-        left = res.reference
-        right = next((r["name"] for r in res.leaderboard if r["name"] != left), left)
-        classes = [ALL_CLASSES] + list(res.labels)
-        label = label if label in classes else ALL_CLASSES
-        return (res.run_id, verdict_markdown(res), leaderboard_frame(res), lb, f1, left, _confusion(res, left),
-                right, _confusion(res, right), label, disagreements_frame(res, label),
-                res.winner or res.leaderboard[0]["name"])
-
-
-def leader_pairs(pairs: list[dict], leader: str) -> list[dict]:
-    """With more than two columns (a models x templates grid), the plot shows each column against the
-    leader, as the rule drops them, oriented column − leader; two columns keep their one pair as is."""
-    if len(pairs) <= 1:
-        return pairs
-    out = []
-    for p in pairs:
-        if leader not in (p["a"], p["b"]):
-            continue
-        if p["b"] == leader:    # measured leader − column: flip it to column − leader
-            p = {**p, "a": p["b"], "b": p["a"], "history": [
-                {**h, "lo": -h["hi"], "hi": -h["lo"], "estimate": -h["estimate"]} for h in p.get("history") or []]}
-        out.append(p)
-    return out
-
-
-def view_choices(run_id: str):
-    """UI glue: the template and class dropdowns offer the shown comparison's names/classes."""
-    try:
-        res = _load(run_id)
-    except Exception:  # noqa: BLE001 - nothing shown yet, or a study: leave the pickers alone
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    if getattr(res, "type", "comparison") != "comparison":
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    names = gr.update(choices=res.names)
-    return names, names, gr.update(choices=[ALL_CLASSES] + list(res.labels)), names
-
-
-def compare_disagreements(run_id: str, label: str = ALL_CLASSES):
-    """Examples where the templates' predictions differ, optionally only those whose gold or
-    any prediction is `label`: row, gold, text, each template's ✓/✗ prediction and scores."""
-    with user_errors("Filtering the disagreements"):
-        if not run_id:
-            return disagreements_frame_empty()
-        return disagreements_frame(_load(run_id), label)
-
-
-def disagreements_frame_empty():
-    import pandas as pd
-
-    return pd.DataFrame(columns=["row", "gold"])
-
-
-def compare_confusion(run_id: str, name: str):
-    """The confusion matrix of template `name` in comparison `run_id`."""
-    with user_errors("Drawing the confusion matrix"):
-        if not run_id:
-            return empty_figure("run a comparison first")
-        return _confusion(_load(run_id), name)
-
-
-def compare_mark_winner(run_id: str, name: str) -> str:
-    """Mark template `name` of comparison `run_id` as the winner (what Export uses by default)."""
-    from workbench.jobs.compare import mark_winner
-
-    with user_errors("Marking the winner"):
-        if not run_id:
-            raise gr.Error("Run or open a comparison first.", print_exception=False)
-        mark_winner(run_id, name)
-        return (f"<span class='wb-mark win'>winner</span> **{name}** of comparison `{run_id}`. To run, train or export "
-                "it, press *Open the winner in the editor*: every tab uses the editor's template (Export can also "
-                "take the winner directly: What to export → winner).")
-
-
-def cleared_views(message: str = "*Comparing… the verdict appears here when the job ends.*"):
-    """The comparison views with nothing from an earlier comparison (and the winner line)."""
-    import pandas as pd
-
-    fig = empty_figure("running…")
-    return ("", message, pd.DataFrame(columns=["#", "template", "accuracy %"]), fig, fig, gr.update(value=None), fig,
-            gr.update(value=None), fig, ALL_CLASSES, disagreements_frame_empty(), gr.update(value=None), "")
-
-
-def winner_to_editor(state: UIState, run_id: str, name: str, current_yaml: str):
-    """Put template `name` of comparison `run_id` into the Templates editor, where Run, Train
-    and Export take it from (asks before replacing unsaved edits). Returns (state, YAML, status)."""
-    from workbench.app.editor_state import edit_status as _edit_status, guard as _guard
-
-    state = state or UIState()
-    with user_errors("Opening the winner"):
-        if not run_id or not name:
-            raise gr.Error("Run or open a comparison, and pick the winner first.", print_exception=False)
-        text = _load(run_id).template_yaml(name)
-        if not _guard(state, current_yaml, False):
-            return state, current_yaml, _edit_status(state, current_yaml)
-        state.saved_yaml, state.template_path = "", None
-        gr.Info(f"{name} is now in the editor: Run, Train and Export use it.")
-        return state, text, _edit_status(state, text)
-
-
-def poll_compare(shown: str, job_id: str, label: str):
-    """Timer tick: progress, then the comparison once the job is done."""
-    st = jobs.status(job_id or "")
-    keep = tuple(gr.skip() for _ in range(12))
-    if st["state"] in ("queued", "running"):
-        return (progress_html(st), gr.Timer(active=True)) + keep
-    if st["state"] == "done" and st.get("result_id") and st["result_id"] != shown:
-        return (progress_html(st), gr.Timer(active=False)) + compare_open(st["result_id"], label)
-    if st["state"] in ("failed", "cancelled"):
-        if st.get("error"):
-            gr.Warning(st["error"], title="Comparison failed")
-        if shown:   # an earlier comparison is on screen: do not let it pass for this one
-            return (progress_html(st), gr.Timer(active=False)) + cleared_views(
-                f"*The comparison {st['state']}; no verdict.*")[:12]
-    return (progress_html(st if st["state"] != "unknown" else None), gr.Timer(active=False)) + keep
+_load = load_run   # the robustness views' loader (compare_views.load_run)
 
 
 # ------------------------------------------------------------------------------------ robustness views
@@ -590,22 +269,6 @@ def poll_robust(job_id: str):
     return (progress_html(st if st["state"] != "unknown" else None), gr.Timer(active=False)) + keep
 
 
-def list_stored() -> list[dict]:
-    """Stored comparisons and studies, newest first: [{"id", "name", "created_at", "data",
-    "type", "best", "winner"}]."""
-    from workbench.jobs.compare import list_comparisons
-
-    with user_errors("Listing comparisons"):
-        return list_comparisons()
-
-
-def stored_choices(items: list[dict] | None):
-    """UI glue: the "open" picker offers the listed comparisons."""
-    choices = [(f"{c['created_at'][:16].replace('T', ' ')} · {c['name']}"
-                + (f" · winner {c['winner']}" if c.get("winner") else ""), c["id"]) for c in (items or [])]
-    return gr.update(choices=choices, value=choices[0][1] if choices else None)
-
-
 def open_stored(run_id: str, label: str):
     """Open a stored run in the right place: comparisons above, studies under Robustness."""
     from workbench.jobs.compare import open_run
@@ -621,20 +284,9 @@ def open_stored(run_id: str, label: str):
 
 
 # ------------------------------------------------------------------------------------ layout
-def _initial_columns() -> list[tuple[str | None, str]]:
-    """Two bbc library templates in the first columns, so the tab works on first open."""
-    choices = library_choices()
-    wanted = ["bbc_headline_topic", "bbc_headline_question"]
-    out = []
-    for w in wanted:
-        v = next((val for _, val in choices if val.endswith("::" + w)), None)
-        out.append((v, library_yaml(v) if v else ""))
-    return out
-
-
 def build(ctx: Ctx) -> None:
     choices = library_choices()
-    initial = _initial_columns()
+    initial = initial_columns()
     with gr.Tab("Compare", id="compare", elem_id="tab-compare"):
         gr.Markdown("Put 2–8 templates side by side, or models × templates (list more models under *Models*). "
                     "All of them run on **the same examples, demos and seed**; the verdict uses paired tests "
@@ -771,11 +423,11 @@ def build(ctx: Ctx) -> None:
                                  api_visibility="public" if i == 1 else "private", show_progress="hidden")
     baseline_in = [ctx.model_name, models, n_cols] + codes
     for code in codes:
-        code.change(_baseline_choices, baseline_in, baseline, api_name="compare_baselines",
+        code.change(baseline_choices, baseline_in, baseline, api_name="compare_baselines",
                     api_visibility="private", queue=False, show_progress="hidden")
-    n_cols.change(_baseline_choices, baseline_in, baseline, api_name="compare_baselines_n",
+    n_cols.change(baseline_choices, baseline_in, baseline, api_name="compare_baselines_n",
                   api_visibility="private", queue=False)
-    models.change(_baseline_choices, baseline_in, baseline, api_name="compare_baselines_models",
+    models.change(baseline_choices, baseline_in, baseline, api_name="compare_baselines_models",
                   api_visibility="private", queue=False, show_progress="hidden")
 
     # Comparison job.
@@ -849,23 +501,3 @@ def build(ctx: Ctx) -> None:
     open_btn.click(open_stored, [stored, cls], views + r_out, api_name="compare_open_stored",
                    api_visibility="private")
 
-
-def _baseline_choices(model: str, models: str, n: float, *yamls: str):
-    """'best' plus the names of the visible columns: the templates' names, or with extra models
-    the grid's column names (template @ model, as compare_models names them)."""
-    import yaml as _yaml
-
-    from workbench.jobs.compare_models import column_name, model_label
-
-    names = []
-    for text in list(yamls)[: max(1, int(n or 2))]:
-        try:
-            d = _yaml.safe_load(text or "")
-            if isinstance(d, dict) and d.get("name"):
-                names.append(str(d["name"]))
-        except _yaml.YAMLError:
-            continue
-    labels = [model_label(m) for m in [(model or "").strip() or "default"] + extra_models(models)]
-    if len(labels) > 1:
-        names = [column_name(t, lab, len(labels), len(names)) for lab in labels for t in names]
-    return gr.Dropdown(choices=[BEST] + names)

@@ -154,7 +154,7 @@ def diff_runs(run_ids: list[str] | None):
     from workbench.errors import ConfigError
     from workbench.jobs.compare import compare_results
     from workbench.storage.runs import RunRegistry
-    from workbench.app.tab_compare import verdict_markdown
+    from workbench.app.compare_render import verdict_markdown
 
     with user_errors("Comparing the runs"):
         ids = [str(x) for x in (run_ids or []) if str(x).strip()]
