@@ -28,7 +28,7 @@ import shlex
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
-from workbench.core.config import EvalConfig, TrainConfig
+from workbench.core.config import EvalConfig, SearchConfig, TrainConfig
 from workbench.errors import ConfigError
 
 SPEC_VERSION = 1
@@ -39,6 +39,9 @@ KINDS = ("eval", "compare", "train", "export", "search")
 # EvalConfig fields a template may give defaults for, and the FewShotConfig field each reads.
 TEMPLATE_DEFAULTS = {"shots": "k", "per_class": "per_class", "balanced": "balanced", "sampling": "sampling",
                      "seed": "seed"}
+# The EvalConfig fields a search takes from its door (scoring, split, generation length); the demos and
+# calibration of its start come from the start template, and the rest is what the search varies.
+SEARCH_EVAL = ("method", "split_seed", "dev_fraction", "test_fraction", "max_new_tokens")
 # Settings that change speed, not predictions: left out of reuse keys.
 SPEED_ONLY = frozenset({"prefix_cache"})
 
@@ -165,12 +168,16 @@ class RunSpec:
     version: int = SPEC_VERSION
     judge: JudgeRef | None = field(default=None, metadata={
         "help": "A model judge of generated outputs (eval, compare): rubric, judge model, label column."})
+    search: SearchConfig | None = field(default=None, metadata={
+        "help": "Prompt-search settings (search): axes, budgets, racing, test verdict."})
 
     # -------------------------------------------------------------- serialisation
     def to_dict(self) -> dict:
         d = asdict(self)
         if d.get("judge") is None:
             d.pop("judge", None)   # specs without a judge keep the JSON (and hash) they always had
+        if d.get("search") is None:
+            d.pop("search", None)  # (and so do specs of other kinds than search)
         return d
 
     def to_json(self) -> str:
@@ -187,7 +194,8 @@ class RunSpec:
                    eval=EvalConfig(**d["eval"]),
                    train=TrainConfig.from_dict(d["train"]) if d.get("train") else None,
                    options=dict(d.get("options") or {}), version=d.get("version", SPEC_VERSION),
-                   judge=JudgeRef.from_dict(d["judge"]) if d.get("judge") else None)
+                   judge=JudgeRef.from_dict(d["judge"]) if d.get("judge") else None,
+                   search=SearchConfig.from_dict(d["search"]) if d.get("search") else None)
 
     @classmethod
     def from_json(cls, text: str) -> "RunSpec":
@@ -236,12 +244,22 @@ class RunSpec:
             out += ["--text-column", self.data.text_column]
         if self.data.label_column:
             out += ["--label-column", self.data.label_column]
-        if not (self.kind == "export" and (self.options.get("train_run") or self.options.get("winner"))):
-            for t in self.templates:   # (an export of a training run or a winner names that instead)
+        if not ((self.kind == "export" and (self.options.get("train_run") or self.options.get("winner")))
+                or (self.kind == "search" and self.options.get("resume"))):
+            # (an export of a training run or a winner names that instead; a resumed search its run)
+            for t in self.templates:
                 out += ["--template", t.path or f"<{t.name}.yaml>"]
         if self.kind == "train":
             # a training run's split, seeds and scoring come from its TrainConfig
             out += config_flags(self.train or TrainConfig(), TrainConfig(), skip={"device"})
+        elif self.kind == "search":
+            # the scoring settings a search takes from its door, then what it searches and how
+            out += config_flags(self.eval, resolve_eval({}, self.template.load()),
+                                skip={f.name for f in fields(EvalConfig)} - set(SEARCH_EVAL))
+            flags = config_flags(self.search or SearchConfig(), SearchConfig())
+            # no budget is `0` on the command line (an unset flag is the default budget)
+            out += ["0" if a == "none" and flags[i - 1] in ("--budget-tokens", "--budget-seconds") else a
+                    for i, a in enumerate(flags)]
         else:
             # flags for what differs from the defaults build_spec would apply, the template's included
             out += config_flags(self.eval, resolve_eval({}, self.template.load()))
@@ -325,7 +343,7 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
                eval: Mapping[str, Any] | EvalConfig | None = None,
                train: Mapping[str, Any] | TrainConfig | None = None,
                options: Mapping[str, Any] | None = None, judge=None, judge_model: str | ModelRef | None = None,
-               judge_labels: str | None = None) -> RunSpec:
+               judge_labels: str | None = None, search: Mapping[str, Any] | SearchConfig | None = None) -> RunSpec:
     """The one way every door turns a user's choices into a RunSpec.
 
     `templates`: PromptTemplate objects, (template, path) pairs, TemplateRefs or paths.
@@ -334,7 +352,8 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
     apply to names given as strings. `eval`/`train`: dicts of user choices (None = unset).
     `judge`: a JudgeTemplate, (judge, path), a JudgeRef or a path; `judge_model`: the judge's model
     (None or the evaluated model's name: the same session); `judge_labels`: a column of people's
-    ratings to check the judge against."""
+    ratings to check the judge against. `search`: a search's SearchConfig or dict of choices (None = unset);
+    a search takes only the SEARCH_EVAL fields of `eval` (its demos come from the start template)."""
     if kind not in KINDS:
         raise ConfigError(f"Unknown job kind '{kind}'.", hint=f"Use one of: {', '.join(KINDS)}.")
     trefs, loaded = [], []
@@ -354,7 +373,15 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
                                                         trust_remote_code=trust_remote_code)
              for m in models]
     check_models(mrefs)
+    if kind == "search":
+        given = eval if isinstance(eval, Mapping) or eval is None else {}
+        other = sorted(k for k, v in dict(given or {}).items() if v is not None and k not in SEARCH_EVAL)
+        if other:
+            raise ConfigError(f"A search does not take the evaluation setting(s) {', '.join(other)}: "
+                              "it searches demos and calibration itself.",
+                              hint=f"Set them in the start template, or give only {', '.join(SEARCH_EVAL)}.")
     cfg = resolve_eval(eval, loaded[0])
+    scfg = resolve_search(search) if kind == "search" else None
     tcfg = resolve_train(train) if kind == "train" else None
     if tcfg is not None:
         # one split for training and its evaluation; the eval settings follow the training run's
@@ -371,7 +398,24 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
         raise ConfigError("A judge scores generated outputs; a classification template has none.",
                           hint="Use --judge with generation templates (task: generation), or leave it out.")
     return RunSpec(kind=kind, templates=trefs, data=dref, models=mrefs, eval=cfg, train=tcfg, options=opts,
-                   judge=jref)
+                   judge=jref, search=scfg)
+
+
+def resolve_search(overrides: Mapping[str, Any] | SearchConfig | None) -> SearchConfig:
+    """SearchConfig from user choices (a key left out = the dataclass's default), validated. Unlike
+    eval settings, a None given here is kept: `budget_tokens=None` is "no limit", not "unset"."""
+    if isinstance(overrides, SearchConfig):
+        cfg = dataclasses.replace(overrides)
+    else:
+        given = dict(overrides or {})
+        known = {f.name for f in fields(SearchConfig)}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise ConfigError(f"Unknown search setting(s): {', '.join(unknown)}.",
+                              hint=f"Known settings: {', '.join(sorted(known))}.")
+        cfg = SearchConfig(**given)
+    cfg.validate()
+    return cfg
 
 
 def _judge_ref(judge, judge_model, labels, evaluated: ModelRef) -> JudgeRef:

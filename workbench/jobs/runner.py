@@ -28,11 +28,13 @@ class RunOutcome:
 
 
 def execute(spec: RunSpec, session, *, dataset=None, progress: Progress | None = None,
-            cancel: Callable[[], bool] | None = None, record: bool = True) -> RunOutcome:
-    """Run an eval, compare or export spec on `session` (the spec's model, adapter applied).
+            cancel: Callable[[], bool] | None = None, record: bool = True,
+            on_run: Callable[[str], None] | None = None) -> RunOutcome:
+    """Run an eval, compare, export or search spec on `session` (the spec's model, adapter applied).
     A model comparison (several models) opens and holds each model in turn itself, so its
     `session` may be None. `dataset`: the already loaded data (checked against the spec's
-    fingerprint)."""
+    fingerprint). `on_run(run_id)`: called once a long job is in the run registry, before it ends
+    (a search: the UI shows its live leaderboard, and resumes it by that id after a cancel)."""
     if spec.kind == "compare" and spec.options.get("task"):
         # an lm-eval task's rows: the task loads its own data (jobs/task_compare.py)
         from workbench.jobs.task_compare import run_task_compare
@@ -51,6 +53,8 @@ def execute(spec: RunSpec, session, *, dataset=None, progress: Progress | None =
         return _compare(spec, session, ds, progress, cancel, record)
     if spec.kind == "export":
         return _export(spec, session, ds, progress)
+    if spec.kind == "search":
+        return _search(spec, session, ds, progress, cancel, record, on_run)
     raise ConfigError(f"A {spec.kind} spec is not run by execute().",
                       hint="Training runs through workbench.jobs.training (see train_plan).")
 
@@ -89,6 +93,21 @@ def _eval(spec, session, ds, progress, cancel, record) -> RunOutcome:
     return RunOutcome(result, run_id)
 
 
+def _search(spec, session, ds, progress, cancel, record, on_run) -> RunOutcome:
+    """A prompt search from the spec's template (jobs/search.py); `resume` continues a stopped one, whose
+    stored settings then hold except the budgets; `out` also writes the report as JSON."""
+    import dataclasses
+
+    from workbench.jobs.search import search
+
+    o = spec.options
+    res = search(spec.template.load(), ds, session, dataclasses.replace(spec.search) if spec.search else None, spec.eval, store=record,
+                 resume=o.get("resume"), name=o.get("name"), progress=progress, cancel=cancel, on_start=on_run)
+    if o.get("out"):
+        res.save(o["out"])
+    return RunOutcome(res, res.run_id)
+
+
 def judge_session(spec: RunSpec, session):
     """A context-manager factory giving the judge model's session: the job's own session when
     the judge model is the evaluated one, else the judge's ModelRef held for the job."""
@@ -108,6 +127,8 @@ def apply_adapter(session, adapter: str | None) -> None:
 
 def describe(spec: RunSpec) -> str:
     """What a job on `spec` is, as ModelBusy names it: "the compare of A vs B on bbc"."""
+    if spec.kind == "search":
+        return f"the search from {spec.template.name} on {spec.data.name}"
     names = " vs ".join(t.name for t in spec.templates)
     models = f" with {' and '.join(m.model for m in spec.models)}" if len(spec.models) > 1 else ""
     return f"the {spec.kind} of {names} on {spec.data.name}{models}"

@@ -252,6 +252,10 @@ class _Search:
                               self.session)
         self.state["status"] = "running"
         self.state["settings"] = asdict(self.cfg)
+        ident = getattr(self.session, "model_identity", None)
+        if callable(ident):
+            # what scores this (part of the) search: model, dtype, and the attached adapter's content hash
+            self.state["model"] = ident()
         if resume is None and store and self.reg is not None:
             self.run_id = self.reg.add(
                 "search", name=self.name, template_hash=self.start.content_hash(), template_yaml=self.start.to_yaml(),

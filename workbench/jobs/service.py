@@ -52,7 +52,8 @@ def submit(spec: RunSpec, work: Callable[..., Any] | None = None, *, dataset=Non
         with held_session(spec.model, describe(spec)) as session:
             if work is not None:
                 return work(ctx, spec, session, dataset)
-            out = execute(spec, session, dataset=dataset, progress=ctx.progress, cancel=ctx.cancelled)
+            out = execute(spec, session, dataset=dataset, progress=ctx.progress, cancel=ctx.cancelled,
+                          on_run=ctx.found)
             return out.run_id if out.run_id else out.result
 
     info = {"template": " vs ".join(t.name for t in spec.templates), "data": spec.data.name,
