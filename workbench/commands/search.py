@@ -84,6 +84,9 @@ def spec_from_args(args):
     if not args.template and not args.resume:
         raise ConfigError("give the start template (--template T.yaml) or a search to resume (--resume RUN_ID)",
                           "e.g. --template templates_library/bbc_headline_topic.yaml")
+    from workbench.core.spec import resolve_search
+
+    settings = resolve_search(search_settings(args))     # bad settings are refused before any loading
     template = args.template
     if args.resume:
         from workbench.core.templates import PromptTemplate
@@ -93,7 +96,7 @@ def spec_from_args(args):
         template = PromptTemplate.from_yaml(open_search(args.resume).payload["start"]["yaml"])
     ev = {k: getattr(args, k) for k in ("method", "split_seed", "dev_fraction", "test_fraction", "max_new_tokens")}
     return build_spec("search", templates=[template], data=dataset_from_args(args), model=model_refs(args)[0],
-                      eval=ev, search=search_settings(args),
+                      eval=ev, search=settings,
                       options={"resume": args.resume, "name": args.name, "out": args.out})
 
 

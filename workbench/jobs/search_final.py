@@ -30,7 +30,7 @@ def final_test(job) -> None:
         results.append((label, res))
         ids.append({"eval_run_id": rid, "reused": reused})
     if job.objective.task == "generation":
-        final_test_generation(results, ids)
+        final_test_generation(job, results, ids)
         return
     cmp = compare_results(results, baseline=results[0][0], n_boot=job.cfg.n_boot)
     from workbench.core.collapse import one_class
