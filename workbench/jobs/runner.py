@@ -5,8 +5,9 @@
 
 Every door builds its spec with `workbench.core.spec.build_spec` and hands it here (the UI through
 `workbench.jobs.service`, which also owns the model), so a result cannot depend on the door.
-Training runs in its own lane (`workbench.jobs.training`: its own model copy and run folder);
-`train_plan` turns a train spec into the plan that lane takes.
+Training runs on its own model copy and run folder (`workbench.jobs.training`): `execute` runs it in
+the calling thread (CLI, Python), the server's training lane (service.start_training) in a background
+thread; both from `train_plan`, which turns a train spec into the plan.
 """
 from __future__ import annotations
 
@@ -55,8 +56,9 @@ def execute(spec: RunSpec, session, *, dataset=None, progress: Progress | None =
         return _export(spec, session, ds, progress)
     if spec.kind == "search":
         return _search(spec, session, ds, progress, cancel, record, on_run)
-    raise ConfigError(f"A {spec.kind} spec is not run by execute().",
-                      hint="Training runs through workbench.jobs.training (see train_plan).")
+    if spec.kind == "train":
+        return _train(spec, ds, progress, cancel, record, on_run)
+    raise ConfigError(f"A {spec.kind} spec is not run by execute().", hint="Build it with build_spec.")
 
 
 def _eval(spec, session, ds, progress, cancel, record) -> RunOutcome:
@@ -263,4 +265,16 @@ def train_plan(spec: RunSpec, *, dataset=None, registry: bool = True):
     if spec.kind != "train" or spec.train is None:
         raise ConfigError(f"Not a train spec (kind {spec.kind}).")
     ds = dataset if dataset is not None else spec.data.load()
-    return prepare(spec.model.model, spec.template.load(), ds, spec.train, spec.options.get("out"), registry=registry)
+    return prepare(spec.model, spec.template.load(), ds, spec.train, spec.options.get("out"), registry=registry)
+
+
+def _train(spec: RunSpec, ds, progress, cancel, record, on_run) -> RunOutcome:
+    """A LoRA run in this thread (the UI's lane runs the same plan in a background thread, TrainJob); its
+    own copy of the model, so `session` is not used. `on_run(run folder)` once the folder is claimed."""
+    from workbench.jobs.training import run_training
+
+    plan = train_plan(spec, dataset=ds, registry=record)
+    if on_run is not None:
+        on_run(str(plan.run_dir))
+    res = run_training(plan, progress=progress, cancel=cancel)
+    return RunOutcome(res, res.registry_id)

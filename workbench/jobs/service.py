@@ -134,7 +134,8 @@ def start_training(spec: RunSpec, *, dataset=None):
             raise ConfigError(f"A training run is already going ({cur.run_dir.name}).",
                               hint="Stop it first, or wait for it to finish: one run at a time per server.")
         ds = dataset if dataset is not None else spec.data.load()
-        job = TrainJob.start(spec.model.model, spec.template.load(), ds, spec.train, spec.options.get("out"))
+        # the whole ModelRef: its device and trust_remote_code are used, an adapter or a server refused
+        job = TrainJob.start(spec.model, spec.template.load(), ds, spec.train, spec.options.get("out"))
         _TRAINING["job"] = job
         return job
     finally:
