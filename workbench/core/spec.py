@@ -34,7 +34,9 @@ from workbench.errors import ConfigError
 SPEC_VERSION = 1
 # Inference-server settings (remote models only) and their defaults; speed and robustness only.
 ENGINE_DEFAULTS = {"concurrency": 8, "request_timeout": 300.0, "max_retries": 5, "response_cache": True}
-KINDS = ("eval", "compare", "train", "export", "search")
+KINDS = ("eval", "compare", "train", "export", "search", "seed_variance", "format_spread")
+# Kinds run by another verb's flag: a seed-variance study is `workbench compare --seeds ...`.
+VERBS = {"seed_variance": "compare", "format_spread": "compare"}
 
 # EvalConfig fields a template may give defaults for, and the FewShotConfig field each reads.
 TEMPLATE_DEFAULTS = {"shots": "k", "per_class": "per_class", "balanced": "balanced", "sampling": "sampling",
@@ -219,7 +221,7 @@ class RunSpec:
     # -------------------------------------------------------------- the equivalent command
     def argv(self) -> list[str]:
         """`workbench <kind> ...` arguments that build this very spec (see `command`)."""
-        verb = {"search": "search"}.get(self.kind, self.kind)
+        verb = VERBS.get(self.kind, self.kind)
         out = ["workbench", verb]
         for m in self.models:
             out += ["--model", m.model]
@@ -389,6 +391,8 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
                                   test_fraction=tcfg.test_fraction, method=tcfg.eval_method)
     # an unset option and a false flag are the same choice (the command omits both)
     opts = {k: v for k, v in dict(options or {}).items() if v is not None and v is not False}
+    if kind in ("seed_variance", "format_spread"):
+        opts = _study_options(kind, opts, trefs, mrefs, cfg)
     if kind == "compare" and opts.get("sequential"):
         opts = _sequential_options(opts)
     jref = _judge_ref(judge, judge_model, judge_labels, mrefs[0]) if judge is not None else None
@@ -454,6 +458,36 @@ def check_models(refs: Sequence[ModelRef]) -> None:
                           f"inference server {server} cannot take a local adapter.",
                           hint="Drop the adapter (or detach it in the model bar), or serve it on the server "
                                "(docs/SERVING.md) and list that served name.")
+
+
+def _study_options(kind: str, opts: dict, trefs, mrefs, cfg: EvalConfig) -> dict:
+    """A sensitivity study's options, checked: one template on one model; the seeds (as the command
+    writes them, "0,1,2") of a seed variance, the variant count of a format spread (its seed is the
+    demo seed)."""
+    what = "--seeds" if kind == "seed_variance" else "--spread"
+    if len(trefs) != 1:
+        raise ConfigError(f"{what} studies one template; got {len(trefs)}.", hint="Pass exactly one template.")
+    if len(mrefs) != 1:
+        raise ConfigError(f"{what} studies one model; got {len(mrefs)}.", hint="Pick one model.")
+    out = dict(opts)
+    if kind == "seed_variance":
+        raw = out.get("seeds", "0,1,2,3,4")
+        try:
+            seeds = [int(x) for x in (raw.replace(" ", "").split(",") if isinstance(raw, str) else raw) if str(x) != ""]
+        except ValueError:
+            raise ConfigError(f"Seeds must be comma-separated integers, got {raw!r}.", hint="e.g. 0,1,2,3,4") from None
+        if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+            raise ConfigError(f"Seed variance needs at least two distinct seeds, got {seeds}.", hint="e.g. 0,1,2,3,4")
+        if cfg.shots <= 0:
+            raise ConfigError("Seed variance needs few-shot demonstrations: with shots=0 every seed gives the same "
+                              "prompts.", hint="Set shots to 1 or more.")
+        out["seeds"] = ",".join(map(str, seeds))
+    else:
+        n = int(out.get("spread", 8))
+        if n < 1:
+            raise ConfigError(f"A format spread needs at least one variant, got {n}.", hint="e.g. --spread 8")
+        out["spread"] = n
+    return out
 
 
 def _sequential_options(opts: dict) -> dict:

@@ -56,6 +56,8 @@ def execute(spec: RunSpec, session, *, dataset=None, progress: Progress | None =
         return _export(spec, session, ds, progress)
     if spec.kind == "search":
         return _search(spec, session, ds, progress, cancel, record, on_run)
+    if spec.kind in ("seed_variance", "format_spread"):
+        return _study(spec, session, ds, progress, cancel, record)
     if spec.kind == "train":
         return _train(spec, ds, progress, cancel, record, on_run)
     raise ConfigError(f"A {spec.kind} spec is not run by execute().", hint="Build it with build_spec.")
@@ -110,6 +112,21 @@ def _search(spec, session, ds, progress, cancel, record, on_run) -> RunOutcome:
     return RunOutcome(res, res.run_id)
 
 
+def _study(spec, session, ds, progress, cancel, record) -> RunOutcome:
+    """A sensitivity study of the spec's template (jobs/sensitivity.py): one eval per demo seed, or the
+    template and its format variants (seeded by the demo seed), on the same rows."""
+    from workbench.jobs import sensitivity
+
+    common = {"store": record, "progress": progress, "cancel": cancel}
+    if spec.kind == "seed_variance":
+        seeds = [int(x) for x in str(spec.options["seeds"]).split(",")]
+        res = sensitivity.seed_variance(spec.template.load(), ds, session, spec.eval, seeds=seeds, **common)
+    else:
+        res = sensitivity.format_spread(spec.template.load(), ds, session, spec.eval,
+                                        n_variants=int(spec.options.get("spread", 8)), seed=spec.eval.seed, **common)
+    return RunOutcome(res, res.run_id)
+
+
 def judge_session(spec: RunSpec, session):
     """A context-manager factory giving the judge model's session: the job's own session when
     the judge model is the evaluated one, else the judge's ModelRef held for the job."""
@@ -129,6 +146,8 @@ def apply_adapter(session, adapter: str | None) -> None:
 
 def describe(spec: RunSpec) -> str:
     """What a job on `spec` is, as ModelBusy names it: "the compare of A vs B on bbc"."""
+    if spec.kind in ("seed_variance", "format_spread"):
+        return f"the {spec.kind.replace('_', ' ')} of {spec.template.name} on {spec.data.name}"
     if spec.kind == "search":
         return f"the search from {spec.template.name} on {spec.data.name}"
     names = " vs ".join(t.name for t in spec.templates)
