@@ -241,13 +241,15 @@ class RunSpec:
         for k, v in sorted(m.engine.items()):
             if v != ENGINE_DEFAULTS.get(k):
                 out += ["--no-response-cache"] if k == "response_cache" else ["--" + k.replace("_", "-"), str(v)]
-        out += ["--data", self.data.source]
+        task = self.options.get("task") if self.kind == "eval" else None   # an lm-eval task by name
+        if not (task and self.data.source.startswith("lmeval:")):     # (whose own rows are no --data)
+            out += ["--data", self.data.source]
         if self.data.text_column:
             out += ["--text-column", self.data.text_column]
         if self.data.label_column:
             out += ["--label-column", self.data.label_column]
         if not ((self.kind == "export" and (self.options.get("train_run") or self.options.get("winner")))
-                or (self.kind == "search" and self.options.get("resume"))):
+                or (self.kind == "search" and self.options.get("resume")) or task):
             # (an export of a training run or a winner names that instead; a resumed search its run)
             for t in self.templates:
                 out += ["--template", t.path or f"<{t.name}.yaml>"]
@@ -262,6 +264,9 @@ class RunSpec:
             # no budget is `0` on the command line (an unset flag is the default budget)
             out += ["0" if a == "none" and flags[i - 1] in ("--budget-tokens", "--budget-seconds") else a
                     for i, a in enumerate(flags)]
+        elif task:
+            # an lm-eval task scores its own prompt: only the scoring method and the row limit are flags
+            out += config_flags(self.eval, EvalConfig(), skip={f.name for f in fields(EvalConfig)} - {"method", "limit"})
         else:
             # flags for what differs from the defaults build_spec would apply, the template's included
             out += config_flags(self.eval, resolve_eval({}, self.template.load()))
@@ -275,7 +280,11 @@ class RunSpec:
             if v is None or v is False:
                 continue
             flag = "--" + k.replace("_", "-")
-            out += [flag] if v is True else [flag, str(v)]
+            if isinstance(v, (list, tuple)):
+                for x in v:                   # a repeatable flag (--include-path A --include-path B)
+                    out += [flag, str(x)]
+            else:
+                out += [flag] if v is True else [flag, str(v)]
         return out
 
     def command(self) -> str:

@@ -44,6 +44,12 @@ def execute(spec: RunSpec, session, *, dataset=None, progress: Progress | None =
         res = run_task_compare(spec, progress=progress, cancel=cancel, record=record,
                                opener=lambda m: held_session(m, holder))
         return RunOutcome(res, res.run_id)
+    if spec.kind == "eval" and spec.options.get("task"):
+        # an lm-eval task (or group) by name, on its own rows (jobs/task_eval.py); a TaskRun, one record per task
+        from workbench.jobs.task_eval import run_task_eval
+
+        opened = session if session is not None else (lambda: open_session(spec.model))
+        return RunOutcome(run_task_eval(spec, opened, progress=progress, cancel=cancel, record=record), None)
     ds = dataset if dataset is not None else spec.data.load()
     if spec.data.fingerprint and ds.fingerprint() != spec.data.fingerprint:
         raise ConfigError("The loaded data is not the data this job was defined on.",
