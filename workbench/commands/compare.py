@@ -82,11 +82,8 @@ def spec_from_args(args):
         dataset = dataset_from_args(args)
         return build_spec(kind, templates=templates, data=dataset, model=model_refs(args),
                           eval=config_overrides(args, EvalConfig), options={**opts, "out": args.out}), dataset
-    opts = {"baseline": args.baseline, "name": args.name, "out": args.out}
-    if args.n_boot != 2000:
-        opts["n_boot"] = args.n_boot
-    if args.alpha != 0.05:
-        opts["alpha"] = args.alpha
+    # (build_spec leaves out the defaults, n_boot 2000 and alpha 0.05: core/options.py)
+    opts = {"baseline": args.baseline, "name": args.name, "out": args.out, "n_boot": args.n_boot, "alpha": args.alpha}
     rule = {k: getattr(args, k) for k in ("margin", "first_batch", "growth", "order_seed", "price_per_mtok")}
     if not args.sequential and any(v is not None for v in rule.values()):
         from workbench.errors import ConfigError

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
 from workbench.core.config import EvalConfig, SearchConfig, TrainConfig
+from workbench.core.options import check_options, options_of
 from workbench.errors import ConfigError
 
 SPEC_VERSION = 1
@@ -165,8 +166,8 @@ class RunSpec:
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "Scoring settings (all kinds)."})
     train: TrainConfig | None = field(default=None, metadata={"help": "LoRA settings (train)."})
     options: dict = field(default_factory=dict, metadata={
-        "help": "Kind-specific options that are not scoring settings: out (results/bundle path), "
-                "train_run, merge, zip, name, ..."})
+        "help": "The kind's options (core/options.py: EvalOptions, CompareOptions, ...) that differ from their "
+                "defaults: out (results/bundle path), train_run, merge, zip, name, ...; `spec.opts` is the typed form."})
     version: int = SPEC_VERSION
     judge: JudgeRef | None = field(default=None, metadata={
         "help": "A model judge of generated outputs (eval, compare): rubric, judge model, label column."})
@@ -209,6 +210,11 @@ class RunSpec:
         for t in d["templates"]:
             t.pop("path", None)
         return _digest(d)
+
+    @property
+    def opts(self):
+        """The options as the kind's typed dataclass (core/options.py): defaults filled in."""
+        return options_of(self.kind, self.options)
 
     @property
     def template(self) -> TemplateRef:
@@ -398,8 +404,9 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
         # one split for training and its evaluation; the eval settings follow the training run's
         cfg = dataclasses.replace(cfg, split_seed=tcfg.split_seed, dev_fraction=tcfg.dev_fraction,
                                   test_fraction=tcfg.test_fraction, method=tcfg.eval_method)
-    # an unset option and a false flag are the same choice (the command omits both)
-    opts = {k: v for k, v in dict(options or {}).items() if v is not None and v is not False}
+    # the kind's typed options (core/options.py): unknown keys refused; unset, false and default values left
+    # out, so the command and the hash are the same whichever door set a default explicitly
+    opts = check_options(kind, options)
     if kind in ("seed_variance", "format_spread"):
         opts = _study_options(kind, opts, trefs, mrefs, cfg)
     if kind == "compare" and opts.get("sequential"):

@@ -694,8 +694,8 @@ def spread_stats(values: Sequence[float]) -> dict:
     return {"mean": mean, "std": std, "min": min(vals), "max": max(vals), "spread": max(vals) - min(vals)}
 
 
-# seed_variance lives next to the format spread (jobs/sensitivity.py); importable from here as before
-from workbench.jobs.sensitivity import seed_variance  # noqa: E402,F401
+# (seed_variance moved next to the format spread: jobs/sensitivity.py; no re-export here, which would be an
+# import cycle, since the studies use this module's evaluate_or_reuse)
 
 
 # ---------------------------------------------------------------------------- text output

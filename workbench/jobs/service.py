@@ -20,6 +20,7 @@ How the model is shared (one mechanism, not five):
 from __future__ import annotations
 
 import threading
+from pathlib import PurePath
 from dataclasses import replace
 from typing import Any
 
@@ -49,12 +50,14 @@ def submit(spec: RunSpec, *, dataset=None, meta: dict | None = None) -> str:
             out = execute(spec, None, dataset=dataset, progress=ctx.progress, cancel=ctx.cancelled)
             return out.run_id if out.run_id else out.result
         ctx.message("loading the model")
-        # an eval reports stages (rendering, scoring); one overall count keeps its bar moving forward
-        progress = Nested(ctx.progress, 0, 1, "") if spec.kind == "eval" else ctx.progress
+        # an eval or an export reports stages (rendering, scoring); one overall count keeps its bar moving
+        staged = {"eval": "", "export": "the test split"}
+        progress = Nested(ctx.progress, 0, 1, staged[spec.kind]) if spec.kind in staged else ctx.progress
         with held_session(spec.model, describe(spec)) as session:
             out = execute(spec, session, dataset=dataset, progress=progress, cancel=ctx.cancelled,
                           on_run=ctx.found)
-            return out.run_id if out.run_id else out.result
+        # the registry id the UI opens; an export's bundle folder (a path, as text: the job's result id)
+        return out.run_id or (str(out.result) if isinstance(out.result, PurePath) else out.result)
 
     info = {"template": " vs ".join(t.name for t in spec.templates), "data": spec.data.name,
             "model": " vs ".join(m.model for m in spec.models), "command": spec.command(),
