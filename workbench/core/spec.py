@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence
 
 from workbench.core.config import EvalConfig, SearchConfig, TrainConfig
 from workbench.core.options import check_options, options_of
+from workbench.core.spec_checks import check_models, sequential_options, study_options  # noqa: F401 (check_models: public here too)
 from workbench.errors import ConfigError
 
 SPEC_VERSION = 1
@@ -408,9 +409,9 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
     # out, so the command and the hash are the same whichever door set a default explicitly
     opts = check_options(kind, options)
     if kind in ("seed_variance", "format_spread"):
-        opts = _study_options(kind, opts, trefs, mrefs, cfg)
+        opts = study_options(kind, opts, trefs, mrefs, cfg)
     if kind == "compare" and opts.get("sequential"):
-        opts = _sequential_options(opts)
+        opts = sequential_options(opts)
     jref = _judge_ref(judge, judge_model, judge_labels, mrefs[0]) if judge is not None else None
     if jref is not None and kind not in ("eval", "compare"):
         raise ConfigError(f"A judge scores eval and compare jobs, not {kind}.", hint="Leave out --judge.")
@@ -457,69 +458,6 @@ def _judge_ref(judge, judge_model, labels, evaluated: ModelRef) -> JudgeRef:
         # another model judges; the evaluated model's name (or none) means the same session
         model = ModelRef(model=judge_model.strip())
     return JudgeRef.of(judge, path, model, labels)
-
-
-def check_models(refs: Sequence[ModelRef]) -> None:
-    """The model list of any job, whichever door built it: each model once, and a local adapter only where
-    every model can take it (an inference server serves its own weights)."""
-    names = [r.model for r in refs]
-    dup = next((m for m in names if names.count(m) > 1), None)
-    if dup:
-        raise ConfigError(f"Model '{dup}' is listed twice (the first model is always the first column).",
-                          hint="List each model once.")
-    adapter = next((r.adapter for r in refs if r.adapter), None)
-    server = next((r.model for r in refs if r.remote), None)
-    if adapter and server:
-        raise ConfigError(f"The adapter {adapter} would be attached to every model of the comparison, and the "
-                          f"inference server {server} cannot take a local adapter.",
-                          hint="Drop the adapter (or detach it in the model bar), or serve it on the server "
-                               "(docs/SERVING.md) and list that served name.")
-
-
-def _study_options(kind: str, opts: dict, trefs, mrefs, cfg: EvalConfig) -> dict:
-    """A sensitivity study's options, checked: one template on one model; the seeds (as the command
-    writes them, "0,1,2") of a seed variance, the variant count of a format spread (its seed is the
-    demo seed)."""
-    what = "--seeds" if kind == "seed_variance" else "--spread"
-    if len(trefs) != 1:
-        raise ConfigError(f"{what} studies one template; got {len(trefs)}.", hint="Pass exactly one template.")
-    if len(mrefs) != 1:
-        raise ConfigError(f"{what} studies one model; got {len(mrefs)}.", hint="Pick one model.")
-    out = dict(opts)
-    if kind == "seed_variance":
-        raw = out.get("seeds", "0,1,2,3,4")
-        try:
-            seeds = [int(x) for x in (raw.replace(" ", "").split(",") if isinstance(raw, str) else raw) if str(x) != ""]
-        except ValueError:
-            raise ConfigError(f"Seeds must be comma-separated integers, got {raw!r}.", hint="e.g. 0,1,2,3,4") from None
-        if len(seeds) < 2 or len(set(seeds)) != len(seeds):
-            raise ConfigError(f"Seed variance needs at least two distinct seeds, got {seeds}.", hint="e.g. 0,1,2,3,4")
-        if cfg.shots <= 0:
-            raise ConfigError("Seed variance needs few-shot demonstrations: with shots=0 every seed gives the same "
-                              "prompts.", hint="Set shots to 1 or more.")
-        out["seeds"] = ",".join(map(str, seeds))
-    else:
-        n = int(out.get("spread", 8))
-        if n < 1:
-            raise ConfigError(f"A format spread needs at least one variant, got {n}.", hint="e.g. --spread 8")
-        out["spread"] = n
-    return out
-
-
-def _sequential_options(opts: dict) -> dict:
-    """A sequential comparison's stopping rule, checked, with the defaults left out (so the command
-    and the spec hash are the same whichever door set them)."""
-    from workbench.core.sequential import SEQUENTIAL_KEYS, SequentialOptions
-
-    rule = SequentialOptions.from_options(opts)       # validates
-    default = SequentialOptions()
-    out = {k: v for k, v in opts.items() if k not in SEQUENTIAL_KEYS}
-    for k in SEQUENTIAL_KEYS:
-        v = getattr(rule, k)
-        if v != getattr(default, k):
-            out[k] = v
-    out["sequential"] = True
-    return out
 
 
 def _template_ref(t) -> tuple[TemplateRef, Any]:
