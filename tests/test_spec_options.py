@@ -42,3 +42,27 @@ def test_unknown_options_are_refused_and_defaults_are_one_choice(bbc_small):
     assert cli.opts.boot == 500 and "--n-boot 500" in cli.command()
     assert _cli_spec(["compare", "--data", "bbc", "--template", str(TOPIC), "--template", str(QUESTION)]).hash() == \
         plain.hash()
+
+
+def test_export_sources_resolve_alike_in_both_doors(bbc_small):
+    """The Export tab and `workbench export` resolve a training run's source with one function
+    (jobs/export_source.py): the same template and options, so one spec; a run without an adapter is refused."""
+    from test_spec import _ui_state
+
+    from workbench import paths
+    from workbench.app.tab_export import export_spec
+    from workbench.errors import ConfigError
+
+    run = paths.train_dir() / "run1"
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "template.yaml").write_text(TOPIC.read_text())
+    text = TOPIC.read_text()
+    ui, _ = export_spec(_ui_state(TOPIC, text), "default", text, "training run", str(run), "b1", False, 0, 0, "acc",
+                        "test", 6, include_rows=True)
+    cli = _cli_spec(["export", "--data", "bbc", "--train-run", str(run), "--limit", "6",
+                     "--out", str(paths.exports_dir() / "b1")])
+    assert ui.options == cli.options == {"train_run": str(run), "out": str(paths.exports_dir() / "b1")}
+    assert ui.hash() == cli.hash() and ui.opts.train_run == str(run)
+    (run / "adapter" / "template.yaml").unlink()
+    with pytest.raises(ConfigError, match="no saved adapter"):
+        _cli_spec(["export", "--data", "bbc", "--train-run", str(run)])
