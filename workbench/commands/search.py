@@ -13,7 +13,7 @@ the settings and the run id); `--out` writes the whole report (leaderboard, hist
 
 The flags of the search settings are SearchConfig's fields (core/config.py), so the command a
 search records (RunSpec.command()) is this verb's own; lists take spaces or commas (`--shots 0 2 4`
-or `--shots 0,2,4`), and a budget of 0 or `none` means no limit.
+or `--shots 0,2,4`), and a budget of 0 means no limit.
 """
 from __future__ import annotations
 
