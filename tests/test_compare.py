@@ -24,8 +24,8 @@ from workbench.jobs.compare import (
     mark_winner,
     open_comparison,
     open_run,
-    seed_variance,
 )
+from workbench.jobs.sensitivity import seed_variance
 from workbench.errors import ConfigError, DataError
 from workbench.jobs.inference import EvalConfig, eval_rows
 from workbench.storage.runs import RunRegistry

@@ -28,15 +28,9 @@ CORE_FORBIDDEN = ("torch", "transformers", "peft", "accelerate", "safetensors", 
                   "gradio", "gradio_client")
 # (importer, imported module, name or None): why the rule does not hold there
 # (docs/ARCHITECTURE.md, "Exceptions to the import rules").
-_WHY_COMPARE = ("the old private names of jobs/compare.py's run plumbing, kept as aliases for one stop; the "
-                "public names are in jobs/compare_common.py (and compare_result.save_json): switch these "
-                "imports once the parallel work on sensitivity.py and commands/compare.py is merged")
 _WHY_HF = ("`datasets` reads Hugging Face dataset folders and hub datasets (hf:owner/name, lm-eval task data); "
            "imported lazily inside the loaders; moving these loaders to storage/ is a larger change left open")
 EXCEPTIONS: dict[tuple[str, str, str | None], str] = {
-    **{("workbench.jobs.sensitivity", "workbench.jobs.compare", n): _WHY_COMPARE
-       for n in ("_provenance", "_resolve_registry", "_stage_progress", "_store")},
-    ("workbench.commands.compare", "workbench.jobs.compare", "_save_json"): _WHY_COMPARE,
     ("workbench.jobs.training", "workbench.jobs.run_folder", "_write_json_atomic"):
         "run_folder owns the training run's files; training writes its checkpoints' JSON the same atomic way",
     ("workbench.jobs.training", "workbench.engine.session", "_split_decoder_head"):

@@ -225,32 +225,23 @@ def test_generation_search_refuses_axes_that_do_not_apply(tmp_path):
 
 
 # ---------------------------------------------------------------------------- doors
-def test_cli_and_ui_build_the_same_config(monkeypatch):
-    """`workbench search --metric --racing --alpha` and the Search tab's form give the same SearchConfig."""
+def test_cli_and_ui_build_the_same_config():
+    """`workbench search --metric --racing --alpha` and the Search tab's form give the same SearchConfig
+    (the spec each builds: tests/test_spec_search.py)."""
     import argparse
 
     from workbench.app.tab_search import _config
     from workbench.commands import search as cmd
 
-    seen = {}
-
-    def fake_search(start, dataset, session, cfg, ev, **kw):
-        seen["cfg"], seen["ev"] = cfg, ev
-        raise SystemExit(0)
-
-    monkeypatch.setattr("workbench.jobs.search.search", fake_search)
-    monkeypatch.setattr(cmd, "dataset_from_args", lambda a: None)
-    monkeypatch.setattr(cmd, "session_from_args", lambda a: None)
     p = argparse.ArgumentParser()
     cmd.register(p.add_subparsers())
-    args = p.parse_args(["search", "--data", "x", "--template", "templates_library/support_reply_plain.yaml",
+    args = p.parse_args(["search", "--data", "bbc", "--template", "templates_library/support_reply_plain.yaml",
                          "--axes", "instruction,demos", "--metric", "rougeL", "--racing", "sequential",
                          "--alpha", "0.1", "--max-new-tokens", "8"])
-    with pytest.raises(SystemExit):
-        cmd.run(args)
+    spec = cmd.spec_from_args(args)
     ui = _config(["instruction", "demos"], 300_000, 600, 0, 0, "0,2,4", ["random", "similar"],
                  ["none", "contextual", "pmi"], 0, True, "", False, "rougeL", "sequential", 0.1)
-    assert seen["cfg"] == ui and seen["ev"].max_new_tokens == 8
+    assert spec.search == ui and spec.eval.max_new_tokens == 8
 
 
 # ---------------------------------------------------------------------------- real model

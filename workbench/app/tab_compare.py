@@ -147,43 +147,29 @@ def start_compare(state: UIState, model: str, models: str, shots: float, seed: f
         return job_id, job_id, progress_html(service.status(job_id)), gr.Timer(active=True)
 
 
-def _robust_job(ctx: jobs.JobContext, spec, session, dataset, study: str, seeds, n_variants: int) -> str:
-    template, config = spec.template.load(), spec.eval
-    if study == "seeds":
-        from workbench.jobs.compare import seed_variance
-        res = seed_variance(template, dataset, session, config, seeds=seeds, progress=ctx.progress,
-                            cancel=ctx.cancelled)
-    else:
-        from workbench.jobs.sensitivity import format_spread
-        res = format_spread(template, dataset, session, config, n_variants=n_variants, seed=config.seed,
-                            progress=ctx.progress, cancel=ctx.cancelled)
-    return res.run_id
-
-
-def _start_robust(kind: str, state, model, column, seeds, n_variants, shots, seed, method, calibration, split, limit,
-                  yamls):
-    from workbench.errors import ConfigError
+def robust_spec(kind: str, state, model, column, seeds, n_variants, shots, seed, method, calibration, split, limit,
+                yamls):
+    """The RunSpec of a sensitivity study of column `column` ("seeds": a seed variance over `seeds`, "spread":
+    a format spread of `n_variants`), as `workbench compare --seeds / --spread` builds it. Returns (spec, dataset)."""
     from workbench.app.common import parse_template
-
     from workbench.core.spec import build_spec
 
     col = max(1, min(MAX_COLUMNS, int(column or 1)))
     t = parse_template(list(yamls)[col - 1])
     ds = state_dataset(state)
-    spec = build_spec("eval", templates=[t], data=ds, model=service.current_model_ref(model),
-                      eval=_choices(state, shots, seed, method, calibration, split, limit))
+    kind_opts = (("seed_variance", {"seeds": str(seeds or "")}) if kind == "seeds"
+                 else ("format_spread", {"spread": int(n_variants or 8)}))
+    spec = build_spec(kind_opts[0], templates=[t], data=ds, model=service.current_model_ref(model),
+                      eval=_choices(state, shots, seed, method, calibration, split, limit), options=kind_opts[1])
     _check([t], ds)
-    seed_list = []
-    if kind == "seeds":
-        try:
-            seed_list = [int(s) for s in str(seeds or "").replace(" ", "").split(",") if s]
-        except ValueError:
-            raise ConfigError(f"Seeds must be comma-separated integers, got {seeds!r}.", "e.g. 0,1,2,3,4") from None
-    import functools
+    return spec, ds
 
-    work = functools.partial(_robust_job, study=kind, seeds=seed_list, n_variants=int(n_variants or 8))
-    job_id = service.submit(spec, lambda ctx, sp, session, data: work(ctx, sp, session, data), dataset=ds,
-                            meta={"study": "seed variance" if kind == "seeds" else "format spread"})
+
+def _start_robust(kind: str, state, model, column, seeds, n_variants, shots, seed, method, calibration, split, limit,
+                  yamls):
+    spec, ds = robust_spec(kind, state, model, column, seeds, n_variants, shots, seed, method, calibration, split,
+                           limit, yamls)
+    job_id = service.submit(spec, dataset=ds, meta={"study": "seed variance" if kind == "seeds" else "format spread"})
     return job_id, job_id, progress_html(service.status(job_id)), gr.Timer(active=True)
 
 

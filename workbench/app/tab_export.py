@@ -39,14 +39,6 @@ def refresh_train_runs():
         return gr.update(choices=train_runs())
 
 
-def _export_job(ctx, spec, session, dataset) -> str:
-    from workbench.core.progress import Nested
-    from workbench.jobs.runner import execute
-
-    progress = Nested(ctx.progress, 0, 1, "the test split")   # each stage's real counts (core/progress.py)
-    return str(execute(spec, session, dataset=dataset, progress=progress).result)
-
-
 def export_spec(state: UIState, model: str, template_yaml: str, source: str, train_run: str, name: str,
                 merge: bool, shots: float, seed: float, method: str, split: str, limit: float,
                 overwrite: bool = False, include_rows: bool | None = None):
@@ -58,7 +50,6 @@ def export_spec(state: UIState, model: str, template_yaml: str, source: str, tra
 
     from workbench import paths
     from workbench.core.spec import build_spec
-    from workbench.core.templates import load_template
     from workbench.errors import ConfigError
     from workbench.jobs.export import sanitize_name
 
@@ -73,27 +64,16 @@ def export_spec(state: UIState, model: str, template_yaml: str, source: str, tra
         opts["overwrite"] = True
     if not include_rows:   # raw rows are opt-in for one's own data (issue 28, item 7)
         opts["no_data"] = True
-    if source == "editor":
-        templates = [template_source(state, template_yaml)]
-    elif source == "winner":
-        from workbench.jobs.compare import get_winner_info
-
-        info = get_winner_info()
-        if info is None:
-            raise ConfigError("No comparison has a marked winner yet.",
-                              hint="Mark one in the Compare tab, or export the editor's template.")
-        templates = [load_template(info["yaml"])]
-        opts["winner"] = True
-    else:
+    if source == "training run":
         if not train_run:
             raise ConfigError("No training run is selected.", hint="Pick one in the list (↻ refreshes it).")
         paths.check_server_path(train_run, "training run", roots=[paths.train_dir()])
-        ad = Path(train_run) / "adapter" / "template.yaml"
-        if not ad.exists():
-            raise ConfigError(f"Training run {Path(train_run).name} has no saved adapter yet.",
-                              hint="Wait for it to save one, or pick another run.")
-        templates = [load_template(ad)]
-        opts["train_run"] = train_run
+    from workbench.jobs.export_source import export_source
+
+    templates, picked = export_source(template_source(state, template_yaml) if source == "editor" else None,
+                                      train_run=train_run if source == "training run" else None,
+                                      winner=True if source == "winner" else None)
+    opts.update(picked)
     base_name = (name or "").strip() or (templates[0][0].name if isinstance(templates[0], tuple) else templates[0].name)
     opts["out"] = str(paths.exports_dir() / sanitize_name(base_name))
     choices = {"shots": None if shots is None else int(shots), "seed": None if seed is None else int(seed),
@@ -124,7 +104,7 @@ def start_export(state: UIState, model: str, template_yaml: str, source: str, tr
     with user_errors("Starting the export"):
         spec, ds = export_spec(state, model, template_yaml, source, train_run, name, merge, shots, seed, method,
                                split, limit, overwrite, include_rows)
-        job_id = service.submit(spec, _export_job, dataset=ds, meta={"name": Path(spec.options["out"]).name})
+        job_id = service.submit(spec, dataset=ds, meta={"name": Path(spec.options["out"]).name})
         msg = f"Exporting **{Path(spec.options['out']).name}** …"
         if spec.options.get("train_run"):   # say it when the adapter did not beat its base (issue 28, item 6)
             from workbench.app.export_plan import adapter_verdict, verdict_markdown

@@ -48,19 +48,6 @@ def eval_command(state: UIState, template_yaml: str, model: str, shots: float, s
         return command_markdown(spec_command(spec))
 
 
-def _eval_work(ctx, spec, session, dataset) -> str:
-    """The Run tab's job: run the spec (runner.execute). The core reports each stage's real
-    counts (prompts built, calibration requests, rows scored); Nested turns them into one
-    forward-moving count for the bar and the ETA, and keeps the counts in the message."""
-    from workbench.core.progress import Nested
-    from workbench.jobs.runner import execute
-
-    ctx.message("loading the model")
-    out = execute(spec, session, dataset=dataset, cancel=ctx.cancelled,
-                  progress=Nested(ctx.progress, 0, 1, ""))   # the line names the template already
-    return out.run_id
-
-
 def run_eval(state: UIState, template_yaml: str, model: str, shots: float, seed: float, method: str,
              calibration: str, split: str, limit: float):
     """Start an evaluation of the editor's template on this session's dataset. Returns
@@ -72,7 +59,7 @@ def run_eval(state: UIState, template_yaml: str, model: str, shots: float, seed:
         if errors:
             raise gr.Error("The template has errors: " + "; ".join(str(p) for p in errors[:3])
                            + ". Fix them in the Templates tab.", title="Template", print_exception=False)
-        job_id = service.submit(spec, _eval_work, dataset=ds)
+        job_id = service.submit(spec, dataset=ds)
         return job_id, job_id, progress_html(service.status(job_id)), gr.Timer(active=True)
 
 

@@ -2,7 +2,8 @@
 instruction, demonstrations and calibration on train + dev, and see the winner proven once on
 held-out test rows.
 
-The search runs as a background job (`workbench.jobs.search.search`); while it runs, the tab
+The search runs as a "search" RunSpec on the model service (`jobs.runner.execute`, as `workbench search`
+runs it; the job holds the model and its adapter); while it runs, the tab
 polls the job and reads the search's checkpoint in the run registry, so the best-so-far plot and
 the leaderboard update live, and a page reload reconnects. A cancelled search can be resumed by
 its run id without rescoring anything. All logic lives in `workbench.jobs.search`; the handlers
@@ -38,24 +39,22 @@ answer_choices:
 
 
 # ------------------------------------------------------------------------------------ jobs
-def _search_job(ctx: jobs.JobContext, start, dataset, model: str, config, resume: str | None) -> str:
-    from workbench.engine.session import hold_session
-    from workbench.jobs.search import search
+def search_spec(state: UIState, model: str, start, cfg, resume: str | None = None):
+    """The search's RunSpec, as `workbench search` builds it: the model as the model bar has it (with
+    its attached adapter), this session's data, the form's settings."""
+    from workbench.core.spec import build_spec
+    from workbench.jobs.service import current_model_ref
 
-    def on_start(run_id: str) -> None:
-        search_live.remember(ctx.job_id, run_id)
+    return build_spec("search", templates=[start], data=state_dataset(state), model=current_model_ref(model),
+                      search=cfg, options={"resume": resume})
 
-    ctx.message(f"loading model {model}")
-    # Held for the whole search, like every model job: another user's model switch or adapter change
-    # is refused with ModelBusy naming this search, so every candidate is scored by the model (and
-    # adapter) the search records.
-    holder = f"search from {start.name if start is not None else resume} on {dataset.name}"
-    with hold_session(model, holder) as session:
-        if resume:
-            on_start(resume)
-        res = search(start, dataset, session, config, progress=ctx.progress, cancel=ctx.cancelled, resume=resume,
-                     on_start=on_start)
-    return res.run_id
+
+def _submit(spec) -> str:
+    """Queue the search on the model service: it holds the spec's model (and adapter) for its whole run,
+    so another user's model switch or adapter change is refused with ModelBusy naming this search."""
+    from workbench.jobs import service
+
+    return service.submit(spec, meta={"budget_seconds": spec.search.budget_seconds})
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -69,7 +68,7 @@ def _ints(text: str, what: str) -> list[int]:
 
 def _config(axes, budget_tokens, budget_seconds, max_dev_rows, test_limit, shots, selections, calibrations,
             propose, evaluate_test, winner_name, plain_words=False, metric="", racing="halving", alpha=0.05):
-    from workbench.jobs.search import SearchConfig
+    from workbench.core.config import SearchConfig
 
     cfg = SearchConfig(axes=[a for a in AXES if a in (axes or [])],
                        budget_tokens=int(budget_tokens) if budget_tokens else None,
@@ -100,32 +99,27 @@ def search_start(state: UIState, model: str, start_yaml: str, axes: list, budget
 
     with user_errors("Starting the search"):
         start = parse_template(start_yaml)
-        ds = state_dataset(state)
         cfg = _config(axes, budget_tokens, budget_seconds, max_dev_rows, test_limit, shots, selections,
                       calibrations, propose, evaluate_test, winner_name, plain_words, metric, racing, alpha)
-        model = (model or "").strip() or "default"
-        job_id = jobs.start("search", _search_job, resource="model", start=start, dataset=ds, model=model,
-                            config=cfg, resume=None, meta={"template": start.name, "data": ds.name, "model": model,
-                                                           "budget_seconds": cfg.budget_seconds})
+        job_id = _submit(search_spec(state, model, start, cfg))
         return job_id, job_id, progress_html(jobs.status(job_id)), gr.Timer(active=True)
 
 
 def search_resume(state: UIState, model: str, run_id: str, budget_tokens: float, budget_seconds: float):
     """Continue a cancelled search `run_id` (its settings and scores are reused; the budgets given
-    here replace the stored ones). Returns like search_start."""
-    from workbench.jobs.search import SearchConfig, open_search
+    here replace the stored ones). Returns like search_start. The spec is `workbench search --resume`'s:
+    the stored start, default settings but the budgets (the search goes on with its stored settings)."""
+    from workbench.core.config import SearchConfig
+    from workbench.core.templates import PromptTemplate
+    from workbench.jobs.search import open_search
 
     with user_errors("Resuming the search"):
         run_id = (run_id or "").strip()
         prev = open_search(run_id)
-        ds = state_dataset(state)
-        cfg = SearchConfig.from_dict(prev.payload["settings"])
-        cfg.budget_tokens = int(budget_tokens) if budget_tokens else None
-        cfg.budget_seconds = float(budget_seconds) if budget_seconds else None
-        model = (model or "").strip() or "default"
-        job_id = jobs.start("search", _search_job, resource="model", start=None, dataset=ds, model=model, config=cfg,
-                            resume=run_id, meta={"template": prev.payload["start"]["name"], "data": ds.name,
-                                                 "model": model, "budget_seconds": cfg.budget_seconds})
+        cfg = SearchConfig(budget_tokens=int(budget_tokens) if budget_tokens else None,
+                           budget_seconds=float(budget_seconds) if budget_seconds else None)
+        start = PromptTemplate.from_yaml(prev.payload["start"]["yaml"])
+        job_id = _submit(search_spec(state, model, start, cfg, resume=run_id))
         return job_id, job_id, progress_html(jobs.status(job_id)), gr.Timer(active=True)
 
 

@@ -71,11 +71,19 @@ def spec_from_args(args):
     from workbench.core.templates import load_template
 
     templates = [(load_template(path), path) for path in args.template]
-    opts = {"baseline": args.baseline, "name": args.name, "out": args.out}
-    if args.n_boot != 2000:
-        opts["n_boot"] = args.n_boot
-    if args.alpha != 0.05:
-        opts["alpha"] = args.alpha
+    if args.spread is not None or args.seeds is not None:
+        # a sensitivity study of one template: its own kind (jobs/sensitivity.py), not a comparison
+        from workbench.errors import ConfigError
+
+        if args.spread is not None and args.seeds is not None:
+            raise ConfigError("--spread and --seeds are separate studies", "run them one at a time")
+        kind, opts = (("format_spread", {"spread": args.spread}) if args.spread is not None
+                      else ("seed_variance", {"seeds": args.seeds}))
+        dataset = dataset_from_args(args)
+        return build_spec(kind, templates=templates, data=dataset, model=model_refs(args),
+                          eval=config_overrides(args, EvalConfig), options={**opts, "out": args.out}), dataset
+    # (build_spec leaves out the defaults, n_boot 2000 and alpha 0.05: core/options.py)
+    opts = {"baseline": args.baseline, "name": args.name, "out": args.out, "n_boot": args.n_boot, "alpha": args.alpha}
     rule = {k: getattr(args, k) for k in ("margin", "first_batch", "growth", "order_seed", "price_per_mtok")}
     if not args.sequential and any(v is not None for v in rule.values()):
         from workbench.errors import ConfigError
@@ -99,48 +107,13 @@ def run(args) -> int:
         raise ConfigError("compare needs --template (2-8 of them) or --task NAME", "e.g. --template A.yaml --template B.yaml")
     if not args.data:
         raise ConfigError("compare --template needs --data", "name a dataset: bbc, a CSV/JSONL/Parquet file or a folder")
-    single = args.spread is not None or args.seeds is not None
-    if single and len(args.template) != 1:
-        raise ConfigError("--spread and --seeds study one template; got "
-                          f"{len(args.template)}", "pass exactly one --template")
-    if args.spread is not None and args.seeds is not None:
-        raise ConfigError("--spread and --seeds are separate studies", "run them one at a time")
-    if single and len(args.model or []) > 1:
-        raise ConfigError("--spread and --seeds study one model", "pass one --model")
-    if single:
-        from workbench.core.config import EvalConfig
-        from workbench.core.spec import resolve_eval
-        from workbench.core.templates import load_template
-
-        templates = [load_template(args.template[0])]
-        cfg = resolve_eval(config_overrides(args, EvalConfig), templates[0])
-        dataset = dataset_from_args(args)
-        session = session_for(model_refs(args)[0])
-    else:
-        spec, dataset = spec_from_args(args)
-        # a model comparison opens (and holds) each model in turn itself
-        session = session_for(spec.model) if len(spec.models) == 1 else None
-    registry = None
-    if not args.no_registry:
-        from workbench.storage.runs import RunRegistry
-        registry = RunRegistry()
-    common = {"registry": registry, "store": not args.no_registry}
+    spec, dataset = spec_from_args(args)
+    # a model comparison opens (and holds) each model in turn itself
+    session = session_for(spec.model) if len(spec.models) == 1 else None
     bar = CliProgress("compare")
     try:
-        if args.spread is not None:
-            from workbench.jobs.sensitivity import format_spread
-            res = format_spread(templates[0], dataset, session, cfg, n_variants=args.spread, seed=cfg.seed,
-                                progress=bar, **common)
-        elif args.seeds is not None:
-            from workbench.jobs.compare import seed_variance
-            try:
-                seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-            except ValueError as e:
-                raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}", "e.g. 0,1,2,3,4") from e
-            res = seed_variance(templates[0], dataset, session, cfg, seeds=seeds, progress=bar, **common)
-        else:
-            from workbench.jobs.runner import execute
-            res = execute(spec, session, dataset=dataset, progress=bar, record=not args.no_registry).result
+        from workbench.jobs.runner import execute
+        res = execute(spec, session, dataset=dataset, progress=bar, record=not args.no_registry).result
     finally:
         bar.close()
     print(res.summary())
@@ -151,7 +124,7 @@ def run(args) -> int:
         from workbench.jobs.compare_models import format_pairs
         print(format_pairs(res.settings["pairs"]))
     if args.out:
-        from workbench.jobs.compare import _save_json
+        from workbench.jobs.compare_result import save_json as _save_json
         _save_json(res.to_dict(), args.out)
     where = f"  → {args.out}" if args.out else ""
     rid = f"run {res.run_id}" if res.run_id else "not recorded"
@@ -184,7 +157,7 @@ def _run_task_compare(args) -> int:
         bar.close()
     print(res.summary())
     if args.out:
-        from workbench.jobs.compare import _save_json
+        from workbench.jobs.compare_result import save_json as _save_json
         _save_json(res.to_dict(), args.out)
     print(f"\n{len(res.arms)} arms on task {res.task}" + (f"  → {args.out}" if args.out else ""), file=sys.stderr)
     return 0

@@ -59,7 +59,10 @@ def _checks(args) -> None:
 
 
 def spec_from_args(args):
-    """The RunSpec this command line describes (the same one the Run tab builds)."""
+    """The RunSpec this command line describes (the same one the Run tab builds); an lm-eval task by name
+    with --task (task_spec_from_args)."""
+    if getattr(args, "task", None):
+        return task_spec_from_args(args)
     from workbench.core.config import EvalConfig
     from workbench.core.spec import build_spec
     from workbench.core.templates import load_template
@@ -107,53 +110,38 @@ def run(args) -> int:
     return 0
 
 
-def run_task(args) -> int:
-    """`--task NAME`: the lm-eval task (or every task of a group/tag) on its own rows."""
-    import json
-    from pathlib import Path
-
-    from workbench.core.lmeval_tasks import TaskLibrary
+def task_spec_from_args(args):
+    """The RunSpec of `workbench eval --task NAME ...` (jobs/task_eval.py; Python builds the same one)."""
     from workbench.errors import ConfigError
-    from workbench.jobs.lmeval_run import run_tasks
+    from workbench.jobs.task_eval import task_eval_spec
 
     if args.template:
         raise ConfigError("give --task or --template, not both", "--task runs an lm-eval task by name")
     if args.split not in (None, "test"):
         raise ConfigError("--split does not apply to --task", "an lm-eval task scores its own eval split "
                           "(test_split, else validation_split); --data replaces that split's rows")
-    lib = TaskLibrary(include_paths=args.include_path)
-    members = [m for n in args.task.split(",") if n.strip() for m in lib.expand(n.strip())]
-    # Refuse untrusted code before loading a model or any data.
-    for m in members:
-        lib.load(m, trust_code=args.trust_task_code)
+    return task_eval_spec(args.task, model=model_refs(args)[0], trust_code=args.trust_task_code,
+                          include_paths=args.include_path, data=args.data, num_fewshot=args.num_fewshot,
+                          limit=args.limit, method=args.method, fewshot_seed=args.fewshot_seed)
+
+
+def run_task(args) -> int:
+    """`--task NAME`: the lm-eval task (or every task of a group/tag) on its own rows, through execute."""
+    import json
+    from pathlib import Path
+
+    from workbench.jobs.runner import execute
+
+    spec = task_spec_from_args(args)   # refuses untrusted code before loading a model or any data
+    run = execute(spec, None, record=not args.no_registry).result
     out = Path(args.out)
-    many = len(members) > 1
-    if many and args.data:
-        raise ConfigError(f"--data replaces the rows of one task, and {args.task!r} has {len(members)} tasks",
-                          "run the tasks one by one with --data, or let each load its own dataset")
-    if out.parent and not out.parent.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-
-    def saved(name, result):
-        path = out.with_name(f"{out.stem}.{name}{out.suffix or '.json'}") if many else out
-        result.save(path)
-        if not args.no_registry:
-            import sqlite3
-
-            from workbench.storage.runs import record_eval
-            try:
-                record_eval(result)
-            except (sqlite3.OperationalError, OSError) as e:   # a full disk must not cost the finished task
-                print(f"warning: {name} was not recorded in the run registry ({e}); its results are in {path}",
-                      file=sys.stderr)
-
-    run = run_tasks(lib, args.task, lambda: session_for(model_refs(args)[0]), trust_code=args.trust_task_code, data=args.data,
-                    num_fewshot=args.num_fewshot, limit=args.limit, method=args.method or "acc",
-                    fewshot_seed=args.fewshot_seed, on_task=saved)
+    many = len(run.order) > 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for name in run.order:
+        run.results[name].save(out.with_name(f"{out.stem}.{name}{out.suffix or '.json'}") if many else out)
     print(task_table(run))
     if many:
         summary = {"task": args.task, "tasks": {n: run.results[n].metrics for n in run.order}, "groups": run.groups}
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(summary, indent=1, default=str))
     print(f"\n{len(run.order)} task(s) → {args.out}", file=sys.stderr)
     return 0

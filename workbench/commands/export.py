@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from workbench.commands.progress import CliProgress
 from workbench.commands.common import (check_out_path, add_config_args, add_data_args, add_model_args, config_overrides,
@@ -48,30 +47,18 @@ def spec_from_args(args):
     from workbench.core.config import EvalConfig
     from workbench.core.spec import build_spec
     from workbench.core.templates import load_template
-    from workbench.errors import ConfigError
 
     check_out_path(args.out)   # before any work: an export must not score everything, then fail to save
     dataset = dataset_from_args(args)
     opts = {"out": args.out, "merge": args.merge, "overwrite": args.overwrite, "no_data": args.no_data,
             "zip": args.zip, "force": args.force}
-    if args.train_run:
-        ad = Path(args.train_run) / "adapter"
-        if not (ad / "template.yaml").exists():
-            raise ConfigError(f"{args.train_run} is not a finished training run ({ad}/template.yaml is missing).",
-                              hint="Pass a run folder under $WORKBENCH_HOME/train that saved an adapter.")
-        templates = [load_template(ad / "template.yaml")]
-        opts["train_run"] = args.train_run
-    elif args.winner is not None:
-        from workbench.jobs.compare import get_winner_info
+    from workbench.jobs.export_source import export_source
 
-        info = get_winner_info(args.winner or None)
-        if info is None:
-            raise ConfigError("No comparison has a marked winner" + (f" (run {args.winner})" if args.winner else "") + ".",
-                              hint="Mark one with the Compare tab, or pass --template.")
-        templates = [load_template(info["yaml"])]
-        opts["winner"] = args.winner or True
-    else:
-        templates = [(load_template(args.template, name=args.template_name), args.template)]
+    template = None if (args.train_run or args.winner is not None) else \
+        (load_template(args.template, name=args.template_name), args.template)
+    templates, source = export_source(template, train_run=args.train_run,
+                                      winner=(args.winner or True) if args.winner is not None else None)
+    opts.update(source)
     return build_spec("export", templates=templates, data=dataset, model=model_refs(args),
                       eval=config_overrides(args, EvalConfig), options=opts), dataset
 

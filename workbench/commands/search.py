@@ -10,99 +10,103 @@ from a start template on train + dev, then score the winner once on held-out tes
 Ctrl-C stops the search; its state is in the run registry, and --resume RUN_ID continues it
 without scoring anything twice. The winner is saved as a user template (metadata.search holds
 the settings and the run id); `--out` writes the whole report (leaderboard, history) as JSON.
+
+The flags of the search settings are SearchConfig's fields (core/config.py), so the command a
+search records (RunSpec.command()) is this verb's own; lists take spaces or commas (`--shots 0 2 4`
+or `--shots 0,2,4`), and a budget of 0 means no limit.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from workbench.commands.common import add_data_args, add_model_args, dataset_from_args, session_from_args
-
-
-def _ints(s: str) -> list[int]:
-    from workbench.errors import ConfigError
-
-    try:
-        return [int(x) for x in s.split(",") if x.strip()]
-    except ValueError as e:
-        raise ConfigError(f"expected comma-separated integers, got {s!r}", "e.g. 0,2,4") from e
-
-
-def _words(s: str) -> list[str]:
-    return [x.strip() for x in s.split(",") if x.strip()]
+from workbench.commands.common import (add_config_args, add_data_args, add_model_args, config_overrides,
+                                       dataset_from_args, model_refs)
 
 
 def register(sub) -> None:
+    from workbench.core.config import METHODS, SearchConfig
+
     p = sub.add_parser("search", help="search a better prompt on train+dev; verdict once on test",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
     add_data_args(p)
     p.add_argument("--template", default=None, help="the start template YAML (not needed with --resume)")
-    p.add_argument("--axes", default="verbalizer,format,instruction,demos,calibration",
-                   help="axes to search, comma-separated (default: all five)")
-    p.add_argument("--budget-tokens", type=int, default=300_000, help="model-token budget (0 = no limit)")
-    p.add_argument("--budget-seconds", type=float, default=600, help="wall-time budget in seconds (0 = no limit)")
-    p.add_argument("--first-rows", type=int, default=16, help="dev rows in the first racing rung")
-    p.add_argument("--eta", type=float, default=2.0, help="growth of the dev slice per rung")
-    p.add_argument("--keep", type=float, default=0.5, help="share of candidates kept per rung")
-    p.add_argument("--max-dev-rows", type=int, default=None, help="use at most this many dev rows")
-    p.add_argument("--verbalizers", type=int, default=6, help="label-word combinations raced")
-    p.add_argument("--formats", type=int, default=6, help="FormatSpread variants raced")
-    p.add_argument("--propose-instructions", type=int, default=0, metavar="N",
-                   help="also race N instructions the model proposes from training demos (APE-style)")
-    p.add_argument("--shots", default="0,2,4", help="demonstration counts tried")
-    p.add_argument("--demo-seeds", default="0,1", help="seeds of the random demonstration sets")
-    p.add_argument("--selections", default="random,similar", help="random and/or similar (sentence embeddings)")
-    p.add_argument("--calibrations", default="none,contextual,pmi")
-    p.add_argument("--method", default="acc", choices=["acc", "acc_norm", "acc_bytes"])
-    p.add_argument("--metric", default=None,
-                   help="generation templates: the reference metric searched on (default: the template's first "
-                        "`metrics:` entry), e.g. chrf, rougeL, exact_match; classification searches accuracy")
-    p.add_argument("--racing", default="halving", choices=["halving", "sequential"],
-                   help="halving: keep a fixed share per rung; sequential: drop a candidate once settled worse "
-                        "(anytime-valid confidence sequence at --alpha)")
-    p.add_argument("--alpha", type=float, default=0.05, help="sequential racing: error rate of the drops")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="generation: override the template's limit")
-    p.add_argument("--seed", type=int, default=0, help="seed of dev order, label-word rows and format draws")
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--test-limit", type=int, default=None, help="score only the first N test rows at the end")
-    p.add_argument("--no-test", action="store_true", help="do not touch the test split (no verdict)")
-    p.add_argument("--winner-name", default=None, help="name of the saved winner template")
-    p.add_argument("--no-save", action="store_true", help="do not save the winner as a user template")
+    add_config_args(p, SearchConfig, title="search settings",
+                    aliases={"n_verbalizers": ["--verbalizers"], "n_formats": ["--formats"]})
+    g = p.add_argument_group("scoring (the start's demonstrations come from its template)")
+    g.add_argument("--method", default=None, choices=list(METHODS))
+    g.add_argument("--split-seed", type=int, default=None)
+    g.add_argument("--dev-fraction", type=float, default=None)
+    g.add_argument("--test-fraction", type=float, default=None)
+    g.add_argument("--max-new-tokens", type=int, default=None, help="generation: override the template's limit")
+    p.add_argument("--no-test", dest="evaluate_test", action="store_false", default=None,
+                   help="do not touch the test split (no verdict); = --no-evaluate-test")
+    p.add_argument("--no-save", dest="save_winner", action="store_false", default=None,
+                   help="do not save the winner as a user template; = --no-save-winner")
     p.add_argument("--resume", default=None, metavar="RUN_ID", help="continue a stopped search")
     p.add_argument("--name", default=None, help="name of the run in the registry")
     p.add_argument("--out", default=None, help="write the report (leaderboard, history, verdict) as JSON")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from workbench.core.templates import load_template
+def search_settings(args) -> dict:
+    """The SearchConfig fields given on the command line: comma lists split, list[int] fields as
+    integers, a budget of 0 = no limit (as the Search tab's 0)."""
+    from dataclasses import fields
+
+    from workbench.core.config import SearchConfig
     from workbench.errors import ConfigError
-    from workbench.jobs.inference import EvalConfig
-    from workbench.jobs.search import SearchConfig, search
-    from workbench.storage.runs import RunRegistry
+
+    over = config_overrides(args, SearchConfig)
+    for f in fields(SearchConfig):
+        v = over.get(f.name)
+        if isinstance(v, list):
+            items = [x.strip() for s in v for x in str(s).split(",") if x.strip()]
+            if str(f.type).startswith("list[int]"):
+                try:
+                    items = [int(x) for x in items]
+                except ValueError as e:
+                    raise ConfigError(f"--{f.name.replace('_', '-')}: expected integers, got {v!r}",
+                                      "e.g. 0,2,4") from e
+            over[f.name] = items
+    for k in ("budget_tokens", "budget_seconds"):
+        if over.get(k) == 0:
+            over[k] = None      # (given and None: no limit; not given: the default budget)
+    return over
+
+
+def spec_from_args(args):
+    """The RunSpec of `workbench search ...` (the same one the Search tab and Python build)."""
+    from workbench.core.spec import build_spec
+    from workbench.errors import ConfigError
 
     if not args.template and not args.resume:
         raise ConfigError("give the start template (--template T.yaml) or a search to resume (--resume RUN_ID)",
                           "e.g. --template templates_library/bbc_headline_topic.yaml")
-    cfg = SearchConfig(axes=_words(args.axes), budget_tokens=args.budget_tokens or None,
-                       budget_seconds=args.budget_seconds or None, first_rows=args.first_rows, eta=args.eta,
-                       keep=args.keep, max_dev_rows=args.max_dev_rows, n_verbalizers=args.verbalizers,
-                       n_formats=args.formats, propose_instructions=args.propose_instructions,
-                       shots=_ints(args.shots), demo_seeds=_ints(args.demo_seeds), selections=_words(args.selections),
-                       calibrations=_words(args.calibrations), seed=args.seed, evaluate_test=not args.no_test,
-                       test_limit=args.test_limit, save_winner=not args.no_save, winner_name=args.winner_name,
-                       metric=args.metric, racing=args.racing, alpha=args.alpha)
-    cfg.validate()
-    start = load_template(args.template) if args.template else None
-    ev = None
-    if start is not None:
-        fs = start.fewshot
-        ev = EvalConfig(shots=fs.k, per_class=fs.per_class, balanced=fs.balanced, sampling=fs.sampling, seed=fs.seed,
-                        method=args.method, split_seed=args.split_seed, max_new_tokens=args.max_new_tokens)
-    dataset = dataset_from_args(args)
-    session = session_from_args(args)
-    reg = RunRegistry()
+    from workbench.core.spec import resolve_search
+
+    settings = resolve_search(search_settings(args))     # bad settings are refused before any loading
+    template = args.template
+    if args.resume:
+        from workbench.core.templates import PromptTemplate
+        from workbench.jobs.search import open_search
+
+        # a resumed search goes on from its stored start (the stored settings hold, but the budgets)
+        template = PromptTemplate.from_yaml(open_search(args.resume).payload["start"]["yaml"])
+    ev = {k: getattr(args, k) for k in ("method", "split_seed", "dev_fraction", "test_fraction", "max_new_tokens")}
+    return build_spec("search", templates=[template], data=dataset_from_args(args), model=model_refs(args)[0],
+                      eval=ev, search=settings,
+                      options={"resume": args.resume, "name": args.name, "out": args.out})
+
+
+def run(args) -> int:
+    from workbench.commands.common import session_for
+    from workbench.jobs.runner import execute
+    from workbench.storage.runs import RunRegistry
+
+    spec = spec_from_args(args)
+    session = session_for(spec.model)
     last = {"msg": ""}
 
     def progress(done, total, message=""):
@@ -111,15 +115,12 @@ def run(args) -> int:
             print(f"[{done:,}/{total:,}] {message}", file=sys.stderr, flush=True)
 
     try:
-        res = search(start, dataset, session, cfg, ev, registry=reg, resume=args.resume, name=args.name,
-                     progress=progress)
+        res = execute(spec, session, progress=progress).result
     except KeyboardInterrupt:
-        runs = reg.list(kind="search", limit=1)
+        runs = RunRegistry().list(kind="search", limit=1)
         if runs:
             print(f"\nstopped; resume with: workbench search --data {args.data} --resume {runs[0].id}", file=sys.stderr)
         raise
     print(res.summary())
-    if args.out:
-        res.save(args.out)
     print(f"\nrun {res.run_id}" + (f"  → {args.out}" if args.out else ""), file=sys.stderr)
     return 0

@@ -67,18 +67,16 @@ def spec_from_args(args):
 
 
 def run(args) -> int:
-    from workbench.jobs.runner import train_plan
-    from workbench.jobs.training import run_training
+    from workbench.jobs.runner import execute
 
     spec, dataset = spec_from_args(args)
-    template, cfg = spec.template, spec.train
-    plan = train_plan(spec, dataset=dataset, registry=not args.no_registry)
-    print(f"training {template.name} on {dataset.name}: {len(plan.examples)} rows, mode {cfg.mode}, "
-          f"LoRA r={cfg.lora_r} on {', '.join(plan.target_modules)}, device {plan.device}"
-          f"{' (bf16 autocast)' if plan.amp_dtype is not None else ''}\nrun folder: {plan.run_dir}", file=sys.stderr)
+    cfg = spec.train
+    print(f"training {spec.template.name} on {dataset.name}: mode {cfg.mode}, LoRA r={cfg.lora_r}", file=sys.stderr)
     bar = CliProgress("train", unit="step")
     try:
-        result = run_training(plan, progress=bar)   # Ctrl-C inside counts as cancel (best adapter kept)
+        # Ctrl-C inside counts as cancel (best adapter kept)
+        result = execute(spec, None, dataset=dataset, progress=bar, record=not args.no_registry,
+                         on_run=lambda run_dir: print(f"run folder: {run_dir}", file=sys.stderr)).result
     finally:
         bar.close()
     _print_result(result)

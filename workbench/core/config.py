@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
+from workbench.core.search_space import AXES, INSTRUCTIONS
 from workbench.errors import ConfigError
 
 METHODS = ("acc", "acc_norm", "acc_bytes")
@@ -152,3 +153,78 @@ class TrainConfig:
     @classmethod
     def from_json(cls, text: str) -> "TrainConfig":
         return cls.from_dict(json.loads(text))
+
+
+RACINGS = ("halving", "sequential")
+
+
+@dataclass
+class SearchConfig:
+    axes: list[str] = field(default_factory=lambda: list(AXES), metadata={
+        "help": "axes searched, in this order: verbalizer, format, instruction, demos, calibration"})
+    budget_tokens: int | None = field(default=300_000, metadata={
+        "help": "stop after this many model tokens (forward-pass tokens, label-word pass included); None = no limit"})
+    budget_seconds: float | None = field(default=600.0, metadata={"help": "stop after this much wall time; None = no limit"})
+    first_rows: int = field(default=16, metadata={"help": "dev rows in the first racing rung"})
+    eta: float = field(default=2.0, metadata={"help": "each rung grows the dev slice by this factor"})
+    keep: float = field(default=0.5, metadata={"help": "share of candidates kept after each rung"})
+    max_dev_rows: int | None = field(default=None, metadata={"help": "use at most this many dev rows (None = all)"})
+    label_rows_per_class: int = field(default=16, metadata={"help": "training rows per class for the label-word pass"})
+    words_per_class: int = field(default=3, metadata={"help": "label words kept per class"})
+    n_verbalizers: int = field(default=6, metadata={"help": "verbalizer combinations raced"})
+    label_names: bool = field(default=True, metadata={"help": "also race the class names as label words, when each is one whole word"})
+    plain_label_words: bool = field(default=False, metadata={
+        "help": "race only verbalizers without stop-words or words unrelated to their class name (core/label_checks.py)"})
+    n_formats: int = field(default=6, metadata={"help": "FormatSpread variants raced"})
+    instructions: list[str] = field(default_factory=lambda: list(INSTRUCTIONS), metadata={
+        "help": "instruction library; {choices} becomes the label words"})
+    propose_instructions: int = field(default=0, metadata={
+        "help": "instructions the model proposes from training demonstrations (APE-style); 0 = off"})
+    shots: list[int] = field(default_factory=lambda: [0, 2, 4], metadata={"help": "demonstration counts tried"})
+    demo_seeds: list[int] = field(default_factory=lambda: [0, 1], metadata={"help": "seeds of the random demo sets"})
+    selections: list[str] = field(default_factory=lambda: ["random", "similar"], metadata={
+        "help": "how demonstrations are chosen: random (a fixed seeded set) and/or similar (nearest by sentence embedding)"})
+    calibrations: list[str] = field(default_factory=lambda: ["none", "contextual", "pmi"], metadata={
+        "help": "calibrations tried"})
+    seed: int = field(default=0, metadata={"help": "seed of the dev-row order, label-word rows and format draws"})
+    evaluate_test: bool = field(default=True, metadata={"help": "score start and winner once on the test split at the end"})
+    test_limit: int | None = field(default=None, metadata={"help": "score only the first N test rows (None = all)"})
+    n_boot: int = field(default=2000, metadata={"help": "bootstrap resamples of the test verdict"})
+    save_winner: bool = field(default=True, metadata={"help": "save the winner as a user template"})
+    winner_name: str | None = field(default=None, metadata={"help": "name of the saved winner (default: <start>-search-<id>)"})
+    metric: str | None = field(default=None, metadata={
+        "help": "generation: the reference metric searched on (default: the template's first `metrics:` entry), "
+                "averaged per dev row; classification searches accuracy"})
+    racing: str = field(default="halving", metadata={
+        "help": "how candidates race on dev: halving (keep a fixed share per rung) or sequential (drop a candidate "
+                "once an anytime-valid confidence sequence settles it worse, at alpha)"})
+    alpha: float = field(default=0.05, metadata={"help": "sequential racing: the chance of ever dropping a candidate "
+                                                         "that is not worse (Bonferroni over pairs)"})
+
+    def validate(self) -> None:
+        bad = [a for a in self.axes if a not in AXES]
+        if bad or not self.axes:
+            raise ConfigError(f"unknown or no search axes: {bad or self.axes}", f"choose from: {', '.join(AXES)}")
+        if self.budget_tokens is not None and self.budget_tokens < 1:
+            raise ConfigError(f"budget_tokens must be >= 1, got {self.budget_tokens}", "or None for no limit")
+        if self.budget_seconds is not None and self.budget_seconds <= 0:
+            raise ConfigError(f"budget_seconds must be > 0, got {self.budget_seconds}", "or None for no limit")
+        if self.racing not in RACINGS:
+            raise ConfigError(f"unknown racing {self.racing!r}", f"use {' or '.join(RACINGS)}")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"alpha must be between 0 and 1, got {self.alpha}", "e.g. 0.05")
+        if self.first_rows < 1 or self.eta <= 1 or not 0 < self.keep < 1:
+            raise ConfigError("racing needs first_rows >= 1, eta > 1 and 0 < keep < 1", "e.g. 16, 2, 0.5")
+        if any(int(k) < 0 for k in self.shots):
+            raise ConfigError(f"shots must be >= 0, got {self.shots}", "e.g. 0,2,4")
+        bad = [s for s in self.selections if s not in ("random", "similar")]
+        if bad:
+            raise ConfigError(f"unknown demo selection(s) {bad}", "use random and/or similar")
+        bad = [c for c in self.calibrations if c not in CALIBRATIONS]
+        if bad:
+            raise ConfigError(f"unknown calibration(s) {bad}", f"use {', '.join(CALIBRATIONS)}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SearchConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

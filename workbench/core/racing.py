@@ -54,6 +54,28 @@ def race(candidates: Sequence[Hashable], score: Callable[[Hashable, int], float]
     the order given. The race ends early when one candidate is left."""
     if not 0 < keep < 1:
         raise ConfigError(f"keep must be between 0 and 1, got {keep}", "e.g. 0.5")
+
+    def halve(ranked, scores, n, last, full):
+        n_keep = len(ranked) if last else max(min_keep, int(math.ceil(len(ranked) * keep)))
+        return ranked[:n_keep], {}
+
+    return run_rungs(candidates, lambda c, n: float(score(c, n)), float, sizes, halve,
+                     out_of_budget=out_of_budget, prefer=prefer)
+
+
+# decide(ranked, values, n, last, full) -> (kept candidates, extra fields for the rung's record).
+# `values` maps each candidate scored at this rung to what `evaluate` gave; `full` says that every
+# candidate still in was scored (the budget did not cut the rung short).
+Decide = Callable[[list, dict, int, bool, bool], tuple[list, dict]]
+
+
+def run_rungs(candidates: Sequence[Hashable], evaluate: Callable[[Hashable, int], object],
+              mean: Callable[[object], float], sizes: Sequence[int], decide: Decide, *,
+              out_of_budget: Callable[[], bool] = lambda: False, prefer: Hashable | None = None) -> RaceResult:
+    """The rung loop every racing rule shares: at each slice size, evaluate the candidates still
+    in (asking `out_of_budget` before each), rank them by `mean` of what they gave, record the rung,
+    and keep whom `decide` keeps. Only the drop rule differs between rules (halving here, the
+    sequential rule in core/racing_seq.py), so the budget, tie-breaking and winner rules live once."""
     alive = list(dict.fromkeys(candidates))
     res = RaceResult(winner=None, winner_score=None, winner_n=0)
     order = {c: i for i, c in enumerate(alive)}
@@ -63,22 +85,24 @@ def race(candidates: Sequence[Hashable], score: Callable[[Hashable, int], float]
         if len(alive) == 1:
             ri = len(sizes) - 1
         n, last = sizes[ri], ri == len(sizes) - 1
-        scores: dict = {}
+        values: dict = {}
         for c in alive:
             if out_of_budget():
                 res.complete = False
                 break
-            scores[c] = float(score(c, n))
-        if not scores:
+            values[c] = evaluate(c, n)
+        if not values:
             break
+        scores = {c: mean(v) for c, v in values.items()}
         ranked = sorted(scores, key=lambda c: (-scores[c], c != prefer, order[c]))
-        if len(scores) == len(alive):
+        full = len(values) == len(alive)
+        if full:
             # Only a fully scored rung names a winner: a half-scored one compares unequal fields.
             res.winner, res.winner_score, res.winner_n = ranked[0], scores[ranked[0]], n
-        n_keep = len(ranked) if last else max(min_keep, int(math.ceil(len(ranked) * keep)))
-        res.rungs.append({"n": n, "scores": scores, "kept": ranked[:n_keep]})
+        kept, extra = decide(ranked, values, n, last, full)
+        res.rungs.append({"n": n, "scores": scores, "kept": kept, **extra})
         if not res.complete or last:
             break
-        alive = ranked[:n_keep]
+        alive = kept
         ri += 1
     return res

@@ -26,7 +26,7 @@ from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
-from workbench.core.racing import RaceResult
+from workbench.core.racing import RaceResult, run_rungs
 from workbench.core.sequential import PairedCS
 from workbench.errors import ConfigError, DataError
 
@@ -45,32 +45,19 @@ def race_sequential(candidates: Sequence[Hashable], rows: Callable[[Hashable, in
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be between 0 and 1, got {alpha}", "e.g. 0.05")
     alive = list(dict.fromkeys(candidates))
-    order = {c: i for i, c in enumerate(alive)}
     pairs = list(itertools.combinations(alive, 2))
     level = alpha / max(1, len(pairs))
     css = {p: PairedCS(alpha=level, population=population) for p in pairs}
-    res = RaceResult(winner=None, winner_score=None, winner_n=0)
-    ri = 0
-    while ri < len(sizes):
-        if len(alive) == 1:     # a lone survivor: only its score on all rows still matters
-            ri = len(sizes) - 1
-        n, last = sizes[ri], ri == len(sizes) - 1
-        vals: dict = {}
-        for c in alive:
-            if out_of_budget():
-                res.complete = False
-                break
-            v = np.asarray(rows(c, n), dtype=float)
-            if v.shape != (n,):
-                raise DataError(f"candidate {c!r} gave {v.shape} row scores for {n} rows", "this is a bug: please report it")
-            vals[c] = v
-        if not vals:
-            break
-        scores = {c: float(v.mean()) for c, v in vals.items()}
-        ranked = sorted(scores, key=lambda c: (-scores[c], c != prefer, order[c]))
+
+    def evaluate(c, n):
+        v = np.asarray(rows(c, n), dtype=float)
+        if v.shape != (n,):
+            raise DataError(f"candidate {c!r} gave {v.shape} row scores for {n} rows", "this is a bug: please report it")
+        return v
+
+    def settle(ranked, vals, n, last, full):
         dropped: dict = {}
-        if len(vals) == len(alive):
-            res.winner, res.winner_score, res.winner_n = ranked[0], scores[ranked[0]], n
+        if full:
             # every pair of candidates still in has seen the same rows so far: feed it the new ones
             for (a, b), cs in css.items():
                 if a in vals and b in vals and n > cs.n:
@@ -83,12 +70,10 @@ def race_sequential(candidates: Sequence[Hashable], rows: Callable[[Hashable, in
                     elif dec == "B":
                         dropped.setdefault(a, b)
         kept = [c for c in ranked if c not in dropped]
-        res.rungs.append({"n": n, "scores": scores, "kept": kept, "dropped": {str(k): str(v) for k, v in dropped.items()}})
-        if not res.complete or last:
-            break
-        alive = kept
-        ri += 1
-    return res
+        return kept, {"dropped": {str(k): str(v) for k, v in dropped.items()}}
+
+    return run_rungs(alive, evaluate, lambda v: float(v.mean()), sizes, settle,
+                     out_of_budget=out_of_budget, prefer=prefer)
 
 
 def pair_interval(a_rows: Sequence[float], b_rows: Sequence[float], alpha: float) -> tuple[float, float]:

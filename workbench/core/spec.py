@@ -28,17 +28,24 @@ import shlex
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
-from workbench.core.config import EvalConfig, TrainConfig
+from workbench.core.config import EvalConfig, SearchConfig, TrainConfig
+from workbench.core.options import check_options, options_of
+from workbench.core.spec_checks import check_models, sequential_options, study_options  # noqa: F401 (check_models: public here too)
 from workbench.errors import ConfigError
 
 SPEC_VERSION = 1
 # Inference-server settings (remote models only) and their defaults; speed and robustness only.
 ENGINE_DEFAULTS = {"concurrency": 8, "request_timeout": 300.0, "max_retries": 5, "response_cache": True}
-KINDS = ("eval", "compare", "train", "export", "search")
+KINDS = ("eval", "compare", "train", "export", "search", "seed_variance", "format_spread")
+# Kinds run by another verb's flag: a seed-variance study is `workbench compare --seeds ...`.
+VERBS = {"seed_variance": "compare", "format_spread": "compare"}
 
 # EvalConfig fields a template may give defaults for, and the FewShotConfig field each reads.
 TEMPLATE_DEFAULTS = {"shots": "k", "per_class": "per_class", "balanced": "balanced", "sampling": "sampling",
                      "seed": "seed"}
+# The EvalConfig fields a search takes from its door (scoring, split, generation length); the demos and
+# calibration of its start come from the start template, and the rest is what the search varies.
+SEARCH_EVAL = ("method", "split_seed", "dev_fraction", "test_fraction", "max_new_tokens")
 # Settings that change speed, not predictions: left out of reuse keys.
 SPEED_ONLY = frozenset({"prefix_cache"})
 
@@ -160,17 +167,21 @@ class RunSpec:
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "Scoring settings (all kinds)."})
     train: TrainConfig | None = field(default=None, metadata={"help": "LoRA settings (train)."})
     options: dict = field(default_factory=dict, metadata={
-        "help": "Kind-specific options that are not scoring settings: out (results/bundle path), "
-                "train_run, merge, zip, name, ..."})
+        "help": "The kind's options (core/options.py: EvalOptions, CompareOptions, ...) that differ from their "
+                "defaults: out (results/bundle path), train_run, merge, zip, name, ...; `spec.opts` is the typed form."})
     version: int = SPEC_VERSION
     judge: JudgeRef | None = field(default=None, metadata={
         "help": "A model judge of generated outputs (eval, compare): rubric, judge model, label column."})
+    search: SearchConfig | None = field(default=None, metadata={
+        "help": "Prompt-search settings (search): axes, budgets, racing, test verdict."})
 
     # -------------------------------------------------------------- serialisation
     def to_dict(self) -> dict:
         d = asdict(self)
         if d.get("judge") is None:
             d.pop("judge", None)   # specs without a judge keep the JSON (and hash) they always had
+        if d.get("search") is None:
+            d.pop("search", None)  # (and so do specs of other kinds than search)
         return d
 
     def to_json(self) -> str:
@@ -187,7 +198,8 @@ class RunSpec:
                    eval=EvalConfig(**d["eval"]),
                    train=TrainConfig.from_dict(d["train"]) if d.get("train") else None,
                    options=dict(d.get("options") or {}), version=d.get("version", SPEC_VERSION),
-                   judge=JudgeRef.from_dict(d["judge"]) if d.get("judge") else None)
+                   judge=JudgeRef.from_dict(d["judge"]) if d.get("judge") else None,
+                   search=SearchConfig.from_dict(d["search"]) if d.get("search") else None)
 
     @classmethod
     def from_json(cls, text: str) -> "RunSpec":
@@ -201,6 +213,11 @@ class RunSpec:
         return _digest(d)
 
     @property
+    def opts(self):
+        """The options as the kind's typed dataclass (core/options.py): defaults filled in."""
+        return options_of(self.kind, self.options)
+
+    @property
     def template(self) -> TemplateRef:
         return self.templates[0]
 
@@ -211,7 +228,7 @@ class RunSpec:
     # -------------------------------------------------------------- the equivalent command
     def argv(self) -> list[str]:
         """`workbench <kind> ...` arguments that build this very spec (see `command`)."""
-        verb = {"search": "search"}.get(self.kind, self.kind)
+        verb = VERBS.get(self.kind, self.kind)
         out = ["workbench", verb]
         for m in self.models:
             out += ["--model", m.model]
@@ -231,17 +248,32 @@ class RunSpec:
         for k, v in sorted(m.engine.items()):
             if v != ENGINE_DEFAULTS.get(k):
                 out += ["--no-response-cache"] if k == "response_cache" else ["--" + k.replace("_", "-"), str(v)]
-        out += ["--data", self.data.source]
+        task = self.options.get("task") if self.kind == "eval" else None   # an lm-eval task by name
+        if not (task and self.data.source.startswith("lmeval:")):     # (whose own rows are no --data)
+            out += ["--data", self.data.source]
         if self.data.text_column:
             out += ["--text-column", self.data.text_column]
         if self.data.label_column:
             out += ["--label-column", self.data.label_column]
-        if not (self.kind == "export" and (self.options.get("train_run") or self.options.get("winner"))):
-            for t in self.templates:   # (an export of a training run or a winner names that instead)
+        if not ((self.kind == "export" and (self.options.get("train_run") or self.options.get("winner")))
+                or (self.kind == "search" and self.options.get("resume")) or task):
+            # (an export of a training run or a winner names that instead; a resumed search its run)
+            for t in self.templates:
                 out += ["--template", t.path or f"<{t.name}.yaml>"]
         if self.kind == "train":
             # a training run's split, seeds and scoring come from its TrainConfig
             out += config_flags(self.train or TrainConfig(), TrainConfig(), skip={"device"})
+        elif self.kind == "search":
+            # the scoring settings a search takes from its door, then what it searches and how
+            out += config_flags(self.eval, resolve_eval({}, self.template.load()),
+                                skip={f.name for f in fields(EvalConfig)} - set(SEARCH_EVAL))
+            flags = config_flags(self.search or SearchConfig(), SearchConfig())
+            # no budget is `0` on the command line (an unset flag is the default budget)
+            out += ["0" if a == "none" and flags[i - 1] in ("--budget-tokens", "--budget-seconds") else a
+                    for i, a in enumerate(flags)]
+        elif task:
+            # an lm-eval task scores its own prompt: only the scoring method and the row limit are flags
+            out += config_flags(self.eval, EvalConfig(), skip={f.name for f in fields(EvalConfig)} - {"method", "limit"})
         else:
             # flags for what differs from the defaults build_spec would apply, the template's included
             out += config_flags(self.eval, resolve_eval({}, self.template.load()))
@@ -255,7 +287,11 @@ class RunSpec:
             if v is None or v is False:
                 continue
             flag = "--" + k.replace("_", "-")
-            out += [flag] if v is True else [flag, str(v)]
+            if isinstance(v, (list, tuple)):
+                for x in v:                   # a repeatable flag (--include-path A --include-path B)
+                    out += [flag, str(x)]
+            else:
+                out += [flag] if v is True else [flag, str(v)]
         return out
 
     def command(self) -> str:
@@ -325,7 +361,7 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
                eval: Mapping[str, Any] | EvalConfig | None = None,
                train: Mapping[str, Any] | TrainConfig | None = None,
                options: Mapping[str, Any] | None = None, judge=None, judge_model: str | ModelRef | None = None,
-               judge_labels: str | None = None) -> RunSpec:
+               judge_labels: str | None = None, search: Mapping[str, Any] | SearchConfig | None = None) -> RunSpec:
     """The one way every door turns a user's choices into a RunSpec.
 
     `templates`: PromptTemplate objects, (template, path) pairs, TemplateRefs or paths.
@@ -334,7 +370,8 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
     apply to names given as strings. `eval`/`train`: dicts of user choices (None = unset).
     `judge`: a JudgeTemplate, (judge, path), a JudgeRef or a path; `judge_model`: the judge's model
     (None or the evaluated model's name: the same session); `judge_labels`: a column of people's
-    ratings to check the judge against."""
+    ratings to check the judge against. `search`: a search's SearchConfig or dict of choices (None = unset);
+    a search takes only the SEARCH_EVAL fields of `eval` (its demos come from the start template)."""
     if kind not in KINDS:
         raise ConfigError(f"Unknown job kind '{kind}'.", hint=f"Use one of: {', '.join(KINDS)}.")
     trefs, loaded = [], []
@@ -354,16 +391,27 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
                                                         trust_remote_code=trust_remote_code)
              for m in models]
     check_models(mrefs)
+    if kind == "search":
+        given = eval if isinstance(eval, Mapping) or eval is None else {}
+        other = sorted(k for k, v in dict(given or {}).items() if v is not None and k not in SEARCH_EVAL)
+        if other:
+            raise ConfigError(f"A search does not take the evaluation setting(s) {', '.join(other)}: "
+                              "it searches demos and calibration itself.",
+                              hint=f"Set them in the start template, or give only {', '.join(SEARCH_EVAL)}.")
     cfg = resolve_eval(eval, loaded[0])
+    scfg = resolve_search(search) if kind == "search" else None
     tcfg = resolve_train(train) if kind == "train" else None
     if tcfg is not None:
         # one split for training and its evaluation; the eval settings follow the training run's
         cfg = dataclasses.replace(cfg, split_seed=tcfg.split_seed, dev_fraction=tcfg.dev_fraction,
                                   test_fraction=tcfg.test_fraction, method=tcfg.eval_method)
-    # an unset option and a false flag are the same choice (the command omits both)
-    opts = {k: v for k, v in dict(options or {}).items() if v is not None and v is not False}
+    # the kind's typed options (core/options.py): unknown keys refused; unset, false and default values left
+    # out, so the command and the hash are the same whichever door set a default explicitly
+    opts = check_options(kind, options)
+    if kind in ("seed_variance", "format_spread"):
+        opts = study_options(kind, opts, trefs, mrefs, cfg)
     if kind == "compare" and opts.get("sequential"):
-        opts = _sequential_options(opts)
+        opts = sequential_options(opts)
     jref = _judge_ref(judge, judge_model, judge_labels, mrefs[0]) if judge is not None else None
     if jref is not None and kind not in ("eval", "compare"):
         raise ConfigError(f"A judge scores eval and compare jobs, not {kind}.", hint="Leave out --judge.")
@@ -371,7 +419,24 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
         raise ConfigError("A judge scores generated outputs; a classification template has none.",
                           hint="Use --judge with generation templates (task: generation), or leave it out.")
     return RunSpec(kind=kind, templates=trefs, data=dref, models=mrefs, eval=cfg, train=tcfg, options=opts,
-                   judge=jref)
+                   judge=jref, search=scfg)
+
+
+def resolve_search(overrides: Mapping[str, Any] | SearchConfig | None) -> SearchConfig:
+    """SearchConfig from user choices (a key left out = the dataclass's default), validated. Unlike
+    eval settings, a None given here is kept: `budget_tokens=None` is "no limit", not "unset"."""
+    if isinstance(overrides, SearchConfig):
+        cfg = dataclasses.replace(overrides)
+    else:
+        given = dict(overrides or {})
+        known = {f.name for f in fields(SearchConfig)}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise ConfigError(f"Unknown search setting(s): {', '.join(unknown)}.",
+                              hint=f"Known settings: {', '.join(sorted(known))}.")
+        cfg = SearchConfig(**given)
+    cfg.validate()
+    return cfg
 
 
 def _judge_ref(judge, judge_model, labels, evaluated: ModelRef) -> JudgeRef:
@@ -393,39 +458,6 @@ def _judge_ref(judge, judge_model, labels, evaluated: ModelRef) -> JudgeRef:
         # another model judges; the evaluated model's name (or none) means the same session
         model = ModelRef(model=judge_model.strip())
     return JudgeRef.of(judge, path, model, labels)
-
-
-def check_models(refs: Sequence[ModelRef]) -> None:
-    """The model list of any job, whichever door built it: each model once, and a local adapter only where
-    every model can take it (an inference server serves its own weights)."""
-    names = [r.model for r in refs]
-    dup = next((m for m in names if names.count(m) > 1), None)
-    if dup:
-        raise ConfigError(f"Model '{dup}' is listed twice (the first model is always the first column).",
-                          hint="List each model once.")
-    adapter = next((r.adapter for r in refs if r.adapter), None)
-    server = next((r.model for r in refs if r.remote), None)
-    if adapter and server:
-        raise ConfigError(f"The adapter {adapter} would be attached to every model of the comparison, and the "
-                          f"inference server {server} cannot take a local adapter.",
-                          hint="Drop the adapter (or detach it in the model bar), or serve it on the server "
-                               "(docs/SERVING.md) and list that served name.")
-
-
-def _sequential_options(opts: dict) -> dict:
-    """A sequential comparison's stopping rule, checked, with the defaults left out (so the command
-    and the spec hash are the same whichever door set them)."""
-    from workbench.core.sequential import SEQUENTIAL_KEYS, SequentialOptions
-
-    rule = SequentialOptions.from_options(opts)       # validates
-    default = SequentialOptions()
-    out = {k: v for k, v in opts.items() if k not in SEQUENTIAL_KEYS}
-    for k in SEQUENTIAL_KEYS:
-        v = getattr(rule, k)
-        if v != getattr(default, k):
-            out[k] = v
-    out["sequential"] = True
-    return out
 
 
 def _template_ref(t) -> tuple[TemplateRef, Any]:

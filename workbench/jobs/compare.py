@@ -69,8 +69,8 @@ from workbench.jobs.compare_runs import (  # noqa: F401
     payload_templates,
 )
 
-# The old private names, for one stop, while other branches still import them (sensitivity,
-# commands/compare): use the public names above.
+# The old private names, for one stop, in case another branch still imports them: use the public
+# names above (tests/test_layers.py refuses a new import of them).
 _save_json, _unique_names, _row_texts, _store = save_json, unique_names, row_texts, store_comparison
 _provenance, _resolve_registry, _stage_progress = run_provenance, resolve_registry, stage_progress
 
@@ -185,55 +185,5 @@ def spread_stats(values: Sequence[float]) -> dict:
     return {"mean": mean, "std": std, "min": min(vals), "max": max(vals), "spread": max(vals) - min(vals)}
 
 
-def seed_variance(
-    template,
-    dataset,
-    session,
-    config=None,
-    seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    *,
-    registry=None,
-    store: bool = True,
-    progress: Progress | None = None,
-    cancel: Callable[[], bool] | None = None,
-) -> SeedVariance:
-    """Score `template` once per demo seed on the same rows; report mean ± std, min, max.
-
-    Only the demonstrations change between seeds (the test rows depend on `split_seed`, not on
-    `seed`), so the spread is the few-shot sensitivity of Zhao et al. 2021 / Lu et al. 2022."""
-    from workbench.jobs.inference import EvalConfig, eval_rows
-
-    config = config or EvalConfig()
-    config.validate()
-    seeds = [int(s) for s in seeds]
-    if config.shots <= 0:
-        raise ConfigError("seed variance needs few-shot demonstrations: with shots=0 every seed gives the same prompts",
-                          "set shots to 1 or more")
-    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"seed variance needs at least two distinct seeds, got {seeds}", "e.g. seeds 0,1,2,3,4")
-    reg = resolve_registry(registry, store)
-    rows, pool = eval_rows(dataset, config)
-    per_seed = []
-    for i, s in enumerate(seeds):
-        cfg = replace(config, seed=s)
-        res, run_id, reused = evaluate_or_reuse(template, dataset, session, cfg, rows=rows, pool=pool, registry=reg,
-                                                progress=stage_progress(progress, i, len(seeds), f"seed {s}"),
-                                                cancel=cancel)
-        per_seed.append({"seed": s, "accuracy": res.metrics.get("accuracy", _acc(res)),
-                         "macro_f1": res.metrics.get("macro_f1"),
-                         "demo_indices": demo_indices(template, rows, pool, cfg),
-                         "eval_run_id": run_id, "reused": reused})
-    f1s = [p["macro_f1"] for p in per_seed if p["macro_f1"] is not None]
-    out = SeedVariance(template={"name": template.name, "hash": template.content_hash(), "yaml": template.to_yaml()},
-                       n=len(rows), seeds=seeds, per_seed=per_seed,
-                       accuracy=spread_stats([p["accuracy"] for p in per_seed]), macro_f1=spread_stats(f1s),
-                       provenance=run_provenance(dataset, session, config))
-    if reg is not None:
-        out.run_id = store_comparison(reg, out.to_dict(), f"seed variance: {template.name}", dataset, session, config,
-                            metrics={"n": out.n, "mean_accuracy": out.accuracy["mean"],
-                                     "std_accuracy": out.accuracy["std"], "templates": [template.name]})
-    return out
-
-
-def _acc(res) -> float:
-    return sum(bool(r["correct"]) for r in res.records) / max(1, len(res.records))
+# (seed_variance moved next to the format spread: jobs/sensitivity.py; no re-export here, which would be an
+# import cycle, since the studies use this module's evaluate_or_reuse)

@@ -92,6 +92,11 @@ class JobContext:
     def message(self, text: str) -> None:
         self._job.message = text
 
+    def found(self, result_id: str) -> None:
+        """The job's run-registry id, known before it ends (a search registers its run at the start):
+        status() shows it at once, and it stays after a cancel (a stopped search is resumed by it)."""
+        self._job.result_id = result_id
+
     def cancelled(self) -> bool:
         return self._job.cancel_event.is_set()
 

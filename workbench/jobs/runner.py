@@ -5,8 +5,9 @@
 
 Every door builds its spec with `workbench.core.spec.build_spec` and hands it here (the UI through
 `workbench.jobs.service`, which also owns the model), so a result cannot depend on the door.
-Training runs in its own lane (`workbench.jobs.training`: its own model copy and run folder);
-`train_plan` turns a train spec into the plan that lane takes.
+Training runs on its own model copy and run folder (`workbench.jobs.training`): `execute` runs it in
+the calling thread (CLI, Python), the server's training lane (service.start_training) in a background
+thread; both from `train_plan`, which turns a train spec into the plan.
 """
 from __future__ import annotations
 
@@ -28,34 +29,66 @@ class RunOutcome:
 
 
 def execute(spec: RunSpec, session, *, dataset=None, progress: Progress | None = None,
-            cancel: Callable[[], bool] | None = None, record: bool = True) -> RunOutcome:
-    """Run an eval, compare or export spec on `session` (the spec's model, adapter applied).
+            cancel: Callable[[], bool] | None = None, record: bool = True,
+            on_run: Callable[[str], None] | None = None) -> RunOutcome:
+    """Run an eval, compare, export or search spec on `session` (the spec's model, adapter applied).
     A model comparison (several models) opens and holds each model in turn itself, so its
     `session` may be None. `dataset`: the already loaded data (checked against the spec's
-    fingerprint)."""
-    if spec.kind == "compare" and spec.options.get("task"):
-        # an lm-eval task's rows: the task loads its own data (jobs/task_compare.py)
-        from workbench.jobs.task_compare import run_task_compare
-
-        holder = describe(spec)
-        res = run_task_compare(spec, progress=progress, cancel=cancel, record=record,
-                               opener=lambda m: held_session(m, holder))
-        return RunOutcome(res, res.run_id)
+    fingerprint). `on_run(run_id)`: called once a long job is in the run registry, before it ends
+    (a search: the UI shows its live leaderboard, and resumes it by that id after a cancel)."""
+    kind = KIND_REGISTRY.get(spec.kind)
+    if kind is None:
+        raise ConfigError(f"A {spec.kind} spec is not run by execute().",
+                          hint=f"Build it with build_spec; the kinds are {', '.join(KIND_REGISTRY)}.")
+    call = Call(progress, cancel, record, on_run)
+    if spec.opts.__dict__.get("task"):
+        # an lm-eval task (or group) by name: the task loads its own rows (jobs/task_eval.py, task_compare.py)
+        return kind.task(spec, session, call)
     ds = dataset if dataset is not None else spec.data.load()
     if spec.data.fingerprint and ds.fingerprint() != spec.data.fingerprint:
         raise ConfigError("The loaded data is not the data this job was defined on.",
                           hint="Load the dataset again and restart the job.")
-    if spec.kind == "eval":
-        return _eval(spec, session, ds, progress, cancel, record)
-    if spec.kind == "compare":
-        return _compare(spec, session, ds, progress, cancel, record)
-    if spec.kind == "export":
-        return _export(spec, session, ds, progress)
-    raise ConfigError(f"A {spec.kind} spec is not run by execute().",
-                      hint="Training runs through workbench.jobs.training (see train_plan).")
+    return kind.run(spec, session, ds, call)
 
 
-def _eval(spec, session, ds, progress, cancel, record) -> RunOutcome:
+@dataclass
+class Call:
+    """How a job is run, whatever its kind: progress(done, total, message), the cancel flag, whether it is
+    recorded in the run registry, and on_run(id) once it has a registry id (or a run folder)."""
+    progress: Progress | None = None
+    cancel: Callable[[], bool] | None = None
+    record: bool = True
+    on_run: Callable[[str], None] | None = None
+
+
+@dataclass
+class Kind:
+    """A registered job kind: its typed options (core/options.py) and the function that runs it on loaded
+    data; `task` runs its lm-eval-task form, which loads its own rows (None: the kind has none)."""
+    options: type
+    run: Callable[..., RunOutcome]
+    task: Callable[..., RunOutcome] | None = None
+
+
+def _task_compare(spec, session, call: Call) -> RunOutcome:
+    from workbench.jobs.task_compare import run_task_compare
+
+    holder = describe(spec)
+    res = run_task_compare(spec, progress=call.progress, cancel=call.cancel, record=call.record,
+                           opener=lambda m: held_session(m, holder))
+    return RunOutcome(res, res.run_id)
+
+
+def _task_eval(spec, session, call: Call) -> RunOutcome:
+    """A TaskRun: per-task results, one registry record per task. No session given: the model loads on first use."""
+    from workbench.jobs.task_eval import run_task_eval
+
+    opened = session if session is not None else (lambda: open_session(spec.model))
+    return RunOutcome(run_task_eval(spec, opened, progress=call.progress, cancel=call.cancel, record=call.record), None)
+
+
+def _eval(spec, session, ds, call: Call) -> RunOutcome:
+    progress, cancel, record = call.progress, call.cancel, call.record
     from workbench.jobs.inference import evaluate
 
     result = evaluate(spec.template.load(), ds, session, spec.eval, progress=progress, cancel=cancel)
@@ -89,6 +122,37 @@ def _eval(spec, session, ds, progress, cancel, record) -> RunOutcome:
     return RunOutcome(result, run_id)
 
 
+def _search(spec, session, ds, call: Call) -> RunOutcome:
+    """A prompt search from the spec's template (jobs/search.py); `resume` continues a stopped one, whose
+    stored settings then hold except the budgets; `out` also writes the report as JSON."""
+    import dataclasses
+
+    from workbench.jobs.search import search
+
+    o = spec.opts
+    res = search(spec.template.load(), ds, session, dataclasses.replace(spec.search) if spec.search else None, spec.eval,
+                 store=call.record, resume=o.resume, name=o.name, progress=call.progress, cancel=call.cancel,
+                 on_start=call.on_run)
+    if o.out:
+        res.save(o.out)
+    return RunOutcome(res, res.run_id)
+
+
+def _study(spec, session, ds, call: Call) -> RunOutcome:
+    """A sensitivity study of the spec's template (jobs/sensitivity.py): one eval per demo seed, or the
+    template and its format variants (seeded by the demo seed), on the same rows."""
+    from workbench.jobs import sensitivity
+
+    common = {"store": call.record, "progress": call.progress, "cancel": call.cancel}
+    if spec.kind == "seed_variance":
+        seeds = [int(x) for x in str(spec.opts.seeds or "0,1,2,3,4").split(",")]
+        res = sensitivity.seed_variance(spec.template.load(), ds, session, spec.eval, seeds=seeds, **common)
+    else:
+        res = sensitivity.format_spread(spec.template.load(), ds, session, spec.eval,
+                                        n_variants=int(spec.opts.spread or 8), seed=spec.eval.seed, **common)
+    return RunOutcome(res, res.run_id)
+
+
 def judge_session(spec: RunSpec, session):
     """A context-manager factory giving the judge model's session: the job's own session when
     the judge model is the evaluated one, else the judge's ModelRef held for the job."""
@@ -108,6 +172,10 @@ def apply_adapter(session, adapter: str | None) -> None:
 
 def describe(spec: RunSpec) -> str:
     """What a job on `spec` is, as ModelBusy names it: "the compare of A vs B on bbc"."""
+    if spec.kind in ("seed_variance", "format_spread"):
+        return f"the {spec.kind.replace('_', ' ')} of {spec.template.name} on {spec.data.name}"
+    if spec.kind == "search":
+        return f"the search from {spec.template.name} on {spec.data.name}"
     names = " vs ".join(t.name for t in spec.templates)
     models = f" with {' and '.join(m.model for m in spec.models)}" if len(spec.models) > 1 else ""
     return f"the {spec.kind} of {names} on {spec.data.name}{models}"
@@ -136,14 +204,15 @@ def open_session(ref, *, keep_others: bool = False):
     return s
 
 
-def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
+def _compare(spec, session, ds, call: Call) -> RunOutcome:
+    progress, cancel, record = call.progress, call.cancel, call.record
     from workbench.jobs.compare import compare_templates
 
-    o = spec.options
-    if o.get("sequential") and spec.judge is not None:
+    o = spec.opts
+    if o.sequential and spec.judge is not None:
         raise ConfigError("A sequential comparison stops on accuracy; it does not run a judge yet.",
                           hint="Drop --sequential to judge every row, or drop --judge to stop early.")
-    if o.get("sequential"):
+    if o.sequential:
         # stop when settled: rows in a seeded random order, growing batches, anytime-valid verdict
         from workbench.core.sequential import SequentialOptions
         from workbench.jobs.sequential import compare_sequential
@@ -157,12 +226,12 @@ def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
             holding = plan_holding(spec.models)
             res = compare_grid_sequential(grid_openers(spec.models, labels, describe(spec), holding[0]),
                                           [t.load() for t in spec.templates], ds, spec.eval,
-                                          SequentialOptions.from_options(o), holding=holding,
-                                          baseline=o.get("baseline"), name=o.get("name"), progress=progress,
+                                          SequentialOptions.from_options(spec.options), holding=holding,
+                                          baseline=o.baseline, name=o.name, progress=progress,
                                           cancel=cancel, store=record)
             return RunOutcome(res, res.run_id)
         res = compare_sequential([t.load() for t in spec.templates], ds, session, spec.eval,
-                                 SequentialOptions.from_options(o), baseline=o.get("baseline"), name=o.get("name"),
+                                 SequentialOptions.from_options(spec.options), baseline=o.baseline, name=o.name,
                                  progress=progress, cancel=cancel, store=record)
         return RunOutcome(res, res.run_id)
     if len(spec.models) > 1 and spec.judge is not None:
@@ -177,13 +246,13 @@ def _compare(spec, session, ds, progress, cancel, record) -> RunOutcome:
         labels = grid_labels(spec)
         holder = describe(spec)
         opener = {lab: (lambda m=m: held_session(m, holder)) for lab, m in zip(labels, spec.models)}
-        res = compare_grid(opener, [t.load() for t in spec.templates], ds, spec.eval, baseline=o.get("baseline"),
-                           name=o.get("name"), n_boot=int(o.get("n_boot", 2000)), alpha=float(o.get("alpha", 0.05)),
+        res = compare_grid(opener, [t.load() for t in spec.templates], ds, spec.eval, baseline=o.baseline,
+                           name=o.name, n_boot=o.boot, alpha=o.level,
                            progress=progress, cancel=cancel, store=record)
         return RunOutcome(res, res.run_id)
     res = compare_templates([t.load() for t in spec.templates], ds, session, spec.eval,
-                            baseline=o.get("baseline"), name=o.get("name"), n_boot=int(o.get("n_boot", 2000)),
-                            alpha=float(o.get("alpha", 0.05)), progress=progress, cancel=cancel,
+                            baseline=o.baseline, name=o.name, n_boot=o.boot,
+                            alpha=o.level, progress=progress, cancel=cancel,
                             store=record, judge=spec.judge.load() if spec.judge else None,
                             judge_session=judge_session(spec, session) if spec.judge else None,
                             judge_labels=spec.judge.labels if spec.judge else None)
@@ -215,20 +284,21 @@ def export_config(spec: RunSpec):
     """The bundle options of an export spec (out = the bundle folder; default under exports/)."""
     from workbench.jobs.export import ExportConfig
 
-    o = spec.options
-    out = Path(o["out"]) if o.get("out") else None
+    o = spec.opts
+    out = Path(o.out) if o.out else None
     return ExportConfig(name=out.name if out else spec.template.name, out_dir=str(out.parent) if out else None,
-                        merge=bool(o.get("merge")), overwrite=bool(o.get("overwrite")),
-                        include_data=not o.get("no_data"), zip=bool(o.get("zip")))
+                        merge=o.merge, overwrite=o.overwrite, include_data=not o.no_data, zip=o.zip)
 
 
-def _export(spec, session, ds, progress) -> RunOutcome:
+def _export(spec, session, ds, call: Call) -> RunOutcome:
+    progress = call.progress
     from workbench.jobs.export import export_bundle, export_train_run
 
     ex = export_config(spec)
-    if spec.options.get("train_run"):
-        path = export_train_run(spec.options["train_run"], ds, session=session, model=spec.model.model,
-                                export=ex, progress=progress, force=bool(spec.options.get("force")))
+    o = spec.opts
+    if o.train_run:
+        path = export_train_run(o.train_run, ds, session=session, model=spec.model.model,
+                                export=ex, progress=progress, force=o.force)
     else:
         path = export_bundle(spec.template.load(), ds, session=session, config=spec.eval,
                              adapter=spec.model.adapter, export=ex, progress=progress)
@@ -242,4 +312,38 @@ def train_plan(spec: RunSpec, *, dataset=None, registry: bool = True):
     if spec.kind != "train" or spec.train is None:
         raise ConfigError(f"Not a train spec (kind {spec.kind}).")
     ds = dataset if dataset is not None else spec.data.load()
-    return prepare(spec.model.model, spec.template.load(), ds, spec.train, spec.options.get("out"), registry=registry)
+    return prepare(spec.model, spec.template.load(), ds, spec.train, spec.opts.out, registry=registry)
+
+
+def _train(spec: RunSpec, session, ds, call: Call) -> RunOutcome:
+    """A LoRA run in this thread (the UI's lane runs the same plan in a background thread, TrainJob); its
+    own copy of the model, so `session` is not used. `on_run(run folder)` once the folder is claimed."""
+    from workbench.jobs.training import run_training
+
+    plan = train_plan(spec, dataset=ds, registry=call.record)
+    if call.on_run is not None:
+        call.on_run(str(plan.run_dir))
+    res = run_training(plan, progress=call.progress, cancel=call.cancel)
+    return RunOutcome(res, res.registry_id)
+
+
+# Every job kind `execute` runs: its typed options and its function. A kind added to core/spec.KINDS
+# is registered here (tests/test_spec.py checks that the two lists agree).
+KIND_REGISTRY: dict[str, Kind] = {}
+
+
+def _register() -> None:
+    from workbench.core import options as o
+
+    KIND_REGISTRY.update({
+        "eval": Kind(o.EvalOptions, _eval, task=_task_eval),
+        "compare": Kind(o.CompareOptions, _compare, task=_task_compare),
+        "train": Kind(o.TrainOptions, _train),
+        "export": Kind(o.ExportOptions, _export),
+        "search": Kind(o.SearchOptions, _search),
+        "seed_variance": Kind(o.StudyOptions, _study),
+        "format_spread": Kind(o.StudyOptions, _study),
+    })
+
+
+_register()

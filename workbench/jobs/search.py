@@ -36,149 +36,23 @@ How it works (docs/SEARCH.md has the details):
 """
 from __future__ import annotations
 
-import json
-import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import asdict, replace
 
-from workbench.core.search_space import AXES, INSTRUCTIONS, Candidate
+from workbench.core.config import RACINGS, SearchConfig  # noqa: F401 (re-exported: the settings live in core)
+from workbench.core.search_space import AXES, Candidate
 from workbench.errors import Cancelled, ConfigError, DataError
+from workbench.jobs.search_budget import Budget as _Budget, Memo as _Memo, stats as _stats  # noqa: F401 (_Memo: tests)
+from workbench.jobs.search_report import (SearchResult, dev_to_test_text, format_search,  # noqa: F401 (re-exported)
+                                          leaderboard)
+from workbench.storage.search_runs import list_searches, split_key as _split_key, test_uses  # noqa: F401 (re-exported)
 
 SCHEMA_VERSION = 1
-RACINGS = ("halving", "sequential")
 Progress = Callable[..., None]   # progress(done, total, message)
 
 
-@dataclass
-class SearchConfig:
-    axes: list[str] = field(default_factory=lambda: list(AXES), metadata={
-        "help": "axes searched, in this order: verbalizer, format, instruction, demos, calibration"})
-    budget_tokens: int | None = field(default=300_000, metadata={
-        "help": "stop after this many model tokens (forward-pass tokens, label-word pass included); None = no limit"})
-    budget_seconds: float | None = field(default=600.0, metadata={"help": "stop after this much wall time; None = no limit"})
-    first_rows: int = field(default=16, metadata={"help": "dev rows in the first racing rung"})
-    eta: float = field(default=2.0, metadata={"help": "each rung grows the dev slice by this factor"})
-    keep: float = field(default=0.5, metadata={"help": "share of candidates kept after each rung"})
-    max_dev_rows: int | None = field(default=None, metadata={"help": "use at most this many dev rows (None = all)"})
-    label_rows_per_class: int = field(default=16, metadata={"help": "training rows per class for the label-word pass"})
-    words_per_class: int = field(default=3, metadata={"help": "label words kept per class"})
-    n_verbalizers: int = field(default=6, metadata={"help": "verbalizer combinations raced"})
-    label_names: bool = field(default=True, metadata={"help": "also race the class names as label words, when each is one whole word"})
-    plain_label_words: bool = field(default=False, metadata={
-        "help": "race only verbalizers without stop-words or words unrelated to their class name (core/label_checks.py)"})
-    n_formats: int = field(default=6, metadata={"help": "FormatSpread variants raced"})
-    instructions: list[str] = field(default_factory=lambda: list(INSTRUCTIONS), metadata={
-        "help": "instruction library; {choices} becomes the label words"})
-    propose_instructions: int = field(default=0, metadata={
-        "help": "instructions the model proposes from training demonstrations (APE-style); 0 = off"})
-    shots: list[int] = field(default_factory=lambda: [0, 2, 4], metadata={"help": "demonstration counts tried"})
-    demo_seeds: list[int] = field(default_factory=lambda: [0, 1], metadata={"help": "seeds of the random demo sets"})
-    selections: list[str] = field(default_factory=lambda: ["random", "similar"], metadata={
-        "help": "how demonstrations are chosen: random (a fixed seeded set) and/or similar (nearest by sentence embedding)"})
-    calibrations: list[str] = field(default_factory=lambda: ["none", "contextual", "pmi"], metadata={
-        "help": "calibrations tried"})
-    seed: int = field(default=0, metadata={"help": "seed of the dev-row order, label-word rows and format draws"})
-    evaluate_test: bool = field(default=True, metadata={"help": "score start and winner once on the test split at the end"})
-    test_limit: int | None = field(default=None, metadata={"help": "score only the first N test rows (None = all)"})
-    n_boot: int = field(default=2000, metadata={"help": "bootstrap resamples of the test verdict"})
-    save_winner: bool = field(default=True, metadata={"help": "save the winner as a user template"})
-    winner_name: str | None = field(default=None, metadata={"help": "name of the saved winner (default: <start>-search-<id>)"})
-    metric: str | None = field(default=None, metadata={
-        "help": "generation: the reference metric searched on (default: the template's first `metrics:` entry), "
-                "averaged per dev row; classification searches accuracy"})
-    racing: str = field(default="halving", metadata={
-        "help": "how candidates race on dev: halving (keep a fixed share per rung) or sequential (drop a candidate "
-                "once an anytime-valid confidence sequence settles it worse, at alpha)"})
-    alpha: float = field(default=0.05, metadata={"help": "sequential racing: the chance of ever dropping a candidate "
-                                                         "that is not worse (Bonferroni over pairs)"})
-
-    def validate(self) -> None:
-        bad = [a for a in self.axes if a not in AXES]
-        if bad or not self.axes:
-            raise ConfigError(f"unknown or no search axes: {bad or self.axes}", f"choose from: {', '.join(AXES)}")
-        if self.budget_tokens is not None and self.budget_tokens < 1:
-            raise ConfigError(f"budget_tokens must be >= 1, got {self.budget_tokens}", "or None for no limit")
-        if self.budget_seconds is not None and self.budget_seconds <= 0:
-            raise ConfigError(f"budget_seconds must be > 0, got {self.budget_seconds}", "or None for no limit")
-        if self.racing not in RACINGS:
-            raise ConfigError(f"unknown racing {self.racing!r}", f"use {' or '.join(RACINGS)}")
-        if not 0 < self.alpha < 1:
-            raise ConfigError(f"alpha must be between 0 and 1, got {self.alpha}", "e.g. 0.05")
-        if self.first_rows < 1 or self.eta <= 1 or not 0 < self.keep < 1:
-            raise ConfigError("racing needs first_rows >= 1, eta > 1 and 0 < keep < 1", "e.g. 16, 2, 0.5")
-        if any(int(k) < 0 for k in self.shots):
-            raise ConfigError(f"shots must be >= 0, got {self.shots}", "e.g. 0,2,4")
-        bad = [s for s in self.selections if s not in ("random", "similar")]
-        if bad:
-            raise ConfigError(f"unknown demo selection(s) {bad}", "use random and/or similar")
-        from workbench.core.config import CALIBRATIONS
-        bad = [c for c in self.calibrations if c not in CALIBRATIONS]
-        if bad:
-            raise ConfigError(f"unknown calibration(s) {bad}", f"use {', '.join(CALIBRATIONS)}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SearchConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-
-from workbench.jobs.search_report import (SearchResult, dev_to_test_text, format_search,  # noqa: E402,F401 (re-exported)
-                                         leaderboard)
-
-
 # ---------------------------------------------------------------------------- the search
-def _stats(session) -> dict:
-    """The session's counters (a stand-in session without them gets an empty dict to count in)."""
-    st = getattr(session, "stats", None)
-    if not isinstance(st, dict):
-        st = {}
-        session.stats = st
-    st.setdefault("tokens", 0)
-    return st
-
-
-class _Budget:
-    def __init__(self, cfg: SearchConfig, tokens0: int, seconds0: float, session):
-        self.cfg, self.session = cfg, session
-        self.tokens0, self.seconds0 = tokens0, seconds0          # spent before this (resumed) run
-        self.t0, self.s0 = time.perf_counter(), _stats(session)["tokens"]
-
-    @property
-    def tokens(self) -> int:
-        return self.tokens0 + (_stats(self.session)["tokens"] - self.s0)
-
-    @property
-    def seconds(self) -> float:
-        return self.seconds0 + (time.perf_counter() - self.t0)
-
-    def out(self) -> bool:
-        c = self.cfg
-        return ((c.budget_tokens is not None and self.tokens >= c.budget_tokens)
-                or (c.budget_seconds is not None and self.seconds >= c.budget_seconds))
-
-
-class _Memo:
-    """The session, with every (context, continuation) log-likelihood kept for the run: candidates
-    that differ only in calibration send the very same requests, and are not scored twice."""
-
-    def __init__(self, inner):
-        self._inner = inner
-        self._memo: dict[tuple[str, str], object] = {}
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def loglikelihood(self, requests, **kw):
-        reqs = [tuple(r) for r in requests]
-        todo = list(dict.fromkeys(r for r in reqs if r not in self._memo))
-        if todo:
-            for r, ll in zip(todo, self._inner.loglikelihood(todo, **kw)):
-                self._memo[r] = ll
-        return [self._memo[r] for r in reqs]
-
-
 class _Search:
     """One search run: state, scorer, stages. `search()` below is the entry point."""
 
@@ -351,111 +225,21 @@ class _Search:
             secs = int(self.cfg.budget_seconds or 1)
             self.progress(min(int(self.budget.seconds), secs), secs, head + what)
 
-    # ---------------------------------------------------------------- axes
+    # ---------------------------------------------------------------- axes and the final test
     def stage_candidates(self, stage: str, best: Candidate) -> list[Candidate]:
-        from workbench.core import search_space as ss
+        from workbench.jobs.search_axes import stage_candidates
 
-        if stage == "verbalizer":
-            verbs, origin = self.verbalizers(best)
-            if self.cfg.plain_label_words:   # issue 28, item 5: no "the" or "pays" as label words
-                from workbench.core.label_checks import plain_words
+        return stage_candidates(self, stage, best)
 
-                kept = [(v, o) for v, o in zip(verbs, origin or [None] * len(verbs)) if plain_words(v)]
-                verbs, origin = [v for v, _ in kept], ([o for _, o in kept] if origin else origin)
-            return ss.verbalizer_candidates(best, verbs, origin)
-        if stage == "format":
-            from workbench.core.formats import format_variants
-            from workbench.errors import TemplateError
+    def final_test(self) -> None:
+        from workbench.jobs.search_final import final_test
 
-            try:
-                variants = format_variants(best.template, n_variants=self.cfg.n_formats, seed=self.cfg.seed,
-                                           columns=[str(c) for c in self.ds.df.columns], labels=self.ds.labels,
-                                           sample_row=self.train.iloc[0], generation=True)
-            except TemplateError:
-                return []   # nothing to vary (no field labels, no newlines)
-            return ss.format_candidates(best, variants)
-        if stage == "instruction":
-            library = self.cfg.instructions
-            if self.objective.task == "generation" and list(library) == list(INSTRUCTIONS):
-                library = ss.GENERATION_INSTRUCTIONS   # the default library is about classes
-            out = ss.instruction_candidates(best, library, "library")
-            if self.cfg.propose_instructions:
-                out += ss.instruction_candidates(best, self.proposed_instructions(best), "proposed")
-            return out
-        if stage == "demos":
-            return ss.demo_candidates(best, self.cfg.shots, self.cfg.demo_seeds, self.cfg.selections)
-        if stage == "calibration":
-            return ss.calibration_candidates(best, self.cfg.calibrations)
-        raise ConfigError(f"unknown axis {stage!r}", f"choose from {', '.join(AXES)}")
+        final_test(self)
 
-    def verbalizers(self, best: Candidate) -> tuple[list[dict], list[str]]:
-        """Ranked label words (once per search; kept in the state) → verbalizer combinations."""
-        from workbench.core.label_words import LabelWord, rank_label_words, verbalizer_combinations
+    def save_winner(self) -> None:
+        from workbench.jobs.search_final import save_winner
 
-        t = best.template
-        if not t.answer_choices:
-            return [], []
-        if self.state.get("label_words") is None:
-            from workbench.engine.next_token import next_token_logprobs, whole_word_tokens
-
-            label_col = t.label_column
-            import pandas as pd
-
-            k = self.cfg.label_rows_per_class
-            rows = pd.concat([g.sample(n=min(len(g), k), random_state=self.cfg.seed)
-                              for _, g in self.train.groupby(label_col, sort=True)])
-            self._report(f"label words: one forward pass over {len(rows)} training rows")
-            lead = "" if t.target_delimiter == " " else t.target_delimiter
-            ctxs = []
-            for _, r in rows.iterrows():
-                ctx = t.build_context(r, [])
-                ctxs.append((self.session.apply_chat(ctx) if t.chat else ctx) + lead)
-            logp = next_token_logprobs(self.session, ctxs, cancel=self.cancel)
-            allowed = whole_word_tokens(self.session, delimiter=t.target_delimiter)
-            gold = [t.gold(r) for _, r in rows.iterrows()]
-            ranked = rank_label_words(logp, gold, list(t.answer_choices), allowed,
-                                      words_per_class=self.cfg.words_per_class)
-            self.state["label_words"] = {c: [asdict(w) for w in ws] for c, ws in ranked.items()}
-            self.checkpoint(force=True)
-        ranked = {c: [LabelWord(**w) for w in ws] for c, ws in self.state["label_words"].items()}
-        verbs = verbalizer_combinations(ranked, self.cfg.n_verbalizers)
-        origin = ["label words"] * len(verbs)
-        if self.cfg.label_names:
-            from workbench.engine.next_token import whole_word_tokens
-
-            allowed = set(whole_word_tokens(self.session, delimiter=t.target_delimiter).values())
-            names = {c: [str(c)] for c in t.answer_choices}
-            if all(str(c) in allowed for c in t.answer_choices) and names not in verbs:
-                verbs.append(names)
-                origin.append("class names")
-        return verbs, origin
-
-    def proposed_instructions(self, best: Candidate) -> list[str]:
-        """APE-style: the model reads a few training demonstrations and writes the instruction."""
-        if self.state.get("proposed_instructions") is not None:
-            return self.state["proposed_instructions"]
-        t = best.template
-        rng = random.Random(self.cfg.seed)
-        idx = rng.sample(range(len(self.train)), min(5, len(self.train)))
-        demos = "\n\n".join(t.render_demo(self.train.iloc[i]) for i in idx)
-        ask = ("Here are a few solved examples of one task.\n\n" + demos +
-               "\n\nIn one sentence, write the instruction someone was given to solve this task.")
-        try:
-            prompt = self.session.apply_chat(ask)
-        except Exception:  # noqa: BLE001 - a base model without a chat template gets the plain text
-            prompt = ask + "\nInstruction:"
-        outs = []
-        for s in range(self.cfg.propose_instructions):
-            if self.cancel is not None and self.cancel():
-                raise Cancelled()
-            g = self.session.generate([prompt], max_new_tokens=40, temperature=0.8, stop=["\n"], seed=self.cfg.seed + s)[0]
-            # generation does not count in session.stats; charge prompt + output to the budget
-            self.session.stats["tokens"] += len(self.session.encode(prompt)) + g.n_tokens
-            text = g.text.strip().strip('"').strip()
-            if len(text) > 8 and text not in outs:
-                outs.append(text)
-        self.state["proposed_instructions"] = outs
-        return outs
+        save_winner(self)
 
     # ---------------------------------------------------------------- run
     def run(self, resume: dict | None, store: bool) -> SearchResult:
@@ -468,6 +252,10 @@ class _Search:
                               self.session)
         self.state["status"] = "running"
         self.state["settings"] = asdict(self.cfg)
+        ident = getattr(self.session, "model_identity", None)
+        if callable(ident):
+            # what scores this (part of the) search: model, dtype, and the attached adapter's content hash
+            self.state["model"] = ident()
         if resume is None and store and self.reg is not None:
             self.run_id = self.reg.add(
                 "search", name=self.name, template_hash=self.start.content_hash(), template_yaml=self.start.to_yaml(),
@@ -560,100 +348,6 @@ class _Search:
                        "dev_accuracy": c["accuracy"] if c["n"] == len(self.dev) else None,
                        "changes": c.get("changes", {}), "describe": cand.describe()}
 
-    def final_test(self) -> None:
-        """Start and winner, once each, on the same test rows; the paired verdict of compare."""
-        from workbench.jobs.compare import compare_results, evaluate_or_reuse
-
-        s = self.state
-        rows = self._test_rows.iloc[: self.cfg.test_limit] if self.cfg.test_limit else self._test_rows
-        start = self._candidate(s["start"]["key"])
-        win = self._candidate(s["incumbent_key"])
-        results, ids = [], []
-        for label, c in ((f"start: {start.template.name}", start), (f"winner: {s['winner']['name']}", win)):
-            if c.key == start.key and results:       # no change found: the start is the winner
-                results.append((label, results[0][1]))
-                ids.append(dict(ids[0], reused=True))
-                continue
-            cfg = replace(c.config, split="test", limit=self.cfg.test_limit)
-            t = c.template if c.key == start.key else replace(c.template, name=s["winner"]["name"])   # the Runs list shows who it is
-            res, rid, reused = evaluate_or_reuse(t, self.ds, self.session, cfg, rows=rows, pool=self.train,
-                                                 registry=self.reg, cancel=self.cancel)
-            results.append((label, res))
-            ids.append({"eval_run_id": rid, "reused": reused})
-        if self.objective.task == "generation":
-            self._final_test_generation(results, ids)
-            return
-        cmp = compare_results(results, baseline=results[0][0], n_boot=self.cfg.n_boot)
-        from workbench.core.collapse import one_class
-        v = cmp.verdicts[0]
-        acc = {nm: next(r["accuracy"] for r in cmp.leaderboard if r["name"] == nm) for nm, _ in results}
-        w_dev = s["winner"]["dev_accuracy"]
-        w_test = acc[results[1][0]]
-        s["test"] = {"n": cmp.n, "start_accuracy": acc[results[0][0]], "winner_accuracy": w_test,
-                     "start_dev_accuracy": s["start"]["dev_accuracy"], "winner_dev_accuracy": w_dev,
-                     "dev_to_test_drop": (w_dev - w_test) if w_dev is not None else 0.0,
-                     "verdict": {k: v[k] for k in ("text", "significant", "p_mcnemar", "delta_acc", "delta_acc_ci",
-                                                   "only_a", "only_b", "n")},
-                     "evals": ids, "row_indices_hash": cmp.inputs.get("row_indices_hash"),
-                     "test_uses": None,
-                     # a winner that answers one class for most rows (issue 28, item 4)
-                     "majority_baseline": (cmp.metrics.get(results[0][0]) or {}).get("majority_baseline"),
-                     "one_class": {role: one_class(cmp.metrics.get(nm))
-                                   for role, (nm, _) in zip(("start", "winner"), results)}}
-        self.checkpoint(force=True)
-        s["test"]["test_uses"] = test_uses(self.ds, self.eval_cfg, self.reg) if self.reg is not None else 1
-
-    def _final_test_generation(self, results, ids) -> None:
-        """The objective's metric on the test rows, start vs winner, with Compare's paired verdict
-        for that metric (gen_verdicts.metric_verdict: McNemar if binary, else a paired bootstrap)."""
-        from workbench.core.gen_verdicts import metric_verdict
-        from workbench.core.records import hash_indices
-
-        s = self.state
-        obj = self.objective
-        (la, ra), (lb, rb) = [(lab, r if isinstance(r, dict) else r.to_dict()) for lab, r in results]
-        golds = [r["gold"] for r in ra["records"]]
-        if [r["index"] for r in ra["records"]] != [r["index"] for r in rb["records"]]:
-            raise DataError("start and winner were scored on other test rows", "this is a bug: please report it")
-        pa, pb = [r["pred"] for r in ra["records"]], [r["pred"] for r in rb["records"]]
-        v = metric_verdict(obj.metric, la, lb, pa, pb, golds, n_boot=min(self.cfg.n_boot, 1000))
-        u_start, u_win = float(obj.utilities(pa, golds).mean()), float(obj.utilities(pb, golds).mean())
-        w_dev = s["winner"]["dev_accuracy"]
-        s["test"] = {"n": len(golds), "objective": obj.to_dict(), "start_accuracy": u_start, "winner_accuracy": u_win,
-                     "start_dev_accuracy": s["start"]["dev_accuracy"], "winner_dev_accuracy": w_dev,
-                     "dev_to_test_drop": (w_dev - u_win) if w_dev is not None else 0.0,
-                     "verdict": {k: v.get(k) for k in ("text", "significant", "p", "method", "metric", "delta", "ci",
-                                                       "value_a", "value_b", "only_a", "only_b", "n")},
-                     "evals": ids, "row_indices_hash": hash_indices([r["index"] for r in ra["records"]]),
-                     "test_uses": None, "majority_baseline": None, "one_class": {}}
-        self.checkpoint(force=True)
-        s["test"]["test_uses"] = test_uses(self.ds, self.eval_cfg, self.reg) if self.reg is not None else 1
-
-    def save_winner(self) -> None:
-        from workbench import paths
-        from workbench.core.templates import PromptTemplate
-
-        s = self.state
-        w = s["winner"]
-        t = PromptTemplate.from_yaml(w["yaml"])
-        meta = dict(t.metadata or {})
-        meta.pop("format_variant_of", None)
-        meta.pop("format_variant", None)
-        meta["search"] = {"run_id": self.run_id, "start": self.start.name, "start_hash": self.start.content_hash(),
-                          "data": self.ds.name, "data_fingerprint": self.ds.fingerprint(),
-                          "model": self.session.identity, "changes": w["changes"],
-                          "eval": w["config"], "dev_accuracy": w["dev_accuracy"],
-                          "test": {k: (s.get("test") or {}).get(k) for k in ("n", "start_accuracy", "winner_accuracy",
-                                                                              "test_uses")} if s.get("test") else None,
-                          "settings": s["settings"]}
-        t = replace(t, name=w["name"], metadata=meta,
-                    description=f"Found by prompt search {self.run_id or ''} from {self.start.name}: {w['describe']}")
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in w["name"])
-        path = t.save(paths.user_templates_dir() / f"{safe}.yaml")
-        s["saved_path"] = str(path)
-        s["winner"]["yaml"] = t.to_yaml()
-
-
 def _race_leader(res):
     """The best candidate of the largest rung with scores (fully scored or not)."""
     for r in reversed(res.rungs):
@@ -670,18 +364,6 @@ def _pred_cfg(cfg) -> dict:
 
 def _registry_status(status: str) -> str:
     return status   # running | done | cancelled | failed, as the registry knows them
-
-
-def _split_key(cfg) -> str:
-    return f"seed={cfg.split_seed} dev={cfg.dev_fraction} test={cfg.test_fraction}"
-
-
-def test_uses(dataset, eval_cfg, registry) -> int:
-    """How many stored searches have scored this dataset's test split (same split settings)."""
-    key = _split_key(eval_cfg)
-    fp = dataset.fingerprint()
-    return sum(1 for r in registry.list(kind="search", limit=100_000)
-               if r.data_fingerprint == fp and r.metrics.get("test_used") and r.metrics.get("split") == key)
 
 
 # ---------------------------------------------------------------------------- entry points
@@ -760,14 +442,3 @@ def open_search(run_id: str, registry=None) -> SearchResult:
     if payload is None:
         raise ConfigError(f"search {run_id} has no stored state", "run the search again")
     return SearchResult(payload, run_id)
-
-
-def list_searches(registry=None, limit: int = 50) -> list[dict]:
-    from workbench.storage.runs import RunRegistry
-
-    reg = registry or RunRegistry()
-    return [{"id": r.id, "name": r.name, "status": r.metrics.get("status", r.status), "data": r.data_name,
-             "created_at": r.created_at, "winner": r.metrics.get("winner"),
-             "best_dev_accuracy": r.metrics.get("best_dev_accuracy"),
-             "test_winner_accuracy": r.metrics.get("test_winner_accuracy")}
-            for r in reg.list(kind="search", limit=limit)]

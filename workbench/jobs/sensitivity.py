@@ -1,15 +1,26 @@
-"""Format-spread job: score a template and its meaning-preserving format variants
-(`workbench.core.formats`) on identical rows and demos, and report the spread.
+"""Sensitivity studies of one template on one model: how much its accuracy moves with the format
+(`format_spread`: meaning-preserving format variants from `workbench.core.formats`) and with the
+demonstrations (`seed_variance`: one run per demo seed), on identical rows.
 
     res = format_spread(template, ds, get_session("default"), EvalConfig(limit=200))
     res.accuracy["spread"], res.accuracy["std"]
+    res = seed_variance(template, ds, session, EvalConfig(shots=4), seeds=[0, 1, 2, 3, 4])
+
+Both run as RunSpec kinds ("format_spread", "seed_variance"; jobs/runner.py), so the Compare tab,
+`workbench compare --spread N / --seeds S` and Python run the same job.
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from workbench.core.formats import SpreadResult, format_variants
+from workbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from workbench.jobs.compare import SeedVariance
 
 
 def format_spread(
@@ -27,14 +38,10 @@ def format_spread(
 ) -> SpreadResult:
     """Score the original and up to `n_variants` format variants on identical rows and demos."""
     from workbench.core import stats
-    from workbench.jobs.compare import (
-        _provenance,
-        _resolve_registry,
-        _stage_progress,
-        _store,
-        evaluate_or_reuse,
-        spread_stats,
-    )
+    from workbench.jobs.compare import spread_stats
+    from workbench.jobs.compare_common import evaluate_or_reuse, resolve_registry as _resolve_registry
+    from workbench.jobs.compare_common import run_provenance as _provenance, stage_progress as _stage_progress
+    from workbench.jobs.compare_common import store_comparison as _store
     from workbench.jobs.inference import EvalConfig, eval_rows
 
     config = config or EvalConfig()
@@ -89,3 +96,62 @@ def format_spread(
                             metrics={"n": res.n, "spread": res.accuracy["spread"], "std": res.accuracy["std"],
                                      "templates": [v["name"] for v in out]})
     return res
+
+
+def seed_variance(
+    template,
+    dataset,
+    session,
+    config=None,
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    *,
+    registry=None,
+    store: bool = True,
+    progress: Callable[..., None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> "SeedVariance":
+    """Score `template` once per demo seed on the same rows; report mean ± std, min, max.
+
+    Only the demonstrations change between seeds (the test rows depend on `split_seed`, not on
+    `seed`), so the spread is the few-shot sensitivity of Zhao et al. 2021 / Lu et al. 2022."""
+    from workbench.core.config import EvalConfig
+    from workbench.jobs.compare import SeedVariance, spread_stats
+    from workbench.jobs.compare_common import demo_indices, evaluate_or_reuse, resolve_registry as _resolve_registry
+    from workbench.jobs.compare_common import run_provenance as _provenance, stage_progress as _stage_progress
+    from workbench.jobs.compare_common import store_comparison as _store
+    from workbench.jobs.inference import eval_rows
+
+    config = config or EvalConfig()
+    config.validate()
+    seeds = [int(s) for s in seeds]
+    if config.shots <= 0:
+        raise ConfigError("seed variance needs few-shot demonstrations: with shots=0 every seed gives the same prompts",
+                          "set shots to 1 or more")
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seed variance needs at least two distinct seeds, got {seeds}", "e.g. seeds 0,1,2,3,4")
+    reg = _resolve_registry(registry, store)
+    rows, pool = eval_rows(dataset, config)
+    per_seed = []
+    for i, s in enumerate(seeds):
+        cfg = replace(config, seed=s)
+        res, run_id, reused = evaluate_or_reuse(template, dataset, session, cfg, rows=rows, pool=pool, registry=reg,
+                                                progress=_stage_progress(progress, i, len(seeds), f"seed {s}"),
+                                                cancel=cancel)
+        per_seed.append({"seed": s, "accuracy": res.metrics.get("accuracy", _acc(res)),
+                         "macro_f1": res.metrics.get("macro_f1"),
+                         "demo_indices": demo_indices(template, rows, pool, cfg),
+                         "eval_run_id": run_id, "reused": reused})
+    f1s = [p["macro_f1"] for p in per_seed if p["macro_f1"] is not None]
+    out = SeedVariance(template={"name": template.name, "hash": template.content_hash(), "yaml": template.to_yaml()},
+                       n=len(rows), seeds=seeds, per_seed=per_seed,
+                       accuracy=spread_stats([p["accuracy"] for p in per_seed]), macro_f1=spread_stats(f1s),
+                       provenance=_provenance(dataset, session, config))
+    if reg is not None:
+        out.run_id = _store(reg, out.to_dict(), f"seed variance: {template.name}", dataset, session, config,
+                            metrics={"n": out.n, "mean_accuracy": out.accuracy["mean"],
+                                     "std_accuracy": out.accuracy["std"], "templates": [template.name]})
+    return out
+
+
+def _acc(res) -> float:
+    return sum(bool(r["correct"]) for r in res.records) / max(1, len(res.records))

@@ -20,8 +20,9 @@ How the model is shared (one mechanism, not five):
 from __future__ import annotations
 
 import threading
+from pathlib import PurePath
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 from workbench.core.spec import ModelRef, RunSpec
 from workbench.errors import ConfigError
@@ -30,11 +31,12 @@ from workbench.jobs import queue
 MODEL = "model"     # the queue resource every model job shares
 
 
-def submit(spec: RunSpec, work: Callable[..., Any] | None = None, *, dataset=None, meta: dict | None = None) -> str:
-    """Queue a model job for `spec`. `work(ctx, spec, session, dataset)` defaults to
-    `runner.execute`; it runs holding the spec's model with the spec's adapter applied, and
-    returns the registry id the UI opens (or any result). A model comparison (several models)
-    holds each model in turn, while that model's columns are scored (runner.held_session)."""
+def submit(spec: RunSpec, *, dataset=None, meta: dict | None = None) -> str:
+    """Queue a model job for `spec`: `runner.execute` runs it holding the spec's model with the spec's
+    adapter applied, and the job's result is the registry id the UI opens (or the result itself). A
+    model comparison (several models) holds each model in turn, while that model's columns are scored
+    (runner.held_session). There is no other way in: every kind is a spec that `execute` runs."""
+    from workbench.core.progress import Nested
     from workbench.jobs.runner import describe, execute, held_session
 
     if spec.kind == "train":
@@ -42,18 +44,20 @@ def submit(spec: RunSpec, work: Callable[..., Any] | None = None, *, dataset=Non
     # several models, or an lm-eval task comparison (which opens its model(s) itself): the job
     # holds each model in turn while its arms are scored
     several = len(spec.models) > 1 or bool(spec.kind == "compare" and spec.options.get("task"))
-    if several and work is not None:
-        raise ConfigError("This study runs on one model.", hint="Pick one model (no extra models) and run it again.")
 
     def job(ctx):
         if several:
             out = execute(spec, None, dataset=dataset, progress=ctx.progress, cancel=ctx.cancelled)
             return out.run_id if out.run_id else out.result
+        ctx.message("loading the model")
+        # an eval or an export reports stages (rendering, scoring); one overall count keeps its bar moving
+        staged = {"eval": "", "export": "the test split"}
+        progress = Nested(ctx.progress, 0, 1, staged[spec.kind]) if spec.kind in staged else ctx.progress
         with held_session(spec.model, describe(spec)) as session:
-            if work is not None:
-                return work(ctx, spec, session, dataset)
-            out = execute(spec, session, dataset=dataset, progress=ctx.progress, cancel=ctx.cancelled)
-            return out.run_id if out.run_id else out.result
+            out = execute(spec, session, dataset=dataset, progress=progress, cancel=ctx.cancelled,
+                          on_run=ctx.found)
+        # the registry id the UI opens; an export's bundle folder (a path, as text: the job's result id)
+        return out.run_id or (str(out.result) if isinstance(out.result, PurePath) else out.result)
 
     info = {"template": " vs ".join(t.name for t in spec.templates), "data": spec.data.name,
             "model": " vs ".join(m.model for m in spec.models), "command": spec.command(),
@@ -133,7 +137,8 @@ def start_training(spec: RunSpec, *, dataset=None):
             raise ConfigError(f"A training run is already going ({cur.run_dir.name}).",
                               hint="Stop it first, or wait for it to finish: one run at a time per server.")
         ds = dataset if dataset is not None else spec.data.load()
-        job = TrainJob.start(spec.model.model, spec.template.load(), ds, spec.train, spec.options.get("out"))
+        # the whole ModelRef: its device and trust_remote_code are used, an adapter or a server refused
+        job = TrainJob.start(spec.model, spec.template.load(), ds, spec.train, spec.options.get("out"))
         _TRAINING["job"] = job
         return job
     finally:

@@ -33,9 +33,10 @@ class TrainJob:
         self.error: BaseException | None = None
 
     @classmethod
-    def start(cls, model: str, template, dataset, config: TrainConfig, run_dir: str | Path | None = None, *,
+    def start(cls, model, template, dataset, config: TrainConfig, run_dir: str | Path | None = None, *,
               registry: bool = True, progress: ProgressFn | None = None) -> "TrainJob":
-        """Validate (raising ConfigError/DataError at once), then train in a daemon thread."""
+        """Validate (raising ConfigError/DataError at once), then train in a daemon thread. `model`: a name or
+        a train spec's ModelRef (jobs.train_prepare.check_train_model)."""
         plan = prepare(model, template, dataset, config, run_dir, registry=registry)
         job = cls(plan.run_dir)
 
