@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 
 from workbench.errors import ConfigError
 # The parts of a comparison, re-exported: callers import them from here.
@@ -68,12 +68,6 @@ from workbench.jobs.compare_runs import (  # noqa: F401
     mark_winner,
     payload_templates,
 )
-
-# The old private names, for one stop, in case another branch still imports them: use the public
-# names above (tests/test_layers.py refuses a new import of them).
-_save_json, _unique_names, _row_texts, _store = save_json, unique_names, row_texts, store_comparison
-_provenance, _resolve_registry, _stage_progress = run_provenance, resolve_registry, stage_progress
-
 
 def compare_templates(
     templates: Sequence,
