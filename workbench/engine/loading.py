@@ -3,12 +3,17 @@
     SessionConfig(model="default", device="cpu")      # every option, with help text
     pick_device(None), pick_dtype("cpu", None)         # cuda, then mps, then cpu; bf16/fp16/fp32
     adapter_content_hash(folder)                       # the adapter's part of a model identity
+    class ModelSession(LocalLoading)                   # how local weights load (built-in decoder or transformers)
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass, field
 
 from workbench.errors import ModelError
+
+log = logging.getLogger("workbench.engine.session")
 
 
 @dataclass
@@ -88,6 +93,20 @@ def adapter_content_hash(folder) -> str:
     return h.hexdigest()
 
 
+def check_adapter_folder(p) -> None:
+    """A peft adapter folder with safetensors weights, or a ModelError naming what is missing."""
+    if not (p / "adapter_config.json").exists():
+        raise ModelError(f"No adapter at {p}: adapter_config.json is missing.",
+                         hint="Pass the folder that holds adapter_config.json and adapter_model.safetensors.")
+    if not (p / "adapter_model.safetensors").exists():
+        pickled = (p / "adapter_model.bin").exists()
+        raise ModelError(f"No safetensors adapter at {p}" + (": it holds a pickled adapter_model.bin. Only "
+                         "safetensors adapters are loaded, because unpickling a .bin file can run any code its "
+                         "author put in it." if pickled else ": adapter_model.safetensors is missing."),
+                         hint="Save the adapter with safetensors (peft: model.save_pretrained(dir, "
+                              "safe_serialization=True), the default since peft 0.6), where you trust its source.")
+
+
 def adapter_base_model(folder) -> str | None:
     """The base model identity a workbench-trained adapter records (train_config.json), if any."""
     import json
@@ -107,5 +126,99 @@ def read_config(folder: str) -> dict:
         return json.loads((Path(folder) / "config.json").read_text())
     except (OSError, ValueError):
         return {}
+
+
+
+
+class LocalLoading:
+    """How a ModelSession loads local weights: the built-in decoder and raw tokenizer when this
+    model passed the fast-path check (fastpath.py), else transformers' model and tokenizer, and the
+    check itself after a transformers load. A mixin: these fill the session's own fields."""
+
+    def _load_native(self, say) -> bool:
+        """Load only the built-in decoder and raw tokenizer, if this model passed the check."""
+        if not self.config.native:
+            return False
+        from workbench.engine import fastpath
+
+        verdict = fastpath.lookup(self.resolved.path, self.dtype_name(), self.device)
+        if not verdict or not verdict.get("ok"):
+            return False
+        from workbench.engine.fast_tokenizer import RawTokenizer
+        from workbench.engine.llama_native import NativeLlama
+
+        say(f"loading weights ({self.dtype}) on {self.device} (built-in decoder, verified against transformers)")
+        try:
+            self._fast_tok = RawTokenizer(self.resolved.path)
+            self._native = NativeLlama.from_folder(self.resolved.path, dtype=self.dtype, device=self.device,
+                                                   config=self._cfg)
+        except Exception as exc:  # noqa: BLE001 - the transformers path is always there to fall back on
+            log.warning("built-in decoder failed to load (%s); using transformers", exc)
+            self._fast_tok = self._native = None
+            return False
+        return True
+
+    def _verify_native(self) -> None:
+        """After a transformers load: check the fast path once for this model, then share weights."""
+        if not self.config.native or self.resolved.source == "in-memory":
+            return
+        from workbench.engine import fastpath
+
+        # An unsupported architecture gets a stored "off" verdict too, so it is not re-checked.
+        verdict = fastpath.lookup(self.resolved.path, self.dtype_name(), self.device)
+        if verdict is None:
+            verdict = fastpath.verify(self._base, self._tok, self.resolved.path, self.dtype_name(), self.device)
+        if verdict.get("ok"):
+            self._use_native_from_hf()
+
+    def _use_native_from_hf(self) -> None:
+        from workbench.engine.fast_tokenizer import RawTokenizer
+        from workbench.engine.llama_native import NativeLlama
+
+        self._native = NativeLlama.from_hf(self._base)     # shares the tensors: no second copy
+        self._fast_tok = self._fast_tok or RawTokenizer(self.resolved.path)
+
+    @contextlib.contextmanager
+    def _load_errors(self, what: str, needs: str):
+        """transformers' load errors → ModelError naming the model, the folder and the fix."""
+        try:
+            yield
+        except ValueError as exc:
+            if "trust_remote_code" in str(exc):
+                raise ModelError(f"Model '{self.config.model}' needs custom code from its repository.",
+                                 hint="Only if you trust it: pass --trust-remote-code.") from exc
+            raise ModelError(f"Could not load {what} of '{self.config.model}': {exc}") from exc
+        except OSError as exc:
+            raise ModelError(f"Could not load {what} from {self.resolved.path}: {exc}",
+                             hint=f"Check that the folder has {needs}.") from exc
+
+    def _load_hf_tokenizer(self):
+        if self._tok is None:
+            from transformers import AutoTokenizer
+
+            with self._load_errors("the tokenizer", "tokenizer files (tokenizer.json)"):
+                tok = AutoTokenizer.from_pretrained(self.resolved.path, trust_remote_code=self.config.trust_remote_code)
+            if tok.pad_token_id is None:
+                tok.pad_token = tok.eos_token
+            self._tok = tok
+        return self._tok
+
+    def _load_hf(self, say=lambda msg: None) -> None:
+        """Load transformers' model and tokenizer (everything but fast-path scoring uses them)."""
+        import torch
+
+        say(f"loading tokenizer from {self.resolved.path}")
+        self._load_hf_tokenizer()
+        from transformers import AutoModelForCausalLM
+
+        say(f"loading weights ({self.dtype}) on {self.device}")
+        with self._load_errors("the model", "config.json, tokenizer files and weights"):
+            model = AutoModelForCausalLM.from_pretrained(
+                self.resolved.path, dtype=self.dtype, trust_remote_code=self.config.trust_remote_code,
+                attn_implementation="sdpa")
+        model.to(self.device)
+        model.eval()
+        self._base = self._model = model
+        torch.set_grad_enabled(True)   # keep global grad mode untouched; scoring uses inference_mode
 
 

@@ -8,7 +8,7 @@
     s.engine                                          # the protocol.Engine that runs requests now
 
 The session owns loading (loading.py: device, dtype, the fast-path check), the process-wide
-session cache (sessions.py) and adapters. Every score and generation goes to `self.engine`
+session cache (the end of this file) and adapters. Every score and generation goes to `self.engine`
 (protocol.py): the built-in decoder or transformers (local_engines.py) or a server
 (server_engine.py). `_pick_engine` is the one place that chooses among them. Tokenization
 follows lm-evaluation-harness's conventions (encoding.py, docs/SCORING.md) for every engine.
@@ -26,14 +26,12 @@ from workbench.engine.encoding import encode as _encode
 from workbench.engine.encoding import encode_pair as _encode_pair
 from workbench.engine.encoding import encode_pairs as _encode_pairs
 from workbench.engine.encoding import prefix_token_id
-from workbench.engine.loading import (SessionConfig, adapter_base_model, adapter_content_hash,  # noqa: F401 (public)
-                                      pick_device, pick_dtype, read_config)
+from workbench.engine.loading import (LocalLoading, SessionConfig, adapter_base_model,  # noqa: F401 (public)
+                                      adapter_content_hash, check_adapter_folder, pick_device, pick_dtype, read_config)
 from workbench.engine.local_engines import LocalWeights, NativeEngine, TransformersEngine, split_decoder_head
 from workbench.engine.protocol import (SCORING_VERSION, CancelFn, ChatPrompt, Engine, GenOptions,  # noqa: F401
                                        Generation, LogLik, ProgressFn, cut_at_stop)
 from workbench.engine.server_engine import server_generation
-from workbench.engine.sessions import (_SESSIONS, _SESSIONS_LOCK, _explicit, _get_locked, _key,  # noqa: F401
-                                       current_session, get_session, hold_session, session_holders)
 from workbench.errors import ModelBusy, ModelError
 
 log = logging.getLogger(__name__)
@@ -44,7 +42,7 @@ _remote_generation = server_generation
 _read_config = read_config
 
 
-class ModelSession:
+class ModelSession(LocalLoading):
     """Model + tokenizer, loaded once; scoring, generation and adapters."""
 
     def __init__(self, model: str = "default", **kwargs):
@@ -147,93 +145,6 @@ class ModelSession:
         return str(self.dtype).replace("torch.", "")
 
     _dtype_name = dtype_name   # old private name (commands/models.py)
-
-    def _load_native(self, say) -> bool:
-        """Load only the built-in decoder and raw tokenizer, if this model passed the check."""
-        if not self.config.native:
-            return False
-        from workbench.engine import fastpath
-
-        verdict = fastpath.lookup(self.resolved.path, self.dtype_name(), self.device)
-        if not verdict or not verdict.get("ok"):
-            return False
-        from workbench.engine.fast_tokenizer import RawTokenizer
-        from workbench.engine.llama_native import NativeLlama
-
-        say(f"loading weights ({self.dtype}) on {self.device} (built-in decoder, verified against transformers)")
-        try:
-            self._fast_tok = RawTokenizer(self.resolved.path)
-            self._native = NativeLlama.from_folder(self.resolved.path, dtype=self.dtype, device=self.device,
-                                                   config=self._cfg)
-        except Exception as exc:  # noqa: BLE001 - the transformers path is always there to fall back on
-            log.warning("built-in decoder failed to load (%s); using transformers", exc)
-            self._fast_tok = self._native = None
-            return False
-        return True
-
-    def _verify_native(self) -> None:
-        """After a transformers load: check the fast path once for this model, then share weights."""
-        if not self.config.native or self.resolved.source == "in-memory":
-            return
-        from workbench.engine import fastpath
-
-        # An unsupported architecture gets a stored "off" verdict too, so it is not re-checked.
-        verdict = fastpath.lookup(self.resolved.path, self.dtype_name(), self.device)
-        if verdict is None:
-            verdict = fastpath.verify(self._base, self._tok, self.resolved.path, self.dtype_name(), self.device)
-        if verdict.get("ok"):
-            self._use_native_from_hf()
-
-    def _use_native_from_hf(self) -> None:
-        from workbench.engine.fast_tokenizer import RawTokenizer
-        from workbench.engine.llama_native import NativeLlama
-
-        self._native = NativeLlama.from_hf(self._base)     # shares the tensors: no second copy
-        self._fast_tok = self._fast_tok or RawTokenizer(self.resolved.path)
-
-    @contextlib.contextmanager
-    def _load_errors(self, what: str, needs: str):
-        """transformers' load errors → ModelError naming the model, the folder and the fix."""
-        try:
-            yield
-        except ValueError as exc:
-            if "trust_remote_code" in str(exc):
-                raise ModelError(f"Model '{self.config.model}' needs custom code from its repository.",
-                                 hint="Only if you trust it: pass --trust-remote-code.") from exc
-            raise ModelError(f"Could not load {what} of '{self.config.model}': {exc}") from exc
-        except OSError as exc:
-            raise ModelError(f"Could not load {what} from {self.resolved.path}: {exc}",
-                             hint=f"Check that the folder has {needs}.") from exc
-
-    def _load_hf_tokenizer(self):
-        if self._tok is None:
-            from transformers import AutoTokenizer
-
-            with self._load_errors("the tokenizer", "tokenizer files (tokenizer.json)"):
-                tok = AutoTokenizer.from_pretrained(self.resolved.path, trust_remote_code=self.config.trust_remote_code)
-            if tok.pad_token_id is None:
-                tok.pad_token = tok.eos_token
-            self._tok = tok
-        return self._tok
-
-    def _load_hf(self, say=lambda msg: None) -> None:
-        """Load transformers' model and tokenizer (everything but fast-path scoring uses them)."""
-        import torch
-
-        say(f"loading tokenizer from {self.resolved.path}")
-        self._load_hf_tokenizer()
-        from transformers import AutoModelForCausalLM
-
-        say(f"loading weights ({self.dtype}) on {self.device}")
-        with self._load_errors("the model", "config.json, tokenizer files and weights"):
-            model = AutoModelForCausalLM.from_pretrained(
-                self.resolved.path, dtype=self.dtype, trust_remote_code=self.config.trust_remote_code,
-                attn_implementation="sdpa")
-        model.to(self.device)
-        model.eval()
-        self._base = self._model = model
-        torch.set_grad_enabled(True)   # keep global grad mode untouched; scoring uses inference_mode
-
 
     def _need_weights(self, what: str) -> None:
         """Refuse what needs the model's weights on this machine when a server runs the model."""
@@ -426,16 +337,7 @@ class ModelSession:
             raise ModelError(f"Adapters cannot be attached to '{self.config.model}': it runs on an inference server.",
                              hint="Serve the adapter there (`vllm serve BASE --enable-lora --lora-modules NAME=FOLDER`) "
                                   "and select it with #NAME in the URL (docs/SERVING.md).")
-        if not (p / "adapter_config.json").exists():
-            raise ModelError(f"No adapter at {p}: adapter_config.json is missing.",
-                             hint="Pass the folder that holds adapter_config.json and adapter_model.safetensors.")
-        if not (p / "adapter_model.safetensors").exists():
-            pickled = (p / "adapter_model.bin").exists()
-            raise ModelError(f"No safetensors adapter at {p}" + (": it holds a pickled adapter_model.bin. Only "
-                             "safetensors adapters are loaded, because unpickling a .bin file can run any code its "
-                             "author put in it." if pickled else ": adapter_model.safetensors is missing."),
-                             hint="Save the adapter with safetensors (peft: model.save_pretrained(dir, "
-                                  "safe_serialization=True), the default since peft 0.6), where you trust its source.")
+        check_adapter_folder(p)
         self.load()
         base = adapter_base_model(p)
         if base and self.resolved is not None and base != self.resolved.identity:
@@ -532,3 +434,93 @@ class ModelSession:
         outs = self.engine.generate(prompts, options, progress=progress, cancel=cancel)
         self.stats["tokens_generated"] = self.stats.get("tokens_generated", 0) + sum(o.n_tokens for o in outs)
         return outs
+
+
+# ---------------------------------------------------------------------- session cache
+_SESSIONS: dict[str, ModelSession] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def current_session() -> ModelSession | None:
+    """The loaded session, if any, without loading one (for status displays)."""
+    with _SESSIONS_LOCK:
+        for s in _SESSIONS.values():
+            if s.loaded:
+                return s
+    return None
+
+
+def _key(model: str, kwargs: dict) -> str:
+    return f"{model}|{sorted(kwargs.items())}"
+
+
+def _explicit(kwargs: dict) -> dict:
+    """Session options that differ from SessionConfig's defaults: `device=None` and no device
+    name the same session."""
+    from dataclasses import fields
+
+    defaults = {f.name: f.default for f in fields(SessionConfig)}
+    return {k: v for k, v in kwargs.items() if k not in defaults or v != defaults[k]}
+
+
+def _get_locked(model: str, keep_others: bool, kwargs: dict) -> ModelSession:
+    """The session for `model` (not yet loaded); the caller holds _SESSIONS_LOCK. Loading
+    another model frees the previous one, unless a job holds it: then ModelBusy."""
+    key = _key(model, kwargs)
+    s = _SESSIONS.get(key)
+    if s is None:
+        if not keep_others:
+            me = threading.get_ident()
+            for other in _SESSIONS.values():
+                held = [d for tid, d in other.holders.items() if tid != me]
+                if held:
+                    desc = held[0]
+                    raise ModelBusy(f"Cannot load {model}: the model {other.config.model} is in use by {desc}.",
+                                    hint="Wait for that job to finish, or cancel it, then load the other model.")
+            for other in list(_SESSIONS.values()):
+                other.unload()
+            _SESSIONS.clear()
+        s = ModelSession(model, **kwargs)
+        _SESSIONS[key] = s
+    return s
+
+
+def get_session(model: str = "default", *, keep_others: bool = False, **kwargs) -> ModelSession:
+    """The process-wide session for `model`, loaded once. Loading another model frees the
+    previous one unless keep_others=True (small machines rarely hold two), and is refused with
+    ModelBusy while a job holds the previous one (`hold_session`)."""
+    with _SESSIONS_LOCK:
+        s = _get_locked(model, keep_others, _explicit(kwargs))
+    return s.load()
+
+
+@contextlib.contextmanager
+def hold_session(model: str, holder: str, *, keep_others: bool = False, **kwargs):
+    """Hold the session of `model` for the duration of a job, in the job's thread:
+
+        with hold_session("default", "eval of T on bbc") as session:
+            session.attach_adapter(path)   # the holding thread may change its own adapter
+
+    While held, `get_session` of another model, and adapter changes from any other thread, raise
+    ModelBusy naming `holder`, so nothing is unloaded or changed from under the job.
+    `keep_others`: do not free the other sessions (an inference server holds no weights here,
+    so holding one need not unload the local model)."""
+    me = threading.get_ident()
+    with _SESSIONS_LOCK:
+        s = _get_locked(model, keep_others, _explicit(kwargs))
+        if me in s.holders:
+            raise ModelBusy(f"This thread already holds {model} ({s.holders[me]}).")
+        s.holders[me] = holder
+    try:
+        s.load()
+        yield s
+    finally:
+        with _SESSIONS_LOCK:
+            s.holders.pop(me, None)
+
+
+def session_holders() -> list[str]:
+    """What holds the loaded model now (running jobs), for status displays."""
+    with _SESSIONS_LOCK:
+        return [d for s in _SESSIONS.values() for d in s.holders.values()]
+
