@@ -216,10 +216,7 @@ class ModelSession(LocalLoading):
     @property
     def backend(self) -> str:
         """What runs the requests: "native" (the verified built-in decoder), "transformers" or "remote"."""
-        self.load()
-        if self._server is not None:
-            return self._server.kind
-        return NativeEngine.kind if self._native is not None and self.adapter is None else TransformersEngine.kind
+        return self.engine.kind
 
     @property
     def _prefix_cache_hits(self) -> int:
