@@ -146,16 +146,17 @@ class ModelSession(LocalLoading):
 
     _dtype_name = dtype_name   # old private name (commands/models.py)
 
-    def _need_weights(self, what: str) -> None:
+    def _need_weights(self) -> None:
         """Refuse what needs the model's weights on this machine when a server runs the model."""
         if self._server is not None:
-            raise ModelError(f"'{self.config.model}' runs on an inference server: {what} needs the model's weights "
-                             "on this machine.", hint="Use a local model for it (--model default, a folder or a hub id).")
+            raise ModelError(f"'{self.config.model}' runs on an inference server: this needs the model's weights "
+                             "on this machine (LoRA training, merged export).",
+                             hint="Use a local model for it (--model default, a folder or a hub id).")
 
     def _ensure_hf(self):
         """The transformers model, loaded on first need when the session started on the fast path."""
         self.load()
-        self._need_weights("this (LoRA training, merged export)")
+        self._need_weights()
         if self._model is None:
             with self.lock:
                 if self._model is None:
