@@ -81,7 +81,7 @@ def test_response_cache_keys_on_served_model_and_exact_request(tmp_path):
 
 
 def test_server_stop_reasons_map_to_generation_stop_reasons():
-    from workbench.engine.session import _remote_generation
+    from workbench.engine.server_engine import server_generation as _remote_generation
 
     class Tok:
         def encode(self, text, add_special_tokens=False):

@@ -9,6 +9,8 @@ instead of a model. Every behaviour checked with a fake also has a real-model te
     FakeSession(generate_fn=lambda prompt: " the whole continuation")   # scripted generation
     FakeSession("stand-in-model")          # what export and bundles read: identity, tokenizer, dtype, resolved
     s.calls, s.requests, s.prompts, s.max_tokens   # what was asked
+    FakeEngine(...)                        # the same rules behind the engine protocol (engine/protocol.py);
+                                           # FakeSession runs its requests through one (`s.engine`)
 
 Generation follows ModelSession.generate's contract with one "token" per whitespace-led word: the
 continuation is cut before the earliest stop string ("stop"), after max_new_tokens words ("length"),
@@ -23,7 +25,7 @@ import threading
 import types
 from typing import Callable, Sequence
 
-from workbench.engine.session import Generation, LogLik, cut_at_stop
+from workbench.engine.protocol import GenOptions, Generation, LogLik, cut_at_stop, model_identity
 
 
 class FakeTokenizer:
@@ -33,14 +35,75 @@ class FakeTokenizer:
     bos_token = eos_token = "<s>"
     chat_template = None
 
+    bos_token_id = eos_token_id = pad_token_id = 0
+
     def get_vocab(self) -> dict:
         return {"<s>": 0, "a": 1}
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list:
+        return [text]          # one "token": the whole string (what FakeEngine scores on)
+
+    def decode(self, ids, skip_special_tokens: bool = False) -> str:
+        return "".join(i for i in ids if isinstance(i, str))
 
 
 def hashed_logprob(context: str, continuation: str) -> float:
     """A deterministic pseudo log-probability in (-5, 0] for one request."""
     h = int(hashlib.sha256(f"{context}|{continuation}".encode()).hexdigest()[:8], 16) / 2**32
     return -5 * h
+
+
+class FakeEngine:
+    """The engine protocol (engine/protocol.py) without a model. A score request is a pair of
+    token sequences; FakeSession sends ([context], [continuation]), one whole-string "token" a side,
+    so the rules below see the strings. Generation has one "token" per whitespace-led word."""
+
+    kind = "fake"
+
+    def __init__(self, identity: str = "fake-model@1", *, table=None, batch: int | None = None, generate_fn=None,
+                 logprob_fn=None):
+        self.name, self.table, self.batch = identity, table, batch
+        self.generate_fn, self.logprob_fn = generate_fn, logprob_fn
+        self.tokenizer = FakeTokenizer()
+        self.adapter_sha256: str | None = None
+
+    def identity(self) -> dict:
+        return model_identity(self.kind, self.name, dtype="float32", device="cpu", adapter_sha256=self.adapter_sha256)
+
+    def logprob(self, context: str, continuation: str) -> float:
+        if self.logprob_fn is not None:
+            return self.logprob_fn(context, continuation)
+        if self.table is not None:
+            return math.log(self.table[(context, continuation)])
+        return hashed_logprob(context, continuation)
+
+    def score(self, requests, *, progress=None, cancel=None, prefix_cache: bool = True) -> list[LogLik]:
+        out = [LogLik(self.logprob("".join(map(str, c)), "".join(map(str, x))), False, 1) for c, x in requests]
+        if progress:
+            n = len(requests)
+            step = self.batch or n or 1
+            for i in range(n):
+                if (i + 1) % step == 0 or i + 1 == n:
+                    progress(i + 1, n)
+        return out
+
+    def generate(self, prompts, options: GenOptions, *, progress=None, cancel=None) -> list[Generation]:
+        out = []
+        for p in prompts:
+            words = re.findall(r"\s*\S+|\s+$", self.generate_fn(p) if self.generate_fn else " fake")
+            text, reason, n = "", "eos", 0
+            for n in range(1, len(words) + 1):
+                text, hit = cut_at_stop("".join(words[:n]), options.stop)
+                if hit:
+                    reason = "stop"
+                    break
+                if n >= options.max_new_tokens:
+                    reason = "length"
+                    break
+            out.append(Generation(text=text, n_tokens=n, stop_reason=reason))
+        if progress:
+            progress(len(prompts), len(prompts))
+        return out
 
 
 class FakeSession:
@@ -61,6 +124,7 @@ class FakeSession:
         self.lock = threading.RLock()
         self.table, self.batch, self.generate_fn = table, batch, generate_fn
         self.logprob_fn, self.encode_fn = logprob_fn, encode_fn
+        self.engine = FakeEngine(identity, table=table, batch=batch, generate_fn=generate_fn, logprob_fn=logprob_fn)
         self.calls = 0
         self.requests: list[tuple[str, str]] = []
         self.prompts: list[str] = []
@@ -88,45 +152,24 @@ class FakeSession:
     def detach_adapter(self) -> None:
         self.adapter = None
 
-    # --- scoring and generation
+    # --- scoring and generation, through the engine protocol
     def logprob(self, context: str, continuation: str) -> float:
-        if self.logprob_fn is not None:
-            return self.logprob_fn(context, continuation)
-        if self.table is not None:
-            return math.log(self.table[(context, continuation)])
-        return hashed_logprob(context, continuation)
+        return self.engine.logprob(context, continuation)
+
+    def encode_pairs(self, requests: Sequence[tuple[str, str]]) -> list[tuple[list, list]]:
+        return [([c], [x]) for c, x in requests]
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]], *, progress=None, cancel=None,
                       prefix_cache: bool = True) -> list[LogLik]:
         self.calls += 1
         self.requests += list(requests)
-        out = [LogLik(self.logprob(c, x), False, 1) for c, x in requests]
-        if progress:
-            n = len(requests)
-            step = self.batch or n or 1
-            for i in range(n):
-                if (i + 1) % step == 0 or i + 1 == n:
-                    progress(i + 1, n)
-        return out
+        return self.engine.score(self.encode_pairs(requests), progress=progress, cancel=cancel)
 
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_p: float = 1.0, stop: Sequence[str] | None = None, seed: int = 0, batch_size: int = 8,
                  progress=None, cancel=None, prefix_reuse: bool = True) -> list[Generation]:
-        out = []
-        for p in prompts:
-            self.prompts.append(p)
-            self.max_tokens.append(max_new_tokens)
-            words = re.findall(r"\s*\S+|\s+$", self.generate_fn(p) if self.generate_fn else " fake")
-            text, reason, n = "", "eos", 0
-            for n in range(1, len(words) + 1):
-                text, hit = cut_at_stop("".join(words[:n]), stop or [])
-                if hit:
-                    reason = "stop"
-                    break
-                if n >= max_new_tokens:
-                    reason = "length"
-                    break
-            out.append(Generation(text=text, n_tokens=n, stop_reason=reason))
-        if progress:
-            progress(len(prompts), len(prompts))
-        return out
+        self.prompts += list(prompts)
+        self.max_tokens += [max_new_tokens] * len(prompts)
+        options = GenOptions(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                             stop=tuple(stop or ()), seed=seed, batch_size=batch_size, prefix_reuse=prefix_reuse)
+        return self.engine.generate(prompts, options, progress=progress, cancel=cancel)

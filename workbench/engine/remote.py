@@ -6,7 +6,7 @@
     eng.score([(ctx_ids, cont_ids), ...])        # -> [(sum logprob, greedy), ...]
     eng.complete(["Q: ...\\nA:"], max_tokens=32, stop=["\\n"])   # -> [{"text", "finish_reason", ...}]
 
-Users select it with `--model openai:http://HOST:PORT/v1[#served-name]` (ModelSession wraps it;
+Users select it with `--model openai:http://HOST:PORT/v1[#served-name]` (server_engine.ServerEngine wraps it;
 the tokenizer stays local, `--tokenizer`). The servers it is written for are vLLM and SGLang
 (GPU engines: tensor parallelism, Ray across nodes) and llama-cpp-python (generation only).
 The workbench writes no serving code: scale comes from the engine.
@@ -19,7 +19,7 @@ tokens < j), so the continuation's log-probability is the sum over its positions
 return only the prompt (vLLM with max_tokens=0) or the prompt plus one generated token are both
 read the same way: only the prompt's positions are used.
 
-Two checks run when the engine connects, without a local copy of the model:
+Two checks run when the engine connects, without a local copy of the model (remote_connect.py):
   * tokenization: the server's `/tokenize` (vLLM, SGLang) or `/extras/tokenize` (llama-cpp-python)
     of a probe string must equal the local tokenizer's ids;
   * echo log-probs: greedily generate one token after a probe, then echo-score probe + that
@@ -47,17 +47,16 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
-from workbench.engine.remote_checks import BadResponse, check_completion_response, check_score_response, logprob
+from workbench.engine.remote_checks import BadResponse, check_completion_response, check_score_response
+from workbench.engine.remote_connect import ECHO_TOLERANCE, PROBE, PROBES, ConnectChecks, ServerError  # noqa: F401
+from workbench.engine.remote_tokenizer import tokenizer_folder  # noqa: F401 (re-exported)
+from workbench.engine.protocol import IDENTITY_FAMILY
 from workbench.errors import Cancelled, ModelError
 
 log = logging.getLogger(__name__)
 
 PREFIX = "openai:"
-PROBE = "The capital of France is"
-# Extra probes for the echo check, in case the greedy token after the first one is not a
-# single token of the local tokenizer (then its id cannot be known without the server's help).
-PROBES = (PROBE, "One, two, three, four,", "The sun rises in the")
-ECHO_TOLERANCE = 0.05   # nats; a shifted server is off by several nats (-14.1 vs -0.14 in the issue)
+
 
 
 def is_remote(model: str | None) -> bool:
@@ -98,10 +97,6 @@ class RemoteConfig:
     cache: bool = field(default=True, metadata={"help": "keep responses in the SQLite response cache"})
 
 
-class ServerError(ModelError):
-    """The server answered with an error that retrying will not fix."""
-
-
 class _Retryable(Exception):
     def __init__(self, cause: str, retry_after: float | None = None):
         super().__init__(cause)
@@ -109,7 +104,9 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-class RemoteEngine:
+class RemoteEngine(ConnectChecks):
+    """The HTTP client of one served model (server_engine.ServerEngine is its protocol engine)."""
+
     def __init__(self, spec: str, config: RemoteConfig | None = None):
         self.spec = spec
         self.base_url, self.requested_name = parse_spec(spec)
@@ -141,7 +138,7 @@ class RemoteEngine:
         return f"{PREFIX}{self.base_url}#{self.served_name or self.requested_name or '?'}"
 
     def describe(self) -> dict:
-        return {"engine": "remote", "api": "openai-completions", "base_url": self.base_url,
+        return {"engine": IDENTITY_FAMILY["remote"], "api": "openai-completions", "base_url": self.base_url,
                 "served_name": self.served_name, "root": self.root, "owned_by": self.owned_by,
                 "max_model_len": self.max_model_len, "batch_prompts": self.batch_prompts,
                 "scoring_ok": self.scoring_ok, "scoring_problem": self.scoring_problem, "checks": self.checks}
@@ -301,129 +298,6 @@ class RemoteEngine:
         self.max_model_len = mml if isinstance(mml, int) and mml > 0 else None
         return self
 
-    def check_tokenizer(self, encode: Callable[[str], list[int]], probe: str = PROBE) -> dict:
-        """The server's ids for `probe` must equal the local tokenizer's (a leading BOS aside)."""
-        theirs = None
-        for path, body in (("/tokenize", {"model": self.served_name, "prompt": probe}),
-                           ("/extras/tokenize", {"input": probe})):
-            try:
-                out = self.request("POST", path, body, retries=1)
-            except ModelError:
-                continue
-            toks = out.get("tokens") if isinstance(out, dict) else None
-            if isinstance(toks, list) and all(isinstance(t, int) for t in toks):
-                theirs = toks
-                break
-        ours = list(encode(probe))
-        if theirs is None:
-            self.checks["tokenizer"] = "unavailable (the server has no /tokenize); the echo check still runs"
-            log.warning("%s: cannot check the tokenizer (no /tokenize endpoint)", self.base_url)
-            return {"checked": False}
-        # A leading BOS added by one side only does not matter: scoring sends token ids.
-        if theirs != ours and theirs[1:] != ours and ours[1:] != theirs:
-            raise ModelError(
-                f"The server tokenizes {probe!r} as {theirs[:12]}, the local tokenizer as {ours[:12]}: "
-                "scores would be computed on the wrong tokens.",
-                hint="Pass the served model's own tokenizer: --tokenizer HUB_ID_OR_FOLDER (the folder or hub id "
-                     "of the model the server runs).")
-        self.checks["tokenizer"] = "agrees"
-        return {"checked": True, "ids": theirs}
-
-    def check_echo(self, encode: Callable[[str], list[int]], encode_plain: Callable[[str], list[int]]) -> dict:
-        """Prompt log-probs present and aligned? Sets scoring_ok / scoring_problem; never raises for
-        a server that merely cannot score (generation still works)."""
-        result = {}
-        for probe in PROBES:
-            ids = list(encode(probe))
-            try:
-                gen = self._probe_generate(ids, probe)
-            except ServerError as exc:
-                self._refuse(f"it rejected a token-id completion request ({exc.message})")
-                return {"ok": False}
-            choice = (gen.get("choices") or [{}])[0]
-            lp = choice.get("logprobs") or {}
-            g_lps = lp.get("token_logprobs") or []
-            g_toks = lp.get("tokens") or []
-            if not g_lps or g_lps[0] is None:
-                self._refuse("it returns no log-probabilities for generated tokens (logprobs=1 ignored)")
-                return {"ok": False}
-            tok_id = _token_id(g_toks[0] if g_toks else None)
-            if tok_id is None:
-                plain = encode_plain(choice.get("text") or "")
-                if len(plain) != 1:
-                    continue          # not a single local token: try another probe
-                tok_id = plain[0]
-            try:
-                g = logprob(g_lps[0], self.base_url, "the log-probability of the probe's generated token")
-            except BadResponse as exc:
-                self._refuse(exc.message)
-                return {"ok": False}
-            try:
-                echo = self._echo(ids + [tok_id], probe + (choice.get("text") or ""))
-            except ServerError as exc:
-                self._refuse(f"it rejected an echo request ({exc.message})")
-                return {"ok": False}
-            e_lps = ((echo.get("choices") or [{}])[0].get("logprobs") or {}).get("token_logprobs") or []
-            if len(e_lps) <= len(ids) or e_lps[len(ids)] is None or all(x is None for x in e_lps[:len(ids)]):
-                self._refuse("it does not return log-probabilities of the prompt tokens with echo=true")
-                return {"ok": False}
-            try:
-                e = logprob(e_lps[len(ids)], self.base_url, "the echoed log-probability of the probe's token")
-            except BadResponse as exc:
-                self._refuse(exc.message)
-                return {"ok": False}
-            extra = len(e_lps) - (len(ids) + 1)
-            if extra not in (0, 1):
-                self._refuse(f"it echoed {len(e_lps)} log-probabilities for {len(ids) + 1} prompt tokens")
-                return {"ok": False}
-            self.echo_extra = extra
-            result = {"probe": probe, "token_id": tok_id, "generated_logprob": g, "echo_logprob": e}
-            self.checks["echo"] = result
-            if abs(e - g) > max(ECHO_TOLERANCE, 0.02 * abs(g)):
-                self._refuse(f"its echo log-probabilities are misaligned: the token it generated after {probe!r} "
-                             f"had log-prob {g:.3f}, but echo-scoring the same text gives {e:.3f} for it "
-                             "(llama-cpp-python shifts them by one position)")
-                return {"ok": False, **result}
-            self.scoring_ok, self.scoring_problem = True, None
-            return {"ok": True, **result}
-        self._refuse("the echo check could not map a generated token to a local token id")
-        return {"ok": False}
-
-    def _refuse(self, why: str) -> None:
-        self.scoring_ok = False
-        self.scoring_problem = why
-        self.checks["echo"] = why
-        log.warning("%s cannot score: %s", self.base_url, why)
-
-    def _probe_generate(self, ids: list[int], text: str) -> dict:
-        body = {"model": self.served_name, "prompt": ids, "max_tokens": 1, "temperature": 0, "logprobs": 1,
-                "return_tokens_as_token_ids": True}
-        try:
-            return self.request("POST", "/v1/completions", body, retries=1)
-        except ModelError:
-            # A server that takes text prompts only (its tokenization was checked to agree);
-            # llama-cpp-python answers a token-id prompt with a validation error as HTTP 500.
-            self.token_prompts = False
-            body["prompt"] = text
-            return self.request("POST", "/v1/completions", body)
-
-    def _echo(self, ids: list[int], text: str) -> dict:
-        body = self._score_body([ids, ids[:-1]] if self.token_prompts else [text])
-        try:
-            out = self.request("POST", "/v1/completions", body)
-            self.batch_prompts = self.token_prompts and len(out.get("choices") or []) == 2
-        except ServerError:
-            out = None
-        if out is None or not self.batch_prompts:
-            body = self._score_body([ids] if self.token_prompts else [text])
-            body["prompt"] = body["prompt"][0]
-            out = self.request("POST", "/v1/completions", body)
-        return out
-
-    def _score_body(self, prompts: list) -> dict:
-        return {"model": self.served_name, "prompt": prompts, "echo": True, "logprobs": 1, "max_tokens": 1,
-                "temperature": 0}
-
     # ------------------------------------------------------------------ scoring
     def score(self, pairs: Sequence[tuple[list[int], list[int]]], *, progress=None, cancel=None) -> list[tuple[float, bool]]:
         """[(context ids, continuation ids)] -> [(sum of continuation log-probs, all greedy)]."""
@@ -574,68 +448,6 @@ class RemoteEngine:
         if self._cache is not None:
             self._cache.close()
             self._cache = None
-
-
-_TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "config.json",
-                    "generation_config.json", "*.model", "*.tiktoken", "*.jinja", "vocab.*", "merges.txt"]
-
-
-def tokenizer_folder(name: str | None, engine: RemoteEngine) -> str:
-    """A local folder with the served model's tokenizer: `name` (--tokenizer) if given, else the
-    served name or the model the server reports, if either is 'default', a folder, a .gguf or a
-    hub id whose tokenizer files can be fetched (only those, never the weights)."""
-    candidates = [name] if name else [engine.served_name, engine.root]
-    last = None
-    for c in candidates:
-        if not c:
-            continue
-        try:
-            return _tokenizer_folder(str(c))
-        except ModelError as exc:
-            last = exc
-    if name and last is not None:
-        raise last
-    raise ModelError(f"Which tokenizer does '{engine.served_name}' at {engine.base_url} use? Scoring sends token "
-                     "ids, so the workbench needs the served model's tokenizer locally.",
-                     hint="Pass --tokenizer default (SmolLM2), a model folder or a hub id (only its tokenizer files "
-                          "are fetched). Its agreement with the server is checked when connecting.")
-
-
-def _tokenizer_folder(c: str) -> str:
-    import re
-    from pathlib import Path
-
-    from workbench.engine.models import DEFAULT_HUB_ID, DEFAULT_MODEL, resolve_model
-
-    p = Path(c).expanduser()
-    if c in (DEFAULT_MODEL, DEFAULT_HUB_ID) and not p.exists():
-        return resolve_model(c).path
-    if p.suffix == ".gguf" and p.exists():
-        return resolve_model(str(p)).path
-    if p.is_dir():
-        if (p / "tokenizer.json").exists() or (p / "tokenizer_config.json").exists():
-            return str(p.resolve())
-        raise ModelError(f"Folder {p} has no tokenizer files.", hint="Pass the model folder that holds tokenizer.json.")
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", c):
-        try:
-            from huggingface_hub import snapshot_download
-
-            return snapshot_download(c, allow_patterns=_TOKENIZER_FILES)
-        except Exception as exc:  # noqa: BLE001 - offline, gated, unknown: all mean "not available here"
-            raise ModelError(f"Could not get the tokenizer of '{c}' from the Hugging Face hub ({type(exc).__name__}).",
-                             hint="Pass a local folder with its tokenizer: --tokenizer DIR") from exc
-    raise ModelError(f"'{c}' is not a tokenizer: not 'default', a folder, a .gguf file or a hub id.",
-                     hint="Pass --tokenizer default, a model folder or a hub id.")
-
-
-def _token_id(token: str | None) -> int | None:
-    """vLLM's `return_tokens_as_token_ids` writes tokens as 'token_id:123'."""
-    if isinstance(token, str) and token.startswith("token_id:"):
-        try:
-            return int(token.split(":", 1)[1])
-        except ValueError:
-            return None
-    return None
 
 
 def _error_text(r) -> str:

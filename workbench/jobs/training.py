@@ -74,11 +74,11 @@ def loss_on_batch(model, batch: dict, mode: str, head=None):
     import torch
     import torch.nn.functional as F
 
-    from workbench.engine.session import _split_decoder_head
+    from workbench.engine.local_engines import split_decoder_head
     from workbench.core.train_data import IGNORE
 
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    decoder, lm_head = _split_decoder_head(lm)
+    decoder, lm_head = split_decoder_head(lm)
     ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
     if mode == "head":
         hidden = (decoder or lm.model)(input_ids=ids, attention_mask=mask).last_hidden_state   # [B, L, H]

@@ -11,6 +11,9 @@ the model the server reports) plus the exact request body, so a different prompt
 sampling setting or model never hits. Only successful responses are stored. The API key is
 not part of any request body, so it is never written here. A server that swaps weights under
 the same served name would hit stale entries: `--no-response-cache` (or `clear()`) avoids that.
+
+It is also a store for `engine.caching.CachingEngine` (any engine's results, keyed by the
+engine's model identity and the request): `get(key)` and `put(key, identity, endpoint, value)`.
 """
 from __future__ import annotations
 
