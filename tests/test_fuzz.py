@@ -31,7 +31,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from workbench.core import render  # noqa: E402
+from workbench.core import render_budget as render  # noqa: E402
 from workbench.core.templates import PromptTemplate, column_ref, load_template, load_templates, render_string  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
 

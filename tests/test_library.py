@@ -8,7 +8,8 @@ import pytest
 from support import require_data
 
 from workbench.paths import library_dir
-from workbench.core.templates import PromptTemplate, list_library, load_templates
+from workbench.core.templates import PromptTemplate, load_templates
+from workbench.storage.library import list_library
 
 # Hard-coded so this test does not depend on the data layer being finished.
 DATASETS = {

@@ -135,7 +135,7 @@ def test_legitimate_templates_still_render():
 
 
 def test_time_limit_applies_per_job(monkeypatch):
-    from workbench.core import render
+    from workbench.core import render_budget as render
 
     monkeypatch.setattr(render, "MAX_ITERATIONS", 10 ** 9)
     t0 = time.monotonic()

@@ -7,9 +7,10 @@ import pytest
 import yaml
 
 from workbench.errors import TemplateError
-from workbench.core.templates import (FewShotConfig, GenerationConfig, Problem, PromptTemplate, list_library,
+from workbench.core.templates import (FewShotConfig, GenerationConfig, Problem, PromptTemplate,
                                  load_template, load_templates, render_string, to_lm_eval_yaml,
                                  to_promptsource_yaml)
+from workbench.storage.library import list_library
 
 ROWS = [
     {"title": "Shares rally as rates fall", "label": "business"},

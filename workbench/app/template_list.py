@@ -17,7 +17,7 @@ import gradio as gr
 
 def entries(task: str | None = None) -> list[dict]:
     """[{"name", "file", "ref", "dataset", "task", "source", "error"?}], user templates first."""
-    from workbench.core.templates import list_library
+    from workbench.storage.library import list_library
 
     out = []
     for t in list_library():

@@ -18,7 +18,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from workbench.core.templates import list_library, load_template
+    from workbench.core.templates import load_template
+    from workbench.storage.library import list_library
 
     if args.action == "list":
         for t in list_library():
