@@ -25,7 +25,8 @@ def test_search_tab_end_to_end(session, tmp_path):
     from gradio_client import Client
     from test_app_concurrency import _tiny_model_folder
 
-    from workbench.core.templates import list_library, load_template
+    from workbench.core.templates import load_template
+    from workbench.storage.library import list_library
 
     tiny_model = _tiny_model_folder(tmp_path)
 

@@ -218,7 +218,8 @@ def test_cli_predict_and_import(tmp_path, base_bundle, workbench_home):
     import pandas as pd
 
     from workbench.cli import main
-    from workbench.core.templates import list_library, load_template
+    from workbench.core.templates import load_template
+    from workbench.storage.library import list_library
 
     rows = pd.read_json(base_bundle / "data" / "test.jsonl", lines=True)
     rows[["title"]].rename(columns={"title": "headline"}).to_csv(tmp_path / "new.csv", index=False)

@@ -69,7 +69,7 @@ def _vm() -> int:
 
 
 def _child(conn, payloads: list[str]) -> None:
-    from workbench.core import render
+    from workbench.core import render_budget as render
     from workbench.core.templates import render_string
     from workbench.errors import TemplateError
 
