@@ -262,7 +262,7 @@ def test_registry_on_a_full_disk_does_not_cost_the_run(monkeypatch):
         eval = None
         judge = None
 
-    out = runner._eval(Spec, None, None, None, None, True)
+    out = runner._eval(Spec, None, None, runner.Call(record=True))
     assert out.run_id is None and out.result.metrics["accuracy"] == 0.75
     assert any("not recorded in the run registry" in w for w in out.result.provenance["warnings"])
 

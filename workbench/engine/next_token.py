@@ -30,7 +30,8 @@ def next_token_logprobs(session, contexts: Sequence[str], *, cancel: Callable[[]
     max_len = session.max_length
     ids = [session.encode(c.rstrip() if c.strip() else c)[-max_len:] for c in contexts]
     pad = session.scoring_tokenizer().pad_token_id or 0
-    native = session._native if session._scores_native() else None
+    engine = session.engine
+    native = engine.w.native if engine.kind == "native" else None   # the verified built-in decoder
     out = None
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     done = 0
