@@ -21,8 +21,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # Under pytest-xdist (`make test` runs `-n 2`) each worker gets its share of the cores for torch's pool
 # (and, through the environment, for the lm_eval, training and server processes its tests start). Two
-# workers that each spin the default one-thread-per-core OpenMP pool on 2 cores oversubscribe them; the
-# busy-waiting threads then slow model tests several-fold, which is how an earlier `-n 2` looked like a hang.
+# workers that each spin the default one-thread-per-core OpenMP pool on 2 cores oversubscribe them, and the
+# pool's spinning threads burn CPU that the other worker needs (measured on 8 model-heavy files: 368 CPU s
+# serial with 2 threads, 236 CPU s under `-n 2` with 1 thread each; BENCHMARKS.md, test suite).
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 if XDIST_WORKER:
     _threads = str(max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))))
