@@ -16,6 +16,7 @@ MAKEFLAGS += --jobs=3 --output-sync=target
 help:
 	@echo "make run    set up, then open the workbench on http://127.0.0.1:$(PORT) (default model, BBC News)"
 	@echo "make test   set up, then run every test (unit, real-model, gradio_client and browser)"
+	@echo "make test-parallel  the same tests in two pytest-xdist workers (opt-in; see BENCHMARKS.md, test suite)"
 	@echo "make bench  run the benchmarks in bench/ (see BENCHMARKS.md)"
 
 run: setup
