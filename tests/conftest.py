@@ -7,6 +7,7 @@ GGUF once per machine, not once per test.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,28 @@ os.environ["WORKBENCH_CACHE"] = str(REAL_CACHE)
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Under pytest-xdist (`make test` runs `-n 2`) each worker gets its share of the cores for torch's pool
+# (and, through the environment, for the lm_eval, training and server processes its tests start). Two
+# workers that each spin the default one-thread-per-core OpenMP pool on 2 cores oversubscribe them, and the
+# pool's spinning threads burn CPU that the other worker needs (measured on 8 model-heavy files: 368 CPU s
+# serial with 2 threads, 236 CPU s under `-n 2` with 1 thread each; BENCHMARKS.md, test suite).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if XDIST_WORKER:
+    _threads = str(max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[_var] = _threads
+    # Gradio's upload/cache folder: one per worker, so two apps never write the same cached file at once.
+    import tempfile
+
+    os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), f"gradio-{XDIST_WORKER}"))
+
+
+def pytest_configure(config):
+    if XDIST_WORKER and "torch" in sys.modules:   # a plugin imported torch before the variables above were set
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(autouse=True)
@@ -65,8 +88,9 @@ def pytest_runtest_makereport(item, call):
         rep.longrepr = "\n\n".join(deaths) + "\n\n--- the test's own failure ---\n" + str(rep.longrepr)
 
 
-# CPU seconds per test on request (WORKBENCH_TEST_CPU=15): a measure that other work on the machine barely moves.
-pytest_plugins = ["support.cpu_time"]
+# CPU seconds per test on request (WORKBENCH_TEST_CPU=15): a measure that other work on the machine barely moves;
+# under xdist, the longest files first (support/schedule.py).
+pytest_plugins = ["support.cpu_time", "support.schedule"]
 
 # Shared fixtures from tests/support/ (the launched app, per module or per test; the reference server).
 from support.fixtures import app, fresh_app, ref, reference_server  # noqa: E402,F401 - fixtures, registered by import
