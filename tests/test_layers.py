@@ -51,14 +51,13 @@ EXCEPTIONS: dict[tuple[str, str, str | None], str] = {
         "run_folder owns the training run's files; training writes its checkpoints' JSON the same atomic way",
     ("workbench.jobs.training", "workbench.engine.session", "_split_decoder_head"):
         "training's classification head reuses scoring's split of the model into decoder and LM head",
-    ("workbench.core.lmeval_tasks", "workbench.core.templates", "_from_lm_eval"):
+    ("workbench.storage.lmeval_library", "workbench.core.templates", "_from_lm_eval"):
         "one lm-eval import path: the task library builds templates with the template module's own converter "
-        "(#25 reworks core/lmeval_tasks.py)",
+        "(moved with the task library from core/lmeval_tasks.py to storage/, #23)",
     ("workbench.app.tab_runs", "workbench.app.tab_compare", "verdict_markdown"):
         "Runs shows a stored comparison with Compare's own verdict text; moving it to app/ (not a tab) waits "
         "for the verdict changes of #26/#27 in tab_compare.py",
     ("workbench.core.data", "datasets", None): _WHY_HF,
-    ("workbench.core.lmeval_tasks", "datasets", None): _WHY_HF,
 }
 
 

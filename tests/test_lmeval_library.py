@@ -21,7 +21,7 @@ os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 
 import pytest
 
-from workbench.core.lmeval_tasks import TaskLibrary, task_from_config
+from workbench.storage.lmeval_library import TaskLibrary, task_from_config
 from workbench.core.lmeval_yaml import installed_tasks_dir, read_task_yaml
 from workbench.errors import WorkbenchError
 
@@ -151,7 +151,8 @@ def test_fewshot_picker_equals_lm_eval_samplers(sampler, same_split):
     """Our draw, doc by doc, equals lm-eval's ContextSampler / FirstNSampler with seed 1234."""
     from lm_eval.api.samplers import get_sampler
 
-    from workbench.core.lmeval_tasks import FewshotPicker, LmEvalTask, TaskData, _frame
+    from workbench.core.lmeval_tasks import FewshotPicker, LmEvalTask, TaskData
+    from workbench.core.lmeval_tasks import frame_docs as _frame
     from workbench.core.data import Dataset
 
     pool = [{"q": f"p{i}", "a": i % 3, "l": [i, i + 1]} for i in range(9)]
