@@ -148,7 +148,9 @@ def hub_calls(module) -> list[tuple[int, str]]:
         elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in mods:
             key = (mods[f.value.id], f.attr)
         if key in _HUB_CALLS:
-            arg = ast.unparse(node.args[0]) if node.args else "(a file)"
+            kw = {k.arg: ast.unparse(k.value) for k in node.keywords if k.arg}
+            arg = (ast.unparse(node.args[0]) if node.args else
+                   " ".join(kw[k] for k in ("repo_id", "filename") if k in kw) or "a file")
             out.append((node.lineno, _HUB_CALLS[key].format(arg=arg)))
     return sorted(out)
 
