@@ -51,7 +51,7 @@ BOMB += ["process_results: !function utils.process"]
 
 def _list_tasks(folder: str, conn) -> None:
     try:
-        from workbench.core.lmeval_tasks import TaskLibrary
+        from workbench.storage.lmeval_library import TaskLibrary
 
         lib = TaskLibrary(include_paths=[folder], installed=False)
         conn.send(("ok", sorted(lib.names())))
@@ -73,7 +73,7 @@ def _in_child(fn, *args, timeout=20):
 
 
 def test_task_loader_refuses_an_alias_bomb(tmp_path):
-    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.storage.lmeval_library import TaskLibrary
 
     (tmp_path / "bomb.yaml").write_text("\n".join(BOMB) + "\n")
     t0 = time.monotonic()
@@ -88,7 +88,7 @@ def test_task_loader_refuses_an_alias_bomb(tmp_path):
 
 def _load_by_name(folder: str, name: str, conn) -> None:
     try:
-        from workbench.core.lmeval_tasks import TaskLibrary
+        from workbench.storage.lmeval_library import TaskLibrary
 
         TaskLibrary(include_paths=[folder], installed=False).load(name)
         conn.send(("ok", ""))
@@ -110,7 +110,7 @@ def test_task_loader_skips_a_fifo_and_lists_the_rest(tmp_path):
 
 
 def test_empty_include_path_is_refused(tmp_path, monkeypatch):
-    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.storage.lmeval_library import TaskLibrary
     from workbench.core.lmeval_yaml import IncludeRoots
 
     monkeypatch.chdir(tmp_path)

@@ -33,11 +33,7 @@ _WHY_HF = ("`datasets` reads Hugging Face dataset folders and hub datasets (hf:o
 EXCEPTIONS: dict[tuple[str, str, str | None], str] = {
     ("workbench.jobs.training", "workbench.jobs.run_folder", "_write_json_atomic"):
         "run_folder owns the training run's files; training writes its checkpoints' JSON the same atomic way",
-    ("workbench.core.lmeval_tasks", "workbench.core.templates", "_from_lm_eval"):
-        "one lm-eval import path: the task library builds templates with the template module's own converter "
-        "(#25 reworks core/lmeval_tasks.py)",
     ("workbench.core.data", "datasets", None): _WHY_HF,
-    ("workbench.core.lmeval_tasks", "datasets", None): _WHY_HF,
 }
 
 

@@ -54,7 +54,8 @@ def _theirs(cfg: dict, k: int) -> list:
 
 
 def _ours(cfg: dict, k: int, path: Path | None = None, *, trust: bool = False) -> tuple[list, object]:
-    from workbench.core.lmeval_tasks import installed_tasks_dir, task_from_config
+    from workbench.core.lmeval_yaml import installed_tasks_dir
+    from workbench.storage.lmeval_library import task_from_config
     from workbench.jobs.lmeval_run import run_task
 
     task = task_from_config(cfg, path, trust_code=trust, code_roots=[installed_tasks_dir()])
@@ -117,7 +118,7 @@ def test_multiple_input_gen_prefix_equals_lm_eval(tmp_path, k):
     """winogrande (its own task code: doc_to_text gives a choice index) with a gen_prefix:
     every option is its own context, each ending with the prefix, all scoring one
     continuation."""
-    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.storage.lmeval_library import TaskLibrary
 
     docs = [{"sentence": f"Tom gave _ the book {i}.", "option1": "Ann", "option2": "Bob", "answer": str(1 + i % 2)}
             for i in range(4)]
@@ -132,7 +133,8 @@ def test_multiple_input_gen_prefix_equals_lm_eval(tmp_path, k):
 
 def _with_functions(cfg: dict) -> dict:
     """Our config, with lm-eval's own callables where it names task code."""
-    from workbench.core.lmeval_tasks import installed_tasks_dir, resolve_function
+    from workbench.core.lmeval_yaml import installed_tasks_dir
+    from workbench.storage.lmeval_code import resolve_function
     from workbench.core.lmeval_yaml import FunctionRef
 
     return {k: (resolve_function(v, [installed_tasks_dir()]) if isinstance(v, FunctionRef) else v) for k, v in cfg.items()}
@@ -142,7 +144,7 @@ def _with_functions(cfg: dict) -> dict:
 def test_installed_llama_mmlu_task_with_gen_prefix_equals_lm_eval(tmp_path, k):
     """An installed gen_prefix task (llama3 instruct MMLU: 'The best answer is'), opened by
     name, on made-up docs in MMLU's field shape."""
-    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.storage.lmeval_library import TaskLibrary
 
     docs = [{"question": f" Which bone is number {i}? ", "subject": "anatomy",
              "choices": [f"bone {i}a", f"bone {i}b", f"bone {i}c", f"bone {i}d"], "answer": i % 4} for i in range(4)]

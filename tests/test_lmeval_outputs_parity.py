@@ -70,7 +70,7 @@ def runs(tmp_path_factory, session):
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.storage.lmeval_library import TaskLibrary
     from workbench.engine.models import resolve_model
     from workbench.jobs.lmeval_run import run_task
 

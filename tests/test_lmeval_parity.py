@@ -107,7 +107,7 @@ def test_task_code_refused_without_trust(tmp_path, capsys):
 def test_uploads_and_cli_files_outside_the_roots_never_run_code(tmp_path):
     """Trust covers only the installed library and --include-path folders: a task YAML named
     by path elsewhere is refused even with trust, and a plain template load never runs code."""
-    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.storage.lmeval_library import TaskLibrary
     from workbench.core.templates import load_template
     from workbench.errors import TemplateError
 
@@ -139,7 +139,8 @@ def test_task_data_offline_names_data_flag(tmp_path, capsys, monkeypatch):
 def test_task_rows_are_lm_evals_rows():
     """Without --split games: the eval rows are the task's validation split, in order, with
     process_docs applied; the few-shot pool is its training split."""
-    from workbench.core.lmeval_tasks import TaskLibrary, task_data
+    from workbench.storage.lmeval_data import task_data
+    from workbench.storage.lmeval_library import TaskLibrary
 
     task = TaskLibrary().load("hellaswag", trust_code=True)
     td = task_data(task, DATA, num_fewshot=1)
@@ -153,7 +154,7 @@ def test_task_rows_are_lm_evals_rows():
 def test_include_path_tasks_and_groups_by_name(tmp_path):
     """A folder named with --include-path adds its tasks and groups to the names, and its
     `..` include into the installed library is allowed (it stays inside a trusted root)."""
-    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.storage.lmeval_library import TaskLibrary
 
     d = _task_dir(tmp_path)
     (d / "_group.yaml").write_text("group: hs_group\ntask:\n  - hellaswag_local\n  - hellaswag_first_n\n"
@@ -171,7 +172,9 @@ def test_mmlu_prompts_with_first_n_shots_equal_lm_eval(tmp_path):
     pytest.importorskip("lm_eval")
     from lm_eval.api.task import ConfigurableTask
 
-    from workbench.core.lmeval_tasks import FewshotPicker, TaskLibrary, task_data
+    from workbench.core.lmeval_tasks import FewshotPicker
+    from workbench.storage.lmeval_data import task_data
+    from workbench.storage.lmeval_library import TaskLibrary
     from workbench.jobs.inference import EvalConfig, build_prompts
 
     rows = lambda p, n: [{"question": f" {p} question {i}? ", "subject": "anatomy",  # noqa: E731
@@ -206,7 +209,7 @@ def _FakeSession():
 
 
 def test_group_runs_every_task_and_reports_the_aggregate(tmp_path):
-    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.storage.lmeval_library import TaskLibrary
     from workbench.jobs.lmeval_run import run_tasks
 
     d = _task_dir(tmp_path)
@@ -232,7 +235,9 @@ def test_fewshot_config_format_overrides_equal_lm_eval(tmp_path):
     from lm_eval.api.task import ConfigurableTask
 
     from workbench.core.data import Dataset
-    from workbench.core.lmeval_tasks import FewshotPicker, TaskData, _frame, task_from_config
+    from workbench.core.lmeval_tasks import FewshotPicker, TaskData
+    from workbench.core.lmeval_tasks import frame_docs as _frame
+    from workbench.storage.lmeval_library import task_from_config
     from workbench.jobs.inference import EvalConfig, build_prompts
 
     docs = [{"q": f"Q{i}", "choices": ["x", "y", "z"], "answer": i % 3} for i in range(6)]

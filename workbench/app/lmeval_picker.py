@@ -18,7 +18,7 @@ from workbench.app.common import user_errors
 
 @functools.lru_cache(maxsize=1)
 def _library():
-    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.storage.lmeval_library import TaskLibrary
 
     return TaskLibrary()
 

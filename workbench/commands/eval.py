@@ -78,7 +78,7 @@ def run(args) -> int:
     from workbench.jobs.runner import execute
 
     if args.list_tasks is not None:
-        from workbench.core.lmeval_tasks import TaskLibrary
+        from workbench.storage.lmeval_library import TaskLibrary
 
         lib = TaskLibrary(include_paths=args.include_path)
         names = lib.search(args.list_tasks, limit=10**6) if args.list_tasks else lib.names()

@@ -35,7 +35,6 @@ from workbench.core.template_yaml import MAX_YAML_CHARS, MAX_YAML_NODES, dump_ya
 from workbench.errors import TemplateError
 
 # The old private name, for core/lmeval_tasks.py until #25's branch imports from_lm_eval (one stop).
-_from_lm_eval = from_lm_eval
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,15 +35,16 @@ from workbench.core.lmeval_tasks import LmEvalTask, to_doc
 from workbench.errors import ConfigError, TemplateError
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """`x` with numpy arrays and scalars as plain Python (for results.json)."""
     if isinstance(x, np.ndarray):
         return x.tolist()
     if isinstance(x, (np.floating, np.integer)):
         return x.item()
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
+        return {k: jsonable(v) for k, v in x.items()}
     return x
 
 
@@ -96,23 +97,35 @@ def _mc_responses(task, template, docs, contexts, session, specs, progress, canc
 
 
 def _rolling(task, docs, session, max_length, progress, cancel) -> list[float]:
+    return rolling_logliks([str(task.doc_target(row)) for row in docs], session, max_length, progress, cancel)
+
+
+def rolling_logliks(texts: Sequence[str], session, max_length=None, progress=None, cancel=None) -> list[float]:
+    """Each text's log-likelihood summed over lm-eval's rolling token windows of the model's
+    length (core/lmeval_scoring.rolling_windows)."""
     prefix = session._prefix_token_id()
     max_len = int(max_length or session.max_length)
     pairs, owner = [], []
-    for i, row in enumerate(docs):
-        text = task.doc_target(row)
+    for i, text in enumerate(texts):
         for w in S.rolling_windows(session.encode(str(text)), prefix, max_len):
             pairs.append(w)
             owner.append(i)
     res = _token_loglik(session, pairs, progress, cancel)
-    sums = [0.0] * len(docs)
+    sums = [0.0] * len(texts)
     for i, (lp, _) in zip(owner, res):
         sums[i] += lp
     return sums
 
 
 def _generate(task, contexts, session, progress, cancel, seed: int) -> list[list[str]]:
-    gk = task.generation_kwargs
+    return generate_texts(task.generation_kwargs, task.repeats, contexts, session, progress=progress, cancel=cancel,
+                          seed=seed, where=f"task {task.name!r}")
+
+
+def generate_texts(gk: dict, reps: int, contexts: Sequence[str], session, *, progress=None, cancel=None, seed: int = 0,
+                   where: str = "the task") -> list[list[str]]:
+    """`reps` generations per context with lm-eval's generation_kwargs (until, max_gen_toks,
+    do_sample, temperature, top_p); greedy repeats are generated once and repeated."""
     until = gk.get("until")
     until = [until] if isinstance(until, str) else list(until or [])
     max_gen = int(gk.get("max_gen_toks", 256))
@@ -121,9 +134,8 @@ def _generate(task, contexts, session, progress, cancel, seed: int) -> list[list
     if not do_sample:
         temperature = 0.0       # lm-eval/HF: do_sample false means greedy whatever the temperature
     elif temperature == 0.0:
-        raise ConfigError(f"task {task.name!r}: do_sample with temperature 0", "set a temperature > 0")
+        raise ConfigError(f"{where}: do_sample with temperature 0", "set a temperature > 0")
     top_p = float(gk.get("top_p", 1.0) or 1.0)
-    reps = task.repeats
     tok = getattr(session, "tokenizer", None)
     eos = tok.decode([tok.eos_token_id]) if tok is not None and getattr(tok, "eos_token_id", None) is not None else None
     stop = until + ([eos] if eos and eos not in until else [])
@@ -218,7 +230,7 @@ def run_outputs(task: LmEvalTask, template, rows, contexts: Sequence, session, *
     records = []
     for i, (idx, row) in enumerate(rows.iterrows()):
         ctx = contexts[i]
-        rec = {"index": _jsonable(idx), "prompt": ctx, "resps": _jsonable(resps[i]), "filtered": {}, "items": {},
+        rec = {"index": jsonable(idx), "prompt": ctx, "resps": jsonable(resps[i]), "filtered": {}, "items": {},
                "scores": {}}
         if out_type == "multiple_choice":
             lls, greedy, choices, gold, _ = resps[i]
@@ -229,7 +241,7 @@ def run_outputs(task: LmEvalTask, template, rows, contexts: Sequence, session, *
         elif out_type == "generate_until":
             g = task.doc_target(row)
             ch = task.doc_choices(row) if task.config.get("doc_to_choice") is not None else None
-            rec["gold"] = _jsonable(ch[g] if ch is not None else g)
+            rec["gold"] = jsonable(ch[g] if ch is not None else g)
         else:
             rec["gold"] = str(task.doc_target(row))
         records.append(rec)
@@ -251,10 +263,10 @@ def run_outputs(task: LmEvalTask, template, rows, contexts: Sequence, session, *
             items = _items(task, specs, out_type, row, resps[i], filtered_docs[i])
             items.pop("_pred", None)
             if out_type != "multiple_choice":
-                rec["filtered"][pipe.name] = _jsonable(filtered_docs[i][0])
+                rec["filtered"][pipe.name] = jsonable(filtered_docs[i][0])
             for name, item in items.items():
                 key = f"{name},{pipe.name}"
-                rec["items"][key] = _jsonable(item)
+                rec["items"][key] = jsonable(item)
                 spec = next((s for s in specs if s.name == name), S.MetricSpec(name))
                 rec["scores"][key] = S.row_value(spec, item)
                 per_metric.setdefault(key, []).append(item)
@@ -292,7 +304,7 @@ def run_outputs(task: LmEvalTask, template, rows, contexts: Sequence, session, *
         "warnings": [],
         "lm_eval_output": {"output_type": out_type, "filters": [p.name for p in pipes],
                            "metrics": {s.name: {"aggregation": s.aggregation_name, "higher_is_better": s.higher_is_better,
-                                                "kwargs": _jsonable({k: v for k, v in s.kwargs.items() if not callable(v)})}
+                                                "kwargs": jsonable({k: v for k, v in s.kwargs.items() if not callable(v)})}
                                        for s in specs},
                            "repeats": task.repeats if out_type == "generate_until" else 1},
         "versions": package_versions(),

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from workbench.core.config import EvalConfig
-from workbench.core.lmeval_tasks import FewshotPicker, LmEvalTask, TaskLibrary, task_data, to_doc
+from workbench.core.lmeval_tasks import FewshotPicker, LmEvalTask, to_doc
+from workbench.storage.lmeval_data import task_data
+from workbench.storage.lmeval_library import TaskLibrary
 from workbench.errors import ConfigError
 
 FEWSHOT_SEED = 1234  # lm-eval's default few-shot seed (the 4th value of `lm_eval --seed`)
@@ -75,6 +77,11 @@ def run_task(task: LmEvalTask, session, *, data=None, num_fewshot: int | None = 
     (the task's output type, filters and metrics stay)."""
     from workbench.jobs.inference import evaluate
 
+    if task.task_class is not None:     # a Python class task: its own requests and metrics
+        from workbench.jobs.lmeval_class import run_class_task
+
+        return run_class_task(task, session, data=data, num_fewshot=num_fewshot, limit=limit, fewshot_seed=fewshot_seed,
+                              progress=progress, cancel=cancel, max_length=max_length, template=template)
     k = task.num_fewshot if num_fewshot is None else int(num_fewshot)
     if k < 0:
         raise ConfigError(f"num_fewshot must be >= 0, got {k}")

@@ -51,7 +51,7 @@ def task_compare_spec(task: str, *, models=("default",), templates=(), trust_cod
                       name: str | None = None):
     """The RunSpec of a task comparison. Resolving the task here refuses what cannot run
     (untrusted code, unsupported features) before any data or model loads."""
-    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.storage.lmeval_library import TaskLibrary
     from workbench.core.spec import DataRef, build_spec
 
     lib = TaskLibrary(include_paths=list(include_paths))
@@ -69,7 +69,7 @@ def run_task_compare(spec, *, progress: Callable | None = None, cancel: Callable
     """`opener(model_ref)`: a context manager giving that model's session, held for the job
     (the runner passes its held_session)."""
     from workbench.core.lmeval_scoring import metric_specs
-    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.storage.lmeval_library import TaskLibrary
     from workbench.core.task_verdicts import verdicts
     from workbench.jobs.lmeval_run import run_task
 

@@ -22,7 +22,7 @@ def task_eval_spec(task: str, *, model="default", trust_code: bool = False, incl
                    fewshot_seed: int = DEFAULT_FEWSHOT_SEED):
     """The RunSpec of `workbench eval --task TASK ...`. Resolving every member task here refuses what cannot
     run (untrusted code, unsupported features) before any data or model loads."""
-    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.storage.lmeval_library import TaskLibrary
     from workbench.core.spec import DataRef, build_spec
 
     lib = TaskLibrary(include_paths=list(include_paths))
@@ -44,7 +44,7 @@ def task_eval_spec(task: str, *, model="default", trust_code: bool = False, incl
 def run_task_eval(spec, session, *, progress: Callable | None = None, cancel: Callable | None = None,
                   record: bool = True):
     """Run a task eval spec. `session`: the model's session, or a zero-argument factory (loaded on first use)."""
-    from workbench.core.lmeval_tasks import TaskLibrary
+    from workbench.storage.lmeval_library import TaskLibrary
     from workbench.jobs.lmeval_run import run_tasks
 
     o = spec.options
