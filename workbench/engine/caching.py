@@ -19,7 +19,7 @@ import hashlib
 import json
 import threading
 from dataclasses import asdict
-from typing import Sequence
+from typing import Callable, Sequence
 
 from workbench.engine.protocol import (CancelFn, Engine, GenOptions, Generation, LogLik, ProgressFn,
                                        TokenPair)
@@ -74,29 +74,35 @@ class CachingEngine:
     def _ident(self) -> str:
         return json.dumps(self.inner.identity(), sort_keys=True)
 
+    def _through(self, what: str, ident: str, keys: list[str], items: Sequence, make: Callable, run: Callable,
+                 progress: ProgressFn | None) -> list:
+        """The one cache walk of score and generate: answer hits from the store, run each missing
+        key once (a request asked twice runs once) through `run`, store what it gives, and fill
+        every position; `make` rebuilds a stored entry's result object."""
+        out: list = [None] * len(items)
+        todo: dict[str, list[int]] = {}     # key -> positions
+        for i, k in enumerate(keys):
+            hit = self.store.get(k) if k not in todo else None
+            if hit is not None:
+                out[i] = make(**hit)
+            else:
+                todo.setdefault(k, []).append(i)
+        if todo:
+            fresh = run([items[pos[0]] for pos in todo.values()])
+            for (k, pos), r in zip(todo.items(), fresh):
+                self.store.put(k, ident, what, asdict(r))
+                for i in pos:
+                    out[i] = r
+        elif progress:
+            progress(len(items), len(items))
+        return out
+
     def score(self, requests: Sequence[TokenPair], *, progress: ProgressFn | None = None,
               cancel: CancelFn | None = None, prefix_cache: bool = True) -> list[LogLik]:
         ident = self._ident()
         keys = [_key(ident, "score", [list(c), list(x)]) for c, x in requests]
-        out: list[LogLik | None] = [None] * len(requests)
-        todo: dict[str, list[int]] = {}     # key -> positions (a request asked twice runs once)
-        for i, k in enumerate(keys):
-            hit = self.store.get(k) if k not in todo else None
-            if hit is not None:
-                out[i] = LogLik(**hit)
-            else:
-                todo.setdefault(k, []).append(i)
-        if todo:
-            firsts = [pos[0] for pos in todo.values()]
-            fresh = self.inner.score([requests[i] for i in firsts], progress=progress, cancel=cancel,
-                                     prefix_cache=prefix_cache)
-            for (k, pos), ll in zip(todo.items(), fresh):
-                self.store.put(k, ident, "score", asdict(ll))
-                for i in pos:
-                    out[i] = ll
-        elif progress:
-            progress(len(requests), len(requests))
-        return out  # type: ignore[return-value]
+        return self._through("score", ident, keys, requests, LogLik, lambda todo: self.inner.score(
+            todo, progress=progress, cancel=cancel, prefix_cache=prefix_cache), progress)
 
     def generate(self, prompts: Sequence[str], options: GenOptions, *, progress: ProgressFn | None = None,
                  cancel: CancelFn | None = None) -> list[Generation]:
@@ -105,24 +111,8 @@ class CachingEngine:
         ident = self._ident()
         fields = options.result_fields()
         keys = [_key(ident, "generate", [str(p), getattr(p, "messages", None), fields]) for p in prompts]
-        out: list[Generation | None] = [None] * len(prompts)
-        todo: dict[str, list[int]] = {}
-        for i, k in enumerate(keys):
-            hit = self.store.get(k) if k not in todo else None
-            if hit is not None:
-                out[i] = Generation(**hit)
-            else:
-                todo.setdefault(k, []).append(i)
-        if todo:
-            firsts = [pos[0] for pos in todo.values()]
-            fresh = self.inner.generate([prompts[i] for i in firsts], options, progress=progress, cancel=cancel)
-            for (k, pos), g in zip(todo.items(), fresh):
-                self.store.put(k, ident, "generate", asdict(g))
-                for i in pos:
-                    out[i] = g
-        elif progress:
-            progress(len(prompts), len(prompts))
-        return out  # type: ignore[return-value]
+        return self._through("generate", ident, keys, prompts, Generation, lambda todo: self.inner.generate(
+            todo, options, progress=progress, cancel=cancel), progress)
 
 
 class CachedSession:
