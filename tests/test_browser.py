@@ -23,11 +23,11 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 @pytest.fixture()
 def app_url():
-    from workbench.app.main import build_app, launch_kwargs
+    from workbench.app.main import build_app, launch_demo, launch_kwargs
 
     demo = build_app(model="default", data="bbc")
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    launch_demo(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
@@ -39,8 +39,12 @@ def page():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # an expect() without its own timeout polls for 5 s by default: on a loaded 2-core box a
+    # checkbox restored from the browser's storage took longer (a failure under -n 2), so every
+    # browser test's assertions wait up to 30 s; a broken page still fails them, only later
+    expect.set_options(timeout=30_000)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, device_scale_factor=1)

@@ -189,7 +189,7 @@ def test_live_restricted_server_refuses_load_data_of_a_server_file(tmp_path, res
     secret.write_text("text,label\nthe secret row,x\nanother,y\n")
     port = free_port()
     demo = main.build_app(model="default", data="bbc")
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True)
+    main.launch_demo(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True)
     try:
         c = Client(f"http://127.0.0.1:{port}/", verbose=False)
         with pytest.raises(Exception) as e:

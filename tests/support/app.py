@@ -16,14 +16,14 @@ class App:
     def __init__(self, model: str = "default", data: str = "bbc", **launch):
         from gradio_client import Client
 
-        from workbench.app.main import build_app, launch_kwargs
+        from workbench.app.main import build_app, launch_demo, launch_kwargs
 
         self.demo = build_app(model=model, data=data)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         try:
-            self.demo.launch(server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True, quiet=True,
-                             **{**launch_kwargs(), **launch})
+            launch_demo(self.demo, server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True, quiet=True,
+                        **{**launch_kwargs(), **launch})
             self.client = Client(self.url, verbose=False)
         except BaseException:
             self.demo.close()

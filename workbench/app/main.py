@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -52,6 +53,36 @@ def theme():
 def launch_kwargs() -> dict:
     """Theme and CSS: Gradio 6 takes them in `launch()`, not in `Blocks()`."""
     return {"theme": theme(), "css": CSS_PATH.read_text() if CSS_PATH.exists() else None}
+
+
+LAUNCH_TRIES = 3
+
+
+def launch_demo(demo: gr.Blocks, **kwargs) -> None:
+    """`demo.launch(**kwargs)`, tried again when Gradio's own reachability check fails.
+
+    After starting its server, Gradio sends one HEAD request to the page with a 3 s timeout and,
+    if that times out, stops with "When localhost is not accessible, a shareable link must be
+    created". On a busy 2-core machine (the model warming up beside it, or a test suite) the
+    first page can take longer than that, although the server is fine: the launch is tried
+    again, and the last failure is reported in words that name the cause."""
+    for attempt in range(1, LAUNCH_TRIES + 1):
+        try:
+            demo.launch(**kwargs)
+            return
+        except ValueError as e:
+            if "localhost is not accessible" not in str(e) or kwargs.get("share"):
+                raise
+            demo.close()
+            if attempt == LAUNCH_TRIES:
+                from workbench.errors import ConfigError
+
+                raise ConfigError(
+                    f"the server started but did not answer its own first request within Gradio's 3 s check, "
+                    f"{LAUNCH_TRIES} times (a very busy machine, or a proxy that intercepts localhost)",
+                    "try again when the machine is less busy, or set NO_PROXY=127.0.0.1,localhost") from e
+            log.warning("the page did not answer Gradio's start-up check in time (busy machine?); launching again")
+            time.sleep(1.0 * attempt)
 
 
 def build_app(model: str = "default", data: str = "bbc") -> gr.Blocks:
@@ -216,8 +247,8 @@ def launch(host: str | None = None, port: int = 7860, share: bool = False, auth:
     _clean_debris()
     # server_name and share are passed explicitly (never empty): Gradio must not re-read its
     # variables after our guard has judged them; ssr_mode off, so no Node front server binds.
-    demo.launch(server_name=host, server_port=port, share=share, auth=LoginLimiter(*creds).check if creds else None,
-                inbrowser=open_browser, prevent_thread_lock=not block, show_error=False, ssr_mode=False,
+    launch_demo(demo, server_name=host, server_port=port, share=share,
+                auth=LoginLimiter(*creds).check if creds else None, inbrowser=open_browser, prevent_thread_lock=not block, show_error=False, ssr_mode=False,
                 max_file_size=max_upload_bytes(),
                 app_kwargs=host_check_app_kwargs(bind, allowed_hosts), **launch_kwargs())
     return demo
