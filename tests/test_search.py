@@ -2,6 +2,7 @@
 never touched during search, cancel/resume without rescoring, and a real-model search."""
 from __future__ import annotations
 
+import inspect
 import random
 
 import numpy as np
@@ -164,7 +165,9 @@ def test_racing_budget_and_incumbent_ties():
 
 # ---------------------------------------------------------------------------- honesty + resume
 class _Recorder:
-    """Wraps a session; records every context the model is asked to score or read."""
+    """Wraps a session; records every context the model is asked to score or read: through the
+    session's own loglikelihood, and through its engine (a search scores through the engine layer's
+    cache, engine/caching.CachedSession, which encodes and then calls `session.engine.score`)."""
 
     def __init__(self, inner):
         self._inner = inner
@@ -178,8 +181,26 @@ class _Recorder:
         self.contexts.extend(c for c, _ in requests)     # only calls that finished (not cancelled)
         return out
 
+    @property
+    def engine(self):
+        return _RecordingEngine(self._inner.engine, self)
+
     def encode(self, text):
         return self._inner.encode(text)
+
+
+class _RecordingEngine:
+    def __init__(self, inner, rec: _Recorder):
+        self._inner, self._rec = inner, rec
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def score(self, requests, **kw):
+        out = self._inner.score(requests, **kw)
+        tok = self._inner.tokenizer
+        self._rec.contexts.extend(tok.decode(list(c)) for c, _ in requests)   # only calls that finished
+        return out
 
 
 def test_search_never_reads_the_test_split(tiny_session, small_bbc, monkeypatch):
@@ -306,25 +327,28 @@ def test_real_model_search_end_to_end(session, bbc):
     assert res.payload["tokens"] <= 60_000 + 20_000   # the budget is checked between scoring calls
 
 
-def test_memo_sends_each_request_once():
-    from workbench.jobs.search import _Memo
+def test_the_search_cache_sends_each_request_once():
+    """A search scores through the engine layer's one cache (engine/caching.CachedSession):
+    candidates that differ only in calibration ask the same requests, and each goes to the
+    engine once; the budget reads the real session's counters."""
+    import workbench.jobs.search as search_mod
+    from tests.support.fakes import FakeSession
+    from workbench.engine.caching import CachedSession
 
-    class Inner:
-        def __init__(self):
-            self.sent = []
-            self.stats = {"tokens": 0}
-
-        def loglikelihood(self, reqs, **kw):
-            self.sent.extend(reqs)
-            return [len(c) + len(x) for c, x in reqs]
-
-    inner = Inner()
-    m = _Memo(inner)
+    assert "CachedSession(session)" in inspect.getsource(search_mod._Search.__init__)
+    s = FakeSession()
+    s.stats = {"tokens": 0}
+    sent = []
+    score = s.engine.score
+    s.engine.score = lambda reqs, **kw: (sent.extend(reqs), score(reqs, **kw))[1]
+    m = CachedSession(s)
     a = m.loglikelihood([("ctx", " a"), ("ctx", " b")])
     b = m.loglikelihood([("ctx", " b"), ("ctx2", " a"), ("ctx", " a")])
-    assert a == [5, 5] and b == [5, 6, 5]
-    assert inner.sent == [("ctx", " a"), ("ctx", " b"), ("ctx2", " a")]
-    assert m.stats is inner.stats          # budgets read the real session's counters
+    direct = s.loglikelihood([("ctx", " a"), ("ctx", " b"), ("ctx2", " a")])
+    assert [r.logprob for r in a] == [direct[0].logprob, direct[1].logprob]
+    assert [r.logprob for r in b] == [direct[1].logprob, direct[2].logprob, direct[0].logprob]
+    assert sent[:3] == [(["ctx"], [" a"]), (["ctx"], [" b"]), (["ctx2"], [" a"])] and len(sent) == 3 + 3
+    assert m.stats is s.stats          # budgets read the real session's counters
 
 
 def test_similar_demos_are_the_nearest_rows_nearest_last(small_bbc):

@@ -43,7 +43,8 @@ from dataclasses import asdict, replace
 from workbench.core.config import RACINGS, SearchConfig  # noqa: F401 (re-exported: the settings live in core)
 from workbench.core.search_space import AXES, Candidate
 from workbench.errors import Cancelled, ConfigError, DataError
-from workbench.jobs.search_budget import Budget as _Budget, Memo as _Memo, stats as _stats  # noqa: F401 (_Memo: tests)
+from workbench.engine.caching import CachedSession
+from workbench.jobs.search_budget import Budget as _Budget, stats as _stats
 from workbench.jobs.search_report import (SearchResult, dev_to_test_text, format_search,  # noqa: F401 (re-exported)
                                           leaderboard)
 from workbench.storage.search_runs import list_searches, split_key as _split_key, test_uses  # noqa: F401 (re-exported)
@@ -79,7 +80,9 @@ class _Search:
             raise DataError(f"the train split of {dataset.name!r} is empty", "use more rows")
         self.state: dict = {}
         self.run_id: str | None = None
-        self.scorer = _Memo(session)
+        # every request answered once for the run: candidates that differ only in calibration send
+        # the very same requests (the engine layer's one cache, in memory, keyed by model identity)
+        self.scorer = CachedSession(session)
         self.on_start: Callable[[str], None] | None = None
         self._last_ckpt = 0.0
 

@@ -33,23 +33,3 @@ class Budget:
         c = self.cfg
         return ((c.budget_tokens is not None and self.tokens >= c.budget_tokens)
                 or (c.budget_seconds is not None and self.seconds >= c.budget_seconds))
-
-
-class Memo:
-    """The session, with every (context, continuation) log-likelihood kept for the run: candidates
-    that differ only in calibration send the very same requests, and are not scored twice."""
-
-    def __init__(self, inner):
-        self._inner = inner
-        self._memo: dict[tuple[str, str], object] = {}
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def loglikelihood(self, requests, **kw):
-        reqs = [tuple(r) for r in requests]
-        todo = list(dict.fromkeys(r for r in reqs if r not in self._memo))
-        if todo:
-            for r, ll in zip(todo, self._inner.loglikelihood(todo, **kw)):
-                self._memo[r] = ll
-        return [self._memo[r] for r in reqs]
