@@ -148,6 +148,18 @@ def test_remote_scores_equal_local_and_cache_answers_reruns(server, session):
     assert g == session.generate(["The capital of France is"], max_new_tokens=8, stop=["."])[0]
 
 
+def test_rolling_loglikelihood_through_the_server_equals_local(server, session):
+    """lm-eval's rolling windows (perplexity tasks) through the engine protocol: the served model's
+    sums equal the local ones, with no remote-only branch in jobs/ (jobs/lmeval_outputs.py)."""
+    from workbench.jobs.lmeval_outputs import rolling_logliks
+
+    texts = ["Oil prices rose again on Monday as traders weighed new supply cuts. " * 2, "The cup final is tonight."]
+    s = remote_session(server.url)
+    theirs = rolling_logliks(texts, s, max_length=16)          # 16 tokens: several windows a text
+    ours = rolling_logliks(texts, session, max_length=16)
+    assert theirs == pytest.approx(ours, abs=5e-3) and all(x < 0 for x in ours)
+
+
 # ---------------------------------------------------------------------------- parity
 @pytest.mark.model
 @pytest.mark.slow

@@ -49,12 +49,10 @@ def jsonable(x: Any) -> Any:
 
 
 def _token_loglik(session, pairs, progress=None, cancel=None) -> list[tuple[float, bool]]:
-    """(sum log-prob, greedy) of each (context ids, continuation ids), local or remote."""
+    """(sum log-prob, greedy) of each (context ids, continuation ids): the session's engine scores
+    them, whichever it is (built-in decoder, transformers, or an inference server)."""
     if not pairs:
         return []
-    remote = getattr(session, "remote", None)
-    if remote is not None:
-        return [(float(lp), bool(g)) for lp, g in remote.score(pairs, progress=progress, cancel=cancel)]
     return [(r.logprob, r.greedy) for r in session.loglikelihood_tokens(pairs, progress=progress, cancel=cancel)]
 
 
