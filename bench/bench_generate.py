@@ -28,7 +28,7 @@ def main() -> int:
     ap.add_argument("--step", type=int, default=16, help="tokens per Self-Ask round")
     args = ap.parse_args()
 
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.templates import load_template
     from workbench.engine.session import get_session
     from workbench.jobs.selfask import SelfAskConfig, run_selfask_records

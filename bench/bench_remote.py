@@ -35,7 +35,7 @@ def main() -> None:
 
     from remote_servers import ServerProcess
 
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.templates import load_template
     from workbench.engine.session import ModelSession
     from workbench.jobs.inference import EvalConfig, build_prompts, eval_rows

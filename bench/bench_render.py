@@ -20,7 +20,7 @@ def main() -> int:
     from jinja2.sandbox import SandboxedEnvironment
 
     from workbench.core import render
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.templates import list_library, load_template, with_row
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -76,7 +76,7 @@ def sentence_task(work: Path, n: int = 600, words: int = 16, seed: int = 0) -> t
 
     import pandas as pd
 
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     def sentences(text: str) -> list[str]:
         return [x for x in re.split(r"(?<=[.!?])\s+", " ".join(str(text).split())) if len(x.split()) >= 6]
@@ -115,7 +115,7 @@ def case_inputs(name: str, work: Path) -> tuple[str, str, int]:
 
 def prepare(template_path: str, data: str, limit: int, shots: int, seed: int, work: Path):
     """Write the rows and demos our eval will use, and the equivalent lm-eval task."""
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.jobs.inference import EvalConfig, demos_for, eval_rows
     from workbench.core.templates import load_template, to_lm_eval_yaml
 
@@ -172,7 +172,7 @@ def matmul_peak(n: int = 2048, reps: int = 10) -> float:
 
 def flops_fraction(template_path: str, data: str, limit: int, shots: int, seed: int) -> dict:
     """Achieved model FLOP/s of the scoring loop / large-matmul FLOP/s, in this process."""
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.jobs.inference import EvalConfig, evaluate
     from workbench.engine.session import get_session
     from workbench.core.templates import load_template

@@ -65,7 +65,8 @@ def main() -> int:
 
     from dataclasses import replace
 
-    from workbench.core.data import load_dataset, split_dataset
+    from workbench.core.data import split_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.templates import load_template
     from workbench.engine.session import get_session
     from workbench.jobs.compare import compare_results, evaluate_or_reuse

@@ -102,7 +102,7 @@ def main() -> int:
 
         from bench_search import weak_start
 
-        from workbench.core.data import load_dataset
+        from workbench.storage.data_load import load_dataset
         from workbench.engine.session import get_session
         from workbench.jobs.inference import EvalConfig
         from workbench.jobs.search import SearchConfig, search

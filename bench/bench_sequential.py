@@ -34,7 +34,7 @@ def main() -> None:
     if args.replay:
         return replay(args.replay, args.limit, args.first_batch)
 
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.sequential import SequentialOptions
     from workbench.core.templates import load_template
     from workbench.engine.session import get_session
@@ -74,7 +74,7 @@ def main() -> None:
 def save_correct(limit: int, path: str) -> None:
     import json
 
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.templates import load_template
     from workbench.engine.session import get_session
     from workbench.jobs.inference import EvalConfig, evaluate

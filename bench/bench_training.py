@@ -45,7 +45,7 @@ def _peak() -> dict:
 
 
 def _plan(args, run_dir: Path):
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.templates import load_template
     from workbench.jobs.training import TrainConfig, prepare
 
@@ -148,7 +148,8 @@ def speed_and_memory(args) -> dict:
 def benefit(args) -> dict:
     import tempfile
 
-    from workbench.core.data import load_dataset, split_dataset
+    from workbench.core.data import split_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.jobs.inference import EvalConfig, evaluate
     from workbench.engine.session import get_session
     from workbench.core.templates import load_template

@@ -53,7 +53,7 @@ done
 PYTHONPATH="$ROOT" "$PY" - "$D" <<'EOF'
 import json, shutil, sys
 from pathlib import Path
-from workbench.core.data import load_dataset
+from workbench.storage.data_load import load_dataset
 from workbench.engine.models import resolve_model
 
 d = Path(sys.argv[1])

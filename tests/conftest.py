@@ -61,7 +61,7 @@ def session():
 
 @pytest.fixture(scope="session")
 def bbc():
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     return load_dataset("bbc")
 

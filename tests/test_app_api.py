@@ -122,7 +122,7 @@ def test_every_endpoint_drives_the_prompt_loop(app):
     text, tok_summary, tokens, verbal, warn, gold = c.predict(GOOD, "test", 0, 0, 0, "default", api_name="/preview")
     assert text.startswith("Headline: ") and text.endswith("Topic:")
     # Row 0 of the test split, the very row an eval scores first (not any row, not the table's).
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.spec import resolve_eval
     from workbench.core.templates import load_template
     from workbench.jobs.inference import eval_rows

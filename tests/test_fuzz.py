@@ -293,7 +293,8 @@ def _write(path: Path, fmt: str, records: list[dict], cols: list[str]) -> bool:
 def test_fuzz_data_files(table, fmt, junk, label):
     from hypothesis import assume
 
-    from workbench.core.data import load_dataset, split_dataset
+    from workbench.core.data import split_dataset
+    from workbench.storage.data_load import load_dataset
 
     records, cols = table
     with tempfile.TemporaryDirectory(prefix="wb-fuzz-") as d:

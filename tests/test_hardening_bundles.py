@@ -310,7 +310,7 @@ def test_real_bundle_with_an_edited_adapter_path_is_refused(tmp_path, session, b
 @pytest.mark.model
 def test_cli_zip_predict_leaves_no_temp_folder(tmp_path):
     """`workbench predict --bundle x.zip` (a successful run) removes its wb-bundle-* folder."""
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.templates import load_template
     from workbench.engine.session import get_session
     from workbench.jobs.export import ExportConfig, export_bundle, zip_bundle

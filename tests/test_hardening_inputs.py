@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from workbench.cli import main as cli_main
-from workbench.core.data import load_dataset
+from workbench.storage.data_load import load_dataset
 from workbench.core.templates import PromptTemplate, load_template
 from workbench.errors import DataError, TemplateError
 

@@ -166,7 +166,7 @@ def stand_in_result(limit: int = 8):
     label (the export writes whatever it is given; scoring is not what is tested here)."""
     from dataclasses import asdict
 
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.templates import load_template
     from workbench.jobs.inference import EvalConfig, eval_rows
 
@@ -316,7 +316,7 @@ def test_real_cli_train_killed_then_export(tmp_path, session, bbc):
     with pytest.raises(ConfigError, match="interrupted"):
         export_train_run(run, bbc, session=session)
     # the run never wrote its test results, so the export scores now: on a small sample of bbc
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     small = load_dataset("bbc", limit=30)
     path = export_train_run(run, small, session=session, force=True,

@@ -191,7 +191,7 @@ def test_zip_entry_names_a_file_system_refuses_are_data_errors(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".json"])
 def test_deeply_nested_json_data_is_a_data_error(tmp_path, suffix):
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.errors import DataError
 
     deep = "[" * 200_000 + "]" * 200_000

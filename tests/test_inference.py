@@ -54,7 +54,7 @@ def test_few_shot_fixed_demos_are_shared_and_excluded_from_eval(session, bbc):
 
 
 def test_per_example_demos_are_reproducible():
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     ds = load_dataset("bbc")
     tpl = load_template(TOPIC)
@@ -64,7 +64,7 @@ def test_per_example_demos_are_reproducible():
     b = build_prompts(tpl, rows, pool, cfg)
     assert a == b and len(set(a)) == 4
     # and the same across processes (no salted hash())
-    code = ("from workbench.core.data import load_dataset;from workbench.core.templates import load_template;"
+    code = ("from workbench.storage.data_load import load_dataset;from workbench.core.templates import load_template;"
             "from workbench.jobs.inference import *;ds=load_dataset('bbc');t=load_template(r'%s');"
             "c=EvalConfig(shots=2,sampling='per_example',seed=5,limit=4);r,p=eval_rows(ds,c);"
             "print(build_prompts(t,r,p,c)[1])" % TOPIC)

@@ -272,7 +272,8 @@ def _cli_spec(argv):
 
 
 def test_judge_spec_is_the_same_from_python_and_the_cli():
-    from workbench.core.spec import RunSpec, build_spec
+    from workbench import build_spec   # the Python door (loads data by name or path)
+    from workbench.core.spec import RunSpec
 
     data = str(ROOT / "tests" / "data" / "support_questions.jsonl")
     py = build_spec("compare", templates=[str(PLAIN), str(POLITE)], data=data, eval={"split": "all", "limit": 4},
@@ -334,7 +335,7 @@ def test_judge_spec_is_the_same_from_the_ui_the_cli_and_python():
     from workbench.app.judge_panel import judge_pick, judge_use
     from workbench.app.tab_compare import compare_spec
     from workbench.app.tab_run import eval_spec
-    from workbench.core.spec import build_spec
+    from workbench import build_spec   # the Python door (loads data by name)
 
     data = str(ROOT / "tests" / "data" / "support_questions.jsonl")
     state = UIState(data_spec=data, saved_yaml=PLAIN.read_text(), template_path=str(PLAIN))

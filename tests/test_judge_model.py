@@ -67,7 +67,7 @@ def test_remote_engine_gives_the_same_scores(local_scores, labelled, session, re
     log-probs over HTTP) score like the local judge; then an eval on the local model judged by the server
     (--judge-model openai:URL) scores like the local judge. 16 rows prove the same request path as the whole
     set of 64 (every row is one independent request) at a quarter of the server's time."""
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.spec import ModelRef, build_spec
     from workbench.core.templates import load_template
     from workbench.engine.session import ModelSession
@@ -117,7 +117,7 @@ def test_pairwise_both_orders_on_the_real_model(session, labelled):
 
 
 def test_eval_with_judge_through_the_spec(session, tmp_path, monkeypatch):
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.spec import build_spec
     from workbench.core.templates import load_template
     from workbench.jobs.runner import execute

@@ -28,12 +28,9 @@ CORE_FORBIDDEN = ("torch", "transformers", "peft", "accelerate", "safetensors", 
                   "gradio", "gradio_client")
 # (importer, imported module, name or None): why the rule does not hold there
 # (docs/ARCHITECTURE.md, "Exceptions to the import rules").
-_WHY_HF = ("`datasets` reads Hugging Face dataset folders and hub datasets (hf:owner/name, lm-eval task data); "
-           "imported lazily inside the loaders; moving these loaders to storage/ is a larger change left open")
 EXCEPTIONS: dict[tuple[str, str, str | None], str] = {
     ("workbench.jobs.training", "workbench.jobs.run_folder", "_write_json_atomic"):
         "run_folder owns the training run's files; training writes its checkpoints' JSON the same atomic way",
-    ("workbench.core.data", "datasets", None): _WHY_HF,
 }
 
 
@@ -170,6 +167,38 @@ def test_core_is_pure(mod):
     assert not bad, f"{mod} (core: no torch, hub or network) imports {bad}"
 
 
+def env_writes(src: str) -> list[int]:
+    """Lines that change the process environment: os.environ[...] = / .setdefault / .update /
+    .pop / del, os.putenv / os.unsetenv."""
+    import ast
+
+    bad = []
+    for node in ast.walk(ast.parse(src)):
+        target = None
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            for t in (node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]):
+                if isinstance(t, ast.Subscript):
+                    target = t.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in ("setdefault", "update", "pop", "clear"):
+                target = node.func.value
+            elif node.func.attr in ("putenv", "unsetenv"):
+                bad.append(node.lineno)
+        if target is not None and ast.unparse(target) in ("os.environ", "environ"):
+            bad.append(node.lineno)
+    return bad
+
+
+@pytest.mark.parametrize("mod", sorted(m for m in GRAPH if m.startswith("workbench.core")))
+def test_core_does_not_set_the_environment(mod):
+    """Core is pure (docs/ARCHITECTURE.md): settings for the hub or task code are set where the I/O is."""
+    path = PKG / Path(*mod.split(".")[1:]).with_suffix(".py")
+    if not path.exists():
+        path = PKG / Path(*mod.split(".")[1:]) / "__init__.py"
+    bad = env_writes(path.read_text())
+    assert not bad, f"{mod} changes os.environ at lines {bad}"
+
+
 def test_exceptions_are_still_needed():
     """An exception whose import is gone is removed from the list (and from the docs)."""
     present = {(m, i.target, n) for m, imps in GRAPH.items() for i in imps for n in (i.name, None)}
@@ -196,3 +225,8 @@ def test_checker_sees_injected_violations():
                 "from huggingface_hub import hf_hub_download\n", "def f():\n    import requests\n"):
         assert impure_core("workbench.core.data", parse_imports(src)), src
     assert not impure_core("workbench.core.data", parse_imports("import urllib.parse\n"))
+    for src in ('import os\nos.environ["X"] = "1"\n', 'import os\nos.environ.setdefault("X", "1")\n',
+                'import os\nos.environ.update(X="1")\n', 'import os\nos.putenv("X", "1")\n',
+                'import os\ndel os.environ["X"]\n'):
+        assert env_writes(src), src
+    assert not env_writes('import os\nx = os.environ.get("X")\nd = {}\nd.update(a=1)\n')

@@ -97,7 +97,7 @@ def _real_rows(name: str):
     # Loaded for real: a missing dataset skips (fails under WORKBENCH_REQUIRE_DATA), a broken
     # loader fails the test.
     if name in LOCAL:
-        from workbench.core.data import load_dataset
+        from workbench.storage.data_load import load_dataset
 
         return load_dataset(str(LOCAL[name])).df.head(5).to_dict("records")
     return require_data(name).df.head(5).to_dict("records")

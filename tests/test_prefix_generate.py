@@ -71,7 +71,7 @@ def test_prefix_generation_with_an_adapter(session, tmp_path):
 
 @pytest.mark.model
 def test_selfask_rounds_reuse_the_demonstrations(session):
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     rows = load_dataset("strategyqa").df.iloc[:2].reset_index(drop=True)
     t = load_template(str(library_dir() / "strategyqa_selfask.yaml"))

@@ -338,7 +338,7 @@ def test_llama_cpp_offset_echo_logprobs_are_detected(llama):
 
 @pytest.mark.model
 def test_selfask_through_llama_cpp(llama):
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.templates import load_template
     from workbench.jobs.inference import EvalConfig, evaluate
 
@@ -370,7 +370,7 @@ def test_chat_template_generates_through_the_chat_endpoint(server, session):
     """Generation with a chat template goes to /v1/chat/completions with the messages and equals
     local generation over the locally rendered chat text; scoring a chat template stays on
     /v1/completions (token ids of the local rendering: chat endpoints cannot echo log-probs)."""
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.templates import load_template
     from workbench.engine.session import ChatPrompt
     from workbench.jobs.inference import EvalConfig, evaluate
@@ -406,7 +406,7 @@ def test_chat_template_generates_through_the_chat_endpoint(server, session):
 @pytest.mark.model
 def test_chat_template_generation_through_llama_cpp(llama):
     """A real third-party server: a chat template's generation goes to its chat endpoint."""
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.jobs.inference import EvalConfig, evaluate
 
     s = remote_session(llama.url)

@@ -33,7 +33,7 @@ def tiny_session():
 @pytest.fixture(scope="module")
 def small_bbc(tmp_path_factory):
     """150 bbc headlines (30 per class) as a CSV dataset."""
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     full = load_dataset("bbc").df
     df = full.groupby("label", group_keys=False).head(30)[["title", "label"]]

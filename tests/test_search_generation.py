@@ -142,7 +142,7 @@ def _qa_dataset(tmp_path, n=60):
     """Arithmetic questions with one-word answers, as a CSV dataset."""
     import pandas as pd
 
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     rng = np.random.default_rng(0)
     a, b = rng.integers(1, 9, n), rng.integers(1, 9, n)
@@ -250,7 +250,7 @@ def test_cli_and_ui_build_the_same_config():
 def test_real_model_generation_search(session, tmp_path):
     """SmolLM2 on the support questions: an instruction race on 3 dev rows, chrF per row, the
     test check with a paired bootstrap; short generations keep it small on a CPU."""
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
     from workbench.core.templates import load_template
     from workbench.jobs.inference import EvalConfig
     from workbench.jobs.search import SearchConfig, search

@@ -21,7 +21,7 @@ QUESTION = ROOT / "templates_library" / "bbc_headline_question.yaml"
 
 @pytest.fixture(scope="module")
 def bbc_small():
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     return load_dataset("bbc")
 

@@ -11,7 +11,7 @@ from workbench.core.spec import KINDS, build_spec
 
 @pytest.fixture(scope="module")
 def bbc_small():
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     return load_dataset("bbc")
 

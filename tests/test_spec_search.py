@@ -22,7 +22,7 @@ CLI = ["search", "--data", "bbc", "--template", str(TOPIC), "--axes", "calibrati
 
 @pytest.fixture(scope="module")
 def bbc_small():
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     return load_dataset("bbc")
 

@@ -14,7 +14,7 @@ TRAIN = {"shots_per_class": 2, "max_steps": 2, "eval_every": 0, "patience": 0, "
 
 @pytest.fixture(scope="module")
 def bbc_small():
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     return load_dataset("bbc")
 

@@ -49,7 +49,7 @@ def tiny_model(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def small_bbc(tmp_path_factory):
     """60 bbc headlines (12 per class) as a CSV dataset: splits are quick to make and to score."""
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     full = load_dataset("bbc").df
     df = full.groupby("label", group_keys=False).head(12)[["title", "label"]]
@@ -59,7 +59,7 @@ def small_bbc(tmp_path_factory):
 
 
 def _csv_dataset(tmp_path, df, name="d.csv"):
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     path = tmp_path / name
     df.to_csv(path, index=False)

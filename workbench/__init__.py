@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "PromptTemplate": "workbench.core.templates",
     "load_template": "workbench.core.templates",
-    "load_dataset": "workbench.core.data",
+    "load_dataset": "workbench.storage.data_load",
     "split_dataset": "workbench.core.data",
     "ModelSession": "workbench.engine.session",
     "get_session": "workbench.engine.session",
@@ -24,7 +24,7 @@ _LAZY = {
     "evaluate": "workbench.jobs.inference",
     "load_bundle": "workbench.jobs.export",
     "RunSpec": "workbench.core.spec",
-    "build_spec": "workbench.core.spec",
+    "build_spec": "workbench.jobs.runner",   # core.spec.build_spec, data also by name
     "execute": "workbench.jobs.runner",
 }
 

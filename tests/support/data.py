@@ -11,7 +11,8 @@ def require_data(name: str):
     """The built-in dataset `name`, loaded. A dataset this machine does not have skips the test,
     or fails it when WORKBENCH_REQUIRE_DATA is set; a dataset that is there but fails to load
     fails the test (no fallback rows, no skip that hides a broken loader)."""
-    from workbench.core.data import builtin_datasets, load_dataset
+    from workbench.storage.data_builtins import builtin_datasets
+    from workbench.storage.data_load import load_dataset
 
     known = {b["name"]: b for b in builtin_datasets()}
     assert name in known, f"{name!r} is not a built-in dataset ({sorted(known)})"

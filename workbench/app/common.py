@@ -100,7 +100,7 @@ def user_errors(what: str) -> Iterator[None]:
 # ------------------------------------------------------------------------------------ data
 @functools.lru_cache(maxsize=8)
 def _load_dataset_cached(spec: str, text_column: str | None, label_column: str | None, mtime: float):
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     return load_dataset(spec, text_column=text_column, label_column=label_column)
 

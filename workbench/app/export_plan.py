@@ -56,7 +56,7 @@ def verdict_markdown(v: dict | None) -> str:
 def default_include_rows(data_spec: str | None) -> bool:
     """Raw rows go into a bundle by default only for the built-in demo datasets; one's own
     data (an upload, a file, a hub set) needs an explicit opt-in."""
-    from workbench.core.data import builtin_datasets
+    from workbench.storage.data_builtins import builtin_datasets
 
     return bool(data_spec) and str(data_spec) in {b["name"] for b in builtin_datasets()}
 

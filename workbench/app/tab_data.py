@@ -15,7 +15,7 @@ FILE_TYPES = [".csv", ".tsv", ".jsonl", ".json", ".parquet"]
 
 def builtin_choices() -> list[tuple[str, str]]:
     """(label, name) of the built-in datasets that are installed here."""
-    from workbench.core.data import builtin_datasets
+    from workbench.storage.data_builtins import builtin_datasets
 
     return [(f"{b['name']} — {b['description'].split(':')[0]}", b["name"]) for b in builtin_datasets()
             if b.get("available")]
@@ -37,7 +37,7 @@ def check_spec(spec: str) -> str:
     """Refuse server files outside the data folders when the app is served beyond loopback
     (built-in datasets, BIG-bench task names and hub ids are not server paths)."""
     from workbench import paths
-    from workbench.core.data import builtin_datasets
+    from workbench.storage.data_builtins import builtin_datasets
     from workbench.errors import DataError
 
     if not paths.server_paths_restricted():

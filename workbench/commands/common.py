@@ -142,7 +142,7 @@ def session_from_args(args):
 
 
 def dataset_from_args(args):
-    from workbench.core.data import load_dataset
+    from workbench.storage.data_load import load_dataset
 
     return load_dataset(args.data, text_column=args.text_column, label_column=args.label_column)
 

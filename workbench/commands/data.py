@@ -13,7 +13,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from workbench.core.data import builtin_datasets, split_dataset
+    from workbench.core.data import split_dataset
+    from workbench.storage.data_builtins import builtin_datasets
 
     if args.action == "list":
         for d in builtin_datasets():

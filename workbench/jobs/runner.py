@@ -16,10 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from workbench.core import spec as spec_builder
 from workbench.core.spec import RunSpec
 from workbench.errors import ConfigError
+from workbench.storage.data_load import load_data_ref, load_dataset
 
 Progress = Callable[..., None]
+
+
+def build_spec(kind: str, *, templates: Sequence, data, **kwargs) -> RunSpec:
+    """`core.spec.build_spec` (the one spec builder; see its arguments), with `data` also given as
+    a name or path (`bbc`, `bigbench:TASK`, a CSV, ...), loaded here: core reads no files. The
+    Python API's `workbench.build_spec` is this."""
+    import os
+
+    if isinstance(data, (str, os.PathLike)):
+        data = load_dataset(str(data))
+    return spec_builder.build_spec(kind, templates=templates, data=data, **kwargs)
 
 
 @dataclass
@@ -44,7 +57,7 @@ def execute(spec: RunSpec, session, *, dataset=None, progress: Progress | None =
     if spec.opts.__dict__.get("task"):
         # an lm-eval task (or group) by name: the task loads its own rows (jobs/task_eval.py, task_compare.py)
         return kind.task(spec, session, call)
-    ds = dataset if dataset is not None else spec.data.load()
+    ds = dataset if dataset is not None else load_data_ref(spec.data)
     if spec.data.fingerprint and ds.fingerprint() != spec.data.fingerprint:
         raise ConfigError("The loaded data is not the data this job was defined on.",
                           hint="Load the dataset again and restart the job.")
@@ -311,7 +324,7 @@ def train_plan(spec: RunSpec, *, dataset=None, registry: bool = True):
 
     if spec.kind != "train" or spec.train is None:
         raise ConfigError(f"Not a train spec (kind {spec.kind}).")
-    ds = dataset if dataset is not None else spec.data.load()
+    ds = dataset if dataset is not None else load_data_ref(spec.data)
     return prepare(spec.model, spec.template.load(), ds, spec.train, spec.opts.out, registry=registry)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from workbench.core.spec import ModelRef, RunSpec
 from workbench.errors import ConfigError
 from workbench.jobs import queue
+from workbench.storage.data_load import load_data_ref
 
 MODEL = "model"     # the queue resource every model job shares
 
@@ -136,7 +137,7 @@ def start_training(spec: RunSpec, *, dataset=None):
         if cur is not None and cur.running:
             raise ConfigError(f"A training run is already going ({cur.run_dir.name}).",
                               hint="Stop it first, or wait for it to finish: one run at a time per server.")
-        ds = dataset if dataset is not None else spec.data.load()
+        ds = dataset if dataset is not None else load_data_ref(spec.data)
         # the whole ModelRef: its device and trust_remote_code are used, an adapter or a server refused
         job = TrainJob.start(spec.model, spec.template.load(), ds, spec.train, spec.options.get("out"))
         _TRAINING["job"] = job
