@@ -230,3 +230,30 @@ def test_checker_sees_injected_violations():
                 'import os\ndel os.environ["X"]\n'):
         assert env_writes(src), src
     assert not env_writes('import os\nx = os.environ.get("X")\nd = {}\nd.update(a=1)\n')
+
+
+def _trees():
+    for path in sorted(PKG.rglob("*.py")):
+        yield path, ast.parse(path.read_text(encoding="utf-8"))
+
+
+def test_imports_are_absolute():
+    """docs/ARCHITECTURE.md, Conventions: absolute imports only (`from workbench.core.x import y`)."""
+    bad = [f"{p.relative_to(PKG.parent)}:{n.lineno}" for p, t in _trees()
+           for n in ast.walk(t) if isinstance(n, ast.ImportFrom) and n.level > 0]
+    assert not bad, f"relative imports (write `from workbench.<layer>.<module> import ...`): {bad}"
+
+
+def test_config_fields_carry_help():
+    """docs/ARCHITECTURE.md, Conventions: the config dataclasses' fields carry metadata={"help": ...}
+    (the CLI builds its flags from them)."""
+    tree = ast.parse((PKG / "core" / "config.py").read_text(encoding="utf-8"))
+    bad, seen = [], 0
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name.endswith("Config")):
+        for st in cls.body:
+            if isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name) and not st.target.id.startswith("_"):
+                seen += 1
+                if st.value is None or "'help'" not in ast.dump(st.value):
+                    bad.append(f"{cls.name}.{st.target.id}")
+    assert seen > 20, f"found only {seen} config fields in core/config.py; the checker no longer sees them"
+    assert not bad, f"config fields without metadata help: {bad}"
