@@ -61,7 +61,7 @@ $(VENV)/.installed: pyproject.toml scripts/install_torch.sh
 $(WORKBENCH_HOME)/.assets-ready: $(VENV)/.installed
 	$(BIN)/workbench models path default
 	$(BIN)/workbench models check default
-	$(BIN)/python -m workbench.storage.fetch bigbench
+	$(BIN)/python -m workbench.storage.fetch bigbench --optional
 	mkdir -p $(WORKBENCH_HOME) && touch $@
 
 # For `make test` only: llama-cpp-python's OpenAI-compatible server, a real third-party server the

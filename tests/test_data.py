@@ -29,6 +29,11 @@ REQUIRE = bool(os.environ.get("WORKBENCH_REQUIRE_DATA"))
 
 def need(available: bool, what: str) -> None:
     if not available:
+        from support.data import bigbench_gone
+
+        gone = bigbench_gone("bigbench:") if "BIG-bench" in what else None
+        if gone:   # the registry no longer serves the release: a recorded reason, not a silent skip
+            pytest.skip(f"{what}: could not be fetched: {gone}")
         if REQUIRE:
             pytest.fail(f"{what} is missing but WORKBENCH_REQUIRE_DATA is set")
         pytest.skip(f"{what} is not available here")
@@ -453,3 +458,35 @@ def test_demos_per_class_and_balanced():
         sample_demos(pool, 2, label_column="label", per_class=True, exclude=int(pool.index[-1]))
     with pytest.raises(ConfigError, match="need a label column"):
         sample_demos(pool, 2, label_column=None, per_class=True)
+
+
+def test_fetch_optional_records_a_release_pypi_no_longer_serves(tmp_path, monkeypatch):
+    """PyPI answered and the sdist is not there (bigbench 1.0.0, from 2026-12-05): `--optional` (what
+    `make` runs) records why beside the tasks and exits 0; the built-ins say they are missing, and
+    the tests read the reason (support/data.py). Without --optional it is an error."""
+    import workbench.storage.fetch as fetch
+    from workbench.storage.data_bigbench import bigbench_unavailable
+
+    def gone():
+        raise fetch.NotServed("bigbench-1.0.0.tar.gz is not listed on PyPI (it lists: bigbench-0.0.1.tar.gz).")
+
+    monkeypatch.setattr(fetch, "_sdist_from_pypi", gone)
+    monkeypatch.delenv("WORKBENCH_BIGBENCH_TARBALL", raising=False)
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    dest = tmp_path / "cache" / "bigbench" / "benchmark_tasks"
+    assert fetch.main(["bigbench", "--dest", str(dest)]) == 1
+    assert bigbench_unavailable() is None
+    assert fetch.main(["bigbench", "--optional", "--dest", str(dest)]) == 0
+    assert "not listed on PyPI" in bigbench_unavailable()
+    assert next(b for b in builtin_datasets() if b["name"] == "strategyqa")["available"] is False
+    # once a tarball is there, the fetch works and the record is gone
+    TASK_DIR = "bigbench-1.0.0/bigbench/benchmark_tasks/toy/task.json"
+    tgz = tmp_path / "bb.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        blob = json.dumps({"name": "toy", "examples": [{"input": "1+1", "target_scores": {"2": 1, "3": 0}}]}).encode()
+        info = tarfile.TarInfo(TASK_DIR)
+        info.size = len(blob)
+        tf.addfile(info, io.BytesIO(blob))
+    fetch.fetch_bigbench(dest, tarball=tgz, sha256=None)
+    assert fetch.main(["bigbench", "--optional", "--dest", str(dest)]) == 0
+    assert bigbench_unavailable() is None and (dest / "toy" / "task.json").is_file()

@@ -4,6 +4,7 @@ an adapter attached; and the prefix really is read once."""
 from __future__ import annotations
 
 import pytest
+from support import require_data
 
 from workbench.engine import prefix_generate as pg
 from workbench.jobs.selfask import SelfAskConfig, run_selfask_records
@@ -71,9 +72,8 @@ def test_prefix_generation_with_an_adapter(session, tmp_path):
 
 @pytest.mark.model
 def test_selfask_rounds_reuse_the_demonstrations(session):
-    from workbench.storage.data_load import load_dataset
 
-    rows = load_dataset("strategyqa").df.iloc[:2].reset_index(drop=True)
+    rows = require_data("strategyqa").df.iloc[:2].reset_index(drop=True)
     t = load_template(str(library_dir() / "strategyqa_selfask.yaml"))
     prompts = [t.build_context(r) for _, r in rows.iterrows()]
     session._gen_prefix.clear()

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import require_data
 
 from remote_servers import ServerProcess, free_port
 
@@ -338,13 +339,12 @@ def test_llama_cpp_offset_echo_logprobs_are_detected(llama):
 
 @pytest.mark.model
 def test_selfask_through_llama_cpp(llama):
-    from workbench.storage.data_load import load_dataset
     from workbench.core.templates import load_template
     from workbench.jobs.inference import EvalConfig, evaluate
 
     s = remote_session(llama.url)
     t = load_template(str(ROOT / "templates_library" / "strategyqa_selfask.yaml"))
-    res = evaluate(t, load_dataset("strategyqa"), s, EvalConfig(limit=2, split="all", max_new_tokens=48))
+    res = evaluate(t, require_data("strategyqa"), s, EvalConfig(limit=2, split="all", max_new_tokens=48))
     assert res.provenance["model"]["backend"] == "remote" and len(res.records) == 2
     for r in res.records:
         tr = r["trace"]
@@ -376,7 +376,7 @@ def test_chat_template_generates_through_the_chat_endpoint(server, session):
     from workbench.jobs.inference import EvalConfig, evaluate
 
     t = _chat_direct()
-    ds = load_dataset("strategyqa")
+    ds = require_data("strategyqa")
     cfg = EvalConfig(limit=4, split="all")
     s = remote_session(server.url)
     before = _seen(server)
@@ -406,12 +406,11 @@ def test_chat_template_generates_through_the_chat_endpoint(server, session):
 @pytest.mark.model
 def test_chat_template_generation_through_llama_cpp(llama):
     """A real third-party server: a chat template's generation goes to its chat endpoint."""
-    from workbench.storage.data_load import load_dataset
     from workbench.jobs.inference import EvalConfig, evaluate
 
     s = remote_session(llama.url)
     before = dict(s.remote.sent_by_path)
-    res = evaluate(_chat_direct(), load_dataset("strategyqa"), s, EvalConfig(limit=3, split="all"))
+    res = evaluate(_chat_direct(), require_data("strategyqa"), s, EvalConfig(limit=3, split="all"))
     sent = {k: v - before.get(k, 0) for k, v in s.remote.sent_by_path.items()}
     assert sent.get("/v1/chat/completions") == 3 and not sent.get("/v1/completions"), sent
     assert res.provenance["model"]["backend"] == "remote" and len(res.records) == 3

@@ -18,6 +18,18 @@ BIGBENCH_FETCH_HINT = ("Run `python -m workbench.storage.fetch bigbench` (or `ma
                        "the BIG-bench JSON tasks into $WORKBENCH_HOME/bigbench (or $WORKBENCH_CACHE).")
 
 
+def bigbench_unavailable() -> str | None:
+    """Why the BIG-bench tasks could not be fetched (the registry no longer serves the release), as
+    `python -m workbench.storage.fetch bigbench --optional` recorded it; None when nothing was recorded."""
+    from workbench.paths import cache_home, home
+
+    for base in dict.fromkeys([cache_home(), home()]):
+        p = base / "bigbench" / "UNAVAILABLE"
+        if p.is_file():
+            return p.read_text().strip() or "BIG-bench could not be fetched"
+    return None
+
+
 def bigbench_root() -> Path | None:
     """The `benchmark_tasks` folder: an installed `bigbench` package, else the one that
     `python -m workbench.storage.fetch bigbench` fills ($WORKBENCH_CACHE or $WORKBENCH_HOME /bigbench)."""
