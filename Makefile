@@ -27,12 +27,12 @@ run: setup
 # test suite). `make test-serial` is the same suite in one process.
 test: setup browser $(VENV)/.llama-cpp
 	@$(BIN)/python scripts/check_test_machine.py
-	WORKBENCH_REQUIRE_DATA=1 $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -n 2 --dist loadfile \
+	WORKBENCH_REQUIRE_DATA=1 $(BIN)/python -m pytest -q -rs -p no:cacheprovider --durations=15 -n 2 --dist loadfile \
 		-o faulthandler_timeout=900
 
 test-serial: setup browser $(VENV)/.llama-cpp
 	@$(BIN)/python scripts/check_test_machine.py
-	WORKBENCH_REQUIRE_DATA=1 $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
+	WORKBENCH_REQUIRE_DATA=1 $(BIN)/python -m pytest -q -rs -p no:cacheprovider --durations=15
 
 # the old name of `make test`
 test-parallel: test
