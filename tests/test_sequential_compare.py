@@ -26,11 +26,13 @@ def _cli_spec(argv):
 def test_the_stopping_rule_is_one_spec_from_every_door(bbc):
     from workbench.app.common import UIState
     from workbench.app.tab_compare import compare_spec
+    from workbench.core.options import CompareOptions
 
     py = build_spec("compare", templates=[TOPIC, PHRASE], data=bbc, eval={"limit": 60},
                     options={"sequential": True, "alpha": 0.05, "margin": 0.01, "first_batch": 32})
     # defaults are left out, so every door gives the same hash and the command stays short
-    assert py.options == {"sequential": True, "margin": 0.01}
+    assert py.options == CompareOptions(sequential=True, margin=0.01) and py.to_dict()["options"] == \
+        {"sequential": True, "margin": 0.01}
     argv = py.argv()
     assert "--sequential" in argv and argv[argv.index("--margin") + 1] == "0.01"
     cli = _cli_spec(argv[1:])
@@ -42,7 +44,7 @@ def test_the_stopping_rule_is_one_spec_from_every_door(bbc):
     # the form without the new inputs (an older API client) is a fixed-n comparison
     plain, _, _ = compare_spec(UIState(data_spec="bbc"), "default", "", 0, 0, "acc", "none", "test", 60, "", 2000, 2,
                                *yamls)
-    assert "sequential" not in plain.options
+    assert not plain.options.sequential and "sequential" not in plain.to_dict()["options"]
 
 
 def test_bad_stopping_rules_are_refused(bbc):

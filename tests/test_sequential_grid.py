@@ -5,6 +5,7 @@ through execute(spec) and the CLI that must reach the same result."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import shlex
@@ -206,7 +207,7 @@ def test_the_sequential_grid_is_one_spec_from_every_door(bbc):
                             *yamls, True, 2.0)
     # the form has no first-batch box: the same rule except that default
     assert [m.model for m in ui.models] == ["default", other]
-    assert ui.options == {k: v for k, v in py.options.items() if k != "first_batch"} and ui.eval == py.eval
+    assert ui.options == dataclasses.replace(py.options, first_batch=None) and ui.eval == py.eval
 
 
 def test_compare_tab_shows_the_grid_stops(bbc, templates, tmp_path, monkeypatch):

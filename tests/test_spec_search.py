@@ -86,7 +86,7 @@ def test_resumed_search_spec_same_from_both_doors(bbc_small):
     ui = search_spec(_ui_state(TOPIC, TOPIC.read_text()), "default", start, SearchConfig(budget_tokens=None,
                      budget_seconds=30.0), resume=rid)
     cli = _cli_spec(["search", "--data", "bbc", "--resume", rid, "--budget-tokens", "0", "--budget-seconds", "30"])
-    assert ui.hash() == cli.hash() and "--template" not in ui.argv() and ui.options == {"resume": rid}
+    assert ui.hash() == cli.hash() and "--template" not in ui.argv() and ui.to_dict()["options"] == {"resume": rid}
     assert _cli_spec(ui.argv()[1:]).hash() == ui.hash()
 
 

@@ -36,7 +36,7 @@ def test_study_specs_same_from_every_door(bbc_small):
                      "--limit", "6"])
     py = build_spec("seed_variance", templates=[_tmpl()], data=bbc_small, eval={"shots": 1, "limit": 6},
                     options={"seeds": [0, 1, 2]})
-    assert ui.kind == cli.kind == "seed_variance" and ui.options == {"seeds": "0,1,2"}
+    assert ui.kind == cli.kind == "seed_variance" and ui.options.seeds == "0,1,2"
     assert ui.hash() == cli.hash() == py.hash()
     assert _cli_spec(shlex.split(cli.command())[1:]).hash() == cli.hash()
     assert RunSpec.from_json(ui.to_json()).hash() == ui.hash()

@@ -24,7 +24,7 @@ def test_task_eval_spec_same_from_cli_and_python(tmp_path):
     cli = _cli_spec(["eval", "--task", "hellaswag_local", "--trust-task-code", "--include-path", str(d),
                      "--limit", "3", "--method", "acc_norm", "--num-fewshot", "1"])
     py = _py(d, method="acc_norm", num_fewshot=1)
-    assert cli.kind == "eval" and cli.options["task"] == "hellaswag_local" and cli.hash() == py.hash()
+    assert cli.kind == "eval" and cli.options.task == "hellaswag_local" and cli.hash() == py.hash()
     argv = cli.argv()
     assert "--template" not in argv and "--data" not in argv        # the task's own prompt and rows
     assert _cli_spec(shlex.split(cli.command())[1:]).hash() == cli.hash()

@@ -59,17 +59,17 @@ def task_command(task: str, trust: bool, data: str, num_fewshot, limit, with_col
     with user_errors("Showing the command"):
         spec = task_spec(task, trust, data, num_fewshot, limit, with_columns, model, models, n, *yamls)
         o = spec.options
-        out = ["workbench", "compare", "--task", o["task"]]
-        if o.get("trust_task_code"):
+        out = ["workbench", "compare", "--task", o.task]
+        if o.trust_task_code:
             out.append("--trust-task-code")
         for m in spec.models:
             out += ["--model", m.model]
-        if o.get("task_data"):
-            out += ["--data", o["task_data"]]
-        if o.get("num_fewshot") is not None:
-            out += ["--num-fewshot", str(o["num_fewshot"])]
-        if o.get("limit"):
-            out += ["--limit", str(o["limit"])]
+        if o.task_data:
+            out += ["--data", o.task_data]
+        if o.num_fewshot is not None:
+            out += ["--num-fewshot", str(o.num_fewshot)]
+        if o.limit:
+            out += ["--limit", str(o.limit)]
         # the user's templates (the first template is the task's own prompt): a template that
         # exists only in the form is written to $WORKBENCH_HOME/specs, as spec_command does
         for t in spec.templates[1:]:
@@ -99,7 +99,7 @@ def start_task_compare(task: str, trust: bool, data: str, num_fewshot, limit, wi
     with user_errors("Starting the task comparison"):
         spec = task_spec(task, trust, data, num_fewshot, limit, with_columns, model, models, n, *yamls)
         job_id = service.submit(spec)
-        return job_id, job_id, job_progress_html(service.status(job_id), what=f"lm-eval task {spec.options['task']}"), \
+        return job_id, job_id, job_progress_html(service.status(job_id), what=f"lm-eval task {spec.options.task}"), \
             gr.Timer(active=True)
 
 

@@ -37,6 +37,7 @@ from workbench.app.compare_views import (compare_confusion, compare_disagreement
 from workbench.jobs import queue as jobs
 from workbench.jobs import service
 from workbench.core.config import METHODS, CALIBRATIONS, SPLITS   # the one source of the choice lists
+from workbench.core.options import N_BOOT, SEEDS, SPREAD
 
 POLL_S = 1.0
 
@@ -95,8 +96,8 @@ def compare_spec(state: UIState, model: str, models: str, shots: float, seed: fl
     ds = state_dataset(state)
     base = (baseline or "").strip()
     opts = {"baseline": None if base in ("", BEST, "best") else base}
-    if n_boot and int(n_boot) != 2000:
-        opts["n_boot"] = int(n_boot)
+    if n_boot:
+        opts["n_boot"] = int(n_boot)     # (build_spec leaves out the default, N_BOOT)
     if rule[0]:
         # margin in points on the form, a fraction in the spec (as --margin)
         opts.update(sequential=True, margin=float(rule[1] or 0) / 100 or None)
@@ -158,7 +159,7 @@ def robust_spec(kind: str, state, model, column, seeds, n_variants, shots, seed,
     t = parse_template(list(yamls)[col - 1])
     ds = state_dataset(state)
     kind_opts = (("seed_variance", {"seeds": str(seeds or "")}) if kind == "seeds"
-                 else ("format_spread", {"spread": int(n_variants or 8)}))
+                 else ("format_spread", {"spread": int(n_variants) if n_variants else None}))   # None = SPREAD
     spec = build_spec(kind_opts[0], templates=[t], data=ds, model=service.current_model_ref(model),
                       eval=_choices(state, shots, seed, method, calibration, split, limit), options=kind_opts[1])
     _check([t], ds)
@@ -309,7 +310,7 @@ def build(ctx: Ctx) -> None:
                               elem_id="compare-limit")
             baseline = gr.Dropdown([BEST], value=BEST, label="Compare against", allow_custom_value=True,
                                    min_width=160, info="or a template name")
-            n_boot = gr.Number(2000, label="Bootstrap", precision=0, minimum=100, min_width=90)
+            n_boot = gr.Number(N_BOOT, label="Bootstrap", precision=0, minimum=100, min_width=90)
         with gr.Row(equal_height=True):
             sequential = gr.Checkbox(False, label="Stop when settled (sequential)", elem_id="compare-sequential",
                                      info="rows in a random order, in growing batches; anytime-valid verdict at 5%; "
@@ -358,10 +359,10 @@ def build(ctx: Ctx) -> None:
         with gr.Accordion("Robustness: few-shot seed variance and format spread", open=False):
             with gr.Row(equal_height=True):
                 r_col = gr.Number(1, label="Column", precision=0, minimum=1, maximum=MAX_COLUMNS, min_width=80)
-                r_seeds = gr.Textbox("0,1,2,3,4", label="Demo seeds", min_width=140,
+                r_seeds = gr.Textbox(SEEDS, label="Demo seeds", min_width=140,
                                      info="seed variance needs Shots ≥ 1")
                 r_seed_btn = gr.Button("Run seed variance")
-                r_n = gr.Number(8, label="Format variants", precision=0, minimum=1, maximum=16, min_width=90)
+                r_n = gr.Number(SPREAD, label="Format variants", precision=0, minimum=1, maximum=16, min_width=90)
                 r_spread_btn = gr.Button("Run format spread")
             r_progress = gr.HTML(progress_html(None))
             r_md = gr.Markdown("")

@@ -104,12 +104,12 @@ def start_export(state: UIState, model: str, template_yaml: str, source: str, tr
     with user_errors("Starting the export"):
         spec, ds = export_spec(state, model, template_yaml, source, train_run, name, merge, shots, seed, method,
                                split, limit, overwrite, include_rows)
-        job_id = service.submit(spec, dataset=ds, meta={"name": Path(spec.options["out"]).name})
-        msg = f"Exporting **{Path(spec.options['out']).name}** …"
-        if spec.options.get("train_run"):   # say it when the adapter did not beat its base (issue 28, item 6)
+        job_id = service.submit(spec, dataset=ds, meta={"name": Path(spec.options.out).name})
+        msg = f"Exporting **{Path(spec.options.out).name}** …"
+        if spec.options.train_run:   # say it when the adapter did not beat its base (issue 28, item 6)
             from workbench.app.export_plan import adapter_verdict, verdict_markdown
 
-            v = adapter_verdict(spec.options["train_run"])
+            v = adapter_verdict(spec.options.train_run)
             if v and not v["better"]:
                 msg += "\n\n" + verdict_markdown(v)
         return job_id, msg, gr.Timer(active=True)

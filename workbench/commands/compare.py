@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 
 from workbench.commands.progress import CliProgress
+from workbench.core.options import ALPHA, N_BOOT, TASK_N_BOOT
 from workbench.commands.common import (add_judge_args, judge_kwargs, check_out_path, add_config_args, add_data_args, add_model_args, config_overrides,
                                        dataset_from_args, model_refs, session_for)
 
@@ -40,8 +41,9 @@ def register(sub) -> None:
 
     add_config_args(p, EvalConfig, title="evaluation (EvalConfig; the same for every template)")
     add_judge_args(p)
-    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates for the CIs")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdicts")
+    p.add_argument("--n-boot", type=int, default=None,
+                   help=f"bootstrap replicates for the CIs (default {N_BOOT}; {TASK_N_BOOT} with --task)")
+    p.add_argument("--alpha", type=float, default=ALPHA, help="significance level of the verdicts")
     p.add_argument("--spread", type=int, default=None, metavar="N",
                    help="instead of comparing: format sensitivity of one template over N variants")
     p.add_argument("--seeds", default=None, metavar="S1,S2,...",
@@ -82,7 +84,7 @@ def spec_from_args(args):
         dataset = dataset_from_args(args)
         return build_spec(kind, templates=templates, data=dataset, model=model_refs(args),
                           eval=config_overrides(args, EvalConfig), options={**opts, "out": args.out}), dataset
-    # (build_spec leaves out the defaults, n_boot 2000 and alpha 0.05: core/options.py)
+    # (build_spec leaves out the defaults, N_BOOT and ALPHA: core/options.py)
     opts = {"baseline": args.baseline, "name": args.name, "out": args.out, "n_boot": args.n_boot, "alpha": args.alpha}
     rule = {k: getattr(args, k) for k in ("margin", "first_batch", "growth", "order_seed", "price_per_mtok")}
     if not args.sequential and any(v is not None for v in rule.values()):
@@ -148,7 +150,7 @@ def _run_task_compare(args) -> int:
     # the task is resolved (and anything unsupported refused) before data or a model loads
     spec = task_compare_spec(args.task, models=models, templates=[(load_template(p), p) for p in args.template],
                              trust_code=args.trust_task_code, include_paths=args.include_path, data=args.data,
-                             num_fewshot=args.num_fewshot, limit=args.limit, n_boot=args.n_boot if args.n_boot != 2000 else 1000,
+                             num_fewshot=args.num_fewshot, limit=args.limit, n_boot=args.n_boot or TASK_N_BOOT,
                              alpha=args.alpha, name=args.name)
     bar = CliProgress("compare")
     try:

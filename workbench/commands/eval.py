@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from workbench.commands.progress import CliProgress
+from workbench.core.options import FEWSHOT_SEED
 from workbench.commands.common import (add_judge_args, judge_kwargs, check_out_path, add_config_args, add_data_args, add_model_args,
                                        config_overrides, dataset_from_args, model_refs, session_for)
 
@@ -36,7 +37,7 @@ def register(sub) -> None:
     g.add_argument("--list-tasks", nargs="?", const="", default=None, metavar="WORD",
                    help="list task/group/tag names (containing WORD) and exit (lm_eval --tasks list)")
     g.add_argument("--num-fewshot", type=int, default=None, help="override the task's num_fewshot (lm_eval --num_fewshot)")
-    g.add_argument("--fewshot-seed", type=int, default=1234, help="seed of lm-eval's default sampler (lm_eval --seed's fewshot part)")
+    g.add_argument("--fewshot-seed", type=int, default=FEWSHOT_SEED, help="seed of lm-eval's default sampler (lm_eval --seed's fewshot part)")
     p.add_argument("--template-name", default=None, help="pick one template from a PromptSource file")
     add_config_args(p, EvalConfig, title="evaluation (EvalConfig)")
     add_judge_args(p)

@@ -67,7 +67,7 @@ def run(args) -> int:
     from workbench.jobs.runner import execute
 
     spec, dataset = spec_from_args(args)
-    session = session_for(spec.model) if not spec.options.get("train_run") else None
+    session = session_for(spec.model) if not spec.options.train_run else None
     bar = CliProgress("export")
     try:
         path = execute(spec, session, dataset=dataset, progress=bar).result

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from workbench.core.options import ALPHA
 from workbench.errors import ConfigError, DataError
 
 GRID = 2001                     # candidate differences -1, -0.999, ..., +1
@@ -243,7 +244,7 @@ def batch_sizes(total: int, first: int = 32, growth: float = 1.5) -> list[int]:
 @dataclass
 class SequentialOptions:
     """The stopping rule of a sequential comparison (RunSpec options; `workbench compare --sequential`)."""
-    alpha: float = field(default=0.05, metadata={"help": "error rate of the verdict, whenever it stops"})
+    alpha: float = field(default=ALPHA, metadata={"help": "error rate of the verdict, whenever it stops"})
     margin: float = field(default=0.0, metadata={
         "help": "stop as 'equivalent' when the difference is settled inside +-margin (0.01 = 1 point); 0 = never"})
     first_batch: int = field(default=32, metadata={"help": "rows in the first batch; each next one is growth times larger"})
@@ -263,14 +264,18 @@ class SequentialOptions:
         if self.price_per_mtok is not None and self.price_per_mtok < 0:
             raise ConfigError(f"price_per_mtok must be >= 0, got {self.price_per_mtok}")
 
-    # the RunSpec options of a sequential comparison and their defaults (`workbench compare --sequential ...`)
+    # the stopping rule of a compare spec's options (core/options.CompareOptions: None = this class's
+    # default; 0 or "" too for the fields a form sends that way)
     @classmethod
-    def from_options(cls, o: dict) -> "SequentialOptions":
+    def from_options(cls, o) -> "SequentialOptions":
+        given = {}
+        for k in SEQUENTIAL_KEYS:
+            v = getattr(o, k)
+            if v is None or (not v and k in ("margin", "first_batch", "growth", "order_seed")):
+                continue
+            given[k] = v
         try:
-                opts = cls(alpha=float(o.get("alpha", 0.05)), margin=float(o.get("margin") or 0.0),
-                       first_batch=int(o.get("first_batch") or 32), growth=float(o.get("growth") or 1.5),
-                       order_seed=int(o.get("order_seed") or 0),
-                       price_per_mtok=None if o.get("price_per_mtok") is None else float(o["price_per_mtok"]))
+            opts = cls(**{k: int(v) if k in ("first_batch", "order_seed") else float(v) for k, v in given.items()})
         except (TypeError, ValueError) as e:
             raise ConfigError(f"a sequential comparison's options must be numbers: {e}",
                               "e.g. --alpha 0.05 --margin 0.01 --first-batch 32") from None

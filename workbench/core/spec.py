@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
 from workbench.core.config import EvalConfig, SearchConfig, TrainConfig
-from workbench.core.options import check_options, options_of
+from workbench.core.options import Options, check_options, options_class, options_from, stored_options
 from workbench.core.spec_checks import check_models, sequential_options, study_options  # noqa: F401 (check_models: public here too)
 from workbench.errors import ConfigError
 
@@ -157,18 +157,28 @@ class RunSpec:
     models: list[ModelRef] = field(metadata={"help": "The model(s); a model comparison has two or more."})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "Scoring settings (all kinds)."})
     train: TrainConfig | None = field(default=None, metadata={"help": "LoRA settings (train)."})
-    options: dict = field(default_factory=dict, metadata={
-        "help": "The kind's options (core/options.py: EvalOptions, CompareOptions, ...) that differ from their "
-                "defaults: out (results/bundle path), train_run, merge, zip, name, ...; `spec.opts` is the typed form."})
+    options: Options | None = field(default=None, metadata={
+        "help": "The kind's options (core/options.py: EvalOptions, CompareOptions, ...): out (results/bundle "
+                "path), train_run, merge, zip, name, ...; None = its defaults. JSON: the fields that differ "
+                "from their defaults."})
     version: int = SPEC_VERSION
     judge: JudgeRef | None = field(default=None, metadata={
         "help": "A model judge of generated outputs (eval, compare): rubric, judge model, label column."})
     search: SearchConfig | None = field(default=None, metadata={
         "help": "Prompt-search settings (search): axes, budgets, racing, test verdict."})
 
+    def __post_init__(self):
+        if self.options is None:
+            self.options = options_class(self.kind)()
+        elif not isinstance(self.options, options_class(self.kind)):
+            raise ConfigError(f"A {self.kind} spec's options are {options_class(self.kind).__name__}, "
+                              f"not {type(self.options).__name__}.",
+                              hint="Build the spec with build_spec, which takes a dict of options too.")
+
     # -------------------------------------------------------------- serialisation
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["options"] = stored_options(self.options)   # as specs have always stored them: the same JSON and hash
         if d.get("judge") is None:
             d.pop("judge", None)   # specs without a judge keep the JSON (and hash) they always had
         if d.get("search") is None:
@@ -188,7 +198,7 @@ class RunSpec:
                    data=DataRef(**d["data"]), models=[ModelRef(**m) for m in d["models"]],
                    eval=EvalConfig(**d["eval"]),
                    train=TrainConfig.from_dict(d["train"]) if d.get("train") else None,
-                   options=dict(d.get("options") or {}), version=d.get("version", SPEC_VERSION),
+                   options=options_from(d["kind"], d.get("options")), version=d.get("version", SPEC_VERSION),
                    judge=JudgeRef.from_dict(d["judge"]) if d.get("judge") else None,
                    search=SearchConfig.from_dict(d["search"]) if d.get("search") else None)
 
@@ -202,11 +212,6 @@ class RunSpec:
         for t in d["templates"]:
             t.pop("path", None)
         return _digest(d)
-
-    @property
-    def opts(self):
-        """The options as the kind's typed dataclass (core/options.py): defaults filled in."""
-        return options_of(self.kind, self.options)
 
     @property
     def template(self) -> TemplateRef:
@@ -239,15 +244,15 @@ class RunSpec:
         for k, v in sorted(m.engine.items()):
             if v != ENGINE_DEFAULTS.get(k):
                 out += ["--no-response-cache"] if k == "response_cache" else ["--" + k.replace("_", "-"), str(v)]
-        task = self.options.get("task") if self.kind == "eval" else None   # an lm-eval task by name
+        task = self.options.task if self.kind == "eval" else None   # an lm-eval task by name
         if not (task and self.data.source.startswith("lmeval:")):     # (whose own rows are no --data)
             out += ["--data", self.data.source]
         if self.data.text_column:
             out += ["--text-column", self.data.text_column]
         if self.data.label_column:
             out += ["--label-column", self.data.label_column]
-        if not ((self.kind == "export" and (self.options.get("train_run") or self.options.get("winner")))
-                or (self.kind == "search" and self.options.get("resume")) or task):
+        if not ((self.kind == "export" and (self.options.train_run or self.options.winner))
+                or (self.kind == "search" and self.options.resume) or task):
             # (an export of a training run or a winner names that instead; a resumed search its run)
             for t in self.templates:
                 out += ["--template", t.path or f"<{t.name}.yaml>"]
@@ -274,9 +279,7 @@ class RunSpec:
                 out += ["--judge-model", self.judge.model.model]
             if self.judge.labels:
                 out += ["--judge-labels", self.judge.labels]
-        for k, v in sorted(self.options.items()):
-            if v is None or v is False:
-                continue
+        for k, v in sorted(stored_options(self.options).items()):
             flag = "--" + k.replace("_", "-")
             if isinstance(v, (list, tuple)):
                 for x in v:                   # a repeatable flag (--include-path A --include-path B)
@@ -351,14 +354,15 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
                native: bool = True, trust_remote_code: bool = False,
                eval: Mapping[str, Any] | EvalConfig | None = None,
                train: Mapping[str, Any] | TrainConfig | None = None,
-               options: Mapping[str, Any] | None = None, judge=None, judge_model: str | ModelRef | None = None,
+               options: Mapping[str, Any] | Options | None = None, judge=None, judge_model: str | ModelRef | None = None,
                judge_labels: str | None = None, search: Mapping[str, Any] | SearchConfig | None = None) -> RunSpec:
     """The one way every door turns a user's choices into a RunSpec.
 
     `templates`: PromptTemplate objects, (template, path) pairs, TemplateRefs or paths.
     `data`: a loaded Dataset, a DataRef, or what load_dataset takes.
     `model`: a name, a ModelRef, or several (a model comparison); the keyword model options
-    apply to names given as strings. `eval`/`train`: dicts of user choices (None = unset).
+    apply to names given as strings. `eval`/`train`: dicts of user choices (None = unset). `options`: the
+    kind's options dataclass (core/options.py) or a dict of its fields (None, false and defaults = unset).
     `judge`: a JudgeTemplate, (judge, path), a JudgeRef or a path; `judge_model`: the judge's model
     (None or the evaluated model's name: the same session); `judge_labels`: a column of people's
     ratings to check the judge against. `search`: a search's SearchConfig or dict of choices (None = unset);
@@ -401,7 +405,7 @@ def build_spec(kind: str, *, templates: Sequence, data, model: str | ModelRef | 
     opts = check_options(kind, options)
     if kind in ("seed_variance", "format_spread"):
         opts = study_options(kind, opts, trefs, mrefs, cfg)
-    if kind == "compare" and opts.get("sequential"):
+    if kind == "compare" and opts.sequential:
         opts = sequential_options(opts)
     jref = _judge_ref(judge, judge_model, judge_labels, mrefs[0]) if judge is not None else None
     if jref is not None and kind not in ("eval", "compare"):

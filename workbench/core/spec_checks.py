@@ -2,9 +2,11 @@
 list of any job, a sensitivity study's options, a sequential comparison's stopping rule. Pure."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 from workbench.core.config import EvalConfig
+from workbench.core.options import SEEDS, SPREAD, CompareOptions, StudyOptions
 from workbench.errors import ConfigError
 
 
@@ -25,18 +27,17 @@ def check_models(refs: Sequence) -> None:
                                "(docs/SERVING.md) and list that served name.")
 
 
-def study_options(kind: str, opts: dict, trefs, mrefs, cfg: EvalConfig) -> dict:
+def study_options(kind: str, opts: StudyOptions, trefs, mrefs, cfg: EvalConfig) -> StudyOptions:
     """A sensitivity study's options, checked: one template on one model; the seeds (as the command
     writes them, "0,1,2") of a seed variance, the variant count of a format spread (its seed is the
-    demo seed)."""
+    demo seed). The defaults are written in, so the study's spec and command name them."""
     what = "--seeds" if kind == "seed_variance" else "--spread"
     if len(trefs) != 1:
         raise ConfigError(f"{what} studies one template; got {len(trefs)}.", hint="Pass exactly one template.")
     if len(mrefs) != 1:
         raise ConfigError(f"{what} studies one model; got {len(mrefs)}.", hint="Pick one model.")
-    out = dict(opts)
     if kind == "seed_variance":
-        raw = out.get("seeds", "0,1,2,3,4")
+        raw = opts.seeds if opts.seeds is not None else SEEDS
         try:
             seeds = [int(x) for x in (raw.replace(" ", "").split(",") if isinstance(raw, str) else raw) if str(x) != ""]
         except ValueError:
@@ -46,26 +47,19 @@ def study_options(kind: str, opts: dict, trefs, mrefs, cfg: EvalConfig) -> dict:
         if cfg.shots <= 0:
             raise ConfigError("Seed variance needs few-shot demonstrations: with shots=0 every seed gives the same "
                               "prompts.", hint="Set shots to 1 or more.")
-        out["seeds"] = ",".join(map(str, seeds))
-    else:
-        n = int(out.get("spread", 8))
-        if n < 1:
-            raise ConfigError(f"A format spread needs at least one variant, got {n}.", hint="e.g. --spread 8")
-        out["spread"] = n
-    return out
+        return dataclasses.replace(opts, seeds=",".join(map(str, seeds)))
+    n = int(opts.spread if opts.spread is not None else SPREAD)
+    if n < 1:
+        raise ConfigError(f"A format spread needs at least one variant, got {n}.", hint="e.g. --spread 8")
+    return dataclasses.replace(opts, spread=n)
 
 
-def sequential_options(opts: dict) -> dict:
+def sequential_options(opts: CompareOptions) -> CompareOptions:
     """A sequential comparison's stopping rule, checked, with the defaults left out (so the command
     and the spec hash are the same whichever door set them)."""
     from workbench.core.sequential import SEQUENTIAL_KEYS, SequentialOptions
 
     rule = SequentialOptions.from_options(opts)       # validates
     default = SequentialOptions()
-    out = {k: v for k, v in opts.items() if k not in SEQUENTIAL_KEYS}
-    for k in SEQUENTIAL_KEYS:
-        v = getattr(rule, k)
-        if v != getattr(default, k):
-            out[k] = v
-    out["sequential"] = True
-    return out
+    kept = {k: (v if v != getattr(default, k) else None) for k in SEQUENTIAL_KEYS for v in [getattr(rule, k)]}
+    return dataclasses.replace(opts, sequential=True, **kept)

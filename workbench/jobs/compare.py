@@ -35,6 +35,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
+from workbench.core.options import ALPHA, N_BOOT
 from workbench.errors import ConfigError
 # The parts of a comparison, re-exported: callers import them from here.
 from workbench.jobs.compare_common import (  # noqa: F401
@@ -79,9 +80,9 @@ def compare_templates(
     registry=None,
     store: bool = True,
     name: str | None = None,
-    n_boot: int = 2000,
+    n_boot: int = N_BOOT,
     boot_seed: int = 0,
-    alpha: float = 0.05,
+    alpha: float = ALPHA,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     judge=None,

@@ -28,6 +28,7 @@ import itertools
 from typing import Callable, Mapping, Sequence
 
 from workbench.core.progress import UNITS_PER_JOB, Nested
+from workbench.core.options import ALPHA, N_BOOT
 from workbench.errors import ConfigError, DataError
 from workbench.jobs.compare_common import (evaluate_or_reuse, find_reuse, paired_setup, row_texts, run_provenance,
                                            store_comparison)
@@ -61,9 +62,9 @@ def compare_grid(
     registry=None,
     store: bool = True,
     name: str | None = None,
-    n_boot: int = 2000,
+    n_boot: int = N_BOOT,
     boot_seed: int = 0,
-    alpha: float = 0.05,
+    alpha: float = ALPHA,
     progress: Callable[..., None] | None = None,
     cancel: Callable[[], bool] | None = None,
     judge=None,
@@ -213,8 +214,8 @@ def open_model(model, stack: contextlib.ExitStack):
     return obj
 
 
-def pairwise_verdicts(results: Sequence[tuple[str, object]], *, n_boot: int = 2000, boot_seed: int = 0,
-                      alpha: float = 0.05) -> list[dict]:
+def pairwise_verdicts(results: Sequence[tuple[str, object]], *, n_boot: int = N_BOOT, boot_seed: int = 0,
+                      alpha: float = ALPHA) -> list[dict]:
     """Paired tests between every two columns (McNemar Holm-adjusted over all pairs, paired
     bootstrap CIs), reusing compare_results on each pair."""
     out = []

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from workbench.core.options import ALPHA, N_BOOT
 from workbench.errors import ConfigError, DataError
 
 SCHEMA_VERSION = 1
@@ -117,9 +118,9 @@ def compare_results(
     results: Sequence[tuple[str, Any]],
     *,
     baseline: str | None = None,
-    n_boot: int = 2000,
+    n_boot: int = N_BOOT,
     boot_seed: int = 0,
-    alpha: float = 0.05,
+    alpha: float = ALPHA,
     confidence: float = 0.95,
     texts: Sequence[str] | None = None,
 ) -> ComparisonResult:

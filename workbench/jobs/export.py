@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from workbench.core.fileutil import sha256_file
+from workbench.core.options import N_BOOT
 from workbench.errors import ConfigError, DataError, ModelError, TemplateError
 # Reading names re-exported for `from workbench.jobs.export import ...` callers.
 from workbench.jobs.bundle import (FORMAT, FORMAT_VERSION, MANIFEST, Bundle, ProgressFn,  # noqa: F401
@@ -73,7 +74,7 @@ class ExportConfig:
     include_data: bool = field(default=True, metadata={
         "help": "write the evaluated rows (data/*.jsonl), which lm_eval_task.yaml and the round-trip check need"})
     confidence: float = field(default=0.95, metadata={"help": "level of the confidence intervals in metrics.json"})
-    n_boot: int = field(default=2000, metadata={"help": "bootstrap replicates for the macro-F1 interval"})
+    n_boot: int = field(default=N_BOOT, metadata={"help": "bootstrap replicates for the macro-F1 interval"})
     comparison: bool = field(default=True, metadata={
         "help": "attach the verdict of the latest comparison this template (same content hash) won"})
     record: bool = field(default=True, metadata={"help": "record the export in the run registry (once it is complete)"})
@@ -119,7 +120,7 @@ def _hub_id(name: str, identity: str, source: str | None) -> str | None:
 
 # ---------------------------------------------------------------------------- metrics
 def metrics_with_ci(records: Sequence[dict], labels: Sequence[str], confidence: float = 0.95,
-                    n_boot: int = 2000, seed: int = 0) -> dict:
+                    n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """Accuracy (Wilson CI), macro-F1 (bootstrap CI), per-class P/R/F1 with Wilson CIs on
     precision (tp of predicted) and recall (tp of support), and the confusion matrix."""
     from workbench.core.metrics import classification_metrics

@@ -22,6 +22,7 @@ import json
 from typing import Any, Callable, Sequence
 
 from workbench.core.judge import CONTENT_FREE, JudgeTemplate, pair_preference
+from workbench.core.options import ALPHA
 from workbench.errors import ConfigError
 
 JUDGE_VERSION = 1   # bump when a change here can change a judge score
@@ -259,7 +260,7 @@ class Judged:
                     a, b = v["a"], v["b"]
                     res = judge_pair(self.results[a], self.results[b], self.judge, s, dataset=self.dataset,
                                      template=self.templates.get(a), cancel=self.cancel)
-                    pv = pairwise_verdict(self.judge.name, a, b, res["pref_b"], alpha=cmp.settings.get("alpha", 0.05))
+                    pv = pairwise_verdict(self.judge.name, a, b, res["pref_b"], alpha=cmp.settings.get("alpha", ALPHA))
                     pb = res["position_bias"]
                     pv["text"] += (f"; position bias {pb['value']:+.2f} (95% CI [{pb['ci_low']:+.2f}, {pb['ci_high']:+.2f}]) "
                                    f"toward the first shown, cancelled by asking in both orders; "

@@ -54,7 +54,7 @@ def execute(spec: RunSpec, session, *, dataset=None, progress: Progress | None =
         raise ConfigError(f"A {spec.kind} spec is not run by execute().",
                           hint=f"Build it with build_spec; the kinds are {', '.join(KIND_REGISTRY)}.")
     call = Call(progress, cancel, record, on_run)
-    if spec.opts.__dict__.get("task"):
+    if kind.task is not None and spec.options.task:
         # an lm-eval task (or group) by name: the task loads its own rows (jobs/task_eval.py, task_compare.py)
         return kind.task(spec, session, call)
     ds = dataset if dataset is not None else load_data_ref(spec.data)
@@ -142,7 +142,7 @@ def _search(spec, session, ds, call: Call) -> RunOutcome:
 
     from workbench.jobs.search import search
 
-    o = spec.opts
+    o = spec.options
     res = search(spec.template.load(), ds, session, dataclasses.replace(spec.search) if spec.search else None, spec.eval,
                  store=call.record, resume=o.resume, name=o.name, progress=call.progress, cancel=call.cancel,
                  on_start=call.on_run)
@@ -158,11 +158,11 @@ def _study(spec, session, ds, call: Call) -> RunOutcome:
 
     common = {"store": call.record, "progress": call.progress, "cancel": call.cancel}
     if spec.kind == "seed_variance":
-        seeds = [int(x) for x in str(spec.opts.seeds or "0,1,2,3,4").split(",")]
-        res = sensitivity.seed_variance(spec.template.load(), ds, session, spec.eval, seeds=seeds, **common)
+        res = sensitivity.seed_variance(spec.template.load(), ds, session, spec.eval, seeds=spec.options.seed_list,
+                                        **common)
     else:
         res = sensitivity.format_spread(spec.template.load(), ds, session, spec.eval,
-                                        n_variants=int(spec.opts.spread or 8), seed=spec.eval.seed, **common)
+                                        n_variants=spec.options.variants, seed=spec.eval.seed, **common)
     return RunOutcome(res, res.run_id)
 
 
@@ -221,7 +221,7 @@ def _compare(spec, session, ds, call: Call) -> RunOutcome:
     progress, cancel, record = call.progress, call.cancel, call.record
     from workbench.jobs.compare import compare_templates
 
-    o = spec.opts
+    o = spec.options
     if o.sequential and spec.judge is not None:
         raise ConfigError("A sequential comparison stops on accuracy; it does not run a judge yet.",
                           hint="Drop --sequential to judge every row, or drop --judge to stop early.")
@@ -239,12 +239,12 @@ def _compare(spec, session, ds, call: Call) -> RunOutcome:
             holding = plan_holding(spec.models)
             res = compare_grid_sequential(grid_openers(spec.models, labels, describe(spec), holding[0]),
                                           [t.load() for t in spec.templates], ds, spec.eval,
-                                          SequentialOptions.from_options(spec.options), holding=holding,
+                                          SequentialOptions.from_options(o), holding=holding,
                                           baseline=o.baseline, name=o.name, progress=progress,
                                           cancel=cancel, store=record)
             return RunOutcome(res, res.run_id)
         res = compare_sequential([t.load() for t in spec.templates], ds, session, spec.eval,
-                                 SequentialOptions.from_options(spec.options), baseline=o.baseline, name=o.name,
+                                 SequentialOptions.from_options(o), baseline=o.baseline, name=o.name,
                                  progress=progress, cancel=cancel, store=record)
         return RunOutcome(res, res.run_id)
     if len(spec.models) > 1 and spec.judge is not None:
@@ -297,7 +297,7 @@ def export_config(spec: RunSpec):
     """The bundle options of an export spec (out = the bundle folder; default under exports/)."""
     from workbench.jobs.export import ExportConfig
 
-    o = spec.opts
+    o = spec.options
     out = Path(o.out) if o.out else None
     return ExportConfig(name=out.name if out else spec.template.name, out_dir=str(out.parent) if out else None,
                         merge=o.merge, overwrite=o.overwrite, include_data=not o.no_data, zip=o.zip)
@@ -308,7 +308,7 @@ def _export(spec, session, ds, call: Call) -> RunOutcome:
     from workbench.jobs.export import export_bundle, export_train_run
 
     ex = export_config(spec)
-    o = spec.opts
+    o = spec.options
     if o.train_run:
         path = export_train_run(o.train_run, ds, session=session, model=spec.model.model,
                                 export=ex, progress=progress, force=o.force)
@@ -325,7 +325,7 @@ def train_plan(spec: RunSpec, *, dataset=None, registry: bool = True):
     if spec.kind != "train" or spec.train is None:
         raise ConfigError(f"Not a train spec (kind {spec.kind}).")
     ds = dataset if dataset is not None else load_data_ref(spec.data)
-    return prepare(spec.model, spec.template.load(), ds, spec.train, spec.opts.out, registry=registry)
+    return prepare(spec.model, spec.template.load(), ds, spec.train, spec.options.out, registry=registry)
 
 
 def _train(spec: RunSpec, session, ds, call: Call) -> RunOutcome:

@@ -44,7 +44,7 @@ def submit(spec: RunSpec, *, dataset=None, meta: dict | None = None) -> str:
         raise ConfigError("Training runs in its own lane.", hint="Use service.start_training(spec).")
     # several models, or an lm-eval task comparison (which opens its model(s) itself): the job
     # holds each model in turn while its arms are scored
-    several = len(spec.models) > 1 or bool(spec.kind == "compare" and spec.options.get("task"))
+    several = len(spec.models) > 1 or bool(spec.kind == "compare" and spec.options.task)
 
     def job(ctx):
         if several:
@@ -139,7 +139,7 @@ def start_training(spec: RunSpec, *, dataset=None):
                               hint="Stop it first, or wait for it to finish: one run at a time per server.")
         ds = dataset if dataset is not None else load_data_ref(spec.data)
         # the whole ModelRef: its device and trust_remote_code are used, an adapter or a server refused
-        job = TrainJob.start(spec.model, spec.template.load(), ds, spec.train, spec.options.get("out"))
+        job = TrainJob.start(spec.model, spec.template.load(), ds, spec.train, spec.options.out)
         _TRAINING["job"] = job
         return job
     finally:

@@ -17,6 +17,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from workbench.core.options import ALPHA, FEWSHOT_SEED, TASK_N_BOOT
+
 
 @dataclass
 class TaskComparison:
@@ -47,7 +49,7 @@ class TaskComparison:
 
 def task_compare_spec(task: str, *, models=("default",), templates=(), trust_code: bool = False,
                       include_paths=(), data: str | None = None, num_fewshot: int | None = None,
-                      limit: int | None = None, fewshot_seed: int = 1234, n_boot: int = 1000, alpha: float = 0.05,
+                      limit: int | None = None, fewshot_seed: int = FEWSHOT_SEED, n_boot: int = TASK_N_BOOT, alpha: float = ALPHA,
                       name: str | None = None):
     """The RunSpec of a task comparison. Resolving the task here refuses what cannot run
     (untrusted code, unsupported features) before any data or model loads."""
@@ -58,8 +60,8 @@ def task_compare_spec(task: str, *, models=("default",), templates=(), trust_cod
     t = lib.load(task, trust_code=trust_code)
     opts = {"task": task, "trust_task_code": trust_code, "include_path": [str(p) for p in include_paths] or None,
             "task_data": str(data) if data else None, "num_fewshot": num_fewshot, "limit": limit,
-            "fewshot_seed": fewshot_seed if fewshot_seed != 1234 else None, "n_boot": n_boot if n_boot != 1000 else None,
-            "alpha": alpha if alpha != 0.05 else None, "name": name}
+            "fewshot_seed": fewshot_seed if fewshot_seed != FEWSHOT_SEED else None, "n_boot": n_boot, "alpha": alpha,
+            "name": name}   # (build_spec leaves out the default resamples and level)
     dref = DataRef(source=str(data) if data else f"lmeval:{t.name}", name=t.name)
     return build_spec("compare", templates=[t.template, *templates], data=dref, model=list(models), options=opts)
 
@@ -74,8 +76,8 @@ def run_task_compare(spec, *, progress: Callable | None = None, cancel: Callable
     from workbench.jobs.lmeval_run import run_task
 
     o = spec.options
-    lib = TaskLibrary(include_paths=o.get("include_path") or [])
-    task = lib.load(o["task"], trust_code=bool(o.get("trust_task_code")))
+    lib = TaskLibrary(include_paths=o.include_path or [])
+    task = lib.load(o.task, trust_code=o.trust_task_code)
     user = [None] + [t.load() for t in spec.templates[1:]]
     tnames = ["task prompt"] + [t.name for t in spec.templates[1:]]
     arms, results = [], {}
@@ -84,15 +86,15 @@ def run_task_compare(spec, *, progress: Callable | None = None, cancel: Callable
         with opener(m) as session:
             for tpl, tname in zip(user, tnames):
                 name = " · ".join(x for x in ((m.model if multi_model else ""), tname if len(user) > 1 else "") if x) or m.model
-                res = run_task(task, session, data=o.get("task_data"), num_fewshot=o.get("num_fewshot"),
-                               limit=o.get("limit"), fewshot_seed=int(o.get("fewshot_seed") or 1234), template=tpl,
+                res = run_task(task, session, data=o.task_data, num_fewshot=o.num_fewshot,
+                               limit=o.limit, fewshot_seed=o.sampler_seed, template=tpl,
                                progress=progress, cancel=cancel)
                 results[name] = res
                 arms.append({"name": name, "model": m.model, "template": tname,
                              "metrics": {k: v for k, v in res.metrics.items() if not isinstance(v, (list, dict))}})
     base = arms[0]["name"]
     specs = metric_specs(task.code or task.config, task.output_type)
-    n_boot, alpha = int(o.get("n_boot") or 1000), float(o.get("alpha") or 0.05)
+    n_boot, alpha = o.boot, o.level
     out: dict[str, Any] = {}
     for a in arms[1:]:
         ra, rb = results[base].records, results[a["name"]].records

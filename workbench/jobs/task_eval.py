@@ -12,14 +12,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from workbench.core.options import FEWSHOT_SEED
 from workbench.errors import ConfigError
-
-DEFAULT_FEWSHOT_SEED = 1234   # lm_eval's default sampler seed
 
 
 def task_eval_spec(task: str, *, model="default", trust_code: bool = False, include_paths=(), data: str | None = None,
                    num_fewshot: int | None = None, limit: int | None = None, method: str | None = None,
-                   fewshot_seed: int = DEFAULT_FEWSHOT_SEED):
+                   fewshot_seed: int = FEWSHOT_SEED):
     """The RunSpec of `workbench eval --task TASK ...`. Resolving every member task here refuses what cannot
     run (untrusted code, unsupported features) before any data or model loads."""
     from workbench.storage.lmeval_library import TaskLibrary
@@ -35,7 +34,7 @@ def task_eval_spec(task: str, *, model="default", trust_code: bool = False, incl
                           "run the tasks one by one with --data, or let each load its own dataset")
     opts = {"task": task, "trust_task_code": trust_code, "include_path": [str(p) for p in include_paths] or None,
             "num_fewshot": num_fewshot,
-            "fewshot_seed": fewshot_seed if fewshot_seed != DEFAULT_FEWSHOT_SEED else None}
+            "fewshot_seed": fewshot_seed if fewshot_seed != FEWSHOT_SEED else None}
     dref = DataRef(source=str(data) if data else f"lmeval:{task}", name=loaded[0].name if len(loaded) == 1 else task)
     return build_spec("eval", templates=[loaded[0].template], data=dref, model=model,
                       eval={"method": method, "limit": limit}, options=opts)
@@ -48,7 +47,7 @@ def run_task_eval(spec, session, *, progress: Callable | None = None, cancel: Ca
     from workbench.jobs.lmeval_run import run_tasks
 
     o = spec.options
-    lib = TaskLibrary(include_paths=o.get("include_path") or [])
+    lib = TaskLibrary(include_paths=o.include_path or [])
     data = None if spec.data.source.startswith("lmeval:") else spec.data.source
 
     def recorded(name, result):
@@ -65,7 +64,7 @@ def run_task_eval(spec, session, *, progress: Callable | None = None, cancel: Ca
                 "its results are complete")
             print(f"warning: {name} was not recorded in the run registry ({e})", file=sys.stderr)
 
-    return run_tasks(lib, o["task"], session, trust_code=bool(o.get("trust_task_code")), data=data,
-                     num_fewshot=o.get("num_fewshot"), limit=spec.eval.limit, method=spec.eval.method,
-                     fewshot_seed=int(o.get("fewshot_seed") or DEFAULT_FEWSHOT_SEED), on_task=recorded,
+    return run_tasks(lib, o.task, session, trust_code=o.trust_task_code, data=data,
+                     num_fewshot=o.num_fewshot, limit=spec.eval.limit, method=spec.eval.method,
+                     fewshot_seed=o.sampler_seed, on_task=recorded,
                      progress=progress, cancel=cancel)
