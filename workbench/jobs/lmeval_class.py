@@ -30,10 +30,10 @@ from collections.abc import Callable
 from typing import Any
 
 from workbench.core.lmeval_tasks import LmEvalTask
+from workbench.core.options import FEWSHOT_SEED
 from workbench.errors import ConfigError, DataError, TemplateError
 from workbench.jobs.lmeval_outputs import jsonable, generate_texts, rolling_logliks
 
-FEWSHOT_SEED = 1234
 REQUEST_TYPES = ("loglikelihood", "loglikelihood_rolling", "generate_until")
 
 

@@ -19,11 +19,10 @@ from typing import Any, Callable
 
 from workbench.core.config import EvalConfig
 from workbench.core.lmeval_tasks import FewshotPicker, LmEvalTask, to_doc
+from workbench.core.options import FEWSHOT_SEED  # lm-eval's default few-shot seed (the 4th value of `lm_eval --seed`)
 from workbench.storage.lmeval_data import task_data
 from workbench.storage.lmeval_library import TaskLibrary
 from workbench.errors import ConfigError
-
-FEWSHOT_SEED = 1234  # lm-eval's default few-shot seed (the 4th value of `lm_eval --seed`)
 
 
 @dataclass
